@@ -1,0 +1,196 @@
+"""The kfunc inventory of one tree at one revision: plain frozen data."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, field
+
+# Bump when the JSON of ``Inventory.to_json`` changes shape (README documents it).
+INVENTORY_SCHEMA = 1
+
+
+@dataclass(frozen=True)
+class Location:
+    path: str
+    line: int
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line}"
+
+
+@dataclass(frozen=True)
+class Param:
+    type: str
+    name: str
+    suffix: str = ""  # a verifier suffix (kfuncs.md §4) such as "__sz", or ""
+
+
+@dataclass(frozen=True)
+class Signature:
+    return_type: str
+    params: tuple[Param, ...]
+    variadic: bool = False
+
+    def render(self, name: str) -> str:
+        params = ", ".join(f"{p.type}{'' if p.type.endswith('*') else ' '}{p.name}".strip()
+                           for p in self.params) or "void"
+        if self.variadic:
+            params += ", ..."
+        sep = "" if self.return_type.endswith("*") else " "
+        return f"{self.return_type}{sep}{name}({params})"
+
+
+@dataclass(frozen=True)
+class KernelDoc:
+    line: int
+    summary: str
+    stability: str = ""  # the value of a "Stability:" line, lower-cased
+    deprecated: str = ""  # the text of a "Deprecated:" line
+    stability_line: int = 0
+    deprecated_line: int = 0
+
+
+@dataclass(frozen=True)
+class Definition:
+    location: Location
+    signature: Signature
+    static: bool
+    marked: bool  # carries __bpf_kfunc
+    guards: tuple[str, ...]
+    doc: KernelDoc | None
+
+
+@dataclass(frozen=True)
+class Membership:
+    """One kfunc set a kfunc is listed in, and what registering that set gives it."""
+    set_name: str
+    set_macro: str  # BTF_SET, BTF_SET8 or BTF_KFUNCS
+    location: Location  # the entry
+    flags: tuple[str, ...]
+    flags_text: str  # verbatim
+    prog_types: tuple[str, ...]  # "TRACING", ...; "UNSPEC" means every program type
+    filter: str  # name of a .filter callback that narrows the set, or ""
+    guards: tuple[str, ...]  # config guards of the set, entry and registration
+    via_macro: str = ""
+
+
+@dataclass(frozen=True)
+class Kfunc:
+    name: str
+    memberships: tuple[Membership, ...]
+    definition: Definition | None
+    test: bool
+
+    @property
+    def location(self) -> Location:
+        return self.memberships[0].location
+
+    @property
+    def flags(self) -> tuple[str, ...]:
+        return tuple(sorted({f for m in self.memberships for f in m.flags}))
+
+    @property
+    def prog_types(self) -> tuple[str, ...]:
+        return tuple(sorted({p for m in self.memberships for p in m.prog_types}))
+
+    @property
+    def guards(self) -> tuple[str, ...]:
+        """Config options the kfunc needs: those every membership and the definition share."""
+        sets = [set(m.guards) for m in self.memberships]
+        common = set.intersection(*sets) if sets else set()
+        if self.definition:
+            common |= set(self.definition.guards)
+        return tuple(sorted(common))
+
+    @property
+    def files(self) -> tuple[str, ...]:
+        paths = [m.location.path for m in self.memberships]
+        if self.definition:
+            paths.append(self.definition.location.path)
+        return tuple(dict.fromkeys(paths))
+
+
+@dataclass(frozen=True)
+class Diagnostic:
+    location: Location
+    code: str  # e.g. "set-unregistered", "no-definition", "unknown-flag"
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.location}: note[{self.code}]: {self.message}"
+
+
+@dataclass
+class Inventory:
+    commit: str
+    rev: str
+    kfuncs: dict[str, Kfunc]
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+    dtors: list[tuple[str, Location]] = field(default_factory=list)
+    tree_flags: tuple[str, ...] = ()  # KF_* flags include/linux/btf.h defines
+    stats: dict = field(default_factory=dict)
+
+    def selected(self, include_tests: bool) -> list[Kfunc]:
+        return [k for _, k in sorted(self.kfuncs.items()) if include_tests or not k.test]
+
+    def to_json(self, include_tests: bool = False) -> dict:
+        return {
+            "schema": INVENTORY_SCHEMA,
+            "commit": self.commit,
+            "rev": self.rev,
+            "include_tests": include_tests,
+            "count": len(self.selected(include_tests)),
+            "kfuncs": [kfunc_json(k) for k in self.selected(include_tests)],
+            "dtors": [{"name": n, "location": str(loc)} for n, loc in self.dtors],
+            "diagnostics": [{"location": str(d.location), "code": d.code, "message": d.message}
+                            for d in self.diagnostics],
+        }
+
+
+def kfunc_json(k: Kfunc) -> dict:
+    d = k.definition
+    return {
+        "name": k.name,
+        "test": k.test,
+        "flags": list(k.flags),
+        "prog_types": list(k.prog_types),
+        "guards": list(k.guards),
+        "sets": [{
+            "set": m.set_name, "macro": m.set_macro, "location": str(m.location),
+            "flags": list(m.flags), "flags_text": m.flags_text, "prog_types": list(m.prog_types),
+            "filter": m.filter or None, "guards": list(m.guards), "via_macro": m.via_macro or None,
+        } for m in k.memberships],
+        "definition": None if d is None else {
+            "location": str(d.location),
+            "signature": d.signature.render(k.name),
+            "return_type": d.signature.return_type,
+            "params": [asdict(p) for p in d.signature.params],
+            "variadic": d.signature.variadic,
+            "static": d.static,
+            "marked": d.marked,
+            "guards": list(d.guards),
+            "doc": None if d.doc is None else {
+                "line": d.doc.line, "summary": d.doc.summary,
+                "stability": d.doc.stability or None, "deprecated": d.doc.deprecated or None,
+            },
+        },
+    }
+
+
+_STABILITY = re.compile(r"^\s*Stability:\s*(\S+)\s*$", re.I | re.M)
+_DEPRECATED = re.compile(r"^\s*Deprecated:\s*(.*\S)\s*$", re.I | re.M)
+
+
+def kernel_doc(text: str, line: int) -> KernelDoc | None:
+    if not text:
+        return None
+    first = text.split("\n", 1)[0]
+    summary = first.split(" - ", 1)[1].strip() if " - " in first else first.strip()
+    stab = _STABILITY.search(text)
+    dep = _DEPRECATED.search(text)
+
+    def line_of(m):
+        return line + text[:m.start()].count("\n") + 1 if m else 0  # +1: the "/**" line
+
+    return KernelDoc(line, summary, stab.group(1).lower() if stab else "",
+                     dep.group(1) if dep else "", line_of(stab), line_of(dep))

@@ -1,0 +1,563 @@
+"""From a git tree to its kfunc inventory.
+
+Reading is the cost (a 6.12 tree has ~35,000 .c blobs, ~680 MB), so:
+
+- every directory's *summary* (which .c files below it matter) is cached by
+  tree id: a subtree that did not change between two revisions is not even
+  walked again;
+- every file that matters has its facts cached by blob id;
+- a cold read of many blobs is split over two processes (blob reads hold
+  the GIL, threads do not help).
+
+A file *matters* when it defines or registers kfunc sets ("P", parsed in
+full) or defines ``__bpf_kfunc`` functions ("D", parsed only when a kfunc
+listed elsewhere needs its definition).
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import posixpath
+import re
+from dataclasses import dataclass
+
+import pygit2
+
+from ..progress import Progress
+from ..state import State
+from .facts import FACTS_VERSION, FileFacts, entries_from_text, extract_facts
+from .flags import FLAGS, LEGACY_SET_FLAGS, parse_flags
+from .gitrepo import resolve
+from .csource import Macro, expand_macros, parse_csource
+from .model import (Definition, Diagnostic, Inventory, Kfunc, Location, Membership, Param,
+                    Signature, kernel_doc)
+
+_PRIMARY = (b"BTF_SET_START", b"BTF_SET8_START", b"BTF_KFUNCS_START", b"btf_kfunc_id_set",
+            b"check_kfunc_call", b"KFUNC_BTF_ID_SET")
+PARALLEL_THRESHOLD = 3000  # blobs; below this a second process costs more than it saves
+TEST_PATHS = ("tools/testing/", "net/bpf/test_run.c", "lib/test_")
+TREE_KEY = "tree:"
+
+
+def classify(data: bytes) -> str:
+    """'P' parse now, 'D' holds marked definitions, '' irrelevant."""
+    if b"kfunc" not in data and b"KFUNC" not in data and b"BTF_SET" not in data:
+        return ""
+    if any(m in data for m in _PRIMARY):
+        return "P"
+    return "D" if b"__bpf_kfunc" in data else ""
+
+
+def is_test_path(path: str) -> bool:
+    return any(path.startswith(p) for p in TEST_PATHS)
+
+
+@dataclass
+class _Relevant:
+    path: str
+    oid: str
+    cls: str
+
+
+# -- worker processes ----------------------------------------------------------
+
+_worker_repo: pygit2.Repository | None = None
+
+
+def _worker_init(repo_path: str, verify: bool) -> None:
+    global _worker_repo
+    pygit2.settings.enable_strict_hash_verification(verify)
+    _worker_repo = pygit2.Repository(repo_path)
+
+
+def _classify_chunk(chunk: list[tuple[str, str]]) -> list[tuple[str, str, str]]:
+    return _classify(_worker_repo, chunk)
+
+
+def _classify(repo: pygit2.Repository, chunk) -> list[tuple[str, str, str]]:
+    """[(path, oid)] -> [(oid, cls, facts json or "")] for the blobs that matter."""
+    odb = repo.odb
+    out = []
+    for path, oid in chunk:
+        data = odb.read(oid)[1]
+        cls = classify(data)
+        if cls == "P":
+            out.append((oid, cls, json.dumps(extract_facts(path, data).to_json())))
+        elif cls == "D":
+            out.append((oid, cls, ""))
+    return out
+
+
+class Scanner:
+    def __init__(self, repo: pygit2.Repository, state: State | None = None,
+                 progress: Progress | None = None, jobs: int | None = None,
+                 verify_objects: bool = False):
+        self.repo = repo
+        self.state = state
+        self.progress = progress or Progress(enabled=False)
+        self.jobs = jobs if jobs is not None else min(2, os.cpu_count() or 1)
+        self.verify_objects = verify_objects
+        # libgit2 re-hashes every object it reads unless told not to; process-wide
+        pygit2.settings.enable_strict_hash_verification(verify_objects)
+        self._facts_mem: dict[str, FileFacts] = {}
+        self.stats = {"blobs_read": 0, "trees_walked": 0, "files_parsed": 0}
+
+    # -- public -----------------------------------------------------------------
+
+    def inventory(self, rev: str) -> Inventory:
+        commit = resolve(self.repo, rev)
+        return self.inventory_of_commit(commit, rev)
+
+    def inventory_of_commit(self, commit: pygit2.Commit, rev: str | None = None) -> Inventory:
+        return self.inventory_of_tree(commit.tree, str(commit.id), rev or str(commit.id))
+
+    def inventory_of_tree(self, tree: pygit2.Tree, commit_id: str, rev: str) -> Inventory:
+        self.stats = {"blobs_read": 0, "trees_walked": 0, "files_parsed": 0}
+        relevant = self._relevant_files(tree, rev)
+        linker = _Linker(self, tree, relevant)
+        inv = linker.link()
+        inv.commit, inv.rev = commit_id, rev
+        inv.stats = dict(self.stats)
+        return inv
+
+    # -- reading ------------------------------------------------------------------
+
+    def read(self, oid) -> bytes:
+        self.stats["blobs_read"] += 1
+        return self.repo.odb.read(oid)[1]
+
+    def facts_of(self, path: str, oid: str, *, all_defs: bool = False) -> FileFacts:
+        key = oid + ("+all" if all_defs else "")
+        facts = self._facts_mem.get(key) or (None if all_defs else self._facts_mem.get(oid + "+all"))
+        if facts is not None:
+            return facts if facts.path == path else _repath(facts, path)
+        cached = self.state.load_facts(FACTS_VERSION, [key]).get(key) if self.state else None
+        if cached:
+            facts = FileFacts.from_json(json.loads(cached))
+        else:
+            facts = extract_facts(path, self.read(oid), all_defs=all_defs)
+            self.stats["files_parsed"] += 1
+            if self.state:
+                self.state.store_facts(FACTS_VERSION, {key: json.dumps(facts.to_json())})
+        self._facts_mem[key] = facts
+        return facts if facts.path == path else _repath(facts, path)
+
+    def _relevant_files(self, root: pygit2.Tree, rev: str) -> list[_Relevant]:
+        summaries: dict[str, list] = {}
+        uncached: list[tuple[pygit2.Tree, str]] = []
+        blobs: list[tuple[str, str]] = []
+        level = [(root, "")]
+        while level:
+            keys = [TREE_KEY + str(t.id) for t, _ in level]
+            cached = self.state.load_facts(FACTS_VERSION, keys) if self.state else {}
+            nxt = []
+            for tree, prefix in level:
+                key = str(tree.id)
+                if key in summaries:
+                    continue
+                hit = cached.get(TREE_KEY + key)
+                if hit is not None:
+                    summaries[key] = json.loads(hit)
+                    continue
+                summaries[key] = None  # computed below
+                uncached.append((tree, prefix))
+                self.stats["trees_walked"] += 1
+                for e in tree:
+                    if e.type == pygit2.enums.ObjectType.TREE:
+                        nxt.append((e, prefix + e.name + "/"))
+                    elif e.type == pygit2.enums.ObjectType.BLOB and e.name.endswith(".c"):
+                        blobs.append((prefix + e.name, str(e.id)))
+            level = nxt
+        results = self._classify_blobs(blobs, rev)
+        # summaries bottom-up (post-order: the same subtree may sit at several depths)
+        new_rows = {}
+
+        def summarise(tree: pygit2.Tree) -> list:
+            key = str(tree.id)
+            if summaries[key] is not None:
+                return summaries[key]
+            summary = []
+            for e in tree:
+                if e.type == pygit2.enums.ObjectType.TREE:
+                    summary.extend([e.name + "/" + r[0], r[1], r[2]] for r in summarise(e))
+                elif e.type == pygit2.enums.ObjectType.BLOB and str(e.id) in results:
+                    summary.append([e.name, str(e.id), results[str(e.id)]])
+            summaries[key] = summary
+            new_rows[TREE_KEY + key] = json.dumps(summary)
+            return summary
+
+        summarise(root)
+        if self.state and new_rows:
+            self.state.store_facts(FACTS_VERSION, new_rows)
+        return [_Relevant(p, o, c) for p, o, c in summaries[str(root.id)]]
+
+    def _classify_blobs(self, blobs: list[tuple[str, str]], rev: str) -> dict[str, str]:
+        """Read uncached blobs, parse the ones that matter; oid -> class."""
+        if not blobs:
+            return {}
+        todo = list(dict.fromkeys(blobs))
+        out: list[tuple[str, str, str]] = []
+        self.progress.start(f"scanning {rev}", len(todo), "files")
+        chunk_size = 500
+        chunks = [todo[i:i + chunk_size] for i in range(0, len(todo), chunk_size)]
+        if self.jobs > 1 and len(todo) >= PARALLEL_THRESHOLD:
+            ctx = multiprocessing.get_context("fork")
+            with ctx.Pool(self.jobs, _worker_init, (self.repo.path, self.verify_objects)) as pool:
+                for i, part in enumerate(pool.imap(_classify_chunk, chunks)):
+                    out.extend(part)
+                    self.progress.update(min((i + 1) * chunk_size, len(todo)))
+        else:
+            for i, chunk in enumerate(chunks):
+                out.extend(_classify(self.repo, chunk))
+                self.progress.update(min((i + 1) * chunk_size, len(todo)))
+        self.progress.done()
+        self.stats["blobs_read"] += len(todo)
+        rows = {}
+        for oid, cls, facts_json in out:
+            if cls == "P":
+                rows[oid] = facts_json
+                self.stats["files_parsed"] += 1
+                self._facts_mem[oid] = FileFacts.from_json(json.loads(facts_json))
+        if self.state:
+            self.state.store_facts(FACTS_VERSION, rows)
+        return {oid: cls for oid, cls, _ in out}
+
+
+def _repath(facts: FileFacts, path: str) -> FileFacts:
+    """The same blob at another path (a copied or moved file)."""
+    d = facts.to_json()
+    d["path"] = path
+    return FileFacts.from_json(d)
+
+
+# -- linking ----------------------------------------------------------------------
+
+_PROG_TYPE = re.compile(r"^BPF_PROG_TYPE_(\w+)$")
+_BPF_TYPES = re.compile(r"BPF_PROG_TYPE\s*\(\s*BPF_PROG_TYPE_(\w+)\s*,\s*(\w+)\s*,")
+
+
+@dataclass
+class _SetRef:
+    facts: FileFacts
+    idset: object  # facts.IdSet
+
+
+class _Linker:
+    """Joins per-file facts into kfuncs: set -> struct -> registration, entry -> definition."""
+
+    def __init__(self, scanner: Scanner, tree: pygit2.Tree, relevant: list[_Relevant]):
+        self.s = scanner
+        self.tree = tree
+        self.relevant = relevant
+        self.primary = [scanner.facts_of(r.path, r.oid) for r in relevant if r.cls == "P"]
+        self.diagnostics: list[Diagnostic] = []
+
+    def diag(self, path: str, line: int, code: str, message: str) -> None:
+        self.diagnostics.append(Diagnostic(Location(path, line), code, message))
+
+    def blob_at(self, path: str) -> bytes | None:
+        try:
+            entry = self.tree[path]
+        except KeyError:
+            return None
+        return self.s.read(entry.id) if entry.type == pygit2.enums.ObjectType.BLOB else None
+
+    def link(self) -> Inventory:
+        tree_flags = self._tree_flags()
+        self._expand_pending()
+        sets = self._set_index()
+        structs = {}  # (path, var) -> KsetStruct
+        for f in self.primary:
+            for st in f.structs:
+                structs[(f.path, st.var)] = (f, st)
+        # kfunc-set registrations: (facts, set) -> [(prog type, filter, guards)]
+        registered: dict[tuple[str, str], list] = {}
+        fmodret: set[tuple[str, str]] = set()
+        reached_structs = set()
+        dtors = []
+        for f in self.primary:
+            for call in f.calls:
+                if call.func == "register_btf_kfunc_id_set" and len(call.args) == 2:
+                    target = self._struct(structs, f, call.args[1])
+                    if target is None:
+                        self.diag(f.path, call.line, "struct-not-found",
+                                  f"registration names {call.args[1]}, which the scanner cannot find")
+                        continue
+                    reached_structs.add((target[0].path, target[1].var))
+                    pt = _PROG_TYPE.match(call.args[0])
+                    prog = pt.group(1) if pt else call.args[0]
+                    if not pt:
+                        self.diag(f.path, call.line, "prog-type-variable",
+                                  f"program type given as '{call.args[0]}': recorded verbatim")
+                    self._register_struct(sets, target, prog, call.guards, registered)
+                elif call.func == "register_btf_fmodret_id_set" and call.args:
+                    target = self._struct(structs, f, call.args[0])
+                    if target:
+                        reached_structs.add((target[0].path, target[1].var))
+                        s = target[1].fields.get("set", "").lstrip("&").strip()
+                        fmodret.add(s)
+                elif call.func == "register_btf_id_dtor_kfuncs":
+                    pass
+            for name, line in f.dtor_funcs:
+                dtors.append((name, Location(f.path, line)))
+        self._legacy(sets, registered)
+        for (path, var), (f, st) in structs.items():
+            if (path, var) not in reached_structs:
+                self.diag(path, st.line, "set-unregistered",
+                          f"kfunc id set {var} is never registered: its entries are not kfuncs")
+        for f in self.primary:
+            for idset in f.sets:
+                if idset.macro == "BTF_KFUNCS" and (f.path, idset.name) not in registered \
+                        and idset.name not in fmodret:
+                    self.diag(f.path, idset.line, "set-unregistered",
+                              f"kfunc set {idset.name} is never registered")
+        kfuncs = self._kfuncs(sets, registered, tree_flags)
+        return Inventory("", "", kfuncs, self.diagnostics, dtors, tree_flags)
+
+    # kfunc sets are file-scoped names in practice; a global lookup is the fallback
+    def _set_index(self) -> dict:
+        index = {}
+        for f in self.primary:
+            for idset in f.sets:
+                index[(f.path, idset.name)] = (f, idset)
+                index.setdefault(("", idset.name), (f, idset))
+        return index
+
+    def _struct(self, structs, f: FileFacts, arg: str):
+        var = arg.lstrip("&").strip()
+        hit = structs.get((f.path, var))
+        if hit:
+            return hit
+        found = [v for (p, n), v in structs.items() if n == var]
+        return found[0] if len(found) == 1 else None
+
+    def _resolve_set(self, sets, f: FileFacts, ref: str):
+        name = ref.lstrip("&").strip()
+        return sets.get((f.path, name)) or sets.get(("", name))
+
+    def _register_struct(self, sets, target, prog: str, guards, registered) -> None:
+        f, st = target
+        filt = st.fields.get("filter", "")
+        main = st.fields.get("set") or st.fields.get("check_set")
+        if not main:
+            self.diag(f.path, st.line, "struct-without-set", f"{st.var} names no .set")
+            return
+        hit = self._resolve_set(sets, f, main)
+        if hit is None:
+            self.diag(f.path, st.line, "set-not-found", f"{st.var} names set {main}, not found")
+            return
+        extra = {}
+        for field, flag in LEGACY_SET_FLAGS.items():
+            if field in st.fields:
+                other = self._resolve_set(sets, f, st.fields[field])
+                if other:
+                    extra[flag] = {e.name for e in other[1].entries}
+        key = (hit[0].path, hit[1].name)
+        registered.setdefault(key, []).append(
+            (prog, filt, list(st.guards) + [g for g in guards if g not in st.guards], extra, hit))
+
+    def _legacy(self, sets, registered) -> None:
+        """5.13-5.17: sets reached from a verifier_ops .check_kfunc_call callback."""
+        checks = {}  # function name -> [set or list names]
+        ops_of_check = {}
+        struct_ops_verifiers = set()
+        for f in self.primary:
+            for name, fd in f.defs.items():
+                if fd.set_checks:
+                    checks[name] = (f, fd)
+            for op in f.ops:
+                if op["check"]:
+                    ops_of_check.setdefault(op["check"], []).append((f, op))
+                if op["kind"] == "bpf_struct_ops" and op["verifier_ops"]:
+                    struct_ops_verifiers.add(op["verifier_ops"])
+        if not ops_of_check:
+            return
+        prog_of_ops = self._bpf_types()
+        module_sets = {}  # list name -> [(facts, set name)]
+        defined = {}
+        for f in self.primary:
+            for call in f.calls:
+                if call.func == "DEFINE_KFUNC_BTF_ID_SET" and len(call.args) == 2:
+                    defined[call.args[1]] = (f, call.args[0].lstrip("&").strip())
+        for f in self.primary:
+            for call in f.calls:
+                if call.func == "register_kfunc_btf_id_set" and len(call.args) == 2:
+                    var = call.args[1].lstrip("&").strip()
+                    if var in defined:
+                        module_sets.setdefault(call.args[0].lstrip("&").strip(), []).append(defined[var])
+        for check, ops in ops_of_check.items():
+            if check not in checks:
+                f, op = ops[0]
+                self.diag(f.path, op["line"], "check-not-found",
+                          f"check_kfunc_call callback {check} not found")
+                continue
+            cf, fd = checks[check]
+            progs = []
+            for f, op in ops:
+                if op["var"] in struct_ops_verifiers:
+                    progs.append("STRUCT_OPS")
+                elif op["var"] in prog_of_ops:
+                    progs.extend(prog_of_ops[op["var"]])
+                else:
+                    progs.append(op["var"])
+                    self.diag(f.path, op["line"], "prog-type-unknown",
+                              f"verifier ops {op['var']} maps to no program type in bpf_types.h")
+            for name in fd.set_checks:
+                targets = [(cf, name)] if self._resolve_set(sets, cf, name) else module_sets.get(name, [])
+                for tf, sname in targets:
+                    hit = self._resolve_set(sets, tf, sname)
+                    if hit is None:
+                        continue
+                    for prog in progs:
+                        registered.setdefault((hit[0].path, hit[1].name), []).append(
+                            (prog, "", list(hit[1].guards), {}, hit))
+
+    def _bpf_types(self) -> dict[str, list[str]]:
+        data = self.blob_at("include/linux/bpf_types.h")
+        out: dict[str, list[str]] = {}
+        if data:
+            for m in _BPF_TYPES.finditer(data.decode("utf-8", "replace")):
+                out.setdefault(m.group(2) + "_verifier_ops", []).append(m.group(1))
+        return out
+
+    def _tree_flags(self) -> tuple[str, ...]:
+        data = self.blob_at("include/linux/btf.h")
+        if not data:
+            return ()
+        return tuple(sorted({m.decode() for m in re.findall(rb"#\s*define\s+(KF_\w+)\b", data)}))
+
+    def _expand_pending(self) -> None:
+        """X-macro lists inside sets whose macros live in included headers."""
+        for f in self.primary:
+            for p in f.pending:
+                idset = next(s for s in f.sets if s.name == p.set_name)
+                header_macros = self._header_macros(f)
+                local = {n: Macro(n, tuple(v[0]) if v[0] is not None else None, v[1], 0)
+                         for n, v in p.local_macros.items()}
+
+                def lookup(name, local=local, header_macros=header_macros):
+                    return local.get(name) or header_macros.get(name)
+
+                if lookup(re.match(r"\w+", p.text).group(0)) is None:
+                    continue  # not a macro: stray text, e.g. a declaration
+                entries = entries_from_text(expand_macros(p.text, lookup), p.line, p.guards,
+                                            via=re.match(r"\w+", p.text).group(0))
+                if not entries:
+                    self.diag(f.path, p.line, "macro-unexpanded",
+                              f"{p.text[:60]} in set {p.set_name} expands to no entries")
+                idset.entries.extend(e for e in entries
+                                     if all(e.name != x.name for x in idset.entries))
+
+    def _header_macros(self, f: FileFacts) -> dict[str, Macro]:
+        out: dict[str, Macro] = {}
+        for name, angle in f.includes:
+            path = ("include/" + name) if angle else posixpath.normpath(
+                posixpath.join(posixpath.dirname(f.path), name))
+            data = self.blob_at(path)
+            if data is None:
+                continue
+            src = parse_csource(path, data)
+            for mname, defs in src.macros.items():
+                out.setdefault(mname, defs[-1])
+        return out
+
+    # -- kfuncs -------------------------------------------------------------------
+
+    def _kfuncs(self, sets, registered, tree_flags) -> dict[str, Kfunc]:
+        members: dict[str, list[tuple[Membership, FileFacts]]] = {}
+        for key, regs in registered.items():
+            f, idset = regs[0][4]
+            progs_seen = []
+            for prog, filt, guards, extra, _ in regs:
+                if prog not in progs_seen:
+                    progs_seen.append(prog)
+            filters = sorted({r[1] for r in regs if r[1]})
+            reg_guards = [set(r[2]) for r in regs]
+            common = set.intersection(*reg_guards) if reg_guards else set()
+            extra_all = {}
+            for r in regs:
+                for flag, names in r[3].items():
+                    extra_all.setdefault(flag, set()).update(names)
+            for e in idset.entries:
+                flags = set(parse_flags(e.flags))
+                flags |= {flag for flag, names in extra_all.items() if e.name in names}
+                for fl in sorted(flags):
+                    if fl not in FLAGS and fl not in tree_flags:
+                        self.diag(f.path, e.line, "unknown-flag",
+                                  f"{e.name}: flag {fl} is unknown: recorded verbatim, changes need review")
+                    elif fl not in FLAGS:
+                        self.diag(f.path, e.line, "unknown-flag",
+                                  f"{e.name}: flag {fl} (defined in include/linux/btf.h) has no "
+                                  "known semantics: changes need review")
+                guards = list(dict.fromkeys(list(common) + list(e.guards)))
+                m = Membership(idset.name, idset.macro, Location(f.path, e.line), tuple(sorted(flags)),
+                               e.flags, tuple(progs_seen), ",".join(filters), tuple(sorted(guards)),
+                               e.via_macro)
+                members.setdefault(e.name, []).append((m, f))
+        kfuncs = {}
+        defs_index = self._defs_index()
+        for name, ms in members.items():
+            ms.sort(key=lambda x: (x[0].location.path, x[0].location.line))
+            definition = self._definition(name, ms[0][1], defs_index)
+            if definition is None:
+                self.diag(ms[0][0].location.path, ms[0][0].location.line, "no-definition",
+                          f"{name}: no definition found in the tree")
+            test = (any(is_test_path(m.location.path) for m, _ in ms)
+                    or (definition is not None and is_test_path(definition.location.path))
+                    or name.startswith("bpf_kfunc_call_test"))
+            kfuncs[name] = Kfunc(name, tuple(m for m, _ in ms), definition, test)
+        return kfuncs
+
+    def _defs_index(self) -> dict[str, list]:
+        index: dict[str, list] = {}
+        for f in self.primary:
+            for name, fd in f.defs.items():
+                index.setdefault(name, []).append((f, fd))
+        return index
+
+    def _definition(self, name: str, set_facts: FileFacts, index) -> Definition | None:
+        fd, path = None, None
+        if name in set_facts.defs:
+            fd, path = set_facts.defs[name], set_facts.path
+        elif name in index:
+            f, fd = index[name][0]
+            path = f.path
+        else:
+            for f in self._secondary(set_facts.path):
+                if name in f.defs:
+                    fd, path = f.defs[name], f.path
+                    break
+        if fd is None:
+            return None
+        sig = Signature(fd.return_type, tuple(Param(p.type, p.name, p.suffix) for p in fd.params),
+                        fd.variadic)
+        return Definition(Location(path, fd.line), sig, fd.static, fd.marked, tuple(fd.guards),
+                          kernel_doc(fd.doc, fd.doc_line))
+
+    def _secondary(self, set_path: str):
+        """Files that may define a kfunc listed elsewhere, nearest first."""
+        seen = getattr(self, "_secondary_cache", None)
+        if seen is None:
+            seen = self._secondary_cache = {}
+        # 1. files with __bpf_kfunc definitions
+        for r in self.relevant:
+            if r.cls == "D":
+                yield self._cached_secondary(r.path, r.oid, seen)
+        # 2. the set file's own directory, then its parent
+        d = posixpath.dirname(set_path)
+        for directory in dict.fromkeys([d, posixpath.dirname(d)]):
+            try:
+                sub = self.tree[directory] if directory else self.tree
+            except KeyError:
+                continue
+            for e in sub:
+                if e.type == pygit2.enums.ObjectType.BLOB and e.name.endswith(".c"):
+                    path = posixpath.join(directory, e.name)
+                    yield self._cached_secondary(path, str(e.id), seen)
+
+    def _cached_secondary(self, path: str, oid: str, seen: dict) -> FileFacts:
+        if path not in seen:
+            seen[path] = self.s.facts_of(path, oid, all_defs=True)
+        return seen[path]

@@ -1,0 +1,142 @@
+"""policybot's state: one database, SQLite by default, PostgreSQL by URL.
+
+SQLAlchemy Core only (no ORM): the tables are few and the hot path, the
+parse cache, needs bulk reads. Every table is created on open; the schema
+version lives in ``meta`` so later migrations know where they start.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from .errors import ConfigError
+
+SCHEMA_VERSION = 1
+
+metadata = sa.MetaData()
+
+meta = sa.Table(
+    "meta", metadata,
+    sa.Column("key", sa.String(64), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+)
+# Parse results of C files, by blob id: a blob's content never changes.
+facts_cache = sa.Table(
+    "facts_cache", metadata,
+    sa.Column("oid", sa.String(64), primary_key=True),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("data", sa.Text, nullable=False),  # "" = no kfunc markers in the blob
+)
+# Revisions' first release tags and commit dates (promise dates), by commit id.
+commit_dates = sa.Table(
+    "commit_dates", metadata,
+    sa.Column("repo", sa.String(512), primary_key=True),
+    sa.Column("key", sa.String(300), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+)
+
+
+def default_state_dir() -> Path:
+    env = os.environ.get("POLICYBOT_STATE_DIR")
+    if env:
+        return Path(env)
+    xdg = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
+    return Path(xdg) / "policybot"
+
+
+class State:
+    def __init__(self, url: str | None = None, state_dir: str | os.PathLike | None = None):
+        self.state_dir = Path(state_dir) if state_dir else default_state_dir()
+        if not url:
+            self.state_dir.mkdir(parents=True, exist_ok=True)
+            url = f"sqlite:///{self.state_dir / 'policybot.sqlite'}"
+        self.url = url
+        try:
+            self.engine = sa.create_engine(url, future=True)
+            if self.engine.dialect.name == "sqlite":
+                sa.event.listen(self.engine, "connect", _sqlite_pragmas)
+            metadata.create_all(self.engine)
+            with self.engine.begin() as conn:
+                found = conn.execute(sa.select(meta.c.value).where(meta.c.key == "schema")).scalar()
+                if found is None:
+                    conn.execute(meta.insert().values(key="schema", value=str(SCHEMA_VERSION)))
+        except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError) as e:
+            raise ConfigError(f"state database URL {_redact(url)!r}: {e}") from None
+        except sa.exc.OperationalError as e:
+            raise ConfigError(f"state database {_redact(url)}: {e.orig}") from None
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    def insert_ignore(self, table: sa.Table):
+        if self.dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert
+        else:
+            from sqlalchemy.dialects.sqlite import insert
+        return insert(table).on_conflict_do_nothing()
+
+    def upsert(self, table: sa.Table, keys: list[str]):
+        if self.dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert
+        else:
+            from sqlalchemy.dialects.sqlite import insert
+        stmt = insert(table)
+        cols = {c.name: stmt.excluded[c.name] for c in table.columns if c.name not in keys}
+        return stmt.on_conflict_do_update(index_elements=keys, set_=cols)
+
+    # -- parse cache -------------------------------------------------------
+
+    def load_facts(self, version: int, oids: list[str] | None = None) -> dict[str, str]:
+        """Cached facts of the given blobs (all cached blobs if ``oids`` is None)."""
+        q = sa.select(facts_cache.c.oid, facts_cache.c.data).where(facts_cache.c.version == version)
+        out: dict[str, str] = {}
+        with self.engine.connect() as conn:
+            if oids is None:
+                for oid, data in conn.execute(q):
+                    out[oid] = data
+            else:
+                for i in range(0, len(oids), 500):
+                    chunk = oids[i:i + 500]
+                    for oid, data in conn.execute(q.where(facts_cache.c.oid.in_(chunk))):
+                        out[oid] = data
+        return out
+
+    def store_facts(self, version: int, rows: dict[str, str]) -> None:
+        if not rows:
+            return
+        with self.engine.begin() as conn:
+            conn.execute(self.upsert(facts_cache, ["oid"]),
+                         [{"oid": k, "version": version, "data": v} for k, v in rows.items()])
+
+    # -- small key/value caches --------------------------------------------
+
+    def get_cached(self, repo: str, key: str):
+        with self.engine.connect() as conn:
+            v = conn.execute(sa.select(commit_dates.c.value).where(
+                commit_dates.c.repo == repo, commit_dates.c.key == key)).scalar()
+        return None if v is None else json.loads(v)
+
+    def put_cached(self, repo: str, key: str, value) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(self.upsert(commit_dates, ["repo", "key"]),
+                         [{"repo": repo, "key": key, "value": json.dumps(value)}])
+
+
+def _sqlite_pragmas(dbapi_conn, _record):
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA busy_timeout=10000")
+    cur.close()
+
+
+def _redact(url: str) -> str:
+    try:
+        return sa.engine.make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return "<invalid url>"

@@ -1,0 +1,52 @@
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+
+
+@pytest.fixture(autouse=True)
+def _isolated_environment(tmp_path, monkeypatch):
+    """No test sees the user's git config, state or policybot config."""
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / ".config"))
+    monkeypatch.setenv("POLICYBOT_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.delenv("POLICYBOT_CONFIG", raising=False)
+
+
+def _kernel_cache() -> str:
+    return os.environ.get("POLICYBOT_KERNEL_CACHE") or str(Path.home() / ".cache" / "policybot-kernels")
+
+
+_KERNEL_CACHE = _kernel_cache()  # read before the autouse fixture moves HOME
+
+
+@pytest.fixture(scope="session")
+def kernel_repo() -> str:
+    """A bare repository with Debian's linux-source 6.1 (tag v6.1) and 6.12 (tag v6.12)."""
+    out = subprocess.run([str(ROOT / "scripts" / "kernel-trees"), _KERNEL_CACHE],
+                         check=True, capture_output=True, text=True)
+    return out.stdout.strip().splitlines()[-1]
+
+
+@pytest.fixture(scope="session")
+def kernel_state(tmp_path_factory):
+    """One parse cache for all real-tree tests of a session."""
+    from policybot.state import State
+    return State(state_dir=tmp_path_factory.mktemp("kernel-state"))
+
+
+@pytest.fixture(scope="session")
+def real_inventories(kernel_repo, kernel_state):
+    from policybot.kernel.gitrepo import open_repo
+    from policybot.kernel.scanner import Scanner
+    repo = open_repo(kernel_repo)
+    scanner = Scanner(repo, kernel_state)
+    return {rev: scanner.inventory(rev) for rev in ("v6.1", "v6.12")}
