@@ -110,8 +110,14 @@ class State:
         if not rows:
             return
         with self.engine.begin() as conn:
-            conn.execute(self.upsert(facts_cache, ["oid"]),
-                         [{"oid": k, "version": version, "data": v} for k, v in rows.items()])
+            if self.dialect == "sqlite":
+                # the bulk path of a cold scan: tens of thousands of rows, DB-API directly
+                conn.exec_driver_sql(
+                    "INSERT OR REPLACE INTO facts_cache (oid, version, data) VALUES (?, ?, ?)",
+                    [(k, version, v) for k, v in rows.items()])
+            else:
+                conn.execute(self.upsert(facts_cache, ["oid"]),
+                             [{"oid": k, "version": version, "data": v} for k, v in rows.items()])
 
     # -- small key/value caches --------------------------------------------
 

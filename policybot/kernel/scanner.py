@@ -39,11 +39,13 @@ _PRIMARY = (b"BTF_SET_START", b"BTF_SET8_START", b"BTF_KFUNCS_START", b"btf_kfun
 PARALLEL_THRESHOLD = 3000  # blobs; below this a second process costs more than it saves
 TEST_PATHS = ("tools/testing/", "net/bpf/test_run.c", "lib/test_")
 TREE_KEY = "tree:"
+BLOB_KEY = "class:"  # a blob's class; its facts (class P) are stored under the bare oid
 
 
 def classify(data: bytes) -> str:
     """'P' parse now, 'D' holds marked definitions, '' irrelevant."""
-    if b"kfunc" not in data and b"KFUNC" not in data and b"BTF_SET" not in data:
+    # every marker below contains "kfunc" or "BTF_": two fast scans reject most files
+    if b"kfunc" not in data and b"BTF_" not in data:
         return ""
     if any(m in data for m in _PRIMARY):
         return "P"
@@ -194,13 +196,36 @@ class Scanner:
         return [_Relevant(p, o, c) for p, o, c in summaries[str(root.id)]]
 
     def _classify_blobs(self, blobs: list[tuple[str, str]], rev: str) -> dict[str, str]:
-        """Read uncached blobs, parse the ones that matter; oid -> class."""
+        """Class of every blob ('P', 'D' or ''), reading only the ones not seen before."""
         if not blobs:
             return {}
         todo = list(dict.fromkeys(blobs))
+        known: dict[str, str] = {}
+        if self.state:
+            cached = self.state.load_facts(FACTS_VERSION, [BLOB_KEY + o for _, o in todo])
+            known = {k[len(BLOB_KEY):]: v for k, v in cached.items()}
+            todo = [(p, o) for p, o in todo if o not in known]
+        out: list[tuple[str, str, str]] = []
+        if todo:
+            out = self._read_and_classify(todo, rev)
+        classes = {o: "" for _, o in todo}
+        rows = {}
+        for oid, cls, facts_json in out:
+            classes[oid] = cls
+            if cls == "P":
+                rows[oid] = facts_json
+                self.stats["files_parsed"] += 1
+                self._facts_mem[oid] = FileFacts.from_json(json.loads(facts_json))
+        if self.state:
+            rows.update({BLOB_KEY + o: c for o, c in classes.items()})
+            self.state.store_facts(FACTS_VERSION, rows)
+        classes.update(known)
+        return {o: c for o, c in classes.items() if c}
+
+    def _read_and_classify(self, todo: list[tuple[str, str]], rev: str) -> list[tuple[str, str, str]]:
         out: list[tuple[str, str, str]] = []
         self.progress.start(f"scanning {rev}", len(todo), "files")
-        chunk_size = 500
+        chunk_size = 1000
         chunks = [todo[i:i + chunk_size] for i in range(0, len(todo), chunk_size)]
         if self.jobs > 1 and len(todo) >= PARALLEL_THRESHOLD:
             ctx = multiprocessing.get_context("fork")
@@ -214,15 +239,7 @@ class Scanner:
                 self.progress.update(min((i + 1) * chunk_size, len(todo)))
         self.progress.done()
         self.stats["blobs_read"] += len(todo)
-        rows = {}
-        for oid, cls, facts_json in out:
-            if cls == "P":
-                rows[oid] = facts_json
-                self.stats["files_parsed"] += 1
-                self._facts_mem[oid] = FileFacts.from_json(json.loads(facts_json))
-        if self.state:
-            self.state.store_facts(FACTS_VERSION, rows)
-        return {oid: cls for oid, cls, _ in out}
+        return out
 
 
 def _repath(facts: FileFacts, path: str) -> FileFacts:
@@ -433,7 +450,7 @@ class _Linker:
         for f in self.primary:
             for p in f.pending:
                 idset = next(s for s in f.sets if s.name == p.set_name)
-                header_macros = self._header_macros(f)
+                header_macros = self._header_macros(f, re.match(r"\w+", p.text).group(0))
                 local = {n: Macro(n, tuple(v[0]) if v[0] is not None else None, v[1], 0)
                          for n, v in p.local_macros.items()}
 
@@ -450,13 +467,13 @@ class _Linker:
                 idset.entries.extend(e for e in entries
                                      if all(e.name != x.name for x in idset.entries))
 
-    def _header_macros(self, f: FileFacts) -> dict[str, Macro]:
+    def _header_macros(self, f: FileFacts, wanted: str) -> dict[str, Macro]:
         out: dict[str, Macro] = {}
         for name, angle in f.includes:
             path = ("include/" + name) if angle else posixpath.normpath(
                 posixpath.join(posixpath.dirname(f.path), name))
             data = self.blob_at(path)
-            if data is None:
+            if data is None or wanted.encode() not in data:
                 continue
             src = parse_csource(path, data)
             for mname, defs in src.macros.items():
