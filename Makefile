@@ -19,7 +19,7 @@ setup: $(BIN)/policybot
 demo: setup
 	$(BIN)/python samples/make_sample.py $(VENV)/sample-linux
 	POLICYBOT_STATE_DIR=$(VENV)/state $(BIN)/policybot audit --repo $(VENV)/sample-linux \
-		--base v6.1 --rev v6.2 --config samples/policybot.toml; test $$? -le 1
+		--base v6.1 --rev v6.2 --policy config/policy.toml; test $$? -le 1
 
 test: setup
 	scripts/kernel-trees >/dev/null

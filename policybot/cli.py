@@ -66,6 +66,40 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=("table", "json", "csv"), default="table")
     p.add_argument("--include-tests", action="store_true", help="include test kfuncs")
     p.set_defaults(func=cmd_inventory)
+
+    p = sub.add_parser(
+        "audit", help="check a tree, or the changes between two revisions, against the promises",
+        description="Diff the kfunc inventories of --base and --rev, classify every change with the "
+                    "rule catalogue (policybot rules), and judge it against the declarations valid at "
+                    "--base and their promise dates. Without --base, audit the current state alone: "
+                    "declaration problems and promises expiring within the horizon.",
+        epilog="examples:\n  policybot audit --repo ~/linux --base v6.1 --rev v6.12\n"
+               "  policybot audit --repo linux.git --rev bpf-next/master --format json\n"
+               "  policybot audit --repo linux.git --base v6.11 --rev v6.12 --fail-on warning\n"
+               "\noutput lines: path:line: verdict[RULE]: kfunc what changed\n"
+               "verdicts: violation (breaks a live promise), warning, notice (a mail is due), info\n"
+               "exit status: 0 nothing at or above --fail-on, 1 findings at or above it, 2 error\n",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    _common(p)
+    p.add_argument("--base", metavar="REV", help="the revision whose promises count (e.g. last release)")
+    p.add_argument("--policy", metavar="FILE", default=os.environ.get("POLICYBOT_POLICY"),
+                   help="policy file (default: $POLICYBOT_POLICY, else built-in defaults; "
+                        "see config/policy.toml)")
+    p.add_argument("--fail-on", default="violation", metavar="LEVEL",
+                   help="lowest verdict that makes the exit status 1: violation (default), warning, "
+                        "notice, info, or never")
+    p.add_argument("--format", choices=("text", "json", "markdown"), default="text")
+    p.add_argument("--today", metavar="YYYY-MM-DD", help="judge current-state promises as of this date")
+    p.set_defaults(func=cmd_audit)
+
+    p = sub.add_parser("rules", help="list the rule catalogue",
+                       description="List every rule policybot applies, with its summary.")
+    p.add_argument("--format", choices=("text", "json"), default="text")
+    p.set_defaults(func=cmd_rules)
+    p = sub.add_parser("explain", help="explain one rule",
+                       description="Print a rule: what it compares, its verdict per level, the fix hint.")
+    p.add_argument("rule", metavar="RULE")
+    p.set_defaults(func=cmd_explain)
     return parser
 
 
@@ -111,6 +145,64 @@ def cmd_inventory(args) -> int:
         out.write(inventory_table(inv, args.include_tests))
     for d in inv.diagnostics:
         print(d, file=sys.stderr)
+    return 0
+
+
+def cmd_audit(args) -> int:
+    import datetime as dt
+
+    from .policy.audit import Auditor, check_fail_on
+    from .policy.config import load_policy
+    from .policy.rules import severity
+    from .report import render_json, render_markdown, render_text
+
+    fail_on = check_fail_on(args.fail_on)
+    policy = load_policy(args.policy)
+    today = None
+    if args.today:
+        try:
+            today = dt.date.fromisoformat(args.today)
+        except ValueError:
+            raise PolicybotError(f"--today: expected YYYY-MM-DD, got {args.today!r}") from None
+    scanner = _scanner(args)
+    result = Auditor(scanner.repo, scanner, policy, today).audit(args.rev, args.base)
+    render = {"text": render_text, "json": render_json, "markdown": render_markdown}[args.format]
+    sys.stdout.write(render(result))
+    worst = result.worst()
+    if fail_on != "never" and worst is not None and severity(worst) >= severity(fail_on):
+        return 1
+    return 0
+
+
+def cmd_rules(args) -> int:
+    from .policy.rules import catalogue
+    rules = catalogue()
+    if args.format == "json":
+        json.dump([{"id": r.id, "summary": r.summary, "compares": r.compares, "verdict": r.verdict,
+                    "hint": r.hint, "reference": r.reference, "aliases": list(r.aliases)}
+                   for r in rules.values()], sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        return 0
+    width = max(len(r) for r in rules)
+    for r in rules.values():
+        print(f"{r.id.ljust(width)}  {r.summary}")
+    return 0
+
+
+def cmd_explain(args) -> int:
+    from .policy.rules import LEVEL_KEYS, lookup
+    rule = lookup(args.rule)
+    if rule is None:
+        raise PolicybotError(f"unknown rule {args.rule!r} (see `policybot rules`)")
+    print(f"{rule.id}: {rule.summary}")
+    print(f"\ncompares: {rule.compares}")
+    print("\nverdict by the kfunc's status at the base:")
+    for level in LEVEL_KEYS:
+        print(f"  {level:15} {rule.verdict[level]}")
+    print(f"\nhint: {rule.hint}")
+    print(f"reference: {rule.reference}")
+    if rule.aliases:
+        print(f"aliases: {', '.join(rule.aliases)}")
     return 0
 
 

@@ -1,0 +1,367 @@
+"""``policybot audit``: hold every change between two revisions against what was promised.
+
+git tree -> inventory -> diff -> findings. The declarations and promise
+dates that count are those valid at the base; a change is judged on the
+date it landed (the head commit's date), current-state checks on ``today``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass, field, replace
+
+import pygit2
+
+from ..errors import InputError
+from ..kernel.gitrepo import resolve
+from ..kernel.model import Inventory, Location
+from ..kernel.scanner import Scanner
+from .config import Policy
+from .declarations import LEVELS, Declaration, Problem, Resolved, collect, parse_declaration_yaml
+from .diff import Change, diff
+from .history import History, PromiseDate, WindowEnd
+from .rules import catalogue, severity
+
+ACK_TRAILER = re.compile(r"^Kfunc-Break-Acked-by:\s*(.+?)\s*<([^>]+)>\s*$", re.M | re.I)
+
+
+@dataclass(frozen=True)
+class Promise:
+    """What a kfunc's declaration at the base promises, with dates."""
+    declaration: Declaration
+    level_key: str  # unstable, stable, expired, deprecating, deprecated, deprecated_due
+    since: PromiseDate | None
+    ends: WindowEnd | None  # stable window end, or the earliest removal for deprecated
+    stable_since: PromiseDate | None = None
+
+
+@dataclass(frozen=True)
+class Finding:
+    rule: str
+    kfunc: str
+    verdict: str
+    message: str
+    location: Location | None  # head location where there is one, else base
+    base_location: Location | None
+    head_location: Location | None
+    promise: Promise | None
+    hint: str
+    acknowledged: str = ""  # why the break is accepted, "" if it is not
+    notes: tuple[str, ...] = ()
+
+    @property
+    def counts(self) -> bool:
+        return not self.acknowledged
+
+
+@dataclass
+class AuditResult:
+    base: Inventory | None
+    head: Inventory
+    findings: list[Finding]
+    notes: list[str] = field(default_factory=list)
+    promises: dict[str, Promise] = field(default_factory=dict)
+
+    def worst(self) -> str | None:
+        counted = [f.verdict for f in self.findings if f.counts]
+        return max(counted, key=severity) if counted else None
+
+    def counts(self) -> dict[str, int]:
+        out = {v: 0 for v in ("violation", "warning", "notice", "info")}
+        for f in self.findings:
+            if f.counts:
+                out[f.verdict] += 1
+        out["acknowledged"] = sum(1 for f in self.findings if f.acknowledged)
+        return out
+
+
+class Auditor:
+    def __init__(self, repo: pygit2.Repository, scanner: Scanner, policy: Policy, today: dt.date | None = None):
+        self.repo = repo
+        self.scanner = scanner
+        self.policy = policy
+        self.today = today or dt.date.today()
+        self.history = History(repo, scanner.state)
+        self._manifest_cache: dict[str, dict] = {}
+
+    # -- declarations ---------------------------------------------------------------
+
+    def _manifest(self, commit: pygit2.Commit) -> tuple[str, str] | None:
+        try:
+            entry = commit.tree[self.policy.manifest]
+        except KeyError:
+            return None
+        return self.policy.manifest, self.repo[entry.id].data.decode("utf-8", "replace")
+
+    def _overlay(self) -> tuple[str, str] | None:
+        if not self.policy.overlay:
+            return None
+        try:
+            with open(self.policy.overlay, encoding="utf-8") as fh:
+                return self.policy.overlay, fh.read()
+        except OSError as e:
+            from ..errors import ConfigError
+            raise ConfigError(f"{self.policy.overlay}: {e.strerror}") from None
+
+    def declarations(self, inv: Inventory, commit: pygit2.Commit) -> tuple[dict[str, Resolved], list[Problem]]:
+        return collect(inv, self._manifest(commit), self._overlay(), self.policy.include_tests)
+
+    def _level_at(self, commit_id: str, decl: Declaration, inv_kfunc) -> str | None:
+        """The level ``decl``'s own source gives the kfunc at another commit."""
+        tree = self.repo[commit_id].tree
+        if decl.source == "manifest":
+            try:
+                blob = self.repo[tree[self.policy.manifest].id]
+            except KeyError:
+                return None
+            key = str(blob.id)
+            if key not in self._manifest_cache:
+                entries, _ = parse_declaration_yaml(blob.data.decode("utf-8", "replace"), "", overlay=False)
+                self._manifest_cache[key] = {n: f["level"] for n, _, f, _ in entries}
+            return self._manifest_cache[key].get(decl.kfunc)
+        path = decl.location.path
+        try:
+            entry = tree[path]
+        except KeyError:
+            return None
+        if decl.source == "kernel-doc":
+            facts = self.scanner.facts_of(path, str(entry.id), all_defs=True)
+            fd = facts.defs.get(decl.kfunc)
+            if not fd or not fd.doc:
+                return None
+            m = re.search(r"^\s*Stability:\s*(\S+)", fd.doc, re.M | re.I)
+            if m:
+                return m.group(1).lower()
+            return "deprecated" if re.search(r"^\s*Deprecated:", fd.doc, re.M | re.I) else None
+        if decl.source == "kf-flag":
+            facts = self.scanner.facts_of(path, str(entry.id))
+            for s in facts.sets:
+                for e in s.entries:
+                    if e.name == decl.kfunc and "KF_DEPRECATED" in e.flags:
+                        return "deprecated"
+            return None
+        return None
+
+    def _introduced(self, head: pygit2.Commit, decl: Declaration, levels: tuple[str, ...]) -> PromiseDate:
+        """When ``decl`` (at one of ``levels``) first appeared on head's first-parent line."""
+        commit = self.history.introduced(
+            str(head.id), lambda c: self._level_at(c, decl, None) in levels,
+            f"{decl.source}:{decl.kfunc}:{'/'.join(levels)}:{decl.location.path}")
+        return self.history.promise_date(commit, self.policy.date_from)
+
+    def _first_seen(self, head: pygit2.Commit, kfunc) -> PromiseDate:
+        """For overlay declarations without since: when the kfunc itself appeared."""
+        path = kfunc.location.path
+
+        def present(c: str) -> bool:
+            try:
+                entry = self.repo[c].tree[path]
+            except KeyError:
+                return False
+            facts = self.scanner.facts_of(path, str(entry.id))
+            return any(e.name == kfunc.name for s in facts.sets for e in s.entries)
+
+        commit = self.history.introduced(str(head.id), present, f"present:{kfunc.name}:{path}")
+        return self.history.promise_date(commit, self.policy.date_from)
+
+    def promise(self, resolved: Resolved, inv: Inventory, commit: pygit2.Commit, as_of: dt.date) -> Promise:
+        decl = resolved.effective
+        kfunc = inv.kfuncs[decl.kfunc]
+        if decl.level == "unstable":
+            return Promise(decl, "unstable", None, None)
+        since = self.history.since(decl.since) if decl.since else None
+        if since is None:
+            if decl.source == "overlay":
+                since = self._first_seen(commit, kfunc)
+            else:
+                since = self._introduced(commit, decl, (decl.level,))
+        if decl.level == "stable":
+            ends = self.history.window_end(since.date, self.policy.stable_window)
+            return Promise(decl, "stable" if as_of < ends.date else "expired", since, ends)
+        if decl.level == "deprecating":
+            return Promise(decl, "deprecating", since, None)
+        # deprecated: the notice period, and never before an earlier stable window ends
+        ends = self.history.window_end(since.date, self.policy.notice_period)
+        stable_since = None
+        if decl.source != "overlay":
+            chain_start = self._introduced(commit, decl, ("stable", "deprecating", "deprecated"))
+            if chain_start.commit and self._level_at(chain_start.commit, decl, kfunc) == "stable":
+                stable_since = chain_start
+                stable_end = self.history.window_end(chain_start.date, self.policy.stable_window)
+                if stable_end.date > ends.date:
+                    ends = stable_end
+        key = "deprecated" if as_of < ends.date else "deprecated_due"
+        return Promise(decl, key, since, ends, stable_since)
+
+    # -- the audit -------------------------------------------------------------------
+
+    def audit(self, head_rev: str, base_rev: str | None = None) -> AuditResult:
+        head_commit = resolve(self.repo, head_rev)
+        head = self.scanner.inventory_of_commit(head_commit, head_rev)
+        head_decls, head_problems = self.declarations(head, head_commit)
+        notes = []
+        if self.history.shallow:
+            notes.append("shallow clone: promise dates are commit dates of the oldest commits available")
+        elif not self.history.releases():
+            notes.append("no release tags (v<major>.<minor>): promise dates are commit dates")
+        findings = [self._problem(p) for p in head_problems]
+        if base_rev is None:
+            promises = {n: self.promise(r, head, head_commit, self.today) for n, r in head_decls.items()}
+            findings += self._expiring(promises, head)
+            return AuditResult(None, head, self._finish(findings, head), notes, promises)
+        base_commit = resolve(self.repo, base_rev)
+        if base_commit.id != head_commit.id and not self.repo.descendant_of(head_commit.id, base_commit.id):
+            notes.append(f"{base_rev} is not an ancestor of {head_rev}: comparing the two trees as they are")
+        base = self.scanner.inventory_of_commit(base_commit, base_rev)
+        base_decls, _ = self.declarations(base, base_commit)
+        as_of = dt.datetime.fromtimestamp(head_commit.commit_time, dt.timezone.utc).date()
+        promises = {n: self.promise(r, base, base_commit, as_of) for n, r in base_decls.items()}
+        acks = self._acks(base_commit, head_commit)
+        for change in diff(base, head, self.policy.include_tests):
+            promise = promises.get(change.kfunc)
+            rule = change.rule
+            if rule == "KFUNC_REMOVED" and promise and promise.level_key == "deprecated":
+                rule = "DEPRECATED_REMOVED_EARLY"
+            f = self._finding(rule, change.kfunc, change.message, change.base, change.head, promise)
+            if f:
+                findings.append(self._acknowledge(f, acks, base, head))
+        findings += self._lifecycle(base_decls, head_decls, promises, head, as_of)
+        return AuditResult(base, head, self._finish(findings, head), notes, promises)
+
+    def _verdict(self, rule: str, level_key: str) -> str:
+        override = self.policy.verdict_overrides.get(rule)
+        return override or catalogue()[rule].verdict[level_key]
+
+    def _finding(self, rule: str, kfunc: str, message: str, base: Location | None, head: Location | None,
+                 promise: Promise | None) -> Finding | None:
+        key = promise.level_key if promise else "unstable"
+        verdict = self._verdict(rule, key)
+        if verdict == "none":
+            return None
+        return Finding(rule, kfunc, verdict, message, head or base, base, head, promise, catalogue()[rule].hint)
+
+    def _problem(self, p: Problem) -> Finding:
+        verdict = self._verdict(p.rule, "unstable")
+        return Finding(p.rule, p.kfunc, verdict, p.message, p.location, None, p.location, None,
+                       catalogue()[p.rule].hint)
+
+    def earliest_removal(self, deprecated_on: dt.date, promise: Promise | None) -> dt.date:
+        """Notice period from ``deprecated_on``, and never before a live stable window ends."""
+        end = self.history.window_end(deprecated_on, self.policy.notice_period).date
+        if promise and promise.level_key == "stable" and promise.ends and promise.ends.date > end:
+            end = promise.ends.date
+        return end
+
+    def _lifecycle(self, base_decls, head_decls, promises, head: Inventory, as_of: dt.date) -> list[Finding]:
+        out = []
+        order = {lvl: i for i, lvl in enumerate(LEVELS)}
+        for name, res in head_decls.items():
+            new = res.effective
+            old = base_decls.get(name)
+            old_level = old.effective.level if old else "unstable"
+            promise = promises.get(name)
+            loc = new.location
+            if new.level in ("deprecating", "deprecated") and old_level != new.level:
+                removal = self.earliest_removal(as_of, promise)
+                f = self._finding("DEPRECATION_STARTED", name,
+                                  f"declared {new.level} ({new.source})"
+                                  + (f"; replacement: {new.replacement}" if new.replacement else "")
+                                  + (f"; {new.note}" if new.note and not new.replacement else "")
+                                  + f"; earliest removal {removal}",
+                                  old.effective.location if old else None, loc, promise)
+                if f:
+                    out.append(f)
+            elif old_level in ("stable", "deprecating", "deprecated") and order[new.level] < order[old_level] \
+                    and new.level == "unstable":
+                f = self._finding("STABILITY_DEMOTED", name, f"declared {new.level}, was {old_level}",
+                                  old.effective.location, loc, promise)
+                if f:
+                    out.append(f)
+        for name, old in base_decls.items():
+            if name in head.kfuncs and name not in head_decls and old.effective.level == "stable":
+                f = self._finding("STABILITY_DEMOTED", name, "declaration removed: now unstable by default",
+                                  old.effective.location, head.kfuncs[name].location, promises.get(name))
+                if f:
+                    out.append(f)
+        return out
+
+    def _expiring(self, promises: dict[str, Promise], head: Inventory) -> list[Finding]:
+        out = []
+        horizon = self.today + dt.timedelta(days=self.policy.expiring_horizon_days)
+        for name, p in promises.items():
+            if p.ends and self.today <= p.ends.date <= horizon:
+                what = "stable window" if p.level_key == "stable" else "notice period"
+                f = self._finding("PROMISE_EXPIRING", name, f"{what} ends {p.ends.date} "
+                                  f"({(p.ends.date - self.today).days} days)",
+                                  None, head.kfuncs[name].location, p)
+                if f:
+                    out.append(f)
+        return out
+
+    # -- acknowledged breaks ------------------------------------------------------------
+
+    def _acks(self, base: pygit2.Commit, head: pygit2.Commit) -> list[tuple[str, str, set[str], pygit2.Commit]]:
+        """(name, address, files changed, commit) for each Kfunc-Break-Acked-by trailer in base..head."""
+        out = []
+        walker = self.repo.walk(head.id, pygit2.enums.SortMode.TOPOLOGICAL)
+        walker.hide(base.id)
+        for c in walker:
+            acks = ACK_TRAILER.findall(c.message)
+            if not acks:
+                continue
+            parent = c.parents[0].tree if c.parents else None
+            d = self.repo.diff(parent, c.tree) if parent is not None else c.tree.diff_to_tree(swap=True)
+            files = {p for delta in d.deltas for p in (delta.old_file.path, delta.new_file.path)}
+            for name, addr in acks:
+                out.append((name, addr, files, c))
+        return out
+
+    def _acknowledge(self, f: Finding, acks, base: Inventory, head: Inventory) -> Finding:
+        if f.verdict != "violation":
+            return f
+        for entry in self.policy.allow:
+            if entry.kfunc == f.kfunc and entry.rule == f.rule:
+                if self.today <= entry.expires:
+                    return replace(f, acknowledged=f"allowlist ({self.policy.path}:{entry.line}): {entry.reason}")
+                f = replace(f, notes=f.notes + (f"allowlist entry {self.policy.path}:{entry.line} expired "
+                                                f"on {entry.expires}",))
+        kfunc = base.kfuncs.get(f.kfunc) or head.kfuncs.get(f.kfunc)
+        files = set(kfunc.files) if kfunc else set()
+        if f.kfunc in head.kfuncs:
+            files |= set(head.kfuncs[f.kfunc].files)
+        for name, addr, changed, commit in acks:
+            if not files & changed:
+                continue
+            maintainers = self._maintainers_of(commit, sorted(files & changed))
+            if maintainers is not None and addr.lower() not in maintainers:
+                f = replace(f, notes=f.notes + (f"Kfunc-Break-Acked-by {name} <{addr}> in {str(commit.id)[:12]} "
+                                                "ignored: not a maintainer of the kfunc's files",))
+                continue
+            return replace(f, acknowledged=f"Kfunc-Break-Acked-by: {name} <{addr}> ({str(commit.id)[:12]})")
+        return f
+
+    def _maintainers_of(self, commit: pygit2.Commit, files: list[str]) -> set[str] | None:
+        """Addresses of the files' maintainers, or None when the tree has no MAINTAINERS."""
+        try:
+            from ..mail.maintainers import load_maintainers
+        except ImportError:
+            return None
+        try:
+            commit.tree["MAINTAINERS"]
+        except KeyError:
+            return None
+        rec = load_maintainers(self.repo, commit.tree).for_files(files)
+        return {re.sub(r".*<([^>]+)>.*", r"\1", m).lower() for m in rec.maintainers}
+
+    def _finish(self, findings: list[Finding], head: Inventory) -> list[Finding]:
+        def key(f: Finding):
+            loc = f.location
+            return (-severity(f.verdict), loc.path if loc else "", loc.line if loc else 0, f.rule, f.kfunc)
+        return sorted(findings, key=key)
+
+
+def check_fail_on(level: str) -> str:
+    if level not in ("violation", "warning", "notice", "info", "never"):
+        raise InputError(f"--fail-on: unknown level {level!r} (violation, warning, notice, info, never)")
+    return level

@@ -1,0 +1,199 @@
+"""The policy file (config/policy.toml): windows, sources, allowlist. Errors name key and line."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import ConfigError
+from .rules import VERDICTS, catalogue
+
+LEVELS = ("unstable", "stable", "deprecating", "deprecated")
+_DURATION = re.compile(r"^\s*(\d+)\s*(y|m|w|d)\s*$")
+_RELEASES = re.compile(r"^\s*(\d+)\s*releases?\s*$")
+
+
+@dataclass(frozen=True)
+class Window:
+    """A support window: a duration, a number of releases, or both (the longer wins)."""
+    months: int = 0
+    days: int = 0
+    releases: int = 0
+
+    def __str__(self) -> str:
+        parts = []
+        if self.months:
+            parts.append(f"{self.months // 12}y" if self.months % 12 == 0 else f"{self.months}m")
+        if self.days:
+            parts.append(f"{self.days}d")
+        if self.releases:
+            parts.append(f"{self.releases} releases")
+        return " or ".join(parts) + (", whichever is longer" if len(parts) > 1 else "") if parts else "0d"
+
+
+@dataclass(frozen=True)
+class AllowEntry:
+    kfunc: str
+    rule: str
+    reason: str
+    expires: dt.date
+    line: int
+
+
+@dataclass
+class Policy:
+    path: str = "<defaults>"
+    stable_window: Window = Window(months=60)
+    notice_period: Window = Window(months=12)
+    date_from: str = "release"  # or "commit"
+    include_tests: bool = False
+    expiring_horizon_days: int = 90
+    manifest: str = "Documentation/bpf/kfunc-stability.yaml"
+    overlay: str | None = None  # path of the operator's overlay YAML
+    allow: list[AllowEntry] = field(default_factory=list)
+    verdict_overrides: dict[str, str] = field(default_factory=dict)
+
+
+def parse_window(text, where: str) -> Window:
+    months = days = releases = 0
+    items = text if isinstance(text, list) else [text]
+    for item in items:
+        if not isinstance(item, str):
+            raise ConfigError(f"{where}: expected a window like \"5y\", \"18m\" or \"6 releases\", got {item!r}")
+        for part in re.split(r"\s+or\s+|,", item):
+            m, r = _DURATION.match(part), _RELEASES.match(part)
+            if m:
+                n, unit = int(m.group(1)), m.group(2)
+                months += {"y": 12 * n, "m": n}.get(unit, 0)
+                days += {"w": 7 * n, "d": n}.get(unit, 0)
+            elif r:
+                releases = int(r.group(1))
+            else:
+                raise ConfigError(f"{where}: expected a window like \"5y\", \"18m\" or \"6 releases\", got {part.strip()!r}")
+    return Window(months, days, releases)
+
+
+def _line_of(text: str, key: str, table: str | None = None, nth: int = 0) -> int:
+    """Line of `key =` (inside [table] if given): tomllib reports no positions for values."""
+    lines = text.splitlines()
+    in_table = table is None
+    seen = 0
+    for i, ln in enumerate(lines, 1):
+        s = ln.strip()
+        if s.startswith("["):
+            name = s.strip("[]").strip()
+            in_table = table is None or name == table
+            if in_table and table and s.startswith("[[") and seen < nth:
+                seen += 1
+                in_table = False
+            continue
+        if in_table and re.match(rf"{re.escape(key)}\s*=", s):
+            return i
+    return 1
+
+
+def load_policy(path: str | os.PathLike | None) -> Policy:
+    if path is None:
+        return Policy()
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as e:
+        raise ConfigError(f"{path}: {e.strerror}") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: {e}") from None
+    return policy_from_dict(data, str(path), text)
+
+
+def policy_from_dict(data: dict, path: str, text: str = "") -> Policy:
+    p = Policy(path=path)
+    known = {"windows", "declarations", "audit", "allow", "verdicts"}
+    for key in data:
+        if key not in known:
+            raise ConfigError(f"{path}:{_line_of(text, key) if key not in known else 1}: unknown "
+                              f"section or key '{key}' (known: {', '.join(sorted(known))})")
+    windows = data.get("windows", {})
+    for key, value in windows.items():
+        where = f"{path}:{_line_of(text, key, 'windows')}: windows.{key}"
+        if key == "stable":
+            p.stable_window = parse_window(value, where)
+        elif key == "deprecated":
+            p.notice_period = parse_window(value, where)
+        else:
+            raise ConfigError(f"{where}: unknown window (known: stable, deprecated)")
+    decl = data.get("declarations", {})
+    for key, value in decl.items():
+        where = f"{path}:{_line_of(text, key, 'declarations')}: declarations.{key}"
+        if key == "manifest":
+            p.manifest = _string(value, where)
+        elif key == "overlay":
+            ov = Path(_string(value, where))
+            p.overlay = str(ov if ov.is_absolute() else Path(path).parent / ov)
+        elif key == "date_from":
+            if value not in ("release", "commit"):
+                raise ConfigError(f"{where}: must be \"release\" or \"commit\", got {value!r}")
+            p.date_from = value
+        else:
+            raise ConfigError(f"{where}: unknown key (known: manifest, overlay, date_from)")
+    audit = data.get("audit", {})
+    for key, value in audit.items():
+        where = f"{path}:{_line_of(text, key, 'audit')}: audit.{key}"
+        if key == "include_tests":
+            if not isinstance(value, bool):
+                raise ConfigError(f"{where}: must be true or false")
+            p.include_tests = value
+        elif key == "expiring_horizon":
+            w = parse_window(value, where)
+            p.expiring_horizon_days = w.months * 30 + w.days
+        else:
+            raise ConfigError(f"{where}: unknown key (known: include_tests, expiring_horizon)")
+    for rule, verdict in data.get("verdicts", {}).items():
+        where = f"{path}:{_line_of(text, rule, 'verdicts')}: verdicts.{rule}"
+        if rule not in catalogue():
+            raise ConfigError(f"{where}: unknown rule (see `policybot rules`)")
+        if verdict not in VERDICTS + ("none",):
+            raise ConfigError(f"{where}: unknown verdict {verdict!r} (one of {', '.join(VERDICTS)}, none)")
+        p.verdict_overrides[rule] = verdict
+    allow = data.get("allow", [])
+    if not isinstance(allow, list):
+        raise ConfigError(f"{path}:{_line_of(text, 'allow')}: 'allow' must be an array of tables ([[allow]])")
+    for i, entry in enumerate(allow):
+        line = _allow_line(text, i)
+        where = f"{path}:{line}: allow[{i}]"
+        missing = [k for k in ("kfunc", "rule", "reason", "expires") if k not in entry]
+        if missing:
+            raise ConfigError(f"{where}: missing {', '.join(missing)}")
+        if entry["rule"] not in catalogue():
+            raise ConfigError(f"{where}: unknown rule {entry['rule']!r} (see `policybot rules`)")
+        expires = entry["expires"]
+        if isinstance(expires, str):
+            try:
+                expires = dt.date.fromisoformat(expires)
+            except ValueError:
+                raise ConfigError(f"{where}: expires must be a date (YYYY-MM-DD)") from None
+        if not isinstance(expires, dt.date):
+            raise ConfigError(f"{where}: expires must be a date (YYYY-MM-DD)")
+        p.allow.append(AllowEntry(entry["kfunc"], entry["rule"], entry["reason"], expires, line))
+    return p
+
+
+def _allow_line(text: str, index: int) -> int:
+    n = -1
+    for i, ln in enumerate(text.splitlines(), 1):
+        if ln.strip() == "[[allow]]":
+            n += 1
+            if n == index:
+                return i
+    return 1
+
+
+def _string(value, where: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise ConfigError(f"{where}: must be a non-empty string")
+    return value

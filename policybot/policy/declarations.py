@@ -1,0 +1,195 @@
+"""Stability declarations, from the four sources of policy.md, in precedence order.
+
+1. the in-tree manifest (YAML; a malformed one is a finding, not a crash),
+2. ``Stability:`` / ``Deprecated:`` lines of the kfunc's kernel-doc,
+3. ``KF_DEPRECATED`` in its ``BTF_ID_FLAGS``,
+4. the operator's overlay (same schema, plus name and path globs; a
+   malformed overlay is the operator's error: exit 2 with file:line).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import dataclass
+
+import yaml
+
+from ..errors import ConfigError
+from ..kernel.model import Inventory, Kfunc, Location
+
+LEVELS = ("unstable", "stable", "deprecating", "deprecated")
+SOURCES = ("manifest", "kernel-doc", "kf-flag", "overlay")  # precedence order
+FIELDS = {"stability", "version", "since", "replacement", "note"}
+
+
+@dataclass(frozen=True)
+class Declaration:
+    kfunc: str
+    level: str
+    source: str
+    location: Location
+    version: int | None = None
+    since: str | None = None
+    replacement: str | None = None
+    note: str | None = None
+
+    def describe(self) -> str:
+        return f"{self.level} ({self.source}, {self.location})"
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A declaration that cannot be used: becomes a DECLARATION_* finding."""
+    rule: str
+    kfunc: str
+    location: Location
+    message: str
+
+
+@dataclass
+class Resolved:
+    """What holds for one kfunc: the winning declaration and everything else that was said."""
+    effective: Declaration | None
+    all: list[Declaration]
+
+
+def parse_declaration_yaml(text: str, path: str, *, overlay: bool) -> tuple[list, list[Problem]]:
+    """Entries [(pattern, kind, Declaration-without-name fields, line)] and problems."""
+    problems: list[Problem] = []
+
+    def problem(line: int, msg: str, kfunc: str = "") -> None:
+        if overlay:
+            raise ConfigError(f"{path}:{line}: {msg}")
+        problems.append(Problem("DECLARATION_INVALID", kfunc, Location(path, line), msg))
+
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None) or getattr(e, "context_mark", None)
+        line = mark.line + 1 if mark else 1
+        problem(line, f"invalid YAML: {getattr(e, 'problem', None) or e}")
+        return [], problems
+    if root is None:
+        return [], problems
+    if not isinstance(root, yaml.MappingNode):
+        problem(root.start_mark.line + 1, "expected a mapping with a 'kfuncs' key")
+        return [], problems
+    entries = []
+    allowed_top = {"kfuncs", "paths"} if overlay else {"kfuncs"}
+    for knode, vnode in root.value:
+        line = knode.start_mark.line + 1
+        if knode.value not in allowed_top:
+            problem(line, f"unknown key '{knode.value}' (expected {', '.join(sorted(allowed_top))})")
+            continue
+        if not isinstance(vnode, yaml.MappingNode):
+            problem(line, f"'{knode.value}' must be a mapping of names to declarations")
+            continue
+        for name_node, decl_node in vnode.value:
+            line = name_node.start_mark.line + 1
+            name = str(name_node.value)
+            if not isinstance(decl_node, yaml.MappingNode):
+                problem(line, f"{name}: expected a mapping with 'stability'", name)
+                continue
+            fields = {}
+            for fk, fv in decl_node.value:
+                if fk.value not in FIELDS:
+                    problem(fk.start_mark.line + 1, f"{name}: unknown field '{fk.value}' "
+                            f"(known: {', '.join(sorted(FIELDS))})", name)
+                    continue
+                fields[fk.value] = (fv.value, fk.start_mark.line + 1)
+            level = fields.get("stability", (None, line))
+            if level[0] not in LEVELS:
+                problem(level[1], f"{name}: stability must be one of {', '.join(LEVELS)}, "
+                        f"got {level[0]!r}", name)
+                continue
+            version = fields.get("version", (None,))[0]
+            if version is not None:
+                try:
+                    version = int(version)
+                except ValueError:
+                    problem(fields["version"][1], f"{name}: version must be a number", name)
+                    continue
+            entries.append((name, knode.value, {
+                "level": level[0], "version": version,
+                "since": _str(fields.get("since", (None,))[0]),
+                "replacement": _str(fields.get("replacement", (None,))[0]),
+                "note": _str(fields.get("note", (None,))[0]),
+            }, line))
+    return entries, problems
+
+
+def _str(v):
+    return None if v is None else str(v)
+
+
+def collect(inv: Inventory, manifest: tuple[str, str] | None, overlay: tuple[str, str] | None,
+            include_tests: bool = False) -> tuple[dict[str, Resolved], list[Problem]]:
+    """Declarations per kfunc. ``manifest``/``overlay`` are (path, text) or None."""
+    problems: list[Problem] = []
+    by_kfunc: dict[str, list[Declaration]] = {}
+
+    def add(d: Declaration) -> None:
+        by_kfunc.setdefault(d.kfunc, []).append(d)
+
+    kfuncs = {k.name: k for k in inv.selected(include_tests=True)}
+    if manifest:
+        path, text = manifest
+        entries, probs = parse_declaration_yaml(text, path, overlay=False)
+        problems += probs
+        for name, _, f, line in entries:
+            if name not in kfuncs:
+                problems.append(Problem("DECLARATION_UNKNOWN_KFUNC", name, Location(path, line),
+                                        f"is declared {f['level']} but no such kfunc exists"))
+                continue
+            add(Declaration(name, source="manifest", location=Location(path, line), **f))
+    for k in kfuncs.values():
+        doc = k.definition.doc if k.definition else None
+        if doc and (doc.stability or doc.deprecated):
+            loc = Location(k.definition.location.path, doc.stability_line or doc.deprecated_line or doc.line)
+            level = doc.stability or "deprecated"
+            if level not in LEVELS:
+                problems.append(Problem("DECLARATION_INVALID", k.name, loc,
+                                        f"kernel-doc says 'Stability: {level}', "
+                                        f"expected one of {', '.join(LEVELS)}"))
+            else:
+                add(Declaration(k.name, level, "kernel-doc", loc, note=doc.deprecated or None))
+        if "KF_DEPRECATED" in k.flags:
+            m = next(m for m in k.memberships if "KF_DEPRECATED" in m.flags)
+            add(Declaration(k.name, "deprecated", "kf-flag", m.location))
+    if overlay:
+        path, text = overlay
+        entries, _ = parse_declaration_yaml(text, path, overlay=True)
+        for pattern, kind, f, line in entries:
+            matched = [k for k in kfuncs.values() if _overlay_matches(k, pattern, kind)]
+            if not matched and not any(c in pattern for c in "*?["):
+                problems.append(Problem("DECLARATION_UNKNOWN_KFUNC", pattern, Location(path, line),
+                                        f"is declared {f['level']} but no such kfunc exists"))
+            for k in matched:
+                add(Declaration(k.name, source="overlay", location=Location(path, line), **f))
+    resolved = {}
+    for name, decls in by_kfunc.items():
+        decls.sort(key=lambda d: SOURCES.index(d.source))
+        # an overlay glob may match one kfunc through several entries: the first (most specific) wins
+        seen, unique = set(), []
+        for d in decls:
+            if d.source == "overlay" and "overlay" in seen:
+                continue
+            seen.add(d.source)
+            unique.append(d)
+        eff = unique[0]
+        for other in unique[1:]:
+            if other.level != eff.level:
+                problems.append(Problem(
+                    "DECLARATION_CONFLICT", name, other.location,
+                    f"{other.source} says {other.level}, {eff.source} at {eff.location} "
+                    f"says {eff.level}; {eff.source} wins"))
+        if name in kfuncs and (include_tests or not kfuncs[name].test):
+            resolved[name] = Resolved(eff, unique)
+    return resolved, problems
+
+
+def _overlay_matches(k: Kfunc, pattern: str, kind: str) -> bool:
+    if kind == "kfuncs":
+        return fnmatch.fnmatchcase(k.name, pattern)
+    return any(fnmatch.fnmatchcase(p, pattern) or p.startswith(pattern.rstrip("/") + "/")
+               for p in k.files)

@@ -1,0 +1,191 @@
+"""Dates from history: releases, when a declaration first appeared, when windows end.
+
+A release is a tag ``v<major>.<minor>`` (no -rc). The promise date of a
+declaration is the first release containing the commit that introduced it
+(or that commit's date, policy ``date_from = "commit"``). Results are
+cached in the state database by commit id, so a weekly run does not walk
+history again.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass
+from typing import Callable
+
+import pygit2
+
+from ..state import State
+from .config import Window
+
+RELEASE_TAG = re.compile(r"^v(\d+)\.(\d+)$")
+DAYS_PER_RELEASE = 63  # ~9 weeks: estimates windows counted in releases not yet made
+
+
+@dataclass(frozen=True)
+class Release:
+    name: str
+    commit: str
+    date: dt.date
+
+
+@dataclass(frozen=True)
+class PromiseDate:
+    date: dt.date
+    release: str | None  # the release that carried the declaration first
+    commit: str | None  # the commit that introduced it
+    how: str  # "release", "commit", "since", "fallback: ..." (said in output)
+
+
+@dataclass(frozen=True)
+class WindowEnd:
+    date: dt.date
+    estimated: bool  # counted in releases that do not exist yet
+
+
+def _date(ts: int, offset_min: int = 0) -> dt.date:
+    return dt.datetime.fromtimestamp(ts, dt.timezone(dt.timedelta(minutes=offset_min))).date()
+
+
+class History:
+    def __init__(self, repo: pygit2.Repository, state: State | None = None):
+        self.repo = repo
+        self.state = state
+        self.key = repo.path
+        self._releases: list[Release] | None = None
+        self._chains: dict[str, list[str]] = {}
+
+    @property
+    def shallow(self) -> bool:
+        return self.repo.is_shallow
+
+    def releases(self) -> list[Release]:
+        if self._releases is None:
+            out = []
+            for ref in self.repo.references.iterator(pygit2.enums.ReferenceFilter.TAGS):
+                name = ref.shorthand
+                if not RELEASE_TAG.match(name):
+                    continue
+                obj = self.repo[ref.target]
+                if isinstance(obj, pygit2.Tag):
+                    when = _date(obj.tagger.time, obj.tagger.offset) if obj.tagger else None
+                    commit = obj.peel(pygit2.Commit)
+                    when = when or _date(commit.commit_time, commit.commit_time_offset)
+                else:
+                    commit = obj.peel(pygit2.Commit)
+                    when = _date(commit.commit_time, commit.commit_time_offset)
+                out.append(Release(name, str(commit.id), when))
+            out.sort(key=lambda r: (r.date, tuple(int(x) for x in RELEASE_TAG.match(r.name).groups())))
+            self._releases = out
+        return self._releases
+
+    def release_named(self, name: str) -> Release | None:
+        return next((r for r in self.releases() if r.name == name), None)
+
+    def commit_date(self, commit_id: str) -> dt.date:
+        c = self.repo[commit_id]
+        return _date(c.commit_time, c.commit_time_offset)
+
+    def first_release_containing(self, commit_id: str) -> Release | None:
+        cached = self.state.get_cached(self.key, "release-of:" + commit_id) if self.state else None
+        if cached is not None:
+            return Release(*cached[:2], dt.date.fromisoformat(cached[2])) if cached else None
+        found = None
+        target = pygit2.Oid(hex=commit_id)
+        for rel in self.releases():
+            tip = pygit2.Oid(hex=rel.commit)
+            if tip == target or self.repo.descendant_of(tip, target):
+                found = rel
+                break
+        if self.state:
+            self.state.put_cached(self.key, "release-of:" + commit_id,
+                                  [found.name, found.commit, found.date.isoformat()] if found else [])
+        return found
+
+    def first_parent_chain(self, head: str) -> list[str]:
+        """head, its first parent, ... oldest last."""
+        if head not in self._chains:
+            chain = []
+            walker = self.repo.walk(pygit2.Oid(hex=head), pygit2.enums.SortMode.NONE)
+            walker.simplify_first_parent()
+            for c in walker:
+                chain.append(str(c.id))
+            self._chains[head] = chain
+        return self._chains[head]
+
+    def introduced(self, head: str, holds: Callable[[str], bool], cache_key: str) -> str:
+        """The oldest commit on head's first-parent line from which ``holds`` is true through head.
+
+        Binary search: assumes the property, once added, stays (a declaration
+        that was removed and re-added dates from its last addition only if the
+        search lands there; the common case is monotonic).
+        """
+        key = f"introduced:{cache_key}@{head}"
+        cached = self.state.get_cached(self.key, key) if self.state else None
+        if cached:
+            return cached
+        chain = self.first_parent_chain(head)
+        lo, hi = 0, len(chain) - 1  # holds(chain[0]) is known true
+        if holds(chain[hi]):
+            lo = hi
+        else:
+            while hi - lo > 1:
+                mid = (lo + hi) // 2
+                if holds(chain[mid]):
+                    lo = mid
+                else:
+                    hi = mid
+        if self.state:
+            self.state.put_cached(self.key, key, chain[lo])
+        return chain[lo]
+
+    def promise_date(self, commit_id: str, date_from: str) -> PromiseDate:
+        if self.shallow:
+            return PromiseDate(self.commit_date(commit_id), None, commit_id,
+                               "fallback: shallow clone, commit date")
+        if date_from == "commit":
+            return PromiseDate(self.commit_date(commit_id), None, commit_id, "commit")
+        rel = self.first_release_containing(commit_id)
+        if rel is None:
+            how = "fallback: no release tag contains it, commit date" if self.releases() else \
+                "fallback: no release tags, commit date"
+            return PromiseDate(self.commit_date(commit_id), None, commit_id, how)
+        return PromiseDate(rel.date, rel.name, commit_id, "release")
+
+    def since(self, value: str) -> PromiseDate | None:
+        """A ``since:`` override: a release tag or an ISO date."""
+        rel = self.release_named(value)
+        if rel:
+            return PromiseDate(rel.date, rel.name, None, "since")
+        try:
+            return PromiseDate(dt.date.fromisoformat(value), None, None, "since")
+        except ValueError:
+            return None
+
+    def window_end(self, start: dt.date, window: Window) -> WindowEnd:
+        """The later of duration and release count ("whichever is longer")."""
+        end, estimated = add_months(start, window.months) + dt.timedelta(days=window.days), False
+        if window.releases:
+            later = [r for r in self.releases() if r.date > start]
+            if len(later) >= window.releases:
+                by_releases = later[window.releases - 1].date
+                est = False
+            else:
+                last = later[-1].date if later else start
+                by_releases = last + dt.timedelta(days=DAYS_PER_RELEASE * (window.releases - len(later)))
+                est = True
+            if by_releases > end:
+                end, estimated = by_releases, est
+        return WindowEnd(end, estimated)
+
+
+def add_months(d: dt.date, months: int) -> dt.date:
+    y, m = divmod(d.month - 1 + months, 12)
+    year, month = d.year + y, m + 1
+    for day in (d.day, 30, 29, 28):
+        try:
+            return dt.date(year, month, day)
+        except ValueError:
+            continue
+    raise AssertionError("unreachable")
