@@ -215,6 +215,9 @@ class Auditor:
             notes.append(f"{base_rev} is not an ancestor of {head_rev}: comparing the two trees as they are")
         base = self.scanner.inventory_of_commit(base_commit, base_rev)
         base_decls, _ = self.declarations(base, base_commit)
+        # a declaration left behind by a removal is part of that removal's finding
+        findings = [f for f in findings
+                    if not (f.rule == "DECLARATION_UNKNOWN_KFUNC" and f.kfunc in base.kfuncs)]
         as_of = dt.datetime.fromtimestamp(head_commit.commit_time, dt.timezone.utc).date()
         promises = {n: self.promise(r, base, base_commit, as_of) for n, r in base_decls.items()}
         acks = self._acks(base_commit, head_commit)

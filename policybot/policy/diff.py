@@ -15,6 +15,8 @@ from ..kernel.model import Inventory, Kfunc, Location, Param
 
 TIGHTENING_ADDED = {"__k", "__szk", "__str", "__uninit"}
 TIGHTENING_REMOVED = {"__nullable", "__opt", "__ign"}
+# the mirror image: programs that verified before still do
+RELAXING = ({(None, s) for s in TIGHTENING_REMOVED} | {(s, None) for s in TIGHTENING_ADDED})
 _SAME_SUFFIX = {"__opt": "__nullable"}  # renamed in 7.0, same meaning
 _QUALIFIERS = {"const", "volatile", "__user", "__rcu", "__iomem", "__percpu", "__kernel",
                "__force", "__nocast", "__restrict", "restrict", "__must_check"}
@@ -146,6 +148,8 @@ def signature_changes(a: Kfunc, b: Kfunc) -> Iterator[Change]:
         if sa == sb:
             continue
         tight = (sb in TIGHTENING_ADDED) or (sa in TIGHTENING_REMOVED)
+        if not tight and (sa or None, sb or None) in RELAXING:
+            continue
         what = f"parameter {i} '{x.name}' became '{y.name}'"
         if tight:
             yield Change("KFUNC_PARAM_ANNOTATION_TIGHTENED", a.name,
