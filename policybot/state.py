@@ -40,6 +40,29 @@ commit_dates = sa.Table(
 )
 
 
+# Every mail policybot drafted: the once-only record and the send queue.
+mails = sa.Table(
+    "mails", metadata,
+    sa.Column("msgid", sa.String(255), primary_key=True),  # deterministic: see mail/message.py
+    sa.Column("kind", sa.String(20), nullable=False),  # review, notice, report
+    sa.Column("status", sa.String(20), nullable=False),  # queued, sent, failed (failed stays queued)
+    sa.Column("path", sa.Text, nullable=False),  # the file in the Maildir outbox
+    sa.Column("subject", sa.Text, nullable=False),
+    sa.Column("recipients", sa.Text, nullable=False),  # JSON list of envelope recipients
+    sa.Column("created", sa.DateTime, nullable=False),
+    sa.Column("sent", sa.DateTime, nullable=True),
+    sa.Column("attempts", sa.Integer, nullable=False, default=0),
+    sa.Column("last_error", sa.Text, nullable=True),
+)
+# What has been mailed about: one row per (patch, rule, kfunc) or notice key, so
+# nothing is mailed twice across runs and restarts.
+mailed_keys = sa.Table(
+    "mailed_keys", metadata,
+    sa.Column("key", sa.String(512), primary_key=True),
+    sa.Column("msgid", sa.String(255), nullable=False),
+)
+
+
 def default_state_dir() -> Path:
     env = os.environ.get("POLICYBOT_STATE_DIR")
     if env:
