@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 from .csource import CSource, expand_macros, parse_csource, split_top_level, _call_args
 
 # Bump when extraction changes: cached facts of an older version are ignored.
-FACTS_VERSION = 8
+FACTS_VERSION = 9
 
 SET_MACROS = {
     "BTF_SET_START": ("BTF_SET_END", "BTF_SET"),
@@ -425,9 +425,10 @@ def parse_params(text: str) -> tuple[list[Param], bool]:
 
 
 def _param(text: str) -> Param:
-    fp = re.match(r"(.*)\(\s*\*\s*(\w+)\s*\)\s*(\(.*\))$", text)
-    if fp:  # function pointer
-        return Param(norm(f"{fp.group(1)}(*){fp.group(3)}"), fp.group(2), suffix_of(fp.group(2)))
+    fp = re.match(r"(.*?)\(\s*\*?\s*(\w+)\s*\)\s*\((.*)\)$", text)
+    if fp:  # function pointer, or a function type (decays to one): "bool (less)(...)"
+        inner = ", ".join(type_text(_WORDS.findall(a)) for a in split_top_level(fp.group(3)))
+        return Param(f"{type_text(_WORDS.findall(fp.group(1)))} (*)({inner})", fp.group(2), suffix_of(fp.group(2)))
     arr = re.match(r"(.*?)(\w+)\s*(\[.*\])$", text)
     if arr:
         return Param(type_text(_WORDS.findall(arr.group(1))) + " " + arr.group(3).replace(" ", ""),

@@ -95,7 +95,7 @@ class Kfunc:
 
     @property
     def guards(self) -> tuple[str, ...]:
-        """Config options the kfunc needs: those every membership and the definition share."""
+        """Config options the kfunc needs: those common to all its memberships, plus the definition's."""
         sets = [set(m.guards) for m in self.memberships]
         common = set.intersection(*sets) if sets else set()
         if self.definition:
@@ -177,6 +177,7 @@ def kfunc_json(k: Kfunc) -> dict:
     }
 
 
+_BRIEF = re.compile(r"^(?:struct\s+|union\s+|enum\s+)?[\w.]+(?:\(\))?\s*[-:]\s*(.*)$")
 _STABILITY = re.compile(r"^\s*Stability:\s*(\S+)\s*$", re.I | re.M)
 _DEPRECATED = re.compile(r"^\s*Deprecated:\s*(.*\S)\s*$", re.I | re.M)
 
@@ -184,8 +185,16 @@ _DEPRECATED = re.compile(r"^\s*Deprecated:\s*(.*\S)\s*$", re.I | re.M)
 def kernel_doc(text: str, line: int) -> KernelDoc | None:
     if not text:
         return None
-    first = text.split("\n", 1)[0]
-    summary = first.split(" - ", 1)[1].strip() if " - " in first else first.strip()
+    # the brief description runs from "name() - " (or ":") to a blank or @arg line
+    lines = text.split("\n")
+    brief = []
+    for i, ln in enumerate(lines):
+        if i and (not ln.strip() or ln.lstrip().startswith("@")):
+            break
+        brief.append(ln.strip())
+    head = " ".join(brief)
+    m = _BRIEF.match(head)
+    summary = m.group(1).strip() if m else head.strip()
     stab = _STABILITY.search(text)
     dep = _DEPRECATED.search(text)
 

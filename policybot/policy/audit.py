@@ -87,9 +87,9 @@ class Auditor:
 
     # -- declarations ---------------------------------------------------------------
 
-    def _manifest(self, commit: pygit2.Commit) -> tuple[str, str] | None:
+    def _manifest(self, tree: pygit2.Tree) -> tuple[str, str] | None:
         try:
-            entry = commit.tree[self.policy.manifest]
+            entry = tree[self.policy.manifest]
         except KeyError:
             return None
         return self.policy.manifest, self.repo[entry.id].data.decode("utf-8", "replace")
@@ -104,8 +104,8 @@ class Auditor:
             from ..errors import ConfigError
             raise ConfigError(f"{self.policy.overlay}: {e.strerror}") from None
 
-    def declarations(self, inv: Inventory, commit: pygit2.Commit) -> tuple[dict[str, Resolved], list[Problem]]:
-        return collect(inv, self._manifest(commit), self._overlay(), self.policy.include_tests)
+    def declarations(self, inv: Inventory, tree: pygit2.Tree) -> tuple[dict[str, Resolved], list[Problem]]:
+        return collect(inv, self._manifest(tree), self._overlay(), self.policy.include_tests)
 
     def _level_at(self, commit_id: str, decl: Declaration, inv_kfunc) -> str | None:
         """The level ``decl``'s own source gives the kfunc at another commit."""
@@ -166,6 +166,7 @@ class Auditor:
         return self.history.promise_date(commit, self.policy.date_from)
 
     def promise(self, resolved: Resolved, inv: Inventory, commit: pygit2.Commit, as_of: dt.date) -> Promise:
+        """The promise of ``resolved``'s winning declaration at ``commit``, judged on ``as_of``."""
         decl = resolved.effective
         kfunc = inv.kfuncs[decl.kfunc]
         if decl.level == "unstable":
@@ -199,14 +200,14 @@ class Auditor:
     def audit(self, head_rev: str, base_rev: str | None = None) -> AuditResult:
         head_commit = resolve(self.repo, head_rev)
         head = self.scanner.inventory_of_commit(head_commit, head_rev)
-        head_decls, head_problems = self.declarations(head, head_commit)
         notes = []
         if self.history.shallow:
             notes.append("shallow clone: promise dates are commit dates of the oldest commits available")
         elif not self.history.releases():
             notes.append("no release tags (v<major>.<minor>): promise dates are commit dates")
-        findings = [self._problem(p) for p in head_problems]
         if base_rev is None:
+            head_decls, head_problems = self.declarations(head, head_commit.tree)
+            findings = [self._problem(p) for p in head_problems]
             promises = {n: self.promise(r, head, head_commit, self.today) for n, r in head_decls.items()}
             findings += self._expiring(promises, head)
             return AuditResult(None, head, self._finish(findings, head), notes, promises)
@@ -214,13 +215,24 @@ class Auditor:
         if base_commit.id != head_commit.id and not self.repo.descendant_of(head_commit.id, base_commit.id):
             notes.append(f"{base_rev} is not an ancestor of {head_rev}: comparing the two trees as they are")
         base = self.scanner.inventory_of_commit(base_commit, base_rev)
-        base_decls, _ = self.declarations(base, base_commit)
-        # a declaration left behind by a removal is part of that removal's finding
-        findings = [f for f in findings
-                    if not (f.rule == "DECLARATION_UNKNOWN_KFUNC" and f.kfunc in base.kfuncs)]
         as_of = dt.datetime.fromtimestamp(head_commit.commit_time, dt.timezone.utc).date()
-        promises = {n: self.promise(r, base, base_commit, as_of) for n, r in base_decls.items()}
-        acks = self._acks(base_commit, head_commit)
+        promises = self.promises_at(base, base_commit, as_of)
+        findings = self.judge(base, base_commit, head, head_commit.tree, promises, as_of,
+                              self._acks(base_commit, head_commit))
+        return AuditResult(base, head, self._finish(findings, head), notes, promises)
+
+    def promises_at(self, base: Inventory, base_commit: pygit2.Commit, as_of: dt.date) -> dict[str, Promise]:
+        decls, _ = self.declarations(base, base_commit.tree)
+        return {n: self.promise(r, base, base_commit, as_of) for n, r in decls.items()}
+
+    def judge(self, base: Inventory, base_commit: pygit2.Commit, head: Inventory, head_tree: pygit2.Tree,
+              promises: dict[str, Promise], as_of: dt.date, acks: list) -> list[Finding]:
+        """Findings of the change from ``base`` to ``head``, against the promises valid at the base."""
+        base_decls, _ = self.declarations(base, base_commit.tree)
+        head_decls, head_problems = self.declarations(head, head_tree)
+        # a declaration left behind by a removal is part of that removal's finding
+        findings = [self._problem(p) for p in head_problems
+                    if not (p.rule == "DECLARATION_UNKNOWN_KFUNC" and p.kfunc in base.kfuncs)]
         for change in diff(base, head, self.policy.include_tests):
             promise = promises.get(change.kfunc)
             rule = change.rule
@@ -230,7 +242,7 @@ class Auditor:
             if f:
                 findings.append(self._acknowledge(f, acks, base, head))
         findings += self._lifecycle(base_decls, head_decls, promises, head, as_of)
-        return AuditResult(base, head, self._finish(findings, head), notes, promises)
+        return self._finish(findings, head)
 
     def _verdict(self, rule: str, level_key: str) -> str:
         override = self.policy.verdict_overrides.get(rule)
@@ -304,8 +316,8 @@ class Auditor:
 
     # -- acknowledged breaks ------------------------------------------------------------
 
-    def _acks(self, base: pygit2.Commit, head: pygit2.Commit) -> list[tuple[str, str, set[str], pygit2.Commit]]:
-        """(name, address, files changed, commit) for each Kfunc-Break-Acked-by trailer in base..head."""
+    def _acks(self, base: pygit2.Commit, head: pygit2.Commit) -> list[tuple[str, str, set[str], pygit2.Tree, str]]:
+        """(name, address, files changed, tree, where) for each Kfunc-Break-Acked-by trailer in base..head."""
         out = []
         walker = self.repo.walk(head.id, pygit2.enums.SortMode.TOPOLOGICAL)
         walker.hide(base.id)
@@ -317,7 +329,7 @@ class Auditor:
             d = self.repo.diff(parent, c.tree) if parent is not None else c.tree.diff_to_tree(swap=True)
             files = {p for delta in d.deltas for p in (delta.old_file.path, delta.new_file.path)}
             for name, addr in acks:
-                out.append((name, addr, files, c))
+                out.append((name, addr, files, c.tree, str(c.id)[:12]))
         return out
 
     def _acknowledge(self, f: Finding, acks, base: Inventory, head: Inventory) -> Finding:
@@ -333,28 +345,28 @@ class Auditor:
         files = set(kfunc.files) if kfunc else set()
         if f.kfunc in head.kfuncs:
             files |= set(head.kfuncs[f.kfunc].files)
-        for name, addr, changed, commit in acks:
+        for name, addr, changed, tree, where in acks:
             if not files & changed:
                 continue
-            maintainers = self._maintainers_of(commit, sorted(files & changed))
+            maintainers = self._maintainers_of(tree, sorted(files & changed))
             if maintainers is not None and addr.lower() not in maintainers:
-                f = replace(f, notes=f.notes + (f"Kfunc-Break-Acked-by {name} <{addr}> in {str(commit.id)[:12]} "
+                f = replace(f, notes=f.notes + (f"Kfunc-Break-Acked-by {name} <{addr}> in {where} "
                                                 "ignored: not a maintainer of the kfunc's files",))
                 continue
-            return replace(f, acknowledged=f"Kfunc-Break-Acked-by: {name} <{addr}> ({str(commit.id)[:12]})")
+            return replace(f, acknowledged=f"Kfunc-Break-Acked-by: {name} <{addr}> ({where})")
         return f
 
-    def _maintainers_of(self, commit: pygit2.Commit, files: list[str]) -> set[str] | None:
+    def _maintainers_of(self, tree: pygit2.Tree, files: list[str]) -> set[str] | None:
         """Addresses of the files' maintainers, or None when the tree has no MAINTAINERS."""
         try:
             from ..mail.maintainers import load_maintainers
         except ImportError:
             return None
         try:
-            commit.tree["MAINTAINERS"]
+            tree["MAINTAINERS"]
         except KeyError:
             return None
-        rec = load_maintainers(self.repo, commit.tree).for_files(files)
+        rec = load_maintainers(self.repo, tree).for_files(files)
         return {re.sub(r".*<([^>]+)>.*", r"\1", m).lower() for m in rec.maintainers}
 
     def _finish(self, findings: list[Finding], head: Inventory) -> list[Finding]:

@@ -36,6 +36,12 @@ class Change:
     new_name: str | None = None
 
 
+# Structs the verifier treats as one argument kind under either name (so a
+# rename between them changes nothing for programs): kernel/bpf/btf.c
+# matches bpf_dynptr_kern in 6.1 and bpf_dynptr from 6.x as the dynptr argument.
+STRUCT_ALIASES = {"bpf_dynptr_kern": "bpf_dynptr"}
+
+
 def type_shape(text: str) -> tuple:
     """A C type as libbpf compares it: ('int',), ('struct', 'sk_buff', 1) ... qualifiers ignored."""
     words = [w for w in re.findall(r"[A-Za-z_]\w*|\*|\[\S*\]|\(\*\)", text) if w not in _QUALIFIERS]
@@ -44,7 +50,7 @@ def type_shape(text: str) -> tuple:
         return ("funcptr", depth)
     core = [w for w in words if w != "*" and not w.startswith("[")]
     if core and core[0] in ("struct", "union", "enum") and len(core) > 1:
-        return (core[0], core[1], depth)
+        return (core[0], STRUCT_ALIASES.get(core[1], core[1]), depth)
     if core and (all(w in _INT_WORDS for w in core) or (len(core) == 1 and _INT_TYPEDEF.match(core[0]))):
         return ("int", depth) if depth else ("int",)
     if core == ["void"]:
@@ -120,14 +126,10 @@ def signature_changes(a: Kfunc, b: Kfunc) -> Iterator[Change]:
         return
     loc_a, loc_b = a.definition.location, b.definition.location
     pa, pb = bpf_params(a), bpf_params(b)
-    if len(pb) > len(pa):
-        extra = ", ".join(f"{p.type} {p.name}".strip() for p in pb[len(pa):])
-        yield Change("KFUNC_PARAM_ADDED", a.name, f"takes {len(pb)} parameters instead of {len(pa)} "
-                     f"(added: {extra})", loc_a, loc_b)
-    elif len(pb) < len(pa):
-        gone = ", ".join(f"{p.type} {p.name}".strip() for p in pa[len(pb):])
-        yield Change("KFUNC_PARAM_REMOVED", a.name, f"takes {len(pb)} parameters instead of {len(pa)} "
-                     f"(removed: {gone})", loc_a, loc_b)
+    if len(pa) != len(pb):
+        rule = "KFUNC_PARAM_ADDED" if len(pb) > len(pa) else "KFUNC_PARAM_REMOVED"
+        yield Change(rule, a.name, f"takes {len(pb)} parameters instead of {len(pa)}: "
+                     f"({_plist(pa)}) became ({_plist(pb)})", loc_a, loc_b)
     ra, rb = a.definition.signature.return_type, b.definition.signature.return_type
     verdict = compare_types(ra, rb)
     if verdict == "changed":
@@ -156,6 +158,10 @@ def signature_changes(a: Kfunc, b: Kfunc) -> Iterator[Change]:
                          f"{what}: the verifier now {_suffix_effect(sa, sb)}", loc_a, loc_b)
         else:
             yield Change("KFUNC_NEEDS_REVIEW", a.name, f"{what}: argument annotation changed", loc_a, loc_b)
+
+
+def _plist(params) -> str:
+    return ", ".join(f"{p.type}{'' if p.type.endswith('*') else ' '}{p.name}".strip() for p in params) or "void"
 
 
 def _suffix_effect(old: str, new: str) -> str:

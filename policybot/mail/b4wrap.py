@@ -1,0 +1,200 @@
+"""The only module that touches b4 (pinned to 0.16.0: b4 has no stable Python API).
+
+b4 keeps its configuration in module globals and some of its paths call
+``sys.exit``; everything here configures it explicitly (no user git config,
+no network unless a thread is fetched), points its cache at policybot's
+state directory, and turns its failures into ``InputError``.
+
+What leaves this module is plain data (``Series``, ``Patch``), never b4 objects.
+"""
+
+from __future__ import annotations
+
+import email.message
+import email.policy
+import email.utils
+import logging
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import InputError
+
+B4_VERSION = "0.16.0"
+DEFAULT_INBOX = "https://lore.kernel.org/all"
+_DIFF_START = re.compile(r"^diff --git ", re.M)
+_SIG = re.compile(r"^-- ?$", re.M)
+
+
+@dataclass(frozen=True)
+class Patch:
+    msgid: str
+    subject: str  # the full subject, "[PATCH v2 3/7] bpf: ..."
+    counter: int
+    expected: int
+    revision: int
+    author_name: str
+    author_email: str
+    reply_to: str  # "" when the mail has none
+    to: tuple[str, ...]
+    cc: tuple[str, ...]
+    references: tuple[str, ...]  # msgids this patch replies to, oldest first
+    diff: str  # the unified diff of the patch, "" if it carries none
+    commit_message: str
+    trailers: tuple[tuple[str, str], ...]  # (name, value) from the patch and its follow-ups
+    date: str
+
+
+@dataclass
+class Series:
+    revision: int
+    subject: str
+    author: str
+    cover: Patch | None
+    patches: list[Patch]
+    base_commit: str | None
+    missing: list[int] = field(default_factory=list)
+    ignored: list[str] = field(default_factory=list)  # messages that are not part of the series
+
+
+def _b4(state_dir: str | os.PathLike | None, inbox_url: str | None = None, network: bool = False):
+    """Import and configure b4 for one call."""
+    if state_dir:
+        cache = Path(state_dir) / "b4"
+        cache.mkdir(parents=True, exist_ok=True)
+        os.environ["XDG_CACHE_HOME"] = str(cache / "cache")
+        os.environ["XDG_DATA_HOME"] = str(cache / "data")
+    import b4
+
+    if b4.__VERSION__ != B4_VERSION:
+        raise InputError(f"b4 {b4.__VERSION__} is installed; policybot is tested with b4 {B4_VERSION}")
+    logging.getLogger("b4").setLevel(logging.CRITICAL)
+    config = dict(b4.DEFAULT_CONFIG)
+    config["midmask"] = (inbox_url or DEFAULT_INBOX).rstrip("/") + "/%s"
+    b4.MAIN_CONFIG = config
+    b4.can_network = network
+    b4.LORENODE = None  # rebuilt from midmask on next use
+    return b4
+
+
+def read_messages(path: str | os.PathLike | None = None, data: bytes | None = None,
+                  state_dir=None) -> list[email.message.EmailMessage]:
+    """Messages from an mbox file, a Maildir, or raw mbox bytes (stdin)."""
+    b4 = _b4(state_dir)
+    try:
+        if data is not None:
+            msgs = b4.mailsplit_bytes(data)
+        else:
+            p = Path(path)
+            if not p.exists():
+                raise InputError(f"{p}: no such file or directory")
+            if p.is_dir() and not (p / "cur").is_dir():
+                raise InputError(f"{p}: not a Maildir (no cur/ new/ tmp/)")
+            if p.is_file():
+                head = p.read_bytes()[:5]
+                if head and head != b"From ":
+                    # not an mbox: a single message (as saved by a MUA) is accepted as is
+                    msgs = b4.mailsplit_bytes(b"From mboxrd@z Thu Jan  1 00:00:00 1970\n" + p.read_bytes())
+                    return [m for m in msgs if m.get("Message-ID")]
+            msgs = b4.get_msgs_from_mailbox_or_maildir(str(p))
+    except SystemExit:
+        raise InputError(f"{path or '<stdin>'}: b4 could not read the messages") from None
+    except (OSError, ValueError) as e:
+        raise InputError(f"{path or '<stdin>'}: cannot read messages: {e}") from None
+    return [m for m in msgs if m is not None]
+
+
+def fetch_thread(msgid: str, inbox_url: str, state_dir=None) -> list[email.message.EmailMessage]:
+    """The whole thread of ``msgid`` from a public-inbox server (``<url>/<msgid>/t.mbox.gz``)."""
+    b4 = _b4(state_dir, inbox_url, network=True)
+    msgid = msgid.strip().strip("<>")
+    try:
+        msgs = b4.get_pi_thread_by_msgid(msgid, nocache=True, quiet=True)
+    except SystemExit:
+        msgs = None
+    except Exception as e:  # liblore/requests errors: the server, not our input
+        raise InputError(f"{inbox_url}: cannot fetch <{msgid}>: {type(e).__name__}") from None
+    if not msgs:
+        raise InputError(f"{inbox_url}: no thread found for <{msgid}>")
+    return msgs
+
+
+def series_from_messages(msgs: list[email.message.EmailMessage], state_dir=None,
+                         source: str = "input") -> Series:
+    """The latest revision of the series among ``msgs``, in patch order."""
+    b4 = _b4(state_dir)
+    mbx = b4.LoreMailbox()
+    ignored = []
+    for msg in msgs:
+        if not msg.get("Message-ID"):
+            ignored.append(f"{_clean(str(msg.get('Subject', '(no subject)')))[:60]}: no Message-ID")
+            continue
+        try:
+            mbx.add_message(msg)
+        except (SystemExit, Exception) as e:  # one bad message must not sink the series
+            ignored.append(f"{_clean(str(msg.get('Message-ID', '?')))}: {type(e).__name__}")
+    try:
+        lser = mbx.get_series(codereview_trailers=False)
+    except SystemExit:
+        lser = None
+    if lser is None:
+        why = f" (skipped: {'; '.join(ignored)})" if ignored else ""
+        raise InputError(f"{source}: no patch series found (no message with a diff and a [PATCH] "
+                         f"subject){why}")
+    patches, missing = [], []
+    for i, lmsg in enumerate(lser.patches[1:], 1):
+        if lmsg is None:
+            missing.append(i)
+            continue
+        patches.append(_patch(b4, lmsg))
+    cover = _patch(b4, lser.patches[0]) if lser.patches and lser.patches[0] is not None else None
+    author = f"{lser.fromname} <{lser.fromemail}>" if lser.fromemail else ""
+    base = lser.base_commit
+    if base is None and cover is not None:
+        m = re.search(r"^base-commit:\s*([0-9a-f]{7,40})\s*$", cover.commit_message, re.M)
+        base = m.group(1) if m else None
+    return Series(lser.revision, lser.subject or "", author, cover, patches, base, missing, ignored)
+
+
+def _clean(value: str) -> str:
+    """Header values from the list are untrusted: no control characters survive."""
+    return re.sub(r"[\x00-\x1f\x7f]+", " ", value).strip()
+
+
+def _addresses(msg, header: str) -> tuple[str, ...]:
+    values = [str(v) for v in msg.get_all(header, [])]
+    out = []
+    for name, addr in email.utils.getaddresses(values):
+        addr = _clean(addr)
+        if "@" in addr:
+            out.append(email.utils.formataddr((_clean(name), addr)))
+    return tuple(out)
+
+
+def _patch(b4, lmsg) -> Patch:
+    msg = lmsg.msg
+    body = lmsg.body or ""
+    diff = ""
+    m = _DIFF_START.search(body)
+    commit_message = body[:m.start()] if m else body
+    if m:
+        rest = body[m.start():]
+        sig = _SIG.search(rest)
+        diff = rest[:sig.start()] if sig else rest
+    commit_message = commit_message.split("\n---\n", 1)[0]
+    trailers = []
+    for t in list(lmsg.trailers) + list(lmsg.followup_trailers):
+        name, value = getattr(t, "name", None), getattr(t, "value", None)
+        if name is None and isinstance(t, (tuple, list)):
+            name, value = t[0], t[1]
+        if name:
+            trailers.append((_clean(str(name)), _clean(str(value))))
+    reply_to = _addresses(msg, "Reply-To")
+    return Patch(
+        msgid=_clean(lmsg.msgid), subject=_clean(lmsg.full_subject), counter=lmsg.counter,
+        expected=lmsg.expected, revision=lmsg.revision, author_name=_clean(lmsg.fromname or ""),
+        author_email=_clean(lmsg.fromemail or ""), reply_to=reply_to[0] if reply_to else "",
+        to=_addresses(msg, "To"), cc=_addresses(msg, "Cc"),
+        references=tuple(_clean(r) for r in lmsg.references), diff=diff,
+        commit_message=commit_message, trailers=tuple(trailers), date=_clean(str(msg.get("Date", ""))))

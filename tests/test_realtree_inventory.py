@@ -1,0 +1,728 @@
+"""The scanner against the two real trees (Debian linux-source 6.1 and 6.12).
+
+Every expected value below was checked by reading the kernel source (grep,
+sed) by hand, not copied from the scanner's output; the comments give the
+file and line. The counts are re-derived by an independent helper
+(``independent_count``) that follows registration in the sources itself.
+
+Tests marked ``xfail(strict=True)`` document scanner bugs: they pass once
+the bug is fixed (and then the marker must go).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import pygit2
+import pytest
+
+pytestmark = pytest.mark.realtree
+
+REVS = ("v6.1", "v6.12")
+TEST_FILE_PREFIXES = ("tools/testing/", "net/bpf/test_run.c")
+
+
+# -- independent derivation of the kfunc list -----------------------------------------
+#
+# How the count is derived (no scanner code involved):
+#  1. Read every .c file of the tree that mentions "btf_kfunc_id_set" (from the
+#     extracted Debian tree when it exists and matches the tag, else from the
+#     git blobs of the tag). Comments and string literals are blanked.
+#  2. Each "struct btf_kfunc_id_set VAR = { ... .set = &SET ... }" maps VAR to SET.
+#  3. A SET is a kfunc set if some VAR naming it is passed to
+#     register_btf_kfunc_id_set(<prog type>, &VAR) in the same file. Sets passed
+#     only to register_btf_fmodret_id_set(&VAR) are fmod_ret allowlists, not kfuncs
+#     (net/mptcp/bpf.c, net/bpf/test_run.c's bpf_test_modify_return_ids), and
+#     BTF_SET_START allowlists (LSM hooks, d_path, verifier deny lists) are never
+#     passed to either, so they drop out.
+#  4. The body between BTF_SET8_START/BTF_KFUNCS_START(SET) and the matching _END
+#     is split into logical lines (backslash continuations joined). Preprocessor
+#     lines are skipped (so the "#define XDP_METADATA_KFUNC(_, __, name, ___)
+#     BTF_ID_FLAGS(func, name, ...)" body in net/core/xdp.c is not an entry), every
+#     "BTF_ID_FLAGS(func, NAME" on the other lines is an entry, and a line that is
+#     a lone identifier is an X-macro list: its #define is looked up in the
+#     file's <...> includes under include/ and each call of a function-like macro
+#     #defined inside the set body is expanded by position (that gives the three
+#     bpf_xdp_metadata_* kfuncs from include/net/xdp.h's XDP_METADATA_KFUNC_xxx).
+#  5. A kfunc is a test kfunc when a set listing it, or its definition, lives in
+#     tools/testing/ or net/bpf/test_run.c (the definition is looked up with a
+#     regex in those test files).
+#  6. "files" = distinct files holding a kfunc set that lists at least one kfunc.
+#
+# Results (also checked by a plain grep/awk pass, see test_kfuncs_md_count_is_naive):
+#   v6.1 : 68 kfuncs, 43 without test kfuncs, 11 files
+#   v6.12: 260 kfuncs, 201 without test kfuncs, 27 files
+# kfuncs.md's "258 (199)" for 6.12 is what a line-based grep gives: it takes the
+# macro parameter "name" of the #define at net/core/xdp.c:828 for a kfunc and
+# misses the three bpf_xdp_metadata_* kfuncs the X-macro expands to:
+# 260 - 3 + 1 = 258, and 201 - 3 + 1 = 199.
+
+_COMMENT_OR_STRING = re.compile(r'/\*.*?\*/|//[^\n]*|"(?:\\.|[^"\\\n])*"', re.S)
+
+
+def _strip(text: str) -> str:
+    return _COMMENT_OR_STRING.sub(lambda m: " " if m.group(0)[0] == "/" else '""', text)
+
+
+def _logical_lines(text: str) -> list[str]:
+    out, buf = [], ""
+    for ln in text.split("\n"):
+        if ln.endswith("\\"):
+            buf += ln[:-1] + " "
+            continue
+        out.append(buf + ln)
+        buf = ""
+    return out
+
+
+class _DirTree:
+    def __init__(self, root: Path):
+        self.root = root
+
+    def c_files(self, needle: bytes):
+        for d, dirs, files in os.walk(self.root):
+            dirs[:] = [x for x in dirs if x != ".git"]
+            for f in files:
+                if f.endswith(".c"):
+                    p = Path(d) / f
+                    data = p.read_bytes()
+                    if needle in data:
+                        yield str(p.relative_to(self.root)), data.decode("utf-8", "replace")
+
+    def read(self, path: str) -> str | None:
+        p = self.root / path
+        return p.read_text("utf-8", "replace") if p.is_file() else None
+
+
+class _GitTree:
+    def __init__(self, repo: pygit2.Repository, rev: str):
+        self.repo = repo
+        self.tree = repo.revparse_single(rev).peel(pygit2.Commit).tree
+
+    def c_files(self, needle: bytes):
+        stack = [(self.tree, "")]
+        while stack:
+            tree, prefix = stack.pop()
+            for e in tree:
+                if e.type == pygit2.enums.ObjectType.TREE:
+                    stack.append((self.repo[e.id], prefix + e.name + "/"))
+                elif e.name.endswith(".c"):
+                    data = self.repo.odb.read(e.id)[1]
+                    if needle in data:
+                        yield prefix + e.name, data.decode("utf-8", "replace")
+
+    def read(self, path: str) -> str | None:
+        try:
+            entry = self.tree[path]
+        except KeyError:
+            return None
+        return self.repo[entry.id].data.decode("utf-8", "replace")
+
+
+def source_tree(kernel_repo: str, rev: str):
+    """The extracted tree next to the repository if it holds the same release, else git."""
+    repo = pygit2.Repository(kernel_repo)
+    git = _GitTree(repo, rev)
+    extracted = Path(kernel_repo).parent / "src" / f"linux-source-{rev[1:]}"
+    if extracted.is_dir():
+        d = _DirTree(extracted)
+        if all(d.read(p) == git.read(p) for p in ("Makefile", "kernel/bpf/btf.c", "net/core/xdp.c")):
+            return d
+    return git
+
+
+def _is_test_file(path: str) -> bool:
+    return path.startswith(TEST_FILE_PREFIXES)
+
+
+def independent_count(tree) -> dict[str, dict]:
+    """kfunc name -> {"sets": files of the kfunc sets listing it, "test": bool}
+    (see the comment above)."""
+    files = dict(tree.c_files(b"btf_kfunc_id_set"))
+    kfuncs: dict[str, set[str]] = {}
+    for path, text in files.items():
+        code = _strip(text)
+        structs = {}
+        for m in re.finditer(r"struct\s+btf_kfunc_id_set\s+(\w+)\s*=\s*\{([^}]*)\}", code):
+            s = re.search(r"\.set\s*=\s*&\s*(\w+)", m.group(2))
+            if s:
+                structs[m.group(1)] = s.group(1)
+        registered = {structs[v] for v in re.findall(
+            r"register_btf_kfunc_id_set\s*\(\s*\w+\s*,\s*&\s*(\w+)\s*\)", code) if v in structs}
+        for set_name in registered:
+            m = re.search(r"BTF_(?:SET8|KFUNCS)_START\(\s*%s\s*\)(.*?)BTF_(?:SET8|KFUNCS)_END\(\s*%s\s*\)"
+                          % (set_name, set_name), code, re.S)
+            assert m, (path, set_name)
+            inner_macros: dict[str, tuple[list[str], str]] = {}
+            names = []
+            for ln in _logical_lines(m.group(1)):
+                st = ln.strip()
+                dm = re.match(r"#\s*define\s+(\w+)\(([^)]*)\)\s*(.*)", st)
+                if dm:
+                    inner_macros[dm.group(1)] = ([p.strip() for p in dm.group(2).split(",")], dm.group(3))
+                    continue
+                if st.startswith("#"):
+                    continue
+                names += re.findall(r"BTF_ID_FLAGS\s*\(\s*func\s*,\s*(\w+)", st)
+                lone = re.fullmatch(r"(\w+)", st)
+                if lone and lone.group(1) != "BTF_ID_UNUSED":
+                    body = None
+                    for inc in re.findall(r"#\s*include\s*<([^>]+)>", text):
+                        htext = tree.read("include/" + inc)
+                        for hl in _logical_lines(_strip(htext or "")):
+                            hm = re.match(r"\s*#\s*define\s+%s\s+(.*)" % lone.group(1), hl)
+                            if hm:
+                                body = hm.group(1)
+                    assert body, (path, st)
+                    for macro, (params, rep) in inner_macros.items():
+                        for call in re.finditer(r"\b%s\s*\(([^()]*)\)" % macro, body):
+                            args = dict(zip(params, (a.strip() for a in call.group(1).split(","))))
+                            expanded = re.sub(r"\b\w+\b", lambda t: args.get(t.group(0), t.group(0)), rep)
+                            names += re.findall(r"BTF_ID_FLAGS\s*\(\s*func\s*,\s*(\w+)", expanded)
+            for n in names:
+                kfuncs.setdefault(n, set()).add(path)
+    # definitions in test files make a kfunc listed elsewhere a test kfunc (step 5)
+    test_code = [_strip(t) for p, t in files.items() if _is_test_file(p)]
+    out = {}
+    for name, paths in kfuncs.items():
+        test = any(_is_test_file(p) for p in paths) or any(
+            re.search(r"(?m)^\w[^;{}()]*\b%s\s*\([^;{}]*\)\s*\{" % name, code) for code in test_code)
+        out[name] = {"sets": paths, "test": test}
+    return out
+
+
+@pytest.fixture(scope="module")
+def independent(kernel_repo):
+    return {rev: independent_count(source_tree(kernel_repo, rev)) for rev in REVS}
+
+
+# -- counts ----------------------------------------------------------------------------
+
+# (total, without test kfuncs, files holding kfunc sets): derived as described above
+EXPECTED_COUNTS = {"v6.1": (68, 43, 11), "v6.12": (260, 201, 27)}
+
+
+@pytest.mark.parametrize("rev", REVS)
+def test_independent_count_gives_verified_numbers(independent, rev):
+    k = independent[rev]
+    set_files = {p for v in k.values() for p in v["sets"]}
+    non_test = [n for n, v in k.items() if not v["test"]]
+    total, without_tests, nfiles = EXPECTED_COUNTS[rev]
+    assert len(k) == total
+    assert len(non_test) == without_tests
+    assert len(set_files) == nfiles
+
+
+@pytest.mark.parametrize("rev", REVS)
+def test_counts_match_independent_derivation(real_inventories, independent, rev):
+    inv = real_inventories[rev]
+    k = independent[rev]
+    assert set(inv.kfuncs) == set(k)
+    assert {n for n, kf in inv.kfuncs.items() if kf.test} == {n for n, v in k.items() if v["test"]}
+    for name, kf in inv.kfuncs.items():
+        assert {m.location.path for m in kf.memberships} == k[name]["sets"], name
+    total, without_tests, nfiles = EXPECTED_COUNTS[rev]
+    assert len(inv.kfuncs) == total
+    assert len(inv.selected(include_tests=False)) == without_tests
+    assert inv.to_json(include_tests=True)["count"] == total
+    assert len({m.location.path for kf in inv.kfuncs.values() for m in kf.memberships}) == nfiles
+
+
+def test_kfuncs_md_count_is_naive(real_inventories, kernel_repo):
+    """kfuncs.md's 258 for 6.12 = a line grep that counts the X-macro parameter 'name'."""
+    tree = source_tree(kernel_repo, "v6.12")
+    naive = set()
+    for path, text in tree.c_files(b"register_btf_kfunc_id_set"):
+        inside = False
+        for ln in text.split("\n"):
+            if re.search(r"BTF_(KFUNCS|SET8)_START", ln):
+                inside = True
+            m = re.search(r"BTF_ID_FLAGS\(func,\s*(\w+)", ln)
+            if inside and m:
+                naive.add(m.group(1))
+            if re.search(r"BTF_(KFUNCS|SET8)_END", ln):
+                inside = False
+    # fmod_ret-only names (net/mptcp/bpf.c:24, net/bpf/test_run.c:641,642,644)
+    naive -= {"update_socket_protocol", "bpf_modify_return_test", "bpf_modify_return_test2",
+              "bpf_fentry_test1"}
+    assert len(naive) == 258 and "name" in naive
+    kfuncs = real_inventories["v6.12"].kfuncs
+    xdp = {"bpf_xdp_metadata_rx_timestamp", "bpf_xdp_metadata_rx_hash", "bpf_xdp_metadata_rx_vlan_tag"}
+    assert (naive - {"name"}) | xdp == set(kfuncs)
+    assert "name" not in kfuncs
+
+
+# -- flags and program types ----------------------------------------------------------
+
+def test_bpf_task_acquire_6_12(real_inventories):
+    k = real_inventories["v6.12"].kfuncs["bpf_task_acquire"]
+    # kernel/bpf/helpers.c:3100 BTF_ID_FLAGS(func, bpf_task_acquire, KF_ACQUIRE | KF_RCU | KF_RET_NULL)
+    # in generic_btf_ids, registered at helpers.c:3194-3199
+    assert k.flags == ("KF_ACQUIRE", "KF_RCU", "KF_RET_NULL")
+    assert set(k.prog_types) == {"TRACING", "SCHED_CLS", "XDP", "STRUCT_OPS", "SYSCALL", "CGROUP_SKB"}
+    (m,) = k.memberships
+    assert (m.set_name, m.set_macro, str(m.location)) == ("generic_btf_ids", "BTF_KFUNCS",
+                                                         "kernel/bpf/helpers.c:3100")
+    assert str(k.definition.location) == "kernel/bpf/helpers.c:2389"
+    assert k.definition.signature.render("bpf_task_acquire") == \
+        "struct task_struct *bpf_task_acquire(struct task_struct *p)"
+    assert not k.test and k.guards == ()
+
+
+def test_flags_6_1(real_inventories):
+    ks = real_inventories["v6.1"].kfuncs
+    # net/bpf/test_run.c:751 ... KF_ACQUIRE | KF_RET_NULL | KF_KPTR_GET
+    assert ks["bpf_kfunc_call_test_kptr_get"].flags == ("KF_ACQUIRE", "KF_KPTR_GET", "KF_RET_NULL")
+    # kernel/trace/bpf_trace.c:1385 KF_ACQUIRE | KF_RET_NULL | KF_SLEEPABLE
+    assert ks["bpf_lookup_user_key"].flags == ("KF_ACQUIRE", "KF_RET_NULL", "KF_SLEEPABLE")
+    # net/netfilter/nf_conntrack_bpf.c:479 KF_ACQUIRE | KF_RET_NULL | KF_RELEASE
+    assert ks["bpf_ct_insert_entry"].flags == ("KF_ACQUIRE", "KF_RELEASE", "KF_RET_NULL")
+    # kernel/bpf/helpers.c:1820 crash_kexec KF_DESTRUCTIVE, TRACING only (helpers.c:1831)
+    assert ks["crash_kexec"].flags == ("KF_DESTRUCTIVE",)
+    assert ks["crash_kexec"].prog_types == ("TRACING",)
+    # nf_conntrack: XDP and SCHED_CLS (nf_conntrack_bpf.c:496-497)
+    assert set(ks["bpf_xdp_ct_lookup"].prog_types) == {"XDP", "SCHED_CLS"}
+    # test_run.c:1740-1742: SCHED_CLS, TRACING, SYSCALL
+    assert set(ks["bpf_kfunc_call_test1"].prog_types) == {"SCHED_CLS", "TRACING", "SYSCALL"}
+    assert ks["bpf_kfunc_call_test1"].flags == ()
+
+
+def test_flags_and_prog_types_6_12(real_inventories):
+    ks = real_inventories["v6.12"].kfuncs
+    # fs/bpf_fs_kfuncs.c:158-159, an entry over two lines; LSM only with a filter (:174-182)
+    k = ks["bpf_get_task_exe_file"]
+    assert k.flags == ("KF_ACQUIRE", "KF_RET_NULL", "KF_TRUSTED_ARGS")
+    assert k.prog_types == ("LSM",)
+    assert k.memberships[0].filter == "bpf_fs_kfuncs_filter"
+    # net/core/filter.c:12184 + registrations :12223-12233 (11 program types)
+    assert set(ks["bpf_dynptr_from_skb"].prog_types) == {
+        "SCHED_CLS", "SCHED_ACT", "SK_SKB", "SOCKET_FILTER", "CGROUP_SKB", "LWT_OUT", "LWT_IN",
+        "LWT_XMIT", "LWT_SEG6LOCAL", "NETFILTER", "TRACING"}
+    assert ks["bpf_dynptr_from_xdp"].prog_types == ("XDP",)
+    assert ks["bpf_sock_addr_set_sun_path"].prog_types == ("CGROUP_SOCK_ADDR",)
+    # kernel/trace/bpf_trace.c:3494-3495, KPROBE with bpf_kprobe_multi_filter
+    assert ks["bpf_session_cookie"].prog_types == ("KPROBE",)
+    assert ks["bpf_session_cookie"].memberships[0].filter == "bpf_kprobe_multi_filter"
+    # net/core/filter.c:12283 bpf_sock_destroy KF_TRUSTED_ARGS, TRACING, tracing_iter_filter
+    assert ks["bpf_sock_destroy"].memberships[0].filter == "tracing_iter_filter"
+    # kernel/bpf/crypto.c:356 KF_ACQUIRE | KF_RET_NULL | KF_SLEEPABLE, SYSCALL only (:393)
+    assert ks["bpf_crypto_ctx_create"].flags == ("KF_ACQUIRE", "KF_RET_NULL", "KF_SLEEPABLE")
+    assert ks["bpf_crypto_ctx_create"].prog_types == ("SYSCALL",)
+    assert set(ks["bpf_crypto_decrypt"].prog_types) == {"SCHED_CLS", "SCHED_ACT", "XDP"}
+    # kernel/bpf/helpers.c:3149 KF_ITER_NEW | KF_TRUSTED_ARGS | KF_RCU_PROTECTED
+    assert ks["bpf_iter_css_new"].flags == ("KF_ITER_NEW", "KF_RCU_PROTECTED", "KF_TRUSTED_ARGS")
+    # kernel/bpf/cpumask.c:427-452, registered TRACING/STRUCT_OPS/SYSCALL (:475-477)
+    assert set(ks["bpf_cpumask_create"].prog_types) == {"TRACING", "STRUCT_OPS", "SYSCALL"}
+    # hid: two sets (drivers/hid/bpf/hid_bpf_dispatch.c:591,606), STRUCT_OPS (:681) and SYSCALL (:687)
+    k = ks["hid_bpf_allocate_context"]
+    assert [m.set_name for m in k.memberships] == ["hid_bpf_kfunc_ids", "hid_bpf_syscall_kfunc_ids"]
+    assert set(k.prog_types) == {"STRUCT_OPS", "SYSCALL"}
+    assert k.flags == ("KF_ACQUIRE", "KF_RET_NULL", "KF_SLEEPABLE")
+    assert ks["hid_bpf_get_data"].prog_types == ("STRUCT_OPS",)
+
+
+def test_unspec_registration_6_12(real_inventories):
+    ks = real_inventories["v6.12"].kfuncs
+    # kernel/bpf/map_iter.c:217, :227 register_btf_kfunc_id_set(BPF_PROG_TYPE_UNSPEC, ...)
+    assert ks["bpf_map_sum_elem_count"].prog_types == ("UNSPEC",)
+    assert ks["bpf_map_sum_elem_count"].flags == ("KF_TRUSTED_ARGS",)
+    # kernel/bpf/arena.c:587-588, :598 (UNSPEC, its own static common_kfunc_set)
+    for name in ("bpf_arena_alloc_pages", "bpf_arena_free_pages"):
+        assert ks[name].prog_types == ("UNSPEC",)
+        assert ks[name].flags == ("KF_SLEEPABLE", "KF_TRUSTED_ARGS")
+        assert ks[name].memberships[0].set_name == "arena_kfuncs"
+    # kernel/bpf/helpers.c:3132-3171 common_btf_ids, :3203 UNSPEC
+    assert ks["bpf_rcu_read_lock"].prog_types == ("UNSPEC",)
+    assert ks["bpf_dynptr_slice"].prog_types == ("UNSPEC",)
+    # bpf_testmod.c:1329 UNSPEC
+    assert ks["bpf_kfunc_common_test"].prog_types == ("UNSPEC",)
+
+
+def test_sched_ext_6_12(real_inventories):
+    ks = real_inventories["v6.12"].kfuncs
+    scx = {n: k for n, k in ks.items() if n.startswith(("scx_", "bpf_iter_scx_"))}
+    # kernel/sched/ext.c sets at 6251, 6391, 6665, 6738, 6767, 7469 hold 38 distinct kfuncs
+    assert len(scx) == 38
+    assert {n for n, k in ks.items() if any(m.location.path == "kernel/sched/ext.c"
+                                            for m in k.memberships)} == set(scx)
+    for k in scx.values():
+        assert k.definition.location.path == "kernel/sched/ext.c"
+        assert "STRUCT_OPS" in k.prog_types
+        assert set(k.prog_types) <= {"STRUCT_OPS", "SYSCALL", "TRACING"}
+    # ext.c:6392 scx_kfunc_ids_enqueue_dispatch, STRUCT_OPS only (:7522)
+    assert ks["scx_bpf_dispatch"].prog_types == ("STRUCT_OPS",)
+    assert ks["scx_bpf_dispatch"].flags == ("KF_RCU",)
+    # ext.c:6768 scx_kfunc_ids_unlocked, STRUCT_OPS (:7528) and SYSCALL (:7530)
+    assert set(ks["scx_bpf_create_dsq"].prog_types) == {"STRUCT_OPS", "SYSCALL"}
+    assert ks["scx_bpf_create_dsq"].flags == ("KF_SLEEPABLE",)
+    # ext.c:6671 (dispatch) and :6771 (unlocked)
+    k = ks["scx_bpf_dispatch_from_dsq"]
+    assert [m.set_name for m in k.memberships] == ["scx_kfunc_ids_dispatch", "scx_kfunc_ids_unlocked"]
+    assert set(k.prog_types) == {"STRUCT_OPS", "SYSCALL"}
+    assert k.definition.signature.params[0].suffix == "__iter"
+    # ext.c:7470 scx_kfunc_ids_any: STRUCT_OPS, TRACING, SYSCALL (:7532-7536)
+    assert set(ks["scx_bpf_kick_cpu"].prog_types) == {"STRUCT_OPS", "TRACING", "SYSCALL"}
+    assert ks["bpf_iter_scx_dsq_new"].flags == ("KF_ITER_NEW", "KF_RCU_PROTECTED")
+    # ext.c:6739 and 6252: STRUCT_OPS only
+    assert ks["scx_bpf_reenqueue_local"].prog_types == ("STRUCT_OPS",)
+    assert ks["scx_bpf_select_cpu_dfl"].prog_types == ("STRUCT_OPS",)
+
+
+@pytest.mark.xfail(strict=True, reason="kernel/sched/ext.c is compiled only through "
+                   "kernel/sched/build_policy.c:62-64 '#ifdef CONFIG_SCHED_CLASS_EXT / "
+                   "#include \"ext.c\"'; the scanner records no guard for any sched_ext kfunc")
+def test_sched_ext_guard_6_12(real_inventories):
+    k = real_inventories["v6.12"].kfuncs["scx_bpf_dispatch"]
+    assert "CONFIG_SCHED_CLASS_EXT" in k.guards
+
+
+# -- look-alikes that are not kfuncs -------------------------------------------------
+
+NOT_KFUNCS = {
+    "v6.1": (
+        "security_file_permission", "vfs_truncate", "dentry_open",  # btf_allowlist_d_path, bpf_trace.c:939
+        "bpf_lsm_vm_enough_memory", "bpf_lsm_sock_graft",  # kernel/bpf/bpf_lsm.c:40, :74
+        "migrate_disable",  # verifier.c:15400 btf_id_deny
+        "bpf_modify_return_test",  # test_run.c: ALLOW_ERROR_INJECTION, no kfunc set
+    ),
+    "v6.12": (
+        "update_socket_protocol",  # net/mptcp/bpf.c:24, register_btf_fmodret_id_set (:34)
+        "bpf_modify_return_test", "bpf_modify_return_test2", "bpf_fentry_test1",  # test_run.c:641-644, :1795
+        "security_file_permission", "vfs_truncate", "dentry_open",  # bpf_trace.c:915 btf_allowlist_d_path
+        "bpf_lsm_vm_enough_memory", "bpf_lsm_bpf",  # kernel/bpf/bpf_lsm.c:39, :290
+        "migrate_disable", "__filemap_add_folio",  # verifier.c:22864 btf_id_deny, :22507
+        "name", "XDP_METADATA_KFUNC",  # the #define at net/core/xdp.c:828
+        # dtors (register_btf_id_dtor_kfuncs): cpumask.c:462, crypto.c:378, helpers.c:3126/3129,
+        # test_run.c:1777/1779
+        "bpf_cpumask_release_dtor", "bpf_crypto_ctx_release_dtor", "bpf_task_release_dtor",
+        "bpf_cgroup_release_dtor", "bpf_kfunc_call_test_release_dtor", "bpf_kfunc_call_memb_release_dtor",
+    ),
+}
+
+
+@pytest.mark.parametrize("rev", REVS)
+def test_look_alikes_are_not_kfuncs(real_inventories, rev):
+    kfuncs = real_inventories[rev].kfuncs
+    assert [n for n in NOT_KFUNCS[rev] if n in kfuncs] == []
+
+
+def test_fmodret_set_member_that_is_also_a_kfunc_6_12(real_inventories):
+    # bpf_modify_return_test_tp is in the fmod_ret set (test_run.c:643) and also in
+    # common_btf_ids (kernel/bpf/helpers.c:3161, UNSPEC); defined at net/bpf/test_run.c:589
+    k = real_inventories["v6.12"].kfuncs["bpf_modify_return_test_tp"]
+    assert [(m.set_name, str(m.location)) for m in k.memberships] == \
+        [("common_btf_ids", "kernel/bpf/helpers.c:3161")]
+    assert k.prog_types == ("UNSPEC",)
+    assert str(k.definition.location) == "net/bpf/test_run.c:589"
+    # defined in net/bpf/test_run.c: a test kfunc by the documented rule (that is why
+    # 6.12 has 201, not 202, kfuncs without test kfuncs)
+    assert k.test
+
+
+# -- definitions ---------------------------------------------------------------------
+
+def test_definitions_in_other_files(real_inventories):
+    v1, v12 = real_inventories["v6.1"].kfuncs, real_inventories["v6.12"].kfuncs
+    # listed in net/ipv4/bpf_tcp_ca.c:202 (6.1) / :193 (6.12), defined in tcp_cong.c
+    assert str(v1["tcp_reno_cong_avoid"].location) == "net/ipv4/bpf_tcp_ca.c:202"
+    assert str(v1["tcp_reno_cong_avoid"].definition.location) == "net/ipv4/tcp_cong.c:446"
+    assert not v1["tcp_reno_cong_avoid"].definition.marked  # 6.1 has no __bpf_kfunc
+    assert str(v12["tcp_reno_cong_avoid"].location) == "net/ipv4/bpf_tcp_ca.c:193"
+    assert str(v12["tcp_reno_cong_avoid"].definition.location) == "net/ipv4/tcp_cong.c:494"
+    assert v12["tcp_reno_cong_avoid"].definition.marked
+    assert not v12["tcp_reno_cong_avoid"].definition.static
+    # crash_kexec: listed in kernel/bpf/helpers.c, defined in kexec_core.c:984 (6.1) and
+    # crash_core.c:129 (6.12)
+    assert str(v1["crash_kexec"].definition.location) == "kernel/kexec_core.c:984"
+    assert str(v12["crash_kexec"].definition.location) == "kernel/crash_core.c:129"
+    # listed in helpers.c:3139, defined in kernel/bpf/bpf_iter.c:786
+    assert str(v12["bpf_iter_num_new"].definition.location) == "kernel/bpf/bpf_iter.c:786"
+    # listed in helpers.c:3142 and :3149, defined in kernel/bpf/task_iter.c:867 and
+    # kernel/bpf/cgroup_iter.c:310
+    assert str(v12["bpf_iter_task_vma_new"].definition.location) == "kernel/bpf/task_iter.c:867"
+    assert str(v12["bpf_iter_css_new"].definition.location) == "kernel/bpf/cgroup_iter.c:310"
+
+
+def test_static_definitions(real_inventories):
+    v1, v12 = real_inventories["v6.1"].kfuncs, real_inventories["v6.12"].kfuncs
+    # 6.1: the 20 tcp_bbr/tcp_cubic/tcp_dctcp kfuncs are "static void|u32 ..."
+    assert sorted(n for n, k in v1.items() if k.definition.static) == sorted(
+        n for n in v1 if n.startswith(("bbr_", "cubictcp_", "dctcp_")))
+    assert len([k for k in v1.values() if k.definition.static]) == 20
+    # 6.12: the same 20, plus bpf_testmod.c:734 "__bpf_kfunc static u32
+    # bpf_kfunc_call_test_static_unused_arg(u32 arg, u32 unused)"
+    static12 = {n for n, k in v12.items() if k.definition.static}
+    assert len(static12) == 21 and "bpf_kfunc_call_test_static_unused_arg" in static12
+    # net/ipv4/tcp_bbr.c:1027 "__bpf_kfunc static void bbr_main(struct sock *sk, u32 ack, int flag,
+    # const struct rate_sample *rs)"; 6.1 tcp_bbr.c:1026 had two parameters
+    assert v12["bbr_main"].definition.signature.render("bbr_main") == \
+        "void bbr_main(struct sock *sk, u32 ack, int flag, const struct rate_sample *rs)"
+    assert v1["bbr_main"].definition.signature.render("bbr_main") == \
+        "void bbr_main(struct sock *sk, const struct rate_sample *rs)"
+    assert str(v12["bbr_main"].definition.location) == "net/ipv4/tcp_bbr.c:1027"
+
+
+def _sig(k):
+    s = k.definition.signature
+    return s.return_type, [(p.type, p.name, p.suffix) for p in s.params]
+
+
+def test_signatures_6_1(real_inventories):
+    ks = real_inventories["v6.1"].kfuncs
+    # net/bpf/test_run.c:641-642 "noinline struct prog_test_ref_kfunc *\n
+    # bpf_kfunc_call_test_kptr_get(struct prog_test_ref_kfunc **pp, int a, int b)"
+    assert _sig(ks["bpf_kfunc_call_test_kptr_get"]) == (
+        "struct prog_test_ref_kfunc *",
+        [("struct prog_test_ref_kfunc **", "pp", ""), ("int", "a", ""), ("int", "b", "")])
+    # test_run.c:579 (unsigned long *scalar_ptr)
+    assert _sig(ks["bpf_kfunc_call_test_acquire"])[1] == [("unsigned long *", "scalar_ptr", "")]
+    # test_run.c:622 (struct prog_test_ref_kfunc *p, const int rdonly_buf_size)
+    assert _sig(ks["bpf_kfunc_call_test_get_rdonly_mem"]) == (
+        "int *", [("struct prog_test_ref_kfunc *", "p", ""), ("const int", "rdonly_buf_size", "")])
+    # net/netfilter/nf_conntrack_bpf.c:452 (const struct nf_conn___init *nfct, u32 status)
+    assert _sig(ks["bpf_ct_set_status"]) == (
+        "int", [("const struct nf_conn___init *", "nfct", ""), ("u32", "status", "")])
+    # nf_conntrack_bpf.c:331 ... u32 tuple__sz ... u32 opts__sz
+    assert [p[2] for p in _sig(ks["bpf_skb_ct_alloc"])[1]] == ["", "", "__sz", "", "__sz"]
+    # test_run.c:714 (void *mem, int mem__sz)
+    assert _sig(ks["bpf_kfunc_call_test_mem_len_pass1"])[1] == [("void *", "mem", ""),
+                                                                  ("int", "mem__sz", "__sz")]
+
+
+def test_signatures_6_12(real_inventories):
+    ks = real_inventories["v6.12"].kfuncs
+    # kernel/bpf/helpers.c:2589-2590
+    assert _sig(ks["bpf_dynptr_slice"]) == ("void *", [
+        ("const struct bpf_dynptr *", "p", ""), ("u32", "offset", ""),
+        ("void *", "buffer__opt", "__opt"), ("u32", "buffer__szk", "__szk")])
+    assert ks["bpf_dynptr_slice"].flags == ("KF_RET_NULL",)
+    # helpers.c:3059 (void *dst, u32 dst__sz, const void __user *unsafe_ptr__ign, u64 flags)
+    assert _sig(ks["bpf_copy_from_user_str"]) == ("int", [
+        ("void *", "dst", ""), ("u32", "dst__sz", "__sz"),
+        ("const void __user *", "unsafe_ptr__ign", "__ign"), ("u64", "flags", "")])
+    # helpers.c:2947-2948, return type on its own line
+    assert _sig(ks["bpf_iter_bits_new"]) == ("int", [
+        ("struct bpf_iter_bits *", "it", ""), ("const u64 *", "unsafe_ptr__ign", "__ign"),
+        ("u32", "nr_words", "")])
+    # drivers/hid/bpf/hid_bpf_dispatch.c:293-294 "__bpf_kfunc __u8 *\nhid_bpf_get_data(...)"
+    assert _sig(ks["hid_bpf_get_data"]) == ("__u8 *", [
+        ("struct hid_bpf_ctx *", "ctx", ""), ("unsigned int", "offset", ""),
+        ("const size_t", "rdwr_buf_size", "")])
+    # kernel/bpf/crypto.c:145-147
+    assert _sig(ks["bpf_crypto_ctx_create"]) == ("struct bpf_crypto_ctx *", [
+        ("const struct bpf_crypto_params *", "params", ""), ("u32", "params__sz", "__sz"),
+        ("int *", "err", "")])
+    # crypto.c:320-323 ... const struct bpf_dynptr *siv__nullable
+    assert _sig(ks["bpf_crypto_decrypt"])[1][-1] == ("const struct bpf_dynptr *", "siv__nullable",
+                                                      "__nullable")
+    # net/netfilter/nf_flow_table_bpf.c:58-60
+    assert _sig(ks["bpf_xdp_flow_lookup"]) == ("struct flow_offload_tuple_rhash *", [
+        ("struct xdp_md *", "ctx", ""), ("struct bpf_fib_lookup *", "fib_tuple", ""),
+        ("struct bpf_flowtable_opts *", "opts", ""), ("u32", "opts_len", "")])
+    # bpf_testmod.c:615 "__bpf_kfunc long noinline bpf_kfunc_call_test4(signed char a, short b, int c, long d)"
+    assert _sig(ks["bpf_kfunc_call_test4"]) == ("long", [
+        ("signed char", "a", ""), ("short", "b", ""), ("int", "c", ""), ("long", "d", "")])
+    # kernel/trace/bpf_trace.c:3483 "__bpf_kfunc __u64 *bpf_session_cookie(void)"
+    assert _sig(ks["bpf_session_cookie"]) == ("__u64 *", [])
+    # helpers.c:2743 "__bpf_kfunc __u32 bpf_dynptr_size(const struct bpf_dynptr *p)"
+    assert _sig(ks["bpf_dynptr_size"]) == ("__u32", [("const struct bpf_dynptr *", "p", "")])
+    # suffixes: helpers.c:2153, 2198, 2212, 2753; arena.c:563; fs/bpf_fs_kfuncs.c:108;
+    # kernel/bpf/task_iter.c:1124; ext.c:6629
+    assert [p.suffix for p in ks["bpf_obj_new_impl"].definition.signature.params] == ["__k", "__ign"]
+    assert [p.suffix for p in ks["bpf_obj_drop_impl"].definition.signature.params] == ["__alloc", "__ign"]
+    assert ks["bpf_refcount_acquire_impl"].definition.signature.params[0].suffix == "__refcounted_kptr"
+    assert ks["bpf_dynptr_clone"].definition.signature.params[1].suffix == "__uninit"
+    assert [p.suffix for p in ks["bpf_arena_alloc_pages"].definition.signature.params] == \
+        ["__map", "__ign", "", "", ""]
+    assert ks["bpf_get_dentry_xattr"].definition.signature.params[1] == \
+        type(ks["bpf_get_dentry_xattr"].definition.signature.params[1])("const char *", "name__str", "__str")
+    assert ks["bpf_iter_task_new"].definition.signature.params[1].suffix == "__nullable"
+    # scx_bpf_exit_bstr (ext.c:7064-7065): char *fmt, unsigned long long *data, u32 data__sz
+    assert _sig(ks["scx_bpf_exit_bstr"])[1] == [("s64", "exit_code", ""), ("char *", "fmt", ""),
+                                                 ("unsigned long long *", "data", ""),
+                                                 ("u32", "data__sz", "__sz")]
+
+
+def test_function_typed_parameters_6_12(real_inventories):
+    ks = real_inventories["v6.12"].kfuncs
+    less = ks["bpf_rbtree_add_impl"].definition.signature.params[2]
+    cb = ks["bpf_wq_set_callback_impl"].definition.signature.params[1]
+    assert (less.name, cb.name) == ("less", "callback_fn")
+    assert less.type.startswith("bool (*)(") and "less" not in less.type
+    assert cb.type.startswith("int (*)(") and "callback_fn" not in cb.type
+
+
+# -- config guards ---------------------------------------------------------------------
+
+def test_guards_6_1(real_inventories):
+    ks = real_inventories["v6.1"].kfuncs
+    # net/ipv4/tcp_bbr.c:1158-1159, tcp_cubic.c:491-492, tcp_dctcp.c:254-255:
+    # #ifdef CONFIG_X86 / #ifdef CONFIG_DYNAMIC_FTRACE around the entries
+    tcp = [n for n in ks if n.startswith(("bbr_", "cubictcp_", "dctcp_"))]
+    assert len(tcp) == 20
+    for n in tcp:
+        assert ks[n].guards == ("CONFIG_DYNAMIC_FTRACE", "CONFIG_X86")
+    # kernel/bpf/helpers.c:1819 #ifdef CONFIG_KEXEC_CORE
+    assert ks["crash_kexec"].guards == ("CONFIG_KEXEC_CORE",)
+    # kernel/trace/bpf_trace.c:1229 #ifdef CONFIG_KEYS ... :1388 CONFIG_SYSTEM_DATA_VERIFICATION
+    assert ks["bpf_key_put"].guards == ("CONFIG_KEYS",)
+    assert ks["bpf_verify_pkcs7_signature"].guards == ("CONFIG_KEYS", "CONFIG_SYSTEM_DATA_VERIFICATION")
+    assert ks["bpf_verify_pkcs7_signature"].definition.guards == \
+        ("CONFIG_KEYS", "CONFIG_SYSTEM_DATA_VERIFICATION")  # bpf_trace.c:1340
+    # net/netfilter/nf_conntrack_bpf.c: its only #if (CONFIG_NF_CONNTRACK_MARK, :235) is inside
+    # a function body, so no netfilter kfunc has a guard
+    for n in ("bpf_ct_set_timeout", "bpf_xdp_ct_lookup", "bpf_ct_set_nat_info"):
+        assert ks[n].guards == ()
+    # exactly these 25 kfuncs are guarded
+    assert len([k for k in ks.values() if k.guards]) == 25
+
+
+def test_guards_6_12(real_inventories):
+    ks = real_inventories["v6.12"].kfuncs
+    # kernel/bpf/helpers.c:3088 #ifdef CONFIG_CRASH_DUMP; definition in crash_core.c:36-479
+    assert ks["crash_kexec"].memberships[0].guards == ("CONFIG_CRASH_DUMP",)
+    assert ks["crash_kexec"].definition.guards == ("CONFIG_CRASH_DUMP",)
+    # helpers.c:3106-3113 and :3145-3152 #ifdef CONFIG_CGROUPS (12 entries)
+    cg = {"bpf_cgroup_acquire", "bpf_cgroup_release", "bpf_cgroup_ancestor", "bpf_cgroup_from_id",
+          "bpf_task_under_cgroup", "bpf_task_get_cgroup1", "bpf_iter_css_task_new",
+          "bpf_iter_css_task_next", "bpf_iter_css_task_destroy", "bpf_iter_css_new",
+          "bpf_iter_css_next", "bpf_iter_css_destroy"}
+    assert {n for n, k in ks.items() if "CONFIG_CGROUPS" in k.guards} == cg
+    # the entry's guard counts even when the definition file (kernel/bpf/cgroup_iter.c) has none
+    assert ks["bpf_iter_css_new"].definition.guards == ()
+    assert ks["bpf_iter_css_new"].guards == ("CONFIG_CGROUPS",)
+    # fs/verity/measure.c:106 #ifdef CONFIG_BPF_SYSCALL
+    assert ks["bpf_get_fsverity_digest"].guards == ("CONFIG_BPF_SYSCALL",)
+    # kernel/sched/ext.c:7495 #ifdef CONFIG_CGROUP_SCHED
+    assert ks["scx_bpf_task_cgroup"].guards == ("CONFIG_CGROUP_SCHED",)
+    # kernel/trace/bpf_trace.c:1240 CONFIG_KEYS, :1403 CONFIG_SYSTEM_DATA_VERIFICATION
+    assert ks["bpf_lookup_system_key"].guards == ("CONFIG_KEYS",)
+    assert ks["bpf_verify_pkcs7_signature"].guards == ("CONFIG_KEYS", "CONFIG_SYSTEM_DATA_VERIFICATION")
+    # 6.12 dropped the CONFIG_X86/CONFIG_DYNAMIC_FTRACE guards (net/ipv4/tcp_bbr.c:1158-1167)
+    assert ks["bbr_main"].guards == ()
+    # netfilter: nf_conntrack_bpf.c:288 #if is inside a function body; nf_nat_bpf.c and
+    # nf_flow_table_bpf.c have no #if at all
+    for n in ("bpf_ct_set_timeout", "bpf_ct_set_nat_info", "bpf_xdp_flow_lookup"):
+        assert ks[n].guards == ()
+    # 12 + crash_kexec + bpf_get_fsverity_digest + scx_bpf_task_cgroup + 4 key kfuncs
+    assert len([k for k in ks.values() if k.guards]) == 19
+
+
+# -- kernel-doc ------------------------------------------------------------------------
+
+def test_kernel_doc_summaries(real_inventories):
+    v1, v12 = real_inventories["v6.1"].kfuncs, real_inventories["v6.12"].kfuncs
+    # kernel/trace/bpf_trace.c (6.1) "bpf_lookup_user_key - lookup a key by its serial"
+    assert v1["bpf_lookup_user_key"].definition.doc.summary == "lookup a key by its serial"
+    # kernel/bpf/helpers.c:2561 "bpf_dynptr_slice() - Obtain a read-only pointer to the dynptr data."
+    doc = v12["bpf_dynptr_slice"].definition.doc
+    assert (doc.line, doc.summary) == (2561, "Obtain a read-only pointer to the dynptr data.")
+    # kernel/bpf/cpumask.c:40 "bpf_cpumask_create() - Create a mutable BPF cpumask."
+    assert v12["bpf_cpumask_create"].definition.doc.summary == "Create a mutable BPF cpumask."
+    # net/core/xdp.c:769 "bpf_xdp_metadata_rx_hash - Read XDP frame RX hash."
+    assert v12["bpf_xdp_metadata_rx_hash"].definition.doc.summary == "Read XDP frame RX hash."
+    # plain /* comments are not kernel-doc: nf_nat_bpf.c:17, nf_conntrack_bpf.c:310, filter.c:12243
+    for n in ("bpf_ct_set_nat_info", "bpf_xdp_ct_alloc", "bpf_sock_destroy", "crash_kexec"):
+        assert v12[n].definition.doc is None
+
+
+def test_kernel_doc_multiline_brief_6_12(real_inventories):
+    ks = real_inventories["v6.12"].kfuncs
+    assert ks["bpf_cpumask_first_zero"].definition.doc.summary == \
+        "Get the index of the first unset bit in the cpumask."
+    assert ks["bpf_task_acquire"].definition.doc.summary == (
+        "Acquire a reference to a task. A task acquired by this kfunc which is not stored in a "
+        "map as a kptr, must be released by calling bpf_task_release().")
+
+
+def test_kernel_doc_colon_separator_6_12(real_inventories):
+    doc = real_inventories["v6.12"].kfuncs["bpf_get_fsverity_digest"].definition.doc
+    assert doc.summary == "read fsverity digest of file"
+
+
+# -- X-macro XDP metadata kfuncs ---------------------------------------------------------
+
+def test_xdp_metadata_x_macro_6_12(real_inventories):
+    ks = real_inventories["v6.12"].kfuncs
+    # net/core/xdp.c:827-831: BTF_KFUNCS_START(xdp_metadata_kfunc_ids) / #define
+    # XDP_METADATA_KFUNC(_, __, name, ___) BTF_ID_FLAGS(func, name, KF_TRUSTED_ARGS) /
+    # XDP_METADATA_KFUNC_xxx (include/net/xdp.h:445-457); registered for XDP at xdp.c:856
+    defs = {"bpf_xdp_metadata_rx_timestamp": 764, "bpf_xdp_metadata_rx_hash": 786,
+            "bpf_xdp_metadata_rx_vlan_tag": 819}
+    via = {n for n, k in ks.items() if any(m.via_macro for m in k.memberships)}
+    assert via == set(defs)
+    for name, line in defs.items():
+        k = ks[name]
+        (m,) = k.memberships
+        assert (m.set_name, str(m.location), m.via_macro) == (
+            "xdp_metadata_kfunc_ids", "net/core/xdp.c:829", "XDP_METADATA_KFUNC_xxx")
+        assert k.flags == ("KF_TRUSTED_ARGS",)
+        assert k.prog_types == ("XDP",)
+        assert str(k.definition.location) == f"net/core/xdp.c:{line}"
+        assert not k.test
+    assert _sig(ks["bpf_xdp_metadata_rx_vlan_tag"]) == ("int", [
+        ("const struct xdp_md *", "ctx", ""), ("__be16 *", "vlan_proto", ""), ("u16 *", "vlan_tci", "")])
+    # the metadata kfuncs arrived after 6.1
+    assert not any(n.startswith("bpf_xdp_metadata_") for n in real_inventories["v6.1"].kfuncs)
+
+
+# -- destructors -------------------------------------------------------------------------
+
+def test_dtors(real_inventories):
+    # 6.1 net/bpf/test_run.c:1720-1724 BTF_ID_LIST(bpf_prog_test_dtor_kfunc_ids), registered :1743
+    inv1 = real_inventories["v6.1"]
+    assert [(n, str(loc)) for n, loc in inv1.dtors] == [
+        ("bpf_kfunc_call_test_release", "net/bpf/test_run.c:1722"),
+        ("bpf_kfunc_call_memb_release", "net/bpf/test_run.c:1724")]
+    inv12 = real_inventories["v6.12"]
+    assert sorted((n, str(loc)) for n, loc in inv12.dtors) == sorted([
+        ("bpf_cpumask_release_dtor", "kernel/bpf/cpumask.c:462"),
+        ("bpf_crypto_ctx_release_dtor", "kernel/bpf/crypto.c:378"),
+        ("bpf_task_release_dtor", "kernel/bpf/helpers.c:3126"),
+        ("bpf_cgroup_release_dtor", "kernel/bpf/helpers.c:3129"),
+        ("bpf_kfunc_call_test_release_dtor", "net/bpf/test_run.c:1777"),
+        ("bpf_kfunc_call_memb_release_dtor", "net/bpf/test_run.c:1779"),
+        ("bpf_testmod_ctx_release", "tools/testing/selftests/bpf/bpf_testmod/bpf_testmod.c:593"),
+    ])
+    # dtors are not new kfuncs; the ones that are kfuncs are so through their own sets
+    # (6.1 test_run.c:744/745, 6.12 bpf_testmod.c:588)
+    for n, _ in inv12.dtors:
+        assert n not in inv12.kfuncs or n == "bpf_testmod_ctx_release"
+    assert inv12.kfuncs["bpf_testmod_ctx_release"].flags == ("KF_RELEASE",)
+
+
+# -- test kfuncs ---------------------------------------------------------------------------
+
+def test_test_tagging_6_1(real_inventories):
+    ks = real_inventories["v6.1"].kfuncs
+    # net/bpf/test_run.c:738-763 test_sk_check_kfunc_ids (24 entries) +
+    # tools/testing/selftests/bpf/bpf_testmod/bpf_testmod.c:200 (1 entry)
+    test = {n for n, k in ks.items() if k.test}
+    assert len(test) == 25
+    assert {n for n in test if ks[n].location.path == "net/bpf/test_run.c"} == \
+        {n for n in test if n != "bpf_testmod_test_mod_kfunc"}
+    assert ks["bpf_testmod_test_mod_kfunc"].test
+    assert ks["bpf_testmod_test_mod_kfunc"].prog_types == ("SCHED_CLS",)  # bpf_testmod.c:214
+    assert not ks["crash_kexec"].test and not ks["tcp_reno_cong_avoid"].test
+
+
+def test_test_tagging_6_12(real_inventories):
+    ks = real_inventories["v6.12"].kfuncs
+    for n, k in ks.items():
+        in_tools = any(m.location.path.startswith("tools/testing/") for m in k.memberships)
+        if in_tools:
+            assert k.test, n
+    # bpf_test_modorder_x.c:17 / _y.c:17, SCHED_CLS (:27)
+    for n in ("bpf_test_modorder_retx", "bpf_test_modorder_rety"):
+        assert ks[n].test and ks[n].prog_types == ("SCHED_CLS",)
+    # net/bpf/test_run.c:652-655 test_sk_check_kfunc_ids (registered :1796-1798 through
+    # bpf_prog_test_kfunc_set) keeps two kfuncs in 6.12
+    for n, line in (("bpf_kfunc_call_test_release", 653), ("bpf_kfunc_call_memb_release", 654)):
+        assert ks[n].test and str(ks[n].location) == f"net/bpf/test_run.c:{line}"
+        assert set(ks[n].prog_types) == {"SCHED_CLS", "TRACING", "SYSCALL"}
+    # 59 test kfuncs: 54 from bpf_testmod.c (:573-589 and :1019-1059), 2 from test_run.c,
+    # 2 modorder, bpf_modify_return_test_tp
+    assert len([k for k in ks.values() if k.test]) == 59
+    assert not ks["bpf_task_acquire"].test and not ks["scx_bpf_dispatch"].test
