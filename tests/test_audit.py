@@ -441,3 +441,18 @@ def test_base_not_ancestor_is_said(tmp_path):
     b.tag("v6.2")
     result = audit(b)
     assert any("is not an ancestor" in n for n in result.notes)
+
+
+def test_overlay_most_specific_entry_wins(tmp_path):
+    b = history(tmp_path, {"kernel/bpf/helpers.c": kernel({"bpf_foo": FOO, "bpf_bar": FOO, "bpf_baz": FOO})},
+                {"kernel/bpf/helpers.c": kernel({})})
+    (tmp_path / "overlay.yaml").write_text(
+        'paths:\n  "kernel/bpf/":\n    stability: stable\n'
+        'kfuncs:\n  "bpf_ba*":\n    stability: deprecating\n  bpf_baz:\n    stability: unstable\n')
+    (tmp_path / "policy.toml").write_text('[declarations]\noverlay = "overlay.yaml"\n')
+    result = audit(b, load_policy(tmp_path / "policy.toml"))
+    assert triples(result) == {("KFUNC_REMOVED", "bpf_foo", "violation"),  # path: stable
+                               ("KFUNC_REMOVED", "bpf_bar", "violation"),  # glob: deprecating
+                               ("KFUNC_REMOVED", "bpf_baz", "info")}  # exact name: unstable
+    levels = {f.kfunc: f.promise.declaration.level for f in result.findings if f.promise}
+    assert levels == {"bpf_foo": "stable", "bpf_bar": "deprecating", "bpf_baz": "unstable"}

@@ -159,9 +159,11 @@ def collect(inv: Inventory, manifest: tuple[str, str] | None, overlay: tuple[str
     if overlay:
         path, text = overlay
         entries, _ = parse_declaration_yaml(text, path, overlay=True)
+        # most specific first: exact names, then name globs, then paths (first match wins below)
+        entries.sort(key=lambda e: (e[1] == "paths", any(c in e[0] for c in "*?["), e[3]))
         for pattern, kind, f, line in entries:
             matched = [k for k in kfuncs.values() if _overlay_matches(k, pattern, kind)]
-            if not matched and not any(c in pattern for c in "*?["):
+            if not matched and kind == "kfuncs" and not any(c in pattern for c in "*?["):
                 problems.append(Problem("DECLARATION_UNKNOWN_KFUNC", pattern, Location(path, line),
                                         f"is declared {f['level']} but no such kfunc exists"))
             for k in matched:
