@@ -92,6 +92,48 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--today", metavar="YYYY-MM-DD", help="judge current-state promises as of this date")
     p.set_defaults(func=cmd_audit)
 
+    p = sub.add_parser(
+        "review", help="review a patch series from the list and draft replies",
+        description="Apply a patch series in memory (no work tree is touched) on --base, the series' "
+                    "base-commit, or --branch; judge each patch against the promises valid at the "
+                    "base; print the findings and draft one reply per patch with findings into the "
+                    "outbox (a Maildir). Mail is only sent with --send.",
+        epilog="examples:\n  b4 mbox -o- <msgid> | policybot review --repo ~/linux -\n"
+               "  policybot review --repo linux.git --mbox series.mbox --base bpf-next/master\n"
+               "  policybot review --repo linux.git --msgid 20260101.1234-1-dev@example.org --send\n",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    _common(p, rev=False)
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--mbox", metavar="FILE", help="an mbox (or a single saved message)")
+    src.add_argument("--maildir", metavar="DIR", help="a Maildir holding the series")
+    src.add_argument("--msgid", metavar="ID", help="fetch the thread from the public-inbox server")
+    src.add_argument("-", dest="stdin", action="store_true", help="read an mbox from standard input")
+    p.add_argument("--base", metavar="REV", help="apply on this revision (default: the series' "
+                   "base-commit if the repository has it, else --branch)")
+    p.add_argument("--branch", default="HEAD", metavar="REV", help="fallback base (default: HEAD)")
+    p.add_argument("--inbox-url", default="https://lore.kernel.org/all", metavar="URL",
+                   help="public-inbox base URL for --msgid (default: %(default)s)")
+    p.add_argument("--policy", metavar="FILE", default=os.environ.get("POLICYBOT_POLICY"),
+                   help="policy file (see config/policy.toml)")
+    p.add_argument("--outbox", metavar="DIR", help="Maildir for drafted mail (default: STATE_DIR/outbox)")
+    p.add_argument("--send", action="store_true", help="deliver the queued mail over SMTP now")
+    p.add_argument("--from", dest="from_addr", metavar="ADDR", help="the bot's From address")
+    p.add_argument("--list", dest="list_addr", default="bpf@vger.kernel.org", metavar="ADDR",
+                   help="list copied on every review (default: %(default)s)")
+    p.add_argument("--tree-name", metavar="NAME", help="the tree's name in mails (default: the repository's)")
+    p.add_argument("--fail-on", default="violation", metavar="LEVEL")
+    p.add_argument("--format", choices=("text", "json"), default="text")
+    p.add_argument("--today", metavar="YYYY-MM-DD", help="judge promises as of this date")
+    p.set_defaults(func=cmd_review)
+
+    p = sub.add_parser(
+        "maintainers", help="who gets mail about a file (as scripts/get_maintainer.pl)",
+        description="Print the maintainers, reviewers and lists that MAINTAINERS assigns to the "
+                    "files, in get_maintainer.pl's order (--nogit --nogit-fallback --norolestats).")
+    _common(p)
+    p.add_argument("files", nargs="+", metavar="FILE")
+    p.set_defaults(func=cmd_maintainers)
+
     p = sub.add_parser("rules", help="list the rule catalogue",
                        description="List every rule policybot applies, with its summary.")
     p.add_argument("--format", choices=("text", "json"), default="text")
@@ -171,6 +213,150 @@ def cmd_audit(args) -> int:
     worst = result.worst()
     if fail_on != "never" and worst is not None and severity(worst) >= severity(fail_on):
         return 1
+    return 0
+
+
+def _today(args):
+    import datetime as dt
+    if not getattr(args, "today", None):
+        return None
+    try:
+        return dt.date.fromisoformat(args.today)
+    except ValueError:
+        raise PolicybotError(f"--today: expected YYYY-MM-DD, got {args.today!r}") from None
+
+
+def cmd_review(args) -> int:
+    from pathlib import Path
+
+    from .kernel.gitrepo import repo_name
+    from .mail import b4wrap
+    from .mail.drafts import review_mails
+    from .mail.maintainers import load_maintainers
+    from .policy.audit import check_fail_on
+    from .policy.config import load_policy
+    from .policy.history import History
+    from .policy.rules import severity
+    from .report import finding_line
+    from .review import review_series
+
+    fail_on = check_fail_on(args.fail_on)
+    policy = load_policy(args.policy)
+    scanner = _scanner(args)
+    state = scanner.state
+    if args.msgid:
+        msgs = b4wrap.fetch_thread(args.msgid, args.inbox_url, state.state_dir)
+        source = f"<{args.msgid}>"
+    elif args.stdin:
+        msgs = b4wrap.read_messages(data=sys.stdin.buffer.read(), state_dir=state.state_dir)
+        source = "<stdin>"
+    else:
+        source = args.mbox or args.maildir
+        msgs = b4wrap.read_messages(source, state_dir=state.state_dir)
+    series = b4wrap.series_from_messages(msgs, state.state_dir, source)
+    today = _today(args)
+    result = review_series(scanner.repo, scanner, policy, series, args.base, args.branch, today,
+                           scratch_dir=state.state_dir / "scratch")
+
+    outbox, config = _outbox(args, state)
+    history = History(scanner.repo, state)
+    base_tree = scanner.repo[result.base_commit].tree
+    maint = None
+    try:
+        base_tree["MAINTAINERS"]
+        maint = load_maintainers(scanner.repo, base_tree)
+    except KeyError:
+        pass
+
+    def recipients_for(files):
+        return maint.for_files(files).all() if maint and files else []
+
+    def forward_for(f):
+        import datetime as dt
+        if not f.rule.startswith("KFUNC_") or f.verdict not in ("violation", "warning"):
+            return f.hint
+        when = today or dt.date.today()
+        end = history.window_end(when, policy.notice_period).date
+        if f.promise and f.promise.ends and f.promise.level_key == "stable" and f.promise.ends.date > end:
+            end = f.promise.ends.date
+        return (f"Please keep {f.kfunc} as it is and add the new behaviour as a new kfunc "
+                f"(for example {f.kfunc}_v2, or a ___v2 flavor); {f.kfunc} can then be "
+                f"deprecated, and removed no earlier than {end}.")
+
+    drafts = review_mails(result, tree=args.tree_name or repo_name(scanner.repo), list_addr=args.list_addr,
+                          recipients_for=recipients_for, is_mailed=outbox.is_mailed, forward_for=forward_for)
+    queued = _queue(outbox, config, drafts)
+    sent = _send(outbox, config) if (args.send or config.send) else None
+
+    if args.format == "json":
+        from .report import finding_json
+        json.dump({
+            "schema": 1, "series": {"subject": series.subject, "revision": series.revision,
+                                    "author": series.author, "missing": series.missing},
+            "base": {"rev": result.base_rev, "commit": result.base_commit, "how": result.base_how},
+            "notes": result.notes,
+            "patches": [{"msgid": r.patch.msgid, "subject": r.patch.subject, "applied": r.applied,
+                         "problem": r.problem or None, "files": list(r.files),
+                         "findings": [finding_json(f) for f in r.findings]} for r in result.reviews],
+            "drafted": queued, "outbox": str(outbox.maildir),
+        }, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        for note in result.notes:
+            print(f"policybot: note: {note}")
+        for r in result.reviews:
+            status = "applied" if r.applied else f"could not apply {r.patch.counter}/{r.patch.expected} on {result.base_rev}: {r.problem}"
+            print(f"{r.patch.subject}: {status}")
+            for f in r.findings:
+                print(f"  {finding_line(f)}")
+        n = len(result.findings())
+        print(f"review of {series.subject!r} (v{series.revision}, {len(result.reviews)} patches) on "
+              f"{result.base_rev}: {n} finding{'s' if n != 1 else ''}; drafted {len(queued)} "
+              f"mail{'s' if len(queued) != 1 else ''} to {outbox.maildir}")
+        if sent is not None:
+            print(f"sent {len(sent.sent)}, failed {len(sent.failed)}")
+    worst = [f.verdict for f in result.findings() if f.counts]
+    if fail_on != "never" and worst and max(severity(v) for v in worst) >= severity(fail_on):
+        return 1
+    return 0
+
+
+def _outbox(args, state):
+    from pathlib import Path
+
+    from .mail.message import MailConfig
+    from .mail.outbox import Outbox
+    config = MailConfig(from_addr=args.from_addr) if getattr(args, "from_addr", None) else MailConfig()
+    maildir = Path(args.outbox) if getattr(args, "outbox", None) else state.state_dir / "outbox"
+    return Outbox(state, maildir), config
+
+
+def _queue(outbox, config, drafts) -> list[str]:
+    from .mail.message import build_message
+    queued = []
+    for d in drafts:
+        msg = build_message(config, to=d.to, cc=d.cc, subject=d.subject, body=d.body,
+                            msgid_seed=d.msgid_seed, in_reply_to=d.in_reply_to, references=d.references)
+        if outbox.queue(msg, d.keys, d.kind):
+            queued.append(str(msg["Message-ID"]))
+    return queued
+
+
+def _send(outbox, config):
+    return outbox.send(config)
+
+
+def cmd_maintainers(args) -> int:
+    from .kernel.gitrepo import open_repo, resolve
+    from .mail.maintainers import load_maintainers
+    repo = open_repo(args.repo)
+    commit = resolve(repo, args.rev)
+    try:
+        commit.tree["MAINTAINERS"]
+    except KeyError:
+        raise PolicybotError(f"{args.repo}: no MAINTAINERS file at {args.rev}") from None
+    for line in load_maintainers(repo, commit.tree).for_files(args.files).all():
+        print(line)
     return 0
 
 

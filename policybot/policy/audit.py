@@ -217,7 +217,7 @@ class Auditor:
         base = self.scanner.inventory_of_commit(base_commit, base_rev)
         as_of = dt.datetime.fromtimestamp(head_commit.commit_time, dt.timezone.utc).date()
         promises = self.promises_at(base, base_commit, as_of)
-        findings = self.judge(base, base_commit, head, head_commit.tree, promises, as_of,
+        findings = self.judge(base, base_commit.tree, head, head_commit.tree, promises, as_of,
                               self._acks(base_commit, head_commit))
         return AuditResult(base, head, self._finish(findings, head), notes, promises)
 
@@ -225,14 +225,21 @@ class Auditor:
         decls, _ = self.declarations(base, base_commit.tree)
         return {n: self.promise(r, base, base_commit, as_of) for n, r in decls.items()}
 
-    def judge(self, base: Inventory, base_commit: pygit2.Commit, head: Inventory, head_tree: pygit2.Tree,
+    def judge(self, base: Inventory, base_tree: pygit2.Tree, head: Inventory, head_tree: pygit2.Tree,
               promises: dict[str, Promise], as_of: dt.date, acks: list) -> list[Finding]:
-        """Findings of the change from ``base`` to ``head``, against the promises valid at the base."""
-        base_decls, _ = self.declarations(base, base_commit.tree)
+        """Findings of the change from ``base`` to ``head``, against ``promises``.
+
+        ``promises`` are those valid where the change started (an audit's
+        base, a series' base), even when ``base`` is an intermediate tree.
+        """
+        base_decls, base_problems = self.declarations(base, base_tree)
         head_decls, head_problems = self.declarations(head, head_tree)
-        # a declaration left behind by a removal is part of that removal's finding
+        # only problems the change introduces; and a declaration left behind by a
+        # removal is part of that removal's finding
+        known = {(p.rule, p.kfunc, p.message) for p in base_problems}
         findings = [self._problem(p) for p in head_problems
-                    if not (p.rule == "DECLARATION_UNKNOWN_KFUNC" and p.kfunc in base.kfuncs)]
+                    if (p.rule, p.kfunc, p.message) not in known
+                    and not (p.rule == "DECLARATION_UNKNOWN_KFUNC" and p.kfunc in base.kfuncs)]
         for change in diff(base, head, self.policy.include_tests):
             promise = promises.get(change.kfunc)
             rule = change.rule

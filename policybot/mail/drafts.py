@@ -1,0 +1,113 @@
+"""Mails as plain data, rendered from jinja2 templates an operator may override.
+
+A ``MailDraft`` is what to send; mail/message.py turns it into RFC 5322 and
+mail/outbox.py queues and delivers it.
+"""
+
+from __future__ import annotations
+
+import email.utils
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import jinja2
+
+from ..policy.audit import Finding
+from ..policy.rules import severity
+
+BUILTIN_TEMPLATES = Path(__file__).resolve().parent.parent.parent / "templates"
+
+
+@dataclass
+class MailDraft:
+    kind: str  # review, notice, report
+    to: list[str]
+    cc: list[str]
+    subject: str
+    body: str
+    msgid_seed: str
+    keys: list[str]  # what this mail is about: recorded so it is never mailed twice
+    in_reply_to: str | None = None
+    references: list[str] = field(default_factory=list)
+
+
+def template_env(override_dir: str | None = None) -> jinja2.Environment:
+    dirs = [d for d in (override_dir, str(BUILTIN_TEMPLATES)) if d]
+    return jinja2.Environment(loader=jinja2.FileSystemLoader(dirs), undefined=jinja2.StrictUndefined,
+                              keep_trailing_newline=True, autoescape=False, trim_blocks=False)
+
+
+def first_name(name: str) -> str:
+    name = name.strip().strip('"')
+    if "," in name:  # "Doe, John"
+        name = name.split(",", 1)[1]
+    parts = name.split()
+    return parts[0] if parts and "@" not in parts[0] else ""
+
+
+def dedupe(addresses: list[str], exclude: list[str] = ()) -> list[str]:
+    """Keep everyone once, by address, case-insensitively; the first spelling wins."""
+    seen = {email.utils.parseaddr(a)[1].lower() for a in exclude}
+    out = []
+    for a in addresses:
+        addr = email.utils.parseaddr(a)[1].lower()
+        if addr and addr not in seen:
+            seen.add(addr)
+            out.append(a)
+    return out
+
+
+def finding_view(f: Finding, quote: list[str], forward: str) -> dict:
+    p = f.promise
+    decl = since = ends = ""
+    if p:
+        d = p.declaration
+        decl = f"declared {d.level} in {d.location}"
+        if p.since:
+            since = f"{p.since.release} ({p.since.date})" if p.since.release else str(p.since.date)
+        if p.ends:
+            ends = str(p.ends.date)
+    return {"rule": f.rule, "kfunc": f.kfunc, "verdict": f.verdict, "message": f.message,
+            "acknowledged": f.acknowledged, "quote": quote, "declaration": decl, "since": since,
+            "ends": ends, "forward": forward}
+
+
+def worth_mailing(f: Finding, min_verdict: str) -> bool:
+    return not f.acknowledged and severity(f.verdict) >= severity(min_verdict)
+
+
+def review_mails(result, *, tree: str, list_addr: str, recipients_for, is_mailed, forward_for,
+                 min_verdict: str = "notice", env: jinja2.Environment | None = None,
+                 policy_url: str = "") -> list[MailDraft]:
+    """One reply per patch with findings not mailed before; none for a clean patch.
+
+    ``recipients_for(files) -> list[str]`` gives maintainers and lists,
+    ``is_mailed(key) -> bool`` says what went out already, ``forward_for(finding)``
+    writes the way forward.
+    """
+    from ..review import parse_hunks, quote_for
+
+    env = env or template_env()
+    out = []
+    for r in result.reviews:
+        p = r.patch
+        todo = [(f, f"review:{p.msgid}:{f.rule}:{f.kfunc}") for f in r.findings if worth_mailing(f, min_verdict)]
+        todo = [(f, k) for f, k in todo if not is_mailed(k)]
+        if not todo:
+            continue
+        hunks = parse_hunks(p.diff)
+        views = [finding_view(f, quote_for(f, hunks), forward_for(f)) for f, _ in todo]
+        if not r.applied:
+            for v in views:
+                v["message"] += f" (patch {p.counter}/{p.expected} could not be applied on {result.base_rev}: {r.problem})"
+        body = env.get_template("review.txt.j2").render(
+            first_name=first_name(p.author_name), tree=tree, base=result.base_rev,
+            base_commit=result.base_commit, patch=p, findings=views, policy_url=policy_url)
+        author = p.reply_to or email.utils.formataddr((p.author_name, p.author_email))
+        kfunc_files = sorted({loc.path for f, _ in todo for loc in (f.base_location, f.head_location) if loc})
+        cc = dedupe(list(p.to) + list(p.cc) + list(recipients_for(kfunc_files)) + [list_addr], exclude=[author])
+        keys = [k for _, k in todo]
+        out.append(MailDraft("review", [author], cc, f"Re: {p.subject}", body,
+                             f"review:{p.msgid}:{','.join(sorted(keys))}", keys,
+                             in_reply_to=p.msgid, references=list(p.references) + [p.msgid]))
+    return out

@@ -1,0 +1,213 @@
+"""``policybot review``: judge a patch series from the list before it lands.
+
+series (b4) -> apply patch by patch in memory -> inventory after each patch
+-> findings attributed to the patch that introduces them -> review mails.
+The promises that count are those valid at the series' base.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass, field
+
+import pygit2
+
+from .errors import InputError
+from .kernel.apply import PatchDoesNotApply, ScratchRepo
+from .kernel.flags import FLAGS, parse_flags
+from .kernel.gitrepo import resolve
+from .kernel.model import Inventory, Location
+from .kernel.scanner import Scanner
+from .mail.b4wrap import Patch, Series
+from .policy.audit import ACK_TRAILER, Auditor, Finding
+from .policy.config import Policy
+
+
+@dataclass
+class PatchReview:
+    patch: Patch
+    applied: bool
+    problem: str = ""  # why it did not apply ("" if it did)
+    findings: list[Finding] = field(default_factory=list)
+    files: tuple[str, ...] = ()  # paths the patch touches
+
+
+@dataclass
+class ReviewResult:
+    series: Series
+    base_rev: str
+    base_commit: str
+    base_how: str  # "--base", "base-commit", "branch"
+    reviews: list[PatchReview]
+    notes: list[str] = field(default_factory=list)
+
+    def findings(self) -> list[Finding]:
+        return [f for r in self.reviews for f in r.findings]
+
+
+_FILES = re.compile(r"^diff --git a/(\S+) b/(\S+)", re.M)
+
+
+def patch_files(diff_text: str) -> tuple[str, ...]:
+    out = []
+    for a, b in _FILES.findall(diff_text):
+        out += [a, b]
+    return tuple(dict.fromkeys(out))
+
+
+def choose_base(repo: pygit2.Repository, series: Series, base_rev: str | None, branch: str) -> tuple[pygit2.Commit, str, str]:
+    if base_rev:
+        return resolve(repo, base_rev), base_rev, "--base"
+    if series.base_commit:
+        try:
+            return resolve(repo, series.base_commit), series.base_commit[:12], "base-commit"
+        except InputError:
+            pass
+    return resolve(repo, branch), branch, "branch"
+
+
+def review_series(repo: pygit2.Repository, scanner: Scanner, policy: Policy, series: Series,
+                  base_rev: str | None = None, branch: str = "HEAD", today: dt.date | None = None,
+                  scratch_dir=None) -> ReviewResult:
+    today = today or dt.date.today()
+    base_commit, base_name, how = choose_base(repo, series, base_rev, branch)
+    notes = []
+    if series.base_commit and how == "branch":
+        notes.append(f"base-commit {series.base_commit[:12]} is not in the repository: reviewed on {branch}")
+    if series.missing:
+        notes.append("patches missing from the series: " + ", ".join(f"{i}/{len(series.patches) + len(series.missing)}"
+                                                                      for i in series.missing))
+    auditor = Auditor(repo, scanner, policy, today)
+    base_inv = scanner.inventory_of_commit(base_commit, base_name)
+    promises = auditor.promises_at(base_inv, base_commit, today)
+    reviews = []
+    with ScratchRepo(repo, scratch_dir) as scratch:
+        patched = Scanner(scratch.repo, scanner.state, jobs=1)
+        tree, inv = base_commit.tree, base_inv
+        for patch in series.patches:
+            files = patch_files(patch.diff)
+            acks = [(name, addr, set(files), base_commit.tree, f"patch {patch.counter}/{patch.expected}")
+                    for name, addr in _acks(patch)]
+            try:
+                new_tree = scratch.apply(tree, patch.diff)
+            except PatchDoesNotApply as e:
+                r = PatchReview(patch, False, str(e), files=files)
+                r.findings = judge_diff_text(auditor, patch, inv, promises)
+                reviews.append(r)
+                continue
+            new_inv = patched.inventory_of_tree(new_tree, "", f"{base_name}+{patch.counter}")
+            findings = auditor.judge(inv, tree, new_inv, new_tree, promises, today, acks)
+            reviews.append(PatchReview(patch, True, "", findings, files))
+            tree, inv = new_tree, new_inv
+    return ReviewResult(series, base_name, str(base_commit.id), how, reviews, notes)
+
+
+def _acks(patch: Patch) -> list[tuple[str, str]]:
+    text = "\n".join(f"{n}: {v}" for n, v in patch.trailers)
+    return ACK_TRAILER.findall(text)
+
+
+_ENTRY_LINE = re.compile(r"^([-+])\s*BTF_ID_FLAGS\s*\(\s*func\s*,\s*(\w+)\s*(?:,([^)]*))?\)", re.M)
+
+
+def judge_diff_text(auditor: Auditor, patch: Patch, inv: Inventory, promises) -> list[Finding]:
+    """What can be said of a patch that does not apply: set entries it removes or re-flags."""
+    removed: dict[str, str] = {}
+    added: dict[str, str] = {}
+    for sign, name, flags in _ENTRY_LINE.findall(patch.diff):
+        (removed if sign == "-" else added)[name] = flags or ""
+    out = []
+    for name, old_flags in removed.items():
+        kfunc = inv.kfuncs.get(name)
+        if kfunc is None or (kfunc.test and not auditor.policy.include_tests):
+            continue
+        note = " (judged from the diff text: the patch does not apply)"
+        if name not in added:
+            f = auditor._finding("KFUNC_REMOVED", name, "is removed from its kfunc set" + note,
+                                 kfunc.location, None, promises.get(name))
+        else:
+            a, b = set(parse_flags(old_flags)), set(parse_flags(added[name]))
+            breaking = [f"+{x}" for x in sorted(b - a) if FLAGS.get(x) is None or FLAGS[x].adding != "compatible"] + \
+                       [f"-{x}" for x in sorted(a - b) if FLAGS.get(x) is None or FLAGS[x].removing != "compatible"]
+            if not breaking:
+                continue
+            f = auditor._finding("KFUNC_FLAGS_TIGHTENED", name, f"flags {' '.join(breaking)}" + note,
+                                 kfunc.location, None, promises.get(name))
+        if f:
+            out.append(f)
+    return out
+
+
+# -- quoting the hunk that causes a finding ---------------------------------------------------
+
+@dataclass
+class Hunk:
+    path: str
+    header: str
+    lines: list[tuple[str, int | None, int | None]]  # (text, old line, new line)
+
+
+_HUNK = re.compile(r"^@@ -(\d+)(?:,(\d+))? \+(\d+)(?:,(\d+))? @@.*$")
+
+
+def parse_hunks(diff_text: str) -> list[Hunk]:
+    hunks: list[Hunk] = []
+    path = None
+    cur = None
+    old = new = 0
+    for line in diff_text.split("\n"):
+        if line.startswith("diff --git "):
+            m = _FILES.match(line)
+            path = m.group(2) if m else None
+            cur = None
+        elif line.startswith("+++ ") or line.startswith("--- "):
+            continue
+        elif line.startswith("@@"):
+            m = _HUNK.match(line)
+            if not m or path is None:
+                cur = None
+                continue
+            old, new = int(m.group(1)), int(m.group(3))
+            cur = Hunk(path, line, [])
+            hunks.append(cur)
+        elif cur is not None and line[:1] in (" ", "-", "+"):
+            if line.startswith("-"):
+                cur.lines.append((line, old, None))
+                old += 1
+            elif line.startswith("+"):
+                cur.lines.append((line, None, new))
+                new += 1
+            else:
+                cur.lines.append((line, old, new))
+                old += 1
+                new += 1
+    return hunks
+
+
+def quote_for(f: Finding, hunks: list[Hunk], context: int = 3) -> list[str]:
+    """The ``> ``-quoted lines of the hunk that causes ``f``, trimmed around the change."""
+    for loc, side in ((f.head_location, 2), (f.base_location, 1)):
+        if loc is None:
+            continue
+        for h in hunks:
+            if h.path != loc.path:
+                continue
+            idx = next((i for i, ln in enumerate(h.lines) if ln[side] == loc.line), None)
+            if idx is None:
+                continue
+            changed = [i for i, ln in enumerate(h.lines) if ln[0][:1] in "+-"]
+            near = [i for i in changed if abs(i - idx) <= context] or [idx]
+            lo, hi = max(0, min(near) - context), min(len(h.lines), max(near) + context + 1)
+            out = [f"> {h.header}"]
+            if lo > 0:
+                out.append(f"> [ ... skip {lo} lines ... ]")
+            out += [f"> {ln[0]}" for ln in h.lines[lo:hi]]
+            if hi < len(h.lines):
+                out.append(f"> [ ... skip {len(h.lines) - hi} lines ... ]")
+            return out
+    return []
+
+
+def location_text(loc: Location | None) -> str:
+    return str(loc) if loc else "?"
