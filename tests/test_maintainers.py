@@ -90,11 +90,12 @@ def test_exclusion_drops_the_section():
 
 
 def test_n_regex_is_unanchored_and_ranks_below_file_patterns():
+    # THE REST first in the file: its "*" patterns still rank below N: (depth -1 < 0)
     text = (THE_REST
-            + section("BPF ANYWHERE", "M: Any <any@x.org>", "N: bpf")
+            + section("BPF ANYWHERE", "M: Any <any@x.org>", "L: bpf@x.org", "N: bpf")
             + section("TOOLS", "M: T <t@x.org>", "F: tools/"))
     assert lookup(text, "tools/lib/bpf/libbpf.c").all() == [
-        "T <t@x.org>", "Any <any@x.org>", "linux-kernel@vger.kernel.org"]
+        "T <t@x.org>", "Any <any@x.org>", "bpf@x.org", "linux-kernel@vger.kernel.org"]
     assert lookup(text, "tools/perf/perf.c").all() == ["T <t@x.org>", "linux-kernel@vger.kernel.org"]
     # Perl /x: whitespace in the regex is not significant
     assert lookup(section("X", "M: X <x@x.org>", "N: sun [4-7] i"), "arch/arm/mach-sun5i/a.c").all() == [
@@ -183,7 +184,8 @@ def test_unparseable_regex_names_file_and_line():
     with pytest.raises(InputError, match=r"MAINTAINERS:3: .*N:"):
         parse_maintainers("A\nM: a <a@x.org>\nN: sun[4\n")
     # anything else is tolerated, as the script tolerates it
-    parse_maintainers("junk\nZ: whatever\nM:\nL:\nF:\n").for_files(["x.c"])
+    assert parse_maintainers("junk\nZ: whatever\nM:\nL:\nM: a@x.org\nF:\n").for_files(["x.c"]).all() == [
+        "a@x.org"]
 
 
 def test_load_from_git_tree(tmp_path):
@@ -207,6 +209,22 @@ GM_ARGS = ["--no-tree", "--nogit", "--nogit-fallback", "--norolestats", "-f"]
 # Tied sections come out in Perl hash order, which changes from run to run; this
 # copy breaks ties by MAINTAINERS order, as policybot does, so order is comparable
 # (the tab picks the section sort in get_maintainers, not the git signers' one)
+# Beyond the kfunc files: paths in 6.12 where each harder rule decides the answer
+RULE_FILES = [
+    "drivers/gpu/drm/i915/gt/uc/intel_guc_log_debugfs.c",          # X: drivers/gpu/drm/i915/
+    "drivers/net/wireless/ralink/rt2x00/rt2x00leds.h",              # X: drivers/net/wireless/
+    "sound/soc/sunxi/sun8i-adda-pr-regmap.c",                       # N: sun[x456789]i
+    "drivers/pci/controller/pcie-xilinx-dma-pl.c",                  # N: xilinx
+    "include/scsi/iscsi_if.h",                                      # F: include/scsi/*iscsi*
+    "drivers/net/wireless/ath/Makefile",                            # F: drivers/net/wireless/ath/*
+    "tools/testing/selftests/powerpc/alignment/alignment_handler.c",  # directory, no '/'
+    "drivers/net/ethernet/marvell/octeon_ep_vf/octep_vf_main.c",    # directory, no '/'
+    "drivers/infiniband/core/cma.c",                                # .mailmap rewrites M:
+    "drivers/android/binder.c",                                     # .mailmap, non-ASCII name
+    "drivers/virt/acrn/hsm.c",                                      # subscribers-only list
+    "fs/smb/client/cifsfs.c",                                       # R: with comments, moderated
+    "README",                                                       # THE REST only
+]
 TIE_SORT = "\tforeach my $line (sort {$hash{$b} <=> $hash{$a}} keys %hash) {"
 TIE_SORT_STABLE = "\tforeach my $line (sort {$hash{$b} <=> $hash{$a} || $a <=> $b} keys %hash) {"
 
@@ -244,6 +262,7 @@ def test_same_as_get_maintainer_pl_for_every_kfunc_file(kernel_repo, kernel_stat
     files = sorted({m.location.path for k in inv.kfuncs.values() for m in k.memberships}
                    | {k.definition.location.path for k in inv.kfuncs.values() if k.definition})
     assert len(files) > 30
+    files += RULE_FILES
     tree = resolve(repo, "v6.12").tree
     root = tmp_path / "linux"
     _extract(repo, tree, root, files)
@@ -261,3 +280,6 @@ def test_same_as_get_maintainer_pl_for_every_kfunc_file(kernel_repo, kernel_stat
     # the set is not trivially the same everywhere: the bot mails different people
     assert len({tuple(v) for v in stable.values()}) > 10
     assert all(any(re.search(r"@", a) for a in v) for v in stable.values())
+    assert "Christian Brauner <brauner@kernel.org>" in stable["drivers/android/binder.c"]
+    assert '"Arve Hjønnevåg" <arve@android.com>' in stable["drivers/android/binder.c"]
+    assert stable["README"] == ["linux-kernel@vger.kernel.org"]

@@ -211,7 +211,8 @@ class Maintainers:
                         address, extra = (value.split(None, 1) + ["", ""])[:2]
                         if "<" in value:  # "L: Team <addr>": the script would take "Team"
                             address = _parse_email(value)[1] or address
-                        if "subscribers-only" in extra or address.lower() in list_addresses:
+                        if (not address or "subscribers-only" in extra
+                                or address.lower() in list_addresses):
                             continue
                         list_addresses.add(address.lower())
                         lists.append(("L", "", address))
