@@ -134,6 +134,59 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("files", nargs="+", metavar="FILE")
     p.set_defaults(func=cmd_maintainers)
 
+    p = sub.add_parser(
+        "run", help="one pass of the weekly job: fetch, audit, review the inbox, notices, report",
+        description="Fetch each tracked tree, audit what landed since the last audited commit, "
+                    "review new series in the inbox, draft deprecation and expiry notices and the "
+                    "weekly report into the outbox, and send if mail.send (or --send). For cron "
+                    "and systemd timers; `policybot schedule` runs the same jobs itself.",
+        epilog="examples:\n  policybot run --config /etc/policybot/policybot.toml\n"
+               "  policybot run --tree bpf-next --job audit --job report\n",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--config", metavar="FILE", help="configuration (default: $POLICYBOT_CONFIG)")
+    p.add_argument("--tree", action="append", metavar="NAME", help="only this tree (repeatable)")
+    p.add_argument("--job", action="append", choices=("audit", "review", "notices", "report"),
+                   help="only these jobs (repeatable; default: all)")
+    p.add_argument("--send", action="store_true", help="send queued mail even if mail.send is false")
+    p.add_argument("--today", metavar="YYYY-MM-DD", help="run as if on this date (simulation, tests)")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser(
+        "schedule", help="run the weekly and inbox jobs on a schedule (APScheduler)",
+        description="Run `policybot run`'s jobs forever: the weekly job (default Monday 06:00 UTC) "
+                    "and the inbox job (default hourly), with the job store in the state database. "
+                    "Exactly one scheduler per state database. Stops cleanly on SIGTERM.",
+        epilog="examples:\n  policybot schedule --config /etc/policybot/policybot.toml\n"
+               "  policybot schedule --list\n", formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--config", metavar="FILE", help="configuration (default: $POLICYBOT_CONFIG)")
+    p.add_argument("--list", action="store_true", help="print each job's next run time and exit")
+    p.set_defaults(func=cmd_schedule)
+
+    p = sub.add_parser(
+        "notice", help="draft the deprecation announcement of a kfunc",
+        description="Draft the [ANN] deprecation notice of KFUNC into the outbox, with the dates "
+                    "computed from its declarations and the policy. A removal date earlier than the "
+                    "promise allows is refused, with the reason.",
+        epilog="example:\n  policybot notice bpf_obj_new_impl --repo ~/linux --replacement bpf_obj_new\n",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("kfunc", metavar="KFUNC")
+    _common(p)
+    p.add_argument("--config", metavar="FILE", help="configuration (mail settings; default: $POLICYBOT_CONFIG)")
+    p.add_argument("--policy", metavar="FILE", default=os.environ.get("POLICYBOT_POLICY"))
+    p.add_argument("--replacement", metavar="NAME", help="the kfunc programs should move to")
+    p.add_argument("--removal-not-before", metavar="YYYY-MM-DD", help="announce this removal date")
+    p.add_argument("--today", metavar="YYYY-MM-DD", help="deprecate as of this date")
+    p.set_defaults(func=cmd_notice)
+
+    p = sub.add_parser("outbox", help="list queued mail, or send it",
+                       description="List the mail policybot drafted and its state (queued, sent, "
+                                   "failed); --send delivers everything queued over SMTP.")
+    p.add_argument("--config", metavar="FILE", help="configuration (SMTP settings; default: $POLICYBOT_CONFIG)")
+    p.add_argument("--state-dir", metavar="DIR")
+    p.add_argument("--db", metavar="URL")
+    p.add_argument("--send", action="store_true", help="deliver queued mail now")
+    p.set_defaults(func=cmd_outbox)
+
     p = sub.add_parser("rules", help="list the rule catalogue",
                        description="List every rule policybot applies, with its summary.")
     p.add_argument("--format", choices=("text", "json"), default="text")
@@ -344,6 +397,109 @@ def _queue(outbox, config, drafts) -> list[str]:
 
 def _send(outbox, config):
     return outbox.send(config)
+
+
+def _config(args):
+    from .config import config_path, load_config
+    path = config_path(getattr(args, "config", None))
+    return load_config(path), path
+
+
+def _state_for(cfg, args=None):
+    from .state import State
+    url = (getattr(args, "db", None) if args else None) or os.environ.get("POLICYBOT_DB") or cfg.db_url or None
+    state_dir = (getattr(args, "state_dir", None) if args else None) or cfg.state_dir or None
+    return State(url=url, state_dir=state_dir)
+
+
+def cmd_run(args) -> int:
+    from .jobs import JOBS, Runner
+    from .progress import Progress
+    cfg, _ = _config(args)
+    if not cfg.trees:
+        raise PolicybotError(f"{cfg.path}: no [[trees]] configured: nothing to run")
+    runner = Runner(cfg, _state_for(cfg), _today(args), Progress())
+    summary = runner.run(args.tree, tuple(args.job or JOBS), send=True if args.send else None)
+    for t in summary.trees:
+        rng = f"{t.base[:12]}..{t.head[:12]}" if t.base else (t.head[:12] if t.head else "-")
+        counts = {}
+        for f in t.findings:
+            if f.counts:
+                counts[f.verdict] = counts.get(f.verdict, 0) + 1
+        what = ", ".join(f"{n} {v}" for v, n in sorted(counts.items())) or "no findings"
+        print(f"{t.tree}: {t.status} {rng}: {what}" + (f" ({t.detail})" if t.detail else ""))
+    for s in summary.reviewed:
+        print(f"reviewed: {s}")
+    print(f"drafted {len(summary.queued)} mail{'s' if len(summary.queued) != 1 else ''} to "
+          f"{runner.outbox.maildir}" + (f"; sent {len(summary.sent)}, failed {len(summary.send_failed)}"
+                                       if summary.sent or summary.send_failed else ""))
+    return 2 if any(t.status == "fetch-failed" for t in summary.trees) else 0
+
+
+def cmd_schedule(args) -> int:
+    from .scheduler import next_runs, run_forever
+    cfg, path = _config(args)
+    state = _state_for(cfg)
+    if args.list:
+        for job_id, when, trigger in next_runs(cfg, state, path):
+            print(f"{job_id:8} {when.isoformat() if when else 'never':28} {trigger}")
+        return 0
+    if not cfg.trees:
+        raise PolicybotError(f"{cfg.path}: no [[trees]] configured: nothing to schedule")
+    run_forever(cfg, state, path)
+    return 0
+
+
+def cmd_notice(args) -> int:
+    import datetime as dt
+
+    from .config import Tree
+    from .jobs import Runner
+    from .kernel.gitrepo import open_repo, repo_name, resolve
+    from .policy.audit import Auditor
+    from .policy.config import load_policy
+    cfg, _ = _config(args)
+    state = _state_for(cfg, args)
+    removal = None
+    if args.removal_not_before:
+        try:
+            removal = dt.date.fromisoformat(args.removal_not_before)
+        except ValueError:
+            raise PolicybotError(f"--removal-not-before: expected YYYY-MM-DD, got {args.removal_not_before!r}") from None
+    repo = open_repo(args.repo)
+    policy = load_policy(args.policy)
+    tree = Tree(repo_name(repo), args.repo, policy=policy)
+    runner = Runner(cfg, state, _today(args))
+    from .kernel.scanner import Scanner
+    from .progress import Progress
+    scanner = Scanner(repo, state, Progress(), verify_objects=args.verify_objects)
+    auditor = Auditor(repo, scanner, policy, runner.today)
+    commit = resolve(repo, args.rev)
+    draft = runner.deprecation_notice(repo, scanner, auditor, tree, commit, args.kfunc,
+                                      replacement=args.replacement, removal_not_before=removal)
+    print(f"Subject: {draft.subject}\nTo: {', '.join(draft.to)}\nCc: {', '.join(draft.cc)}\n")
+    print(draft.body)
+    print(f"drafted to {runner.outbox.maildir}")
+    return 0
+
+
+def cmd_outbox(args) -> int:
+    from .mail.outbox import Outbox
+    cfg, _ = _config(args)
+    state = _state_for(cfg, args)
+    outbox = Outbox(state, state.state_dir / "outbox")
+    if args.send:
+        report = outbox.send(cfg.mail)
+        for msgid in report.sent:
+            print(f"sent    {msgid}")
+        for msgid, err in report.failed:
+            print(f"failed  {msgid}: {err}")
+        return 1 if report.failed else 0
+    rows = outbox.pending()
+    for row in rows:
+        print(f"{row.status:7} {row.kind:7} {row.msgid}  {row.subject}")
+    print(f"{len(rows)} queued in {outbox.maildir}")
+    return 0
 
 
 def cmd_maintainers(args) -> int:

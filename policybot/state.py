@@ -7,15 +7,19 @@ version lives in ``meta`` so later migrations know where they start.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import hashlib
 import json
 import os
+import time
 from pathlib import Path
 
 import sqlalchemy as sa
 
-from .errors import ConfigError
+from .errors import ConfigError, PolicybotError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 metadata = sa.MetaData()
 
@@ -53,6 +57,7 @@ mails = sa.Table(
     sa.Column("sent", sa.DateTime, nullable=True),
     sa.Column("attempts", sa.Integer, nullable=False, default=0),
     sa.Column("last_error", sa.Text, nullable=True),
+    sa.Column("tree", sa.String(200), nullable=True),  # schema 2
 )
 # What has been mailed about: one row per (patch, rule, kfunc) or notice key, so
 # nothing is mailed twice across runs and restarts.
@@ -61,6 +66,53 @@ mailed_keys = sa.Table(
     sa.Column("key", sa.String(512), primary_key=True),
     sa.Column("msgid", sa.String(255), nullable=False),
 )
+
+
+# Per tree: the last commit audited, so each run audits only what landed since.
+tree_state = sa.Table(
+    "tree_state", metadata,
+    sa.Column("tree", sa.String(200), primary_key=True),
+    sa.Column("last_audited", sa.String(64), nullable=True),
+    sa.Column("updated", sa.DateTime, nullable=False),
+)
+# Every run and its findings: the weekly report and the history of the bot.
+runs = sa.Table(
+    "runs", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("tree", sa.String(200), nullable=False),
+    sa.Column("job", sa.String(20), nullable=False),
+    sa.Column("day", sa.Date, nullable=False),  # the run's (possibly injected) date
+    sa.Column("base", sa.String(64), nullable=True),
+    sa.Column("head", sa.String(64), nullable=True),
+    sa.Column("status", sa.String(20), nullable=False),  # ok, fetch-failed, error
+    sa.Column("detail", sa.Text, nullable=True),
+)
+run_findings = sa.Table(
+    "run_findings", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("run_id", sa.Integer, sa.ForeignKey("runs.id"), nullable=False, index=True),
+    sa.Column("rule", sa.String(64), nullable=False),
+    sa.Column("kfunc", sa.String(200), nullable=False),
+    sa.Column("verdict", sa.String(20), nullable=False),
+    sa.Column("location", sa.Text, nullable=True),
+    sa.Column("message", sa.Text, nullable=False),
+    sa.Column("acknowledged", sa.Text, nullable=True),
+)
+# Inbox messages already looked at (the hourly review job).
+seen_messages = sa.Table(
+    "seen_messages", metadata,
+    sa.Column("msgid", sa.String(512), primary_key=True),
+    sa.Column("seen", sa.DateTime, nullable=False),
+)
+
+
+def _migrate_1_to_2(conn) -> None:
+    conn.execute(sa.text("ALTER TABLE mails ADD COLUMN tree VARCHAR(200)"))
+
+
+# version reached -> the step that reaches it from the one before; tables new in a
+# version are created by create_all, so a step only changes existing tables
+MIGRATIONS = {2: _migrate_1_to_2}
 
 
 def default_state_dir() -> Path:
@@ -82,15 +134,66 @@ class State:
             self.engine = sa.create_engine(url, future=True)
             if self.engine.dialect.name == "sqlite":
                 sa.event.listen(self.engine, "connect", _sqlite_pragmas)
-            metadata.create_all(self.engine)
-            with self.engine.begin() as conn:
-                found = conn.execute(sa.select(meta.c.value).where(meta.c.key == "schema")).scalar()
-                if found is None:
-                    conn.execute(meta.insert().values(key="schema", value=str(SCHEMA_VERSION)))
+            self._migrate()
         except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError) as e:
             raise ConfigError(f"state database URL {_redact(url)!r}: {e}") from None
         except sa.exc.OperationalError as e:
             raise ConfigError(f"state database {_redact(url)}: {e.orig}") from None
+
+    def _migrate(self) -> None:
+        with self.engine.begin() as conn:
+            existing = sa.inspect(conn).get_table_names()
+            if "meta" in existing:
+                found = conn.execute(sa.select(meta.c.value).where(meta.c.key == "schema")).scalar()
+            else:
+                found = None
+            version = int(found) if found is not None else (1 if "facts_cache" in existing else SCHEMA_VERSION)
+            if version > SCHEMA_VERSION:
+                raise ConfigError(f"state database {_redact(self.url)} has schema {version}; this policybot "
+                                  f"knows up to {SCHEMA_VERSION}: upgrade policybot")
+            for target in range(version + 1, SCHEMA_VERSION + 1):
+                if "mails" in existing or target != 2:
+                    MIGRATIONS[target](conn)
+            metadata.create_all(conn)
+            if found is None:
+                conn.execute(meta.insert().values(key="schema", value=str(SCHEMA_VERSION)))
+            elif version != SCHEMA_VERSION:
+                conn.execute(meta.update().where(meta.c.key == "schema").values(value=str(SCHEMA_VERSION)))
+
+    @property
+    def schema_version(self) -> int:
+        with self.engine.connect() as conn:
+            return int(conn.execute(sa.select(meta.c.value).where(meta.c.key == "schema")).scalar())
+
+    @contextlib.contextmanager
+    def lock(self, name: str = "run", wait: float = 0.0):
+        """One run at a time per state: a file lock, and on PostgreSQL an advisory lock too."""
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        path = self.state_dir / f"{name}.lock"
+        fh = open(path, "a+")
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    fh.close()
+                    raise PolicybotError(f"{path}: another policybot run holds the lock") from None
+                time.sleep(0.2)
+        conn = None
+        try:
+            if self.dialect == "postgresql":
+                conn = self.engine.connect()
+                key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+                if not conn.execute(sa.text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar():
+                    raise PolicybotError(f"{_redact(self.url)}: another policybot run holds the lock")
+            yield
+        finally:
+            if conn is not None:
+                conn.close()
+            fcntl.flock(fh, fcntl.LOCK_UN)
+            fh.close()
 
     @property
     def dialect(self) -> str:

@@ -77,7 +77,7 @@ def parse_window(text, where: str) -> Window:
     return Window(months, days, releases)
 
 
-def _line_of(text: str, key: str, table: str | None = None, nth: int = 0) -> int:
+def line_of(text: str, key: str, table: str | None = None, nth: int = 0) -> int:
     """Line of `key =` (inside [table] if given): tomllib reports no positions for values."""
     lines = text.splitlines()
     in_table = table is None
@@ -116,11 +116,11 @@ def policy_from_dict(data: dict, path: str, text: str = "") -> Policy:
     known = {"windows", "declarations", "audit", "allow", "verdicts"}
     for key in data:
         if key not in known:
-            raise ConfigError(f"{path}:{_line_of(text, key) if key not in known else 1}: unknown "
+            raise ConfigError(f"{path}:{line_of(text, key) if key not in known else 1}: unknown "
                               f"section or key '{key}' (known: {', '.join(sorted(known))})")
     windows = data.get("windows", {})
     for key, value in windows.items():
-        where = f"{path}:{_line_of(text, key, 'windows')}: windows.{key}"
+        where = f"{path}:{line_of(text, key, 'windows')}: windows.{key}"
         if key == "stable":
             p.stable_window = parse_window(value, where)
         elif key == "deprecated":
@@ -129,7 +129,7 @@ def policy_from_dict(data: dict, path: str, text: str = "") -> Policy:
             raise ConfigError(f"{where}: unknown window (known: stable, deprecated)")
     decl = data.get("declarations", {})
     for key, value in decl.items():
-        where = f"{path}:{_line_of(text, key, 'declarations')}: declarations.{key}"
+        where = f"{path}:{line_of(text, key, 'declarations')}: declarations.{key}"
         if key == "manifest":
             p.manifest = _string(value, where)
         elif key == "overlay":
@@ -143,7 +143,7 @@ def policy_from_dict(data: dict, path: str, text: str = "") -> Policy:
             raise ConfigError(f"{where}: unknown key (known: manifest, overlay, date_from)")
     audit = data.get("audit", {})
     for key, value in audit.items():
-        where = f"{path}:{_line_of(text, key, 'audit')}: audit.{key}"
+        where = f"{path}:{line_of(text, key, 'audit')}: audit.{key}"
         if key == "include_tests":
             if not isinstance(value, bool):
                 raise ConfigError(f"{where}: must be true or false")
@@ -154,7 +154,7 @@ def policy_from_dict(data: dict, path: str, text: str = "") -> Policy:
         else:
             raise ConfigError(f"{where}: unknown key (known: include_tests, expiring_horizon)")
     for rule, verdict in data.get("verdicts", {}).items():
-        where = f"{path}:{_line_of(text, rule, 'verdicts')}: verdicts.{rule}"
+        where = f"{path}:{line_of(text, rule, 'verdicts')}: verdicts.{rule}"
         if rule not in catalogue():
             raise ConfigError(f"{where}: unknown rule (see `policybot rules`)")
         if verdict not in VERDICTS + ("none",):
@@ -162,7 +162,7 @@ def policy_from_dict(data: dict, path: str, text: str = "") -> Policy:
         p.verdict_overrides[rule] = verdict
     allow = data.get("allow", [])
     if not isinstance(allow, list):
-        raise ConfigError(f"{path}:{_line_of(text, 'allow')}: 'allow' must be an array of tables ([[allow]])")
+        raise ConfigError(f"{path}:{line_of(text, 'allow')}: 'allow' must be an array of tables ([[allow]])")
     for i, entry in enumerate(allow):
         line = _allow_line(text, i)
         where = f"{path}:{line}: allow[{i}]"

@@ -1,0 +1,212 @@
+"""The operator's configuration (config/policybot.toml): trees, inbox, mail, state, schedule.
+
+Found at ``--config``, ``$POLICYBOT_CONFIG``, or not at all (built-in
+defaults, which run nothing on a schedule). Every error names key and line.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import ConfigError
+from .mail.message import MailConfig
+from .policy.config import Policy, line_of, load_policy
+
+_TIME = re.compile(r"^(mon|tue|wed|thu|fri|sat|sun|daily)\s+(\d{1,2}):(\d{2})$")
+
+
+@dataclass
+class Tree:
+    name: str
+    repo: str
+    remote: str = ""  # URL or path fetched before each audit; "" = audit the repository as it is
+    branch: str = "master"
+    policy: Policy = field(default_factory=Policy)
+    report_to: list[str] = field(default_factory=list)
+    report_html: str = ""  # write the stability page here after each weekly run
+    quiet_weeks: bool = False  # send a "nothing changed" report too
+
+
+@dataclass
+class Schedule:
+    weekly_day: str = "mon"
+    weekly_hour: int = 6
+    weekly_minute: int = 0
+    inbox_minutes: int = 60  # 0 = no inbox job
+
+
+@dataclass
+class Config:
+    path: str = "<defaults>"
+    state_dir: str = ""
+    db_url: str = ""
+    mail: MailConfig = field(default_factory=MailConfig)
+    templates: str = ""
+    review_min_verdict: str = "notice"
+    inbox_maildir: str = ""
+    inbox_url: str = "https://lore.kernel.org/all"
+    schedule: Schedule = field(default_factory=Schedule)
+    trees: list[Tree] = field(default_factory=list)
+    expiring_horizon_days: int = 90
+
+    def tree(self, name: str) -> Tree:
+        for t in self.trees:
+            if t.name == name:
+                return t
+        known = ", ".join(t.name for t in self.trees) or "none configured"
+        raise ConfigError(f"{self.path}: no tree named {name!r} (trees: {known})")
+
+
+def config_path(explicit: str | None) -> str | None:
+    return explicit or os.environ.get("POLICYBOT_CONFIG") or None
+
+
+def load_config(path: str | os.PathLike | None) -> Config:
+    if path is None:
+        return Config()
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as e:
+        raise ConfigError(f"{path}: {e.strerror}") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: {e}") from None
+    return _from_dict(data, path, text)
+
+
+def _check_keys(section: dict, known: set, path, text, table) -> None:
+    for key in section:
+        if key not in known:
+            where = f"{path}:{line_of(text, key, table)}"
+            raise ConfigError(f"{where}: {table + '.' if table else ''}{key}: unknown key "
+                              f"(known: {', '.join(sorted(known))})")
+
+
+def _typed(value, kind, where: str):
+    if kind is bool and not isinstance(value, bool):
+        raise ConfigError(f"{where}: must be true or false")
+    if kind is int and (isinstance(value, bool) or not isinstance(value, int)):
+        raise ConfigError(f"{where}: must be a whole number")
+    if kind is str and not isinstance(value, str):
+        raise ConfigError(f"{where}: must be a string")
+    if kind is list and not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
+        raise ConfigError(f"{where}: must be a list of strings")
+    return value
+
+
+def _from_dict(data: dict, path: Path, text: str) -> Config:
+    cfg = Config(path=str(path))
+    base = path.parent
+    _check_keys(data, {"state", "mail", "inbox", "schedule", "trees", "audit"}, path, text, "")
+
+    def where(key, table):
+        return f"{path}:{line_of(text, key, table)}: {table}.{key}"
+
+    def rel(p: str) -> str:
+        p = os.path.expanduser(p)
+        return p if os.path.isabs(p) or "://" in p else str(base / p)
+
+    st = data.get("state", {})
+    _check_keys(st, {"dir", "url"}, path, text, "state")
+    if "dir" in st:
+        cfg.state_dir = rel(_typed(st["dir"], str, where("dir", "state")))
+    if "url" in st:
+        cfg.db_url = _typed(st["url"], str, where("url", "state"))
+
+    m = data.get("mail", {})
+    mail_keys = {"from": ("from_addr", str), "operator": ("operator_contact", str), "list": ("list_addr", str),
+                 "send": ("send", bool), "smtp_host": ("smtp_host", str), "smtp_port": ("smtp_port", int),
+                 "smtp_security": ("smtp_security", str), "smtp_auth_file": ("smtp_auth_file", str),
+                 "msgid_domain": ("msgid_domain", str)}
+    _check_keys(m, set(mail_keys) | {"templates", "review_min_verdict"}, path, text, "mail")
+    kwargs = {}
+    for key, (attr, kind) in mail_keys.items():
+        if key in m:
+            kwargs[attr] = _typed(m[key], kind, where(key, "mail"))
+    if kwargs.get("smtp_security", "starttls") not in ("starttls", "tls", "none"):
+        raise ConfigError(f"{where('smtp_security', 'mail')}: must be \"starttls\", \"tls\" or \"none\"")
+    try:
+        cfg.mail = MailConfig(**kwargs)
+    except (ValueError, ConfigError) as e:
+        raise ConfigError(f"{path}:{line_of(text, 'from', 'mail')}: mail: {e}") from None
+    if "templates" in m:
+        cfg.templates = rel(_typed(m["templates"], str, where("templates", "mail")))
+    if "review_min_verdict" in m:
+        v = _typed(m["review_min_verdict"], str, where("review_min_verdict", "mail"))
+        if v not in ("info", "notice", "warning", "violation"):
+            raise ConfigError(f"{where('review_min_verdict', 'mail')}: one of info, notice, warning, violation")
+        cfg.review_min_verdict = v
+
+    inbox = data.get("inbox", {})
+    _check_keys(inbox, {"maildir", "url"}, path, text, "inbox")
+    if "maildir" in inbox:
+        cfg.inbox_maildir = rel(_typed(inbox["maildir"], str, where("maildir", "inbox")))
+    if "url" in inbox:
+        cfg.inbox_url = _typed(inbox["url"], str, where("url", "inbox"))
+
+    sch = data.get("schedule", {})
+    _check_keys(sch, {"weekly", "inbox_minutes"}, path, text, "schedule")
+    if "weekly" in sch:
+        w = _TIME.match(_typed(sch["weekly"], str, where("weekly", "schedule")).strip().lower())
+        if not w or int(w.group(2)) > 23 or int(w.group(3)) > 59:
+            raise ConfigError(f"{where('weekly', 'schedule')}: expected \"mon 06:00\" (a day or daily, "
+                              "and a UTC time)")
+        cfg.schedule.weekly_day, cfg.schedule.weekly_hour, cfg.schedule.weekly_minute = \
+            w.group(1), int(w.group(2)), int(w.group(3))
+    if "inbox_minutes" in sch:
+        cfg.schedule.inbox_minutes = _typed(sch["inbox_minutes"], int, where("inbox_minutes", "schedule"))
+
+    audit = data.get("audit", {})
+    _check_keys(audit, {"expiring_horizon_days"}, path, text, "audit")
+    if "expiring_horizon_days" in audit:
+        cfg.expiring_horizon_days = _typed(audit["expiring_horizon_days"], int,
+                                           where("expiring_horizon_days", "audit"))
+
+    trees = data.get("trees", [])
+    if not isinstance(trees, list):
+        raise ConfigError(f"{path}:{line_of(text, 'trees')}: 'trees' must be an array of tables ([[trees]])")
+    tree_keys = {"name", "repo", "remote", "branch", "policy", "report_to", "report_html", "quiet_weeks"}
+    names = set()
+    for i, t in enumerate(trees):
+        line = _nth_table_line(text, "trees", i)
+        w = f"{path}:{line}: trees[{i}]"
+        for key in t:
+            if key not in tree_keys:
+                raise ConfigError(f"{w}.{key}: unknown key (known: {', '.join(sorted(tree_keys))})")
+        for req in ("name", "repo"):
+            if req not in t:
+                raise ConfigError(f"{w}: missing {req}")
+        tree = Tree(name=_typed(t["name"], str, f"{w}.name"), repo=rel(_typed(t["repo"], str, f"{w}.repo")))
+        if tree.name in names:
+            raise ConfigError(f"{w}.name: duplicate tree name {tree.name!r}")
+        names.add(tree.name)
+        if "remote" in t:
+            tree.remote = _typed(t["remote"], str, f"{w}.remote")
+        if "branch" in t:
+            tree.branch = _typed(t["branch"], str, f"{w}.branch")
+        if "policy" in t:
+            tree.policy = load_policy(rel(_typed(t["policy"], str, f"{w}.policy")))
+        if "report_to" in t:
+            tree.report_to = _typed(t["report_to"], list, f"{w}.report_to")
+        if "report_html" in t:
+            tree.report_html = rel(_typed(t["report_html"], str, f"{w}.report_html"))
+        if "quiet_weeks" in t:
+            tree.quiet_weeks = _typed(t["quiet_weeks"], bool, f"{w}.quiet_weeks")
+        cfg.trees.append(tree)
+    return cfg
+
+
+def _nth_table_line(text: str, name: str, index: int) -> int:
+    n = -1
+    for i, ln in enumerate(text.splitlines(), 1):
+        if ln.strip() == f"[[{name}]]":
+            n += 1
+            if n == index:
+                return i
+    return 1

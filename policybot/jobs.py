@@ -1,0 +1,340 @@
+"""The bot's weekly life: fetch, audit what landed, review the inbox, notices, the report.
+
+``policybot run`` and the scheduler call the same functions. Every step is
+safe to repeat after a crash: mails are keyed (outbox.is_mailed) and queued
+before the tree's last audited commit moves, so a killed run audits the same
+range again and mails nothing twice.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import email.utils
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pygit2
+import sqlalchemy as sa
+
+from .config import Config, Tree
+from .errors import InputError
+from .kernel.gitrepo import open_repo, resolve
+from .kernel.scanner import Scanner
+from .mail.drafts import MailDraft, dedupe, template_env
+from .mail.message import build_message
+from .mail.outbox import Outbox
+from .policy.audit import AuditResult, Auditor, Finding
+from .progress import Progress
+from .state import State, run_findings, runs, seen_messages, tree_state
+
+JOBS = ("audit", "review", "notices", "report")
+
+
+@dataclass
+class TreeOutcome:
+    tree: str
+    base: str | None = None
+    head: str | None = None
+    status: str = "ok"  # ok, fetch-failed, unchanged, baseline, error
+    detail: str = ""
+    findings: list[Finding] = field(default_factory=list)
+    expiring: list[Finding] = field(default_factory=list)
+    undeclared_new: list[str] = field(default_factory=list)
+
+
+@dataclass
+class RunSummary:
+    day: dt.date
+    trees: list[TreeOutcome] = field(default_factory=list)
+    queued: list[str] = field(default_factory=list)  # Message-IDs drafted this run
+    sent: list[str] = field(default_factory=list)
+    send_failed: list[tuple[str, str]] = field(default_factory=list)
+    reviewed: list[str] = field(default_factory=list)  # series subjects
+
+
+class Runner:
+    def __init__(self, cfg: Config, state: State, today: dt.date | None = None,
+                 progress: Progress | None = None):
+        self.cfg = cfg
+        self.state = state
+        self.today = today or dt.datetime.now(dt.timezone.utc).date()
+        self.progress = progress or Progress(enabled=False)
+        self.outbox = Outbox(state, state.state_dir / "outbox")
+        self.env = template_env(cfg.templates or None)
+
+    # -- the pass ------------------------------------------------------------------
+
+    def run(self, tree_names: list[str] | None = None, jobs: tuple[str, ...] = JOBS,
+            send: bool | None = None) -> RunSummary:
+        summary = RunSummary(self.today)
+        trees = [self.cfg.tree(n) for n in tree_names] if tree_names else list(self.cfg.trees)
+        with self.state.lock():
+            for tree in trees:
+                outcome = TreeOutcome(tree.name)
+                if "audit" in jobs or "notices" in jobs or "report" in jobs:
+                    outcome = self.audit_tree(tree, summary, record="audit" in jobs,
+                                              notices="notices" in jobs)
+                if "report" in jobs:
+                    self.weekly_report(tree, outcome, summary)
+                summary.trees.append(outcome)
+            if "review" in jobs:
+                self.review_inbox(summary)
+            if send if send is not None else self.cfg.mail.send:
+                report = self.outbox.send(self.cfg.mail)
+                summary.sent, summary.send_failed = report.sent, report.failed
+        return summary
+
+    # -- audit -----------------------------------------------------------------------
+
+    def fetch(self, repo: pygit2.Repository, tree: Tree) -> None:
+        """Fetch tree.branch (and tags) from tree.remote into refs/remotes/policybot/."""
+        try:
+            remote = repo.remotes.create_anonymous(tree.remote)
+            remote.fetch([f"+refs/heads/{tree.branch}:refs/remotes/policybot/{tree.branch}",
+                          "+refs/tags/*:refs/tags/*"])
+        except (pygit2.GitError, KeyError, ValueError) as e:
+            raise InputError(f"{tree.remote}: fetch of {tree.branch} failed: {str(e).strip()}") from None
+
+    def head_ref(self, tree: Tree) -> str:
+        return f"refs/remotes/policybot/{tree.branch}" if tree.remote else tree.branch
+
+    def audit_tree(self, tree: Tree, summary: RunSummary, record: bool = True,
+                   notices: bool = True) -> TreeOutcome:
+        out = TreeOutcome(tree.name)
+        repo = open_repo(tree.repo)
+        if tree.remote:
+            try:
+                self.fetch(repo, tree)
+            except InputError as e:
+                # nothing stale is audited as new: the last audited commit stays
+                out.status, out.detail = "fetch-failed", str(e)
+                self._record_run(tree, "audit", None, None, out.status, out.detail, [])
+                return out
+        head = resolve(repo, self.head_ref(tree))
+        out.head = str(head.id)
+        scanner = Scanner(repo, self.state, self.progress)
+        auditor = Auditor(repo, scanner, tree.policy, self.today)
+        last = self._last_audited(tree.name)
+        if last and last not in repo:
+            out.detail = f"last audited commit {last[:12]} is gone (history rewritten?): auditing from scratch"
+            last = None
+        if last is None:
+            out.status = "baseline"
+        elif last == out.head:
+            out.status = "unchanged"
+        else:
+            out.base = last
+            result = auditor.audit(out.head, last)
+            out.findings = result.findings
+            out.undeclared_new = self._new_undeclared(result)
+            if record:
+                for f in result.findings:
+                    if f.rule == "DEPRECATION_STARTED":
+                        self.deprecation_notice(repo, scanner, auditor, tree, head, f.kfunc, summary)
+        current = auditor.audit(out.head)
+        out.expiring = [f for f in current.findings if f.rule == "PROMISE_EXPIRING"]
+        if notices:
+            for f in out.expiring:
+                self._expiring_notice(tree, head, f, summary)
+        if record:
+            self._record_run(tree, "audit", out.base, out.head, out.status, out.detail, out.findings)
+            self._set_last_audited(tree.name, out.head)  # last: a crash before it repeats the range
+        return out
+
+    def _new_undeclared(self, result: AuditResult) -> list[str]:
+        base = result.base.kfuncs if result.base else {}
+        return sorted(n for n, k in result.head.kfuncs.items()
+                      if n not in base and not k.test and n not in result.promises)
+
+    # -- notices ----------------------------------------------------------------------
+
+    def deprecation_notice(self, repo, scanner: Scanner, auditor: Auditor, tree: Tree, commit: pygit2.Commit,
+                           kfunc: str, summary: RunSummary | None = None, replacement: str | None = None,
+                           removal_not_before: dt.date | None = None, key_suffix: str = "") -> MailDraft:
+        draft = notice_draft(repo, scanner, auditor, tree, commit, kfunc, self.cfg, self.env,
+                             replacement, removal_not_before, self.today)
+        draft.keys = [f"notice:{tree.name}:{kfunc}:{draft.keys[0]}{key_suffix}"]
+        self._queue(draft, summary, tree.name)
+        return draft
+
+    def _expiring_notice(self, tree: Tree, commit, f: Finding, summary: RunSummary) -> None:
+        p = f.promise
+        key = f"expiring:{tree.name}:{f.kfunc}:{p.ends.date}"
+        body = self.env.get_template("expiring.txt.j2").render(
+            tree=tree.name, kfunc=f.kfunc, finding=f, level=p.declaration.level,
+            declaration=str(p.declaration.location), ends=str(p.ends.date),
+            days=(p.ends.date - self.today).days, head=str(commit.id)[:12])
+        draft = MailDraft("notice", [self.cfg.mail.list_addr], [],
+                          f"[NOTICE] kfunc promise ending: {f.kfunc} ({p.declaration.level} until {p.ends.date})",
+                          body, key, [key])
+        self._queue(draft, summary, tree.name)
+
+    # -- the weekly report ------------------------------------------------------------------
+
+    def weekly_report(self, tree: Tree, out: TreeOutcome, summary: RunSummary) -> None:
+        year, week, _ = self.today.isocalendar()
+        key = f"report:{tree.name}:{year}-W{week:02d}"
+        quiet = out.status in ("unchanged", "baseline") and not out.findings and not out.expiring
+        if quiet and not tree.quiet_weeks:
+            return
+        counts = {v: sum(1 for f in out.findings if f.verdict == v and f.counts)
+                  for v in ("violation", "warning", "notice", "info")}
+        body = self.env.get_template("report.txt.j2").render(
+            tree=tree.name, week=f"{year}-W{week:02d}", out=out, counts=counts,
+            acknowledged=[f for f in out.findings if f.acknowledged],
+            important=[f for f in out.findings if f.counts and f.verdict in ("violation", "warning", "notice")],
+            horizon=self.cfg.expiring_horizon_days)
+        to = tree.report_to or [self.cfg.mail.list_addr]
+        draft = MailDraft("report", to, [], f"[REPORT] kfunc promises in {tree.name}, week {year}-W{week:02d}",
+                          body, key, [key])
+        self._queue(draft, summary, tree.name)
+
+    # -- the inbox ------------------------------------------------------------------------
+
+    def review_inbox(self, summary: RunSummary) -> None:
+        if not self.cfg.inbox_maildir or not self.cfg.trees:
+            return
+        from .mail import b4wrap
+        from .mail.drafts import review_mails
+        from .review import review_series
+
+        msgs = b4wrap.read_messages(self.cfg.inbox_maildir, state_dir=self.state.state_dir)
+        with self.state.engine.connect() as conn:
+            seen = {r[0] for r in conn.execute(sa.select(seen_messages.c.msgid))}
+        new = [m for m in msgs if _msgid(m) and _msgid(m) not in seen]
+        if not new:
+            return
+        threads = _threads(msgs)
+        tree = self.cfg.trees[0]  # the inbox belongs to the first tree (its list)
+        repo = open_repo(tree.repo)
+        scanner = Scanner(repo, self.state, self.progress)
+        for root, thread in threads.items():
+            if not any(_msgid(m) in {_msgid(n) for n in new} for m in thread):
+                continue
+            try:
+                series = b4wrap.series_from_messages(thread, self.state.state_dir, f"thread <{root}>")
+            except InputError:
+                continue  # a discussion, not a series
+            result = review_series(repo, scanner, tree.policy, series, None, self.head_ref(tree),
+                                   self.today, scratch_dir=self.state.state_dir / "scratch")
+            maint = _maintainers(repo, resolve(repo, result.base_commit))
+            drafts = review_mails(result, tree=tree.name, list_addr=self.cfg.mail.list_addr,
+                                  recipients_for=lambda files: maint.for_files(files).all() if maint and files else [],
+                                  is_mailed=self.outbox.is_mailed, forward_for=lambda f: f.hint,
+                                  min_verdict=self.cfg.review_min_verdict, env=self.env)
+            for d in drafts:
+                self._queue(d, summary, tree.name)
+            summary.reviewed.append(series.subject)
+        now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+        with self.state.engine.begin() as conn:
+            for m in new:
+                conn.execute(self.state.insert_ignore(seen_messages), [{"msgid": _msgid(m), "seen": now}])
+
+    # -- state -----------------------------------------------------------------------------
+
+    def _queue(self, draft: MailDraft, summary: RunSummary | None, tree: str) -> None:
+        if all(self.outbox.is_mailed(k) for k in draft.keys):
+            return
+        msg = build_message(self.cfg.mail, to=draft.to, cc=draft.cc, subject=draft.subject, body=draft.body,
+                            msgid_seed=draft.msgid_seed, in_reply_to=draft.in_reply_to,
+                            references=draft.references)
+        if self.outbox.queue(msg, draft.keys, draft.kind) and summary is not None:
+            summary.queued.append(str(msg["Message-ID"]))
+
+    def _last_audited(self, tree: str) -> str | None:
+        with self.state.engine.connect() as conn:
+            return conn.execute(sa.select(tree_state.c.last_audited).where(tree_state.c.tree == tree)).scalar()
+
+    def _set_last_audited(self, tree: str, commit: str) -> None:
+        now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+        with self.state.engine.begin() as conn:
+            conn.execute(self.state.upsert(tree_state, ["tree"]),
+                         [{"tree": tree, "last_audited": commit, "updated": now}])
+
+    def _record_run(self, tree: Tree, job: str, base, head, status: str, detail: str,
+                    findings: list[Finding]) -> None:
+        with self.state.engine.begin() as conn:
+            run_id = conn.execute(runs.insert().values(tree=tree.name, job=job, day=self.today, base=base,
+                                                       head=head, status=status, detail=detail)).inserted_primary_key[0]
+            if findings:
+                conn.execute(run_findings.insert(), [{
+                    "run_id": run_id, "rule": f.rule, "kfunc": f.kfunc, "verdict": f.verdict,
+                    "location": str(f.location) if f.location else None, "message": f.message,
+                    "acknowledged": f.acknowledged or None} for f in findings])
+
+
+def _msgid(msg) -> str:
+    return str(msg.get("Message-ID", "")).strip().strip("<>")
+
+
+def _threads(msgs) -> dict[str, list]:
+    """Messages grouped by the first Message-ID of their References (the thread root)."""
+    by_id = {_msgid(m): m for m in msgs if _msgid(m)}
+    out: dict[str, list] = {}
+    for mid, m in by_id.items():
+        refs = str(m.get("References", "")).split() + str(m.get("In-Reply-To", "")).split()
+        refs = [r.strip("<>") for r in refs if r.strip("<>")]
+        root = refs[0] if refs else mid
+        out.setdefault(root, []).append(m)
+    return out
+
+
+def _maintainers(repo, commit):
+    from .mail.maintainers import load_maintainers
+    try:
+        commit.tree["MAINTAINERS"]
+    except KeyError:
+        return None
+    return load_maintainers(repo, commit.tree)
+
+
+# -- the deprecation announcement (policybot notice, and DEPRECATION_STARTED) ---------------------
+
+def notice_draft(repo, scanner: Scanner, auditor: Auditor, tree: Tree, commit, kfunc: str, cfg: Config, env,
+                 replacement: str | None, removal_not_before: dt.date | None, today: dt.date) -> MailDraft:
+    inv = scanner.inventory_of_commit(commit, str(commit.id)[:12])
+    k = inv.kfuncs.get(kfunc)
+    if k is None:
+        raise InputError(f"{kfunc}: no such kfunc at {str(commit.id)[:12]}")
+    decls, _ = auditor.declarations(inv, commit.tree)
+    resolved = decls.get(kfunc)
+    promise = auditor.promise(resolved, inv, commit, today) if resolved else None
+    level = promise.declaration.level if promise else "unstable"
+    stable_since = stable_end = None
+    deprecated_on = today
+    if promise and level == "stable":
+        stable_since, stable_end = promise.since.date, promise.ends.date
+    elif promise and level in ("deprecating", "deprecated"):
+        deprecated_on = promise.since.date if promise.since else today
+        if promise.stable_since:
+            stable_since = promise.stable_since.date
+    earliest = auditor.history.window_end(deprecated_on, tree.policy.notice_period).date
+    if promise and promise.level_key in ("deprecated", "deprecated_due") and promise.ends:
+        earliest = max(earliest, promise.ends.date)
+    if stable_end and stable_end > earliest:
+        earliest = stable_end
+    if removal_not_before and removal_not_before < earliest:
+        why = f"the {tree.policy.notice_period} notice period from {deprecated_on}"
+        if stable_end and stable_end >= earliest:
+            why = f"the stable promise (since {stable_since}) runs until {stable_end}"
+        raise InputError(f"{kfunc}: removal on {removal_not_before} is too early: {why}; "
+                         f"the earliest removal is {earliest}")
+    removal = removal_not_before or earliest
+    replacement = replacement or (promise.declaration.replacement if promise else None) or ""
+    maint = _maintainers(repo, commit)
+    rec = maint.for_files(list(k.files)) if maint else None
+    people = rec.people if rec else []
+    lists = rec.lists if rec else []
+    d = k.definition
+    body = env.get_template("notice.txt.j2").render(
+        tree=tree.name, kfunc=kfunc, signature=d.signature.render(kfunc) if d else kfunc,
+        location=str(d.location if d else k.location), prog_types=", ".join(k.prog_types) or "none",
+        flags=" | ".join(k.flags) or "none", level=level, stable_since=str(stable_since or ""),
+        deprecated_on=str(deprecated_on), removal=str(removal), replacement=replacement,
+        contacts=people[:6], list_addr=cfg.mail.list_addr)
+    subject = f"[ANN] kfunc deprecation: {kfunc} (removal not before {removal})"
+    to = [cfg.mail.list_addr]
+    cc = dedupe(people + lists, exclude=to)
+    seed = f"notice:{tree.name}:{kfunc}:{deprecated_on}:{removal}"
+    return MailDraft("notice", to, cc, subject, body, seed, [f"{deprecated_on}:{removal}"])

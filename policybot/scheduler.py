@@ -1,0 +1,109 @@
+"""``policybot schedule``: the jobs of ``policybot run`` under APScheduler 3.x.
+
+Facts that shaped this (shared/domain/libraries.md): the default misfire grace
+is one second, so a weekly run missed while down would only be logged; jobs in
+a persistent store are referenced as 'module:function'; re-adding a job with
+replace_existing at every start recomputes its next run from now and skips a
+missed run, so a job is (re)added only when its definition changed; crontab
+day numbers are off by one in 3.x, so days are given by name.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import signal
+
+from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+from apscheduler.schedulers.blocking import BlockingScheduler
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+
+from .config import Config, load_config
+from .state import State
+
+UTC = dt.timezone.utc
+MISFIRE_GRACE = 7 * 24 * 3600  # a run missed by up to a week still happens (once: coalesce)
+JOB_DEFAULTS = {"coalesce": True, "max_instances": 1, "misfire_grace_time": MISFIRE_GRACE}
+
+
+def job_definitions(cfg: Config, config_path: str | None) -> dict[str, tuple[str, object, dict]]:
+    """id -> ('module:function', trigger, kwargs)."""
+    s = cfg.schedule
+    day = "*" if s.weekly_day == "daily" else s.weekly_day
+    jobs = {"weekly": ("policybot.scheduler:weekly_job",
+                       CronTrigger(day_of_week=day, hour=s.weekly_hour, minute=s.weekly_minute, timezone=UTC),
+                       {"config_path": config_path})}
+    if s.inbox_minutes and cfg.inbox_maildir:
+        jobs["inbox"] = ("policybot.scheduler:inbox_job", IntervalTrigger(minutes=s.inbox_minutes, timezone=UTC),
+                         {"config_path": config_path})
+    return jobs
+
+
+def _fingerprint(func: str, trigger, kwargs: dict) -> str:
+    return f"{func}|{trigger}|{sorted(kwargs.items())}"
+
+
+def build_scheduler(cfg: Config, state: State, config_path: str | None) -> BlockingScheduler:
+    """A scheduler on the state database, its jobs in sync with the config."""
+    store = SQLAlchemyJobStore(engine=state.engine, tablename="apscheduler_jobs")
+    scheduler = BlockingScheduler(jobstores={"default": store}, job_defaults=JOB_DEFAULTS, timezone=UTC)
+    store.start(scheduler, "default")  # lets us look jobs up before the scheduler runs
+    wanted = job_definitions(cfg, config_path)
+    for job in store.get_all_jobs():
+        if job.id not in wanted:
+            store.remove_job(job.id)
+    for job_id, (func, trigger, kwargs) in wanted.items():
+        fp = _fingerprint(func, trigger, kwargs)
+        existing = store.lookup_job(job_id)
+        if existing is not None and state.get_cached("scheduler", job_id) == fp:
+            continue  # unchanged: keep its next run time (and a run missed while down)
+        scheduler.add_job(func, trigger, id=job_id, kwargs=kwargs, replace_existing=True,
+                          name=f"policybot {job_id}")
+        state.put_cached("scheduler", job_id, fp)
+    return scheduler
+
+
+def next_runs(cfg: Config, state: State, config_path: str | None,
+              now: dt.datetime | None = None) -> list[tuple[str, dt.datetime | None, str]]:
+    """(job id, next run time, trigger) as the running scheduler would see them."""
+    now = now or dt.datetime.now(UTC)
+    store = SQLAlchemyJobStore(engine=state.engine, tablename="apscheduler_jobs")
+    probe = BlockingScheduler(jobstores={"default": store}, timezone=UTC)
+    store.start(probe, "default")
+    out = []
+    for job_id, (func, trigger, kwargs) in job_definitions(cfg, config_path).items():
+        job = store.lookup_job(job_id)
+        fp = state.get_cached("scheduler", job_id)
+        if job is not None and fp == _fingerprint(func, trigger, kwargs):
+            out.append((job_id, job.next_run_time, str(trigger)))
+        else:
+            out.append((job_id, trigger.get_next_fire_time(None, now), str(trigger)))
+    return out
+
+
+def run_forever(cfg: Config, state: State, config_path: str | None) -> None:
+    scheduler = build_scheduler(cfg, state, config_path)
+
+    def stop(signum, frame):
+        scheduler.shutdown(wait=True)  # the running job finishes; the next start resumes
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    scheduler.start()
+
+
+# -- job functions: referenced by 'module:function' from the job store ------------------------
+
+def _runner(config_path: str | None):
+    from .jobs import Runner
+    cfg = load_config(config_path)
+    state = State(url=cfg.db_url or None, state_dir=cfg.state_dir or None)
+    return Runner(cfg, state)
+
+
+def weekly_job(config_path: str | None = None) -> None:
+    _runner(config_path).run(jobs=("audit", "notices", "report"))
+
+
+def inbox_job(config_path: str | None = None) -> None:
+    _runner(config_path).run(jobs=("review",))
