@@ -1,0 +1,310 @@
+"""The outbox: a Maildir of drafts plus the ``mails``/``mailed_keys`` rows.
+
+A mail is a file in ``new/`` named after its Message-ID, so a message queued
+again after a crash (file written, rows not committed) finds its file and
+never becomes two. The rows are the once-only record: a key in
+``mailed_keys`` is never mailed about again. Sending is separate and explicit;
+a mail is marked sent only once the SMTP server accepted it.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import hashlib
+import ipaddress
+import json
+import logging
+import os
+import re
+import smtplib
+import ssl
+import stat
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from email.message import EmailMessage
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from ..errors import ConfigError, InputError
+from ..state import State, mailed_keys, mails
+from .message import MailConfig
+
+log = logging.getLogger(__name__)
+
+PENDING = ("queued", "failed")
+
+
+@dataclass
+class SendReport:
+    sent: list[str] = field(default_factory=list)  # Message-IDs
+    failed: list[tuple[str, str]] = field(default_factory=list)  # (Message-ID, error)
+
+
+class Outbox:
+    def __init__(self, state: State, maildir: str | os.PathLike):
+        self.state = state
+        self.maildir = Path(maildir)
+        for sub in ("tmp", "new", "cur"):
+            (self.maildir / sub).mkdir(mode=0o700, parents=True, exist_ok=True)
+
+    def is_mailed(self, key: str) -> bool:
+        with self.state.engine.connect() as conn:
+            return conn.execute(sa.select(mailed_keys.c.key).where(mailed_keys.c.key == key)).first() is not None
+
+    def pending(self) -> list:
+        q = sa.select(mails).where(mails.c.status.in_(PENDING)).order_by(mails.c.created, mails.c.msgid)
+        with self.state.engine.connect() as conn:
+            return list(conn.execute(q))
+
+    def queue(self, msg: EmailMessage, keys: list[str], kind: str) -> bool:
+        """Draft ``msg`` about ``keys``; False when this Message-ID was queued before
+        (or a concurrent run recorded it or one of the keys first)."""
+        msgid = str(msg.get("Message-ID", "")).strip()
+        if not msgid:
+            raise InputError("a mail without Message-ID cannot be queued")
+        if not 0 < len(kind) <= mails.c.kind.type.length:
+            raise InputError(f"mail kind {kind!r} must be 1 to {mails.c.kind.type.length} characters")
+        name = _file_name(msgid)
+        data = msg.as_bytes()
+        recipients = envelope_recipients(msg)
+        created = False
+        with self.state.engine.connect() as conn:
+            txn = conn.begin()
+            try:
+                if conn.execute(sa.select(mails.c.msgid).where(mails.c.msgid == msgid)).first():
+                    txn.rollback()
+                    return False
+                existing = self._find(name)  # left by a run that died before its commit
+                path = existing or self.maildir / "new" / name
+                conn.execute(mails.insert().values(
+                    msgid=msgid, kind=kind, status="queued", path=str(path),
+                    subject=str(msg.get("Subject", "")), recipients=json.dumps(recipients),
+                    created=_now(), attempts=0))
+                rows = [{"key": k, "msgid": msgid} for k in dict.fromkeys(keys)]
+                if rows:
+                    conn.execute(mailed_keys.insert(), rows)
+                if existing is None:
+                    created = self._deliver(name, data)
+                txn.commit()
+            except BaseException as e:
+                txn.rollback()
+                if created:  # never leave a draft the database does not know
+                    path.unlink(missing_ok=True)
+                if isinstance(e, sa.exc.IntegrityError):
+                    return False
+                raise
+        return True
+
+    def send(self, config: MailConfig, smtp_password: str | None = None) -> SendReport:
+        """Deliver every pending mail over one SMTP connection."""
+        report = SendReport()
+        rows = self.pending()
+        if not rows:
+            return report
+        user, password = smtp_credentials(config, smtp_password)
+        try:
+            smtp = _connect(config, user, password)
+        except (OSError, smtplib.SMTPException) as e:
+            error = _describe(e, password)
+            for row in rows:
+                self._failed(row.msgid, error, report)
+            return report
+        try:
+            for i, row in enumerate(rows):
+                try:
+                    data = _crlf(self._read(row))
+                except OSError as e:
+                    self._failed(row.msgid, f"cannot read the draft: {e}", report)
+                    continue
+                try:
+                    refused = smtp.sendmail(config.sender.addr_spec, json.loads(row.recipients), data)
+                except smtplib.SMTPException as e:
+                    if isinstance(e, smtplib.SMTPServerDisconnected):
+                        self._fail_rest(rows[i:], _describe(e, password), report)
+                        break
+                    self._failed(row.msgid, _describe(e, password), report)  # this mail only
+                    continue
+                except OSError as e:  # (SMTPException is an OSError too: it goes first)
+                    self._fail_rest(rows[i:], _describe(e, password), report)
+                    break
+                self._sent(row.msgid, refused)
+                report.sent.append(row.msgid)
+        finally:
+            try:
+                smtp.quit()
+            except (OSError, smtplib.SMTPException):
+                pass
+        return report
+
+    # -- internals -------------------------------------------------------------
+
+    def _find(self, name: str) -> Path | None:
+        """The draft's file, in new/ or, once a MUA has seen it, in cur/ with flags."""
+        for candidate in (self.maildir / "new" / name, self.maildir / "cur" / name):
+            if candidate.exists():
+                return candidate
+        found = sorted((self.maildir / "cur").glob(name + ":*"))
+        return found[0] if found else None
+
+    def _deliver(self, name: str, data: bytes) -> bool:
+        """Maildir delivery: write and sync in tmp/, then link into new/."""
+        tmp = self.maildir / "tmp" / f"{name}.{os.getpid()}.{os.urandom(4).hex()}"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            try:
+                os.link(tmp, self.maildir / "new" / name)
+            except FileExistsError:
+                return False  # a concurrent run delivered the same message
+            except OSError:  # a file system without hard links
+                os.rename(tmp, self.maildir / "new" / name)
+        finally:
+            tmp.unlink(missing_ok=True)
+        _fsync_dir(self.maildir / "new")
+        return True
+
+    def _read(self, row) -> bytes:
+        path = Path(row.path)
+        if not path.exists():
+            path = self._find(path.name.split(":")[0])
+            if path is None:
+                raise FileNotFoundError(f"the draft of {row.msgid} is no longer in the outbox {self.maildir}")
+        return path.read_bytes()
+
+    def _sent(self, msgid: str, refused: dict) -> None:
+        note = None
+        if refused:  # accepted for the others: it is sent, but say who did not get it
+            note = "refused recipients: " + ", ".join(
+                f"{addr} ({code})" for addr, (code, _msg) in sorted(refused.items()))
+        with self.state.engine.begin() as conn:
+            conn.execute(mails.update().where(mails.c.msgid == msgid).values(
+                status="sent", sent=_now(), attempts=mails.c.attempts + 1, last_error=note))
+
+    def _fail_rest(self, rows, error: str, report: SendReport) -> None:
+        """The connection is gone: these mails wait for the next run."""
+        for row in rows:
+            self._failed(row.msgid, error, report)
+
+    def _failed(self, msgid: str, error: str, report: SendReport) -> None:
+        with self.state.engine.begin() as conn:
+            conn.execute(mails.update().where(mails.c.msgid == msgid).values(
+                status="failed", attempts=mails.c.attempts + 1, last_error=error))
+        report.failed.append((msgid, error))
+        log.warning("mail %s not sent: %s", msgid, error)
+
+
+def envelope_recipients(msg: EmailMessage) -> list[str]:
+    """To and Cc addresses, each once (case-insensitively)."""
+    values = [str(v) for h in ("To", "Cc") for v in msg.get_all(h, [])]
+    seen: dict[str, str] = {}
+    for _name, addr in email.utils.getaddresses(values):
+        if "@" in addr:
+            seen.setdefault(addr.lower(), addr)
+    return list(seen.values())
+
+
+def smtp_credentials(config: MailConfig, password: str | None = None) -> tuple[str | None, str | None]:
+    """(user, password) from the arguments, the environment, then ``smtp_auth_file``.
+
+    The file holds the user on its first line and the password on its second,
+    and must be readable by its owner only.
+    """
+    user = os.environ.get("POLICYBOT_SMTP_USER") or None
+    password = password or os.environ.get("POLICYBOT_SMTP_PASSWORD") or None
+    if config.smtp_auth_file:
+        file_user, file_password = _read_auth_file(Path(config.smtp_auth_file))
+        user = user or file_user
+        password = password or file_password
+    if bool(user) != bool(password):
+        raise ConfigError("SMTP authentication needs both a user and a password "
+                          "(POLICYBOT_SMTP_USER/POLICYBOT_SMTP_PASSWORD or mail.smtp_auth_file)")
+    if password and config.smtp_security == "none" and not _is_loopback(config.smtp_host):
+        raise ConfigError(f"refusing to send SMTP credentials to {config.smtp_host} without TLS "
+                          "(mail.smtp_security = none)")
+    return user, password
+
+
+def _read_auth_file(path: Path) -> tuple[str | None, str | None]:
+    try:
+        st = path.stat()
+        if st.st_mode & (stat.S_IRWXG | stat.S_IRWXO) or st.st_uid != os.getuid():
+            raise ConfigError(f"{path}: SMTP credentials file must be owned by you and have mode 0600 "
+                              f"(it has mode {stat.S_IMODE(st.st_mode):04o})")
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read the SMTP credentials file ({e.strerror})") from None
+    if len(lines) < 2 or not lines[0].strip() or not lines[1]:
+        raise ConfigError(f"{path}: expected the SMTP user on line 1 and the password on line 2")
+    return lines[0].strip(), lines[1]
+
+
+def _connect(config: MailConfig, user: str | None, password: str | None) -> smtplib.SMTP:
+    context = ssl.create_default_context()
+    if config.smtp_security == "tls":
+        smtp = smtplib.SMTP_SSL(config.smtp_host, config.smtp_port, timeout=config.smtp_timeout,
+                                context=context)
+    else:
+        smtp = smtplib.SMTP(config.smtp_host, config.smtp_port, timeout=config.smtp_timeout)
+    try:
+        smtp.ehlo()
+        if config.smtp_security == "starttls":
+            smtp.starttls(context=context)  # fails when not offered: never falls back to plain text
+            smtp.ehlo()
+        if user:
+            smtp.login(user, password)
+    except BaseException:
+        smtp.close()
+        raise
+    return smtp
+
+
+def _describe(e: BaseException, password: str | None) -> str:
+    """One line about a failure, without the password even if a server echoed it."""
+    if isinstance(e, smtplib.SMTPResponseException):
+        reply = e.smtp_error
+        text = f"{e.smtp_code} {reply.decode('utf-8', 'replace') if isinstance(reply, bytes) else reply}"
+    elif isinstance(e, smtplib.SMTPRecipientsRefused):
+        text = "all recipients refused: " + ", ".join(sorted(e.recipients))
+    elif isinstance(e, OSError) and e.strerror:
+        text = e.strerror
+    else:
+        text = str(e) or type(e).__name__
+    text = f"{type(e).__name__}: {' '.join(text.split())}"
+    if password:
+        text = text.replace(password, "***")
+    return text
+
+
+def _file_name(msgid: str) -> str:
+    # Unique per message as Maildir wants, and the same for the same message: crash safety.
+    return "policybot-" + hashlib.sha256(msgid.encode("utf-8")).hexdigest()[:40]
+
+
+def _crlf(data: bytes) -> bytes:
+    # smtplib does not fix line ends of bytes; bare LF is refused by strict servers
+    return re.sub(rb"\r?\n", b"\r\n", data)
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
