@@ -385,11 +385,10 @@ def _outbox(args, state):
 
 
 def _queue(outbox, config, drafts) -> list[str]:
-    from .mail.message import build_message
+    from .mail.drafts import draft_message
     queued = []
     for d in drafts:
-        msg = build_message(config, to=d.to, cc=d.cc, subject=d.subject, body=d.body,
-                            msgid_seed=d.msgid_seed, in_reply_to=d.in_reply_to, references=d.references)
+        msg = draft_message(config, d)
         if outbox.queue(msg, d.keys, d.kind):
             queued.append(str(msg["Message-ID"]))
     return queued

@@ -22,7 +22,7 @@ from .errors import InputError
 from .kernel.gitrepo import open_repo, resolve
 from .kernel.scanner import Scanner
 from .mail.drafts import MailDraft, dedupe, template_env
-from .mail.message import build_message
+from .mail.drafts import draft_message
 from .mail.outbox import Outbox
 from .policy.audit import AuditResult, Auditor, Finding
 from .progress import Progress
@@ -236,9 +236,7 @@ class Runner:
     def _queue(self, draft: MailDraft, summary: RunSummary | None, tree: str) -> None:
         if all(self.outbox.is_mailed(k) for k in draft.keys):
             return
-        msg = build_message(self.cfg.mail, to=draft.to, cc=draft.cc, subject=draft.subject, body=draft.body,
-                            msgid_seed=draft.msgid_seed, in_reply_to=draft.in_reply_to,
-                            references=draft.references)
+        msg = draft_message(self.cfg.mail, draft)
         if self.outbox.queue(msg, draft.keys, draft.kind) and summary is not None:
             summary.queued.append(str(msg["Message-ID"]))
 

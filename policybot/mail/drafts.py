@@ -37,6 +37,18 @@ def template_env(override_dir: str | None = None) -> jinja2.Environment:
                               keep_trailing_newline=True, autoescape=False, trim_blocks=False)
 
 
+def draft_message(config, draft: MailDraft):
+    """The RFC 5322 message of a draft; a template that writes unsafe lines is a config error."""
+    from ..errors import ConfigError
+    from .message import build_message
+    try:
+        return build_message(config, to=draft.to, cc=draft.cc, subject=draft.subject, body=draft.body,
+                             msgid_seed=draft.msgid_seed, in_reply_to=draft.in_reply_to,
+                             references=draft.references)
+    except ValueError as e:
+        raise ConfigError(f"the {draft.kind} mail template produced an unsafe mail: {e}") from None
+
+
 def first_name(name: str) -> str:
     name = name.strip().strip('"')
     if "," in name:  # "Doe, John"
