@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import os
 import re
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import ConfigError
 from .mail.message import MailConfig
-from .policy.config import Policy, line_of, load_policy
+from .policy.config import Policy, line_of, load_policy, nth_table_line, read_toml
 
 _TIME = re.compile(r"^(mon|tue|wed|thu|fri|sat|sun|daily)\s+(\d{1,2}):(\d{2})$")
 
@@ -68,16 +67,8 @@ def config_path(explicit: str | None) -> str | None:
 def load_config(path: str | os.PathLike | None) -> Config:
     if path is None:
         return Config()
-    path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as e:
-        raise ConfigError(f"{path}: {e.strerror}") from None
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as e:
-        raise ConfigError(f"{path}: {e}") from None
-    return _from_dict(data, path, text)
+    data, text = read_toml(path)
+    return _from_dict(data, Path(path), text)
 
 
 def _check_keys(section: dict, known: set, path, text, table) -> None:
@@ -174,7 +165,7 @@ def _from_dict(data: dict, path: Path, text: str) -> Config:
     tree_keys = {"name", "repo", "remote", "branch", "policy", "report_to", "report_html", "quiet_weeks"}
     names = set()
     for i, t in enumerate(trees):
-        line = _nth_table_line(text, "trees", i)
+        line = nth_table_line(text, "trees", i)
         w = f"{path}:{line}: trees[{i}]"
         for key in t:
             if key not in tree_keys:
@@ -200,13 +191,3 @@ def _from_dict(data: dict, path: Path, text: str) -> Config:
             tree.quiet_weeks = _typed(t["quiet_weeks"], bool, f"{w}.quiet_weeks")
         cfg.trees.append(tree)
     return cfg
-
-
-def _nth_table_line(text: str, name: str, index: int) -> int:
-    n = -1
-    for i, ln in enumerate(text.splitlines(), 1):
-        if ln.strip() == f"[[{name}]]":
-            n += 1
-            if n == index:
-                return i
-    return 1

@@ -96,18 +96,23 @@ def line_of(text: str, key: str, table: str | None = None, nth: int = 0) -> int:
     return 1
 
 
-def load_policy(path: str | os.PathLike | None) -> Policy:
-    if path is None:
-        return Policy()
+def read_toml(path: str | os.PathLike) -> tuple[dict, str]:
+    """A TOML file's data and text (the text locates keys for error messages)."""
     path = Path(path)
     try:
         text = path.read_text()
     except OSError as e:
         raise ConfigError(f"{path}: {e.strerror}") from None
     try:
-        data = tomllib.loads(text)
+        return tomllib.loads(text), text
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{path}: {e}") from None
+
+
+def load_policy(path: str | os.PathLike | None) -> Policy:
+    if path is None:
+        return Policy()
+    data, text = read_toml(path)
     return policy_from_dict(data, str(path), text)
 
 
@@ -164,7 +169,7 @@ def policy_from_dict(data: dict, path: str, text: str = "") -> Policy:
     if not isinstance(allow, list):
         raise ConfigError(f"{path}:{line_of(text, 'allow')}: 'allow' must be an array of tables ([[allow]])")
     for i, entry in enumerate(allow):
-        line = _allow_line(text, i)
+        line = nth_table_line(text, "allow", i)
         where = f"{path}:{line}: allow[{i}]"
         missing = [k for k in ("kfunc", "rule", "reason", "expires") if k not in entry]
         if missing:
@@ -183,10 +188,11 @@ def policy_from_dict(data: dict, path: str, text: str = "") -> Policy:
     return p
 
 
-def _allow_line(text: str, index: int) -> int:
+def nth_table_line(text: str, name: str, index: int) -> int:
+    """Line of the index-th ``[[name]]`` header."""
     n = -1
     for i, ln in enumerate(text.splitlines(), 1):
-        if ln.strip() == "[[allow]]":
+        if ln.strip() == f"[[{name}]]":
             n += 1
             if n == index:
                 return i
