@@ -63,7 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
                "  path:line: note[code]: message\n",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     _common(p)
-    p.add_argument("--format", choices=("table", "json", "csv"), default="table")
+    p.add_argument("--format", choices=("table", "json", "csv"), default="table",
+                   help="table for people (default), json (schema in README), csv")
     p.add_argument("--include-tests", action="store_true", help="include test kfuncs")
     p.set_defaults(func=cmd_inventory)
 
@@ -88,7 +89,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fail-on", default="violation", metavar="LEVEL",
                    help="lowest verdict that makes the exit status 1: violation (default), warning, "
                         "notice, info, or never")
-    p.add_argument("--format", choices=("text", "json", "markdown"), default="text")
+    p.add_argument("--format", choices=("text", "json", "markdown"), default="text",
+                   help="text: path:line: verdict[RULE] lines (default); json; markdown for a web page")
     p.add_argument("--today", metavar="YYYY-MM-DD", help="judge current-state promises as of this date")
     p.set_defaults(func=cmd_audit)
 
@@ -121,8 +123,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--list", dest="list_addr", default="bpf@vger.kernel.org", metavar="ADDR",
                    help="list copied on every review (default: %(default)s)")
     p.add_argument("--tree-name", metavar="NAME", help="the tree's name in mails (default: the repository's)")
-    p.add_argument("--fail-on", default="violation", metavar="LEVEL")
-    p.add_argument("--format", choices=("text", "json"), default="text")
+    p.add_argument("--fail-on", default="violation", metavar="LEVEL",
+                   help="lowest verdict that makes the exit status 1 (default: violation; or never)")
+    p.add_argument("--format", choices=("text", "json"), default="text",
+                   help="text for people (default) or json")
     p.add_argument("--today", metavar="YYYY-MM-DD", help="judge promises as of this date")
     p.set_defaults(func=cmd_review)
 
@@ -131,7 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Print the maintainers, reviewers and lists that MAINTAINERS assigns to the "
                     "files, in get_maintainer.pl's order (--nogit --nogit-fallback --norolestats).")
     _common(p)
-    p.add_argument("files", nargs="+", metavar="FILE")
+    p.add_argument("files", nargs="+", metavar="FILE", help="paths in the tree")
     p.set_defaults(func=cmd_maintainers)
 
     p = sub.add_parser(
@@ -169,10 +173,11 @@ def build_parser() -> argparse.ArgumentParser:
                     "promise allows is refused, with the reason.",
         epilog="example:\n  policybot notice bpf_obj_new_impl --repo ~/linux --replacement bpf_obj_new\n",
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("kfunc", metavar="KFUNC")
+    p.add_argument("kfunc", metavar="KFUNC", help="the kfunc to deprecate")
     _common(p)
     p.add_argument("--config", metavar="FILE", help="configuration (mail settings; default: $POLICYBOT_CONFIG)")
-    p.add_argument("--policy", metavar="FILE", default=os.environ.get("POLICYBOT_POLICY"))
+    p.add_argument("--policy", metavar="FILE", default=os.environ.get("POLICYBOT_POLICY"),
+                   help="policy file (default: $POLICYBOT_POLICY, else built-in defaults)")
     p.add_argument("--replacement", metavar="NAME", help="the kfunc programs should move to")
     p.add_argument("--removal-not-before", metavar="YYYY-MM-DD", help="announce this removal date")
     p.add_argument("--today", metavar="YYYY-MM-DD", help="deprecate as of this date")
@@ -182,18 +187,18 @@ def build_parser() -> argparse.ArgumentParser:
                        description="List the mail policybot drafted and its state (queued, sent, "
                                    "failed); --send delivers everything queued over SMTP.")
     p.add_argument("--config", metavar="FILE", help="configuration (SMTP settings; default: $POLICYBOT_CONFIG)")
-    p.add_argument("--state-dir", metavar="DIR")
-    p.add_argument("--db", metavar="URL")
+    p.add_argument("--state-dir", metavar="DIR", help="state directory (default: as in the config)")
+    p.add_argument("--db", metavar="URL", help="state database URL (default: as in the config)")
     p.add_argument("--send", action="store_true", help="deliver queued mail now")
     p.set_defaults(func=cmd_outbox)
 
     p = sub.add_parser("rules", help="list the rule catalogue",
                        description="List every rule policybot applies, with its summary.")
-    p.add_argument("--format", choices=("text", "json"), default="text")
+    p.add_argument("--format", choices=("text", "json"), default="text", help="text (default) or json")
     p.set_defaults(func=cmd_rules)
     p = sub.add_parser("explain", help="explain one rule",
                        description="Print a rule: what it compares, its verdict per level, the fix hint.")
-    p.add_argument("rule", metavar="RULE")
+    p.add_argument("rule", metavar="RULE", help="a rule id, e.g. KFUNC_REMOVED (case does not matter)")
     p.set_defaults(func=cmd_explain)
     return parser
 

@@ -1,0 +1,60 @@
+"""The command line as a whole: help that teaches, documented commands, bad input."""
+
+import argparse
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from policybot.cli import build_parser, main
+from policybot.policy.rules import catalogue
+
+README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+
+
+def subcommands():
+    parser = build_parser()
+    action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return action.choices, {a.dest: a.help for a in action._choices_actions}
+
+
+def test_every_command_has_help_and_a_readme_section():
+    commands, helps = subcommands()
+    assert set(commands) >= {"inventory", "audit", "review", "maintainers", "run", "schedule",
+                             "notice", "outbox", "rules", "explain"}
+    for name, parser in commands.items():
+        assert helps[name], name
+        assert parser.description, name
+        assert f"policybot {name}" in README, f"README does not document `policybot {name}`"
+        for action in parser._actions:
+            if action.option_strings and action.dest != "help":
+                assert action.help, f"{name} {action.option_strings} has no help"
+
+
+def test_every_rule_is_in_the_readme():
+    for rule in catalogue():
+        assert rule in README or rule.rsplit("_", 1)[0] in README, rule
+
+
+def test_help_runs_and_shows_examples():
+    out = subprocess.run([sys.executable, "-m", "policybot", "audit", "--help"], capture_output=True, text=True)
+    assert out.returncode == 0 and "examples:" in out.stdout and "exit status" in out.stdout
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["inventory", "--repo", "/nonexistent"], "no such file or directory"),
+    (["audit", "--repo", ".", "--policy", "/nonexistent.toml"], "nonexistent.toml"),
+    (["run", "--config", "/nonexistent.toml"], "nonexistent.toml"),
+    (["explain", "NOPE"], "unknown rule 'NOPE'"),
+])
+def test_errors_are_one_line_exit_2(argv, message, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_no_command_prints_help(capsys):
+    assert main([]) == 2
+    assert "COMMAND" in capsys.readouterr().out
