@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN = $(VENV)/bin
 export POLICYBOT_KERNEL_CACHE ?= $(HOME)/.cache/policybot-kernels
 
-.PHONY: setup demo test bench clean
+.PHONY: setup demo test bench browser clean
 
 $(BIN)/policybot: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,9 +21,16 @@ demo: setup
 	POLICYBOT_STATE_DIR=$(VENV)/state $(BIN)/policybot audit --repo $(VENV)/sample-linux \
 		--base v6.1 --rev v6.2 --policy config/policy.toml; test $$? -le 1
 
-test: setup
+test: setup browser
 	scripts/kernel-trees >/dev/null
-	$(BIN)/python -m pytest -q -ra
+	POLICYBOT_REQUIRE_BROWSER=$${POLICYBOT_REQUIRE_BROWSER:-$$(command -v chromium >/dev/null && echo 1)} \
+		$(BIN)/python -m pytest -q -ra
+
+# The HTML page is tested in a real headless browser: Debian's chromium.
+browser:
+	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+		|| echo "policybot: no chromium (Debian: apt-get install chromium); the page's browser tests will skip"; }
 
 bench: setup
 	$(BIN)/python bench/inventory.py

@@ -192,6 +192,40 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--send", action="store_true", help="deliver queued mail now")
     p.set_defaults(func=cmd_outbox)
 
+    p = sub.add_parser(
+        "history", help="every kfunc across the release tags: since when, what changed, renames",
+        description="Walk the release tags (v<major>.<minor>, no -rc; --tags narrows them) and list for "
+                    "every kfunc its first release, its last (if removed), and each release where its "
+                    "signature, flags, program types or declared level changed, and renames. The parse "
+                    "cache makes each further tag read only the blobs that changed.",
+        epilog="examples:\n  policybot history --repo ~/linux\n"
+               "  policybot history --repo linux.git --tags 'v6.*' --format json > history.json\n",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    _common(p, rev=False)
+    p.add_argument("--tags", default="v*", metavar="GLOB", help="release tags to walk (default: v*)")
+    p.add_argument("--policy", metavar="FILE", default=os.environ.get("POLICYBOT_POLICY"),
+                   help="policy file: manifest path and overlay for declared levels")
+    p.add_argument("--format", choices=("table", "json", "csv"), default="table",
+                   help="table (default), json, or csv (one row per event)")
+    p.set_defaults(func=cmd_history)
+
+    p = sub.add_parser(
+        "report", help="the stability page: one self-contained HTML file",
+        description="Write one self-contained HTML page (no network assets) for out-of-tree BPF "
+                    "authors: a sortable, filterable table of kfuncs with level, since, promise end "
+                    "and days left; a timeline of support windows and deprecation periods; the "
+                    "current findings; each kfunc's history. Readable without JavaScript, printable.",
+        epilog="example:\n  policybot report --repo ~/linux --rev v6.12 --html kfuncs.html\n",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    _common(p)
+    p.add_argument("--html", metavar="FILE", help="write the page here")
+    p.add_argument("--format", choices=("json",), help="also print the page's data as JSON")
+    p.add_argument("--tags", default="v*", metavar="GLOB", help="release tags for the history (default: v*)")
+    p.add_argument("--policy", metavar="FILE", default=os.environ.get("POLICYBOT_POLICY"),
+                   help="policy file (default: $POLICYBOT_POLICY, else built-in defaults)")
+    p.add_argument("--today", metavar="YYYY-MM-DD", help="days left and the today line as of this date")
+    p.set_defaults(func=cmd_report)
+
     p = sub.add_parser("rules", help="list the rule catalogue",
                        description="List every rule policybot applies, with its summary.")
     p.add_argument("--format", choices=("text", "json"), default="text", help="text (default) or json")
@@ -517,6 +551,38 @@ def cmd_maintainers(args) -> int:
         raise PolicybotError(f"{args.repo}: no MAINTAINERS file at {args.rev}") from None
     for line in load_maintainers(repo, commit.tree).for_files(args.files).all():
         print(line)
+    return 0
+
+
+def cmd_history(args) -> int:
+    from .kernel.timeline import history_csv, history_json, history_table, kfunc_history
+    from .policy.config import load_policy
+    scanner = _scanner(args)
+    hs = kfunc_history(scanner.repo, scanner, args.tags, load_policy(args.policy))
+    sys.stdout.write({"table": history_table, "json": history_json, "csv": history_csv}[args.format](hs))
+    return 0
+
+
+def cmd_report(args) -> int:
+    from pathlib import Path
+
+    from .dashboard import build_dashboard, dashboard_json, render_html
+    from .policy.config import load_policy
+    if not args.html and not args.format:
+        raise PolicybotError("report: give --html FILE, --format json, or both")
+    scanner = _scanner(args)
+    data = build_dashboard(scanner.repo, scanner, load_policy(args.policy), args.rev, _today(args), args.tags)
+    if args.html:
+        out = Path(args.html)
+        tmp = out.with_name(out.name + ".tmp")
+        try:
+            tmp.write_text(render_html(data), encoding="utf-8")
+            tmp.replace(out)  # never a half-written page
+        except OSError as e:
+            raise PolicybotError(f"{out}: {e.strerror}") from None
+        print(f"wrote {out}", file=sys.stderr)
+    if args.format == "json":
+        sys.stdout.write(dashboard_json(data))
     return 0
 
 

@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import email.utils
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import jinja2
 
 from ..policy.audit import Finding
 from ..policy.rules import severity
+from ..templating import environment
 
-BUILTIN_TEMPLATES = Path(__file__).resolve().parent.parent.parent / "templates"
 
 
 @dataclass
@@ -32,9 +31,7 @@ class MailDraft:
 
 
 def template_env(override_dir: str | None = None) -> jinja2.Environment:
-    dirs = [d for d in (override_dir, str(BUILTIN_TEMPLATES)) if d]
-    return jinja2.Environment(loader=jinja2.FileSystemLoader(dirs), undefined=jinja2.StrictUndefined,
-                              keep_trailing_newline=True, autoescape=False, trim_blocks=False)
+    return environment(override_dir)
 
 
 def draft_message(config, draft: MailDraft):

@@ -1,0 +1,324 @@
+"""policybot history: per-kfunc history across release tags (policybot/kernel/timeline.py)."""
+
+import csv
+import datetime as dt
+import io
+import json
+
+import pytest
+
+from policybot.errors import ConfigError
+from policybot.gitbuild import HistoryBuilder
+from policybot.kernel.flags import FLAGS
+from policybot.kernel.scanner import Scanner
+from policybot.kernel.timeline import (Histories, history_csv, history_json, history_table,
+                                       kfunc_history)
+from policybot.policy.config import Policy
+from policybot.state import State
+
+BTF_H = "".join(f"#define {f} (1 << {i})\n" for i, f in enumerate(FLAGS) if f != "KF_DEPRECATED")
+MANIFEST = "Documentation/bpf/kfunc-stability.yaml"
+
+
+def kernel(kfuncs: dict, progs=("TRACING", "XDP")) -> str:
+    """kernel/bpf/helpers.c with one set (as tests/test_audit.py builds it).
+
+    kfuncs: name -> "ret|params" or ("ret|params", "KF_A | KF_B").
+    """
+    defs, entries = [], []
+    for name, spec in kfuncs.items():
+        sig, flags = (spec + (None,))[:2] if isinstance(spec, tuple) else (spec, None)
+        ret, params = sig.split("|")
+        defs.append(f"__bpf_kfunc {ret} {name}({params})\n{{\n}}\n")
+        entries.append(f"BTF_ID_FLAGS(func, {name}{', ' + flags if flags else ''})\n")
+    regs = "".join(f"\tregister_btf_kfunc_id_set(BPF_PROG_TYPE_{p}, &generic_kfunc_set);\n" for p in progs)
+    return ("\n".join(defs) + "\nBTF_KFUNCS_START(generic_btf_ids)\n" + "".join(entries)
+            + "BTF_KFUNCS_END(generic_btf_ids)\n"
+            "static const struct btf_kfunc_id_set generic_kfunc_set = {\n\t.set = &generic_btf_ids,\n};\n"
+            f"static int __init kfunc_init(void)\n{{\n{regs}\treturn 0;\n}}\n")
+
+
+FOO = "int|struct task_struct *p, u32 flags"
+TASK = "int|struct task_struct *p"
+
+V61 = {"bpf_foo": FOO, "bpf_keep": "int|int x", "bpf_gone": "void|void", "bpf_old": TASK,
+       "bpf_back": "int|u32 v"}
+# v6.2: bpf_foo gains KF_RCU, bpf_gone and bpf_back go, bpf_old is renamed bpf_new (same set,
+# same signature), bpf_added appears, the manifest declares bpf_keep stable
+V62 = {"bpf_foo": (FOO, "KF_RCU"), "bpf_keep": "int|int x", "bpf_new": TASK, "bpf_added": "long|void"}
+# v6.3: bpf_back is back, bpf_foo takes a third parameter, every kfunc is registered for SYSCALL too
+V63 = {"bpf_foo": ("int|struct task_struct *p, u32 flags, u64 extra", "KF_RCU"), "bpf_keep": "int|int x",
+       "bpf_new": TASK, "bpf_added": "long|void", "bpf_back": "int|u32 v"}
+# v7.0: bpf_added goes
+V70 = {k: v for k, v in V63.items() if k != "bpf_added"}
+PROGS63 = ("TRACING", "XDP", "SYSCALL")
+
+DATES = {"v6.1": dt.date(2022, 12, 11), "v6.2": dt.date(2023, 2, 19), "v6.3": dt.date(2023, 4, 23),
+         "v7.0": dt.date(2023, 6, 25)}
+
+
+@pytest.fixture
+def repo(tmp_path):
+    b = HistoryBuilder(tmp_path / "linux")
+    b.commit({"include/linux/btf.h": BTF_H, "kernel/bpf/helpers.c": kernel(V61), "README": "linux\n"},
+             "v6.1 tree", "2022-12-11T12:00:00")
+    b.tag("v6.1")
+    b.commit({"kernel/bpf/helpers.c": kernel(V62), MANIFEST: "kfuncs:\n  bpf_keep:\n    stability: stable\n"},
+             "v6.2 tree", "2023-02-19T12:00:00")
+    b.tag("v6.2")
+    b.commit({"README": "rc\n"}, "rc", "2023-03-05T12:00:00")
+    b.tag("v6.3-rc1")  # not a release
+    b.commit({"kernel/bpf/helpers.c": kernel(V63, PROGS63)}, "v6.3 tree", "2023-04-23T12:00:00")
+    b.tag("v6.3")
+    b.commit({"kernel/bpf/helpers.c": kernel(V70, PROGS63)}, "v7.0 tree", "2023-06-25T12:00:00")
+    b.tag("v7.0", annotated=False)
+    return b.repo
+
+
+def by_name(histories):
+    return {h.name: h for h in histories}
+
+
+def kinds(h, release=None):
+    return [e.kind for e in h.events if release is None or e.release == release]
+
+
+def test_releases_are_the_release_tags_in_version_order(repo):
+    hs = kfunc_history(repo, Scanner(repo))
+    assert isinstance(hs, Histories) and isinstance(hs, list)
+    assert [r.name for r in hs.releases] == ["v6.1", "v6.2", "v6.3", "v7.0"]  # no -rc
+    assert [r.date for r in hs.releases] == list(DATES.values())
+    assert [h.name for h in hs] == sorted(h.name for h in hs)
+    assert {h.name for h in hs} == set(V61) | set(V62) | set(V63)
+
+
+def test_added_changed_renamed_removed_readded(repo):
+    h = by_name(kfunc_history(repo, Scanner(repo)))
+
+    # present throughout, nothing changed but the program types (v6.3) and its level (v6.2)
+    keep = h["bpf_keep"]
+    assert (keep.first_release, keep.last_release, keep.present, keep.removed_in) == ("v6.1", None, True, None)
+    assert kinds(keep) == ["added", "level", "prog_types"]
+    level = next(e for e in keep.events if e.kind == "level")
+    assert (level.release, level.detail) == ("v6.2", "unstable -> stable")
+    assert keep.level == "stable"
+    assert keep.changed_in == ["v6.2", "v6.3"]
+
+    # flags (v6.2) and signature (v6.3) changes, with the audit's rules
+    foo = h["bpf_foo"]
+    assert kinds(foo, "v6.2") == ["flags"]
+    flags = foo.events[1]
+    assert flags.detail == "+KF_RCU"
+    assert [r for r, _ in flags.rules] == ["KFUNC_FLAGS_RELAXED"]
+    assert kinds(foo, "v6.3") == ["signature", "prog_types"]
+    sig = next(e for e in foo.events if e.kind == "signature")
+    assert sig.date == DATES["v6.3"]
+    assert sig.detail == ("int bpf_foo(struct task_struct *p, u32 flags) -> "
+                          "int bpf_foo(struct task_struct *p, u32 flags, u64 extra)")
+    assert [r for r, _ in sig.rules] == ["KFUNC_PARAM_ADDED"]
+    progs = next(e for e in foo.events if e.kind == "prog_types")
+    assert (progs.detail, progs.rules) == ("+SYSCALL", ())  # widening: no rule, still history
+    assert foo.changed_in == ["v6.2", "v6.3"]
+
+    # renamed in v6.2: one history ends, the other starts, each names the other
+    old, new = h["bpf_old"], h["bpf_new"]
+    assert (old.first_release, old.last_release, old.removed_in, old.present) == ("v6.1", "v6.1", "v6.2", False)
+    assert (old.renamed_to, old.renamed_from) == ("bpf_new", None)
+    assert kinds(old) == ["added", "renamed"]
+    assert old.events[-1].other == "bpf_new" and old.events[-1].release == "v6.2"
+    assert [r for r, _ in old.events[-1].rules] == ["KFUNC_RENAMED"]
+    assert (new.first_release, new.last_release, new.renamed_from, new.renamed_to) == ("v6.2", None, "bpf_old", None)
+    assert kinds(new) == ["renamed", "prog_types"]
+
+    # removed for good
+    gone = h["bpf_gone"]
+    assert (gone.first_release, gone.last_release, gone.removed_in, gone.present) == ("v6.1", "v6.1", "v6.2", False)
+    assert kinds(gone) == ["added", "removed"]
+    assert gone.renamed_to is None
+
+    # removed in v6.2, back in v6.3: two spans
+    back = h["bpf_back"]
+    assert back.spans == [["v6.1", "v6.1"], ["v6.3", None]]
+    assert kinds(back) == ["added", "removed", "re-added"]
+    assert [e.release for e in back.events] == ["v6.1", "v6.2", "v6.3"]
+    assert (back.first_release, back.last_release, back.present, back.removed_in) == ("v6.1", None, True, None)
+    assert "v6.1" in back.events[-1].detail
+
+    # added in v6.2, removed in v7.0 (a lightweight tag)
+    added = h["bpf_added"]
+    assert (added.first_release, added.last_release, added.removed_in) == ("v6.2", "v6.3", "v7.0")
+    assert kinds(added) == ["added", "prog_types", "removed"]
+
+
+def test_tags_glob_narrows_the_releases(repo):
+    hs = kfunc_history(repo, Scanner(repo), tags_glob="v6.*")
+    assert [r.name for r in hs.releases] == ["v6.1", "v6.2", "v6.3"]
+    h = by_name(hs)
+    assert h["bpf_added"].present and h["bpf_added"].removed_in is None
+    # two releases only: v6.1 -> v6.3 directly
+    hs = kfunc_history(repo, Scanner(repo), tags_glob="v6.[13]")
+    h = by_name(hs)
+    assert [r.name for r in hs.releases] == ["v6.1", "v6.3"]
+    assert kinds(h["bpf_back"]) == ["added", "prog_types"]  # never seen missing
+    assert h["bpf_old"].renamed_to == "bpf_new" and h["bpf_old"].removed_in == "v6.3"
+    assert kfunc_history(repo, Scanner(repo), tags_glob="v9.*") == []
+
+
+def test_upto_keeps_the_releases_a_revision_contains(repo):
+    hs = kfunc_history(repo, Scanner(repo), upto="v6.2")
+    assert [r.name for r in hs.releases] == ["v6.1", "v6.2"]
+    assert by_name(hs)["bpf_added"].present
+    assert [r.name for r in kfunc_history(repo, Scanner(repo), upto="v6.3-rc1").releases] == ["v6.1", "v6.2"]
+    assert len(kfunc_history(repo, Scanner(repo), upto="HEAD").releases) == 4
+
+
+def test_overlay_levels_and_a_missing_overlay(repo, tmp_path):
+    overlay = tmp_path / "overlay.yaml"
+    overlay.write_text("kfuncs:\n  bpf_foo:\n    stability: stable\n", encoding="utf-8")
+    h = by_name(kfunc_history(repo, Scanner(repo), policy=Policy(overlay=str(overlay))))
+    assert h["bpf_foo"].level == "stable" and "level" not in kinds(h["bpf_foo"])  # stable at every tag
+    assert "declared stable" in h["bpf_foo"].events[0].detail
+    with pytest.raises(ConfigError, match="overlay-missing.yaml"):
+        kfunc_history(repo, Scanner(repo), policy=Policy(overlay=str(tmp_path / "overlay-missing.yaml")))
+
+
+def test_no_release_tags(tmp_path):
+    b = HistoryBuilder(tmp_path / "r")
+    b.commit({"kernel/bpf/helpers.c": kernel({"bpf_foo": FOO})}, "one")
+    b.tag("v6.1-rc1")
+    hs = kfunc_history(b.repo, Scanner(b.repo))
+    assert hs == [] and hs.releases == []
+    assert history_table(hs).splitlines()[-1] == "0 kfuncs"
+    assert json.loads(history_json(hs))["kfuncs"] == []
+
+
+class CountingScanner(Scanner):
+    """Records, per inventory, which blobs were read to be classified."""
+
+    def __init__(self, *a, **kw):
+        super().__init__(*a, **kw)
+        self.classified: dict[str, list[str]] = {}
+        self.per_rev: dict[str, dict] = {}
+        self._rev = None
+
+    def inventory_of_commit(self, commit, rev=None):
+        self._rev = rev
+        self.classified[rev] = []
+        inv = super().inventory_of_commit(commit, rev)
+        self.per_rev[rev] = dict(self.stats)
+        return inv
+
+    def _read_and_classify(self, todo, rev):
+        self.classified[self._rev].extend(p for p, _ in todo)
+        return super()._read_and_classify(todo, rev)
+
+
+def test_one_scanner_and_state_reread_only_changed_blobs(tmp_path):
+    b = HistoryBuilder(tmp_path / "r")
+    filler = {f"drivers/d{i}/f{j}.c": f"int f{i}_{j}(void) {{ return {i * 10 + j}; }}\n"
+              for i in range(5) for j in range(6)}
+    b.commit({"include/linux/btf.h": BTF_H, "kernel/bpf/helpers.c": kernel(V61), **filler}, "one", "2022-12-11")
+    b.tag("v6.1")
+    b.commit({"kernel/bpf/helpers.c": kernel(V62)}, "two", "2023-02-19")
+    b.tag("v6.2")
+    b.commit({"drivers/d3/f1.c": "int changed(void) { return 0; }\n"}, "three", "2023-04-23")
+    b.tag("v6.3")
+    scanner = CountingScanner(b.repo, State(state_dir=tmp_path / "state"))
+    kfunc_history(b.repo, scanner)
+    assert len(scanner.classified["v6.1"]) == 31  # cold: every .c blob
+    assert scanner.classified["v6.2"] == ["kernel/bpf/helpers.c"]
+    assert scanner.classified["v6.3"] == ["drivers/d3/f1.c"]
+    # unchanged directories are not walked again
+    assert scanner.per_rev["v6.1"]["trees_walked"] > 10
+    assert scanner.per_rev["v6.3"]["trees_walked"] == 3  # root, drivers/, drivers/d3/
+    # a second run with the same state reads nothing
+    again = CountingScanner(b.repo, State(state_dir=tmp_path / "state"))
+    kfunc_history(b.repo, again)
+    assert all(v == [] for v in again.classified.values())
+
+
+def test_renderers(repo):
+    hs = kfunc_history(repo, Scanner(repo))
+    table = history_table(hs)
+    lines = table.splitlines()
+    assert lines[0].split() == ["KFUNC", "FIRST", "LAST", "LEVEL", "CHANGES"]
+    assert lines[-1] == "7 kfuncs over 4 releases (v6.1..v7.0)"
+    row = next(ln for ln in lines if ln.startswith("bpf_old "))
+    assert row.split()[:4] == ["bpf_old", "v6.1", "v6.1", "unstable"]
+    assert "v6.2 renamed to bpf_new" in row
+    row = next(ln for ln in lines if ln.startswith("bpf_foo "))
+    assert "v6.2 flags +KF_RCU [KFUNC_FLAGS_RELAXED]" in row and "[KFUNC_PARAM_ADDED]" in row
+    row = next(ln for ln in lines if ln.startswith("bpf_back "))
+    assert row.split()[1:3] == ["v6.1", "-"] and "v6.3 re-added" in row
+
+    doc = json.loads(history_json(hs))
+    assert doc["schema"] == 1
+    assert [r["name"] for r in doc["releases"]] == ["v6.1", "v6.2", "v6.3", "v7.0"]
+    assert doc["releases"][0]["date"] == "2022-12-11"
+    k = {x["name"]: x for x in doc["kfuncs"]}
+    assert k["bpf_old"]["renamed_to"] == "bpf_new" and k["bpf_new"]["renamed_from"] == "bpf_old"
+    assert k["bpf_back"]["spans"] == [{"first": "v6.1", "last": "v6.1"}, {"first": "v6.3", "last": None}]
+    assert k["bpf_added"]["removed_in"] == "v7.0" and k["bpf_added"]["last_release"] == "v6.3"
+    sig = next(e for e in k["bpf_foo"]["events"] if e["kind"] == "signature")
+    assert sig["release"] == "v6.3" and sig["rules"][0]["rule"] == "KFUNC_PARAM_ADDED"
+
+    rows = list(csv.DictReader(io.StringIO(history_csv(hs))))
+    assert {"name", "release", "date", "kind", "detail", "rules", "other"} <= set(rows[0])
+    assert len(rows) == sum(len(h.events) for h in hs)
+    ren = [r for r in rows if r["kind"] == "renamed"]
+    assert {(r["name"], r["release"], r["other"]) for r in ren} == {("bpf_old", "v6.2", "bpf_new"),
+                                                                  ("bpf_new", "v6.2", "bpf_old")}
+
+
+# -- the real trees ------------------------------------------------------------------------------
+
+@pytest.mark.realtree
+def test_history_on_real_trees(kernel_repo, kernel_state):
+    """Spot checks against Debian's linux-source-6.1 and -6.12 (paths and lines from those trees)."""
+    from policybot.kernel.gitrepo import open_repo
+    repo = open_repo(kernel_repo)
+    scanner = Scanner(repo, kernel_state)
+    hs = kfunc_history(repo, scanner, include_tests=True)
+    assert [r.name for r in hs.releases] == ["v6.1", "v6.12"]
+    h = by_name(hs)
+
+    # in both, unchanged: 6.1 kernel/cgroup/rstat.c:548 and 6.12 kernel/cgroup/rstat.c:658
+    # `BTF_ID_FLAGS(func, cgroup_rstat_flush, KF_SLEEPABLE)`, registered for TRACING in both
+    # (6.1 rstat.c:558, 6.12 rstat.c:668); 6.1 nf_conntrack_bpf.c:480 / 6.12 :529
+    # `BTF_ID_FLAGS(func, bpf_ct_release, KF_RELEASE)`, XDP and SCHED_CLS in both
+    for name in ("cgroup_rstat_flush", "bpf_ct_release"):
+        assert (h[name].first_release, h[name].present) == ("v6.1", True), name
+        assert kinds(h[name]) == ["added"], h[name].events
+
+    # added: 6.12 kernel/bpf/helpers.c:3100 `BTF_ID_FLAGS(func, bpf_task_acquire, KF_ACQUIRE |
+    # KF_RCU | KF_RET_NULL)`; 6.1 has no such entry
+    acq = h["bpf_task_acquire"]
+    assert (acq.first_release, acq.present, kinds(acq)) == ("v6.12", True, ["added"])
+    assert acq.events[0].release == "v6.12" and acq.events[0].date == dt.date(2024, 11, 17)
+
+    # removed: 6.1 net/bpf/test_run.c:751 `BTF_ID_FLAGS(func, bpf_kfunc_call_test_kptr_get,
+    # KF_ACQUIRE | KF_RET_NULL | KF_KPTR_GET)` (a test kfunc); no such name anywhere in 6.12
+    gone = h["bpf_kfunc_call_test_kptr_get"]
+    assert gone.test
+    assert (gone.first_release, gone.last_release, gone.removed_in) == ("v6.1", "v6.1", "v6.12")
+    assert kinds(gone) == ["added", "removed"]
+
+    # changed: 6.1 net/ipv4/tcp_bbr.c:1026 `bbr_main(struct sock *sk, const struct rate_sample *rs)`,
+    # 6.12 net/ipv4/tcp_bbr.c:1027 `bbr_main(struct sock *sk, u32 ack, int flag, const struct rate_sample *rs)`
+    sig = next(e for e in h["bbr_main"].events if e.kind == "signature")
+    assert sig.release == "v6.12"
+    assert {r for r, _ in sig.rules} == {"KFUNC_PARAM_ADDED", "KFUNC_PARAM_TYPE_CHANGED"}
+
+    # crash_kexec: 6.1 kernel/bpf/helpers.c:1819 under CONFIG_KEXEC_CORE, set registered for
+    # TRACING only; 6.12 kernel/bpf/helpers.c:3088-3090 under CONFIG_CRASH_DUMP in generic_btf_ids,
+    # registered for TRACING, SCHED_CLS, XDP, STRUCT_OPS, SYSCALL, CGROUP_SKB (helpers.c:3194-3199)
+    ck = {e.kind: e for e in h["crash_kexec"].events}
+    assert ck["prog_types"].detail == "+CGROUP_SKB +SCHED_CLS +STRUCT_OPS +SYSCALL +XDP"
+    assert ck["guards"].detail == "CONFIG_KEXEC_CORE -> CONFIG_CRASH_DUMP"
+    assert [r for r, _ in ck["guards"].rules] == ["KFUNC_CONFIG_GUARD_ADDED"]
+
+    # with test kfuncs excluded (the default) the histories present at v6.12 are its inventory
+    default = kfunc_history(repo, scanner)
+    inv = scanner.inventory("v6.12")
+    assert {x.name for x in default if x.present} == {k.name for k in inv.selected(False)}
+    assert not any(x.test for x in default)
