@@ -118,6 +118,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--policy", metavar="FILE", default=os.environ.get("POLICYBOT_POLICY"),
                    help="policy file (see config/policy.toml)")
     p.add_argument("--outbox", metavar="DIR", help="Maildir for drafted mail (default: STATE_DIR/outbox)")
+    p.add_argument("--config", metavar="FILE",
+                   help="configuration for mail (From, SMTP, templates; default: $POLICYBOT_CONFIG)")
     p.add_argument("--send", action="store_true", help="deliver the queued mail over SMTP now")
     p.add_argument("--from", dest="from_addr", metavar="ADDR", help="the bot's From address")
     p.add_argument("--list", dest="list_addr", default="bpf@vger.kernel.org", metavar="ADDR",
@@ -323,7 +325,8 @@ def cmd_review(args) -> int:
 
     from .kernel.gitrepo import repo_name
     from .mail import b4wrap
-    from .mail.drafts import review_mails
+    from .errors import InputError
+    from .mail.drafts import review_mails, template_env
     from .mail.maintainers import load_maintainers
     from .policy.audit import check_fail_on
     from .policy.config import load_policy
@@ -375,9 +378,17 @@ def cmd_review(args) -> int:
                 f"(for example {f.kfunc}_v2, or a ___v2 flavor); {f.kfunc} can then be "
                 f"deprecated, and removed no earlier than {end}.")
 
+    cfg, _ = _config(args)
     drafts = review_mails(result, tree=args.tree_name or repo_name(scanner.repo), list_addr=args.list_addr,
-                          recipients_for=recipients_for, is_mailed=outbox.is_mailed, forward_for=forward_for)
-    queued = _queue(outbox, config, drafts)
+                          recipients_for=recipients_for, is_mailed=outbox.is_mailed, forward_for=forward_for,
+                          min_verdict=cfg.review_min_verdict, env=template_env(cfg.templates or None))
+    queued, unsent = [], []
+    for d in drafts:
+        try:
+            queued += _queue(outbox, config, [d])
+        except InputError as e:  # one unusable address must not hide the other findings
+            unsent.append(f"no reply drafted to {d.subject!r}: {e}")
+    result.notes += unsent
     sent = _send(outbox, config) if (args.send or config.send) else None
 
     if args.format == "json":
@@ -401,8 +412,11 @@ def cmd_review(args) -> int:
             print(f"{r.patch.subject}: {status}")
             for f in r.findings:
                 print(f"  {finding_line(f)}")
+        for note in unsent:
+            print(f"policybot: note: {note}")
         n = len(result.findings())
-        print(f"review of {series.subject!r} (v{series.revision}, {len(result.reviews)} patches) on "
+        np = len(result.reviews)
+        print(f"review of {series.subject!r} (v{series.revision}, {np} patch{'es' if np != 1 else ''}) on "
               f"{result.base_rev}: {n} finding{'s' if n != 1 else ''}; drafted {len(queued)} "
               f"mail{'s' if len(queued) != 1 else ''} to {outbox.maildir}")
         if sent is not None:
@@ -414,11 +428,15 @@ def cmd_review(args) -> int:
 
 
 def _outbox(args, state):
+    """The outbox and mail settings: the configuration's, with --from on top."""
+    import dataclasses
     from pathlib import Path
 
-    from .mail.message import MailConfig
     from .mail.outbox import Outbox
-    config = MailConfig(from_addr=args.from_addr) if getattr(args, "from_addr", None) else MailConfig()
+    cfg, _ = _config(args)
+    config = cfg.mail
+    if getattr(args, "from_addr", None):
+        config = dataclasses.replace(config, from_addr=args.from_addr, msgid_domain="")
     maildir = Path(args.outbox) if getattr(args, "outbox", None) else state.state_dir / "outbox"
     return Outbox(state, maildir), config
 

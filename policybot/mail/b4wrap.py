@@ -10,6 +10,8 @@ What leaves this module is plain data (``Series``, ``Patch``), never b4 objects.
 
 from __future__ import annotations
 
+import email.errors
+import email.headerregistry
 import email.message
 import email.policy
 import email.utils
@@ -25,6 +27,8 @@ B4_VERSION = "0.16.0"
 DEFAULT_INBOX = "https://lore.kernel.org/all"
 _DIFF_START = re.compile(r"^diff --git ", re.M)
 _SIG = re.compile(r"^-- ?$", re.M)
+# "Name-Like: value" lines of a commit message (b4 reads a patch's own trailers only for replies)
+_TRAILER = re.compile(r"^([A-Za-z][\w-]*-by|Fixes|Link|Cc):[ \t]*(\S.*?)[ \t]*$", re.M)
 
 
 @dataclass(frozen=True)
@@ -158,8 +162,22 @@ def series_from_messages(msgs: list[email.message.EmailMessage], state_dir=None,
 
 
 def _clean(value: str) -> str:
-    """Header values from the list are untrusted: no control characters survive."""
+    """Header values from the list are untrusted: no control characters, no undecodable bytes."""
+    value = value.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
     return re.sub(r"[\x00-\x1f\x7f]+", " ", value).strip()
+
+
+def format_address(name: str, addr: str) -> str:
+    """'Name <addr>', quoted where needed ("Müller, Jürgen" stays one address).
+
+    Not email.utils.formataddr: after `import b4` it leaves non-ASCII names
+    unquoted, and a comma in one then splits the address in two.
+    """
+    name = _clean(name)
+    try:
+        return str(email.headerregistry.Address(display_name=name, addr_spec=addr))
+    except (ValueError, IndexError, email.errors.HeaderParseError):
+        return addr
 
 
 def _addresses(msg, header: str) -> tuple[str, ...]:
@@ -168,7 +186,7 @@ def _addresses(msg, header: str) -> tuple[str, ...]:
     for name, addr in email.utils.getaddresses(values):
         addr = _clean(addr)
         if "@" in addr:
-            out.append(email.utils.formataddr((_clean(name), addr)))
+            out.append(format_address(name, addr))
     return tuple(out)
 
 
@@ -183,7 +201,7 @@ def _patch(b4, lmsg) -> Patch:
         sig = _SIG.search(rest)
         diff = rest[:sig.start()] if sig else rest
     commit_message = commit_message.split("\n---\n", 1)[0]
-    trailers = []
+    trailers = [(name, value) for name, value in _TRAILER.findall(commit_message)]
     for t in list(lmsg.trailers) + list(lmsg.followup_trailers):
         name, value = getattr(t, "name", None), getattr(t, "value", None)
         if name is None and isinstance(t, (tuple, list)):

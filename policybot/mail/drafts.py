@@ -14,6 +14,7 @@ import jinja2
 from ..policy.audit import Finding
 from ..policy.rules import severity
 from ..templating import environment
+from .b4wrap import format_address
 
 
 
@@ -112,7 +113,7 @@ def review_mails(result, *, tree: str, list_addr: str, recipients_for, is_mailed
         body = env.get_template("review.txt.j2").render(
             first_name=first_name(p.author_name), tree=tree, base=result.base_rev,
             base_commit=result.base_commit, patch=p, findings=views, policy_url=policy_url)
-        author = p.reply_to or email.utils.formataddr((p.author_name, p.author_email))
+        author = p.reply_to or format_address(p.author_name, p.author_email)
         kfunc_files = sorted({loc.path for f, _ in todo for loc in (f.base_location, f.head_location) if loc})
         cc = dedupe(list(p.to) + list(p.cc) + list(recipients_for(kfunc_files)) + [list_addr], exclude=[author])
         keys = [k for _, k in todo]
