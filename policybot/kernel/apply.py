@@ -79,10 +79,49 @@ class ScratchRepo:
                 except KeyError:
                     continue
                 raise PatchDoesNotApply(f"{delta.new_file.path}: the patch creates a file that already exists")
+        # libgit2 applies to an index; an index of only the touched files makes
+        # that cost nothing, and the result is grafted into the full tree
+        touched = sorted({p for d in diff.deltas for p in (d.old_file.path, d.new_file.path)})
         index = self.repo.index
-        index.read_tree(tree)
+        index.clear()
+        for path in touched:
+            try:
+                entry = tree[path]
+            except KeyError:
+                continue
+            if entry.type == pygit2.enums.ObjectType.BLOB:
+                index.add(pygit2.IndexEntry(path, entry.id, entry.filemode))
         try:
             self.repo.apply(diff, pygit2.enums.ApplyLocation.INDEX)
         except pygit2.GitError as e:
             raise PatchDoesNotApply(str(e).strip() or "a hunk does not match") from None
-        return self.repo[index.write_tree()]
+        result = {e.path: (e.id, e.mode) for e in index}
+        changes = {p: result.get(p) for p in touched}
+        return self.repo[self._graft(tree, changes)]
+
+    def _graft(self, tree: pygit2.Tree | None, changes: dict[str, tuple | None],
+               root: bool = True) -> pygit2.Oid | None:
+        """``tree`` with the blobs in ``changes`` set (None: removed); only touched directories
+        are rebuilt. Returns None for a subdirectory left empty (git has no empty trees)."""
+        tb = self.repo.TreeBuilder(tree.id) if tree is not None else self.repo.TreeBuilder()
+        subdirs: dict[str, dict] = {}
+        for path, value in changes.items():
+            head, _, rest = path.partition("/")
+            if rest:
+                subdirs.setdefault(head, {})[rest] = value
+            elif value is None:
+                if tb.get(head) is not None:
+                    tb.remove(head)
+            else:
+                tb.insert(head, value[0], value[1])
+        for name, sub in subdirs.items():
+            entry = tb.get(name)
+            subtree = self.repo[entry.id] if entry is not None and entry.filemode == pygit2.enums.FileMode.TREE else None
+            oid = self._graft(subtree, sub, root=False)
+            if oid is not None:
+                tb.insert(name, oid, pygit2.enums.FileMode.TREE)
+            elif entry is not None:
+                tb.remove(name)
+        if len(tb) == 0 and not root:
+            return None
+        return tb.write()

@@ -125,14 +125,25 @@ def _glob_regex(pattern: str) -> str:
     return "".join(out)
 
 
-@dataclass(frozen=True)
+@dataclass
 class _Glob:
     raw: str
-    regex: re.Pattern
     slashes: int
     # get_maintainer.pl asks "is this a directory?" of the pattern after turning
     # it into a regex, so only a plain path (no '.', '*', '?', '[') can qualify
     plain: bool
+    _regex: re.Pattern | None = None
+    prefix: str = ""  # the literal text before the first wildcard: other paths never match
+
+    def __post_init__(self):
+        self.prefix = re.split(r"[*?\[]", self.raw, maxsplit=1)[0]
+
+    @property
+    def regex(self) -> re.Pattern:
+        # compiled on first use: MAINTAINERS has ~8,000 patterns and a lookup needs a few
+        if self._regex is None:
+            self._regex = re.compile(_glob_regex(self.raw))
+        return self._regex
 
     @property
     def depth(self) -> int:
@@ -141,7 +152,7 @@ class _Glob:
         return self.slashes + (0 if self.raw.endswith("/") else 1)
 
     def matches(self, path: str, is_dir: IsDir) -> bool:
-        if not self.regex.match(path):
+        if not path.startswith(self.prefix) or not self.regex.match(path):
             return False
         if self.raw.endswith("/"):
             return True
@@ -282,8 +293,7 @@ def parse_maintainers(text: str, path: str = "MAINTAINERS", mailmap: str = "") -
         current.entries.append((kind, value))
         try:
             if kind in "FX":
-                glob = _Glob(value, re.compile(_glob_regex(value)), value.count("/"),
-                             not re.search(r"[.*?\[]", value))
+                glob = _Glob(value, value.count("/"), not re.search(r"[.*?\[]", value))
                 if kind == "F":
                     current.files.append(("F", glob))
                 else:

@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import fnmatch
+import functools
 from dataclasses import dataclass
 
 import yaml
@@ -55,6 +56,18 @@ class Resolved:
 
 def parse_declaration_yaml(text: str, path: str, *, overlay: bool) -> tuple[list, list[Problem]]:
     """Entries [(pattern, kind, Declaration-without-name fields, line)] and problems."""
+    entries, problems = _parse_cached(text, path, overlay)
+    return list(entries), list(problems)
+
+
+@functools.lru_cache(maxsize=32)
+def _parse_cached(text: str, path: str, overlay: bool) -> tuple[tuple, tuple]:
+    # one overlay is read for every inventory of a series or a history: parse it once
+    entries, problems = _parse(text, path, overlay=overlay)
+    return tuple(entries), tuple(problems)
+
+
+def _parse(text: str, path: str, *, overlay: bool) -> tuple[list, list[Problem]]:
     problems: list[Problem] = []
 
     def problem(line: int, msg: str, kfunc: str = "") -> None:
