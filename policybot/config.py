@@ -50,7 +50,7 @@ class Config:
     inbox_url: str = "https://lore.kernel.org/all"
     schedule: Schedule = field(default_factory=Schedule)
     trees: list[Tree] = field(default_factory=list)
-    expiring_horizon_days: int = 90
+    expiring_horizon_days: int | None = None  # overrides the trees' policies when set
 
     def tree(self, name: str) -> Tree:
         for t in self.trees:

@@ -8,6 +8,7 @@ range again and mails nothing twice.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import email.utils
 import json
@@ -77,6 +78,9 @@ class Runner:
                                               notices="notices" in jobs)
                 if "report" in jobs:
                     self.weekly_report(tree, outcome, summary)
+                if "audit" in jobs and outcome.head and outcome.status != "fetch-failed":
+                    # last: a crash before this repeats the range, and its mails are once-only
+                    self._set_last_audited(tree.name, outcome.head)
                 summary.trees.append(outcome)
             if "review" in jobs:
                 self.review_inbox(summary)
@@ -94,7 +98,7 @@ class Runner:
             remote.fetch([f"+refs/heads/{tree.branch}:refs/remotes/policybot/{tree.branch}",
                           "+refs/tags/*:refs/tags/*"])
         except (pygit2.GitError, KeyError, ValueError) as e:
-            raise InputError(f"{tree.remote}: fetch of {tree.branch} failed: {str(e).strip()}") from None
+            raise InputError(f"fetching {tree.branch} from {tree.remote} failed ({str(e).strip()})") from None
 
     def head_ref(self, tree: Tree) -> str:
         return f"refs/remotes/policybot/{tree.branch}" if tree.remote else tree.branch
@@ -114,7 +118,7 @@ class Runner:
         head = resolve(repo, self.head_ref(tree))
         out.head = str(head.id)
         scanner = Scanner(repo, self.state, self.progress)
-        auditor = Auditor(repo, scanner, tree.policy, self.today)
+        auditor = Auditor(repo, scanner, self.policy_for(tree), self.today)
         last = self._last_audited(tree.name)
         if last and last not in repo:
             out.detail = f"last audited commit {last[:12]} is gone (history rewritten?): auditing from scratch"
@@ -127,7 +131,9 @@ class Runner:
             out.base = last
             result = auditor.audit(out.head, last)
             out.findings = result.findings
-            out.undeclared_new = self._new_undeclared(result)
+            head_decls, _ = auditor.declarations(result.head, head.tree)
+            out.undeclared_new = sorted(n for n, k in result.head.kfuncs.items()
+                                        if n not in result.base.kfuncs and not k.test and n not in head_decls)
             if record:
                 for f in result.findings:
                     if f.rule == "DEPRECATION_STARTED":
@@ -139,13 +145,13 @@ class Runner:
                 self._expiring_notice(tree, head, f, summary)
         if record:
             self._record_run(tree, "audit", out.base, out.head, out.status, out.detail, out.findings)
-            self._set_last_audited(tree.name, out.head)  # last: a crash before it repeats the range
         return out
 
-    def _new_undeclared(self, result: AuditResult) -> list[str]:
-        base = result.base.kfuncs if result.base else {}
-        return sorted(n for n, k in result.head.kfuncs.items()
-                      if n not in base and not k.test and n not in result.promises)
+    def policy_for(self, tree: Tree):
+        """The tree's policy, with the configuration's expiry horizon when it sets one."""
+        if self.cfg.expiring_horizon_days is None:
+            return tree.policy
+        return dataclasses.replace(tree.policy, expiring_horizon_days=self.cfg.expiring_horizon_days)
 
     # -- notices ----------------------------------------------------------------------
 
@@ -184,7 +190,7 @@ class Runner:
             tree=tree.name, week=f"{year}-W{week:02d}", out=out, counts=counts,
             acknowledged=[f for f in out.findings if f.acknowledged],
             important=[f for f in out.findings if f.counts and f.verdict in ("violation", "warning", "notice")],
-            horizon=self.cfg.expiring_horizon_days)
+            horizon=self.policy_for(tree).expiring_horizon_days)
         to = tree.report_to or [self.cfg.mail.list_addr]
         draft = MailDraft("report", to, [], f"[REPORT] kfunc promises in {tree.name}, week {year}-W{week:02d}",
                           body, key, [key])
@@ -237,7 +243,7 @@ class Runner:
         if all(self.outbox.is_mailed(k) for k in draft.keys):
             return
         msg = draft_message(self.cfg.mail, draft)
-        if self.outbox.queue(msg, draft.keys, draft.kind) and summary is not None:
+        if self.outbox.queue(msg, draft.keys, draft.kind, tree) and summary is not None:
             summary.queued.append(str(msg["Message-ID"]))
 
     def _last_audited(self, tree: str) -> str | None:

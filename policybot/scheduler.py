@@ -39,8 +39,10 @@ def job_definitions(cfg: Config, config_path: str | None) -> dict[str, tuple[str
     return jobs
 
 
-def _fingerprint(func: str, trigger, kwargs: dict) -> str:
-    return f"{func}|{trigger}|{sorted(kwargs.items())}"
+def _same(job, func: str, trigger, kwargs: dict) -> bool:
+    """The stored job is this definition (compared on the job itself, not a side record)."""
+    return job is not None and job.func_ref == func and str(job.trigger) == str(trigger) \
+        and dict(job.kwargs) == kwargs
 
 
 def build_scheduler(cfg: Config, state: State, config_path: str | None) -> BlockingScheduler:
@@ -53,13 +55,10 @@ def build_scheduler(cfg: Config, state: State, config_path: str | None) -> Block
         if job.id not in wanted:
             store.remove_job(job.id)
     for job_id, (func, trigger, kwargs) in wanted.items():
-        fp = _fingerprint(func, trigger, kwargs)
-        existing = store.lookup_job(job_id)
-        if existing is not None and state.get_cached("scheduler", job_id) == fp:
+        if _same(store.lookup_job(job_id), func, trigger, kwargs):
             continue  # unchanged: keep its next run time (and a run missed while down)
         scheduler.add_job(func, trigger, id=job_id, kwargs=kwargs, replace_existing=True,
                           name=f"policybot {job_id}")
-        state.put_cached("scheduler", job_id, fp)
     return scheduler
 
 
@@ -73,8 +72,7 @@ def next_runs(cfg: Config, state: State, config_path: str | None,
     out = []
     for job_id, (func, trigger, kwargs) in job_definitions(cfg, config_path).items():
         job = store.lookup_job(job_id)
-        fp = state.get_cached("scheduler", job_id)
-        if job is not None and fp == _fingerprint(func, trigger, kwargs):
+        if _same(job, func, trigger, kwargs):
             out.append((job_id, job.next_run_time, str(trigger)))
         else:
             out.append((job_id, trigger.get_next_fire_time(None, now), str(trigger)))
@@ -85,7 +83,10 @@ def run_forever(cfg: Config, state: State, config_path: str | None) -> None:
     scheduler = build_scheduler(cfg, state, config_path)
 
     def stop(signum, frame):
-        scheduler.shutdown(wait=True)  # the running job finishes; the next start resumes
+        if scheduler.running:
+            scheduler.shutdown(wait=True)  # the running job finishes; the next start resumes
+        else:
+            raise SystemExit(0)  # stopped while starting: nothing ran, nothing to finish
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)

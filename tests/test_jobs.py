@@ -375,11 +375,6 @@ def test_only_selected_jobs_run(tmp_path, capsys):
 # -- bugs found while writing the simulation ------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "templates/report.txt.j2 ('Acknowledged breaks' section) renders Finding.acknowledged, "
-    "'Kfunc-Break-Acked-by: Name <addr> (commit)', as an indented trailer-shaped line; "
-    "draft_message refuses it (ConfigError), `policybot run` exits 2 after the tree's "
-    "last_audited already moved, and that week's report is never drafted"))
 def test_acknowledged_break_week_is_reported(tmp_path, capsys):
     bot = Bot(tmp_path)
     up = bot.upstream
@@ -398,11 +393,6 @@ def test_acknowledged_break_week_is_reported(tmp_path, capsys):
     assert "KFUNC_PARAM_ADDED" in rep and "bpf_bar" in rep and "Alexei Starovoitov" in rep
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "Runner._new_undeclared (policybot/jobs.py) tests `n not in result.promises`, but "
-    "AuditResult.promises of a ranged audit are the BASE's declarations (Auditor.audit -> "
-    "promises_at(base)): a kfunc added together with its manifest declaration is listed as "
-    "'without a stability declaration'"))
 def test_new_kfunc_declared_in_the_same_week_is_not_undeclared(tmp_path, capsys):
     bot = Bot(tmp_path)
     up = bot.upstream
@@ -415,10 +405,6 @@ def test_new_kfunc_declared_in_the_same_week_is_not_undeclared(tmp_path, capsys)
     assert section(body(rep), "without a stability declaration") == ["bpf_bare"]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "[audit] expiring_horizon_days of policybot.toml only reaches the report's wording "
-    "(jobs.py weekly_report horizon=); the PROMISE_EXPIRING findings and notices come from "
-    "Auditor with tree.policy.expiring_horizon_days (policy.toml, default 90)"))
 def test_configured_expiry_horizon_decides_the_notice(tmp_path, capsys):
     bot = Bot(tmp_path, extra="[audit]\nexpiring_horizon_days = 30\n")
     assert bot.run(capsys, W02)[0] == 0
@@ -429,10 +415,6 @@ def test_configured_expiry_horizon_decides_the_notice(tmp_path, capsys):
     assert "bpf_exp" not in rep
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "a fetch failure of a URL remote: the report's detail line '  http://host/x.git: fetch of "
-    "master failed: ...' (Runner.fetch message, rendered as is by report.txt.j2) has the shape "
-    "of a trailer; draft_message raises ConfigError and no fetch-failed report is drafted"))
 def test_fetch_failure_of_a_url_remote_is_reported(tmp_path, capsys):
     url = f"http://127.0.0.1:{free_port()}/upstream.git"  # loopback, nothing listens
     bot = Bot(tmp_path, remote=url)
@@ -444,9 +426,6 @@ def test_fetch_failure_of_a_url_remote_is_reported(tmp_path, capsys):
     assert url in body(rep)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "schema 2 added mails.tree, and Runner._queue(draft, summary, tree) is given the tree, "
-    "but never passes it to Outbox.queue: the column is always NULL"))
 def test_drafted_mails_record_their_tree(tmp_path, capsys):
     bot = Bot(tmp_path)
     assert bot.run(capsys, W02)[0] == 0

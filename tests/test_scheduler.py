@@ -167,11 +167,6 @@ def test_restart_keeps_the_stored_next_run_unless_the_definition_changed(tmp_pat
     assert stored(state, "inbox")[1] is None
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "policybot/scheduler.py build_scheduler records the new fingerprint (state.put_cached) when it "
-    "only queued the job in the scheduler's pending list; the store is written by scheduler.start(). "
-    "If the process ends before start (SIGTERM during startup, start() failing), the next start "
-    "finds the new fingerprint next to the OLD stored job and keeps the old trigger for good"))
 def test_changed_definition_survives_a_restart_before_the_scheduler_started(tmp_path):
     path = str(config_file(tmp_path))
     state = State(state_dir=load_config(path).state_dir)
@@ -374,11 +369,6 @@ sys.exit(main(sys.argv[1:]))
 """
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "policybot/scheduler.py run_forever installs the SIGTERM handler before scheduler.start(); "
-    "a SIGTERM while start() is still storing the jobs (state not yet running) makes the handler "
-    "call scheduler.shutdown(), which raises SchedulerNotRunningError out of start(): a traceback "
-    "and exit status 1 (a failed unit for systemd) instead of a clean stop"))
 def test_sigterm_while_the_scheduler_is_starting(tmp_path):
     bot = Bot(tmp_path, extra=f'weekly = "{far_day()} 06:00"\n')
     done = subprocess.run([sys.executable, "-c", SIGTERM_AT, "schedule", "--config", str(bot.config)],

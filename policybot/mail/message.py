@@ -166,9 +166,8 @@ def wrap_body(body: str, width: int = WIDTH) -> str:
     def flush() -> None:
         if para and any(len(ln) > width for ln in para):
             bullet = re.match(r"(?:[-*]|\d+\.)\s+", para[0])
-            out.extend(textwrap.wrap(" ".join(ln.strip() for ln in para), width=width,
-                                     subsequent_indent=" " * bullet.end() if bullet else "",
-                                     break_long_words=False, break_on_hyphens=False))
+            out.extend(_wrap_no_trailers(" ".join(ln.strip() for ln in para), width,
+                                         " " * bullet.end() if bullet else ""))
         else:
             out.extend(para)
         para.clear()
@@ -191,6 +190,25 @@ def wrap_body(body: str, width: int = WIDTH) -> str:
             para.append(line)
     flush()
     return "\n".join(out)
+
+
+def _wrap_no_trailers(text: str, width: int, indent: str) -> list[str]:
+    """textwrap, except that no line after the first starts like a trailer ("Note: x"):
+    text from a tree or a patch may hold "Word: ", and b4 would apply such a line."""
+    lines = textwrap.wrap(text, width=width, subsequent_indent=indent,
+                          break_long_words=False, break_on_hyphens=False)
+    for _ in range(len(lines) * 2):
+        bad = next((i for i in range(1, len(lines)) if TRAILER.match(lines[i])), None)
+        if bad is None:
+            break
+        head, _, last = lines[bad - 1].rpartition(" ")
+        if not head.strip():
+            break  # a one-word line: nothing to pull down
+        rest = last + " " + " ".join(ln.strip() for ln in lines[bad:])
+        lines = lines[:bad - 1] + [head] + textwrap.wrap(
+            rest, width=width, initial_indent=indent, subsequent_indent=indent,
+            break_long_words=False, break_on_hyphens=False)
+    return lines
 
 
 def parse_address_list(values) -> list[str]:

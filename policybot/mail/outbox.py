@@ -57,7 +57,7 @@ class Outbox:
         with self.state.engine.connect() as conn:
             return list(conn.execute(q))
 
-    def queue(self, msg: EmailMessage, keys: list[str], kind: str) -> bool:
+    def queue(self, msg: EmailMessage, keys: list[str], kind: str, tree: str | None = None) -> bool:
         """Draft ``msg`` about ``keys``; False when this Message-ID was queued before
         (or a concurrent run recorded it or one of the keys first)."""
         msgid = str(msg.get("Message-ID", "")).strip()
@@ -78,7 +78,7 @@ class Outbox:
                 existing = self._find(name)  # left by a run that died before its commit
                 path = existing or self.maildir / "new" / name
                 conn.execute(mails.insert().values(
-                    msgid=msgid, kind=kind, status="queued", path=str(path),
+                    msgid=msgid, kind=kind, status="queued", path=str(path), tree=tree,
                     subject=str(msg.get("Subject", "")), recipients=json.dumps(recipients),
                     created=_now(), attempts=0))
                 rows = [{"key": k, "msgid": msgid} for k in dict.fromkeys(keys)]

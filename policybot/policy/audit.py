@@ -357,10 +357,10 @@ class Auditor:
                 continue
             maintainers = self._maintainers_of(tree, sorted(files & changed))
             if maintainers is not None and addr.lower() not in maintainers:
-                f = replace(f, notes=f.notes + (f"Kfunc-Break-Acked-by {name} <{addr}> in {where} "
-                                                "ignored: not a maintainer of the kfunc's files",))
+                f = replace(f, notes=f.notes + (f"the Kfunc-Break-Acked-by tag of {name} <{addr}> in {where} "
+                                                "does not count: not a maintainer of the kfunc's files",))
                 continue
-            return replace(f, acknowledged=f"Kfunc-Break-Acked-by: {name} <{addr}> ({where})")
+            return replace(f, acknowledged=f"acked by {name} <{addr}> with a Kfunc-Break-Acked-by tag in {where}")
         return f
 
     def _maintainers_of(self, tree: pygit2.Tree, files: list[str]) -> set[str] | None:
