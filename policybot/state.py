@@ -226,11 +226,17 @@ class State:
                 for oid, data in conn.execute(q):
                     out[oid] = data
             else:
-                for i in range(0, len(oids), 500):
-                    chunk = oids[i:i + 500]
+                for i in range(0, len(oids), 5000):
+                    chunk = oids[i:i + 5000]
                     for oid, data in conn.execute(q.where(facts_cache.c.oid.in_(chunk))):
                         out[oid] = data
         return out
+
+    def has_facts(self, version: int) -> bool:
+        """Whether anything is cached for this facts version (a fresh cache skips every lookup)."""
+        with self.engine.connect() as conn:
+            return conn.execute(sa.select(facts_cache.c.oid).where(facts_cache.c.version == version)
+                                .limit(1)).first() is not None
 
     def store_facts(self, version: int, rows: dict[str, str]) -> None:
         if not rows:

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 from .csource import CSource, expand_macros, parse_csource, split_top_level, _call_args
 
 # Bump when extraction changes: cached facts of an older version are ignored.
-FACTS_VERSION = 9
+FACTS_VERSION = 10
 
 SET_MACROS = {
     "BTF_SET_START": ("BTF_SET_END", "BTF_SET"),
