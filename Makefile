@@ -25,6 +25,9 @@ test: setup browser
 	scripts/kernel-trees >/dev/null
 	POLICYBOT_REQUIRE_BROWSER=$${POLICYBOT_REQUIRE_BROWSER:-$$(command -v chromium >/dev/null && echo 1)} \
 		$(BIN)/python -m pytest -q -ra
+	# the state on PostgreSQL: the same code, a throwaway server on a unix socket
+	POLICYBOT_REQUIRE_POSTGRES=1 scripts/with-postgres \
+		$(BIN)/python -m pytest -q -ra tests/test_postgres.py tests/test_mail.py
 
 # The HTML page is tested in a real headless browser: Debian's chromium.
 browser:

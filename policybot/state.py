@@ -182,15 +182,22 @@ class State:
                     raise PolicybotError(f"{path}: another policybot run holds the lock") from None
                 time.sleep(0.2)
         conn = None
+        key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+        locked = False
         try:
             if self.dialect == "postgresql":
                 conn = self.engine.connect()
-                key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
-                if not conn.execute(sa.text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar():
+                locked = conn.execute(sa.text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar()
+                conn.commit()
+                if not locked:
                     raise PolicybotError(f"{_redact(self.url)}: another policybot run holds the lock")
             yield
         finally:
             if conn is not None:
+                if locked:
+                    # a pooled connection outlives close(): its session would keep the lock
+                    conn.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+                    conn.commit()
                 conn.close()
             fcntl.flock(fh, fcntl.LOCK_UN)
             fh.close()
