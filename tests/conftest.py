@@ -50,3 +50,29 @@ def real_inventories(kernel_repo, kernel_state):
     repo = open_repo(kernel_repo)
     scanner = Scanner(repo, kernel_state)
     return {rev: scanner.inventory(rev) for rev in ("v6.1", "v6.12")}
+
+
+@pytest.fixture
+def smtp_server():
+    """start(port=None, **controller_kw) -> (store, port): a real SMTP server on 127.0.0.1."""
+    from aiosmtpd.controller import Controller
+
+    from mailkit import SmtpStore, free_port
+    started = []
+
+    def start(port: int | None = None, **kw):
+        handler = SmtpStore()
+        controller = Controller(handler, hostname="127.0.0.1", port=port or free_port(), **kw)
+        controller.start()
+        started.append(controller)
+        return handler, controller.port
+
+    yield start
+    for controller in started:
+        controller.stop()
+
+
+@pytest.fixture(autouse=True)
+def _no_smtp_credentials(monkeypatch):
+    monkeypatch.delenv("POLICYBOT_SMTP_USER", raising=False)
+    monkeypatch.delenv("POLICYBOT_SMTP_PASSWORD", raising=False)

@@ -23,7 +23,6 @@ from pathlib import Path
 import pygit2
 import pytest
 import sqlalchemy as sa
-from aiosmtpd.controller import Controller
 
 from policybot.errors import ConfigError, PolicybotError
 from policybot.mail.outbox import Outbox
@@ -62,43 +61,6 @@ sys.exit(main(argv))
 def child(spec: str, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-c", WRAPPER, spec, *args], cwd=ROOT, capture_output=True,
                           text=True, timeout=timeout)
-
-
-class Store:
-    """aiosmtpd handler: every accepted message, in order."""
-
-    def __init__(self):
-        self.messages: list[bytes] = []
-
-    async def handle_DATA(self, server, session, envelope):
-        self.messages.append(envelope.original_content)
-        return "250 2.0.0 OK"
-
-    def msgids(self) -> list[str]:
-        return [email.message_from_bytes(m, policy=email.policy.default)["Message-ID"] for m in self.messages]
-
-
-@pytest.fixture
-def smtp():
-    started = []
-
-    def start(port: int | None = None) -> tuple[Store, int]:
-        handler = Store()
-        # aiosmtpd 1.4.6 cannot bind port 0: a free port is picked first
-        controller = Controller(handler, hostname="127.0.0.1", port=port or free_port())
-        controller.start()
-        started.append(controller)
-        return handler, controller.port
-
-    yield start
-    for c in started:
-        c.stop()
-
-
-@pytest.fixture(autouse=True)
-def _no_smtp_credentials(monkeypatch):
-    monkeypatch.delenv("POLICYBOT_SMTP_USER", raising=False)
-    monkeypatch.delenv("POLICYBOT_SMTP_PASSWORD", raising=False)
 
 
 def smtp_settings(port: int, send: bool) -> str:
@@ -142,10 +104,10 @@ KILL_POINTS = [
 
 
 @pytest.fixture
-def week6(tmp_path, capsys, smtp):
+def week6(tmp_path, capsys, smtp_server):
     """Baseline on W02 (report queued, not sent); then a deprecation and a removal land, and on
     W06 bpf_exp's promise is 86 days from its end."""
-    handler, port = smtp()
+    handler, port = smtp_server()
     bot = Bot(tmp_path, mail=smtp_settings(port, send=False))
     up = bot.upstream
     assert bot.run(capsys, W02)[0] == 0
@@ -224,7 +186,7 @@ def test_child_run_without_a_kill_is_the_reference(week6, capsys):
 # -- SMTP down for two weeks, then up ------------------------------------------------------------------
 
 
-def test_smtp_down_two_weeks_then_everything_delivered_once(tmp_path, capsys, smtp):
+def test_smtp_down_two_weeks_then_everything_delivered_once(tmp_path, capsys, smtp_server):
     port = free_port()  # nothing listens there yet
     bot = Bot(tmp_path, mail=smtp_settings(port, send=True))
     up = bot.upstream
@@ -238,7 +200,7 @@ def test_smtp_down_two_weeks_then_everything_delivered_once(tmp_path, capsys, sm
     assert sorted(r.attempts for r in rows) == [1, 2]
     assert all("refused" in r.last_error.lower() for r in rows)
 
-    handler, _ = smtp(port)
+    handler, _ = smtp_server(port)
     up.land("bpf: deprecate bpf_old", "2024-01-17", decls=dict(up.decls, bpf_old="deprecated"))
     rc, out, err = bot.run(capsys, W04)
     assert rc == 0, (out, err)

@@ -16,25 +16,9 @@ from policybot.gitbuild import HistoryBuilder
 from policybot.kernel.flags import FLAGS
 from policybot.kernel.scanner import Scanner
 from policybot.policy.config import Policy
+from treekit import BTF_H, FOO, MANIFEST, kernel  # noqa: F401
 
-BTF_H = "".join(f"#define {f} (1 << {i})\n" for i, f in enumerate(FLAGS) if f != "KF_DEPRECATED")
-MANIFEST = "Documentation/bpf/kfunc-stability.yaml"
 TODAY = dt.date(2025, 1, 1)
-
-
-def kernel(kfuncs: dict, progs=("TRACING", "XDP")) -> str:
-    """kernel/bpf/helpers.c with one set (as tests/test_audit.py builds it)."""
-    defs, entries = [], []
-    for name, spec in kfuncs.items():
-        sig, flags = (spec + (None,))[:2] if isinstance(spec, tuple) else (spec, None)
-        ret, params = sig.split("|")
-        defs.append(f"__bpf_kfunc {ret} {name}({params})\n{{\n}}\n")
-        entries.append(f"BTF_ID_FLAGS(func, {name}{', ' + flags if flags else ''})\n")
-    regs = "".join(f"\tregister_btf_kfunc_id_set(BPF_PROG_TYPE_{p}, &generic_kfunc_set);\n" for p in progs)
-    return ("\n".join(defs) + "\nBTF_KFUNCS_START(generic_btf_ids)\n" + "".join(entries)
-            + "BTF_KFUNCS_END(generic_btf_ids)\n"
-            "static const struct btf_kfunc_id_set generic_kfunc_set = {\n\t.set = &generic_btf_ids,\n};\n"
-            f"static int __init kfunc_init(void)\n{{\n{regs}\treturn 0;\n}}\n")
 
 
 TASK = "struct task_struct *|struct task_struct *p"

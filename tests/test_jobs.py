@@ -23,12 +23,12 @@ from policybot.config import load_config
 from policybot.gitbuild import HistoryBuilder
 from policybot.jobs import Runner
 from policybot.state import State, mails, runs, tree_state
-from test_audit import BTF_H, MANIFEST, kernel
+from mailkit import free_port
+from treekit import BTF_H, FOO, MANIFEST, kernel
 
 BOT = "policybot <policybot@example.org>"
 LIST = "bpf@vger.kernel.org"
 HELPERS = "kernel/bpf/helpers.c"
-FOO = "int|struct task_struct *p, u32 flags"
 WIDER = "int|struct task_struct *p, u32 flags, u64 more"
 MAINTAINERS = ("BPF\nM:\tAlexei Starovoitov <ast@kernel.org>\nL:\tbpf@vger.kernel.org\n"
                "S:\tSupported\nF:\tkernel/bpf/\n")
@@ -88,12 +88,6 @@ class Upstream:
     @property
     def head(self) -> str:
         return str(self.b.head)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Bot:

@@ -9,7 +9,6 @@ import hashlib
 import json
 import mailbox
 import os
-import socket
 import subprocess
 import sys
 import textwrap
@@ -18,10 +17,10 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult
 
 import policybot
+from mailkit import free_port
 from policybot.errors import ConfigError, InputError
 from policybot.mail.message import (
     MailConfig, build_message, check_no_trailers, message_id, parse_address_list,
@@ -358,41 +357,6 @@ def test_a_failed_commit_leaves_no_file(outbox, monkeypatch):
 # -- sending over a real SMTP server on 127.0.0.1 ---------------------------------
 
 pytestmark = pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS:UserWarning")
-
-
-class Store:
-    """An aiosmtpd handler that keeps what it accepted; refuses subjects containing REJECT."""
-
-    def __init__(self):
-        self.messages: list[tuple[str, list[str], bytes]] = []
-
-    async def handle_DATA(self, server, session, envelope):
-        if b"REJECT" in envelope.original_content:
-            return "554 5.6.0 rejected by policy"
-        self.messages.append((envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content))
-        return "250 2.0.0 OK"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture
-def smtp_server():
-    started = []
-
-    def start(port: int | None = None, **kw):
-        handler = Store()
-        controller = Controller(handler, hostname="127.0.0.1", port=port or free_port(), **kw)
-        controller.start()
-        started.append(controller)
-        return handler, controller.port
-
-    yield start
-    for controller in started:
-        controller.stop()
 
 
 def smtp_config(port: int, **kw) -> MailConfig:

@@ -23,20 +23,19 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from aiosmtpd.controller import Controller
 
 import policybot
+from mailkit import free_port
 from policybot.cli import main
 from policybot.gitbuild import HistoryBuilder
 from policybot.mail.message import MailConfig, check_no_trailers
 from policybot.mail.outbox import Outbox
 from policybot.state import State
-from test_audit import BTF_H, MANIFEST, kernel, manifest
+from treekit import BTF_H, FOO, MANIFEST, kernel, manifest
 
 ROOT = Path(__file__).resolve().parent.parent
 BOT = "policybot <policybot@example.org>"
 TODAY = "2025-03-01"
-FOO = "int|struct task_struct *p, u32 flags"
 BASE_KFUNCS = {"bpf_foo": FOO, "bpf_bar": FOO}
 
 MAINTAINERS = """\
@@ -338,45 +337,6 @@ def test_patch_that_does_not_apply_is_judged_from_its_diff_text(tmp_path, capsys
 
 
 # -- SMTP ------------------------------------------------------------------------------------------
-
-
-class Store:
-    """aiosmtpd handler keeping every accepted envelope."""
-
-    def __init__(self):
-        self.envelopes: list[tuple[str, list[str], bytes]] = []
-
-    async def handle_DATA(self, server, session, envelope):
-        self.envelopes.append((envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content))
-        return "250 2.0.0 OK"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@pytest.fixture
-def smtp_server():
-    started = []
-
-    def start():
-        handler = Store()
-        controller = Controller(handler, hostname="127.0.0.1", port=free_port())
-        controller.start()
-        started.append(controller)
-        return handler, controller.port
-
-    yield start
-    for c in started:
-        c.stop()
-
-
-@pytest.fixture(autouse=True)
-def _no_smtp_credentials(monkeypatch):
-    monkeypatch.delenv("POLICYBOT_SMTP_USER", raising=False)
-    monkeypatch.delenv("POLICYBOT_SMTP_PASSWORD", raising=False)
 
 
 def smtp_config(port: int) -> MailConfig:

@@ -15,30 +15,10 @@ from policybot.kernel.timeline import (Histories, history_csv, history_json, his
                                        kfunc_history)
 from policybot.policy.config import Policy
 from policybot.state import State
-
-BTF_H = "".join(f"#define {f} (1 << {i})\n" for i, f in enumerate(FLAGS) if f != "KF_DEPRECATED")
-MANIFEST = "Documentation/bpf/kfunc-stability.yaml"
+from treekit import BTF_H, FOO, MANIFEST, kernel  # noqa: F401
 
 
-def kernel(kfuncs: dict, progs=("TRACING", "XDP")) -> str:
-    """kernel/bpf/helpers.c with one set (as tests/test_audit.py builds it).
 
-    kfuncs: name -> "ret|params" or ("ret|params", "KF_A | KF_B").
-    """
-    defs, entries = [], []
-    for name, spec in kfuncs.items():
-        sig, flags = (spec + (None,))[:2] if isinstance(spec, tuple) else (spec, None)
-        ret, params = sig.split("|")
-        defs.append(f"__bpf_kfunc {ret} {name}({params})\n{{\n}}\n")
-        entries.append(f"BTF_ID_FLAGS(func, {name}{', ' + flags if flags else ''})\n")
-    regs = "".join(f"\tregister_btf_kfunc_id_set(BPF_PROG_TYPE_{p}, &generic_kfunc_set);\n" for p in progs)
-    return ("\n".join(defs) + "\nBTF_KFUNCS_START(generic_btf_ids)\n" + "".join(entries)
-            + "BTF_KFUNCS_END(generic_btf_ids)\n"
-            "static const struct btf_kfunc_id_set generic_kfunc_set = {\n\t.set = &generic_btf_ids,\n};\n"
-            f"static int __init kfunc_init(void)\n{{\n{regs}\treturn 0;\n}}\n")
-
-
-FOO = "int|struct task_struct *p, u32 flags"
 TASK = "int|struct task_struct *p"
 
 V61 = {"bpf_foo": FOO, "bpf_keep": "int|int x", "bpf_gone": "void|void", "bpf_old": TASK,
@@ -208,12 +188,23 @@ class CountingScanner(Scanner):
         self.per_rev[rev] = dict(self.stats)
         return inv
 
-    def _read_and_classify(self, todo, rev):
-        self.classified[self._rev].extend(p for p, _ in todo)
-        return super()._read_and_classify(todo, rev)
+
+@pytest.fixture
+def counting(monkeypatch):
+    """Record which blobs the scanner reads (small trees are read in-process by _classify)."""
+    from policybot.kernel import scanner as scanner_module
+    current: list[CountingScanner] = []
+    real = scanner_module._classify
+
+    def classify(repo, chunk):
+        current[0].classified[current[0]._rev].extend(p for p, _ in chunk)
+        return real(repo, chunk)
+
+    monkeypatch.setattr(scanner_module, "_classify", classify)
+    return current
 
 
-def test_one_scanner_and_state_reread_only_changed_blobs(tmp_path):
+def test_one_scanner_and_state_reread_only_changed_blobs(tmp_path, counting):
     b = HistoryBuilder(tmp_path / "r")
     filler = {f"drivers/d{i}/f{j}.c": f"int f{i}_{j}(void) {{ return {i * 10 + j}; }}\n"
               for i in range(5) for j in range(6)}
@@ -224,6 +215,7 @@ def test_one_scanner_and_state_reread_only_changed_blobs(tmp_path):
     b.commit({"drivers/d3/f1.c": "int changed(void) { return 0; }\n"}, "three", "2023-04-23")
     b.tag("v6.3")
     scanner = CountingScanner(b.repo, State(state_dir=tmp_path / "state"))
+    counting.append(scanner)
     kfunc_history(b.repo, scanner)
     assert len(scanner.classified["v6.1"]) == 31  # cold: every .c blob
     assert scanner.classified["v6.2"] == ["kernel/bpf/helpers.c"]
@@ -233,6 +225,7 @@ def test_one_scanner_and_state_reread_only_changed_blobs(tmp_path):
     assert scanner.per_rev["v6.3"]["trees_walked"] == 3  # root, drivers/, drivers/d3/
     # a second run with the same state reads nothing
     again = CountingScanner(b.repo, State(state_dir=tmp_path / "state"))
+    counting[0] = again
     kfunc_history(b.repo, again)
     assert all(v == [] for v in again.classified.values())
 

@@ -36,6 +36,7 @@ from .model import (Definition, Diagnostic, Inventory, Kfunc, Location, Membersh
 _PRIMARY = (b"BTF_SET_START", b"BTF_SET8_START", b"BTF_KFUNCS_START", b"btf_kfunc_id_set",
             b"check_kfunc_call", b"KFUNC_BTF_ID_SET")
 PARALLEL_THRESHOLD = 3000  # blobs; below this a second process costs more than it saves
+COLD_THRESHOLD = 500  # with an empty cache: a tree this big is read whole, start early
 TEST_PATHS = ("tools/testing/", "net/bpf/test_run.c", "lib/test_")
 TREE_KEY = "tree:"
 BLOB_KEY = "class:"  # a blob's class; its facts (class P) are stored under the bare oid
@@ -239,8 +240,8 @@ class _Reader:
             self.known.update({k[len(BLOB_KEY):]: v for k, v in cached.items()})
             blobs = [(p, o) for p, o in blobs if o not in self.known]
         self.waiting.extend(blobs)
-        # a cold cache means a whole tree to read: start the workers at once
-        big = len(self.waiting) >= PARALLEL_THRESHOLD or (not self.lookups and self.waiting)
+        # a cold cache means a whole tree to read: start the workers early
+        big = len(self.waiting) >= (COLD_THRESHOLD if not self.lookups else PARALLEL_THRESHOLD)
         if self.pool is None and self.s.jobs > 1 and big:
             import multiprocessing  # only a cold scan needs it
             ctx = multiprocessing.get_context("fork")
