@@ -48,6 +48,7 @@ class Config:
     review_min_verdict: str = "notice"
     inbox_maildir: str = ""
     inbox_url: str = "https://lore.kernel.org/all"
+    inbox_query: str = ""  # a public-inbox search whose threads the inbox job reviews
     schedule: Schedule = field(default_factory=Schedule)
     trees: list[Tree] = field(default_factory=list)
     expiring_horizon_days: int | None = None  # overrides the trees' policies when set
@@ -135,7 +136,9 @@ def _from_dict(data: dict, path: Path, text: str) -> Config:
         cfg.review_min_verdict = v
 
     inbox = data.get("inbox", {})
-    _check_keys(inbox, {"maildir", "url"}, path, text, "inbox")
+    _check_keys(inbox, {"maildir", "url", "query"}, path, text, "inbox")
+    if "query" in inbox:
+        cfg.inbox_query = _typed(inbox["query"], str, where("query", "inbox"))
     if "maildir" in inbox:
         cfg.inbox_maildir = rel(_typed(inbox["maildir"], str, where("maildir", "inbox")))
     if "url" in inbox:

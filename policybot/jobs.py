@@ -78,6 +78,8 @@ class Runner:
                                               notices="notices" in jobs)
                 if "report" in jobs:
                     self.weekly_report(tree, outcome, summary)
+                    if tree.report_html and outcome.head:
+                        self.write_page(tree, outcome.head)
                 if "audit" in jobs and outcome.head and outcome.status != "fetch-failed":
                     # last: a crash before this repeats the range, and its mails are once-only
                     self._set_last_audited(tree.name, outcome.head)
@@ -196,16 +198,32 @@ class Runner:
                           body, key, [key])
         self._queue(draft, summary, tree.name)
 
+    def write_page(self, tree: Tree, head: str) -> None:
+        """The stability page (policybot report --html) of the tree's new head."""
+        from .dashboard import build_dashboard, render_html
+        repo = open_repo(tree.repo)
+        scanner = Scanner(repo, self.state, self.progress)
+        html = render_html(build_dashboard(repo, scanner, self.policy_for(tree), head, self.today))
+        out = Path(tree.report_html)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_name(out.name + ".tmp")
+        tmp.write_text(html, encoding="utf-8")
+        tmp.replace(out)  # readers never see a half-written page
+
     # -- the inbox ------------------------------------------------------------------------
 
     def review_inbox(self, summary: RunSummary) -> None:
-        if not self.cfg.inbox_maildir or not self.cfg.trees:
+        if not (self.cfg.inbox_maildir or self.cfg.inbox_query) or not self.cfg.trees:
             return
         from .mail import b4wrap
         from .mail.drafts import review_mails
         from .review import review_series
 
-        msgs = b4wrap.read_messages(self.cfg.inbox_maildir, state_dir=self.state.state_dir)
+        msgs = []
+        if self.cfg.inbox_maildir:
+            msgs += b4wrap.read_messages(self.cfg.inbox_maildir, state_dir=self.state.state_dir)
+        if self.cfg.inbox_query:
+            msgs += b4wrap.search(self.cfg.inbox_query, self.cfg.inbox_url, self.state.state_dir)
         with self.state.engine.connect() as conn:
             seen = {r[0] for r in conn.execute(sa.select(seen_messages.c.msgid))}
         new = [m for m in msgs if _msgid(m) and _msgid(m) not in seen]

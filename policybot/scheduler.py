@@ -33,7 +33,7 @@ def job_definitions(cfg: Config, config_path: str | None) -> dict[str, tuple[str
     jobs = {"weekly": ("policybot.scheduler:weekly_job",
                        CronTrigger(day_of_week=day, hour=s.weekly_hour, minute=s.weekly_minute, timezone=UTC),
                        {"config_path": config_path})}
-    if s.inbox_minutes and cfg.inbox_maildir:
+    if s.inbox_minutes and (cfg.inbox_maildir or cfg.inbox_query):
         jobs["inbox"] = ("policybot.scheduler:inbox_job", IntervalTrigger(minutes=s.inbox_minutes, timezone=UTC),
                          {"config_path": config_path})
     return jobs

@@ -425,3 +425,15 @@ def test_drafted_mails_record_their_tree(tmp_path, capsys):
     assert bot.run(capsys, W02)[0] == 0
     rows = bot.mail_rows()
     assert rows and all(r.tree == TREE for r in rows)
+
+
+def test_weekly_run_writes_the_stability_page(tmp_path, capsys):
+    bot = Bot(tmp_path)
+    page = tmp_path / "www" / "bpf-next.html"
+    bot.config.write_text(bot.config.read_text() + f'report_html = "{page}"\n')
+    assert bot.run(capsys, W02)[0] == 0
+    html = page.read_text()
+    assert html.startswith("<!DOCTYPE html>") and "<svg" in html
+    for name in BASE_KFUNCS:
+        assert name in html
+    assert not list(page.parent.glob("*.tmp"))

@@ -452,7 +452,24 @@ def test_b4_threads_each_reply_under_its_patch(series, capsys, tmp_path):
 
 class Inbox(http.server.BaseHTTPRequestHandler):
     threads: dict[str, bytes] = {}  # msgid -> the thread's mbox
+    search: bytes = b""  # what any search query finds (an mbox of whole threads)
     requests: list[tuple[str, str]] = []
+
+    def do_POST(self):
+        # /all/?x=m&t=1&q=<query>: public-inbox's search, answered as a gzipped mbox
+        self.requests.append((self.command, self.path))
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        if self.path.startswith("/all/?") and "x=m" in self.path and self.search:
+            data = gzip.compress(self.search)
+            self.send_response(200)
+            self.send_header("Content-Type", "application/gzip")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+            return
+        self.send_response(404)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
 
     def _answer(self, body: bool):
         self.requests.append((self.command, self.path))
@@ -487,7 +504,7 @@ class Inbox(http.server.BaseHTTPRequestHandler):
 def inbox(monkeypatch):
     for var in PROXY_VARS:
         monkeypatch.delenv(var, raising=False)
-    Inbox.threads, Inbox.requests = {}, []
+    Inbox.threads, Inbox.requests, Inbox.search = {}, [], b""
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Inbox)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -823,3 +840,24 @@ def test_reply_goes_to_reply_to(tmp_path, capsys):
     assert addrs(msg, "To") == ["jane@work.example.com"]
     cc = [a.lower() for a in addrs(msg, "Cc")]
     assert "kfunc-list@example.org" in cc and "bpf@vger.kernel.org" in cc
+
+
+def test_inbox_job_reviews_what_a_public_inbox_search_finds(series, capsys, tmp_path, inbox):
+    handler, url = inbox
+    handler.search = "\n".join(series.v2).encode()
+    config = tmp_path / "policybot.toml"
+    state_dir, repo = tmp_path / "bot", tmp_path / "linux"
+    config.write_text(f'[state]\ndir = "{state_dir}"\n[mail]\nfrom = "{BOT}"\n'
+                      f'[inbox]\nurl = "{url}"\nquery = "s:PATCH AND dfn:kernel/bpf/"\n'
+                      f'[[trees]]\nname = "linux"\nrepo = "{repo}"\nbranch = "v6.1"\n')
+    from policybot.cli import main
+    assert main(["run", "--config", str(config), "--job", "review", "--today", "2025-03-01"]) == 0
+    out = capsys.readouterr().out
+    assert "reviewed: " in out and "drafted 1 mail" in out
+    assert any(cmd == "POST" and "q=s%3APATCH+AND+dfn%3Akernel%2Fbpf%2F" in path for cmd, path in handler.requests)
+    (f,) = outbox_files(tmp_path / "bot" / "outbox")
+    assert parse_mail(f)["In-Reply-To"] == msgid_of(series.v2[3])  # the patch that removes bpf_foo
+    # the next hour: the same threads come back, nothing is reviewed or mailed again
+    assert main(["run", "--config", str(config), "--job", "review", "--today", "2025-03-01"]) == 0
+    out = capsys.readouterr().out
+    assert "reviewed: " not in out and "drafted 0 mails" in out

@@ -124,6 +124,19 @@ def fetch_thread(msgid: str, inbox_url: str, state_dir=None) -> list[email.messa
     return msgs
 
 
+def search(query: str, inbox_url: str, state_dir=None) -> list[email.message.EmailMessage]:
+    """Messages (whole threads) matching a public-inbox search query, e.g.
+    ``dfn:kernel/bpf/helpers.c AND rt:7.days.ago..``; [] when nothing matches."""
+    b4 = _b4(state_dir, inbox_url, network=True)
+    try:
+        msgs = b4.get_pi_search_results(query, nocache=True, full_threads=True)
+    except SystemExit:
+        msgs = None
+    except Exception as e:  # liblore/requests errors: the server, not our input
+        raise InputError(f"{inbox_url}: search {query!r} failed: {type(e).__name__}") from None
+    return list(msgs or [])
+
+
 def series_from_messages(msgs: list[email.message.EmailMessage], state_dir=None,
                          source: str = "input") -> Series:
     """The latest revision of the series among ``msgs``, in patch order."""
