@@ -424,3 +424,25 @@ def test_overlay_most_specific_entry_wins(tmp_path):
                                ("KFUNC_REMOVED", "bpf_baz", "info")}  # exact name: unstable
     levels = {f.kfunc: f.promise.declaration.level for f in result.findings if f.promise}
     assert levels == {"bpf_foo": "stable", "bpf_bar": "deprecating", "bpf_baz": "unstable"}
+
+
+def test_promise_date_through_a_merge(tmp_path):
+    """A declaration made on a side branch counts from the first release after its merge."""
+    b = HistoryBuilder(tmp_path / "repo")
+    b.commit({"include/linux/btf.h": BTF_H, "kernel/bpf/helpers.c": kernel({"bpf_foo": FOO, "bpf_bar": FOO})},
+             "one", "2022-01-01T00:00:00")
+    b.tag("v6.0")
+    root = b.head
+    b.commit({"README": "mainline work"}, "mainline", "2022-02-01T00:00:00")
+    main_tip = b.head
+    side = b.commit({MANIFEST: manifest(bpf_foo="stable"), "README": "mainline work"}, "declare (side branch)",
+                    "2022-02-15T00:00:00", parents=[root])
+    b.commit({MANIFEST: manifest(bpf_foo="stable"), "README": "mainline work"}, "Merge branch 'bpf-next'",
+             "2022-03-01T00:00:00", parents=[main_tip, side])
+    b.tag("v6.1", when="2022-03-20T00:00:00")
+    b.commit({"kernel/bpf/helpers.c": kernel({"bpf_bar": FOO})}, "remove", "2023-01-01T00:00:00")
+    b.tag("v6.2")
+    f = next(f for f in audit(b, base="v6.1", head="v6.2").findings if f.rule == "KFUNC_REMOVED")
+    # the first-parent line meets the declaration at the merge; v6.1 is the first release holding it
+    assert (f.promise.since.release, f.promise.since.date) == ("v6.1", dt.date(2022, 3, 20))
+    assert f.verdict == "violation"

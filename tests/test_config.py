@@ -1,0 +1,55 @@
+"""config/policybot.toml: the shipped example loads, and every error names key and line."""
+
+import io
+from pathlib import Path
+
+import pytest
+
+from policybot.config import load_config
+from policybot.errors import ConfigError
+from policybot.progress import Progress
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_shipped_example_loads():
+    cfg = load_config(ROOT / "config" / "policybot.toml")
+    assert [t.name for t in cfg.trees] == ["bpf-next"]
+    assert (cfg.schedule.weekly_day, cfg.schedule.weekly_hour, cfg.schedule.inbox_minutes) == ("mon", 6, 60)
+    assert cfg.mail.send is False and cfg.mail.smtp_security == "starttls"
+    assert cfg.trees[0].policy.stable_window.months == 60  # config/policy.toml, relative to the file
+
+
+@pytest.mark.parametrize("text, message", [
+    ('[mail]\nfrom = "bot <b@x.org>"\nsend = "yes"\n', r"policybot.toml:3: mail.send: must be true or false"),
+    ('[mail]\nsmtp_security = "ssl"\n', r"policybot.toml:2: mail.smtp_security: must be"),
+    ('[schedule]\nweekly = "monday 6am"\n', r"policybot.toml:2: schedule.weekly: expected \"mon 06:00\""),
+    ('[inbox]\nmaildirr = "x"\n', r"policybot.toml:2: inbox.maildirr: unknown key"),
+    ('[[trees]]\nname = "a"\n', r"policybot.toml:1: trees\[0\]: missing repo"),
+    ('[[trees]]\nname = "a"\nrepo = "r"\n[[trees]]\nname = "a"\nrepo = "s"\n',
+     r"policybot.toml:4: trees\[1\].name: duplicate tree name 'a'"),
+    ('[[trees]]\nname = "a"\nrepo = "r"\nbranchh = "x"\n', r"policybot.toml:1: trees\[0\].branchh: unknown key"),
+    ('[state\n', r"policybot.toml: .*line 1"),
+])
+def test_errors_name_key_and_line(tmp_path, text, message):
+    (tmp_path / "policybot.toml").write_text(text)
+    with pytest.raises(ConfigError, match=message):
+        load_config(tmp_path / "policybot.toml")
+
+
+def test_progress_only_on_a_terminal():
+    out = io.StringIO()
+    p = Progress(enabled=True, stream=out)
+    p.start("scanning v6.12", 200, "files")
+    p.update(50)
+    p.update(200)
+    p.done()
+    text = out.getvalue()
+    assert "\rscanning v6.12: 50/200 files (25%)" in text and "200/200 files (100%)" in text
+    assert text.endswith("\r\x1b[K")  # the line is cleared when done
+    quiet = io.StringIO()  # StringIO is no terminal: nothing is written
+    p = Progress(stream=quiet)
+    p.start("x", 10)
+    p.update(10)
+    p.done()
+    assert quiet.getvalue() == ""
