@@ -17,9 +17,7 @@ $(BIN)/policybot: pyproject.toml
 setup: $(BIN)/policybot
 
 demo: setup
-	$(BIN)/python samples/make_sample.py $(VENV)/sample-linux
-	POLICYBOT_STATE_DIR=$(VENV)/state $(BIN)/policybot audit --repo $(VENV)/sample-linux \
-		--base v6.1 --rev v6.2 --policy config/policy.toml; test $$? -le 1
+	samples/demo $(VENV)/demo
 
 test: setup browser
 	scripts/kernel-trees >/dev/null

@@ -42,6 +42,8 @@ def render_text(r: AuditResult) -> str:
         if f.rule.startswith("DECLARATION_"):
             lines.append(f"    hint: {f.hint}")
             continue
+        if f.rule == "DEPRECATION_STARTED":
+            continue  # the message holds the new declaration and the earliest removal
         lines.append(f"    promise: {_promise_text(f.promise)}")
         if f.base_location and f.head_location and f.base_location.path != f.head_location.path:
             lines.append(f"    was at: {f.base_location} ({r.base.rev if r.base else 'base'})")
