@@ -321,8 +321,6 @@ def _today(args):
 
 
 def cmd_review(args) -> int:
-    from pathlib import Path
-
     from .kernel.gitrepo import repo_name
     from .mail import b4wrap
     from .errors import InputError
@@ -389,7 +387,7 @@ def cmd_review(args) -> int:
         except InputError as e:  # one unusable address must not hide the other findings
             unsent.append(f"no reply drafted to {d.subject!r}: {e}")
     result.notes += unsent
-    sent = _send(outbox, config) if (args.send or config.send) else None
+    sent = outbox.send(config) if (args.send or config.send) else None
 
     if args.format == "json":
         from .report import finding_json
@@ -449,10 +447,6 @@ def _queue(outbox, config, drafts) -> list[str]:
         if outbox.queue(msg, d.keys, d.kind):
             queued.append(str(msg["Message-ID"]))
     return queued
-
-
-def _send(outbox, config):
-    return outbox.send(config)
 
 
 def _config(args):

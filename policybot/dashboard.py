@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from pathlib import Path
 
 import jinja2
 import pygit2

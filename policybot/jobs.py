@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import email.utils
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,7 +23,7 @@ from .kernel.scanner import Scanner
 from .mail.drafts import MailDraft, dedupe, template_env
 from .mail.drafts import draft_message
 from .mail.outbox import Outbox
-from .policy.audit import AuditResult, Auditor, Finding
+from .policy.audit import Auditor, Finding
 from .progress import Progress
 from .state import State, run_findings, runs, seen_messages, tree_state
 

@@ -17,7 +17,7 @@ from .errors import InputError
 from .kernel.apply import PatchDoesNotApply, ScratchRepo
 from .kernel.flags import FLAGS, parse_flags
 from .kernel.gitrepo import resolve
-from .kernel.model import Inventory, Location
+from .kernel.model import Inventory
 from .kernel.scanner import Scanner
 from .mail.b4wrap import Patch, Series
 from .policy.audit import ACK_TRAILER, Auditor, Finding
@@ -207,7 +207,3 @@ def quote_for(f: Finding, hunks: list[Hunk], context: int = 3) -> list[str]:
                 out.append(f"> [ ... skip {len(h.lines) - hi} lines ... ]")
             return out
     return []
-
-
-def location_text(loc: Location | None) -> str:
-    return str(loc) if loc else "?"

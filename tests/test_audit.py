@@ -381,7 +381,7 @@ def test_allowlist_entry_and_expiry(tmp_path, expires, acked):
 # -- the command ---------------------------------------------------------------------------
 
 def test_cli_audit_text_json_exit_codes(tmp_path, capsys):
-    b = history(tmp_path, {"kernel/bpf/helpers.c": kernel({"bpf_foo": FOO, "bpf_bar": FOO}),
+    history(tmp_path, {"kernel/bpf/helpers.c": kernel({"bpf_foo": FOO, "bpf_bar": FOO}),
                            MANIFEST: manifest(bpf_foo="stable")},
                 {"kernel/bpf/helpers.c": kernel({"bpf_bar": FOO})})
     repo = str(tmp_path / "repo")

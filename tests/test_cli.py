@@ -1,7 +1,6 @@
 """The command line as a whole: help that teaches, documented commands, bad input."""
 
 import argparse
-import re
 import subprocess
 import sys
 from pathlib import Path

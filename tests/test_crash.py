@@ -11,8 +11,6 @@ and then runs ``policybot.cli.main``, so the kill lands at an exact point.
 from __future__ import annotations
 
 import collections
-import email
-import email.policy
 import json
 import signal
 import sqlite3

@@ -13,10 +13,9 @@ import pytest
 
 from policybot.dashboard import build_dashboard, dashboard_json, render_html
 from policybot.gitbuild import HistoryBuilder
-from policybot.kernel.flags import FLAGS
 from policybot.kernel.scanner import Scanner
 from policybot.policy.config import Policy
-from treekit import BTF_H, FOO, MANIFEST, kernel  # noqa: F401
+from treekit import BTF_H, MANIFEST, kernel
 
 TODAY = dt.date(2025, 1, 1)
 

@@ -11,11 +11,9 @@ import email
 import email.policy
 import mailbox
 import re
-import socket
 from pathlib import Path
 
 import pygit2
-import pytest
 import sqlalchemy as sa
 
 from policybot.cli import main

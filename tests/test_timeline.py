@@ -9,13 +9,12 @@ import pytest
 
 from policybot.errors import ConfigError
 from policybot.gitbuild import HistoryBuilder
-from policybot.kernel.flags import FLAGS
 from policybot.kernel.scanner import Scanner
 from policybot.kernel.timeline import (Histories, history_csv, history_json, history_table,
                                        kfunc_history)
 from policybot.policy.config import Policy
 from policybot.state import State
-from treekit import BTF_H, FOO, MANIFEST, kernel  # noqa: F401
+from treekit import BTF_H, FOO, MANIFEST, kernel
 
 
 

@@ -211,11 +211,6 @@ def _wrap_no_trailers(text: str, width: int, indent: str) -> list[str]:
     return lines
 
 
-def parse_address_list(values) -> list[str]:
-    """Addresses from header-like strings (``"Doe, John" <j@x.org>, a@b.c``), one string each."""
-    return [str(a) for a in _addresses(values, "address")]
-
-
 def clean_header(value: str) -> str:
     """A header value from input: no control characters (no CR/LF injection), one line."""
     return " ".join(_CONTROL.sub(" ", value or "").split())

@@ -19,7 +19,7 @@ from ..kernel.model import Inventory, Location
 from ..kernel.scanner import Scanner
 from .config import Policy
 from .declarations import LEVELS, Declaration, Problem, Resolved, collect, parse_declaration_yaml
-from .diff import Change, diff
+from .diff import diff
 from .history import History, PromiseDate, WindowEnd
 from .rules import catalogue, severity
 

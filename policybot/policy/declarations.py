@@ -34,9 +34,6 @@ class Declaration:
     replacement: str | None = None
     note: str | None = None
 
-    def describe(self) -> str:
-        return f"{self.level} ({self.source}, {self.location})"
-
 
 @dataclass(frozen=True)
 class Problem:
