@@ -22,7 +22,7 @@ demo: setup
 test: setup browser
 	scripts/kernel-trees >/dev/null
 	POLICYBOT_REQUIRE_BROWSER=$${POLICYBOT_REQUIRE_BROWSER:-$$(command -v chromium >/dev/null && echo 1)} \
-		$(BIN)/python -m pytest -q -ra
+		$(BIN)/python -m pytest -q -ra --ignore=tests/test_postgres.py
 	# the state on PostgreSQL: the same code, a throwaway server on a unix socket
 	POLICYBOT_REQUIRE_POSTGRES=1 scripts/with-postgres \
 		$(BIN)/python -m pytest -q -ra tests/test_postgres.py tests/test_mail.py
