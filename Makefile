@@ -35,6 +35,8 @@ browser:
 
 bench: setup
 	$(BIN)/python bench/inventory.py
+	$(BIN)/python bench/audit.py
+	$(BIN)/python bench/review.py
 
 clean:
 	rm -rf $(VENV)

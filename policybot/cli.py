@@ -113,11 +113,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--base", metavar="REV", help="apply on this revision (default: the series' "
                    "base-commit if the repository has it, else --branch)")
     p.add_argument("--branch", default="HEAD", metavar="REV", help="fallback base (default: HEAD)")
-    p.add_argument("--inbox-url", default="https://lore.kernel.org/all", metavar="URL",
-                   help="public-inbox base URL for --msgid (default: %(default)s)")
+    p.add_argument("--inbox-url", metavar="URL",
+                   help="public-inbox base URL for --msgid (default: the config's [inbox] url, "
+                        "else https://lore.kernel.org/all)")
     p.add_argument("--policy", metavar="FILE", default=os.environ.get("POLICYBOT_POLICY"),
                    help="policy file (see config/policy.toml)")
-    p.add_argument("--outbox", metavar="DIR", help="Maildir for drafted mail (default: STATE_DIR/outbox)")
     p.add_argument("--config", metavar="FILE",
                    help="configuration for mail (From, SMTP, templates; default: $POLICYBOT_CONFIG)")
     p.add_argument("--send", action="store_true", help="deliver the queued mail over SMTP now")
@@ -135,7 +135,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "maintainers", help="who gets mail about a file (as scripts/get_maintainer.pl)",
         description="Print the maintainers, reviewers and lists that MAINTAINERS assigns to the "
-                    "files, in get_maintainer.pl's order (--nogit --nogit-fallback --norolestats).")
+                    "files, in get_maintainer.pl's order (--nogit --nogit-fallback --norolestats).",
+        epilog="example:\n  policybot maintainers --repo ~/linux --rev v6.12 kernel/bpf/helpers.c\n",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
     _common(p)
     p.add_argument("files", nargs="+", metavar="FILE", help="paths in the tree")
     p.set_defaults(func=cmd_maintainers)
@@ -186,8 +188,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_notice)
 
     p = sub.add_parser("outbox", help="list queued mail, or send it",
-                       description="List the mail policybot drafted and its state (queued, sent, "
-                                   "failed); --send delivers everything queued over SMTP.")
+                       description="List the mail waiting in the outbox (queued, or failed with the "
+                                   "last error); --send delivers it over SMTP (exit status 1 if a "
+                                   "delivery fails).",
+                       epilog="examples:\n  policybot outbox --config /etc/policybot/policybot.toml\n"
+                              "  policybot outbox --config /etc/policybot/policybot.toml --send\n",
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", metavar="FILE", help="configuration (SMTP settings; default: $POLICYBOT_CONFIG)")
     p.add_argument("--state-dir", metavar="DIR", help="state directory (default: as in the config)")
     p.add_argument("--db", metavar="URL", help="state database URL (default: as in the config)")
@@ -229,11 +235,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("rules", help="list the rule catalogue",
-                       description="List every rule policybot applies, with its summary.")
+                       description="List every rule policybot applies, with its summary.",
+                       epilog="example:\n  policybot rules --format json | jq '.[].id'\n",
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--format", choices=("text", "json"), default="text", help="text (default) or json")
     p.set_defaults(func=cmd_rules)
     p = sub.add_parser("explain", help="explain one rule",
-                       description="Print a rule: what it compares, its verdict per level, the fix hint.")
+                       description="Print a rule: what it compares, its verdict per level, the fix hint.",
+                       epilog="example:\n  policybot explain KFUNC_FLAGS_TIGHTENED\n",
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("rule", metavar="RULE", help="a rule id, e.g. KFUNC_REMOVED (case does not matter)")
     p.set_defaults(func=cmd_explain)
     return parser
@@ -256,9 +266,15 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
-def _state(args):
+def _state(args, cfg=None):
+    """The state: --state-dir/--db, else the config file's [state], else
+    $POLICYBOT_STATE_DIR/$POLICYBOT_DB, else ~/.local/state/policybot (SQLite)."""
     from .state import State
-    return State(url=args.db or os.environ.get("POLICYBOT_DB"), state_dir=args.state_dir)
+    if cfg is None and hasattr(args, "config"):  # commands with --config: its [state] counts
+        cfg = _config(args)[0]
+    url = getattr(args, "db", None) or (cfg.db_url if cfg else None) or os.environ.get("POLICYBOT_DB") or None
+    state_dir = getattr(args, "state_dir", None) or (cfg.state_dir if cfg else None) or None
+    return State(url=url, state_dir=state_dir)
 
 
 def _scanner(args):
@@ -338,7 +354,7 @@ def cmd_review(args) -> int:
     scanner = _scanner(args)
     state = scanner.state
     if args.msgid:
-        msgs = b4wrap.fetch_thread(args.msgid, args.inbox_url, state.state_dir)
+        msgs = b4wrap.fetch_thread(args.msgid, args.inbox_url or _config(args)[0].inbox_url, state.state_dir)
         source = f"<{args.msgid}>"
     elif args.stdin:
         msgs = b4wrap.read_messages(data=sys.stdin.buffer.read(), state_dir=state.state_dir)
@@ -426,17 +442,15 @@ def cmd_review(args) -> int:
 
 
 def _outbox(args, state):
-    """The outbox and mail settings: the configuration's, with --from on top."""
+    """The outbox (STATE_DIR/outbox) and mail settings: the configuration's, with --from on top."""
     import dataclasses
-    from pathlib import Path
 
     from .mail.outbox import Outbox
     cfg, _ = _config(args)
     config = cfg.mail
     if getattr(args, "from_addr", None):
         config = dataclasses.replace(config, from_addr=args.from_addr, msgid_domain="")
-    maildir = Path(args.outbox) if getattr(args, "outbox", None) else state.state_dir / "outbox"
-    return Outbox(state, maildir), config
+    return Outbox(state, state.state_dir / "outbox"), config
 
 
 def _queue(outbox, config, drafts) -> list[str]:
@@ -455,20 +469,13 @@ def _config(args):
     return load_config(path), path
 
 
-def _state_for(cfg, args=None):
-    from .state import State
-    url = (getattr(args, "db", None) if args else None) or os.environ.get("POLICYBOT_DB") or cfg.db_url or None
-    state_dir = (getattr(args, "state_dir", None) if args else None) or cfg.state_dir or None
-    return State(url=url, state_dir=state_dir)
-
-
 def cmd_run(args) -> int:
     from .jobs import JOBS, Runner
     from .progress import Progress
     cfg, _ = _config(args)
     if not cfg.trees:
         raise PolicybotError(f"{cfg.path}: no [[trees]] configured: nothing to run")
-    runner = Runner(cfg, _state_for(cfg), _today(args), Progress())
+    runner = Runner(cfg, _state(args, cfg), _today(args), Progress())
     summary = runner.run(args.tree, tuple(args.job or JOBS), send=True if args.send else None)
     for t in summary.trees:
         rng = f"{t.base[:12]}..{t.head[:12]}" if t.base else (t.head[:12] if t.head else "-")
@@ -489,7 +496,7 @@ def cmd_run(args) -> int:
 def cmd_schedule(args) -> int:
     from .scheduler import next_runs, run_forever
     cfg, path = _config(args)
-    state = _state_for(cfg)
+    state = _state(args, cfg)
     if args.list:
         for job_id, when, trigger in next_runs(cfg, state, path):
             print(f"{job_id:8} {when.isoformat() if when else 'never':28} {trigger}")
@@ -509,7 +516,7 @@ def cmd_notice(args) -> int:
     from .policy.audit import Auditor
     from .policy.config import load_policy
     cfg, _ = _config(args)
-    state = _state_for(cfg, args)
+    state = _state(args, cfg)
     removal = None
     if args.removal_not_before:
         try:
@@ -536,7 +543,7 @@ def cmd_notice(args) -> int:
 def cmd_outbox(args) -> int:
     from .mail.outbox import Outbox
     cfg, _ = _config(args)
-    state = _state_for(cfg, args)
+    state = _state(args, cfg)
     outbox = Outbox(state, state.state_dir / "outbox")
     if args.send:
         report = outbox.send(cfg.mail)

@@ -57,6 +57,10 @@ class HistoryBuilder:
         self.head = oid
         return oid
 
+    def checkout(self) -> None:
+        """Write HEAD's files and index (non-bare repositories): `git status` is then clean."""
+        self.repo.checkout_head(strategy=pygit2.enums.CheckoutStrategy.FORCE)
+
     def tag(self, name: str, target=None, when: str | dt.datetime | None = None,
             annotated: bool = True) -> None:
         target = target or self.head

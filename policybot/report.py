@@ -30,7 +30,8 @@ def finding_line(f: Finding) -> str:
     loc = f"{f.location}: " if f.location else ""
     status = f"{f.verdict}[{f.rule}]"
     ack = f" (acknowledged: {f.acknowledged})" if f.acknowledged else ""
-    return f"{loc}{status}: {f.kfunc} {f.message}{ack}"
+    what = f"{f.kfunc} {f.message}" if f.kfunc else f.message
+    return f"{loc}{status}: {what}{ack}"
 
 
 def render_text(r: AuditResult) -> str:
@@ -97,9 +98,11 @@ def render_json(r: AuditResult) -> str:
 def render_markdown(r: AuditResult) -> str:
     scope = f"`{r.base.rev}..{r.head.rev}`" if r.base else f"`{r.head.rev}`"
     c = r.counts()
+    def n(k: str) -> str:
+        return f"{c[k]} {k}{'' if c[k] == 1 or k == 'info' else 's'}"
+
     out = [f"# policybot audit {scope}", "",
-           f"{c['violation']} violations, {c['warning']} warnings, {c['notice']} notices, "
-           f"{c['info']} info, {c['acknowledged']} acknowledged", ""]
+           f"{n('violation')}, {n('warning')}, {n('notice')}, {n('info')}, {c['acknowledged']} acknowledged", ""]
     for note in r.notes:
         out.append(f"> note: {note}")
     if r.findings:

@@ -138,7 +138,7 @@ class State:
         except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError) as e:
             raise ConfigError(f"state database URL {_redact(url)!r}: {e}") from None
         except sa.exc.OperationalError as e:
-            raise ConfigError(f"state database {_redact(url)}: {e.orig}") from None
+            raise ConfigError(f"state database {_redact(url)}: {' '.join(str(e.orig).split())}") from None
 
     def _migrate(self) -> None:
         with self.engine.begin() as conn:

@@ -140,6 +140,7 @@ def build(path: Path) -> None:
              "2023-01-20T10:00:00")
     b.commit({"Makefile": "VERSION = 6\nPATCHLEVEL = 2\n"}, "Linux 6.2", "2023-02-19T20:00:00")
     b.tag("v6.2")
+    b.checkout()
 
 
 if __name__ == "__main__":

@@ -265,7 +265,8 @@ class Auditor:
 
     def _problem(self, p: Problem) -> Finding:
         verdict = self._verdict(p.rule, "unstable")
-        return Finding(p.rule, p.kfunc, verdict, p.message, p.location, None, p.location, None,
+        message = p.message.removeprefix(f"{p.kfunc}: ") if p.kfunc else p.message
+        return Finding(p.rule, p.kfunc, verdict, message, p.location, None, p.location, None,
                        catalogue()[p.rule].hint)
 
     def earliest_removal(self, deprecated_on: dt.date, promise: Promise | None) -> dt.date:

@@ -155,6 +155,8 @@ def policy_from_dict(data: dict, path: str, text: str = "") -> Policy:
             p.include_tests = value
         elif key == "expiring_horizon":
             w = parse_window(value, where)
+            if w.releases:
+                raise ConfigError(f"{where}: a horizon is a duration (\"90d\", \"3m\"), not a release count")
             p.expiring_horizon_days = w.months * 30 + w.days
         else:
             raise ConfigError(f"{where}: unknown key (known: include_tests, expiring_horizon)")
