@@ -109,16 +109,22 @@ def read_messages(path: str | os.PathLike | None = None, data: bytes | None = No
     return [m for m in msgs if m is not None]
 
 
+def _remote(inbox_url: str, what: str, call):
+    """A b4 call that talks to a public-inbox server; its failures name the server."""
+    try:
+        return call()
+    except SystemExit:  # some b4 paths exit instead of raising
+        return None
+    except Exception as e:  # liblore/requests errors: the server, not our input
+        raise InputError(f"{inbox_url}: {what} failed: {type(e).__name__}") from None
+
+
 def fetch_thread(msgid: str, inbox_url: str, state_dir=None) -> list[email.message.EmailMessage]:
     """The whole thread of ``msgid`` from a public-inbox server (``<url>/<msgid>/t.mbox.gz``)."""
     b4 = _b4(state_dir, inbox_url, network=True)
     msgid = msgid.strip().strip("<>")
-    try:
-        msgs = b4.get_pi_thread_by_msgid(msgid, nocache=True, quiet=True)
-    except SystemExit:
-        msgs = None
-    except Exception as e:  # liblore/requests errors: the server, not our input
-        raise InputError(f"{inbox_url}: cannot fetch <{msgid}>: {type(e).__name__}") from None
+    msgs = _remote(inbox_url, f"fetching <{msgid}>",
+                   lambda: b4.get_pi_thread_by_msgid(msgid, nocache=True, quiet=True))
     if not msgs:
         raise InputError(f"{inbox_url}: no thread found for <{msgid}>")
     return msgs
@@ -128,13 +134,8 @@ def search(query: str, inbox_url: str, state_dir=None) -> list[email.message.Ema
     """Messages (whole threads) matching a public-inbox search query, e.g.
     ``dfn:kernel/bpf/helpers.c AND rt:7.days.ago..``; [] when nothing matches."""
     b4 = _b4(state_dir, inbox_url, network=True)
-    try:
-        msgs = b4.get_pi_search_results(query, nocache=True, full_threads=True)
-    except SystemExit:
-        msgs = None
-    except Exception as e:  # liblore/requests errors: the server, not our input
-        raise InputError(f"{inbox_url}: search {query!r} failed: {type(e).__name__}") from None
-    return list(msgs or [])
+    return list(_remote(inbox_url, f"search {query!r}",
+                        lambda: b4.get_pi_search_results(query, nocache=True, full_threads=True)) or [])
 
 
 def series_from_messages(msgs: list[email.message.EmailMessage], state_dir=None,
