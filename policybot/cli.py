@@ -464,9 +464,12 @@ def _queue(outbox, config, drafts) -> list[str]:
 
 
 def _config(args):
+    """The configuration of this invocation, read once however many helpers ask."""
     from .config import config_path, load_config
-    path = config_path(getattr(args, "config", None))
-    return load_config(path), path
+    if not hasattr(args, "_loaded_config"):
+        path = config_path(getattr(args, "config", None))
+        args._loaded_config = (load_config(path), path)
+    return args._loaded_config
 
 
 def cmd_run(args) -> int:

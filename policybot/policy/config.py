@@ -121,7 +121,7 @@ def policy_from_dict(data: dict, path: str, text: str = "") -> Policy:
     known = {"windows", "declarations", "audit", "allow", "verdicts"}
     for key in data:
         if key not in known:
-            raise ConfigError(f"{path}:{line_of(text, key) if key not in known else 1}: unknown "
+            raise ConfigError(f"{path}:{line_of(text, key)}: unknown "
                               f"section or key '{key}' (known: {', '.join(sorted(known))})")
     windows = data.get("windows", {})
     for key, value in windows.items():
