@@ -178,8 +178,8 @@ def kfunc_json(k: Kfunc) -> dict:
 
 
 _BRIEF = re.compile(r"^(?:struct\s+|union\s+|enum\s+)?[\w.]+(?:\(\))?\s*[-:]\s*(.*)$")
-_STABILITY = re.compile(r"^\s*Stability:\s*(\S+)\s*$", re.I | re.M)
-_DEPRECATED = re.compile(r"^\s*Deprecated:\s*(.*\S)\s*$", re.I | re.M)
+_STABILITY = re.compile(r"^[ \t]*Stability:[ \t]*(\S+)[ \t]*$", re.I | re.M)  # [ \t]: never across lines
+_DEPRECATED = re.compile(r"^[ \t]*Deprecated:[ \t]*(.*\S)[ \t]*$", re.I | re.M)
 
 
 def kernel_doc(text: str, line: int) -> KernelDoc | None:
