@@ -327,8 +327,9 @@ def notice_draft(repo, scanner: Scanner, auditor: Auditor, tree: Tree, commit, k
         stable_since, stable_end = promise.since.date, promise.ends.date
     elif promise and level in ("deprecating", "deprecated"):
         deprecated_on = promise.since.date if promise.since else today
-        if promise.stable_since:
+        if promise.stable_since:  # a deprecation never shortens a stable promise
             stable_since = promise.stable_since.date
+            stable_end = auditor.history.window_end(stable_since, tree.policy.stable_window).date
     earliest = auditor.history.window_end(deprecated_on, tree.policy.notice_period).date
     if promise and promise.level_key in ("deprecated", "deprecated_due") and promise.ends:
         earliest = max(earliest, promise.ends.date)

@@ -180,20 +180,26 @@ class Auditor:
         if decl.level == "stable":
             ends = self.history.window_end(since.date, self.policy.stable_window)
             return Promise(decl, "stable" if as_of < ends.date else "expired", since, ends)
+        stable_since = self._stable_before(commit, decl, kfunc)
         if decl.level == "deprecating":
-            return Promise(decl, "deprecating", since, None)
+            return Promise(decl, "deprecating", since, None, stable_since)
         # deprecated: the notice period, and never before an earlier stable window ends
         ends = self.history.window_end(since.date, self.policy.notice_period)
-        stable_since = None
-        if decl.source != "overlay":
-            chain_start = self._introduced(commit, decl, ("stable", "deprecating", "deprecated"))
-            if chain_start.commit and self._level_at(chain_start.commit, decl, kfunc) == "stable":
-                stable_since = chain_start
-                stable_end = self.history.window_end(chain_start.date, self.policy.stable_window)
-                if stable_end.date > ends.date:
-                    ends = stable_end
+        if stable_since:
+            stable_end = self.history.window_end(stable_since.date, self.policy.stable_window)
+            if stable_end.date > ends.date:
+                ends = stable_end
         key = "deprecated" if as_of < ends.date else "deprecated_due"
         return Promise(decl, key, since, ends, stable_since)
+
+    def _stable_before(self, commit: pygit2.Commit, decl: Declaration, kfunc) -> PromiseDate | None:
+        """When a deprecating/deprecated declaration's source first said stable, if it did."""
+        if decl.source == "overlay":
+            return None
+        chain_start = self._introduced(commit, decl, ("stable", "deprecating", "deprecated"))
+        if chain_start.commit and self._level_at(chain_start.commit, decl, kfunc) == "stable":
+            return chain_start
+        return None
 
     # -- the audit -------------------------------------------------------------------
 

@@ -1,0 +1,262 @@
+"""The whole text of every kind of mail policybot writes, compared byte for byte with tests/snapshots/.
+
+Kinds: the review reply (`policybot review`, and the weekly runner's inbox
+review), the weekly report (baseline, a week with findings, acknowledged
+breaks, promises ending and new kfuncs, a quiet week, a failed fetch), the
+[ANN] deprecation notice (`policybot notice` and the runner's), and the
+promise-ending notice (stable and deprecated). Each snapshot holds the
+headers that do not depend on the clock (all but Date) and the decoded body,
+from fixture trees with fixed dates, so the bytes are the same on every
+machine. Paths of the test's scratch directory are written as <tmp>.
+
+A person reads a snapshot once; from then on any change to a mail's text
+fails here. After a reviewed change of the mail text, regenerate them with
+
+    POLICYBOT_UPDATE_SNAPSHOTS=1 .venv/bin/python -m pytest -q tests/test_snapshots.py
+
+and review the diff of tests/snapshots/ (`git diff tests/snapshots/`) before committing.
+"""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import mailbox
+import os
+import re
+from pathlib import Path
+
+import pytest
+
+from policybot.cli import main
+from policybot.gitbuild import HistoryBuilder
+from test_jobs import ACKER, BOT, FOO, LIST, WIDER, Bot, W02, W03, W04, W06, report_subject
+from mailkit import free_port
+from treekit import BTF_H, MANIFEST, kernel, manifest
+
+SNAPSHOTS = Path(__file__).resolve().parent / "snapshots"
+UPDATE = os.environ.get("POLICYBOT_UPDATE_SNAPSHOTS", "") not in ("", "0")
+
+
+def mail_text(raw: bytes, tmp_path: Path) -> str:
+    """Headers but Date, as written (folded, encoded), then the decoded body."""
+    head = raw.split(b"\n\n", 1)[0].decode("ascii")
+    lines, skip = [], False
+    for ln in head.split("\n"):
+        if ln[:1] in (" ", "\t"):
+            if not skip:
+                lines.append(ln)
+            continue
+        skip = ln.startswith("Date:")
+        if not skip:
+            lines.append(re.sub(r"^(X-Mailer: policybot) \S+$", r"\1 <version>", ln))
+    msg = email.message_from_bytes(raw, policy=email.policy.default)
+    text = "\n".join(lines) + "\n\n" + msg.get_content()
+    return text.replace(str(tmp_path), "<tmp>")
+
+
+def check_snapshot(name: str, text: str) -> None:
+    path = SNAPSHOTS / f"{name}.txt"
+    if UPDATE:
+        SNAPSHOTS.mkdir(exist_ok=True)
+        path.write_bytes(text.encode("utf-8"))
+        return
+    assert path.exists(), f"no snapshot {path.name}: run with POLICYBOT_UPDATE_SNAPSHOTS=1 and review it"
+    want = path.read_bytes().decode("utf-8")
+    assert text == want, f"{path.name} differs (POLICYBOT_UPDATE_SNAPSHOTS=1 regenerates it; review the diff)"
+
+
+def outbox(maildir: Path) -> dict[str, bytes]:
+    """Subject -> raw bytes of every drafted mail (a subject twice fails)."""
+    out = {}
+    if not maildir.exists():
+        return out
+    box = mailbox.Maildir(maildir, factory=None, create=False)
+    for key in box.keys():
+        raw = box.get_bytes(key)
+        subject = email.message_from_bytes(raw, policy=email.policy.default)["Subject"]
+        assert subject not in out, subject
+        out[subject] = raw
+    return out
+
+
+# -- the review reply ----------------------------------------------------------------------------
+
+MAINTAINERS = ("BPF\nM:\tAlexei Starovoitov <ast@kernel.org>\nR:\tSong Liu <song@kernel.org>\n"
+               "L:\tbpf@vger.kernel.org\nS:\tSupported\nF:\tkernel/bpf/\n")
+REVIEW_BASE = {"include/linux/btf.h": BTF_H, "MAINTAINERS": MAINTAINERS,
+               "kernel/bpf/helpers.c": kernel({"bpf_foo": FOO, "bpf_bar": FOO, "bpf_baz": FOO}),
+               MANIFEST: manifest(bpf_foo="stable", bpf_bar="stable", bpf_baz="stable")}
+
+
+def patch_mail(tmp_path: Path, head_files: dict, subject: str, msgid: str, diff_edit=None) -> bytes:
+    """A `git format-patch`-shaped mail of the change from REVIEW_BASE to ``head_files``."""
+    scratch = HistoryBuilder(tmp_path / f"scratch-{msgid}", bare=True)
+    first = scratch.commit(REVIEW_BASE, "base", "2024-11-17T12:00:00")
+    second = scratch.commit(head_files, "change", "2025-02-27T12:00:00")
+    patch = scratch.repo.diff(first, second).patch
+    if diff_edit:
+        patch = diff_edit(patch)
+    return (f"From: Jane Developer <jane@example.com>\nTo: {LIST}\nCc: Song Liu <song@kernel.org>\n"
+            f"Subject: {subject}\nDate: Thu, 27 Feb 2025 10:00:00 +0000\n"
+            f"Message-ID: <{msgid}>\n\nRework the kfuncs.\n\n"
+            f"Signed-off-by: Jane Developer <jane@example.com>\n---\n{patch}-- \n2.43.0\n").encode()
+
+
+def review_tree(tmp_path: Path) -> str:
+    b = HistoryBuilder(tmp_path / "linux")
+    b.commit(REVIEW_BASE, "Linux 6.12", "2024-11-17T12:00:00")
+    b.tag("v6.12")
+    return str(tmp_path / "linux")
+
+
+# bpf_foo removed, bpf_bar takes a parameter more, bpf_baz gains KF_SLEEPABLE
+BREAKING = {"kernel/bpf/helpers.c": kernel({"bpf_bar": WIDER, "bpf_baz": (FOO, "KF_SLEEPABLE")})}
+
+
+def test_review_reply_from_the_cli(tmp_path, capsys):
+    repo = review_tree(tmp_path)
+    mbox = tmp_path / "in.mbox"
+    mbox.write_bytes(patch_mail(tmp_path, BREAKING, "[PATCH bpf-next] bpf: rework kfuncs",
+                                "20250227100000.1-1-jane@example.com"))
+    assert main(["review", "--repo", repo, "--mbox", str(mbox), "--base", "v6.12", "--today", "2025-03-01",
+                 "--from", BOT, "--tree-name", "bpf-next"]) == 1
+    (raw,) = outbox(tmp_path / "state" / "outbox").values()
+    check_snapshot("review-cli", mail_text(raw, tmp_path))
+
+
+def test_review_reply_to_a_patch_that_does_not_apply(tmp_path, capsys):
+    repo = review_tree(tmp_path)
+    mbox = tmp_path / "in.mbox"
+    # a context line the tree does not have: judged from the diff text
+    mbox.write_bytes(patch_mail(tmp_path, {"kernel/bpf/helpers.c": kernel({"bpf_bar": FOO, "bpf_baz": FOO})},
+                                "[PATCH bpf-next] bpf: drop bpf_foo", "20250227100000.2-1-jane@example.com",
+                                lambda p: p.replace(" BTF_KFUNCS_START(generic_btf_ids)\n",
+                                                    " BTF_KFUNCS_START(other_btf_ids)\n")))
+    assert main(["review", "--repo", repo, "--mbox", str(mbox), "--base", "v6.12", "--today", "2025-03-01",
+                 "--from", BOT, "--tree-name", "bpf-next"]) == 1
+    (raw,) = outbox(tmp_path / "state" / "outbox").values()
+    check_snapshot("review-cli-unapplied", mail_text(raw, tmp_path))
+
+
+def test_review_reply_from_the_weekly_runner(tmp_path, capsys):
+    inbox = tmp_path / "inbox"
+    bot = Bot(tmp_path, extra=f'[inbox]\nmaildir = "{inbox}"\n')
+    bot.upstream.land("bpf: maintainers", "2024-01-03", files={"MAINTAINERS": MAINTAINERS})
+    scratch = HistoryBuilder(tmp_path / "scratch.git", bare=True)
+    first = scratch.commit({"kernel/bpf/helpers.c": kernel(bot.upstream.kfuncs)}, "x", "2024-01-03T12:00:00")
+    second = scratch.commit({"kernel/bpf/helpers.c": kernel({**bot.upstream.kfuncs, "bpf_bar": WIDER})},
+                            "y", "2024-01-04T12:00:00")
+    patch = scratch.repo.diff(first, second).patch
+    mailbox.Maildir(inbox, create=True).add(
+        (f"From: Jane Developer <jane@example.com>\nTo: {LIST}\n"
+         "Subject: [PATCH bpf-next] bpf: widen bpf_bar\nDate: Mon, 08 Jan 2024 10:00:00 +0000\n"
+         "Message-ID: <20240108100000.1-1-jane@example.com>\n\nbpf_bar needs a third argument.\n\n"
+         f"Signed-off-by: Jane Developer <jane@example.com>\n---\n{patch}-- \n2.43.0\n").encode())
+    assert bot.run(capsys, W02)[0] == 0
+    mails = outbox(bot.outbox)
+    check_snapshot("review-runner", mail_text(mails["Re: [PATCH bpf-next] bpf: widen bpf_bar"], tmp_path))
+
+
+# -- the weekly run: reports, announcements, promise-ending notices ------------------------------------
+
+def test_weekly_mails(tmp_path, capsys):
+    bot = Bot(tmp_path)
+    up = bot.upstream
+    # before the first run: a deprecated kfunc whose notice period ends 2024-03-01
+    up.land("bpf: add bpf_dep", "2024-01-03", kfuncs=dict(up.kfuncs, bpf_dep=FOO),
+            decls=dict(up.decls, bpf_dep={"stability": "deprecated", "since": "2023-03-01"}))
+    seen: set[str] = set()
+
+    def week(day):
+        assert bot.run(capsys, day)[0] == 0
+        mails = outbox(bot.outbox)
+        new = {s: m for s, m in mails.items() if s not in seen}
+        seen.update(mails)
+        return new
+
+    new = week(W02)
+    assert set(new) == {report_subject("2024-W02"),
+                        "[NOTICE] kfunc promise ending: bpf_dep (deprecated until 2024-03-01)"}
+    check_snapshot("report-baseline", mail_text(new[report_subject("2024-W02")], tmp_path))
+    check_snapshot("expiring-deprecated", mail_text(
+        new["[NOTICE] kfunc promise ending: bpf_dep (deprecated until 2024-03-01)"], tmp_path))
+
+    # week 3: stable bpf_foo removed (a violation), bpf_old (unstable) gains KF_SLEEPABLE (info),
+    # and 22 new kfuncs without a declaration
+    kf = {k: v for k, v in up.kfuncs.items() if k != "bpf_foo"}
+    kf.update(bpf_old=(FOO, "KF_SLEEPABLE"), **{f"bpf_new{i:02d}": "int|struct sock *sk" for i in range(22)})
+    up.land("bpf: rework kfuncs\n\nSigned-off-by: Dev <dev@example.org>\n", "2024-01-10", kfuncs=kf)
+    new = week(W03)
+    assert set(new) == {report_subject("2024-W03")}
+    check_snapshot("report-findings", mail_text(new[report_subject("2024-W03")], tmp_path))
+
+    # week 4: stable bpf_bar widened with a maintainer's ack (an acknowledged break); bpf_old
+    # deprecated for bpf_new00; the stable bpf_bar starts deprecating, with no replacement
+    up.land(f"bpf: widen bpf_bar\n\nKfunc-Break-Acked-by: {ACKER}\nSigned-off-by: Dev <dev@example.org>\n",
+            "2024-01-16", kfuncs=dict(up.kfuncs, bpf_bar=WIDER))
+    decls = dict(up.decls, bpf_old={"stability": "deprecated", "replacement": "bpf_new00"}, bpf_bar="deprecating")
+    up.land("bpf: deprecate bpf_old and bpf_bar", "2024-01-17", decls=decls)
+    new = week(W04)
+    ann_old = "[ANN] kfunc deprecation: bpf_old (removal not before 2025-01-17)"
+    ann_bar = "[ANN] kfunc deprecation: bpf_bar (removal not before 2028-10-29)"
+    assert set(new) == {report_subject("2024-W04"), ann_old, ann_bar}
+    check_snapshot("report-deprecation", mail_text(new[report_subject("2024-W04")], tmp_path))
+    check_snapshot("notice-runner-deprecated", mail_text(new[ann_old], tmp_path))
+    check_snapshot("notice-runner-deprecating-stable", mail_text(new[ann_bar], tmp_path))
+
+    # week 6: nothing landed; bpf_exp's stable window ends 2024-05-01, 86 days away
+    new = week(W06)
+    ending = "[NOTICE] kfunc promise ending: bpf_exp (stable until 2024-05-01)"
+    assert set(new) == {report_subject("2024-W06"), ending}
+    check_snapshot("report-unchanged-expiring", mail_text(new[report_subject("2024-W06")], tmp_path))
+    check_snapshot("expiring-stable", mail_text(new[ending], tmp_path))
+
+
+def test_report_of_a_failed_fetch(tmp_path, capsys):
+    port = free_port()
+    bot = Bot(tmp_path, remote=f"http://127.0.0.1:{port}/upstream.git")  # loopback, nothing listens
+    assert bot.run(capsys, W02)[0] == 2
+    (raw,) = outbox(bot.outbox).values()
+    check_snapshot("report-fetch-failed", mail_text(raw, tmp_path).replace(f":{port}/", ":<port>/"))
+
+
+# -- policybot notice ----------------------------------------------------------------------------------
+
+def notice_tree(tmp_path: Path, level: str) -> str:
+    b = HistoryBuilder(tmp_path / "repo")
+    b.commit({**REVIEW_BASE, MANIFEST: manifest(bpf_foo=level)}, "Linux 6.8", "2024-03-10T12:00:00")
+    b.tag("v6.8")
+    return str(tmp_path / "repo")
+
+
+def test_notice_from_the_cli_for_a_stable_kfunc(tmp_path, capsys):
+    repo = notice_tree(tmp_path, "stable")
+    assert main(["notice", "bpf_foo", "--repo", repo, "--replacement", "bpf_foo2", "--today", "2025-01-01"]) == 0
+    (raw,) = outbox(tmp_path / "state" / "outbox").values()
+    check_snapshot("notice-cli-stable", mail_text(raw, tmp_path))
+
+
+def test_notice_from_the_cli_for_an_unstable_kfunc(tmp_path, capsys):
+    repo = notice_tree(tmp_path, "unstable")
+    assert main(["notice", "bpf_foo", "--repo", repo, "--today", "2025-01-01"]) == 0
+    (raw,) = outbox(tmp_path / "state" / "outbox").values()
+    check_snapshot("notice-cli-unstable-no-replacement", mail_text(raw, tmp_path))
+
+
+# -- last (in file order), so that a regeneration has written every snapshot first -----------------
+
+def test_every_snapshot_is_checked():
+    # a snapshot whose test was removed would rot unseen
+    names = {p.stem for p in SNAPSHOTS.glob("*.txt")}
+    assert names == set(ALL_SNAPSHOTS), names ^ set(ALL_SNAPSHOTS)
+
+
+ALL_SNAPSHOTS = (
+    "review-cli", "review-cli-unapplied", "review-runner",
+    "report-baseline", "report-findings", "report-deprecation", "report-unchanged-expiring",
+    "report-fetch-failed",
+    "notice-cli-stable", "notice-cli-unstable-no-replacement", "notice-runner-deprecated",
+    "notice-runner-deprecating-stable",
+    "expiring-stable", "expiring-deprecated",
+)
