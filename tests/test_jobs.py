@@ -14,6 +14,7 @@ import re
 from pathlib import Path
 
 import pygit2
+import pytest
 import sqlalchemy as sa
 
 from policybot.cli import main
@@ -435,3 +436,26 @@ def test_weekly_run_writes_the_stability_page(tmp_path, capsys):
     for name in BASE_KFUNCS:
         assert name in html
     assert not list(page.parent.glob("*.tmp"))
+
+
+def test_a_mail_already_drafted_is_not_built_again(tmp_path, capsys, monkeypatch):
+    """The runner's once-only pre-check: keys recorded -> the draft is not even rendered into a
+    message (a template an operator broke since cannot fail a run that mails nothing)."""
+    import policybot.jobs as jobs
+
+    bot = Bot(tmp_path)
+    assert bot.run(capsys, W02)[0] == 0
+    assert [m["Subject"] for m in bot.mails().values()] == [report_subject("2024-W02")]
+    built = []
+
+    def refuse(config, draft):
+        built.append(draft.subject)
+        raise AssertionError(f"built again: {draft.subject}")
+
+    monkeypatch.setattr(jobs, "draft_message", refuse)
+    rc, out, err = bot.run(capsys, W02)  # the same week: the report's key is recorded
+    assert (rc, built) == (0, []), (out, err)
+    assert "drafted 0 mails" in out
+    # a new week's report is a new key: it is built (and here refused)
+    with pytest.raises(AssertionError, match="built again: .*2024-W03"):
+        bot.run(capsys, W03)

@@ -389,10 +389,17 @@ def test_send_refused_then_delivered_exactly_once(series, capsys, tmp_path, smtp
 
 
 def test_cli_send_uses_the_configured_smtp_server(series, capsys, tmp_path, smtp_server, monkeypatch):
-    with socket.socket() as probe:  # today the CLI goes to localhost:587: never to a real MTA from a test
-        if probe.connect_ex(("127.0.0.1", 587)) == 0:
-            pytest.skip("something listens on localhost:587")
     handler, port = smtp_server()
+    # any other server (localhost:587, the default) is refused here: never a real MTA from a test
+    connect, tried = socket.create_connection, []
+
+    def only_the_test_server(address, *args, **kwargs):
+        tried.append(tuple(address[:2]))
+        if tuple(address[:2]) != ("127.0.0.1", port):
+            raise ConnectionRefusedError(f"the test allows only 127.0.0.1:{port}, not {address}")
+        return connect(address, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "create_connection", only_the_test_server)
     cfg = tmp_path / "policybot.toml"
     cfg.write_text(f'[mail]\nfrom = "{BOT}"\nsmtp_host = "127.0.0.1"\nsmtp_port = {port}\n'
                    f'smtp_security = "none"\n')
@@ -400,7 +407,7 @@ def test_cli_send_uses_the_configured_smtp_server(series, capsys, tmp_path, smtp
     rc, out, err = review(capsys, *review_args(series, "--send"))
     assert rc == 1, err
     assert "sent 1, failed 0" in out
-    assert len(handler.envelopes) == 1
+    assert len(handler.envelopes) == 1 and tried == [("127.0.0.1", port)]
 
 
 # -- b4 reads the replies as follow-ups of the right patch ------------------------------------------
