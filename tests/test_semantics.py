@@ -140,9 +140,9 @@ def test_unknown_flag_and_suffix_get_one_finding_each(tmp_path):
     (flag,) = [f for f in review if f.cause == "new-flag:KF_HOLDS_LOCK"]
     (suffix,) = [f for f in review if f.cause == "new-suffix:__locked"]
     assert "KF_HOLDS_LOCK (bit 20)" in flag.message
-    assert ("include/linux/btf.h:14 (v6.2): \"The verifier checks that the caller holds the kfunc's lock "
+    assert ("include/linux/btf.h:13 (v6.2): \"The verifier checks that the caller holds the kfunc's lock "
             "for the whole call.\"") in flag.message
-    assert str(flag.location) == "include/linux/btf.h:14"
+    assert str(flag.location) == "include/linux/btf.h:13"  # NEW_FLAG sits before #endif here
     assert flag.members == ("bpf_a", "bpf_b") and flag.verdict == "warning"  # stable kfuncs carry it
     assert "__locked" in suffix.message and str(suffix.location) == "kernel/bpf/verifier.c:18"
     assert "An argument named __locked must point to an object whose lock the program holds" in suffix.message
