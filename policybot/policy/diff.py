@@ -104,35 +104,41 @@ def signature_key(k: Kfunc, inv: Inventory | None = None) -> tuple:
     return (type_shape(k.definition.signature.return_type),) + tuple(type_shape(p.type) for p in bpf_params(k, inv))
 
 
-def _flag_names(inv: Inventory) -> set[str] | None:
+def _defined(inv: Inventory, kind: str) -> set[str] | None:
+    """The flag (``kind`` "flag") or suffix names the tree defines; None when it does not say."""
     sem = inv.semantics
-    return set(sem.flag_names) if sem is not None and sem.flags is not None else None
+    if sem is None or (sem.flags if kind == "flag" else sem.suffixes) is None:
+        return None
+    return set(sem.flag_names if kind == "flag" else sem.suffix_names)
 
 
-def _suffix_names(inv: Inventory) -> set[str] | None:
-    sem = inv.semantics
-    return set(sem.suffix_names) if sem is not None and sem.suffixes is not None else None
+def _retired(base: Inventory, head: Inventory, kind: str) -> set[str]:
+    """Names the base tree defines and the head tree does not: a change of the tree, not of each kfunc."""
+    a, b = _defined(base, kind), _defined(head, kind)
+    return a - b if a is not None and b is not None else set()
+
+
+def _new_unknown(base: Inventory, head: Inventory, kind: str) -> set[str]:
+    """Names the head tree defines anew that policybot does not know."""
+    a, b = _defined(base, kind), _defined(head, kind)
+    known = FLAGS if kind == "flag" else SUFFIXES
+    return {n for n in b - a if n not in known} if a is not None and b is not None else set()
 
 
 def retired_flags(base: Inventory, head: Inventory) -> set[str]:
-    """Flags the base tree defines and the head tree does not: a change of the tree, not of each kfunc."""
-    a, b = _flag_names(base), _flag_names(head)
-    return a - b if a is not None and b is not None else set()
+    return _retired(base, head, "flag")
 
 
 def new_unknown_flags(base: Inventory, head: Inventory) -> set[str]:
-    a, b = _flag_names(base), _flag_names(head)
-    return {f for f in b - a if f not in FLAGS} if a is not None and b is not None else set()
+    return _new_unknown(base, head, "flag")
 
 
 def retired_suffixes(base: Inventory, head: Inventory) -> set[str]:
-    a, b = _suffix_names(base), _suffix_names(head)
-    return a - b if a is not None and b is not None else set()
+    return _retired(base, head, "suffix")
 
 
 def new_unknown_suffixes(base: Inventory, head: Inventory) -> set[str]:
-    a, b = _suffix_names(base), _suffix_names(head)
-    return {s for s in b - a if s not in SUFFIXES} if a is not None and b is not None else set()
+    return _new_unknown(base, head, "suffix")
 
 
 def diff(base: Inventory, head: Inventory, include_tests: bool = False) -> Iterator[Change]:
