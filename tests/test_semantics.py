@@ -229,3 +229,38 @@ def test_review_mail_for_a_flag_added_to_many_kfuncs_has_one_section(tmp_path, c
     assert "flags +KF_SLEEPABLE: programs that verified before may be rejected." in body
     listed = body.split("This one change touches 7 kfuncs:\n", 1)[1].split("\n\n", 1)[0]
     assert [n.strip() for n in listed.replace("\n", " ").split(",")] == names
+
+
+def test_guard_added_to_a_whole_set_is_one_finding(tmp_path):
+    # the grouping key is the new guard and the file: Makefile-derived guards group the same way
+    names = ["bpf_g0", "bpf_g1", "bpf_g2"]
+    b = HistoryBuilder(tmp_path / "repo")
+    files = {"include/linux/btf.h": BTF_H, "kernel/bpf/verifier.c": VERIFIER, "kernel/bpf/btf.c": BTF_C,
+             MANIFEST: manifest(**{n: "stable" for n in names})}
+    b.commit({**files, "kernel/bpf/helpers.c": kernel({n: FOO for n in names})}, "base", "2022-12-11T12:00:00")
+    b.tag("v6.1")
+    b.commit({"kernel/bpf/helpers.c": kernel({n: FOO for n in names}, set_guard="CONFIG_BPF_EXTRA")},
+             "head", "2023-02-19T12:00:00")
+    b.tag("v6.2")
+    (f,) = _audit(b).findings
+    assert (f.rule, f.verdict, f.members) == ("KFUNC_CONFIG_GUARD_ADDED", "violation", tuple(names))
+    assert f.message == "now exists only with CONFIG_BPF_EXTRA"
+
+
+def test_rename_that_gained_const_or_implicit_args_is_one_rename(tmp_path):
+    base = {"bpf_old": "int|struct task_struct *p, u32 flags", "bpf_old2": "int|u64 id"}
+    head = {"bpf_new": "int|const struct task_struct *p, u32 flags",
+            "bpf_new2": ("int|u64 id, const struct bpf_prog_aux *aux", "KF_IMPLICIT_ARGS")}
+    btf = BTF_H.replace("#endif", "#define KF_IMPLICIT_ARGS (1 << 16) /* kfunc has implicit arguments */\n#endif")
+    b = HistoryBuilder(tmp_path / "repo")
+    files = {"include/linux/btf.h": btf, "kernel/bpf/verifier.c": VERIFIER, "kernel/bpf/btf.c": BTF_C,
+             MANIFEST: manifest(bpf_old="stable", bpf_old2="stable"),
+             "tools/bpf/resolve_btfids/main.c": 'static const char *const kf_implicit_arg_types[] = {\n'
+                                                 '\t"bpf_prog_aux",\n};\n'}
+    b.commit({**files, "kernel/bpf/helpers.c": kernel(base)}, "base", "2022-12-11T12:00:00")
+    b.tag("v6.1")
+    b.commit({"kernel/bpf/helpers.c": kernel(head)}, "head", "2023-02-19T12:00:00")
+    b.tag("v6.2")
+    got = {(f.rule, f.kfunc, f.message) for f in _audit(b).findings}
+    assert got == {("KFUNC_RENAMED", "bpf_old", "renamed to bpf_new (same signature, same set)"),
+                   ("KFUNC_RENAMED", "bpf_old2", "renamed to bpf_new2 (same signature, same set)")}

@@ -50,7 +50,7 @@ class Finding:
     acknowledged: str = ""  # why the break is accepted, "" if it is not
     notes: tuple[str, ...] = ()
     cause: str = ""  # findings of one rule with the same cause are one finding (group_by_cause)
-    kfuncs: tuple[str, ...] = ()  # every kfunc of a grouped finding; ``kfunc`` is the first
+    kfuncs: tuple[str, ...] = ()  # every kfunc of a grouped finding; ``kfunc`` is its worst member
 
     @property
     def counts(self) -> bool:
@@ -422,7 +422,7 @@ def group_by_cause(findings: list[Finding]) -> list[Finding]:
         first = min(members, key=lambda f: (str(f.location), f.kfunc))
         notes = tuple(dict.fromkeys(n for f in members for n in f.notes))
         location = worst.location if tree_level else first.location
-        out.append(replace(worst, kfunc=names[0] if names else "", kfuncs=names, notes=notes,
+        out.append(replace(worst, kfunc=worst.kfunc, kfuncs=names, notes=notes,
                            location=location, base_location=first.base_location if not tree_level
                            else worst.base_location, head_location=first.head_location if not tree_level
                            else worst.head_location))
