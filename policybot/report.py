@@ -30,7 +30,9 @@ def finding_line(f: Finding) -> str:
     loc = f"{f.location}: " if f.location else ""
     status = f"{f.verdict}[{f.rule}]"
     ack = f" (acknowledged: {f.acknowledged})" if f.acknowledged else ""
-    what = f"{f.kfunc} {f.message}" if f.kfunc else f.message
+    what = f"{f.kfunc} {f.message}" if f.kfunc and not f.grouped else f.message
+    if f.grouped:
+        what = f"{len(f.members)} kfunc{'s' if len(f.members) != 1 else ''}: {what}"
     return f"{loc}{status}: {what}{ack}"
 
 
@@ -40,6 +42,8 @@ def render_text(r: AuditResult) -> str:
         lines.append(f"policybot: note: {note}")
     for f in r.findings:
         lines.append(finding_line(f))
+        if f.grouped and f.members:
+            lines.append(f"    kfuncs: {', '.join(f.members)}")
         if f.rule.startswith("DECLARATION_"):
             lines.append(f"    hint: {f.hint}")
             continue
@@ -64,7 +68,7 @@ def render_text(r: AuditResult) -> str:
 def finding_json(f: Finding) -> dict:
     p = f.promise
     return {
-        "rule": f.rule, "kfunc": f.kfunc, "verdict": f.verdict, "message": f.message,
+        "rule": f.rule, "kfunc": f.kfunc, "kfuncs": list(f.members), "verdict": f.verdict, "message": f.message,
         "location": str(f.location) if f.location else None,
         "base_location": str(f.base_location) if f.base_location else None,
         "head_location": str(f.head_location) if f.head_location else None,
@@ -109,7 +113,8 @@ def render_markdown(r: AuditResult) -> str:
         out += ["| verdict | rule | kfunc | where | what | promise |", "|---|---|---|---|---|---|"]
         for f in r.findings:
             verdict = f.verdict + (" (acknowledged)" if f.acknowledged else "")
-            cells = [verdict, f"`{f.rule}`", f"`{f.kfunc}`", f"`{f.location}`" if f.location else "",
+            who = ", ".join(f"`{n}`" for n in f.members)
+            cells = [verdict, f"`{f.rule}`", who, f"`{f.location}`" if f.location else "",
                      f.message, _promise_text(f.promise)]
             out.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
     return "\n".join(out) + "\n"

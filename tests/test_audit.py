@@ -178,7 +178,7 @@ def test_trusted_args_becoming_the_default_is_no_change(tmp_path):
     b = history(tmp_path, {"kernel/bpf/helpers.c": kernel({"bpf_foo": (FOO, "KF_TRUSTED_ARGS")}),
                            MANIFEST: manifest(bpf_foo="stable")},
                 {"kernel/bpf/helpers.c": kernel({"bpf_foo": (FOO, None)}),
-                 "include/linux/btf.h": BTF_H.replace("#define KF_TRUSTED_ARGS", "#define KF_UNUSED_X")})
+                 "include/linux/btf.h": BTF_H.replace("#define KF_TRUSTED_ARGS (1 << 4)\n", "")})
     assert audit(b).findings == []
 
 

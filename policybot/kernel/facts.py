@@ -11,6 +11,7 @@ import bisect
 import re
 from dataclasses import asdict, dataclass, field
 
+from .flags import SUFFIXES
 from .csource import CSource, expand_macros, parse_csource, split_top_level, _call_args
 
 # Bump when extraction changes: cached facts of an older version are ignored.
@@ -41,9 +42,9 @@ DECORATIONS = frozenset("""
     __init __exit __nocfi __maybe_unused __noclone __visible extern __cold __hot
     __bpf_fastcall __no_kcsan __no_sanitize_address __flatten __bpf_hook
 """.split())
-# Known argument suffixes (kfuncs.md §4), longest first so "__szk" wins over "__sz".
-ARG_SUFFIXES = ("__refcounted_kptr", "__irq_flag", "__nullable", "__uninit", "__alloc",
-                "__prog", "__iter", "__szk", "__str", "__map", "__opt", "__ign", "__sz", "__k")
+# Argument suffixes policybot knows (flags.SUFFIXES), longest first so "__szk" wins over "__sz";
+# what a revision's verifier matches is read from its tree (semantics.py)
+ARG_SUFFIXES = tuple(sorted(SUFFIXES, key=lambda s: (-len(s), s)))
 
 
 @dataclass

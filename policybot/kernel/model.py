@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .semantics import Semantics
 
 # Bump when the JSON of ``Inventory.to_json`` changes shape (README documents it).
 INVENTORY_SCHEMA = 1
@@ -129,6 +133,7 @@ class Inventory:
     dtors: list[tuple[str, Location]] = field(default_factory=list)
     tree_flags: tuple[str, ...] = ()  # KF_* flags include/linux/btf.h defines
     stats: dict = field(default_factory=dict)
+    semantics: "Semantics | None" = None  # what the tree says flags and suffixes mean
 
     def selected(self, include_tests: bool) -> list[Kfunc]:
         return [k for _, k in sorted(self.kfuncs.items()) if include_tests or not k.test]

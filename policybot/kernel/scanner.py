@@ -26,6 +26,7 @@ import pygit2
 
 from ..progress import Progress
 from ..state import State
+from .semantics import FILES as SEMANTICS_FILES, Semantics, semantics_of
 from .facts import FACTS_VERSION, FileFacts, entries_from_text, extract_facts
 from .flags import FLAGS, LEGACY_SET_FLAGS, parse_flags
 from .gitrepo import resolve
@@ -338,7 +339,8 @@ class _Linker:
         return self.s.read(entry.id) if entry.type == pygit2.enums.ObjectType.BLOB else None
 
     def link(self) -> Inventory:
-        tree_flags = self._tree_flags()
+        semantics = self._semantics()
+        tree_flags = semantics.flag_names
         self._expand_pending()
         sets = self._set_index()
         structs = {}  # (path, var) -> KsetStruct
@@ -387,7 +389,7 @@ class _Linker:
                     self.diag(f.path, idset.line, "set-unregistered",
                               f"kfunc set {idset.name} is never registered")
         kfuncs = self._kfuncs(sets, registered, tree_flags)
-        return Inventory("", "", kfuncs, self.diagnostics, dtors, tree_flags)
+        return Inventory("", "", kfuncs, self.diagnostics, dtors, tree_flags, semantics=semantics)
 
     # kfunc sets are file-scoped names in practice; a global lookup is the fallback
     def _set_index(self) -> dict:
@@ -495,11 +497,16 @@ class _Linker:
                 out.setdefault(m.group(2) + "_verifier_ops", []).append(m.group(1))
         return out
 
-    def _tree_flags(self) -> tuple[str, ...]:
-        data = self.blob_at("include/linux/btf.h")
-        if not data:
-            return ()
-        return tuple(sorted({m.decode() for m in re.findall(rb"#\s*define\s+(KF_\w+)\b", data)}))
+    def _semantics(self) -> Semantics:
+        ids = {}
+        for path in SEMANTICS_FILES:
+            try:
+                entry = self.tree[path]
+            except KeyError:
+                continue
+            if entry.type == pygit2.enums.ObjectType.BLOB:
+                ids[path] = str(entry.id)
+        return semantics_of(ids, self.s.read)
 
     def _expand_pending(self) -> None:
         """X-macro lists inside sets whose macros live in included headers."""

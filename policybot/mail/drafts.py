@@ -77,7 +77,8 @@ def finding_view(f: Finding, quote: list[str], forward: str) -> dict:
             since = f"{p.since.release} ({p.since.date})" if p.since.release else str(p.since.date)
         if p.ends:
             ends = str(p.ends.date)
-    return {"rule": f.rule, "kfunc": f.kfunc, "verdict": f.verdict, "message": f.message,
+    return {"rule": f.rule, "kfunc": f.kfunc, "kfuncs": list(f.members) if f.grouped else [],
+            "verdict": f.verdict, "message": f.message,
             "acknowledged": f.acknowledged, "quote": quote, "declaration": decl, "since": since,
             "ends": ends, "forward": forward}
 

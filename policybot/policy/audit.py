@@ -49,10 +49,20 @@ class Finding:
     hint: str
     acknowledged: str = ""  # why the break is accepted, "" if it is not
     notes: tuple[str, ...] = ()
+    cause: str = ""  # findings of one rule with the same cause are one finding (group_by_cause)
+    kfuncs: tuple[str, ...] = ()  # every kfunc of a grouped finding; ``kfunc`` is its worst member
 
     @property
     def counts(self) -> bool:
         return not self.acknowledged
+
+    @property
+    def members(self) -> tuple[str, ...]:
+        return self.kfuncs or ((self.kfunc,) if self.kfunc else ())
+
+    @property
+    def grouped(self) -> bool:
+        return len(self.kfuncs) > 1 or (bool(self.cause) and not self.kfunc)
 
 
 @dataclass
@@ -247,13 +257,21 @@ class Auditor:
                     if (p.rule, p.kfunc, p.message) not in known
                     and not (p.rule == "DECLARATION_UNKNOWN_KFUNC" and p.kfunc in base.kfuncs)]
         for change in diff(base, head, self.policy.include_tests):
-            promise = promises.get(change.kfunc)
-            rule = change.rule
-            if rule == "KFUNC_REMOVED" and promise and promise.level_key == "deprecated":
-                rule = "DEPRECATED_REMOVED_EARLY"
-            f = self._finding(rule, change.kfunc, change.message, change.base, change.head, promise)
-            if f:
-                findings.append(self._acknowledge(f, acks, base, head))
+            if not change.kfunc and not change.kfuncs:  # a tree-level change no kfunc carries
+                f = self._finding(change.rule, "", change.message, change.base, change.head, None)
+                if f:
+                    findings.append(replace(f, cause=change.cause))
+                continue
+            for name in change.kfuncs or (change.kfunc,):
+                promise = promises.get(name)
+                rule = change.rule
+                if rule == "KFUNC_REMOVED" and promise and promise.level_key == "deprecated":
+                    rule = "DEPRECATED_REMOVED_EARLY"
+                f = self._finding(rule, name, change.message, change.base, change.head, promise)
+                if f:
+                    f = replace(f, cause=change.cause, kfuncs=(name,) if change.kfuncs else ())
+                    findings.append(self._acknowledge(f, acks, base, head))
+        findings = group_by_cause(findings)
         findings += self._lifecycle(base_decls, head_decls, promises, head, as_of)
         return self._finish(findings, head)
 
@@ -388,6 +406,33 @@ class Auditor:
             loc = f.location
             return (-severity(f.verdict), loc.path if loc else "", loc.line if loc else 0, f.rule, f.kfunc)
         return sorted(findings, key=key)
+
+
+def group_by_cause(findings: list[Finding]) -> list[Finding]:
+    """One finding per cause: those of one rule and cause (acknowledged or not) become one,
+    listing every kfunc, at the verdict of its worst member and with that member's promise."""
+    groups: dict[tuple, list[Finding]] = {}
+    out: list[Finding] = []
+    for f in findings:
+        if f.cause:
+            groups.setdefault((f.rule, f.cause, bool(f.acknowledged)), []).append(f)
+        else:
+            out.append(f)
+    for members in groups.values():
+        tree_level = bool(members[0].kfuncs)  # a tree-level change keeps its own form even with one kfunc
+        if len(members) == 1 and not tree_level:
+            out.append(members[0])
+            continue
+        names = tuple(sorted({n for f in members for n in f.members}))
+        worst = max(members, key=lambda f: severity(f.verdict))
+        first = min(members, key=lambda f: (str(f.location), f.kfunc))
+        notes = tuple(dict.fromkeys(n for f in members for n in f.notes))
+        location = worst.location if tree_level else first.location
+        out.append(replace(worst, kfunc=worst.kfunc, kfuncs=names, notes=notes,
+                           location=location, base_location=first.base_location if not tree_level
+                           else worst.base_location, head_location=first.head_location if not tree_level
+                           else worst.head_location))
+    return out
 
 
 def check_fail_on(level: str) -> str:

@@ -10,14 +10,10 @@ import re
 from dataclasses import dataclass
 from typing import Iterator
 
-from ..kernel.flags import FLAGS, IMPLICIT_PARAM_TYPES
+from ..kernel.flags import FLAGS, IMPLICIT_PARAM_STRUCTS, SUFFIXES, same_suffix
 from ..kernel.model import Inventory, Kfunc, Location, Param
+from ..kernel.semantics import BTF_H
 
-TIGHTENING_ADDED = {"__k", "__szk", "__str", "__uninit"}
-TIGHTENING_REMOVED = {"__nullable", "__opt", "__ign"}
-# the mirror image: programs that verified before still do
-RELAXING = ({(None, s) for s in TIGHTENING_REMOVED} | {(s, None) for s in TIGHTENING_ADDED})
-_SAME_SUFFIX = {"__opt": "__nullable"}  # renamed in 7.0, same meaning
 _QUALIFIERS = {"const", "volatile", "__user", "__rcu", "__iomem", "__percpu", "__kernel",
                "__force", "__nocast", "__restrict", "restrict", "__must_check"}
 _INT_WORDS = {"char", "short", "int", "long", "signed", "unsigned", "bool", "_Bool"}
@@ -34,6 +30,9 @@ class Change:
     base: Location | None
     head: Location | None
     new_name: str | None = None
+    # one cause that touches many kfuncs: changes with the same rule and cause are one finding
+    cause: str = ""
+    kfuncs: tuple[str, ...] = ()  # a tree-level change (kfunc ""): the kfuncs it touches
 
 
 # Structs the verifier treats as one argument kind under either name (so a
@@ -68,50 +67,102 @@ def compare_types(old: str, new: str) -> str:
     return "changed"
 
 
-def bpf_params(k: Kfunc) -> tuple[Param, ...]:
-    """Parameters as BPF programs pass them (KF_IMPLICIT_ARGS ones are the verifier's)."""
+def implicit_structs(inv: Inventory | None) -> tuple[str, ...]:
+    sem = inv.semantics if inv else None
+    if sem is not None and sem.implicit_structs is not None:
+        return sem.implicit_structs
+    return IMPLICIT_PARAM_STRUCTS
+
+
+def bpf_params(k: Kfunc, inv: Inventory | None = None) -> tuple[Param, ...]:
+    """Parameters as BPF programs pass them.
+
+    For KF_IMPLICIT_ARGS kfuncs, as tools/bpf/resolve_btfids/main.c builds the
+    BPF prototype: parameters up to the first one that, qualifiers skipped,
+    points to a struct the tree lists as implicit (``const`` changes nothing).
+    """
     params = k.definition.signature.params if k.definition else ()
     if "KF_IMPLICIT_ARGS" in k.flags:
-        params = tuple(p for p in params if p.type not in IMPLICIT_PARAM_TYPES)
+        structs = implicit_structs(inv)
+        for i, p in enumerate(params):
+            shape = type_shape(p.type)
+            if shape[0] == "struct" and shape[2] == 1 and shape[1] in structs:
+                return params[:i]
     return params
 
 
-def effective_flags(k: Kfunc, inv: Inventory) -> set[str]:
-    """Flags by behaviour: a flag whose behaviour became the default (and was dropped) still applies."""
-    flags = set(k.flags)
-    if inv.tree_flags:
-        for name, info in FLAGS.items():
-            if info.default_from and name not in inv.tree_flags:
-                flags.add(name)
-    return flags
+def param_suffix(p: Param, inv: Inventory | None) -> str:
+    """The suffix the revision's verifier matches on ``p``'s name (policybot's list where the tree does not say)."""
+    sem = inv.semantics if inv else None
+    got = sem.suffix_of(p.name) if sem is not None else None
+    return p.suffix if got is None else got
 
 
-def signature_key(k: Kfunc) -> tuple:
+def signature_key(k: Kfunc, inv: Inventory | None = None) -> tuple:
     if not k.definition:
         return ()
-    return (type_shape(k.definition.signature.return_type),) + tuple(type_shape(p.type) for p in bpf_params(k))
+    return (type_shape(k.definition.signature.return_type),) + tuple(type_shape(p.type) for p in bpf_params(k, inv))
+
+
+def _defined(inv: Inventory, kind: str) -> set[str] | None:
+    """The flag (``kind`` "flag") or suffix names the tree defines; None when it does not say."""
+    sem = inv.semantics
+    if sem is None or (sem.flags if kind == "flag" else sem.suffixes) is None:
+        return None
+    return set(sem.flag_names if kind == "flag" else sem.suffix_names)
+
+
+def _retired(base: Inventory, head: Inventory, kind: str) -> set[str]:
+    """Names the base tree defines and the head tree does not: a change of the tree, not of each kfunc."""
+    a, b = _defined(base, kind), _defined(head, kind)
+    return a - b if a is not None and b is not None else set()
+
+
+def _new_unknown(base: Inventory, head: Inventory, kind: str) -> set[str]:
+    """Names the head tree defines anew that policybot does not know."""
+    a, b = _defined(base, kind), _defined(head, kind)
+    known = FLAGS if kind == "flag" else SUFFIXES
+    return {n for n in b - a if n not in known} if a is not None and b is not None else set()
+
+
+def retired_flags(base: Inventory, head: Inventory) -> set[str]:
+    return _retired(base, head, "flag")
+
+
+def new_unknown_flags(base: Inventory, head: Inventory) -> set[str]:
+    return _new_unknown(base, head, "flag")
+
+
+def retired_suffixes(base: Inventory, head: Inventory) -> set[str]:
+    return _retired(base, head, "suffix")
+
+
+def new_unknown_suffixes(base: Inventory, head: Inventory) -> set[str]:
+    return _new_unknown(base, head, "suffix")
 
 
 def diff(base: Inventory, head: Inventory, include_tests: bool = False) -> Iterator[Change]:
     old = {k.name: k for k in base.selected(include_tests)}
     new = {k.name: k for k in head.selected(include_tests)}
-    yield from removed_and_renamed(old, new)
+    yield from semantics_changes(base, head, old, new)
+    yield from removed_and_renamed(old, new, base, head)
     for name in sorted(old.keys() & new.keys()):
         a, b = old[name], new[name]
-        yield from signature_changes(a, b)
+        yield from signature_changes(a, b, base, head)
         yield from flag_changes(a, b, base, head)
         yield from prog_type_changes(a, b)
         yield from guard_changes(a, b)
         yield from moves(a, b)
 
 
-def removed_and_renamed(old: dict[str, Kfunc], new: dict[str, Kfunc]) -> Iterator[Change]:
+def removed_and_renamed(old: dict[str, Kfunc], new: dict[str, Kfunc],
+                        base: Inventory | None = None, head: Inventory | None = None) -> Iterator[Change]:
     added = [new[n] for n in sorted(new.keys() - old.keys())]
     for name in sorted(old.keys() - new.keys()):
         k = old[name]
         sets = {m.set_name for m in k.memberships}
         twin = next((a for a in added if sets & {m.set_name for m in a.memberships}
-                     and k.definition and a.definition and signature_key(a) == signature_key(k)), None)
+                     and k.definition and a.definition and signature_key(a, head) == signature_key(k, base)), None)
         if twin:
             added.remove(twin)
             yield Change("KFUNC_RENAMED", name, f"renamed to {twin.name} (same signature, same set)",
@@ -121,11 +172,12 @@ def removed_and_renamed(old: dict[str, Kfunc], new: dict[str, Kfunc]) -> Iterato
                          k.location, None)
 
 
-def signature_changes(a: Kfunc, b: Kfunc) -> Iterator[Change]:
+def signature_changes(a: Kfunc, b: Kfunc, base: Inventory | None = None,
+                      head: Inventory | None = None) -> Iterator[Change]:
     if not (a.definition and b.definition):
         return
     loc_a, loc_b = a.definition.location, b.definition.location
-    pa, pb = bpf_params(a), bpf_params(b)
+    pa, pb = bpf_params(a, base), bpf_params(b, head)
     if len(pa) != len(pb):
         rule = "KFUNC_PARAM_ADDED" if len(pb) > len(pa) else "KFUNC_PARAM_REMOVED"
         yield Change(rule, a.name, f"takes {len(pb)} parameters instead of {len(pa)}: "
@@ -137,6 +189,9 @@ def signature_changes(a: Kfunc, b: Kfunc) -> Iterator[Change]:
     elif verdict == "int-width":
         yield Change("KFUNC_NEEDS_REVIEW", a.name, f"return type '{ra}' became '{rb}' (integer width)",
                      loc_a, loc_b)
+    # unknown suffixes whose coming or going is one tree-level change (semantics_changes)
+    tree_level = {s for s in new_unknown_suffixes(base, head) | retired_suffixes(base, head)
+                  if s not in SUFFIXES} if base and head else set()
     for i, (x, y) in enumerate(zip(pa, pb), 1):
         verdict = compare_types(x.type, y.type)
         if verdict == "changed":
@@ -146,18 +201,26 @@ def signature_changes(a: Kfunc, b: Kfunc) -> Iterator[Change]:
             yield Change("KFUNC_NEEDS_REVIEW", a.name,
                          f"parameter {i} ({y.name or x.name}) changed from '{x.type}' to '{y.type}' "
                          "(integer width)", loc_a, loc_b)
-        sa, sb = _SAME_SUFFIX.get(x.suffix, x.suffix), _SAME_SUFFIX.get(y.suffix, y.suffix)
+        ra_, rb_ = param_suffix(x, base), param_suffix(y, head)
+        if rb_ in tree_level or ra_ in tree_level or _renamed_suffix(ra_, rb_, base, head):
+            continue
+        sa, sb = same_suffix(ra_), same_suffix(rb_)
         if sa == sb:
             continue
-        tight = (sb in TIGHTENING_ADDED) or (sa in TIGHTENING_REMOVED)
-        if not tight and (sa or None, sb or None) in RELAXING:
-            continue
+        added = SUFFIXES[sb].adding if sb in SUFFIXES else ("compatible" if not sb else "review")
+        removed = SUFFIXES[sa].removing if sa in SUFFIXES else ("compatible" if not sa else "review")
         what = f"parameter {i} '{x.name}' became '{y.name}'"
-        if tight:
+        if "breaking" in (added, removed):
             yield Change("KFUNC_PARAM_ANNOTATION_TIGHTENED", a.name,
                          f"{what}: the verifier now {_suffix_effect(sa, sb)}", loc_a, loc_b)
-        else:
+        elif "review" in (added, removed) or (sa and sb):
             yield Change("KFUNC_NEEDS_REVIEW", a.name, f"{what}: argument annotation changed", loc_a, loc_b)
+
+
+def _renamed_suffix(old: str, new: str, base: Inventory | None, head: Inventory | None) -> bool:
+    """A suffix the head's verifier dropped, renamed to the one that carries its meaning (one tree-level change)."""
+    return bool(base and head and old in retired_suffixes(base, head) and old != new
+                and SUFFIXES.get(old) and SUFFIXES[old].same_as == new)
 
 
 def _plist(params) -> str:
@@ -175,25 +238,34 @@ def _suffix_effect(old: str, new: str) -> str:
 
 
 def flag_changes(a: Kfunc, b: Kfunc, base: Inventory, head: Inventory) -> Iterator[Change]:
-    fa, fb = effective_flags(a, base), effective_flags(b, head)
-    fa.discard("KF_DEPRECATED")
-    fb.discard("KF_DEPRECATED")
-    tight, relaxed, review = [], [], []
-    for flag in sorted(fb - fa):
-        effect = FLAGS[flag].adding if flag in FLAGS else "review"
-        {"breaking": tight, "compatible": relaxed}.get(effect, review).append(f"+{flag}")
-    for flag in sorted(fa - fb):
-        effect = FLAGS[flag].removing if flag in FLAGS else "review"
-        {"breaking": tight, "compatible": relaxed}.get(effect, review).append(f"-{flag}")
+    # a flag the head tree no longer defines, or a new one policybot does not know,
+    # is one tree-level change (semantics_changes), not one per kfunc
+    tree_level = retired_flags(base, head) | new_unknown_flags(base, head) | {"KF_DEPRECATED"}
+    fa, fb = set(a.flags) - tree_level, set(b.flags) - tree_level
+    tight, relaxed, review, unread = [], [], [], []
+    for sign, flags, inv in (("+", sorted(fb - fa), head), ("-", sorted(fa - fb), base)):
+        for flag in flags:
+            if inv.semantics is not None and inv.semantics.enforced(flag) is False:
+                unread.append(f"{sign}{flag}")  # the verifier of that tree never tests it
+                continue
+            info = FLAGS.get(flag)
+            effect = (info.adding if sign == "+" else info.removing) if info else "review"
+            {"breaking": tight, "compatible": relaxed}.get(effect, review).append(f"{sign}{flag}")
     loc_a, loc_b = a.location, b.location
+
+    def change(rule: str, deltas: list[str], text: str) -> Change:
+        return Change(rule, a.name, f"flags {' '.join(deltas)}: {text}", loc_a, loc_b,
+                      cause=f"flags:{' '.join(deltas)}")
+
     if tight:
-        yield Change("KFUNC_FLAGS_TIGHTENED", a.name, f"flags {' '.join(tight)}: programs that "
-                     "verified before may be rejected", loc_a, loc_b)
+        yield change("KFUNC_FLAGS_TIGHTENED", tight, "programs that verified before may be rejected")
     if relaxed:
-        yield Change("KFUNC_FLAGS_RELAXED", a.name, f"flags {' '.join(relaxed)}: compatible", loc_a, loc_b)
+        yield change("KFUNC_FLAGS_RELAXED", relaxed, "compatible")
+    if unread:
+        yield change("KFUNC_FLAGS_RELAXED", unread, "compatible: kernel/bpf/verifier.c and kernel/bpf/btf.c "
+                     "never test them, so verification does not change")
     if review:
-        yield Change("KFUNC_NEEDS_REVIEW", a.name, f"flags {' '.join(review)}: policybot does not know "
-                     "what the verifier does with this flag", loc_a, loc_b)
+        yield change("KFUNC_NEEDS_REVIEW", review, "policybot does not know what the verifier does with this flag")
 
 
 def prog_type_changes(a: Kfunc, b: Kfunc) -> Iterator[Change]:
@@ -212,7 +284,7 @@ def guard_changes(a: Kfunc, b: Kfunc) -> Iterator[Change]:
     added = sorted(set(b.guards) - set(a.guards))
     if added:
         yield Change("KFUNC_CONFIG_GUARD_ADDED", a.name, f"now exists only with {' && '.join(added)}",
-                     a.location, b.location)
+                     a.location, b.location, cause=f"guard:{' && '.join(added)}:{b.location.path}")
 
 
 def moves(a: Kfunc, b: Kfunc) -> Iterator[Change]:
@@ -221,8 +293,80 @@ def moves(a: Kfunc, b: Kfunc) -> Iterator[Change]:
     da = a.definition.location.path if a.definition else None
     db = b.definition.location.path if b.definition else None
     if sa != sb:
-        yield Change("KFUNC_MOVED", a.name, f"registered in {', '.join(sorted(sb))} instead of "
-                     f"{', '.join(sorted(sa))}", a.location, b.location)
+        text = f"registered in {', '.join(sorted(sb))} instead of {', '.join(sorted(sa))}"
+        yield Change("KFUNC_MOVED", a.name, text, a.location, b.location, cause=text)
     elif da and db and da != db:
-        yield Change("KFUNC_MOVED", a.name, f"defined in {db} instead of {da}",
-                     a.definition.location, b.definition.location)
+        text = f"defined in {db} instead of {da}"
+        yield Change("KFUNC_MOVED", a.name, text, a.definition.location, b.definition.location, cause=text)
+
+
+# -- changes of the tree's own semantics: one change per cause ---------------------------------
+
+def _quote(loc: Location, comment: str, rev: str) -> str:
+    return f"{loc} ({rev}): \"{comment}\"" if comment else f"{loc} ({rev})"
+
+
+def _btf_pointer_params(k: Kfunc, inv: Inventory) -> bool:
+    """Whether a BPF-visible parameter points to a BTF object (struct or union)."""
+    return any(type_shape(p.type)[0] in ("struct", "union") and type_shape(p.type)[2] == 1
+               for p in bpf_params(k, inv))
+
+
+def semantics_changes(base: Inventory, head: Inventory, old: dict[str, Kfunc],
+                      new: dict[str, Kfunc]) -> Iterator[Change]:
+    """Flags and suffixes the trees define differently: each one change listing the kfuncs it touches."""
+    sb, sh = base.semantics, head.semantics
+    if sb is None or sh is None:
+        return
+    kept = sorted(old.keys() & new.keys())
+    for flag in sorted(retired_flags(base, head)):
+        d = sb.flag(flag)
+        info = FLAGS.get(flag)
+        was = f"{flag} ({_quote(d.location, d.comment, base.rev)}) is no longer defined in {BTF_H} at {head.rev}"
+        if info and info.retired == "default":
+            exempt = {flag, *info.default_exempt}
+            hit = tuple(n for n in kept if not exempt & (set(old[n].flags) | set(new[n].flags))
+                        and _btf_pointer_params(new[n], head))
+            if hit:
+                yield Change("KFUNC_DEFAULT_CHANGED", "", f"{was}: its behaviour ({info.meaning}) is now the "
+                             f"default of every kfunc; kfuncs without it (or {', '.join(info.default_exempt)}) "
+                             "that take pointers to kernel objects are now checked that way",
+                             d.location, None, cause=f"default:{flag}", kfuncs=hit)
+        else:
+            hit = tuple(n for n in kept if flag in old[n].flags)
+            if hit:
+                yield Change("KFUNC_NEEDS_REVIEW", "", f"{was}: policybot does not know what became of its "
+                             "behaviour for the kfuncs that carried it", d.location, None,
+                             cause=f"retired-flag:{flag}", kfuncs=hit)
+    for flag in sorted(new_unknown_flags(base, head)):
+        d = sh.flag(flag)
+        hit = tuple(sorted(n for n, k in new.items() if flag in k.flags))
+        yield Change("KFUNC_NEEDS_REVIEW", "", f"the tree defines a flag policybot does not know: {flag}"
+                     f"{f' (bit {d.bit})' if d.bit is not None else ''}, {_quote(d.location, d.comment, head.rev)}",
+                     None, d.location, cause=f"new-flag:{flag}", kfuncs=hit)
+    for suffix in sorted(retired_suffixes(base, head)):
+        d = sb.suffix(suffix)
+        info = SUFFIXES.get(suffix)
+        was = f"the verifier no longer matches {suffix} ({_quote(d.location, d.comment, base.rev)})"
+        carried = [n for n in kept if old[n].definition and new[n].definition
+                   and any(param_suffix(p, base) == suffix for p in bpf_params(old[n], base))]
+        if info and info.same_as and sh.suffix(info.same_as):
+            to = sh.suffix(info.same_as)
+            hit = tuple(n for n in carried if any(
+                param_suffix(x, base) == suffix and param_suffix(y, head) == info.same_as
+                for x, y in zip(bpf_params(old[n], base), bpf_params(new[n], head))))
+            if hit:
+                yield Change("KFUNC_SUFFIX_RENAMED", "", f"{was}; {info.same_as} ({to.location}) means the same "
+                             "and the parameters were renamed to it", d.location, to.location,
+                             cause=f"suffix:{suffix}->{info.same_as}", kfuncs=hit)
+        elif carried:
+            yield Change("KFUNC_NEEDS_REVIEW", "", f"{was}: policybot does not know what the verifier now does "
+                         "with parameters named so", d.location, None,
+                         cause=f"retired-suffix:{suffix}", kfuncs=tuple(carried))
+    for suffix in sorted(new_unknown_suffixes(base, head)):
+        d = sh.suffix(suffix)
+        hit = tuple(sorted(n for n, k in new.items() if k.definition
+                           and any(param_suffix(p, head) == suffix for p in bpf_params(k, head))))
+        yield Change("KFUNC_NEEDS_REVIEW", "", f"the verifier matches an argument suffix policybot does not "
+                     f"know: {suffix}, {_quote(d.location, d.comment, head.rev)}", None, d.location,
+                     cause=f"new-suffix:{suffix}", kfuncs=hit)

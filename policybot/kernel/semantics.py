@@ -1,0 +1,199 @@
+"""What one revision's tree itself says kfunc flags and argument names mean.
+
+Read from the files that define it, never from a table of releases:
+
+- the ``KF_*`` flags ``include/linux/btf.h`` defines, with bit and comment;
+- the argument-name suffixes the verifier matches (``kernel/bpf/verifier.c``,
+  and ``kernel/bpf/btf.c``, where 6.1 checked kfunc arguments):
+  ``btf_param_match_suffix(btf, arg, "__sz")`` (6.2+, also spelled
+  ``__kfunc_param_match_suffix``) and 6.1's
+  ``strncmp(param_name, "__sz", sfx_len)`` on the name's tail;
+- which parameters of a ``KF_IMPLICIT_ARGS`` kfunc the verifier supplies:
+  ``tools/bpf/resolve_btfids/main.c`` (``is_kf_implicit_arg``) drops every
+  parameter from the first one that, qualifiers skipped, points to a struct
+  named in ``kf_implicit_arg_types[]``.
+
+policybot's interpretation of the names (flags.py) is separate: this module
+only says what the tree defines. Results are cached by the blob ids read.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Callable
+
+from .model import Location
+
+BTF_H = "include/linux/btf.h"
+SUFFIX_FILES = ("kernel/bpf/verifier.c", "kernel/bpf/btf.c")
+IMPLICIT_FILE = "tools/bpf/resolve_btfids/main.c"
+FILES = (BTF_H, *SUFFIX_FILES, IMPLICIT_FILE)
+
+_FLAG = re.compile(rb"^[ \t]*#[ \t]*define[ \t]+(KF_\w+)[ \t]+\(?\s*(?:1U?L*\s*<<\s*(\d+)|(0x[0-9a-fA-F]+|\d+))\s*\)?"
+                   rb"[ \t]*(?:/\*(.*?)\*/)?", re.M)
+_SUFFIX_CALL = re.compile(rb"\b\w*param_match_suffix\s*\(([^;{}]*?)\)")
+_SUFFIX_TAIL = re.compile(rb"\bstrncmp\s*\(\s*param_name\s*,\s*\"(__\w+)\"")
+_LITERAL = re.compile(rb"\"(__\w+)\"")
+_IMPLICIT_LIST = re.compile(rb"kf_implicit_arg_types\s*\[\s*\]\s*=\s*\{([^}]*)\}")
+_FUNC_HEAD = re.compile(rb"^(?:static\s+)?[\w ]+?\**\s*(\w+)\s*\([^;]*$", re.M)
+_FLAG_USE = re.compile(rb"\b(KF_[A-Z0-9_]+)\b")
+
+
+@dataclass(frozen=True)
+class FlagDef:
+    name: str
+    bit: int | None  # None when not defined as (1 << n)
+    comment: str  # the definition's comment, whitespace-normalised ("" if none)
+    location: Location
+
+
+@dataclass(frozen=True)
+class SuffixDef:
+    suffix: str
+    comment: str  # the comment above the matching function, else the matching line
+    location: Location  # where the verifier matches it
+
+
+@dataclass(frozen=True)
+class Semantics:
+    """What one tree defines. ``None`` fields: the tree has no such file (policybot assumes)."""
+    key: str  # the blob ids read, joined
+    flags: tuple[FlagDef, ...] | None
+    suffixes: tuple[SuffixDef, ...] | None
+    implicit_structs: tuple[str, ...] | None  # struct names of verifier-supplied parameters
+    implicit_location: Location | None = None
+    # KF_* names the verifier's files (SUFFIX_FILES) use: a flag they never test
+    # changes nothing the verifier checks (7.2's KF_ARENA_* are read only by pahole)
+    verifier_flags: tuple[str, ...] | None = None
+
+    def enforced(self, flag: str) -> bool | None:
+        """Whether the verifier reads ``flag`` here; None when the tree does not say."""
+        if self.verifier_flags is None or self.flags is None:
+            return None
+        return flag in self.verifier_flags
+
+    def flag(self, name: str) -> FlagDef | None:
+        return next((f for f in self.flags or () if f.name == name), None)
+
+    def suffix(self, name: str) -> SuffixDef | None:
+        return next((s for s in self.suffixes or () if s.suffix == name), None)
+
+    @property
+    def flag_names(self) -> tuple[str, ...]:
+        return tuple(sorted(f.name for f in self.flags or ()))
+
+    @property
+    def suffix_names(self) -> tuple[str, ...]:
+        return tuple(sorted(s.suffix for s in self.suffixes or ()))
+
+    def suffix_of(self, param_name: str) -> str | None:
+        """The suffix the verifier matches on ``param_name`` ("" for none), None if the tree does not say.
+
+        Like btf_param_match_suffix: the name ends with the suffix and is longer
+        than it; of several matches the longest wins (``__szk`` over ``__k``).
+        """
+        if self.suffixes is None:
+            return None
+        hits = [s.suffix for s in self.suffixes
+                if param_name.endswith(s.suffix) and len(param_name) > len(s.suffix)]
+        return max(hits, key=len) if hits else ""
+
+
+def _line_of(data: bytes, pos: int) -> int:
+    return data.count(b"\n", 0, pos) + 1
+
+
+def _norm(text: bytes) -> str:
+    lines = [ln.strip().lstrip("*").strip() for ln in text.decode("utf-8", "replace").splitlines()]
+    return " ".join(ln for ln in lines if ln)
+
+
+def _comment_above(data: bytes, pos: int) -> str:
+    """The block comment that ends on the line right above ``pos``'s line, or ""."""
+    line_start = data.rfind(b"\n", 0, pos) + 1
+    before = data[:line_start].rstrip()
+    if not before.endswith(b"*/"):
+        return ""
+    start = before.rfind(b"/*")
+    return _norm(before[start + 2:-2]) if start >= 0 else ""
+
+
+def read_flags(path: str, data: bytes) -> tuple[FlagDef, ...]:
+    out = {}
+    for m in _FLAG.finditer(data):
+        name = m.group(1).decode()
+        bit = int(m.group(2)) if m.group(2) else None
+        if bit is None and m.group(3):
+            value = int(m.group(3), 0)
+            bit = value.bit_length() - 1 if value and value & (value - 1) == 0 else None
+        comment = _norm(m.group(4)) if m.group(4) else _comment_above(data, m.start())
+        out.setdefault(name, FlagDef(name, bit, comment, Location(path, _line_of(data, m.start()))))
+    return tuple(out.values())
+
+
+def read_suffixes(path: str, data: bytes) -> list[SuffixDef]:
+    out = []
+    hits = [(m.start(), lit) for m in _SUFFIX_CALL.finditer(data) for lit in _LITERAL.findall(m.group(1))]
+    hits += [(m.start(), m.group(1)) for m in _SUFFIX_TAIL.finditer(data)]
+    for pos, lit in sorted(hits):
+        line = _line_of(data, pos)
+        out.append(SuffixDef(lit.decode(), _suffix_comment(data, pos), Location(path, line)))
+    return out
+
+
+def _suffix_comment(data: bytes, pos: int) -> str:
+    """The comment above the function holding ``pos``, else the matching line itself."""
+    head = None
+    for m in _FUNC_HEAD.finditer(data, max(0, pos - 4000), pos):
+        head = m
+    if head is not None and data.count(b"\n}", head.start(), pos) == 0:
+        comment = _comment_above(data, head.start())
+        if comment:
+            return comment
+    line_start = data.rfind(b"\n", 0, pos) + 1
+    line_end = data.find(b"\n", pos)
+    return data[line_start:line_end if line_end >= 0 else None].decode("utf-8", "replace").strip()
+
+
+def read_implicit(path: str, data: bytes) -> tuple[tuple[str, ...], Location] | None:
+    m = _IMPLICIT_LIST.search(data)
+    if not m:
+        return None
+    names = tuple(n.decode() for n in re.findall(rb"\"(\w+)\"", m.group(1)))
+    return names, Location(path, _line_of(data, m.start()))
+
+
+_CACHE: dict[str, Semantics] = {}
+
+
+def semantics_of(blob_ids: dict[str, str], read: Callable[[str], bytes]) -> Semantics:
+    """The semantics of a tree whose files in ``FILES`` have ``blob_ids`` (path -> oid; absent: missing).
+
+    ``read(oid)`` gives a blob's bytes; it is called only on a cache miss.
+    """
+    key = ",".join(f"{p}={blob_ids.get(p, '')}" for p in FILES)
+    cached = _CACHE.get(key)
+    if cached is not None:
+        return cached
+    flags = read_flags(BTF_H, read(blob_ids[BTF_H])) if BTF_H in blob_ids else None
+    suffixes = verifier_flags = None
+    if all(p in blob_ids for p in SUFFIX_FILES):
+        seen: dict[str, SuffixDef] = {}
+        used: set[str] = set()
+        for path in SUFFIX_FILES:
+            data = read(blob_ids[path])
+            for s in read_suffixes(path, data):
+                seen.setdefault(s.suffix, s)
+            used.update(m.decode() for m in _FLAG_USE.findall(data))
+        suffixes, verifier_flags = tuple(seen.values()), tuple(sorted(used))
+    implicit = implicit_loc = None
+    if flags is not None and any(f.name == "KF_IMPLICIT_ARGS" for f in flags):
+        found = read_implicit(IMPLICIT_FILE, read(blob_ids[IMPLICIT_FILE])) if IMPLICIT_FILE in blob_ids else None
+        if found:
+            implicit, implicit_loc = found
+    elif flags is not None:
+        implicit = ()  # the tree has no KF_IMPLICIT_ARGS: no parameter is the verifier's
+    sem = Semantics(key, flags, suffixes, implicit, implicit_loc, verifier_flags)
+    _CACHE[key] = sem
+    return sem

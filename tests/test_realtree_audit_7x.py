@@ -1,0 +1,196 @@
+"""The audit on real trees in the 7.x era: every non-test kfunc of v6.12 declared stable, then v6.12..v7.2.
+
+Each break below was found by hand in Debian's linux-source-6.12 and
+linux-source-7.2 (git grep / git show on the kernel_repo tags); the comments
+give file:line in both trees. Everything else the audit reports must be a
+warning or info: a default the tree changed, integer widths, moves, and
+names policybot does not know.
+"""
+
+import json
+import re
+import subprocess
+import sys
+
+import pytest
+
+pytestmark = pytest.mark.realtree
+
+# (rule, kfunc): why it breaks a program built against 6.12
+REAL_BREAKS = {
+    # 6.12 kernel/bpf/helpers.c:2870 bpf_wq_set_callback_impl(wq, callback_fn, flags, void *aux__ign),
+    # listed at :3163. 7.2 has only kernel/bpf/helpers.c:3447 bpf_wq_set_callback(wq, callback_fn, flags,
+    # struct bpf_prog_aux *aux) with KF_IMPLICIT_ARGS (:4918): programs passed 4 arguments, the new name
+    # takes 3 (aux__ign was the program's, aux is the verifier's), and the old name is in no set.
+    ("KFUNC_REMOVED", "bpf_wq_set_callback_impl"),
+    # 6.12 kernel/cgroup/rstat.c:137 cgroup_rstat_updated(struct cgroup *, int), :360
+    # cgroup_rstat_flush(struct cgroup *), listed at :657-658. 7.2 rstat.c:129/:409 css_rstat_updated/
+    # css_rstat_flush take struct cgroup_subsys_state * (listed :757-758): another struct, so not a rename.
+    ("KFUNC_REMOVED", "cgroup_rstat_updated"),
+    ("KFUNC_REMOVED", "cgroup_rstat_flush"),
+    # 6.12 net/ipv4/tcp_bbr.c:332 bbr_cwnd_event(sk, enum tcp_ca_event), listed :1163; 7.2 lists
+    # bbr_cwnd_event_tx_start(sk) (tcp_bbr.c:333, :1164): one parameter fewer, so not a rename.
+    ("KFUNC_REMOVED", "bbr_cwnd_event"),
+    # 6.12 net/ipv4/tcp_cubic.c:142 cubictcp_cwnd_event(sk, event), listed :495; 7.2 tcp_cubic.c:142
+    # cubictcp_cwnd_event_tx_start(sk), listed :492.
+    ("KFUNC_REMOVED", "cubictcp_cwnd_event"),
+    # 6.12 kernel/trace/bpf_trace.c:3475 bool bpf_session_is_return(void), :3483 __u64
+    # *bpf_session_cookie(void); 7.2 bpf_trace.c:3419/:3427 take (void *ctx), no KF_IMPLICIT_ARGS
+    # (:3438-3439): libbpf's extern check counts arguments, so a 6.12 program's prototype no longer matches.
+    ("KFUNC_PARAM_ADDED", "bpf_session_is_return"),
+    ("KFUNC_PARAM_ADDED", "bpf_session_cookie"),
+}
+# Upstream renames (old name gone, new name in the same set with the same BPF-visible signature).
+RENAMES = {
+    # 6.12 kernel/sched/ext.c:6342 scx_bpf_dispatch(p, dsq_id, slice, enq_flags), :6392 KF_RCU;
+    # 7.2 kernel/sched/ext/ext.c:8973 scx_bpf_dsq_insert(p, dsq_id, slice, enq_flags,
+    # const struct bpf_prog_aux *aux), :9092 KF_IMPLICIT_ARGS | KF_RCU: aux is the verifier's.
+    "scx_bpf_dispatch": "scx_bpf_dsq_insert",
+    # 6.12 ext.c:6537 bool scx_bpf_consume(u64 dsq_id), :6668; 7.2 ext/ext.c:9320
+    # bool scx_bpf_dsq_move_to_local(u64 dsq_id, const struct bpf_prog_aux *aux), :9464 KF_IMPLICIT_ARGS.
+    "scx_bpf_consume": "scx_bpf_dsq_move_to_local",
+    # 6.12 ext.c:6373 / :6393 -> 7.2 ext/ext.c:9057 / :9095
+    "scx_bpf_dispatch_vtime": "scx_bpf_dsq_insert_vtime",
+    # 6.12 ext.c:6576, :6595, :6629, :6655 (listed :6669-6672) -> 7.2 ext/ext.c:9334, :9353, :9387,
+    # :9412 (listed :9467-9470), same parameters
+    "scx_bpf_dispatch_from_dsq_set_slice": "scx_bpf_dsq_move_set_slice",
+    "scx_bpf_dispatch_from_dsq_set_vtime": "scx_bpf_dsq_move_set_vtime",
+    "scx_bpf_dispatch_from_dsq": "scx_bpf_dsq_move",
+    "scx_bpf_dispatch_vtime_from_dsq": "scx_bpf_dsq_move_vtime",
+}
+
+
+def _audit(kernel_repo, kernel_state, policy, head, base):
+    from policybot.kernel.gitrepo import open_repo
+    from policybot.kernel.scanner import Scanner
+    from policybot.policy.audit import Auditor
+    from policybot.policy.config import load_policy
+    repo = open_repo(kernel_repo)
+    return Auditor(repo, Scanner(repo, kernel_state), load_policy(policy)).audit(head, base)
+
+
+@pytest.fixture(scope="module")
+def v612_stable(kernel_repo, kernel_state, tmp_path_factory):
+    from policybot.kernel.gitrepo import open_repo
+    from policybot.kernel.scanner import Scanner
+    inv = Scanner(open_repo(kernel_repo), kernel_state).inventory("v6.12")
+    names = sorted(k.name for k in inv.selected(False))
+    d = tmp_path_factory.mktemp("policy7x")
+    (d / "overlay.yaml").write_text("kfuncs:\n" + "".join(f"  {n}:\n    stability: stable\n" for n in names))
+    (d / "policy.toml").write_text(f'[declarations]\noverlay = "{d / "overlay.yaml"}"\n')
+    return str(d / "policy.toml")
+
+
+@pytest.fixture(scope="module")
+def result(kernel_repo, kernel_state, v612_stable):
+    return _audit(kernel_repo, kernel_state, v612_stable, "v7.2", "v6.12")
+
+
+def test_every_real_break_and_nothing_else_is_a_violation(result):
+    violations = {(f.rule, f.kfunc) for f in result.findings if f.verdict == "violation"}
+    expected = REAL_BREAKS | {("KFUNC_RENAMED", old) for old in RENAMES}
+    assert violations == expected, violations ^ expected
+    for f in result.findings:
+        if f.verdict == "violation":
+            assert f.promise.declaration.level == "stable" and f.promise.level_key == "stable", f
+
+
+def test_each_upstream_rename_is_one_finding_naming_its_target(result):
+    renamed = {f.kfunc: f for f in result.findings if f.rule == "KFUNC_RENAMED"}
+    assert set(renamed) == set(RENAMES)
+    for old, new in RENAMES.items():
+        assert f"renamed to {new} " in renamed[old].message
+    named = {n for f in result.findings for n in f.members}
+    assert not named & set(RENAMES.values())  # the new names are nowhere else
+    assert not {f.kfunc for f in result.findings if f.rule == "KFUNC_REMOVED"} & set(RENAMES)
+
+
+def test_implicit_const_aux_is_not_a_new_parameter(result):
+    # 6.12 kernel/sched/ext.c:6792 scx_bpf_kick_cpu(s32 cpu, u64 flags); 7.2 ext/ext.c:9709
+    # scx_bpf_kick_cpu(s32 cpu, u64 flags, const struct bpf_prog_aux *aux) with KF_IMPLICIT_ARGS
+    assert not [f for f in result.findings if f.rule in ("KFUNC_PARAM_ADDED", "KFUNC_PARAM_TYPE_CHANGED")
+                and f.kfunc.startswith("scx_")]
+    (implicit,) = [f for f in result.findings if f.rule == "KFUNC_FLAGS_RELAXED"
+                   and "+KF_IMPLICIT_ARGS" in f.message]
+    assert "scx_bpf_kick_cpu" in implicit.members and len(implicit.members) > 10
+
+
+def test_trusted_args_default_is_one_finding_for_pointer_kfuncs(result):
+    (f,) = [f for f in result.findings if f.rule == "KFUNC_DEFAULT_CHANGED"]
+    assert f.verdict == "warning"
+    # the definition it quotes: 6.12 include/linux/btf.h:69
+    assert str(f.location) == "include/linux/btf.h:69"
+    assert '"kfunc only takes trusted pointer arguments"' in f.message
+    # 6.12 helpers.c:3159 bpf_dynptr_size, no flags, takes const struct bpf_dynptr * (helpers.c:2743)
+    assert "bpf_dynptr_size" in f.members
+    # no pointer to a kernel object: helpers.c:3133 bpf_cast_to_kern_ctx(void *obj), ext.c:7470
+    # scx_bpf_kick_cpu(s32, u64); KF_RCU opts out (helpers.c:3100 bpf_task_acquire)
+    assert not {"bpf_cast_to_kern_ctx", "scx_bpf_kick_cpu", "bpf_task_acquire"} & set(f.members)
+    assert not [g for g in result.findings if "+KF_TRUSTED_ARGS" in g.message]
+
+
+def test_opt_renamed_to_nullable_is_one_info(result):
+    # 6.12 kernel/bpf/verifier.c:11461 matches "__opt"; 7.2 verifier.c matches "__nullable" (:10930) and no
+    # "__opt"; 6.12 helpers.c:2590 void *buffer__opt became 7.2 helpers.c:3052 void *buffer__nullable
+    (f,) = [f for f in result.findings if f.rule == "KFUNC_SUFFIX_RENAMED"]
+    assert f.verdict == "info" and f.members == ("bpf_dynptr_slice", "bpf_dynptr_slice_rdwr")
+    assert "kernel/bpf/verifier.c:11461 (v6.12)" in f.message
+
+
+def test_unknown_suffix_of_72_is_reported_once(result):
+    # 7.2 kernel/bpf/verifier.c:10935 btf_param_match_suffix(btf, arg, "__nonown_allowed")
+    (f,) = [f for f in result.findings if "__nonown_allowed" in f.message]
+    assert f.rule == "KFUNC_NEEDS_REVIEW" and str(f.location) == "kernel/bpf/verifier.c:10935"
+
+
+def test_arena_flags_the_verifier_never_reads_are_compatible(result):
+    # 7.2 kernel/bpf/arena.c:1116-1117 add KF_ARENA_RET/KF_ARENA_ARG2; 7.2 kernel/bpf/verifier.c and
+    # btf.c never mention KF_ARENA_* (only include/linux/btf.h:78-80 does)
+    arena = [f for f in result.findings if "KF_ARENA" in f.message]
+    assert arena and all(f.rule == "KFUNC_FLAGS_RELAXED" and f.verdict == "info" for f in arena)
+
+
+def test_a_few_dozen_findings_with_one_per_cause(result):
+    assert len(result.findings) <= 40, len(result.findings)
+    causes = [(f.rule, f.cause) for f in result.findings if f.cause]
+    assert len(causes) == len(set(causes))
+    moved = [f for f in result.findings if f.rule == "KFUNC_MOVED"
+             and "instead of kernel/sched/ext.c" in f.message and len(f.members) > 1]
+    # kernel/sched/ext.c was split into kernel/sched/ext/ext.c and idle.c: one finding per new file
+    assert sorted(re.search(r"registered in (\S+) instead", f.message).group(1) for f in moved) == \
+        ["kernel/sched/ext/ext.c", "kernel/sched/ext/idle.c"]
+
+
+def test_semantics_read_from_each_tree(kernel_repo, kernel_state):
+    from policybot.kernel.gitrepo import open_repo
+    from policybot.kernel.scanner import Scanner
+    scanner = Scanner(open_repo(kernel_repo), kernel_state)
+    s61, s612, s72 = (scanner.inventory(r).semantics for r in ("v6.1", "v6.12", "v7.2"))
+    # 6.1 include/linux/btf.h:19 KF_KPTR_GET (1 << 3); 6.1 checks only "__sz", kernel/bpf/btf.c:6230
+    assert (s61.flag("KF_KPTR_GET").bit, str(s61.flag("KF_KPTR_GET").location)) == (3, "include/linux/btf.h:19")
+    assert s61.suffix_names == ("__sz",) and str(s61.suffix("__sz").location) == "kernel/bpf/btf.c:6230"
+    assert str(s612.flag("KF_TRUSTED_ARGS").location) == "include/linux/btf.h:69"
+    assert s72.flag("KF_TRUSTED_ARGS") is None
+    assert (s72.flag("KF_IMPLICIT_ARGS").bit, str(s72.flag("KF_IMPLICIT_ARGS").location)) == \
+        (16, "include/linux/btf.h:81")
+    assert "__opt" in s612.suffix_names and "__opt" not in s72.suffix_names
+    # 7.2 tools/bpf/resolve_btfids/main.c:1066 kf_implicit_arg_types[] = { "bpf_prog_aux", "btf_struct_meta" }
+    assert s72.implicit_structs == ("bpf_prog_aux", "btf_struct_meta")
+    assert str(s72.implicit_location) == "tools/bpf/resolve_btfids/main.c:1066"
+    assert s72.enforced("KF_ARENA_RET") is False and s72.enforced("KF_IMPLICIT_ARGS") is True
+
+
+def test_cli_json_keeps_the_list_and_text_shows_the_cause_once(kernel_repo, kernel_state, v612_stable, monkeypatch):
+    monkeypatch.setenv("POLICYBOT_STATE_DIR", str(kernel_state.state_dir))
+    args = [sys.executable, "-m", "policybot", "audit", "--repo", kernel_repo, "--base", "v6.12",
+            "--rev", "v7.2", "--policy", v612_stable]
+    js = subprocess.run(args + ["--format", "json"], capture_output=True, text=True)
+    assert js.returncode == 1, js.stderr
+    doc = json.loads(js.stdout)
+    assert doc["counts"]["violation"] == len(REAL_BREAKS) + len(RENAMES)
+    (default,) = [f for f in doc["findings"] if f["rule"] == "KFUNC_DEFAULT_CHANGED"]
+    assert "bpf_dynptr_size" in default["kfuncs"] and len(default["kfuncs"]) > 20
+    text = subprocess.run(args, capture_output=True, text=True)
+    assert text.stdout.count("[KFUNC_DEFAULT_CHANGED]") == 1
+    line = next(ln for ln in text.stdout.splitlines() if "[KFUNC_DEFAULT_CHANGED]" in ln)
+    assert line.startswith(f"include/linux/btf.h:69: warning[KFUNC_DEFAULT_CHANGED]: {len(default['kfuncs'])} kfuncs: ")

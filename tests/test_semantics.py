@@ -1,0 +1,266 @@
+"""Per-revision kfunc semantics read from the tree (kernel/semantics.py), and one finding per cause.
+
+Fixture trees built here; the real trees are in tests/test_realtree_audit_7x.py.
+"""
+
+from __future__ import annotations
+
+import json
+
+from policybot.gitbuild import HistoryBuilder
+from policybot.kernel.model import Kfunc, Location, Param, Signature, Definition, Membership
+from policybot.kernel.scanner import Scanner
+from policybot.kernel.semantics import read_flags, read_implicit, read_suffixes
+from policybot.policy.audit import Auditor
+from policybot.policy.config import Policy
+from policybot.policy.diff import bpf_params
+from policybot.report import render_json, render_text
+from treekit import MANIFEST, kernel, manifest
+
+# A btf.h as the kernel writes it: a trailing comment per flag, a block comment above one.
+BTF_H = """\
+#ifndef _LINUX_BTF_H
+#define KF_ACQUIRE\t(1 << 0) /* kfunc is an acquire function */
+#define KF_RELEASE\t(1 << 1) /* kfunc is a release function */
+/* Trusted arguments are those which are guaranteed to be valid when passed to
+ * the kfunc.
+ */
+#define KF_TRUSTED_ARGS (1 << 4) /* kfunc only takes trusted pointer arguments */
+#define KF_SLEEPABLE    (1 << 5) /* kfunc may sleep */
+#define KF_RCU          (1 << 7) /* kfunc takes either rcu or trusted pointer arguments */
+#endif
+"""
+NEW_FLAG = ("/* The verifier checks that the caller holds the kfunc's lock\n"
+            " * for the whole call.\n */\n#define KF_HOLDS_LOCK   (1 << 20)\n")
+VERIFIER = """\
+static bool is_kfunc_arg_mem_size(const struct btf *btf, const struct btf_param *arg)
+{
+\treturn btf_param_match_suffix(btf, arg, "__sz");
+}
+
+static bool is_kfunc_arg_constant(const struct btf *btf, const struct btf_param *arg)
+{
+\treturn btf_param_match_suffix(btf, arg, "__k");
+}
+static bool is_kfunc_sleepable(struct bpf_kfunc_call_arg_meta *meta)
+{
+\treturn meta->kfunc_flags & (KF_SLEEPABLE | KF_RCU | KF_TRUSTED_ARGS | KF_ACQUIRE | KF_RELEASE);
+}
+"""
+NEW_SUFFIX = """
+/* An argument named __locked must point to an object whose lock the program holds */
+static bool is_kfunc_arg_locked(const struct btf *btf, const struct btf_param *arg)
+{
+\treturn btf_param_match_suffix(btf, arg, "__locked");
+}
+"""
+BTF_C = "int btf_c_placeholder;\n"
+FOO = "int|struct task_struct *p, u32 flags"
+
+
+def _tree(tmp_path, base_kfuncs, head_kfuncs, head_btf=BTF_H, head_verifier=VERIFIER, levels=None):
+    b = HistoryBuilder(tmp_path / "repo")
+    levels = levels or {n: "stable" for n in base_kfuncs}
+    b.commit({"include/linux/btf.h": BTF_H, "kernel/bpf/verifier.c": VERIFIER, "kernel/bpf/btf.c": BTF_C,
+              "kernel/bpf/helpers.c": kernel(base_kfuncs), MANIFEST: manifest(**levels)},
+             "base", "2022-12-11T12:00:00")
+    b.tag("v6.1")
+    b.commit({"include/linux/btf.h": head_btf, "kernel/bpf/verifier.c": head_verifier,
+              "kernel/bpf/helpers.c": kernel(head_kfuncs)}, "head", "2023-02-19T12:00:00")
+    b.tag("v6.2")
+    return b
+
+
+def _audit(b):
+    return Auditor(b.repo, Scanner(b.repo), Policy()).audit("v6.2", "v6.1")
+
+
+# -- reading the tree ----------------------------------------------------------------------------
+
+def test_flags_are_read_with_bit_comment_and_line():
+    flags = {f.name: f for f in read_flags("include/linux/btf.h", (BTF_H + NEW_FLAG).encode())}
+    assert list(flags) == ["KF_ACQUIRE", "KF_RELEASE", "KF_TRUSTED_ARGS", "KF_SLEEPABLE", "KF_RCU", "KF_HOLDS_LOCK"]
+    assert (flags["KF_ACQUIRE"].bit, str(flags["KF_ACQUIRE"].location)) == (0, "include/linux/btf.h:2")
+    assert flags["KF_ACQUIRE"].comment == "kfunc is an acquire function"
+    # a trailing comment is the definition's, even below a block comment
+    assert flags["KF_TRUSTED_ARGS"].comment == "kfunc only takes trusted pointer arguments"
+    # without one, the block comment right above
+    assert flags["KF_HOLDS_LOCK"].bit == 20
+    assert flags["KF_HOLDS_LOCK"].comment == ("The verifier checks that the caller holds the kfunc's lock "
+                                              "for the whole call.")
+    assert str(flags["KF_HOLDS_LOCK"].location) == "include/linux/btf.h:14"
+
+
+def test_suffixes_in_both_verifier_spellings():
+    new = read_suffixes("kernel/bpf/verifier.c", (VERIFIER + NEW_SUFFIX).encode())
+    assert [(s.suffix, s.location.line) for s in new] == [("__sz", 3), ("__k", 8), ("__locked", 18)]
+    assert new[2].comment == "An argument named __locked must point to an object whose lock the program holds"
+    # 6.1's kernel/bpf/btf.c compares the name's tail itself
+    old = read_suffixes("kernel/bpf/btf.c", b'\tint len, sfx_len = sizeof("__sz") - 1;\n'
+                                            b'\tif (strncmp(param_name, "__sz", sfx_len))\n')
+    assert [(s.suffix, s.location.line) for s in old] == [("__sz", 2)]
+
+
+def test_implicit_parameters_as_resolve_btfids_lists_them():
+    src = b'static bool is_kf_implicit_arg(void)\n{\n\tstatic const char *const kf_implicit_arg_types[] = {\n' \
+          b'\t\t"bpf_prog_aux",\n\t\t"btf_struct_meta",\n\t};\n}\n'
+    names, loc = read_implicit("tools/bpf/resolve_btfids/main.c", src)
+    assert names == ("bpf_prog_aux", "btf_struct_meta") and loc.line == 3
+
+
+def _kfunc(params, flags):
+    loc = Location("kernel/x.c", 1)
+    sig = Signature("int", tuple(Param(t, n) for t, n in params))
+    return Kfunc("k", (Membership("s", "BTF_KFUNCS", loc, flags, "", ("UNSPEC",), "", ()),),
+                 Definition(loc, sig, False, True, (), None), False)
+
+
+def test_const_does_not_make_an_implicit_parameter_visible():
+    k = _kfunc([("u64", "dsq_id"), ("const struct bpf_prog_aux *", "aux")], ("KF_IMPLICIT_ARGS",))
+    assert [p.name for p in bpf_params(k)] == ["dsq_id"]
+    # resolve_btfids copies parameters up to the first implicit one
+    k = _kfunc([("struct bpf_prog_aux *", "aux"), ("u64", "x")], ("KF_IMPLICIT_ARGS",))
+    assert bpf_params(k) == ()
+    # without the flag the parameter is the program's
+    k = _kfunc([("u64", "dsq_id"), ("const struct bpf_prog_aux *", "aux")], ())
+    assert len(bpf_params(k)) == 2
+
+
+# -- unknown names: one needs-review finding per new name, quoting the tree ----------------------
+
+def test_unknown_flag_and_suffix_get_one_finding_each(tmp_path):
+    base = {"bpf_a": FOO, "bpf_b": FOO, "bpf_c": "int|u32 len"}
+    head = {"bpf_a": (FOO, "KF_HOLDS_LOCK"), "bpf_b": (FOO, "KF_HOLDS_LOCK"),
+            "bpf_c": "int|u32 len__locked"}
+    b = _tree(tmp_path, base, head, head_btf=BTF_H.replace("#endif", NEW_FLAG + "#endif"),
+              head_verifier=VERIFIER + NEW_SUFFIX)
+    result = _audit(b)
+    review = [f for f in result.findings if f.rule == "KFUNC_NEEDS_REVIEW"]
+    assert len(review) == 2, [f.message for f in result.findings]
+    (flag,) = [f for f in review if f.cause == "new-flag:KF_HOLDS_LOCK"]
+    (suffix,) = [f for f in review if f.cause == "new-suffix:__locked"]
+    assert "KF_HOLDS_LOCK (bit 20)" in flag.message
+    assert ("include/linux/btf.h:13 (v6.2): \"The verifier checks that the caller holds the kfunc's lock "
+            "for the whole call.\"") in flag.message
+    assert str(flag.location) == "include/linux/btf.h:13"  # NEW_FLAG sits before #endif here
+    assert flag.members == ("bpf_a", "bpf_b") and flag.verdict == "warning"  # stable kfuncs carry it
+    assert "__locked" in suffix.message and str(suffix.location) == "kernel/bpf/verifier.c:18"
+    assert "An argument named __locked must point to an object whose lock the program holds" in suffix.message
+    assert suffix.members == ("bpf_c",)
+    # nothing else: the per-kfunc flag and suffix changes are that one finding's
+    assert [f for f in result.findings if f not in review] == []
+
+
+def test_unknown_flag_nobody_uses_yet_is_still_reported_once(tmp_path):
+    b = _tree(tmp_path, {"bpf_a": FOO}, {"bpf_a": FOO}, head_btf=BTF_H.replace("#endif", NEW_FLAG + "#endif"))
+    (f,) = _audit(b).findings
+    assert f.rule == "KFUNC_NEEDS_REVIEW" and f.members == () and "KF_HOLDS_LOCK" in f.message
+
+
+# -- defaults: a flag that leaves btf.h --------------------------------------------------------
+
+def test_retired_default_flag_is_one_finding_for_pointer_kfuncs_only(tmp_path):
+    base = {"bpf_ptr": FOO, "bpf_ptr2": "int|struct sock *sk", "bpf_scalar": "int|u32 x",
+            "bpf_trusted": (FOO, "KF_TRUSTED_ARGS"), "bpf_rcu": (FOO, "KF_RCU"), "bpf_void": "int|void *buf"}
+    head = {n: (v[0] if isinstance(v, tuple) and v[1] == "KF_TRUSTED_ARGS" else v) for n, v in base.items()}
+    retired = BTF_H.replace("#define KF_TRUSTED_ARGS (1 << 4) /* kfunc only takes trusted pointer arguments */\n", "")
+    result = _audit(_tree(tmp_path, base, head, head_btf=retired))
+    (f,) = result.findings
+    assert f.rule == "KFUNC_DEFAULT_CHANGED" and f.verdict == "warning"
+    # only kfuncs that take a pointer to a kernel object and neither carried the flag nor KF_RCU
+    assert f.members == ("bpf_ptr", "bpf_ptr2")
+    assert str(f.location) == "include/linux/btf.h:7"
+    assert '"kfunc only takes trusted pointer arguments"' in f.message
+    text = render_text(result)
+    assert text.count("KFUNC_DEFAULT_CHANGED") == 1 and "    kfuncs: bpf_ptr, bpf_ptr2\n" in text
+    (doc,) = json.loads(render_json(result))["findings"]
+    assert doc["kfuncs"] == ["bpf_ptr", "bpf_ptr2"] and doc["rule"] == "KFUNC_DEFAULT_CHANGED"
+
+
+def test_flag_the_verifier_never_reads_is_compatible(tmp_path):
+    btf = BTF_H.replace("#endif", "#define KF_PAHOLE_ONLY (1 << 13) /* kfunc returns an arena pointer */\n#endif")
+    b = HistoryBuilder(tmp_path / "repo")
+    files = {"include/linux/btf.h": btf, "kernel/bpf/verifier.c": VERIFIER, "kernel/bpf/btf.c": BTF_C,
+             MANIFEST: manifest(bpf_a="stable")}
+    b.commit({**files, "kernel/bpf/helpers.c": kernel({"bpf_a": FOO})}, "base", "2022-12-11T12:00:00")
+    b.tag("v6.1")
+    b.commit({"kernel/bpf/helpers.c": kernel({"bpf_a": (FOO, "KF_PAHOLE_ONLY")})}, "head", "2023-02-19T12:00:00")
+    b.tag("v6.2")
+    (f,) = _audit(b).findings
+    assert (f.rule, f.kfunc, f.verdict) == ("KFUNC_FLAGS_RELAXED", "bpf_a", "info")
+    assert "never test" in f.message
+
+
+# -- one finding per cause ----------------------------------------------------------------------
+
+def test_one_flag_added_to_many_kfuncs_is_one_finding(tmp_path):
+    names = [f"bpf_k{i}" for i in range(8)]
+    base = {n: FOO for n in names}
+    head = {n: (FOO, "KF_SLEEPABLE") for n in names[:6]} | {n: FOO for n in names[6:]}
+    levels = {n: "stable" for n in names[:3]} | {n: "unstable" for n in names[3:]}
+    result = _audit(_tree(tmp_path, base, head, levels=levels))
+    (f,) = result.findings
+    assert f.rule == "KFUNC_FLAGS_TIGHTENED" and f.members == tuple(names[:6])
+    assert f.verdict == "violation"  # its worst member: bpf_k0..2 are stable
+    assert f.promise is not None and f.promise.declaration.level == "stable"
+    assert result.counts()["violation"] == 1
+
+
+# -- review mail: one section for the cause -----------------------------------------------------
+
+def test_review_mail_for_a_flag_added_to_many_kfuncs_has_one_section(tmp_path, capsys):
+    from test_review import check_body, outbox_files, parse_mail, run_one, single_patch
+    names = [f"bpf_k{i}" for i in range(7)]
+    b = HistoryBuilder(tmp_path / "linux")
+    b.commit({"include/linux/btf.h": BTF_H, "kernel/bpf/verifier.c": VERIFIER, "kernel/bpf/btf.c": BTF_C,
+              "kernel/bpf/helpers.c": kernel({n: FOO for n in names}),
+              MANIFEST: manifest(**{n: "stable" for n in names})}, "Linux 6.1", "2022-12-11T12:00:00")
+    b.tag("v6.1")
+    mail = single_patch(tmp_path, {"kernel/bpf/helpers.c": kernel({n: (FOO, "KF_SLEEPABLE") for n in names})},
+                        "bpf: make the task kfuncs sleepable")
+    rc, out, err = run_one(capsys, tmp_path, mail)
+    assert rc == 1, out + err
+    (path,) = outbox_files(tmp_path / "state" / "outbox")
+    body = parse_mail(path).get_content()
+    check_body(body)
+    assert "It found 1 problem." in body
+    assert body.count("KFUNC_FLAGS_TIGHTENED") == 1
+    assert "VIOLATION KFUNC_FLAGS_TIGHTENED for 7 kfuncs" in body
+    assert "flags +KF_SLEEPABLE: programs that verified before may be rejected." in body
+    listed = body.split("This one change touches 7 kfuncs:\n", 1)[1].split("\n\n", 1)[0]
+    assert [n.strip() for n in listed.replace("\n", " ").split(",")] == names
+
+
+def test_guard_added_to_a_whole_set_is_one_finding(tmp_path):
+    # the grouping key is the new guard and the file: Makefile-derived guards group the same way
+    names = ["bpf_g0", "bpf_g1", "bpf_g2"]
+    b = HistoryBuilder(tmp_path / "repo")
+    files = {"include/linux/btf.h": BTF_H, "kernel/bpf/verifier.c": VERIFIER, "kernel/bpf/btf.c": BTF_C,
+             MANIFEST: manifest(**{n: "stable" for n in names})}
+    b.commit({**files, "kernel/bpf/helpers.c": kernel({n: FOO for n in names})}, "base", "2022-12-11T12:00:00")
+    b.tag("v6.1")
+    b.commit({"kernel/bpf/helpers.c": kernel({n: FOO for n in names}, set_guard="CONFIG_BPF_EXTRA")},
+             "head", "2023-02-19T12:00:00")
+    b.tag("v6.2")
+    (f,) = _audit(b).findings
+    assert (f.rule, f.verdict, f.members) == ("KFUNC_CONFIG_GUARD_ADDED", "violation", tuple(names))
+    assert f.message == "now exists only with CONFIG_BPF_EXTRA"
+
+
+def test_rename_that_gained_const_or_implicit_args_is_one_rename(tmp_path):
+    base = {"bpf_old": "int|struct task_struct *p, u32 flags", "bpf_old2": "int|u64 id"}
+    head = {"bpf_new": "int|const struct task_struct *p, u32 flags",
+            "bpf_new2": ("int|u64 id, const struct bpf_prog_aux *aux", "KF_IMPLICIT_ARGS")}
+    btf = BTF_H.replace("#endif", "#define KF_IMPLICIT_ARGS (1 << 16) /* kfunc has implicit arguments */\n#endif")
+    b = HistoryBuilder(tmp_path / "repo")
+    files = {"include/linux/btf.h": btf, "kernel/bpf/verifier.c": VERIFIER, "kernel/bpf/btf.c": BTF_C,
+             MANIFEST: manifest(bpf_old="stable", bpf_old2="stable"),
+             "tools/bpf/resolve_btfids/main.c": 'static const char *const kf_implicit_arg_types[] = {\n'
+                                                 '\t"bpf_prog_aux",\n};\n'}
+    b.commit({**files, "kernel/bpf/helpers.c": kernel(base)}, "base", "2022-12-11T12:00:00")
+    b.tag("v6.1")
+    b.commit({"kernel/bpf/helpers.c": kernel(head)}, "head", "2023-02-19T12:00:00")
+    b.tag("v6.2")
+    got = {(f.rule, f.kfunc, f.message) for f in _audit(b).findings}
+    assert got == {("KFUNC_RENAMED", "bpf_old", "renamed to bpf_new (same signature, same set)"),
+                   ("KFUNC_RENAMED", "bpf_old2", "renamed to bpf_new2 (same signature, same set)")}
