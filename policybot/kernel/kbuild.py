@@ -44,8 +44,7 @@ BASELINE = ("CONFIG_BPF", "CONFIG_BPF_SYSCALL", "CONFIG_BPF_JIT", "CONFIG_DEBUG_
             "CONFIG_DEBUG_INFO_BTF_MODULES")
 KBUILD_FILES = ("Kbuild", "Makefile")
 # the option each arch/<name>/ is built under, where it is not CONFIG_<NAME>
-ARCH_OPTIONS = {"powerpc": "CONFIG_PPC", "sh": "CONFIG_SUPERH", "um": "CONFIG_UML",
-                "x86": "CONFIG_X86", "arm64": "CONFIG_ARM64"}
+ARCH_OPTIONS = {"powerpc": "CONFIG_PPC", "sh": "CONFIG_SUPERH", "um": "CONFIG_UML"}
 _ROOT_DESCENT = ("core", "drivers", "libs", "net", "virt", "init")  # pre-Kbuild top-level Makefiles
 
 _ASSIGN = re.compile(r"^([^\s=:+?#]+)\s*(\+=|::=|:=|\?=|=)\s*(.*)$", re.S)
@@ -55,6 +54,7 @@ _CONFIG_NAME = re.compile(r"\bCONFIG_\w+")
 _CONDITIONAL = re.compile(r"^(ifeq|ifneq|ifdef|ifndef)\b\s*(.*)$", re.S)
 _KCONFIG_ENTRY = re.compile(r"^\s*(?:menu)?config\s+(\w+)", re.M)
 _KCONFIG_TYPE = re.compile(r"^\s*(bool|tristate|def_bool|def_tristate|int|hex|string)\b", re.M)
+_RULE = re.compile(r"^[^=#\t]*[^:=+?]:(?![=])")  # "target: prerequisites"
 _INCLUDE_C = re.compile(r'^[ \t]*#[ \t]*include[ \t]*"([^"]+\.c)"', re.M)
 
 
@@ -70,7 +70,7 @@ class Placement:
     tokens: tuple[str, ...]
 
 
-def _negate(cond: str) -> str:
+def negate(cond: str) -> str:
     if cond.startswith("!") and "(" not in cond:
         return cond[1:]
     if re.fullmatch(r"CONFIG_\w+", cond):
@@ -84,7 +84,7 @@ def _negate(cond: str) -> str:
 def _negate_all(conds: list[str]) -> list[str]:
     if not conds:
         return []  # a branch on something that is not a Kconfig option: nothing known
-    return [_negate(conds[0])] if len(conds) == 1 else [f"!({' && '.join(conds)})"]
+    return [negate(conds[0])] if len(conds) == 1 else [f"!({' && '.join(conds)})"]
 
 
 def _split_args(text: str) -> tuple[str, str] | None:
@@ -137,12 +137,14 @@ def _comparison(args: str, equal: bool) -> list[str]:
 
 def _logical_lines(text: str):
     """(first line number, text) with continuations joined and comments dropped."""
-    buf, start = "", 0
+    buf, start, recipe = "", 0, False
     for i, raw in enumerate(text.split("\n"), 1):
         if not buf:
             start = i
-            if raw.startswith("\t"):
-                continue  # a recipe line
+            if raw.startswith("\t") and recipe:
+                continue  # a rule's command (a tab-indented assignment inside ifeq is not)
+            if raw.strip() and not raw.startswith("\t"):
+                recipe = bool(_RULE.match(raw))
         line = raw
         hash_at = line.find("#")
         while hash_at > 0 and line[hash_at - 1] == "\\":
@@ -388,8 +390,7 @@ class BuildReader:
                     if rel in p.tokens:
                         extra: Conj = []
                     elif arch and "arch/$(SRCARCH)/" in p.tokens:
-                        option = ARCH_OPTIONS.get(arch.group(1), "CONFIG_" + arch.group(1).upper())
-                        extra = [(option, Location(path, p.line), "directory")]
+                        extra = [(arch_option(arch.group(1)), Location(path, p.line), "directory")]
                     else:
                         continue
                     above = self._directory(here)
@@ -459,6 +460,11 @@ class BuildReader:
                 continue
             out.append(BuildGuard(cond, loc, what, tristate))
         return tuple(out)
+
+
+def arch_option(arch: str) -> str:
+    """The option a kernel for ``arch/<arch>/`` has (CONFIG_X86, CONFIG_PPC, ...)."""
+    return ARCH_OPTIONS.get(arch, "CONFIG_" + arch.upper())
 
 
 def _ancestors(directory: str) -> list[str]:

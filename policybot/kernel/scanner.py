@@ -109,7 +109,7 @@ class Scanner:
         # libgit2 re-hashes every object it reads unless told not to; process-wide
         pygit2.settings.enable_strict_hash_verification(verify_objects)
         self._facts_mem: dict[str, FileFacts] = {}
-        self._kbuild_cache: dict = {}  # Kbuild/Kconfig parses by blob id, for every revision
+        self.kbuild_cache: dict = {}  # Kbuild/Kconfig parses by blob id, for every revision
         self.stats = {"blobs_read": 0, "trees_walked": 0, "files_parsed": 0}
 
     # -- public -----------------------------------------------------------------
@@ -328,7 +328,7 @@ class _Linker:
         self.relevant = relevant
         self.primary = scanner.facts_for([(r.path, r.oid) for r in relevant if r.cls == "P"])
         self.diagnostics: list[Diagnostic] = []
-        self.build = BuildReader(scanner.repo, tree, scanner._kbuild_cache)
+        self.build = BuildReader(scanner.repo, tree, scanner.kbuild_cache)
 
     def diag(self, path: str, line: int, code: str, message: str) -> None:
         self.diagnostics.append(Diagnostic(Location(path, line), code, message))
