@@ -47,7 +47,9 @@ KBUILD_FILES = ("Kbuild", "Makefile")
 ARCH_OPTIONS = {"powerpc": "CONFIG_PPC", "sh": "CONFIG_SUPERH", "um": "CONFIG_UML"}
 _ROOT_DESCENT = ("core", "drivers", "libs", "net", "virt", "init")  # pre-Kbuild top-level Makefiles
 
-_ASSIGN = re.compile(r"^([^\s=:+?#]+)\s*(\+=|::=|:=|\?=|=)\s*(.*)$", re.S)
+# a variable name may hold $(...) references, with spaces and one level of nesting inside
+_ASSIGN = re.compile(r"^((?:[^\s=:+?#$]|\$\((?:[^()]|\([^()]*\))*\)|\$\{[^}]*\})+)\s*(\+=|::=|:=|\?=|=)\s*(.*)$",
+                     re.S)
 _VAR = re.compile(r"^(.*?)-(y|m|objs|\$.*)$")
 _CONFIG_REF = re.compile(r"\$[({](CONFIG_\w+)[)}]")
 _CONFIG_NAME = re.compile(r"\bCONFIG_\w+")
