@@ -1,4 +1,4 @@
-"""The scanner against the two real trees (Debian linux-source 6.1 and 6.12).
+"""The scanner against the real trees (Debian linux-source 6.1 and 6.12; 7.2 for build guards).
 
 Every expected value below was checked by reading the kernel source (grep,
 sed) by hand, not copied from the scanner's output; the comments give the
@@ -779,3 +779,122 @@ def test_test_tagging_6_12(real_inventories):
     # 2 modorder, bpf_modify_return_test_tp
     assert len([k for k in ks.values() if k.test]) == 59
     assert not ks["bpf_task_acquire"].test and not ks["scx_bpf_dispatch"].test
+
+
+# -- 7.2: what the build says, read from the Makefiles independently --------------------------
+#
+# The independent reading (no policybot code): `git grep -w` finds the Makefile lines naming an
+# object; a line `obj-$(CONFIG_X) += f.o` gives X; a line `comp-... += f.o` makes comp.o the
+# object to look for next (where f.o sits on several lines, the options of all of them count
+# only if every line has them: netfilter's =m/=y branches); `obj-$(CONFIG_D) += dir/` in the
+# parent directory's Makefile (Kbuild at the top) gives D. Kconfig says tristate or not.
+
+BUILD_FAMILIES = {  # set file -> the option its own obj- line names (checked by the reading)
+    "net/ipv4/tcp_bbr.c": "CONFIG_TCP_CONG_BBR",
+    "net/ipv4/tcp_dctcp.c": "CONFIG_TCP_CONG_DCTCP",
+    "net/netfilter/nf_conntrack_bpf.c": "CONFIG_NF_CONNTRACK",
+    "net/netfilter/nf_nat_bpf.c": "CONFIG_NF_NAT",
+    "net/netfilter/nf_flow_table_bpf.c": "CONFIG_NF_FLOW_TABLE",
+    "net/ipv4/fou_bpf.c": "CONFIG_NET_FOU",
+    "net/xfrm/xfrm_interface_bpf.c": "CONFIG_XFRM_INTERFACE",
+}
+_MK_LINE = re.compile(r"^\s*([\w.-]+?)-(y|objs|\$\((CONFIG_\w+)\))\s*(?:\+=|:=|=)")
+
+
+def _git(kernel_repo, *args) -> str:
+    import subprocess
+    out = subprocess.run(["git", "-C", kernel_repo, *args], capture_output=True, text=True)
+    assert out.returncode in (0, 1), out.stderr  # 1: no match
+    return out.stdout
+
+
+def _grep_lines(kernel_repo, rev, word, path) -> list[str]:
+    out = _git(kernel_repo, "grep", "-h", "-w", "-F", "-e", word, rev, "--", path)
+    return [ln for ln in out.splitlines() if _MK_LINE.match(ln)]
+
+
+def makefile_reading(kernel_repo, rev, path) -> tuple[str, set[str]]:
+    """(the option of the object's own obj- line, every option on the way to the top)."""
+    directory, name = path.rsplit("/", 1)
+    obj, options, own = name[:-2] + ".o", set(), None
+    while own is None:
+        lines = _grep_lines(kernel_repo, rev, obj, f"{directory}/Makefile")
+        assert lines, (path, obj)
+        per_line = [_MK_LINE.match(ln) for ln in lines]
+        shared = set.intersection(*({m.group(3)} - {None} for m in per_line))
+        options |= shared
+        base = per_line[0].group(1)
+        if base == "obj":
+            own = per_line[0].group(3)
+        else:
+            obj = base + ".o"
+    while "/" in directory:
+        parent, sub = directory.rsplit("/", 1)
+        (m,) = [_MK_LINE.match(ln) for ln in _grep_lines(kernel_repo, rev, sub, f"{parent}/Makefile")]
+        options |= {m.group(3)} - {None}
+        directory = parent
+    (m,) = [_MK_LINE.match(ln) for ln in _grep_lines(kernel_repo, rev, directory, "Kbuild")
+            if f"{directory}/" in ln]
+    options |= {m.group(3)} - {None}
+    return own, options
+
+
+def kconfig_is_tristate(kernel_repo, rev, option, directory) -> bool:
+    out = _git(kernel_repo, "grep", "-h", "-A2", "-E", f"^(menu)?config {option[7:]}$", rev, "--",
+               f"{directory}/Kconfig*")
+    return "tristate" in out
+
+
+@pytest.fixture(scope="module")
+def inv72(kernel_repo, kernel_state):
+    from policybot.kernel.gitrepo import open_repo
+    from policybot.kernel.scanner import Scanner
+    return Scanner(open_repo(kernel_repo), kernel_state).inventory("v7.2")
+
+
+@pytest.mark.parametrize("path", sorted(BUILD_FAMILIES))
+def test_build_guards_7_2_match_the_makefiles(inv72, kernel_repo, path):
+    own, options = makefile_reading(kernel_repo, "v7.2", path)
+    assert own == BUILD_FAMILIES[path]
+    kfuncs = [k for k in inv72.kfuncs.values() if k.location.path == path]
+    assert kfuncs
+    tristate = kconfig_is_tristate(kernel_repo, "v7.2", own, path.rsplit("/", 1)[0])
+    assert tristate  # each of these can be a module (Debian's 7.2 builds them as modules)
+    for k in kfuncs:
+        assert {b.condition for b in k.build} == options, k.name
+        assert set(options) <= set(k.guards)
+        own_guard = next(b for b in k.build if b.condition == own)
+        assert own_guard.what == "object" and own_guard.tristate and k.module
+
+
+def test_sched_ext_guard_7_2(inv72, kernel_repo):
+    # 7.x moved sched_ext to kernel/sched/ext/; build_policy.c includes ext/ext.c, cid.c, arena.c
+    # and idle.c inside one #ifdef CONFIG_SCHED_CLASS_EXT (kernel/sched/Makefile: obj-y build_policy.o)
+    text = _git(kernel_repo, "show", "v7.2:kernel/sched/build_policy.c")
+    included, stack = {}, []
+    for i, ln in enumerate(text.splitlines(), 1):
+        if re.match(r"#\s*if", ln):
+            stack.append(ln.split()[-1])
+        elif re.match(r"#\s*endif", ln):
+            stack.pop()
+        m = re.match(r'#\s*include\s+"(ext/\w+\.c)"', ln)
+        if m:
+            included["kernel/sched/" + m.group(1)] = (i, list(stack))
+    assert set(included) == {"kernel/sched/ext/ext.c", "kernel/sched/ext/cid.c",
+                             "kernel/sched/ext/arena.c", "kernel/sched/ext/idle.c"}
+    assert {tuple(g) for _, g in included.values()} == {("CONFIG_SCHED_CLASS_EXT",)}
+    scx = [k for k in inv72.kfuncs.values()
+           if k.location.path in included or (k.definition and k.definition.location.path in included)]
+    assert len(scx) >= 70  # the issue's "~70 sched_ext kfuncs"
+    for k in scx:
+        assert "CONFIG_SCHED_CLASS_EXT" in k.guards, k.name
+        b = next(b for b in k.build if b.condition == "CONFIG_SCHED_CLASS_EXT")
+        assert b.what == "include" and b.location.path == "kernel/sched/build_policy.c"
+        assert b.location.line == included[_included_from(k, included)][0]
+
+
+def _included_from(k, included) -> str:
+    """The included file whose #include line gave the kfunc its guard (its definition's, else its set's)."""
+    if k.definition and k.definition.location.path in included:
+        return k.definition.location.path
+    return k.location.path
