@@ -260,6 +260,7 @@ class BuildReader:
         self._files: dict[str, Conj | None] = {}
         self._dirs: dict[str, Conj | None] = {}
         self._kconfig: dict[str, dict[str, str]] = {}
+        self._guards: dict[str, tuple[BuildGuard, ...]] = {}
 
     # -- reading, cached by blob id --------------------------------------------------
 
@@ -425,6 +426,8 @@ class BuildReader:
             # not an object of its own: compiled where a sibling or parent file #includes it
             parent_dir = posixpath.dirname(directory)
             for d in dict.fromkeys([directory, parent_dir] if directory else [directory]):
+                if self._directory(d) is None:
+                    continue  # nothing there is built (tools/, samples/ without the option ...)
                 for ppath, oid, includes in self._c_includes(d):
                     for name, line in includes:
                         if posixpath.normpath(posixpath.join(d, name)) != path or ppath == path:
@@ -435,24 +438,24 @@ class BuildReader:
                         loc = Location(ppath, line)
                         alternatives.append([(g, loc, "include") for g in self._guards_at(ppath, oid, line)]
                                             + above)
+                if alternatives:
+                    break  # the parent directory is read only when the file's own has no includer
         result = _reduce(alternatives) if alternatives else None
         self._files[path] = result
         return result
 
     def guards_of(self, path: str) -> tuple[BuildGuard, ...]:
         """The build conditions of ``path`` beyond ``BASELINE`` (() when kbuild never builds it)."""
-        conj = self._file(path)
-        if not conj:
-            return ()
+        if path in self._guards:
+            return self._guards[path]
+        conj = self._file(path) or []
         dirs = _ancestors(posixpath.dirname(path))
         out = []
         for cond, loc, what in conj:
-            types: dict[str, str] = {}
-            for d in dict.fromkeys(_ancestors(posixpath.dirname(loc.path)) + dirs):
-                for opt, kind in self.kconfig_types(d).items():
-                    types.setdefault(opt, kind)
             option = (_CONFIG_NAME.findall(cond) or [""])[0]
-            tristate = types.get(option) == "tristate"
+            kinds = (self.kconfig_types(d).get(option)
+                     for d in dict.fromkeys(_ancestors(posixpath.dirname(loc.path)) + dirs))
+            tristate = next((k for k in kinds if k), None) == "tristate"
             if not tristate:  # a bool (or unknown) option is never m: =y is plain enabled
                 cond = re.sub(r"^(CONFIG_\w+)=y$", r"\1", cond)
                 cond = re.sub(r"^(CONFIG_\w+)!=y$", r"!\1", cond)
@@ -461,7 +464,8 @@ class BuildReader:
             if any(g.condition == cond for g in out):
                 continue
             out.append(BuildGuard(cond, loc, what, tristate))
-        return tuple(out)
+        self._guards[path] = tuple(out)
+        return self._guards[path]
 
 
 def arch_option(arch: str) -> str:
