@@ -21,7 +21,7 @@ import pygit2
 from .kernel.gitrepo import repo_name
 from .templating import environment
 from .kernel.scanner import Scanner
-from .kernel.timeline import kfunc_history
+from .kernel.timeline import jit_json, kfunc_history
 from .policy.audit import Auditor, Promise
 from .policy.config import Policy
 from .policy.declarations import LEVELS
@@ -119,6 +119,7 @@ def build_dashboard(repo: pygit2.Repository, scanner: Scanner, policy: Policy, r
         "history": {
             "releases": [{"name": r.name, "date": r.date.isoformat()} for r in histories.releases],
             "kfuncs": [h.to_json() for h in histories],
+            "jit": jit_json(histories),
         },
     }
 

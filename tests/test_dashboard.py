@@ -324,3 +324,26 @@ def test_browser_prints_to_pdf(tmp_path, page):
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr[-2000:]
     assert pdf.read_bytes().startswith(b"%PDF") and pdf.stat().st_size > 5000
+
+
+def test_jit_table(tmp_path):
+    """One row per architecture whose JIT can call kfuncs, a column per release."""
+    jit = "bool bpf_jit_supports_kfunc_call(void)\n{\n\treturn %s;\n}\n"
+    b = HistoryBuilder(tmp_path / "linux")
+    b.commit({"include/linux/btf.h": BTF_H, "kernel/bpf/helpers.c": kernel(KFUNCS_61),
+              "arch/arm64/net/bpf_jit_comp.c": jit % "true",
+              "arch/sparc/net/bpf_jit_comp_64.c": jit % "false"}, "v6.1", "2022-12-11T12:00:00")
+    b.tag("v6.1")
+    b.commit({"arch/powerpc/net/bpf_jit_comp.c": jit % "IS_ENABLED(CONFIG_PPC64)"}, "v6.2",
+             "2023-02-19T12:00:00")
+    b.tag("v6.2")
+    data = build_dashboard(b.repo, Scanner(b.repo), Policy(), "v6.2", TODAY)
+    assert data["history"]["jit"]["arches"] == {"v6.1": ["arm64"], "v6.2": ["arm64", "powerpc"]}
+    p = Page(render_html(data))
+    rows = p.tables["jit-table"]
+    assert [r["data-arch"] for r in rows] == ["arm64", "powerpc"]  # sparc's JIT answers false
+    cells = {r["data-arch"]: r["text"].split() for r in rows}
+    assert cells == {"arm64": ["arm64", "v6.1", "yes", "yes"],
+                     "powerpc": ["powerpc", "v6.2", "no", "IS_ENABLED(CONFIG_PPC64)"]}
+    assert json.loads(dashboard_json(data))["history"]["jit"]["arch_since"] == {"arm64": "v6.1",
+                                                                              "powerpc": "v6.2"}

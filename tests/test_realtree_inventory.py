@@ -1,4 +1,4 @@
-"""The scanner against the two real trees (Debian linux-source 6.1 and 6.12).
+"""The scanner against the real trees (Debian linux-source 6.1 and 6.12; 7.2 for build guards).
 
 Every expected value below was checked by reading the kernel source (grep,
 sed) by hand, not copied from the scanner's output; the comments give the
@@ -370,12 +370,16 @@ def test_sched_ext_6_12(real_inventories):
     assert ks["scx_bpf_select_cpu_dfl"].prog_types == ("STRUCT_OPS",)
 
 
-@pytest.mark.xfail(strict=True, reason="kernel/sched/ext.c is compiled only through "
-                   "kernel/sched/build_policy.c:62-64 '#ifdef CONFIG_SCHED_CLASS_EXT / "
-                   "#include \"ext.c\"'; the scanner records no guard for any sched_ext kfunc")
 def test_sched_ext_guard_6_12(real_inventories):
-    k = real_inventories["v6.12"].kfuncs["scx_bpf_dispatch"]
-    assert "CONFIG_SCHED_CLASS_EXT" in k.guards
+    # kernel/sched/ext.c is compiled only through kernel/sched/build_policy.c:62-64
+    # '#ifdef CONFIG_SCHED_CLASS_EXT / # include "ext.c"' (kernel/sched/Makefile: obj-y += build_policy.o)
+    scx = [k for k in real_inventories["v6.12"].kfuncs.values()
+           if k.location.path == "kernel/sched/ext.c"]
+    assert len(scx) == 38
+    for k in scx:
+        assert "CONFIG_SCHED_CLASS_EXT" in k.guards, k.name
+        b = next(b for b in k.build if b.condition == "CONFIG_SCHED_CLASS_EXT")
+        assert (str(b.location), b.what, b.tristate) == ("kernel/sched/build_policy.c:63", "include", False)
 
 
 # -- look-alikes that are not kfuncs -------------------------------------------------
@@ -556,58 +560,107 @@ def test_function_typed_parameters_6_12(real_inventories):
 
 # -- config guards ---------------------------------------------------------------------
 
+# Build guards (kbuild.py) come on top of the #if guards. Every one below was read in the
+# Makefiles: net/ipv4/Makefile:49/52/53 (6.1) and :47/50/51 (6.12) obj-$(CONFIG_TCP_CONG_BBR/
+# CUBIC/DCTCP) += tcp_*.o; net/Makefile:17 obj-$(CONFIG_INET) += ipv4/, :16 obj-$(CONFIG_NETFILTER)
+# += netfilter/; Kbuild:97 obj-$(CONFIG_NET) += net/; kernel/trace/Makefile:91
+# obj-$(CONFIG_BPF_EVENTS) += bpf_trace.o; kernel/Makefile:77 (6.1) / :80 (6.12)
+# obj-$(CONFIG_CGROUPS) += cgroup/; 6.1 kernel/Makefile:71 obj-$(CONFIG_KEXEC_CORE) += kexec_core.o,
+# 6.12 :74 obj-$(CONFIG_CRASH_DUMP) += crash_core.o; net/netfilter/Makefile (6.1) :33
+# obj-$(CONFIG_NF_CONNTRACK) += nf_conntrack.o, :59 obj-$(CONFIG_NF_NAT) += nf_nat.o, the _bpf.o
+# files being part of those composites under both ifeq branches (:17-21, :63-67). kernel/bpf/ files
+# under obj-$(CONFIG_BPF_SYSCALL) and kernel/Makefile obj-$(CONFIG_BPF) += bpf/ are baseline.
+
+def _source_guards(k):
+    """The #if guards alone (what the scanner recorded before it read Makefiles)."""
+    sets = [set(m.guards) for m in k.memberships]
+    common = set.intersection(*sets) if sets else set()
+    return tuple(sorted(common | set(k.definition.guards if k.definition else ())))
+
+
 def test_guards_6_1(real_inventories):
     ks = real_inventories["v6.1"].kfuncs
     # net/ipv4/tcp_bbr.c:1158-1159, tcp_cubic.c:491-492, tcp_dctcp.c:254-255:
     # #ifdef CONFIG_X86 / #ifdef CONFIG_DYNAMIC_FTRACE around the entries
-    tcp = [n for n in ks if n.startswith(("bbr_", "cubictcp_", "dctcp_"))]
-    assert len(tcp) == 20
-    for n in tcp:
-        assert ks[n].guards == ("CONFIG_DYNAMIC_FTRACE", "CONFIG_X86")
-    # kernel/bpf/helpers.c:1819 #ifdef CONFIG_KEXEC_CORE
+    tcp = {"bbr_": "CONFIG_TCP_CONG_BBR", "cubictcp_": "CONFIG_TCP_CONG_CUBIC",
+           "dctcp_": "CONFIG_TCP_CONG_DCTCP"}
+    names = [n for n in ks if n.startswith(tuple(tcp))]
+    assert len(names) == 20
+    for n in names:
+        option = next(o for p, o in tcp.items() if n.startswith(p))
+        assert _source_guards(ks[n]) == ("CONFIG_DYNAMIC_FTRACE", "CONFIG_X86")
+        assert ks[n].guards == tuple(sorted(("CONFIG_DYNAMIC_FTRACE", "CONFIG_X86", "CONFIG_INET",
+                                             "CONFIG_NET", option)))
+        assert ks[n].module  # net/ipv4/Kconfig: tristate "BBR TCP" (and CUBIC, DCTCP)
+    # kernel/bpf/helpers.c:1819 #ifdef CONFIG_KEXEC_CORE; definition in kernel/kexec_core.c
     assert ks["crash_kexec"].guards == ("CONFIG_KEXEC_CORE",)
+    assert [b.condition for b in ks["crash_kexec"].definition.build] == ["CONFIG_KEXEC_CORE"]
     # kernel/trace/bpf_trace.c:1229 #ifdef CONFIG_KEYS ... :1388 CONFIG_SYSTEM_DATA_VERIFICATION
-    assert ks["bpf_key_put"].guards == ("CONFIG_KEYS",)
-    assert ks["bpf_verify_pkcs7_signature"].guards == ("CONFIG_KEYS", "CONFIG_SYSTEM_DATA_VERIFICATION")
+    assert ks["bpf_key_put"].guards == ("CONFIG_BPF_EVENTS", "CONFIG_KEYS")
+    assert ks["bpf_verify_pkcs7_signature"].guards == ("CONFIG_BPF_EVENTS", "CONFIG_KEYS",
+                                                       "CONFIG_SYSTEM_DATA_VERIFICATION")
     assert ks["bpf_verify_pkcs7_signature"].definition.guards == \
         ("CONFIG_KEYS", "CONFIG_SYSTEM_DATA_VERIFICATION")  # bpf_trace.c:1340
     # net/netfilter/nf_conntrack_bpf.c: its only #if (CONFIG_NF_CONNTRACK_MARK, :235) is inside
-    # a function body, so no netfilter kfunc has a guard
-    for n in ("bpf_ct_set_timeout", "bpf_xdp_ct_lookup", "bpf_ct_set_nat_info"):
-        assert ks[n].guards == ()
-    # exactly these 25 kfuncs are guarded
-    assert len([k for k in ks.values() if k.guards]) == 25
+    # a function body, so the netfilter kfuncs have build guards only
+    for n in ("bpf_ct_set_timeout", "bpf_xdp_ct_lookup"):
+        assert _source_guards(ks[n]) == ()
+        assert ks[n].guards == ("CONFIG_NET", "CONFIG_NETFILTER", "CONFIG_NF_CONNTRACK")
+    assert ks["bpf_ct_set_nat_info"].guards == ("CONFIG_NET", "CONFIG_NETFILTER", "CONFIG_NF_NAT")
+    # kernel/cgroup/rstat.c: kernel/Makefile:77; tcp_reno_*: bpf_tcp_ca.c and tcp_cong.c in net/ipv4
+    assert ks["cgroup_rstat_flush"].guards == ("CONFIG_CGROUPS",)
+    assert ks["tcp_reno_cong_avoid"].guards == ("CONFIG_INET", "CONFIG_NET")
+    # the 25 kfuncs with #if guards before ...
+    assert len([k for k in ks.values() if _source_guards(k)]) == 25
+    # ... and with build guards all but the one in tools/testing/ (outside kbuild): net/bpf/test_run.c
+    # is under Kbuild:97 obj-$(CONFIG_NET) += net/
+    assert [n for n, k in ks.items() if not k.guards] == ["bpf_testmod_test_mod_kfunc"]
+    assert {k.guards for n, k in ks.items() if n.startswith("bpf_kfunc_call_test")} == {("CONFIG_NET",)}
 
 
 def test_guards_6_12(real_inventories):
     ks = real_inventories["v6.12"].kfuncs
-    # kernel/bpf/helpers.c:3088 #ifdef CONFIG_CRASH_DUMP; definition in crash_core.c:36-479
+    # kernel/bpf/helpers.c:3088 #ifdef CONFIG_CRASH_DUMP; definition in crash_core.c:36-479,
+    # a file kernel/Makefile:74 builds only with CONFIG_CRASH_DUMP
     assert ks["crash_kexec"].memberships[0].guards == ("CONFIG_CRASH_DUMP",)
     assert ks["crash_kexec"].definition.guards == ("CONFIG_CRASH_DUMP",)
-    # helpers.c:3106-3113 and :3145-3152 #ifdef CONFIG_CGROUPS (12 entries)
+    assert ks["crash_kexec"].guards == ("CONFIG_CRASH_DUMP",)
+    # helpers.c:3106-3113 and :3145-3152 #ifdef CONFIG_CGROUPS (12 entries), plus cgroup_iter.c's
+    # bpf_iter_css_* (kernel/bpf/Makefile:32-33 ifeq ($(CONFIG_CGROUPS),y)) and rstat.c's two
     cg = {"bpf_cgroup_acquire", "bpf_cgroup_release", "bpf_cgroup_ancestor", "bpf_cgroup_from_id",
           "bpf_task_under_cgroup", "bpf_task_get_cgroup1", "bpf_iter_css_task_new",
           "bpf_iter_css_task_next", "bpf_iter_css_task_destroy", "bpf_iter_css_new",
           "bpf_iter_css_next", "bpf_iter_css_destroy"}
-    assert {n for n, k in ks.items() if "CONFIG_CGROUPS" in k.guards} == cg
+    assert {n for n, k in ks.items() if "CONFIG_CGROUPS" in _source_guards(k)} == cg
+    assert {n for n, k in ks.items() if "CONFIG_CGROUPS" in k.guards} == \
+        cg | {"cgroup_rstat_updated", "cgroup_rstat_flush"}
     # the entry's guard counts even when the definition file (kernel/bpf/cgroup_iter.c) has none
     assert ks["bpf_iter_css_new"].definition.guards == ()
     assert ks["bpf_iter_css_new"].guards == ("CONFIG_CGROUPS",)
-    # fs/verity/measure.c:106 #ifdef CONFIG_BPF_SYSCALL
-    assert ks["bpf_get_fsverity_digest"].guards == ("CONFIG_BPF_SYSCALL",)
-    # kernel/sched/ext.c:7495 #ifdef CONFIG_CGROUP_SCHED
-    assert ks["scx_bpf_task_cgroup"].guards == ("CONFIG_CGROUP_SCHED",)
+    # fs/verity/measure.c:106 #ifdef CONFIG_BPF_SYSCALL (kept: it is written in the file);
+    # fs/Makefile:33 obj-$(CONFIG_FS_VERITY) += verity/
+    assert ks["bpf_get_fsverity_digest"].guards == ("CONFIG_BPF_SYSCALL", "CONFIG_FS_VERITY")
+    # kernel/sched/ext.c:7495 #ifdef CONFIG_CGROUP_SCHED, built through build_policy.c:62-64
+    assert ks["scx_bpf_task_cgroup"].guards == ("CONFIG_CGROUP_SCHED", "CONFIG_SCHED_CLASS_EXT")
     # kernel/trace/bpf_trace.c:1240 CONFIG_KEYS, :1403 CONFIG_SYSTEM_DATA_VERIFICATION
-    assert ks["bpf_lookup_system_key"].guards == ("CONFIG_KEYS",)
-    assert ks["bpf_verify_pkcs7_signature"].guards == ("CONFIG_KEYS", "CONFIG_SYSTEM_DATA_VERIFICATION")
+    assert ks["bpf_lookup_system_key"].guards == ("CONFIG_BPF_EVENTS", "CONFIG_KEYS")
+    assert ks["bpf_verify_pkcs7_signature"].guards == ("CONFIG_BPF_EVENTS", "CONFIG_KEYS",
+                                                       "CONFIG_SYSTEM_DATA_VERIFICATION")
     # 6.12 dropped the CONFIG_X86/CONFIG_DYNAMIC_FTRACE guards (net/ipv4/tcp_bbr.c:1158-1167)
-    assert ks["bbr_main"].guards == ()
+    assert _source_guards(ks["bbr_main"]) == ()
+    assert ks["bbr_main"].guards == ("CONFIG_INET", "CONFIG_NET", "CONFIG_TCP_CONG_BBR")
     # netfilter: nf_conntrack_bpf.c:288 #if is inside a function body; nf_nat_bpf.c and
-    # nf_flow_table_bpf.c have no #if at all
-    for n in ("bpf_ct_set_timeout", "bpf_ct_set_nat_info", "bpf_xdp_flow_lookup"):
-        assert ks[n].guards == ()
+    # nf_flow_table_bpf.c have no #if at all; net/netfilter/Makefile:35, :61, :143
+    for n, option in (("bpf_ct_set_timeout", "CONFIG_NF_CONNTRACK"), ("bpf_ct_set_nat_info", "CONFIG_NF_NAT"),
+                      ("bpf_xdp_flow_lookup", "CONFIG_NF_FLOW_TABLE")):
+        assert _source_guards(ks[n]) == ()
+        assert ks[n].guards == ("CONFIG_NET", "CONFIG_NETFILTER", option)
+    # kernel/bpf/helpers.c, cpumask.c, map_iter.c, task_iter.c, bpf_iter.c: obj-$(CONFIG_BPF_SYSCALL)
+    # (kernel/bpf/Makefile), baseline
+    for n in ("bpf_task_acquire", "bpf_cpumask_create", "bpf_map_sum_elem_count", "bpf_iter_num_new"):
+        assert ks[n].guards == (), n
     # 12 + crash_kexec + bpf_get_fsverity_digest + scx_bpf_task_cgroup + 4 key kfuncs
-    assert len([k for k in ks.values() if k.guards]) == 19
+    assert len([k for k in ks.values() if _source_guards(k)]) == 19
 
 
 # -- kernel-doc ------------------------------------------------------------------------
@@ -726,3 +779,122 @@ def test_test_tagging_6_12(real_inventories):
     # 2 modorder, bpf_modify_return_test_tp
     assert len([k for k in ks.values() if k.test]) == 59
     assert not ks["bpf_task_acquire"].test and not ks["scx_bpf_dispatch"].test
+
+
+# -- 7.2: what the build says, read from the Makefiles independently --------------------------
+#
+# The independent reading (no policybot code): `git grep -w` finds the Makefile lines naming an
+# object; a line `obj-$(CONFIG_X) += f.o` gives X; a line `comp-... += f.o` makes comp.o the
+# object to look for next (where f.o sits on several lines, the options of all of them count
+# only if every line has them: netfilter's =m/=y branches); `obj-$(CONFIG_D) += dir/` in the
+# parent directory's Makefile (Kbuild at the top) gives D. Kconfig says tristate or not.
+
+BUILD_FAMILIES = {  # set file -> the option its own obj- line names (checked by the reading)
+    "net/ipv4/tcp_bbr.c": "CONFIG_TCP_CONG_BBR",
+    "net/ipv4/tcp_dctcp.c": "CONFIG_TCP_CONG_DCTCP",
+    "net/netfilter/nf_conntrack_bpf.c": "CONFIG_NF_CONNTRACK",
+    "net/netfilter/nf_nat_bpf.c": "CONFIG_NF_NAT",
+    "net/netfilter/nf_flow_table_bpf.c": "CONFIG_NF_FLOW_TABLE",
+    "net/ipv4/fou_bpf.c": "CONFIG_NET_FOU",
+    "net/xfrm/xfrm_interface_bpf.c": "CONFIG_XFRM_INTERFACE",
+}
+_MK_LINE = re.compile(r"^\s*([\w.-]+?)-(y|objs|\$\((CONFIG_\w+)\))\s*(?:\+=|:=|=)")
+
+
+def _git(kernel_repo, *args) -> str:
+    import subprocess
+    out = subprocess.run(["git", "-C", kernel_repo, *args], capture_output=True, text=True)
+    assert out.returncode in (0, 1), out.stderr  # 1: no match
+    return out.stdout
+
+
+def _grep_lines(kernel_repo, rev, word, path) -> list[str]:
+    out = _git(kernel_repo, "grep", "-h", "-w", "-F", "-e", word, rev, "--", path)
+    return [ln for ln in out.splitlines() if _MK_LINE.match(ln)]
+
+
+def makefile_reading(kernel_repo, rev, path) -> tuple[str, set[str]]:
+    """(the option of the object's own obj- line, every option on the way to the top)."""
+    directory, name = path.rsplit("/", 1)
+    obj, options, own = name[:-2] + ".o", set(), None
+    while own is None:
+        lines = _grep_lines(kernel_repo, rev, obj, f"{directory}/Makefile")
+        assert lines, (path, obj)
+        per_line = [_MK_LINE.match(ln) for ln in lines]
+        shared = set.intersection(*({m.group(3)} - {None} for m in per_line))
+        options |= shared
+        base = per_line[0].group(1)
+        if base == "obj":
+            own = per_line[0].group(3)
+        else:
+            obj = base + ".o"
+    while "/" in directory:
+        parent, sub = directory.rsplit("/", 1)
+        (m,) = [_MK_LINE.match(ln) for ln in _grep_lines(kernel_repo, rev, sub, f"{parent}/Makefile")]
+        options |= {m.group(3)} - {None}
+        directory = parent
+    (m,) = [_MK_LINE.match(ln) for ln in _grep_lines(kernel_repo, rev, directory, "Kbuild")
+            if f"{directory}/" in ln]
+    options |= {m.group(3)} - {None}
+    return own, options
+
+
+def kconfig_is_tristate(kernel_repo, rev, option, directory) -> bool:
+    out = _git(kernel_repo, "grep", "-h", "-A2", "-E", f"^(menu)?config {option[7:]}$", rev, "--",
+               f"{directory}/Kconfig*")
+    return "tristate" in out
+
+
+@pytest.fixture(scope="module")
+def inv72(kernel_repo, kernel_state):
+    from policybot.kernel.gitrepo import open_repo
+    from policybot.kernel.scanner import Scanner
+    return Scanner(open_repo(kernel_repo), kernel_state).inventory("v7.2")
+
+
+@pytest.mark.parametrize("path", sorted(BUILD_FAMILIES))
+def test_build_guards_7_2_match_the_makefiles(inv72, kernel_repo, path):
+    own, options = makefile_reading(kernel_repo, "v7.2", path)
+    assert own == BUILD_FAMILIES[path]
+    kfuncs = [k for k in inv72.kfuncs.values() if k.location.path == path]
+    assert kfuncs
+    tristate = kconfig_is_tristate(kernel_repo, "v7.2", own, path.rsplit("/", 1)[0])
+    assert tristate  # each of these can be a module (Debian's 7.2 builds them as modules)
+    for k in kfuncs:
+        assert {b.condition for b in k.build} == options, k.name
+        assert set(options) <= set(k.guards)
+        own_guard = next(b for b in k.build if b.condition == own)
+        assert own_guard.what == "object" and own_guard.tristate and k.module
+
+
+def test_sched_ext_guard_7_2(inv72, kernel_repo):
+    # 7.x moved sched_ext to kernel/sched/ext/; build_policy.c includes ext/ext.c, cid.c, arena.c
+    # and idle.c inside one #ifdef CONFIG_SCHED_CLASS_EXT (kernel/sched/Makefile: obj-y build_policy.o)
+    text = _git(kernel_repo, "show", "v7.2:kernel/sched/build_policy.c")
+    included, stack = {}, []
+    for i, ln in enumerate(text.splitlines(), 1):
+        if re.match(r"#\s*if", ln):
+            stack.append(ln.split()[-1])
+        elif re.match(r"#\s*endif", ln):
+            stack.pop()
+        m = re.match(r'#\s*include\s+"(ext/\w+\.c)"', ln)
+        if m:
+            included["kernel/sched/" + m.group(1)] = (i, list(stack))
+    assert set(included) == {"kernel/sched/ext/ext.c", "kernel/sched/ext/cid.c",
+                             "kernel/sched/ext/arena.c", "kernel/sched/ext/idle.c"}
+    assert {tuple(g) for _, g in included.values()} == {("CONFIG_SCHED_CLASS_EXT",)}
+    scx = [k for k in inv72.kfuncs.values()
+           if k.location.path in included or (k.definition and k.definition.location.path in included)]
+    assert len(scx) >= 70  # the issue's "~70 sched_ext kfuncs"
+    for k in scx:
+        assert "CONFIG_SCHED_CLASS_EXT" in k.guards, k.name
+        b = next(b for b in k.build if b.condition == "CONFIG_SCHED_CLASS_EXT")
+        assert b.what == "include" and b.location.path == "kernel/sched/build_policy.c"
+        assert b.location.line == included[_included_from(k, included)][0]
+
+
+def _included_from(k, included) -> str:
+    """The included file whose #include line gave the kfunc its guard (its definition's, else its set's)."""
+    if k.definition and k.definition.location.path in included:
+        return k.definition.location.path
+    return k.location.path

@@ -270,8 +270,8 @@ def test_history_on_real_trees(kernel_repo, kernel_state):
     from policybot.kernel.gitrepo import open_repo
     repo = open_repo(kernel_repo)
     scanner = Scanner(repo, kernel_state)
-    # the repository goes on to v7.2: these checks are of the 6.1 -> 6.12 step
-    hs = kfunc_history(repo, scanner, include_tests=True, upto="v6.12")
+    # 6.1 -> 6.12 only (the repository has v7.2 too, where cgroup_rstat_flush is renamed)
+    hs = kfunc_history(repo, scanner, "v6.*", include_tests=True)
     assert [r.name for r in hs.releases] == ["v6.1", "v6.12"]
     h = by_name(hs)
 
@@ -311,7 +311,51 @@ def test_history_on_real_trees(kernel_repo, kernel_state):
     assert [r for r, _ in ck["guards"].rules] == ["KFUNC_CONFIG_GUARD_ADDED"]
 
     # with test kfuncs excluded (the default) the histories present at v6.12 are its inventory
-    default = kfunc_history(repo, scanner, upto="v6.12")
+    default = kfunc_history(repo, scanner, "v6.*")
     inv = scanner.inventory("v6.12")
     assert {x.name for x in default if x.present} == {k.name for k in inv.selected(False)}
     assert not any(x.test for x in default)
+
+
+@pytest.mark.realtree
+def test_history_json_gives_the_jit_arches_of_each_real_release(kernel_repo, kernel_state, capsys):
+    """`history --format json` against the trees' arch/, read independently with git grep."""
+    import re
+    import subprocess
+
+    from policybot.cli import main
+
+    def git(*args):
+        return subprocess.run(["git", "-C", kernel_repo, *args], capture_output=True, text=True,
+                              check=True).stdout
+
+    tags = [t for t in git("tag", "--list", "v*").split() if re.fullmatch(r"v\d+\.\d+", t)]
+    expected, conditions = {}, {}
+    for tag in tags:
+        # each JIT file defining the function, and what its body returns
+        files = git("grep", "-l", "bpf_jit_supports_kfunc_call", tag, "--", "arch/*/net/*.c").split()
+        arches = {}
+        for f in files:
+            m = re.search(r"bool bpf_jit_supports_kfunc_call\(void\)\s*\{\s*return\s+([^;]+);\s*\}",
+                          git("show", f))
+            assert m, f  # a one-statement body in every JIT of these trees
+            if m.group(1) != "false":
+                arches.setdefault(f.split("/")[1], set()).add(m.group(1))
+        expected[tag] = sorted(arches)
+        conditions[tag] = {a: next(iter(v)) for a, v in arches.items() if v != {"true"}}
+    assert main(["history", "--repo", kernel_repo, "--state-dir", str(kernel_state.state_dir),
+                 "--format", "json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["arches"] == expected
+    # kfuncs.md: "6.1 has x86 (64 and 32 bit), arm64 and LoongArch; later releases add more"
+    assert doc["arches"]["v6.1"] == ["arm64", "loongarch", "x86"]
+    since = {}
+    for tag in tags:
+        for a in expected[tag]:
+            since.setdefault(a, tag)
+    assert doc["arch_since"] == since
+    # powerpc returns IS_ENABLED(CONFIG_PPC64) (6.12 arch/powerpc/net/bpf_jit_comp.c:365)
+    for tag in tags:
+        for a, cond in conditions[tag].items():
+            assert cond in doc["arch_conditions"][tag][a], (tag, a)
+    assert conditions["v6.12"] == {"powerpc": "IS_ENABLED(CONFIG_PPC64)"}

@@ -55,6 +55,24 @@ class KernelDoc:
 
 
 @dataclass(frozen=True)
+class BuildGuard:
+    """A condition under which kbuild compiles a file at all (policybot.kernel.kbuild)."""
+    condition: str  # "CONFIG_TCP_CONG_BBR", "CONFIG_NF_CONNTRACK=m", "!CONFIG_X86_32"
+    location: Location  # the Kbuild/Makefile line, or the #include line, that sets it
+    what: str  # "object", "composite", "directory", "ifeq" or "include"
+    tristate: bool = False  # the tree's Kconfig declares the option tristate
+
+    @property
+    def module(self) -> bool:
+        """The file's own obj-$(CONFIG_X) line with a tristate X: it may be built as a module."""
+        return self.what == "object" and self.tristate
+
+    def to_json(self) -> dict:
+        return {"condition": self.condition, "location": str(self.location), "what": self.what,
+                "tristate": self.tristate}
+
+
+@dataclass(frozen=True)
 class Definition:
     location: Location
     signature: Signature
@@ -62,6 +80,7 @@ class Definition:
     marked: bool  # carries __bpf_kfunc
     guards: tuple[str, ...]
     doc: KernelDoc | None
+    build: tuple[BuildGuard, ...] = ()  # build conditions of the definition's file
 
 
 @dataclass(frozen=True)
@@ -76,6 +95,7 @@ class Membership:
     filter: str  # name of a .filter callback that narrows the set, or ""
     guards: tuple[str, ...]  # config guards of the set, entry and registration
     via_macro: str = ""
+    build: tuple[BuildGuard, ...] = ()  # build conditions of the set's file
 
 
 @dataclass(frozen=True)
@@ -99,12 +119,29 @@ class Kfunc:
 
     @property
     def guards(self) -> tuple[str, ...]:
-        """Config options the kfunc needs: those common to all its memberships, plus the definition's."""
-        sets = [set(m.guards) for m in self.memberships]
+        """Config options the kfunc needs: those common to all its memberships, plus the
+        definition's; each with the build conditions of its file."""
+        sets = [set(m.guards) | {b.condition for b in m.build} for m in self.memberships]
         common = set.intersection(*sets) if sets else set()
         if self.definition:
-            common |= set(self.definition.guards)
+            common |= set(self.definition.guards) | {b.condition for b in self.definition.build}
         return tuple(sorted(common))
+
+    @property
+    def build(self) -> tuple[BuildGuard, ...]:
+        """The build conditions among ``guards``, with where each is written."""
+        wanted = set(self.guards)
+        out: dict[str, BuildGuard] = {}
+        for b in (self.definition.build if self.definition else ()) + \
+                tuple(b for m in self.memberships for b in m.build):
+            if b.condition in wanted:
+                out.setdefault(b.condition, b)
+        return tuple(out[c] for c in sorted(out))
+
+    @property
+    def module(self) -> bool:
+        """Some file the kfunc needs may be built as a module (then it is in that module's BTF)."""
+        return any(b.module for b in self.build)
 
     @property
     def files(self) -> tuple[str, ...]:
@@ -134,6 +171,7 @@ class Inventory:
     tree_flags: tuple[str, ...] = ()  # KF_* flags include/linux/btf.h defines
     stats: dict = field(default_factory=dict)
     semantics: "Semantics | None" = None  # what the tree says flags and suffixes mean
+    build_baseline: tuple[str, ...] = ()  # build options every kfunc needs, left out of its guards
 
     def selected(self, include_tests: bool) -> list[Kfunc]:
         return [k for _, k in sorted(self.kfuncs.items()) if include_tests or not k.test]
@@ -145,6 +183,7 @@ class Inventory:
             "rev": self.rev,
             "include_tests": include_tests,
             "count": len(self.selected(include_tests)),
+            "build_baseline": list(self.build_baseline),
             "kfuncs": [kfunc_json(k) for k in self.selected(include_tests)],
             "dtors": [{"name": n, "location": str(loc)} for n, loc in self.dtors],
             "diagnostics": [{"location": str(d.location), "code": d.code, "message": d.message}
@@ -160,6 +199,8 @@ def kfunc_json(k: Kfunc) -> dict:
         "flags": list(k.flags),
         "prog_types": list(k.prog_types),
         "guards": list(k.guards),
+        "build": [b.to_json() for b in k.build],
+        "module": k.module,
         "sets": [{
             "set": m.set_name, "macro": m.set_macro, "location": str(m.location),
             "flags": list(m.flags), "flags_text": m.flags_text, "prog_types": list(m.prog_types),

@@ -31,6 +31,7 @@ from .facts import FACTS_VERSION, FileFacts, entries_from_text, extract_facts
 from .flags import FLAGS, LEGACY_SET_FLAGS, parse_flags
 from .gitrepo import resolve
 from .csource import Macro, expand_macros, parse_csource
+from .kbuild import BASELINE, BuildReader
 from .model import (Definition, Diagnostic, Inventory, Kfunc, Location, Membership, Param,
                     Signature, kernel_doc)
 
@@ -109,6 +110,7 @@ class Scanner:
         # libgit2 re-hashes every object it reads unless told not to; process-wide
         pygit2.settings.enable_strict_hash_verification(verify_objects)
         self._facts_mem: dict[str, FileFacts] = {}
+        self.kbuild_cache: dict = {}  # Kbuild/Kconfig parses by blob id, for every revision
         self.stats = {"blobs_read": 0, "trees_walked": 0, "files_parsed": 0}
 
     # -- public -----------------------------------------------------------------
@@ -327,6 +329,7 @@ class _Linker:
         self.relevant = relevant
         self.primary = scanner.facts_for([(r.path, r.oid) for r in relevant if r.cls == "P"])
         self.diagnostics: list[Diagnostic] = []
+        self.build = BuildReader(scanner.repo, tree, scanner.kbuild_cache)
 
     def diag(self, path: str, line: int, code: str, message: str) -> None:
         self.diagnostics.append(Diagnostic(Location(path, line), code, message))
@@ -389,7 +392,8 @@ class _Linker:
                     self.diag(f.path, idset.line, "set-unregistered",
                               f"kfunc set {idset.name} is never registered")
         kfuncs = self._kfuncs(sets, registered, tree_flags)
-        return Inventory("", "", kfuncs, self.diagnostics, dtors, tree_flags, semantics=semantics)
+        return Inventory("", "", kfuncs, self.diagnostics, dtors, tree_flags, semantics=semantics,
+                         build_baseline=BASELINE)
 
     # kfunc sets are file-scoped names in practice; a global lookup is the fallback
     def _set_index(self) -> dict:
@@ -574,7 +578,7 @@ class _Linker:
                 guards = list(dict.fromkeys(list(common) + list(e.guards)))
                 m = Membership(idset.name, idset.macro, Location(f.path, e.line), tuple(sorted(flags)),
                                e.flags, tuple(progs_seen), ",".join(filters), tuple(sorted(guards)),
-                               e.via_macro)
+                               e.via_macro, self.build.guards_of(f.path))
                 members.setdefault(e.name, []).append((m, f))
         kfuncs = {}
         defs_index = self._defs_index()
@@ -614,7 +618,7 @@ class _Linker:
         sig = Signature(fd.return_type, tuple(Param(p.type, p.name, p.suffix) for p in fd.params),
                         fd.variadic)
         return Definition(Location(path, fd.line), sig, fd.static, fd.marked, tuple(fd.guards),
-                          kernel_doc(fd.doc, fd.doc_line))
+                          kernel_doc(fd.doc, fd.doc_line), self.build.guards_of(path))
 
     def _secondary(self, set_path: str):
         """Files that may define a kfunc listed elsewhere, nearest first."""

@@ -34,6 +34,7 @@ from ..policy.declarations import collect
 from ..policy.diff import Change, diff
 from ..policy.history import RELEASE_TAG, History, Release
 from .gitrepo import resolve
+from .jit import JitSupport, arch_condition, arches, kfunc_call_support_of_tree
 from .model import Inventory, Kfunc
 from .scanner import Scanner
 
@@ -124,11 +125,26 @@ class KfuncHistory:
 
 
 class Histories(list):
-    """A list of KfuncHistory that also knows which releases it covers (oldest first)."""
+    """A list of KfuncHistory that also knows which releases it covers (oldest first), and
+    which JITs could call kfuncs in each."""
 
-    def __init__(self, items=(), releases: list[Release] | None = None):
+    def __init__(self, items=(), releases: list[Release] | None = None,
+                 jits: dict[str, tuple[JitSupport, ...]] | None = None):
         super().__init__(items)
         self.releases: list[Release] = list(releases or [])
+        self.jits: dict[str, tuple[JitSupport, ...]] = dict(jits or {})
+
+    def arches(self) -> dict[str, list[str]]:
+        """release -> architectures whose JIT can call kfuncs (some under a condition)."""
+        return {r.name: arches(self.jits.get(r.name, ())) for r in self.releases}
+
+    def arch_since(self) -> dict[str, str]:
+        """architecture -> the first release (of those covered) whose JIT can call kfuncs."""
+        out: dict[str, str] = {}
+        for release, names in self.arches().items():
+            for a in names:
+                out.setdefault(a, release)
+        return out
 
 
 def release_key(name: str) -> tuple[int, ...]:
@@ -230,9 +246,11 @@ def kfunc_history(repo: pygit2.Repository, scanner: Scanner, tags_glob: str = "v
     prev_inv: Inventory | None = None
     prev_levels: dict[str, str] = {}
     prev_rel: Release | None = None
+    jits: dict[str, tuple[JitSupport, ...]] = {}
     for rel in releases:
         commit = repo[rel.commit]
         inv = scanner.inventory_of_commit(commit, rel.name)
+        jits[rel.name] = kfunc_call_support_of_tree(repo, commit.tree, scanner.kbuild_cache)
         levels = _levels(repo, commit, inv, policy, overlay)
         cur = {k.name: k for k in inv.selected(include_tests)}
         old = {k.name: k for k in prev_inv.selected(include_tests)} if prev_inv else {}
@@ -285,7 +303,7 @@ def kfunc_history(repo: pygit2.Repository, scanner: Scanner, tags_glob: str = "v
             hist[name].level = levels.get(name, "unstable")
             hist[name].test = cur[name].test
         prev_inv, prev_levels, prev_rel = inv, levels, rel
-    return Histories((hist[n] for n in sorted(hist)), releases)
+    return Histories((hist[n] for n in sorted(hist)), releases, jits)
 
 
 # -- renderers ------------------------------------------------------------------------
@@ -312,6 +330,7 @@ def history_table(histories: list[KfuncHistory]) -> str:
     if releases:
         scope = f" over {len(releases)} release{'s' if len(releases) != 1 else ''} " \
                 f"({releases[0].name}..{releases[-1].name})"
+    lines.extend(jit_table(histories))
     lines.append(f"{n} kfunc{'s' if n != 1 else ''}{scope}")
     return "\n".join(lines) + "\n"
 
@@ -321,9 +340,39 @@ def history_json(histories: list[KfuncHistory]) -> str:
     doc = {
         "schema": HISTORY_SCHEMA,
         "releases": [{"name": r.name, "date": r.date.isoformat(), "commit": r.commit} for r in releases],
+        **jit_json(histories),
         "kfuncs": [h.to_json() for h in histories],
     }
     return json.dumps(doc, indent=2) + "\n"
+
+
+def jit_json(histories: list[KfuncHistory]) -> dict:
+    """The JITs able to call kfuncs: per release, since when, and each file's conditions."""
+    if not isinstance(histories, Histories):
+        return {"arches": {}, "arch_since": {}, "arch_conditions": {}, "jit_support": {}}
+    return {
+        "arches": histories.arches(),
+        "arch_since": histories.arch_since(),
+        "arch_conditions": {r.name: {a: arch_condition(histories.jits[r.name], a) or None
+                                     for a in arches(histories.jits.get(r.name, ()))}
+                            for r in histories.releases},
+        "jit_support": {r.name: [s.to_json() for s in histories.jits.get(r.name, ())]
+                        for r in histories.releases},
+    }
+
+
+def jit_table(histories: list[KfuncHistory]) -> list[str]:
+    """One line per release: the architectures whose JIT can call kfuncs, conditions in ()."""
+    if not isinstance(histories, Histories):
+        return []
+    out = []
+    for r in histories.releases:
+        parts = []
+        for a in arches(histories.jits.get(r.name, ())):
+            cond = arch_condition(histories.jits[r.name], a)
+            parts.append(f"{a} ({cond})" if cond else a)
+        out.append(f"kfunc calls at {r.name}: {', '.join(parts) or 'no JIT'}")
+    return out
 
 
 def history_csv(histories: list[KfuncHistory]) -> str:
