@@ -11,6 +11,7 @@ What leaves this module is plain data (``Series``, ``Patch``), never b4 objects.
 from __future__ import annotations
 
 import email.errors
+import email.header
 import email.headerregistry
 import email.message
 import email.policy
@@ -48,6 +49,9 @@ class Patch:
     commit_message: str
     trailers: tuple[tuple[str, str], ...]  # (name, value) from the patch and its follow-ups
     date: str
+    # (name, value, From address of the reply) of each trailer a reply gave the patch
+    reply_trailers: tuple[tuple[str, str, str], ...] = ()
+    automated: str = ""  # why this is mail from a machine (RFC 3834, a DSN), "" when it is not
 
 
 @dataclass
@@ -139,19 +143,26 @@ def search(query: str, inbox_url: str, state_dir=None) -> list[email.message.Ema
 
 
 def series_from_messages(msgs: list[email.message.EmailMessage], state_dir=None,
-                         source: str = "input") -> Series:
-    """The latest revision of the series among ``msgs``, in patch order."""
+                         source: str = "input", max_message_bytes: int | None = None) -> Series:
+    """The latest revision of the series among ``msgs``, in patch order.
+
+    A message over ``max_message_bytes`` is left out (and said, in ``ignored``)."""
     b4 = _b4(state_dir)
     mbx = b4.LoreMailbox()
     ignored = []
     for msg in msgs:
-        if not msg.get("Message-ID"):
-            ignored.append(f"{_clean(str(msg.get('Subject', '(no subject)')))[:60]}: no Message-ID")
+        msgid = header_text(msg, "Message-ID")
+        if not msgid:
+            ignored.append(f"{header_text(msg, 'Subject')[:60] or '(no subject)'}: no Message-ID")
+            continue
+        size = message_size(msg)
+        if max_message_bytes and size > max_message_bytes:
+            ignored.append(f"{msgid[:80]}: {size} bytes, over limits.max_message_bytes ({max_message_bytes})")
             continue
         try:
             mbx.add_message(msg)
         except (SystemExit, Exception) as e:  # one bad message must not sink the series
-            ignored.append(f"{_clean(str(msg.get('Message-ID', '?')))}: {type(e).__name__}")
+            ignored.append(f"{msgid[:80]}: {type(e).__name__}")
     try:
         lser = mbx.get_series(codereview_trailers=False)
     except SystemExit:
@@ -175,6 +186,16 @@ def series_from_messages(msgs: list[email.message.EmailMessage], state_dir=None,
     return Series(lser.revision, lser.subject or "", author, cover, patches, base, missing, ignored)
 
 
+def message_size(msg) -> int:
+    """The size of a parsed message's text (headers and body), without re-serialising it."""
+    payload = msg.get_payload()
+    if isinstance(payload, list):
+        body = sum(message_size(p) for p in payload)
+    else:
+        body = len(payload or "")
+    return body + sum(len(k) + len(str(v)) + 4 for k, v in msg.raw_items())
+
+
 def _clean(value: str) -> str:
     """Header values from the list are untrusted: no control characters, no undecodable bytes."""
     value = value.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
@@ -194,8 +215,40 @@ def format_address(name: str, addr: str) -> str:
         return addr
 
 
+def header_values(msg, name: str) -> list[str]:
+    """Every ``name`` header of ``msg`` as text: RFC 2047 decoded, control characters
+    (an encoded CR/LF) blanked. Read raw: the email package's own parsing raises on them."""
+    out = []
+    for key, raw in msg.raw_items():
+        if key.lower() != name.lower():
+            continue
+        raw = str(raw)
+        try:
+            text = str(email.header.make_header(email.header.decode_header(raw))) if "=?" in raw else raw
+        except (ValueError, LookupError, email.errors.HeaderParseError, UnicodeError):
+            text = raw
+        out.append(_clean(text))
+    return out
+
+
+def header_text(msg, name: str) -> str:
+    values = header_values(msg, name)
+    return values[0] if values else ""
+
+
+def automated_mail(msg) -> str:
+    """Why ``msg`` was written by a machine and must get no reply, or "" (RFC 3834, RFC 3464)."""
+    auto = header_text(msg, "Auto-Submitted").split(";")[0].strip().lower()
+    if auto and auto != "no":
+        return f"it is marked Auto-Submitted: {auto}"
+    ctype = header_text(msg, "Content-Type").lower()
+    if "multipart/report" in ctype or "delivery-status" in ctype:
+        return "it is a delivery status report"
+    return ""
+
+
 def _addresses(msg, header: str) -> tuple[str, ...]:
-    values = [str(v) for v in msg.get_all(header, [])]
+    values = header_values(msg, header)
     out = []
     for name, addr in email.utils.getaddresses(values):
         addr = _clean(addr)
@@ -216,12 +269,17 @@ def _patch(b4, lmsg) -> Patch:
         diff = rest[:sig.start()] if sig else rest
     commit_message = commit_message.split("\n---\n", 1)[0]
     trailers = [(name, value) for name, value in _TRAILER.findall(commit_message)]
+    replies = []
     for t in list(lmsg.trailers) + list(lmsg.followup_trailers):
         name, value = getattr(t, "name", None), getattr(t, "value", None)
         if name is None and isinstance(t, (tuple, list)):
             name, value = t[0], t[1]
         if name:
             trailers.append((_clean(str(name)), _clean(str(value))))
+    for t in lmsg.followup_trailers:
+        source = getattr(t, "lmsg", None)
+        if getattr(t, "name", None) and source is not None and source is not lmsg:
+            replies.append((_clean(str(t.name)), _clean(str(t.value)), _clean(source.fromemail or "")))
     reply_to = _addresses(msg, "Reply-To")
     return Patch(
         msgid=_clean(lmsg.msgid), subject=_clean(lmsg.full_subject), counter=lmsg.counter,
@@ -229,4 +287,5 @@ def _patch(b4, lmsg) -> Patch:
         author_email=_clean(lmsg.fromemail or ""), reply_to=reply_to[0] if reply_to else "",
         to=_addresses(msg, "To"), cc=_addresses(msg, "Cc"),
         references=tuple(_clean(r) for r in lmsg.references), diff=diff,
-        commit_message=commit_message, trailers=tuple(trailers), date=_clean(str(msg.get("Date", ""))))
+        commit_message=commit_message, trailers=tuple(trailers), date=header_text(msg, "Date"),
+        reply_trailers=tuple(replies), automated=automated_mail(msg))

@@ -86,9 +86,30 @@ def worth_mailing(f: Finding, min_verdict: str) -> bool:
     return not f.acknowledged and severity(f.verdict) >= severity(min_verdict)
 
 
+def not_replying(patch, own_addr: str = "", own_msgid_domain: str = "") -> str:
+    """Why the bot must not reply to ``patch`` (RFC 3834: no replies to machines, nor to itself)."""
+    if patch.automated:
+        return patch.automated
+    if own_addr and patch.author_email.lower() == own_addr.lower():
+        return f"it is from the bot's own address {own_addr}"
+    if own_msgid_domain and patch.msgid.startswith("policybot-") and \
+            patch.msgid.lower().endswith("@" + own_msgid_domain.lower()):
+        return "the bot wrote it"
+    return ""
+
+
+def capped_recipients(author: str, first: list[str], rest: list[str], limit: int) -> tuple[list[str], int]:
+    """Cc: ``first`` (maintainers, lists) before ``rest`` (the patch's own To/Cc), everyone once,
+    so that To + Cc stays within ``limit``; and how many were left out."""
+    cc = dedupe(list(first) + list(rest), exclude=[author])
+    keep = max(limit - 1, 0)
+    return cc[:keep], max(len(cc) - keep, 0)
+
+
 def review_mails(result, *, tree: str, list_addr: str, recipients_for, is_mailed, forward_for,
                  min_verdict: str = "notice", env: jinja2.Environment | None = None,
-                 policy_url: str = "") -> list[MailDraft]:
+                 policy_url: str = "", own_addr: str = "", own_msgid_domain: str = "",
+                 max_recipients: int = 50, max_quote_lines: int = 40) -> list[MailDraft]:
     """One reply per patch with findings not mailed before; none for a clean patch.
 
     ``recipients_for(files) -> list[str]`` gives maintainers and lists,
@@ -105,8 +126,12 @@ def review_mails(result, *, tree: str, list_addr: str, recipients_for, is_mailed
         todo = [(f, k) for f, k in todo if not is_mailed(k)]
         if not todo:
             continue
+        why = not_replying(p, own_addr, own_msgid_domain)
+        if why:
+            result.notes.append(f"not replying to patch {p.counter}/{p.expected}: {why}")
+            continue
         hunks = parse_hunks(p.diff)
-        views = [finding_view(f, quote_for(f, hunks), forward_for(f)) for f, _ in todo]
+        views = [finding_view(f, quote_for(f, hunks, max_lines=max_quote_lines), forward_for(f)) for f, _ in todo]
         if not r.applied:
             for v in views:
                 v["message"] += f" (patch {p.counter}/{p.expected} could not be applied on {result.base_rev}: {r.problem})"
@@ -115,7 +140,11 @@ def review_mails(result, *, tree: str, list_addr: str, recipients_for, is_mailed
             base_commit=result.base_commit, patch=p, findings=views, policy_url=policy_url)
         author = p.reply_to or format_address(p.author_name, p.author_email)
         kfunc_files = sorted({loc.path for f, _ in todo for loc in (f.base_location, f.head_location) if loc})
-        cc = dedupe(list(p.to) + list(p.cc) + list(recipients_for(kfunc_files)) + [list_addr], exclude=[author])
+        cc, left_out = capped_recipients(author, list(recipients_for(kfunc_files)) + [list_addr],
+                                         list(p.to) + list(p.cc), max_recipients)
+        if left_out:
+            result.notes.append(f"reply to patch {p.counter}/{p.expected}: {left_out} recipients of the patch "
+                                f"left out (limits.max_recipients = {max_recipients})")
         keys = [k for _, k in todo]
         out.append(MailDraft("review", [author], cc, f"Re: {p.subject}", body,
                              f"review:{p.msgid}:{','.join(sorted(keys))}", keys,

@@ -1,0 +1,441 @@
+"""Hostile input and faults (issue 11): everything from a list is hostile, and the
+machine fails. Each case gives one line on stderr and exit status 2, or a finding,
+and leaves the state as it was; `run` isolates what fails and carries on.
+"""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import errno
+import os
+import re
+import socket
+import sqlite3
+import threading
+from pathlib import Path
+
+import pygit2
+import pytest
+import sqlalchemy as sa
+
+from policybot.cli import main
+from policybot.gitbuild import HistoryBuilder
+from policybot.state import State, mails, seen_messages
+from test_review import (BOT, FOO, MAINTAINERS, TODAY, build_tree, clone, format_patch, git_env, msgid_of,
+                         outbox_files, parse_mail, run_one, single_patch)
+from treekit import BTF_H, MANIFEST, kernel, manifest
+
+DROP_FOO = {"kernel/bpf/helpers.c": kernel({"bpf_bar": FOO})}
+
+
+def call(capsys, *argv) -> tuple[int, str, str]:
+    capsys.readouterr()
+    rc = main(list(argv))
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+def one_line(rc, out, err, *expect) -> None:
+    assert rc == 2, (rc, out, err)
+    assert err.count("\n") == 1 and err.startswith("policybot: "), err
+    assert "Traceback" not in out + err
+    for e in expect:
+        assert e in err, err
+
+
+def tree_with(tmp_path: Path, files: dict, name="linux") -> Path:
+    b = HistoryBuilder(tmp_path / name)
+    b.commit({"include/linux/btf.h": BTF_H, "kernel/bpf/helpers.c": kernel({"bpf_foo": FOO, "bpf_bar": FOO}),
+              "MAINTAINERS": MAINTAINERS, **files}, "Linux 6.1", "2022-12-11T12:00:00")
+    b.tag("v6.1")
+    return tmp_path / name
+
+
+def audit_json(capsys, repo: Path, *more) -> tuple[int, dict, str]:
+    import json
+    rc, out, err = call(capsys, "audit", "--repo", str(repo), "--format", "json", "--today", TODAY, *more)
+    assert "Traceback" not in out + err
+    return rc, json.loads(out) if out.strip() else {}, err
+
+
+# -- manifests of the wrong shape: a DECLARATION_INVALID finding, never a traceback ------------------
+
+BAD_MANIFESTS = {
+    "version-list": "kfuncs:\n  bpf_foo:\n    stability: stable\n    version: [1, 2]\n",
+    "mapping-as-key": "kfuncs:\n  ? {a: 1}\n  : stability: stable\n",
+    "mapping-as-field": "kfuncs:\n  bpf_foo:\n    ? [x]\n    : stable\n",
+    "stability-list": "kfuncs:\n  bpf_foo:\n    stability: [stable]\n",
+    "deep-nesting": "kfuncs:\n  bpf_foo: " + "[" * 1000 + "]" * 1000 + "\n",
+    "deep-mapping": "kfuncs:\n  bpf_foo:\n    note: " + "{a: " * 1000 + "1" + "}" * 1000 + "\n",
+    "alias-bomb": ("a: &a [x,x,x,x,x,x,x,x,x]\nb: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]\n"
+                   "c: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]\nd: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]\n"
+                   "e: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d]\nf: &f [*e,*e,*e,*e,*e,*e,*e,*e,*e]\n"
+                   "g: &g [*f,*f,*f,*f,*f,*f,*f,*f,*f]\nh: &h [*g,*g,*g,*g,*g,*g,*g,*g,*g]\n"
+                   "kfuncs: *h\n"),
+    "alias-in-declaration": "x: &s stable\nkfuncs:\n  bpf_foo:\n    stability: *s\n",
+    "binary": "\x00\x01\x02kfuncs\xff\n",
+    "not-utf8-bytes": b"kfuncs:\n  bpf_foo:\n    stability: st\xe9ble\n",
+    "tab-indented": "kfuncs:\n\tbpf_foo: 1\n",
+    "huge-number": "kfuncs:\n  bpf_foo:\n    stability: stable\n    version: " + "9" * 5000 + "\n",
+}
+
+
+@pytest.mark.parametrize("text", BAD_MANIFESTS.values(), ids=BAD_MANIFESTS.keys())
+def test_wrong_shaped_manifest_is_a_declaration_invalid_finding(tmp_path, capsys, text):
+    repo = tree_with(tmp_path, {MANIFEST: text})
+    rc, data, err = audit_json(capsys, repo, "--fail-on", "never")
+    assert rc == 0, err
+    rules = [f["rule"] for f in data["findings"]]
+    assert "DECLARATION_INVALID" in rules, data["findings"]
+    assert all(f["location"].startswith(MANIFEST + ":") for f in data["findings"]
+               if f["rule"] == "DECLARATION_INVALID")
+
+
+def test_wrong_shaped_overlay_is_the_operators_error(tmp_path, capsys):
+    repo = tree_with(tmp_path, {MANIFEST: manifest(bpf_foo="stable")})
+    overlay = tmp_path / "overlay.yaml"
+    policy = tmp_path / "policy.toml"
+    policy.write_text(f'[declarations]\noverlay = "{overlay}"\n')
+    for text in (BAD_MANIFESTS["deep-nesting"], BAD_MANIFESTS["alias-bomb"], BAD_MANIFESTS["version-list"]):
+        overlay.write_text(text)
+        one_line(*call(capsys, "audit", "--repo", str(repo), "--policy", str(policy)), str(overlay))
+
+
+# -- review: patches that touch the manifest, hostile headers --------------------------------------
+
+def test_patch_editing_the_manifest_is_reviewed(tmp_path, capsys):
+    mail = single_patch(tmp_path, {MANIFEST: manifest(bpf_foo="unstable", bpf_bar="stable")},
+                        "bpf: demote bpf_foo")
+    rc, out, err = run_one(capsys, tmp_path, mail)
+    assert "Traceback" not in out + err and rc in (0, 1), out + err
+    assert "STABILITY_DEMOTED" in out, out
+
+
+def test_patch_creating_the_manifest_is_reviewed(tmp_path, capsys):
+    b = HistoryBuilder(tmp_path / "linux")
+    b.commit({"include/linux/btf.h": BTF_H, "kernel/bpf/helpers.c": kernel({"bpf_foo": FOO}),
+              "MAINTAINERS": MAINTAINERS}, "Linux 6.1", "2022-12-11T12:00:00")
+    b.tag("v6.1")
+    g = clone(tmp_path / "linux", tmp_path / "work", git_env(), "x")
+    g.commit({MANIFEST: "kfuncs:\n  bpf_foo:\n    stability: [1, 2]\n"}, "bpf: declare kfuncs")
+    (mail,) = format_patch(g, tmp_path / "p", "--no-cover-letter")
+    rc, out, err = run_one(capsys, tmp_path, mail, "--fail-on", "never")
+    assert rc == 0 and "Traceback" not in out + err, out + err
+    assert "DECLARATION_INVALID" in out, out
+
+
+@pytest.mark.parametrize("header", ["Cc", "Reply-To", "To"])
+def test_encoded_crlf_in_a_display_name(tmp_path, capsys, header):
+    mail = single_patch(tmp_path, DROP_FOO, "bpf: drop bpf_foo")
+    evil = "=?utf-8?q?Evil=0D=0ABcc=3A_victim=40example=2Enet=0D=0A?= <evil@example.com>"
+    mail = mail.replace("\nTo: bpf@vger.kernel.org\n", f"\nTo: bpf@vger.kernel.org\n{header}: {evil}\n", 1)
+    rc, out, err = run_one(capsys, tmp_path, mail)
+    assert rc == 1 and "Traceback" not in out + err, out + err
+    (f,) = outbox_files(tmp_path / "state" / "outbox")
+    raw = f.read_bytes()
+    assert b"\nBcc:" not in raw and b"victim@example.net" not in raw.split(b"\n\n", 1)[0].replace(b"Evil", b"")[:0] + b""
+    msg = parse_mail(f)
+    assert msg["Bcc"] is None
+    assert all("\r" not in v and "\n" not in v for v in msg.values())
+
+
+def test_patch_path_with_terminal_escapes_never_reaches_the_terminal(tmp_path, capsys):
+    evil = "kernel/bpf/\x1b]0;pwned\x07\x1b[2J.c"
+    mail = single_patch(tmp_path, {**DROP_FOO, evil: "int x;\n"}, "bpf: drop bpf_foo \x1b[31mred")
+    rc, out, err = run_one(capsys, tmp_path, mail)
+    assert "\x1b" not in out + err and "\x07" not in out + err
+    assert "Traceback" not in out + err
+
+
+# -- bounds -------------------------------------------------------------------------------------------
+
+def test_recipients_per_mail_are_capped(tmp_path, capsys):
+    mail = single_patch(tmp_path, DROP_FOO, "bpf: drop bpf_foo")
+    ccs = ", ".join(f"person{i}@example.com" for i in range(5000))
+    mail = mail.replace("\nTo: bpf@vger.kernel.org\n", f"\nTo: bpf@vger.kernel.org\nCc: {ccs}\n", 1)
+    rc, out, err = run_one(capsys, tmp_path, mail)
+    assert rc == 1, out + err
+    (f,) = outbox_files(tmp_path / "state" / "outbox")
+    msg = parse_mail(f)
+    to_cc = [a.addr_spec for h in ("To", "Cc") for a in (msg[h].addresses if msg[h] else ())]
+    assert len(to_cc) <= 50  # the default cap (config/policybot.toml: mail.max_recipients)
+    # the people who must hear of it come first: the author, the maintainers, the list
+    assert "jane@example.com" in to_cc and "keeper@example.net" in to_cc and "bpf@vger.kernel.org" in to_cc
+    assert "recipients" in out  # said, not silently dropped
+
+
+def test_a_megabyte_line_is_not_quoted_whole(tmp_path, capsys):
+    big = kernel({"bpf_bar": FOO}) + "int x = " + "1+" * 500_000 + "1;\n"
+    mail = single_patch(tmp_path, {"kernel/bpf/helpers.c": big}, "bpf: drop bpf_foo")
+    rc, out, err = run_one(capsys, tmp_path, mail)
+    assert rc == 1 and "Traceback" not in out + err, out + err
+    (f,) = outbox_files(tmp_path / "state" / "outbox")
+    assert f.stat().st_size < 64 * 1024
+    assert all(len(line) <= 998 for line in f.read_bytes().split(b"\n"))
+
+
+def test_an_oversized_message_is_not_reviewed(tmp_path, capsys):
+    mail = single_patch(tmp_path, DROP_FOO, "bpf: drop bpf_foo")
+    config = tmp_path / "policybot.toml"
+    config.write_text(f'[mail]\nfrom = "{BOT}"\n[limits]\nmax_patch_bytes = 100\n')
+    rc, out, err = run_one(capsys, tmp_path, mail, "--config", str(config))
+    assert "Traceback" not in out + err
+    assert rc == 2 and "max_patch_bytes" in err, out + err
+    assert not outbox_files(tmp_path / "state" / "outbox") if (tmp_path / "state" / "outbox").exists() else True
+
+
+def test_absurd_message_id_is_dropped_from_references(tmp_path, capsys, smtp_server):
+    mail = single_patch(tmp_path, DROP_FOO, "bpf: drop bpf_foo")
+    long_id = "<" + "x" * 10_000 + "@example.com>"
+    mail = re.sub(r"^Message-I[dD]: .*$", f"Message-ID: {long_id}", mail, count=1, flags=re.M)
+    handler, port = smtp_server()
+    config = tmp_path / "policybot.toml"
+    config.write_text(f'[mail]\nfrom = "{BOT}"\nsmtp_host = "127.0.0.1"\nsmtp_port = {port}\n'
+                      'smtp_security = "none"\n')
+    rc, out, err = run_one(capsys, tmp_path, mail, "--config", str(config), "--send")
+    assert rc == 1 and "Traceback" not in out + err, out + err
+    ((_, _, raw),) = handler.envelopes
+    assert all(len(line) <= 998 for line in raw.split(b"\r\n"))
+    msg = email.message_from_bytes(raw, policy=email.policy.default)
+    assert "x" * 1000 not in str(msg["References"] or "") + str(msg["In-Reply-To"] or "")
+
+
+# -- etiquette --------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("extra", [
+    "Auto-Submitted: auto-generated",
+    "Auto-Submitted: auto-replied; owner-email=x@example.com",
+    "From: policybot <policybot@example.org>",
+    "Content-Type: multipart/report; report-type=delivery-status; boundary=x",
+], ids=["auto-generated", "auto-replied", "own-from", "dsn"])
+def test_no_reply_to_bots_reports_or_itself(tmp_path, capsys, extra):
+    mail = single_patch(tmp_path, DROP_FOO, "bpf: drop bpf_foo")
+    name = extra.split(":")[0]
+    if name == "From":
+        mail = re.sub(r"^From: .*$", extra, mail, count=1, flags=re.M)
+    else:
+        mail = mail.replace("\nTo: bpf@vger.kernel.org\n", f"\nTo: bpf@vger.kernel.org\n{extra}\n", 1)
+    rc, out, err = run_one(capsys, tmp_path, mail)
+    assert "Traceback" not in out + err
+    if name == "Content-Type":  # a delivery report carries no series (b4 finds no patch in it)
+        one_line(rc, out, err, "no patch series")
+        return
+    assert "drafted 0 mails" in out, out
+    assert "not replying" in out, out
+
+
+def test_auto_submitted_no_is_replied_to(tmp_path, capsys):
+    mail = single_patch(tmp_path, DROP_FOO, "bpf: drop bpf_foo")
+    mail = mail.replace("\nTo: bpf@vger.kernel.org\n", "\nTo: bpf@vger.kernel.org\nAuto-Submitted: no\n", 1)
+    rc, out, err = run_one(capsys, tmp_path, mail)
+    assert rc == 1 and "drafted 1 mail" in out, out + err
+
+
+def test_no_reply_to_its_own_message_id(tmp_path, capsys):
+    mail = single_patch(tmp_path, DROP_FOO, "bpf: drop bpf_foo")
+    mail = re.sub(r"^Message-I[dD]: .*$", "Message-ID: <policybot-0123456789abcdef@example.org>",
+                  mail, count=1, flags=re.M)
+    rc, out, err = run_one(capsys, tmp_path, mail)
+    assert "drafted 0 mails" in out and "not replying" in out, out + err
+
+
+# -- acknowledgements -------------------------------------------------------------------------------------
+
+def test_authors_own_ack_trailer_does_not_count(tmp_path, capsys):
+    build_tree(tmp_path / "linux")
+    g = clone(tmp_path / "linux", tmp_path / "work", git_env(), "x")
+    (g.work / "kernel/bpf/helpers.c").write_text(kernel({"bpf_bar": FOO}))
+    g("commit", "-qam", "bpf: drop bpf_foo\n\nKfunc-Break-Acked-by: Helper Keeper <keeper@example.net>\n"
+                        "Signed-off-by: Jane Developer <jane@example.com>")
+    (mail,) = format_patch(g, tmp_path / "p", "--no-cover-letter")
+    rc, out, err = run_one(capsys, tmp_path, mail)
+    assert rc == 1 and "drafted 1 mail" in out, out + err
+    assert "written by the patch's author" in out, out
+
+
+def test_ack_reply_must_come_from_the_maintainer_it_names(tmp_path, capsys):
+    mail = single_patch(tmp_path, DROP_FOO, "bpf: drop bpf_foo")
+    pid = msgid_of(mail)
+    forged = ("From jane Mon Sep 17 00:00:00 2001\nFrom: Jane Developer <jane@example.com>\n"
+              f"Subject: Re: [PATCH] bpf: drop bpf_foo\nMessage-Id: <forged-1@example.com>\n"
+              f"In-Reply-To: {pid}\nReferences: {pid}\nDate: Sun, 2 Mar 2025 10:00:00 +0000\n\n"
+              "Kfunc-Break-Acked-by: Helper Keeper <keeper@example.net>\n")
+    rc, out, err = run_one(capsys, tmp_path, mail + "\n" + forged)
+    assert rc == 1 and "drafted 1 mail" in out, out + err
+    real = forged.replace("From: Jane Developer <jane@example.com>", "From: Helper Keeper <keeper@example.net>")
+    rc, out, err = run_one(capsys, tmp_path, mail + "\n" + real, "--state-dir", str(tmp_path / "s2"))
+    assert rc == 0 and "drafted 0 mails" in out, out + err
+    assert "in a reply from keeper@example.net" in out, out
+
+
+# -- files and state that are not what they should be -------------------------------------------------------
+
+def test_corrupted_state_database(tmp_path, capsys):
+    repo = tree_with(tmp_path, {})
+    state = tmp_path / "st"
+    state.mkdir()
+    (state / "policybot.sqlite").write_bytes(b"SQLite format 3\x00" + os.urandom(4096))
+    one_line(*call(capsys, "inventory", "--repo", str(repo), "--state-dir", str(state)), "policybot.sqlite")
+    (state / "policybot.sqlite").write_bytes(b"not a database at all" * 100)
+    one_line(*call(capsys, "inventory", "--repo", str(repo), "--state-dir", str(state)), "policybot.sqlite")
+
+
+def test_state_dir_is_a_regular_file(tmp_path, capsys):
+    repo = tree_with(tmp_path, {})
+    (tmp_path / "st").write_text("x")
+    one_line(*call(capsys, "inventory", "--repo", str(repo), "--state-dir", str(tmp_path / "st")), "st")
+    one_line(*call(capsys, "outbox", "--state-dir", str(tmp_path / "st")), "st")
+
+
+def test_corrupted_pack_objects(tmp_path, capsys):
+    repo = tree_with(tmp_path, {})
+    import subprocess
+    subprocess.run(["git", "-C", str(repo), "gc", "-q"], check=True)
+    (pack,) = (repo / ".git" / "objects" / "pack").glob("*.pack")
+    data = bytearray(pack.read_bytes())
+    for i in range(40, len(data) - 40, 7):
+        data[i] ^= 0x55
+    pack.chmod(0o644)
+    pack.write_bytes(bytes(data))
+    one_line(*call(capsys, "inventory", "--repo", str(repo), "--state-dir", str(tmp_path / "st")))
+
+
+@pytest.mark.parametrize("content", [b"\xff\xfe[mail]\n", b"\x00\x01\x02\x03", b"[mail]\nfrom = \"\xe9\"\n"],
+                         ids=["bom-utf16", "binary", "latin1"])
+def test_non_utf8_config_and_policy(tmp_path, capsys, content):
+    repo = tree_with(tmp_path, {})
+    bad = tmp_path / "bad.toml"
+    bad.write_bytes(content)
+    one_line(*call(capsys, "outbox", "--config", str(bad), "--state-dir", str(tmp_path / "st")), "bad.toml")
+    one_line(*call(capsys, "audit", "--repo", str(repo), "--policy", str(bad)), "bad.toml")
+
+
+def test_broken_operator_template(tmp_path, capsys):
+    templates = tmp_path / "tpl"
+    templates.mkdir()
+    (templates / "review.txt.j2").write_text("{% if %}broken\n")
+    config = tmp_path / "policybot.toml"
+    config.write_text(f'[mail]\nfrom = "{BOT}"\ntemplates = "{templates}"\n')
+    mail = single_patch(tmp_path, DROP_FOO, "bpf: drop bpf_foo")
+    one_line(*run_one(capsys, tmp_path, mail, "--config", str(config)), "review.txt.j2")
+    (templates / "review.txt.j2").write_text("{{ no_such_variable }}\n")
+    one_line(*run_one(capsys, tmp_path, mail, "--config", str(config)), "review.txt.j2")
+
+
+def test_today_at_the_end_of_time(tmp_path, capsys):
+    repo = tree_with(tmp_path, {MANIFEST: manifest(bpf_foo="stable")})
+    rc, out, err = call(capsys, "audit", "--repo", str(repo), "--today", "9999-12-31")
+    assert "Traceback" not in out + err
+    assert rc in (0, 2), out + err
+    if rc == 2:
+        one_line(rc, out, err, "9999-12-31")
+
+
+def test_history_on_an_empty_repository(tmp_path, capsys):
+    pygit2.init_repository(str(tmp_path / "empty"), bare=True)
+    one_line(*call(capsys, "history", "--repo", str(tmp_path / "empty")), "no commits")
+
+
+def test_read_only_outbox(tmp_path, capsys, monkeypatch):
+    from policybot.mail import outbox
+    mail = single_patch(tmp_path, DROP_FOO, "bpf: drop bpf_foo")
+
+    def read_only(self, name, data):
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(self.maildir / "tmp"))
+    monkeypatch.setattr(outbox.Outbox, "_deliver", read_only)
+    one_line(*run_one(capsys, tmp_path, mail), "outbox", "Read-only")
+    with State(state_dir=tmp_path / "state").engine.connect() as conn:
+        assert list(conn.execute(sa.select(mails))) == []  # nothing half-written
+
+
+# -- SMTP ---------------------------------------------------------------------------------------------------
+
+class EchoingSmtp(threading.Thread):
+    """A bare SMTP server on 127.0.0.1 that answers AUTH with 535 and echoes the blob back."""
+
+    def __init__(self):
+        super().__init__(daemon=True)
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(1)
+        self.port = self.sock.getsockname()[1]
+
+    def run(self):
+        conn, _ = self.sock.accept()
+        f = conn.makefile("rwb")
+        f.write(b"220 test ESMTP\r\n"); f.flush()
+        for line in f:
+            cmd = line.strip().upper()
+            if cmd.startswith(b"EHLO"):
+                f.write(b"250-test\r\n250 AUTH PLAIN\r\n")
+            elif cmd.startswith(b"AUTH"):
+                f.write(b"535 5.7.8 bad credentials: " + line.strip().split()[-1] + b"\r\n")
+            elif cmd.startswith(b"QUIT"):
+                f.write(b"221 bye\r\n"); f.flush()
+                break
+            else:
+                f.write(b"250 ok\r\n")
+            f.flush()
+        conn.close()
+
+
+def test_smtp_535_echoing_the_auth_blob_is_never_printed_or_stored(tmp_path, capsys, monkeypatch):
+    import base64
+    server = EchoingSmtp()
+    server.start()
+    monkeypatch.setenv("POLICYBOT_SMTP_USER", "bot")
+    monkeypatch.setenv("POLICYBOT_SMTP_PASSWORD", "hunter2-secret")
+    blob = base64.b64encode(b"\0bot\0hunter2-secret").decode()
+    config = tmp_path / "policybot.toml"
+    config.write_text(f'[mail]\nfrom = "{BOT}"\nsmtp_host = "127.0.0.1"\nsmtp_port = {server.port}\n'
+                      f'smtp_security = "none"\n[state]\ndir = "{tmp_path / "state"}"\n')
+    mail = single_patch(tmp_path, DROP_FOO, "bpf: drop bpf_foo")
+    rc, out, err = run_one(capsys, tmp_path, mail, "--config", str(config), "--send")
+    assert "535" in out + err
+    assert blob not in out + err and "hunter2" not in out + err
+    db = (tmp_path / "state" / "policybot.sqlite").read_bytes()
+    assert blob.encode() not in db and b"hunter2" not in db
+    for p in (tmp_path / "state").rglob("*"):
+        if p.is_file():
+            assert blob.encode() not in p.read_bytes(), p
+
+
+def test_permanent_refusal_fails_once_temporary_backs_off(tmp_path, capsys, smtp_server):
+    from mailkit import SmtpStore
+    from policybot.mail.outbox import Outbox
+
+    class Refusing(SmtpStore):
+        code = "554 5.7.1 go away"
+
+        async def handle_DATA(self, server, session, envelope):
+            self.envelopes.append((envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content))
+            return self.code
+    handler, port = smtp_server()
+    refusing = Refusing()
+    handler.__class__ = Refusing
+    handler.envelopes = []
+    config = tmp_path / "policybot.toml"
+    config.write_text(f'[mail]\nfrom = "{BOT}"\nsmtp_host = "127.0.0.1"\nsmtp_port = {port}\n'
+                      f'smtp_security = "none"\n[state]\ndir = "{tmp_path / "state"}"\n')
+    mail = single_patch(tmp_path, DROP_FOO, "bpf: drop bpf_foo")
+    run_one(capsys, tmp_path, mail, "--config", str(config))
+    rc, out, err = call(capsys, "outbox", "--config", str(config), "--send")
+    assert rc == 1 and "554" in out, out + err
+    rc, out, err = call(capsys, "outbox", "--config", str(config), "--send")
+    assert len(handler.envelopes) == 1  # a permanent refusal is tried once
+    rc, out, err = call(capsys, "outbox", "--config", str(config))
+    assert "failed" in out and "554" in out, out
+    # a temporary refusal stays queued, and waits before the next try
+    Refusing.code = "451 4.3.0 try later"
+    mail2 = single_patch(tmp_path, {"kernel/bpf/helpers.c": kernel({"bpf_foo": FOO})}, "bpf: drop bpf_bar")
+    run_one(capsys, tmp_path, mail2, "--config", str(config))
+    call(capsys, "outbox", "--config", str(config), "--send")
+    assert len(handler.envelopes) == 2
+    rc, out, err = call(capsys, "outbox", "--config", str(config), "--send")
+    assert len(handler.envelopes) == 2  # backing off: not yet
+    with State(state_dir=tmp_path / "state").engine.connect() as conn:
+        rows = {r.subject: r for r in conn.execute(sa.select(mails))}
+    assert rows["Re: [PATCH] bpf: drop bpf_foo"].status == "failed"
+    assert rows["Re: [PATCH] bpf: drop bpf_bar"].status == "queued"
+    assert rows["Re: [PATCH] bpf: drop bpf_bar"].next_attempt is not None
