@@ -339,12 +339,7 @@ def cmd_audit(args) -> int:
 
     fail_on = check_fail_on(args.fail_on)
     policy = load_policy(args.policy)
-    today = None
-    if args.today:
-        try:
-            today = dt.date.fromisoformat(args.today)
-        except ValueError:
-            raise PolicybotError(f"--today: expected YYYY-MM-DD, got {args.today!r}") from None
+    today = _today(args)
     scanner = _scanner(args)
     result = Auditor(scanner.repo, scanner, policy, today).audit(args.rev, args.base)
     render = {"text": render_text, "json": render_json, "markdown": render_markdown}[args.format]
@@ -355,14 +350,21 @@ def cmd_audit(args) -> int:
     return 0
 
 
+LAST_YEAR = 9000
+
+
 def _today(args):
     import datetime as dt
     if not getattr(args, "today", None):
         return None
     try:
-        return dt.date.fromisoformat(args.today)
+        today = dt.date.fromisoformat(args.today)
     except ValueError:
         raise PolicybotError(f"--today: expected YYYY-MM-DD, got {args.today!r}") from None
+    if today.year > LAST_YEAR:  # promise windows and notice periods after it must still be dates
+        raise PolicybotError(f"--today: {args.today} is too far ahead (the last year policybot "
+                             f"can judge is {LAST_YEAR})")
+    return today
 
 
 def cmd_review(args) -> int:

@@ -20,7 +20,7 @@ from .config import Config, Tree
 from .errors import ConfigError, InputError, describe, processing
 from .kernel.gitrepo import open_repo, resolve
 from .kernel.scanner import Scanner
-from .mail.drafts import MailDraft, dedupe, template_env
+from .mail.drafts import MailDraft, dedupe, render, template_env
 from .mail.drafts import draft_message
 from .mail.outbox import Outbox
 from .policy.audit import Auditor, Finding
@@ -220,7 +220,7 @@ class Runner:
     def _expiring_notice(self, tree: Tree, commit, f: Finding, summary: RunSummary) -> None:
         p = f.promise
         key = f"expiring:{tree.name}:{f.kfunc}:{p.ends.date}"
-        body = self.env.get_template("expiring.txt.j2").render(
+        body = render(self.env, "expiring.txt.j2", 
             tree=tree.name, kfunc=f.kfunc, finding=f, level=p.declaration.level,
             declaration=str(p.declaration.location), ends=str(p.ends.date),
             days=(p.ends.date - self.today).days, head=str(commit.id)[:12])
@@ -239,7 +239,7 @@ class Runner:
             return
         counts = {v: sum(1 for f in out.findings if f.verdict == v and f.counts)
                   for v in ("violation", "warning", "notice", "info")}
-        body = self.env.get_template("report.txt.j2").render(
+        body = render(self.env, "report.txt.j2", 
             tree=tree.name, week=f"{year}-W{week:02d}", out=out, counts=counts,
             acknowledged=[f for f in out.findings if f.acknowledged],
             important=[f for f in out.findings if f.counts and f.verdict in ("violation", "warning", "notice")],
@@ -427,7 +427,7 @@ def notice_draft(repo, scanner: Scanner, auditor: Auditor, tree: Tree, commit, k
     people = rec.people if rec else []
     lists = rec.lists if rec else []
     d = k.definition
-    body = env.get_template("notice.txt.j2").render(
+    body = render(env, "notice.txt.j2",
         tree=tree.name, kfunc=kfunc, signature=d.signature.render(kfunc) if d else kfunc,
         location=str(d.location if d else k.location), prog_types=", ".join(k.prog_types) or "none",
         flags=" | ".join(k.flags) or "none", level=level, stable_since=str(stable_since or ""),

@@ -439,3 +439,118 @@ def test_permanent_refusal_fails_once_temporary_backs_off(tmp_path, capsys, smtp
     assert rows["Re: [PATCH] bpf: drop bpf_foo"].status == "failed"
     assert rows["Re: [PATCH] bpf: drop bpf_bar"].status == "queued"
     assert rows["Re: [PATCH] bpf: drop bpf_bar"].next_attempt is not None
+
+
+# -- a run with a poisoned message and a poisoned tree still does its work -----------------------------------
+
+def _inbox_patch(tmp_path: Path, upstream: Path, name: str, kfuncs: dict, extra: str = "") -> str:
+    import subprocess
+    work = tmp_path / f"work-{name.replace(' ', '-')}"
+    env = git_env()
+    subprocess.run(["git", "clone", "-q", str(upstream), str(work)], check=True, env=env, capture_output=True)
+    from test_review import Git
+    g = Git(work, env)
+    g.commit({"kernel/bpf/helpers.c": kernel(kfuncs) + extra}, f"bpf: {name}")
+    (path,) = g("format-patch", "--thread", "--to=bpf@vger.kernel.org", "-o", str(work / "out"), "HEAD~1..HEAD").split()
+    return Path(path).read_text()
+
+
+def test_run_with_a_poisoned_message_and_a_poisoned_tree(tmp_path, capsys, smtp_server):
+    import mailbox
+    from test_jobs import BASE_KFUNCS, TREE, Bot
+    handler, port = smtp_server()
+    bot = Bot(tmp_path, mail=f'send = true\nsmtp_host = "127.0.0.1"\nsmtp_port = {port}\nsmtp_security = "none"\n',
+              extra=f'[inbox]\nmaildir = "{tmp_path / "inbox"}"\n[limits]\nmax_patch_bytes = 20000\n')
+    (tmp_path / "notarepo").write_text("this is not a repository\n")
+    with open(bot.config, "a") as f:
+        f.write(f'\n[[trees]]\nname = "poisoned"\nrepo = "{tmp_path / "notarepo"}"\n')
+    assert bot.run(capsys, "2024-01-08", "--job", "audit")[0] == 2  # the baseline; the poisoned tree fails
+    inbox = mailbox.Maildir(str(tmp_path / "inbox"))
+    healthy = _inbox_patch(tmp_path, bot.upstream.path, "drop bpf_foo",
+                           {k: v for k, v in BASE_KFUNCS.items() if k != "bpf_foo"})
+    poison = _inbox_patch(tmp_path, bot.upstream.path, "big", BASE_KFUNCS,
+                          extra="".join(f"int filler_{i};\n" for i in range(3000)))
+    inbox.add(poison.encode())
+    inbox.add(healthy.encode())
+    rc, out, err = bot.run(capsys, "2024-01-15")
+    assert rc == 2 and "Traceback" not in out + err, out + err
+    assert f"{TREE}: unchanged" in out or f"{TREE}: ok" in out, out
+    assert re.search(r"^poisoned: error .*not a git repository|^poisoned: error", out, re.M), out
+    assert re.search(r"^failed: thread <.*max_patch_bytes", out, re.M), out
+    assert "reviewed: " in out
+    sent = [email.message_from_bytes(raw, policy=email.policy.default) for _, _, raw in handler.envelopes]
+    assert any(m["Subject"] == "Re: [PATCH] bpf: drop bpf_foo" for m in sent), [m["Subject"] for m in sent]
+    # recorded with its reason, and not tried again every run
+    with bot.state().engine.connect() as conn:
+        from policybot.state import failures
+        rows = {(r.kind, r.reason.split(":")[0]) for r in conn.execute(sa.select(failures))}
+    assert ("tree", str(tmp_path / "notarepo")) in rows or any(k == "tree" for k, _ in rows)
+    assert any(k == "message" for k, _ in rows)
+    rc, out, err = bot.run(capsys, "2024-01-15", "--job", "review")
+    assert "failed: thread" not in out and "reviewed: " not in out, out
+    rc, out, err = bot.run(capsys, "2024-01-15", "--job", "review", "--retry-failed")
+    assert re.search(r"^failed: thread <.*max_patch_bytes", out, re.M), out
+    assert len([m for m in handler.msgids() if m]) == len(set(handler.msgids()))  # nothing sent twice
+
+
+def test_disk_full_during_a_run_is_one_line(tmp_path, capsys, monkeypatch):
+    from policybot.mail import outbox
+    from test_jobs import Bot
+    bot = Bot(tmp_path)
+
+    def full(self, name, data):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(self.maildir / "tmp" / name))
+    monkeypatch.setattr(outbox.Outbox, "_deliver", full)
+    rc, out, err = bot.run(capsys, "2024-01-08")
+    one_line(rc, out, err, "No space left on device")
+    assert bot.last_audited() is None and bot.mail_rows() == []  # nothing half-done: the run repeats
+
+
+def test_unwritable_report_html_is_one_tree_failure(tmp_path, capsys):
+    from test_jobs import TREE, Bot
+    bot = Bot(tmp_path)
+    (tmp_path / "afile").write_text("x")
+    text = bot.config.read_text().replace("quiet_weeks = true", f'quiet_weeks = true\nreport_html = "{tmp_path / "afile" / "page.html"}"')
+    bot.config.write_text(text)
+    rc, out, err = bot.run(capsys, "2024-01-08")
+    one_line(rc, out, err, "afile")
+
+
+def test_broken_template_in_a_run_is_one_line(tmp_path, capsys):
+    from test_jobs import Bot
+    tpl = tmp_path / "tpl"
+    tpl.mkdir()
+    (tpl / "report.txt.j2").write_text("{% for %}\n")
+    bot = Bot(tmp_path)
+    bot.config.write_text(bot.config.read_text().replace("[mail]\n", f'[mail]\ntemplates = "{tpl}"\n', 1))
+    one_line(*bot.run(capsys, "2024-01-08"), "report.txt.j2")
+    assert bot.mail_rows() == []
+
+
+# -- concurrent senders ---------------------------------------------------------------------------------------
+
+def test_concurrent_senders_deliver_each_mail_once(tmp_path, smtp_server):
+    import collections
+    import subprocess
+    import sys
+    from policybot.mail.message import MailConfig, build_message
+    from policybot.mail.outbox import Outbox
+    handler, port = smtp_server()
+    state_dir = tmp_path / "state"
+    config = tmp_path / "policybot.toml"
+    config.write_text(f'[state]\ndir = "{state_dir}"\n[mail]\nfrom = "{BOT}"\nsmtp_host = "127.0.0.1"\n'
+                      f'smtp_port = {port}\nsmtp_security = "none"\n')
+    outbox = Outbox(State(state_dir=state_dir), state_dir / "outbox")
+    mc = MailConfig(from_addr=BOT)
+    ids = []
+    for i in range(30):
+        msg = build_message(mc, to=["a@example.com"], cc=[], subject=f"m{i}", body=f"mail {i}\n", msgid_seed=f"s{i}")
+        assert outbox.queue(msg, [f"k{i}"], "review")
+        ids.append(msg["Message-ID"])
+    senders = [subprocess.Popen([sys.executable, "-m", "policybot", "outbox", "--config", str(config), "--send"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(3)]
+    results = [p.communicate(timeout=120) + (p.returncode,) for p in senders]
+    assert all(rc == 0 for _, _, rc in results), results
+    delivered = collections.Counter(handler.msgids())
+    assert sorted(delivered) == sorted(ids) and set(delivered.values()) == {1}, delivered
+    assert sum(out.count("sent    ") for out, _, _ in results) == 30

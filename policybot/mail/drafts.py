@@ -35,6 +35,23 @@ def template_env(override_dir: str | None = None) -> jinja2.Environment:
     return environment(override_dir)
 
 
+def render(env: jinja2.Environment, name: str, **values) -> str:
+    """A mail template rendered; a broken operator template is a configuration error naming it."""
+    from ..errors import ConfigError
+    try:
+        return env.get_template(name).render(**values)
+    except jinja2.TemplateSyntaxError as e:
+        raise ConfigError(f"{e.filename or name}:{e.lineno}: template error: {e.message}") from None
+    except jinja2.TemplateError as e:
+        raise ConfigError(f"{name}: template error: {e}") from None
+
+
+def key_part(msgid: str) -> str:
+    """A Message-ID as part of a once-only key: hashed when a sender made it absurdly long."""
+    import hashlib
+    return msgid if len(msgid) <= 200 else "sha256:" + hashlib.sha256(msgid.encode("utf-8", "replace")).hexdigest()
+
+
 def draft_message(config, draft: MailDraft):
     """The RFC 5322 message of a draft; a template that writes unsafe lines is a config error."""
     from ..errors import ConfigError
@@ -122,7 +139,8 @@ def review_mails(result, *, tree: str, list_addr: str, recipients_for, is_mailed
     out = []
     for r in result.reviews:
         p = r.patch
-        todo = [(f, f"review:{p.msgid}:{f.rule}:{f.kfunc}") for f in r.findings if worth_mailing(f, min_verdict)]
+        todo = [(f, f"review:{key_part(p.msgid)}:{f.rule}:{f.kfunc}") for f in r.findings
+                if worth_mailing(f, min_verdict)]
         todo = [(f, k) for f, k in todo if not is_mailed(k)]
         if not todo:
             continue
@@ -135,7 +153,7 @@ def review_mails(result, *, tree: str, list_addr: str, recipients_for, is_mailed
         if not r.applied:
             for v in views:
                 v["message"] += f" (patch {p.counter}/{p.expected} could not be applied on {result.base_rev}: {r.problem})"
-        body = env.get_template("review.txt.j2").render(
+        body = render(env, "review.txt.j2",
             first_name=first_name(p.author_name), tree=tree, base=result.base_rev,
             base_commit=result.base_commit, patch=p, findings=views, policy_url=policy_url)
         author = p.reply_to or format_address(p.author_name, p.author_email)
@@ -147,6 +165,6 @@ def review_mails(result, *, tree: str, list_addr: str, recipients_for, is_mailed
                                 f"left out (limits.max_recipients = {max_recipients})")
         keys = [k for _, k in todo]
         out.append(MailDraft("review", [author], cc, f"Re: {p.subject}", body,
-                             f"review:{p.msgid}:{','.join(sorted(keys))}", keys,
+                             f"review:{key_part(p.msgid)}:{','.join(sorted(keys))}", keys,
                              in_reply_to=p.msgid, references=list(p.references) + [p.msgid]))
     return out
