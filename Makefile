@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN = $(VENV)/bin
 export POLICYBOT_KERNEL_CACHE ?= $(HOME)/.cache/policybot-kernels
 
-.PHONY: setup demo test bench browser clean
+.PHONY: setup demo test bench browser public-inbox clean
 
 $(BIN)/policybot: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,9 +19,10 @@ setup: $(BIN)/policybot
 demo: setup
 	samples/demo $(VENV)/demo
 
-test: setup browser
+test: setup browser public-inbox
 	scripts/kernel-trees >/dev/null
 	POLICYBOT_REQUIRE_BROWSER=$${POLICYBOT_REQUIRE_BROWSER:-$$(command -v chromium >/dev/null && echo 1)} \
+	POLICYBOT_REQUIRE_PUBLIC_INBOX=$${POLICYBOT_REQUIRE_PUBLIC_INBOX:-$$(command -v public-inbox-httpd >/dev/null && echo 1)} \
 		$(BIN)/python -m pytest -q -ra --ignore=tests/test_postgres.py
 	# the state on PostgreSQL: the same code, a throwaway server on a unix socket
 	POLICYBOT_REQUIRE_POSTGRES=1 scripts/with-postgres \
@@ -32,6 +33,12 @@ browser:
 	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && \
 		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
 		|| echo "policybot: no chromium (Debian: apt-get install chromium); the page's browser tests will skip"; }
+
+# --msgid and [inbox] query are tested against a real public-inbox-httpd (tests/test_publicinbox.py).
+public-inbox:
+	@command -v public-inbox-httpd >/dev/null || { [ "$$(id -u)" = 0 ] && \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq public-inbox >/dev/null) \
+		|| echo "policybot: no public-inbox (Debian: apt-get install public-inbox); its tests will skip"; }
 
 bench: setup
 	$(BIN)/python bench/inventory.py
