@@ -115,6 +115,13 @@ class Runner:
                 self._record_failure("tree", tree.name, reason, head)
                 self._record_run(tree, "audit", None, head, "error", reason, [])
                 summary.failures.append((f"tree {tree.name}", reason))
+                if "report" in jobs:  # the week's report says the tree failed
+                    try:
+                        self.weekly_report(tree, outcome, summary)
+                    except ENVIRONMENT:
+                        raise
+                    except Exception:  # noqa: BLE001 - the failure is recorded already
+                        pass
         return outcome
 
     # -- failures ---------------------------------------------------------------------
@@ -234,7 +241,8 @@ class Runner:
     def weekly_report(self, tree: Tree, out: TreeOutcome, summary: RunSummary) -> None:
         year, week, _ = self.today.isocalendar()
         key = f"report:{tree.name}:{year}-W{week:02d}"
-        quiet = out.status in ("unchanged", "baseline") and not out.findings and not out.expiring
+        quiet = out.status in ("unchanged", "baseline") and not out.findings and not out.expiring \
+            and not self.failures()
         if quiet and not tree.quiet_weeks:
             return
         counts = {v: sum(1 for f in out.findings if f.verdict == v and f.counts)
@@ -243,7 +251,7 @@ class Runner:
             tree=tree.name, week=f"{year}-W{week:02d}", out=out, counts=counts,
             acknowledged=[f for f in out.findings if f.acknowledged],
             important=[f for f in out.findings if f.counts and f.verdict in ("violation", "warning", "notice")],
-            horizon=self.policy_for(tree).expiring_horizon_days)
+            horizon=self.policy_for(tree).expiring_horizon_days, failures=self.failures())
         to = tree.report_to or [self.cfg.mail.list_addr]
         draft = MailDraft("report", to, [], f"[REPORT] kfunc promises in {tree.name}, week {year}-W{week:02d}",
                           body, key, [key])
