@@ -12,6 +12,7 @@ import csv
 import io
 import json
 import os
+import re
 import signal
 import sys
 
@@ -265,7 +266,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args) or 0
     except PolicybotError as e:
-        print(f"policybot: {terminal_safe(str(e))}", file=sys.stderr)
+        print(f"policybot: {terminal_safe(' '.join(str(e).splitlines()))}", file=sys.stderr)
         return e.exit_status
     except KeyboardInterrupt:
         print("policybot: interrupted", file=sys.stderr)
@@ -277,9 +278,14 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
+# C0 (but tab and newline), DEL, C1, and the Unicode line separators and bidi overrides
+_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
 def terminal_safe(text: str) -> str:
     """Input shown on a terminal: escape sequences and other control characters made visible."""
-    return "".join(c if c.isprintable() or c in "\n\t" else f"\\x{ord(c):02x}" for c in text)
+    return _UNSAFE.sub(lambda m: f"\\x{ord(m.group()):02x}" if ord(m.group()) < 0x100
+                       else f"\\u{ord(m.group()):04x}", text)
 
 
 class _SafeStream:

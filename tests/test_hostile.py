@@ -275,10 +275,11 @@ def test_corrupted_state_database(tmp_path, capsys):
     repo = tree_with(tmp_path, {})
     state = tmp_path / "st"
     state.mkdir()
-    (state / "policybot.sqlite").write_bytes(b"SQLite format 3\x00" + os.urandom(4096))
-    one_line(*call(capsys, "inventory", "--repo", str(repo), "--state-dir", str(state)), "policybot.sqlite")
-    (state / "policybot.sqlite").write_bytes(b"not a database at all" * 100)
-    one_line(*call(capsys, "inventory", "--repo", str(repo), "--state-dir", str(state)), "policybot.sqlite")
+    for garbage in (b"SQLite format 3\x00" + os.urandom(4096), b"not a database at all" * 100):
+        (state / "policybot.sqlite").write_bytes(garbage)
+        for argv in (["inventory", "--repo", str(repo)], ["outbox"], ["audit", "--repo", str(repo)]):
+            one_line(*call(capsys, *argv, "--state-dir", str(state)), "policybot.sqlite")
+        assert (state / "policybot.sqlite").read_bytes() == garbage  # left as it was, for the operator
 
 
 def test_state_dir_is_a_regular_file(tmp_path, capsys):
@@ -562,3 +563,78 @@ def test_concurrent_senders_deliver_each_mail_once(tmp_path, smtp_server):
     delivered = collections.Counter(handler.msgids())
     assert sorted(delivered) == sorted(ids) and set(delivered.values()) == {1}, delivered
     assert sum(out.count("sent    ") for out, _, _ in results) == 30
+
+
+def test_run_review_and_outbox_sending_at_once_deliver_each_mail_once(tmp_path, smtp_server):
+    import collections
+    import subprocess
+    import sys
+    from policybot.mail.message import MailConfig, build_message
+    from policybot.mail.outbox import Outbox
+    handler, port = smtp_server()
+    mail = single_patch(tmp_path, DROP_FOO, "bpf: drop bpf_foo")
+    (tmp_path / "patch.mbox").write_text(mail)
+    state_dir = tmp_path / "state"
+    config = tmp_path / "policybot.toml"
+    config.write_text(f'[state]\ndir = "{state_dir}"\n[mail]\nfrom = "{BOT}"\nsmtp_host = "127.0.0.1"\n'
+                      f'smtp_port = {port}\nsmtp_security = "none"\n'
+                      f'[[trees]]\nname = "linux"\nrepo = "{tmp_path / "linux"}"\nbranch = "v6.1"\n')
+    outbox = Outbox(State(state_dir=state_dir), state_dir / "outbox")
+    mc = MailConfig(from_addr=BOT)
+    for i in range(20):
+        msg = build_message(mc, to=["a@example.com"], cc=[], subject=f"m{i}", body=f"mail {i}\n", msgid_seed=f"s{i}")
+        assert outbox.queue(msg, [f"k{i}"], "review")
+    py = [sys.executable, "-m", "policybot"]
+    commands = [py + ["outbox", "--config", str(config), "--send"],
+                py + ["run", "--config", str(config), "--send", "--job", "notices", "--today", TODAY],
+                py + ["review", "--repo", str(tmp_path / "linux"), "--config", str(config), "--mbox",
+                      str(tmp_path / "patch.mbox"), "--send", "--today", TODAY],
+                py + ["outbox", "--config", str(config), "--send"]]
+    procs = [subprocess.Popen(c, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for c in commands]
+    results = [p.communicate(timeout=180) + (p.returncode,) for p in procs]
+    assert [rc for _, _, rc in results] == [0, 0, 1, 0], results  # review: 1 = a violation found
+    delivered = collections.Counter(handler.msgids())
+    with State(state_dir=state_dir).engine.connect() as conn:
+        rows = list(conn.execute(sa.select(mails)))
+    assert len(rows) == 21 and all(r.status == "sent" for r in rows)
+    assert sorted(delivered) == sorted(r.msgid for r in rows) and set(delivered.values()) == {1}, delivered
+
+
+def test_hostile_msgid_arguments(tmp_path, capsys):
+    build_tree(tmp_path / "linux")
+    for msgid in ("a\r\nb@example.com", "x" * 10_000 + "@example.com", "\x1b[2J@example.com"):
+        rc, out, err = call(capsys, "review", "--repo", str(tmp_path / "linux"), "--msgid", msgid,
+                            "--inbox-url", "http://127.0.0.1:9/all", "--from", BOT)
+        one_line(rc, out, err)
+        assert "\x1b" not in err and "\r" not in err
+
+
+def test_limits_must_be_positive_whole_numbers(tmp_path, capsys):
+    config = tmp_path / "policybot.toml"
+    for bad in ("max_recipients = 0", 'max_patch_bytes = "big"', "max_quote_lines = -1", "unknown = 1"):
+        config.write_text(f"[limits]\n{bad}\n")
+        one_line(*call(capsys, "outbox", "--config", str(config)), "policybot.toml:2", "limits.")
+
+
+def test_oversized_inbox_message_is_left_out_and_said(tmp_path, capsys):
+    mail = single_patch(tmp_path, DROP_FOO, "bpf: drop bpf_foo")
+    config = tmp_path / "policybot.toml"
+    config.write_text(f'[mail]\nfrom = "{BOT}"\n[limits]\nmax_message_bytes = 500\n')
+    one_line(*run_one(capsys, tmp_path, mail, "--config", str(config)), "over limits.max_message_bytes (500)")
+
+
+def test_thousand_patch_series_with_huge_cc_each_reply_capped(tmp_path, capsys):
+    """A 31-patch series with 1,000 Cc each: every reply stays within the cap."""
+    build_tree(tmp_path / "linux")
+    g = clone(tmp_path / "linux", tmp_path / "work", git_env(), "x")
+    kf = {"bpf_foo": FOO, "bpf_bar": FOO}
+    for i in range(31):
+        kf = {**kf, f"bpf_k{i}": FOO} if i else {"bpf_bar": FOO}
+        g.commit({"kernel/bpf/helpers.c": kernel(kf)}, f"bpf: step {i}")
+    ccs = [f"--cc=p{i}@example.com" for i in range(1000)]
+    mails = format_patch(g, tmp_path / "p", *ccs)
+    rc, out, err = run_one(capsys, tmp_path, "\n".join(mails))
+    assert rc == 1 and "Traceback" not in out + err, out + err
+    for f in outbox_files(tmp_path / "state" / "outbox"):
+        msg = parse_mail(f)
+        assert sum(len(msg[h].addresses) for h in ("To", "Cc") if msg[h]) <= 50

@@ -125,8 +125,10 @@ def _remote(inbox_url: str, what: str, call):
 
 def fetch_thread(msgid: str, inbox_url: str, state_dir=None) -> list[email.message.EmailMessage]:
     """The whole thread of ``msgid`` from a public-inbox server (``<url>/<msgid>/t.mbox.gz``)."""
-    b4 = _b4(state_dir, inbox_url, network=True)
     msgid = msgid.strip().strip("<>")
+    if not re.fullmatch(r"[!-~]{1,250}", msgid) or "@" not in msgid:
+        raise InputError(f"--msgid: {_clean(msgid)[:80]!r} is not a Message-ID")
+    b4 = _b4(state_dir, inbox_url, network=True)
     msgs = _remote(inbox_url, f"fetching <{msgid}>",
                    lambda: b4.get_pi_thread_by_msgid(msgid, nocache=True, quiet=True))
     if not msgs:
