@@ -604,6 +604,8 @@ def cmd_outbox(args) -> int:
         wait = f" (next try after {row.next_attempt:%Y-%m-%d %H:%M} UTC)" if row.next_attempt else ""
         print(f"{row.status:7} {row.kind:7} {row.msgid}  {row.subject}{wait}{why}")
     print(f"{len(rows)} queued in {outbox.maildir}")
+    for f in state.failures():  # trees and inbox messages `run` could not process
+        print(f"failed  {f.kind} {f.key}: {f.reason} ({f.day}; `run --retry-failed` tries again)")
     return 0
 
 

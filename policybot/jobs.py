@@ -25,7 +25,7 @@ from .mail.drafts import draft_message
 from .mail.outbox import Outbox
 from .policy.audit import Auditor, Finding
 from .progress import Progress
-from .state import State, failures, run_findings, runs, seen_messages, tree_state
+from .state import State, run_findings, runs, seen_messages, tree_state
 
 JOBS = ("audit", "review", "notices", "report")
 # Failures of the machine or the operator's setup, not of one tree or message: they stop the run.
@@ -85,7 +85,7 @@ class Runner:
         """One tree's pass. A tree that fails is recorded with its reason and does not stop the
         others; while its head stays the commit it failed on, later runs skip it unless asked."""
         outcome = TreeOutcome(tree.name)
-        failed = self._failure("tree", tree.name)
+        failed = self.state.failure("tree", tree.name)
         with processing(f"tree {tree.name}"):
             try:
                 if failed and not retry_failed and failed.head and failed.head == self._current_head(tree):
@@ -105,14 +105,14 @@ class Runner:
                     # last: a crash before this repeats the range, and its mails are once-only
                     self._set_last_audited(tree.name, outcome.head)
                 if failed:
-                    self._clear_failure("tree", tree.name)
+                    self.state.clear_failure("tree", tree.name)
             except ENVIRONMENT:
                 raise  # the machine, not the tree: stop the run (one line, exit 2)
             except Exception as e:  # noqa: BLE001 - poison: record it, carry on with the next tree
                 reason = describe(e)
                 outcome.status, outcome.detail = "error", reason
                 head = self._current_head(tree)
-                self._record_failure("tree", tree.name, reason, head)
+                self.state.record_failure("tree", tree.name, reason, self.today, head)
                 self._record_run(tree, "audit", None, head, "error", reason, [])
                 summary.failures.append((f"tree {tree.name}", reason))
                 if "report" in jobs:  # the week's report says the tree failed
@@ -132,22 +132,8 @@ class Runner:
         except Exception:  # noqa: BLE001 - no head to name is an answer here
             return None
 
-    def _failure(self, kind: str, key: str):
-        with self.state.engine.connect() as conn:
-            return conn.execute(sa.select(failures).where(failures.c.kind == kind, failures.c.key == key)).first()
-
-    def _record_failure(self, kind: str, key: str, reason: str, head: str | None = None) -> None:
-        with self.state.engine.begin() as conn:
-            conn.execute(self.state.upsert(failures, ["kind", "key"]),
-                         [{"kind": kind, "key": key[:512], "reason": reason, "day": self.today, "head": head}])
-
-    def _clear_failure(self, kind: str, key: str) -> None:
-        with self.state.engine.begin() as conn:
-            conn.execute(failures.delete().where(failures.c.kind == kind, failures.c.key == key))
-
     def failures(self) -> list:
-        with self.state.engine.connect() as conn:
-            return list(conn.execute(sa.select(failures).order_by(failures.c.kind, failures.c.key)))
+        return self.state.failures()
 
     # -- audit -----------------------------------------------------------------------
 
@@ -325,14 +311,14 @@ class Runner:
                             summary.failures.append((f"reply {d.subject!r}", str(e)))
                     summary.reviewed.append(series.subject)
                     for m in thread:
-                        self._clear_failure("message", _msgid(m))
+                        self.state.clear_failure("message", _msgid(m))
                 except ENVIRONMENT:
                     raise
                 except Exception as e:  # noqa: BLE001 - poison: record it, review the other threads
                     reason = describe(e)
                     for m in thread:
                         if _msgid(m) in new_ids:
-                            self._record_failure("message", _msgid(m), reason)
+                            self.state.record_failure("message", _msgid(m), reason, self.today)
                     summary.failures.append((f"thread <{root[:200]}>", reason))
         now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
         with self.state.engine.begin() as conn:

@@ -257,6 +257,26 @@ class State:
         cols = {c.name: stmt.excluded[c.name] for c in table.columns if c.name not in keys}
         return stmt.on_conflict_do_update(index_elements=keys, set_=cols)
 
+    # -- what could not be processed ----------------------------------------
+
+    def failure(self, kind: str, key: str):
+        with self.engine.connect() as conn:
+            return conn.execute(sa.select(failures).where(failures.c.kind == kind,
+                                                          failures.c.key == key[:512])).first()
+
+    def failures(self) -> list:
+        with self.engine.connect() as conn:
+            return list(conn.execute(sa.select(failures).order_by(failures.c.day, failures.c.kind, failures.c.key)))
+
+    def record_failure(self, kind: str, key: str, reason: str, day, head: str | None = None) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(self.upsert(failures, ["kind", "key"]),
+                         [{"kind": kind, "key": key[:512], "reason": reason, "day": day, "head": head}])
+
+    def clear_failure(self, kind: str, key: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(failures.delete().where(failures.c.kind == kind, failures.c.key == key[:512]))
+
     # -- parse cache -------------------------------------------------------
 
     def load_facts(self, version: int, oids: list[str] | None = None) -> dict[str, str]:

@@ -495,6 +495,9 @@ def test_run_with_a_poisoned_message_and_a_poisoned_tree(tmp_path, capsys, smtp_
     rc, out, err = bot.run(capsys, "2024-01-22", "--job", "report", "--tree", TREE)
     last = email.message_from_bytes(handler.envelopes[-1][2], policy=email.policy.default).get_content()
     assert "Could not be processed" in last and "max_patch_bytes" in last, last
+    rc, out, err = call(capsys, "outbox", "--config", str(bot.config))
+    assert re.search(r"^failed  message .*max_patch_bytes", out, re.M), out
+    assert re.search(r"^failed  tree poisoned: ", out, re.M), out
     rc, out, err = bot.run(capsys, "2024-01-15", "--job", "review")
     assert "failed: thread" not in out and "reviewed: " not in out, out
     rc, out, err = bot.run(capsys, "2024-01-15", "--job", "review", "--retry-failed")
@@ -638,3 +641,61 @@ def test_thousand_patch_series_with_huge_cc_each_reply_capped(tmp_path, capsys):
     for f in outbox_files(tmp_path / "state" / "outbox"):
         msg = parse_mail(f)
         assert sum(len(msg[h].addresses) for h in ("To", "Cc") if msg[h]) <= 50
+
+
+# -- the C scanner on adversarial input (timings: bench/hostile_scan.py) --------------------------------------
+
+def test_scanner_reads_adversarial_c_and_still_finds_what_is_real():
+    from policybot.kernel.csource import MAX_GUARDS, parse_csource
+    from policybot.kernel.facts import extract_facts
+    unclosed = b"BTF_KFUNCS_START(s)\nBTF_ID_FLAGS(func, bpf_real)\n" + b"BTF_ID_FLAGS(func, " * 8000 + \
+        b"\nBTF_KFUNCS_END(s)\n"
+    facts = extract_facts("kernel/bpf/x.c", unclosed)
+    assert [e.name for st in facts.sets for e in st.entries] == ["bpf_real"]
+    nested = b"#ifdef CONFIG_OUTER\n" + b"#if X\n" * 5000 + b"int kfunc;\n" + b"#endif\n" * 5001 + b"int after;\n"
+    src = parse_csource("x.c", nested)
+    inner = src.guards_by_line[5002]
+    assert len(inner) == MAX_GUARDS and inner[0] == "CONFIG_OUTER"  # recorded up to the bound, outermost first
+    assert src.guards_by_line[10004] == ()  # every #if closed again
+    chain = b"#if A\n" + b"#elif B\n" * 5000 + b"int x;\n#else\nint y;\n#endif\n"
+    src = parse_csource("x.c", chain)
+    assert all(len(g) <= 600 for gs in src.guards_by_line for g in gs)
+
+
+def test_sender_killed_mid_send_while_another_waits(tmp_path, smtp_server):
+    """The one documented window: killed between the server's 250 and the commit, that mail
+    goes out again, with the same Message-ID; everything else exactly once."""
+    import collections
+    import signal
+    import subprocess
+    import sys
+    import time
+    from policybot.mail.message import MailConfig, build_message
+    from policybot.mail.outbox import Outbox
+    from test_crash import WRAPPER
+    handler, port = smtp_server()
+    state_dir = tmp_path / "state"
+    config = tmp_path / "policybot.toml"
+    config.write_text(f'[state]\ndir = "{state_dir}"\n[mail]\nfrom = "{BOT}"\nsmtp_host = "127.0.0.1"\n'
+                      f'smtp_port = {port}\nsmtp_security = "none"\n')
+    outbox = Outbox(State(state_dir=state_dir), state_dir / "outbox")
+    mc = MailConfig(from_addr=BOT)
+    ids = []
+    for i in range(10):
+        msg = build_message(mc, to=["a@example.com"], cc=[], subject=f"m{i}", body=f"mail {i}\n", msgid_seed=f"s{i}")
+        outbox.queue(msg, [f"k{i}"], "review")
+        ids.append(msg["Message-ID"])
+    args = ["outbox", "--config", str(config), "--send"]
+    killed = subprocess.Popen([sys.executable, "-c", WRAPPER, "after:smtplib.SMTP.sendmail:3", *args],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    while not (state_dir / "send.lock").exists() and killed.poll() is None:
+        time.sleep(0.05)
+    waiting = subprocess.Popen([sys.executable, "-m", "policybot", *args], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    killed.communicate(timeout=120)
+    out, err = waiting.communicate(timeout=120)
+    assert killed.returncode == -signal.SIGKILL and waiting.returncode == 0, (out, err)
+    delivered = collections.Counter(handler.msgids())
+    assert sorted(delivered) == sorted(ids)
+    third = handler.msgids()[2]  # accepted by the server, then the sender was killed
+    assert [m for m, n in delivered.items() if n > 1] == [third] and delivered[third] == 2

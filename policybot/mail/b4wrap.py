@@ -217,20 +217,24 @@ def format_address(name: str, addr: str) -> str:
         return addr
 
 
+def _raw_values(msg, name: str) -> list[str]:
+    # raw: the email package's own header parsing raises on an encoded CR/LF
+    return [_clean(str(raw)) for key, raw in msg.raw_items() if key.lower() == name.lower()]
+
+
+def _decoded(text: str) -> str:
+    """RFC 2047 encoded words decoded, control characters (an encoded CR/LF) blanked."""
+    if "=?" not in text:
+        return _clean(text)
+    try:
+        return _clean(str(email.header.make_header(email.header.decode_header(text))))
+    except (ValueError, LookupError, email.errors.HeaderParseError, UnicodeError):
+        return _clean(text)
+
+
 def header_values(msg, name: str) -> list[str]:
-    """Every ``name`` header of ``msg`` as text: RFC 2047 decoded, control characters
-    (an encoded CR/LF) blanked. Read raw: the email package's own parsing raises on them."""
-    out = []
-    for key, raw in msg.raw_items():
-        if key.lower() != name.lower():
-            continue
-        raw = str(raw)
-        try:
-            text = str(email.header.make_header(email.header.decode_header(raw))) if "=?" in raw else raw
-        except (ValueError, LookupError, email.errors.HeaderParseError, UnicodeError):
-            text = raw
-        out.append(_clean(text))
-    return out
+    """Every ``name`` header of ``msg`` as one line of text, decoded, never raising."""
+    return [_decoded(v) for v in _raw_values(msg, name)]
 
 
 def header_text(msg, name: str) -> str:
@@ -250,12 +254,12 @@ def automated_mail(msg) -> str:
 
 
 def _addresses(msg, header: str) -> tuple[str, ...]:
-    values = header_values(msg, header)
     out = []
-    for name, addr in email.utils.getaddresses(values):
+    # split the raw value: a decoded name may hold the comma its quoting protected
+    for name, addr in email.utils.getaddresses(_raw_values(msg, header)):
         addr = _clean(addr)
         if "@" in addr:
-            out.append(format_address(name, addr))
+            out.append(format_address(_decoded(name), addr))
     return tuple(out)
 
 

@@ -116,11 +116,21 @@ def not_replying(patch, own_addr: str = "", own_msgid_domain: str = "") -> str:
 
 
 def capped_recipients(author: str, first: list[str], rest: list[str], limit: int) -> tuple[list[str], int]:
-    """Cc: ``first`` (maintainers, lists) before ``rest`` (the patch's own To/Cc), everyone once,
-    so that To + Cc stays within ``limit``; and how many were left out."""
-    cc = dedupe(list(first) + list(rest), exclude=[author])
+    """Cc: the patch's own To/Cc (``rest``) and the maintainers and lists (``first``), everyone
+    once, so that To + Cc stays within ``limit``: beyond it, ``rest`` is left out first.
+    Returns the Cc and how many were left out."""
+    cc = dedupe(list(rest) + list(first), exclude=[author])
     keep = max(limit - 1, 0)
-    return cc[:keep], max(len(cc) - keep, 0)
+    if len(cc) <= keep:
+        return cc, 0
+    must = {email.utils.parseaddr(a)[1].lower() for a in first}
+    kept = set([a for a in cc if email.utils.parseaddr(a)[1].lower() in must][:keep])
+    for a in cc:
+        if len(kept) >= keep:
+            break
+        kept.add(a)
+    out = [a for a in cc if a in kept]
+    return out, len(cc) - len(out)
 
 
 def review_mails(result, *, tree: str, list_addr: str, recipients_for, is_mailed, forward_for,
