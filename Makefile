@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN = $(VENV)/bin
 export POLICYBOT_KERNEL_CACHE ?= $(HOME)/.cache/policybot-kernels
 
-.PHONY: setup demo test bench browser clean
+.PHONY: setup demo test bench tools clean
 
 $(BIN)/policybot: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,19 +19,17 @@ setup: $(BIN)/policybot
 demo: setup
 	samples/demo $(VENV)/demo
 
-test: setup browser
+test: setup tools
 	scripts/kernel-trees >/dev/null
 	$(BIN)/python -m pytest -q -ra --ignore=tests/test_postgres.py
 	# the state on PostgreSQL: the same code, a throwaway server on a unix socket
 	POLICYBOT_REQUIRE_POSTGRES=1 scripts/with-postgres \
 		$(BIN)/python -m pytest -q -ra tests/test_postgres.py tests/test_mail.py
 
-# The HTML page is tested in a real headless browser: Debian's chromium, a hard
-# requirement of the tests (as PostgreSQL is): installed here when missing.
-browser:
-	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } \
-		|| { echo "policybot: the tests need chromium (Debian, as root: apt-get install chromium)" >&2; exit 1; }
+# Debian's chromium, public-inbox, clang, llvm, libbpf-dev and bpftool: the tests
+# use each for real and never skip for want of one (scripts/test-tools installs them).
+tools:
+	scripts/test-tools
 
 bench: setup
 	$(BIN)/python bench/inventory.py

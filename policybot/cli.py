@@ -12,6 +12,7 @@ import csv
 import io
 import json
 import os
+import re
 import signal
 import sys
 
@@ -157,6 +158,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="only these jobs (repeatable; default: all)")
     p.add_argument("--send", action="store_true", help="send queued mail even if mail.send is false")
     p.add_argument("--today", metavar="YYYY-MM-DD", help="run as if on this date (simulation, tests)")
+    p.add_argument("--retry-failed", action="store_true",
+                   help="try again the inbox messages, trees and mails that failed before")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser(
@@ -198,6 +201,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--state-dir", metavar="DIR", help="state directory (default: as in the config)")
     p.add_argument("--db", metavar="URL", help="state database URL (default: as in the config)")
     p.add_argument("--send", action="store_true", help="deliver queued mail now")
+    p.add_argument("--retry-failed", action="store_true",
+                   help="queue again the mail a server refused for good (5xx), then send")
     p.set_defaults(func=cmd_outbox)
 
     p = sub.add_parser(
@@ -251,6 +256,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `policybot ... | head` ends quietly
+    if not isinstance(sys.stdout, _SafeStream):
+        sys.stdout, sys.stderr = _SafeStream(sys.stdout), _SafeStream(sys.stderr)
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
@@ -259,11 +266,39 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args) or 0
     except PolicybotError as e:
-        print(f"policybot: {e}", file=sys.stderr)
+        print(f"policybot: {terminal_safe(' '.join(str(e).splitlines()))}", file=sys.stderr)
         return e.exit_status
     except KeyboardInterrupt:
         print("policybot: interrupted", file=sys.stderr)
         return 130
+    except Exception as e:  # the last resort: one line naming what was being processed, never a traceback
+        from .errors import PROCESSING, describe
+        where = f" ({PROCESSING[-1]})" if PROCESSING else ""
+        print(f"policybot: {args.command}{where}: {terminal_safe(describe(e))}", file=sys.stderr)
+        return 2
+
+
+# C0 (but tab and newline), DEL, C1, and the Unicode line separators and bidi overrides
+_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+def terminal_safe(text: str) -> str:
+    """Input shown on a terminal: escape sequences and other control characters made visible."""
+    return _UNSAFE.sub(lambda m: f"\\x{ord(m.group()):02x}" if ord(m.group()) < 0x100
+                       else f"\\u{ord(m.group()):04x}", text)
+
+
+class _SafeStream:
+    """stdout/stderr that never pass an escape sequence from input to the terminal."""
+
+    def __init__(self, stream):
+        self._stream = stream
+
+    def write(self, text):
+        return self._stream.write(terminal_safe(text))
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
 
 
 def _state(args, cfg=None):
@@ -310,12 +345,7 @@ def cmd_audit(args) -> int:
 
     fail_on = check_fail_on(args.fail_on)
     policy = load_policy(args.policy)
-    today = None
-    if args.today:
-        try:
-            today = dt.date.fromisoformat(args.today)
-        except ValueError:
-            raise PolicybotError(f"--today: expected YYYY-MM-DD, got {args.today!r}") from None
+    today = _today(args)
     scanner = _scanner(args)
     result = Auditor(scanner.repo, scanner, policy, today).audit(args.rev, args.base)
     render = {"text": render_text, "json": render_json, "markdown": render_markdown}[args.format]
@@ -326,14 +356,21 @@ def cmd_audit(args) -> int:
     return 0
 
 
+LAST_YEAR = 9000
+
+
 def _today(args):
     import datetime as dt
     if not getattr(args, "today", None):
         return None
     try:
-        return dt.date.fromisoformat(args.today)
+        today = dt.date.fromisoformat(args.today)
     except ValueError:
         raise PolicybotError(f"--today: expected YYYY-MM-DD, got {args.today!r}") from None
+    if today.year > LAST_YEAR:  # promise windows and notice periods after it must still be dates
+        raise PolicybotError(f"--today: {args.today} is too far ahead (the last year policybot "
+                             f"can judge is {LAST_YEAR})")
+    return today
 
 
 def cmd_review(args) -> int:
@@ -362,10 +399,11 @@ def cmd_review(args) -> int:
     else:
         source = args.mbox or args.maildir
         msgs = b4wrap.read_messages(source, state_dir=state.state_dir)
-    series = b4wrap.series_from_messages(msgs, state.state_dir, source)
+    limits = _config(args)[0].limits
+    series = b4wrap.series_from_messages(msgs, state.state_dir, source, limits.max_message_bytes)
     today = _today(args)
     result = review_series(scanner.repo, scanner, policy, series, args.base, args.branch, today,
-                           scratch_dir=state.state_dir / "scratch")
+                           scratch_dir=state.state_dir / "scratch", max_patch_bytes=limits.max_patch_bytes)
 
     outbox, config = _outbox(args, state)
     history = History(scanner.repo, state)
@@ -395,7 +433,9 @@ def cmd_review(args) -> int:
     cfg, _ = _config(args)
     drafts = review_mails(result, tree=args.tree_name or repo_name(scanner.repo), list_addr=args.list_addr,
                           recipients_for=recipients_for, is_mailed=outbox.is_mailed, forward_for=forward_for,
-                          min_verdict=cfg.review_min_verdict, env=template_env(cfg.templates or None))
+                          min_verdict=cfg.review_min_verdict, env=template_env(cfg.templates or None),
+                          own_addr=config.sender.addr_spec, own_msgid_domain=config.msgid_domain,
+                          max_recipients=limits.max_recipients, max_quote_lines=limits.max_quote_lines)
     queued, unsent = [], []
     for d in drafts:
         try:
@@ -479,7 +519,8 @@ def cmd_run(args) -> int:
     if not cfg.trees:
         raise PolicybotError(f"{cfg.path}: no [[trees]] configured: nothing to run")
     runner = Runner(cfg, _state(args, cfg), _today(args), Progress())
-    summary = runner.run(args.tree, tuple(args.job or JOBS), send=True if args.send else None)
+    summary = runner.run(args.tree, tuple(args.job or JOBS), send=True if args.send else None,
+                         retry_failed=args.retry_failed)
     for t in summary.trees:
         rng = f"{t.base[:12]}..{t.head[:12]}" if t.base else (t.head[:12] if t.head else "-")
         counts = {}
@@ -490,10 +531,12 @@ def cmd_run(args) -> int:
         print(f"{t.tree}: {t.status} {rng}: {what}" + (f" ({t.detail})" if t.detail else ""))
     for s in summary.reviewed:
         print(f"reviewed: {s}")
+    for what, reason in summary.failures:
+        print(f"failed: {what}: {reason}")
     print(f"drafted {len(summary.queued)} mail{'s' if len(summary.queued) != 1 else ''} to "
           f"{runner.outbox.maildir}" + (f"; sent {len(summary.sent)}, failed {len(summary.send_failed)}"
                                        if summary.sent or summary.send_failed else ""))
-    return 2 if any(t.status == "fetch-failed" for t in summary.trees) else 0
+    return 2 if any(t.status in ("fetch-failed", "error") for t in summary.trees) else 0
 
 
 def cmd_schedule(args) -> int:
@@ -548,8 +591,8 @@ def cmd_outbox(args) -> int:
     cfg, _ = _config(args)
     state = _state(args, cfg)
     outbox = Outbox(state, state.state_dir / "outbox")
-    if args.send:
-        report = outbox.send(cfg.mail)
+    if args.send or args.retry_failed:
+        report = outbox.send(cfg.mail, retry_failed=args.retry_failed)
         for msgid in report.sent:
             print(f"sent    {msgid}")
         for msgid, err in report.failed:
@@ -557,8 +600,12 @@ def cmd_outbox(args) -> int:
         return 1 if report.failed else 0
     rows = outbox.pending()
     for row in rows:
-        print(f"{row.status:7} {row.kind:7} {row.msgid}  {row.subject}")
+        why = f"\n        {row.last_error}" if row.last_error else ""
+        wait = f" (next try after {row.next_attempt:%Y-%m-%d %H:%M} UTC)" if row.next_attempt else ""
+        print(f"{row.status:7} {row.kind:7} {row.msgid}  {row.subject}{wait}{why}")
     print(f"{len(rows)} queued in {outbox.maildir}")
+    for f in state.failures():  # trees and inbox messages `run` could not process
+        print(f"failed  {f.kind} {f.key}: {f.reason} ({f.day}; `run --retry-failed` tries again)")
     return 0
 
 
@@ -580,6 +627,8 @@ def cmd_history(args) -> int:
     from .kernel.timeline import history_csv, history_json, history_table, kfunc_history
     from .policy.config import load_policy
     scanner = _scanner(args)
+    if scanner.repo.head_is_unborn:
+        raise PolicybotError(f"{args.repo}: repository has no commits")
     hs = kfunc_history(scanner.repo, scanner, args.tags, load_policy(args.policy))
     sys.stdout.write({"table": history_table, "json": history_json, "csv": history_csv}[args.format](hs))
     return 0

@@ -6,6 +6,7 @@ defaults, which run nothing on a schedule). Every error names key and line.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 from dataclasses import dataclass, field
@@ -39,6 +40,15 @@ class Schedule:
 
 
 @dataclass
+class Limits:
+    """Bounds on what a sender can make the bot do (README: Limits)."""
+    max_recipients: int = 50  # To + Cc of one reply; maintainers and lists come first
+    max_quote_lines: int = 40  # quoted lines per finding in a reply (each cut at 200 characters)
+    max_message_bytes: int = 20 * 1024 * 1024  # a larger inbox message is not read
+    max_patch_bytes: int = 10 * 1024 * 1024  # a larger patch is not reviewed
+
+
+@dataclass
 class Config:
     path: str = "<defaults>"
     state_dir: str = ""
@@ -52,6 +62,7 @@ class Config:
     schedule: Schedule = field(default_factory=Schedule)
     trees: list[Tree] = field(default_factory=list)
     expiring_horizon_days: int | None = None  # overrides the trees' policies when set
+    limits: Limits = field(default_factory=Limits)
 
     def tree(self, name: str) -> Tree:
         for t in self.trees:
@@ -95,7 +106,7 @@ def _typed(value, kind, where: str):
 def _from_dict(data: dict, path: Path, text: str) -> Config:
     cfg = Config(path=str(path))
     base = path.parent
-    _check_keys(data, {"state", "mail", "inbox", "schedule", "trees", "audit"}, path, text, "")
+    _check_keys(data, {"state", "mail", "inbox", "schedule", "trees", "audit", "limits"}, path, text, "")
 
     def where(key, table):
         return f"{path}:{line_of(text, key, table)}: {table}.{key}"
@@ -161,6 +172,16 @@ def _from_dict(data: dict, path: Path, text: str) -> Config:
     if "expiring_horizon_days" in audit:
         cfg.expiring_horizon_days = _typed(audit["expiring_horizon_days"], int,
                                            where("expiring_horizon_days", "audit"))
+
+    limits = data.get("limits", {})
+    if not isinstance(limits, dict):
+        raise ConfigError(f"{path}:{line_of(text, 'limits')}: 'limits' must be a table")
+    _check_keys(limits, {f.name for f in dataclasses.fields(Limits)}, path, text, "limits")
+    for key, value in limits.items():
+        n = _typed(value, int, where(key, "limits"))
+        if n < 1:
+            raise ConfigError(f"{where(key, 'limits')}: must be at least 1")
+        setattr(cfg.limits, key, n)
 
     trees = data.get("trees", [])
     if not isinstance(trees, list):

@@ -17,10 +17,10 @@ import pygit2
 import sqlalchemy as sa
 
 from .config import Config, Tree
-from .errors import InputError
+from .errors import ConfigError, InputError, describe, processing
 from .kernel.gitrepo import open_repo, resolve
 from .kernel.scanner import Scanner
-from .mail.drafts import MailDraft, dedupe, template_env
+from .mail.drafts import MailDraft, dedupe, render, template_env
 from .mail.drafts import draft_message
 from .mail.outbox import Outbox
 from .policy.audit import Auditor, Finding
@@ -28,6 +28,8 @@ from .progress import Progress
 from .state import State, run_findings, runs, seen_messages, tree_state
 
 JOBS = ("audit", "review", "notices", "report")
+# Failures of the machine or the operator's setup, not of one tree or message: they stop the run.
+ENVIRONMENT = (OSError, sa.exc.DBAPIError, ConfigError, MemoryError)
 
 
 @dataclass
@@ -50,6 +52,7 @@ class RunSummary:
     sent: list[str] = field(default_factory=list)
     send_failed: list[tuple[str, str]] = field(default_factory=list)
     reviewed: list[str] = field(default_factory=list)  # series subjects
+    failures: list[tuple[str, str]] = field(default_factory=list)  # (what, why) that failed this run
 
 
 class Runner:
@@ -65,12 +68,32 @@ class Runner:
     # -- the pass ------------------------------------------------------------------
 
     def run(self, tree_names: list[str] | None = None, jobs: tuple[str, ...] = JOBS,
-            send: bool | None = None) -> RunSummary:
+            send: bool | None = None, retry_failed: bool = False) -> RunSummary:
         summary = RunSummary(self.today)
         trees = [self.cfg.tree(n) for n in tree_names] if tree_names else list(self.cfg.trees)
         with self.state.lock():
             for tree in trees:
-                outcome = TreeOutcome(tree.name)
+                summary.trees.append(self._one_tree(tree, jobs, summary, retry_failed))
+            if "review" in jobs:
+                self.review_inbox(summary, retry_failed)
+            if send if send is not None else self.cfg.mail.send:
+                report = self.outbox.send(self.cfg.mail, retry_failed=retry_failed)
+                summary.sent, summary.send_failed = report.sent, report.failed
+        return summary
+
+    def _one_tree(self, tree: Tree, jobs: tuple[str, ...], summary: RunSummary, retry_failed: bool) -> TreeOutcome:
+        """One tree's pass. A tree that fails is recorded with its reason and does not stop the
+        others; while its head stays the commit it failed on, later runs skip it unless asked."""
+        outcome = TreeOutcome(tree.name)
+        failed = self.state.failure("tree", tree.name)
+        with processing(f"tree {tree.name}"):
+            try:
+                if failed and not retry_failed and failed.head and failed.head == self._current_head(tree):
+                    outcome.status, outcome.head = "error", None
+                    outcome.detail = (f"skipped: failed on {failed.head[:12]} ({failed.reason}); "
+                                      "--retry-failed tries again")
+                    summary.failures.append((f"tree {tree.name}", outcome.detail))
+                    return outcome
                 if "audit" in jobs or "notices" in jobs or "report" in jobs:
                     outcome = self.audit_tree(tree, summary, record="audit" in jobs,
                                               notices="notices" in jobs)
@@ -81,13 +104,36 @@ class Runner:
                 if "audit" in jobs and outcome.head and outcome.status != "fetch-failed":
                     # last: a crash before this repeats the range, and its mails are once-only
                     self._set_last_audited(tree.name, outcome.head)
-                summary.trees.append(outcome)
-            if "review" in jobs:
-                self.review_inbox(summary)
-            if send if send is not None else self.cfg.mail.send:
-                report = self.outbox.send(self.cfg.mail)
-                summary.sent, summary.send_failed = report.sent, report.failed
-        return summary
+                if failed:
+                    self.state.clear_failure("tree", tree.name)
+            except ENVIRONMENT:
+                raise  # the machine, not the tree: stop the run (one line, exit 2)
+            except Exception as e:  # noqa: BLE001 - poison: record it, carry on with the next tree
+                reason = describe(e)
+                outcome.status, outcome.detail = "error", reason
+                head = self._current_head(tree)
+                self.state.record_failure("tree", tree.name, reason, self.today, head)
+                self._record_run(tree, "audit", None, head, "error", reason, [])
+                summary.failures.append((f"tree {tree.name}", reason))
+                if "report" in jobs:  # the week's report says the tree failed
+                    try:
+                        self.weekly_report(tree, outcome, summary)
+                    except ENVIRONMENT:
+                        raise
+                    except Exception:  # noqa: BLE001 - the failure is recorded already
+                        pass
+        return outcome
+
+    # -- failures ---------------------------------------------------------------------
+
+    def _current_head(self, tree: Tree) -> str | None:
+        try:
+            return str(resolve(open_repo(tree.repo), self.head_ref(tree)).id)
+        except Exception:  # noqa: BLE001 - no head to name is an answer here
+            return None
+
+    def failures(self) -> list:
+        return self.state.failures()
 
     # -- audit -----------------------------------------------------------------------
 
@@ -167,7 +213,7 @@ class Runner:
     def _expiring_notice(self, tree: Tree, commit, f: Finding, summary: RunSummary) -> None:
         p = f.promise
         key = f"expiring:{tree.name}:{f.kfunc}:{p.ends.date}"
-        body = self.env.get_template("expiring.txt.j2").render(
+        body = render(self.env, "expiring.txt.j2", 
             tree=tree.name, kfunc=f.kfunc, finding=f, level=p.declaration.level,
             declaration=str(p.declaration.location), ends=str(p.ends.date),
             days=(p.ends.date - self.today).days, head=str(commit.id)[:12])
@@ -181,16 +227,17 @@ class Runner:
     def weekly_report(self, tree: Tree, out: TreeOutcome, summary: RunSummary) -> None:
         year, week, _ = self.today.isocalendar()
         key = f"report:{tree.name}:{year}-W{week:02d}"
-        quiet = out.status in ("unchanged", "baseline") and not out.findings and not out.expiring
+        quiet = out.status in ("unchanged", "baseline") and not out.findings and not out.expiring \
+            and not self.failures()
         if quiet and not tree.quiet_weeks:
             return
         counts = {v: sum(1 for f in out.findings if f.verdict == v and f.counts)
                   for v in ("violation", "warning", "notice", "info")}
-        body = self.env.get_template("report.txt.j2").render(
+        body = render(self.env, "report.txt.j2", 
             tree=tree.name, week=f"{year}-W{week:02d}", out=out, counts=counts,
             acknowledged=[f for f in out.findings if f.acknowledged],
             important=[f for f in out.findings if f.counts and f.verdict in ("violation", "warning", "notice")],
-            horizon=self.policy_for(tree).expiring_horizon_days)
+            horizon=self.policy_for(tree).expiring_horizon_days, failures=self.failures())
         to = tree.report_to or [self.cfg.mail.list_addr]
         draft = MailDraft("report", to, [], f"[REPORT] kfunc promises in {tree.name}, week {year}-W{week:02d}",
                           body, key, [key])
@@ -210,7 +257,7 @@ class Runner:
 
     # -- the inbox ------------------------------------------------------------------------
 
-    def review_inbox(self, summary: RunSummary) -> None:
+    def review_inbox(self, summary: RunSummary, retry_failed: bool = False) -> None:
         if not (self.cfg.inbox_maildir or self.cfg.inbox_query) or not self.cfg.trees:
             return
         from .mail import b4wrap
@@ -224,34 +271,59 @@ class Runner:
             msgs += b4wrap.search(self.cfg.inbox_query, self.cfg.inbox_url, self.state.state_dir)
         with self.state.engine.connect() as conn:
             seen = {r[0] for r in conn.execute(sa.select(seen_messages.c.msgid))}
+        if retry_failed:
+            seen -= {f.key for f in self.failures() if f.kind == "message"}
         new = [m for m in msgs if _msgid(m) and _msgid(m) not in seen]
         if not new:
             return
+        new_ids = {_msgid(m) for m in new}
         threads = _threads(msgs)
         tree = self.cfg.trees[0]  # the inbox belongs to the first tree (its list)
         repo = open_repo(tree.repo)
         scanner = Scanner(repo, self.state, self.progress)
+        limits = self.cfg.limits
         for root, thread in threads.items():
-            if not any(_msgid(m) in {_msgid(n) for n in new} for m in thread):
+            if not any(_msgid(m) in new_ids for m in thread):
                 continue
-            try:
-                series = b4wrap.series_from_messages(thread, self.state.state_dir, f"thread <{root}>")
-            except InputError:
-                continue  # a discussion, not a series
-            result = review_series(repo, scanner, tree.policy, series, None, self.head_ref(tree),
-                                   self.today, scratch_dir=self.state.state_dir / "scratch")
-            maint = _maintainers(repo, resolve(repo, result.base_commit))
-            drafts = review_mails(result, tree=tree.name, list_addr=self.cfg.mail.list_addr,
-                                  recipients_for=lambda files: maint.for_files(files).all() if maint and files else [],
-                                  is_mailed=self.outbox.is_mailed, forward_for=lambda f: f.hint,
-                                  min_verdict=self.cfg.review_min_verdict, env=self.env)
-            for d in drafts:
-                self._queue(d, summary, tree.name)
-            summary.reviewed.append(series.subject)
+            with processing(f"thread <{root[:200]}>"):
+                try:
+                    try:
+                        series = b4wrap.series_from_messages(thread, self.state.state_dir, f"thread <{root}>",
+                                                             limits.max_message_bytes)
+                    except InputError:
+                        continue  # a discussion, not a series
+                    result = review_series(repo, scanner, tree.policy, series, None, self.head_ref(tree),
+                                           self.today, scratch_dir=self.state.state_dir / "scratch",
+                                           max_patch_bytes=limits.max_patch_bytes)
+                    maint = _maintainers(repo, resolve(repo, result.base_commit))
+                    drafts = review_mails(result, tree=tree.name, list_addr=self.cfg.mail.list_addr,
+                                          recipients_for=lambda files: maint.for_files(files).all() if maint and files else [],
+                                          is_mailed=self.outbox.is_mailed, forward_for=lambda f: f.hint,
+                                          min_verdict=self.cfg.review_min_verdict, env=self.env,
+                                          own_addr=self.cfg.mail.sender.addr_spec,
+                                          own_msgid_domain=self.cfg.mail.msgid_domain,
+                                          max_recipients=limits.max_recipients,
+                                          max_quote_lines=limits.max_quote_lines)
+                    for d in drafts:
+                        try:
+                            self._queue(d, summary, tree.name)
+                        except InputError as e:  # one unusable address must not hide the others
+                            summary.failures.append((f"reply {d.subject!r}", str(e)))
+                    summary.reviewed.append(series.subject)
+                    for m in thread:
+                        self.state.clear_failure("message", _msgid(m))
+                except ENVIRONMENT:
+                    raise
+                except Exception as e:  # noqa: BLE001 - poison: record it, review the other threads
+                    reason = describe(e)
+                    for m in thread:
+                        if _msgid(m) in new_ids:
+                            self.state.record_failure("message", _msgid(m), reason, self.today)
+                    summary.failures.append((f"thread <{root[:200]}>", reason))
         now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
         with self.state.engine.begin() as conn:
             for m in new:
-                conn.execute(self.state.insert_ignore(seen_messages), [{"msgid": _msgid(m), "seen": now}])
+                conn.execute(self.state.insert_ignore(seen_messages), [{"msgid": _msgid(m)[:512], "seen": now}])
 
     # -- state -----------------------------------------------------------------------------
 
@@ -285,15 +357,17 @@ class Runner:
 
 
 def _msgid(msg) -> str:
-    return str(msg.get("Message-ID", "")).strip().strip("<>")
+    from .mail.b4wrap import header_text
+    return header_text(msg, "Message-ID").strip().strip("<>")
 
 
 def _threads(msgs) -> dict[str, list]:
     """Messages grouped by the first Message-ID of their References (the thread root)."""
+    from .mail.b4wrap import header_text
     by_id = {_msgid(m): m for m in msgs if _msgid(m)}
     out: dict[str, list] = {}
     for mid, m in by_id.items():
-        refs = str(m.get("References", "")).split() + str(m.get("In-Reply-To", "")).split()
+        refs = header_text(m, "References").split() + header_text(m, "In-Reply-To").split()
         refs = [r.strip("<>") for r in refs if r.strip("<>")]
         root = refs[0] if refs else mid
         out.setdefault(root, []).append(m)
@@ -348,7 +422,7 @@ def notice_draft(repo, scanner: Scanner, auditor: Auditor, tree: Tree, commit, k
     people = rec.people if rec else []
     lists = rec.lists if rec else []
     d = k.definition
-    body = env.get_template("notice.txt.j2").render(
+    body = render(env, "notice.txt.j2",
         tree=tree.name, kfunc=kfunc, signature=d.signature.render(kfunc) if d else kfunc,
         location=str(d.location if d else k.location), prog_types=", ".join(k.prog_types) or "none",
         flags=" | ".join(k.flags) or "none", level=level, stable_since=str(stable_since or ""),

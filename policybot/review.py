@@ -69,8 +69,12 @@ def choose_base(repo: pygit2.Repository, series: Series, base_rev: str | None, b
 
 def review_series(repo: pygit2.Repository, scanner: Scanner, policy: Policy, series: Series,
                   base_rev: str | None = None, branch: str = "HEAD", today: dt.date | None = None,
-                  scratch_dir=None) -> ReviewResult:
+                  scratch_dir=None, max_patch_bytes: int | None = None) -> ReviewResult:
     today = today or dt.date.today()
+    for patch in series.patches:
+        if max_patch_bytes and len(patch.diff) > max_patch_bytes:
+            raise InputError(f"<{patch.msgid}>: patch {patch.counter}/{patch.expected} is {len(patch.diff)} "
+                             f"bytes, over limits.max_patch_bytes ({max_patch_bytes}): not reviewed")
     base_commit, base_name, how = choose_base(repo, series, base_rev, branch)
     notes = []
     if series.base_commit and how == "branch":
@@ -84,11 +88,17 @@ def review_series(repo: pygit2.Repository, scanner: Scanner, policy: Policy, ser
     reviews = []
     with ScratchRepo(repo, scratch_dir) as scratch:
         patched = Scanner(scratch.repo, scanner.state, jobs=1)
+        # the patched trees' blobs (a new manifest, too) are only in the scratch repository
+        patched_auditor = Auditor(scratch.repo, patched, policy, today)
         tree, inv = base_commit.tree, base_inv
         for patch in series.patches:
             files = patch_files(patch.diff)
-            acks = [(name, addr, set(files), base_commit.tree, f"patch {patch.counter}/{patch.expected}")
-                    for name, addr in _acks(patch)]
+            where = f"patch {patch.counter}/{patch.expected}"
+            acks = [(name, addr, set(files), base_commit.tree, f"a reply from {sender} to {where}")
+                    for name, addr, sender in _acks(patch)]
+            if _own_acks(patch):
+                notes.append(f"{where}: its own Kfunc-Break-Acked-by tag does not count: it was written by "
+                             "the patch's author; a maintainer acknowledges a break by replying with the tag")
             try:
                 new_tree = scratch.apply(tree, patch.diff)
             except PatchDoesNotApply as e:
@@ -97,15 +107,25 @@ def review_series(repo: pygit2.Repository, scanner: Scanner, policy: Policy, ser
                 reviews.append(r)
                 continue
             new_inv = patched.inventory_of_tree(new_tree, "", f"{base_name}+{patch.counter}")
-            findings = auditor.judge(inv, tree, new_inv, new_tree, promises, today, acks)
+            findings = patched_auditor.judge(inv, tree, new_inv, new_tree, promises, today, acks)
             reviews.append(PatchReview(patch, True, "", findings, files))
             tree, inv = new_tree, new_inv
     return ReviewResult(series, base_name, str(base_commit.id), how, reviews, notes)
 
 
-def _acks(patch: Patch) -> list[tuple[str, str]]:
-    text = "\n".join(f"{n}: {v}" for n, v in patch.trailers)
-    return ACK_TRAILER.findall(text)
+def _acks(patch: Patch) -> list[tuple[str, str, str]]:
+    """(name, address, sender) of each ack a reply gave, where the reply's From is the acker:
+    as b4 collects trailers from replies. A tag in the patch itself is its author's word."""
+    out = []
+    for name, value, sender in patch.reply_trailers:
+        for ack_name, addr in ACK_TRAILER.findall(f"{name}: {value}"):
+            if sender and addr.strip().lower() == sender.lower():
+                out.append((ack_name, addr, sender))
+    return out
+
+
+def _own_acks(patch: Patch) -> list[tuple[str, str]]:
+    return ACK_TRAILER.findall(patch.commit_message)
 
 
 _ENTRY_LINE = re.compile(r"^([-+])\s*BTF_ID_FLAGS\s*\(\s*func\s*,\s*(\w+)\s*(?:,([^)]*))?\)", re.M)
@@ -185,8 +205,23 @@ def parse_hunks(diff_text: str) -> list[Hunk]:
     return hunks
 
 
-def quote_for(f: Finding, hunks: list[Hunk], context: int = 3) -> list[str]:
-    """The ``> ``-quoted lines of the hunk that causes ``f``, trimmed around the change."""
+QUOTED_LINE_CHARS = 200  # a quoted line is cut here: a sender's megabyte line is not mailed back
+
+
+def _quoted(text: str) -> str:
+    return f"> {text[:QUOTED_LINE_CHARS]}" + (" [...]" if len(text) > QUOTED_LINE_CHARS else "")
+
+
+def quote_for(f: Finding, hunks: list[Hunk], context: int = 3, max_lines: int = 40) -> list[str]:
+    """The ``> ``-quoted lines of the hunk that causes ``f``, trimmed around the change
+    and to ``max_lines`` lines of at most QUOTED_LINE_CHARS characters."""
+    out = _quote_lines(f, hunks, context)
+    if len(out) > max_lines:
+        out = out[:max_lines - 1] + [f"> [ ... skip {len(out) - max_lines + 1} lines ... ]"]
+    return out
+
+
+def _quote_lines(f: Finding, hunks: list[Hunk], context: int) -> list[str]:
     for loc, side in ((f.head_location, 2), (f.base_location, 1)):
         if loc is None:
             continue
@@ -199,10 +234,10 @@ def quote_for(f: Finding, hunks: list[Hunk], context: int = 3) -> list[str]:
             changed = [i for i, ln in enumerate(h.lines) if ln[0][:1] in "+-"]
             near = [i for i in changed if abs(i - idx) <= context] or [idx]
             lo, hi = max(0, min(near) - context), min(len(h.lines), max(near) + context + 1)
-            out = [f"> {h.header}"]
+            out = [_quoted(h.header)]
             if lo > 0:
                 out.append(f"> [ ... skip {lo} lines ... ]")
-            out += [f"> {ln[0]}" for ln in h.lines[lo:hi]]
+            out += [_quoted(ln[0]) for ln in h.lines[lo:hi]]
             if hi < len(h.lines):
                 out.append(f"> [ ... skip {len(h.lines) - hi} lines ... ]")
             return out

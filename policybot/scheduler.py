@@ -11,6 +11,7 @@ day numbers are off by one in 3.x, so days are given by name.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import signal
 
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
@@ -24,6 +25,8 @@ from .state import State
 UTC = dt.timezone.utc
 MISFIRE_GRACE = 7 * 24 * 3600  # a run missed by up to a week still happens (once: coalesce)
 JOB_DEFAULTS = {"coalesce": True, "max_instances": 1, "misfire_grace_time": MISFIRE_GRACE}
+
+log = logging.getLogger(__name__)
 
 
 def job_definitions(cfg: Config, config_path: str | None) -> dict[str, tuple[str, object, dict]]:
@@ -102,9 +105,22 @@ def _runner(config_path: str | None):
     return Runner(cfg, state)
 
 
+def _guarded(name: str, config_path: str | None, jobs: tuple[str, ...]) -> None:
+    """One job run; whatever fails is one log line (never a traceback in the scheduler's log),
+    and the next run time stays: a failed tree or message is recorded by the run itself."""
+    from .errors import describe
+    try:
+        summary = _runner(config_path).run(jobs=jobs)
+    except Exception as e:  # noqa: BLE001 - the scheduler must keep running
+        log.error("policybot %s job failed: %s", name, describe(e))
+        return
+    for what, reason in summary.failures:
+        log.warning("policybot %s job: %s failed: %s", name, what, reason)
+
+
 def weekly_job(config_path: str | None = None) -> None:
-    _runner(config_path).run(jobs=("audit", "notices", "report"))
+    _guarded("weekly", config_path, ("audit", "notices", "report"))
 
 
 def inbox_job(config_path: str | None = None) -> None:
-    _runner(config_path).run(jobs=("review",))
+    _guarded("inbox", config_path, ("review",))

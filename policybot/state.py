@@ -19,7 +19,7 @@ import sqlalchemy as sa
 
 from .errors import ConfigError, PolicybotError
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 metadata = sa.MetaData()
 
@@ -49,7 +49,7 @@ mails = sa.Table(
     "mails", metadata,
     sa.Column("msgid", sa.String(255), primary_key=True),  # deterministic: see mail/message.py
     sa.Column("kind", sa.String(20), nullable=False),  # review, notice, report
-    sa.Column("status", sa.String(20), nullable=False),  # queued, sent, failed (failed stays queued)
+    sa.Column("status", sa.String(20), nullable=False),  # queued, sent, failed (refused for good)
     sa.Column("path", sa.Text, nullable=False),  # the file in the Maildir outbox
     sa.Column("subject", sa.Text, nullable=False),
     sa.Column("recipients", sa.Text, nullable=False),  # JSON list of envelope recipients
@@ -58,6 +58,7 @@ mails = sa.Table(
     sa.Column("attempts", sa.Integer, nullable=False, default=0),
     sa.Column("last_error", sa.Text, nullable=True),
     sa.Column("tree", sa.String(200), nullable=True),  # schema 2
+    sa.Column("next_attempt", sa.DateTime, nullable=True),  # schema 3: a temporary refusal backs off
 )
 # What has been mailed about: one row per (patch, rule, kfunc) or notice key, so
 # nothing is mailed twice across runs and restarts.
@@ -104,15 +105,43 @@ seen_messages = sa.Table(
     sa.Column("msgid", sa.String(512), primary_key=True),
     sa.Column("seen", sa.DateTime, nullable=False),
 )
+# What could not be processed, and why: a message or a tree that fails is recorded
+# here and not tried again every run unless asked (--retry-failed). Schema 3.
+failures = sa.Table(
+    "failures", metadata,
+    sa.Column("kind", sa.String(20), primary_key=True),  # message, tree
+    sa.Column("key", sa.String(512), primary_key=True),  # Message-ID, tree name
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("day", sa.Date, nullable=False),  # the run's date
+    sa.Column("head", sa.String(64), nullable=True),  # a tree's head when it failed
+)
 
 
 def _migrate_1_to_2(conn) -> None:
     conn.execute(sa.text("ALTER TABLE mails ADD COLUMN tree VARCHAR(200)"))
 
 
+def _migrate_2_to_3(conn) -> None:
+    conn.execute(sa.text("ALTER TABLE mails ADD COLUMN next_attempt TIMESTAMP"))
+    # "failed" meant "retried next run"; now it means refused for good
+    conn.execute(sa.text("UPDATE mails SET status = 'queued' WHERE status = 'failed'"))
+
+
 # version reached -> the step that reaches it from the one before; tables new in a
 # version are created by create_all, so a step only changes existing tables
-MIGRATIONS = {2: _migrate_1_to_2}
+MIGRATIONS = {2: _migrate_1_to_2, 3: _migrate_2_to_3}
+
+
+def ensure_dir(path: Path, what: str) -> None:
+    """Create ``path``; a regular file or an unwritable parent there is the operator's error."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise ConfigError(f"{path}: the {what} is not a directory") from None
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot create the {what} ({e.strerror})") from None
+    if not path.is_dir():
+        raise ConfigError(f"{path}: the {what} is not a directory")
 
 
 def default_state_dir() -> Path:
@@ -127,9 +156,10 @@ class State:
     def __init__(self, url: str | None = None, state_dir: str | os.PathLike | None = None):
         self.state_dir = Path(state_dir) if state_dir else default_state_dir()
         if not url:
-            self.state_dir.mkdir(parents=True, exist_ok=True)
+            ensure_dir(self.state_dir, "state directory")
             url = f"sqlite:///{self.state_dir / 'policybot.sqlite'}"
         self.url = url
+        where = self.state_dir / "policybot.sqlite" if url.startswith("sqlite:///") else _redact(url)
         try:
             self.engine = sa.create_engine(url, future=True)
             if self.engine.dialect.name == "sqlite":
@@ -137,8 +167,10 @@ class State:
             self._migrate()
         except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError) as e:
             raise ConfigError(f"state database URL {_redact(url)!r}: {e}") from None
-        except sa.exc.OperationalError as e:
-            raise ConfigError(f"state database {_redact(url)}: {' '.join(str(e.orig).split())}") from None
+        except sa.exc.DatabaseError as e:  # not a database, corrupted, unreachable, disk full
+            raise ConfigError(f"state database {where}: {' '.join(str(e.orig).split())}") from None
+        except ValueError as e:  # a meta row that is not a number
+            raise ConfigError(f"state database {where}: unreadable schema version ({e})") from None
 
     def _migrate(self) -> None:
         with self.engine.begin() as conn:
@@ -152,7 +184,7 @@ class State:
                 raise ConfigError(f"state database {_redact(self.url)} has schema {version}; this policybot "
                                   f"knows up to {SCHEMA_VERSION}: upgrade policybot")
             for target in range(version + 1, SCHEMA_VERSION + 1):
-                if "mails" in existing or target != 2:
+                if "mails" in existing:  # every step so far changes mails
                     MIGRATIONS[target](conn)
             metadata.create_all(conn)
             if found is None:
@@ -168,9 +200,12 @@ class State:
     @contextlib.contextmanager
     def lock(self, name: str = "run", wait: float = 0.0):
         """One run at a time per state: a file lock, and on PostgreSQL an advisory lock too."""
-        self.state_dir.mkdir(parents=True, exist_ok=True)
+        ensure_dir(self.state_dir, "state directory")
         path = self.state_dir / f"{name}.lock"
-        fh = open(path, "a+")
+        try:
+            fh = open(path, "a+")
+        except OSError as e:
+            raise ConfigError(f"{path}: cannot open the lock file ({e.strerror})") from None
         deadline = time.monotonic() + wait
         while True:
             try:
@@ -221,6 +256,26 @@ class State:
         stmt = insert(table)
         cols = {c.name: stmt.excluded[c.name] for c in table.columns if c.name not in keys}
         return stmt.on_conflict_do_update(index_elements=keys, set_=cols)
+
+    # -- what could not be processed ----------------------------------------
+
+    def failure(self, kind: str, key: str):
+        with self.engine.connect() as conn:
+            return conn.execute(sa.select(failures).where(failures.c.kind == kind,
+                                                          failures.c.key == key[:512])).first()
+
+    def failures(self) -> list:
+        with self.engine.connect() as conn:
+            return list(conn.execute(sa.select(failures).order_by(failures.c.day, failures.c.kind, failures.c.key)))
+
+    def record_failure(self, kind: str, key: str, reason: str, day, head: str | None = None) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(self.upsert(failures, ["kind", "key"]),
+                         [{"kind": kind, "key": key[:512], "reason": reason, "day": day, "head": head}])
+
+    def clear_failure(self, kind: str, key: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(failures.delete().where(failures.c.kind == kind, failures.c.key == key[:512]))
 
     # -- parse cache -------------------------------------------------------
 

@@ -190,11 +190,12 @@ def test_smtp_down_two_weeks_then_everything_delivered_once(tmp_path, capsys, sm
     up = bot.upstream
 
     bot.run(capsys, W02)  # (the exit status of a run whose mail could not be sent is not pinned here)
-    assert [r.status for r in mail_rows(bot)] == ["failed"]
+    # a server that is down fails no mail for good: it stays queued, with the reason
+    assert [r.status for r in mail_rows(bot)] == ["queued"]
     up.land("bpf: drop bpf_foo", "2024-01-10", kfuncs={k: v for k, v in BASE_KFUNCS.items() if k != "bpf_foo"})
     bot.run(capsys, W03)
     rows = mail_rows(bot)  # last week's report and this week's
-    assert len(rows) == 2 and all(r.status == "failed" for r in rows)
+    assert len(rows) == 2 and all(r.status == "queued" for r in rows)
     assert sorted(r.attempts for r in rows) == [1, 2]
     assert all("refused" in r.last_error.lower() for r in rows)
 
@@ -325,7 +326,7 @@ def test_schema_1_database_is_migrated_keeping_its_data(tmp_path, with_meta):
     d = tmp_path / "s"
     v1_database(d, with_meta)
     state = State(state_dir=d)
-    assert state.schema_version == SCHEMA_VERSION == 2
+    assert state.schema_version == SCHEMA_VERSION == 3
     cols = {c["name"] for c in sa.inspect(state.engine).get_columns("mails")}
     assert "tree" in cols
     with state.engine.connect() as conn:
@@ -340,7 +341,7 @@ def test_schema_1_database_is_migrated_keeping_its_data(tmp_path, with_meta):
     assert [r.msgid for r in outbox.pending()] == ["<old@example.org>"]
     # opening again is a no-op; the data is still there
     again = State(state_dir=d)
-    assert again.schema_version == 2
+    assert again.schema_version == 3
     with again.engine.connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(mails)).scalar() == 1
         assert conn.execute(sa.select(sa.func.count()).select_from(sa.table("meta"))).scalar() == 1
@@ -350,8 +351,8 @@ def test_newer_schema_is_refused(tmp_path):
     d = tmp_path / "s"
     State(state_dir=d)
     db = sqlite3.connect(d / "policybot.sqlite")
-    db.execute("UPDATE meta SET value = '3' WHERE key = 'schema'")
+    db.execute("UPDATE meta SET value = '4' WHERE key = 'schema'")
     db.commit()
     db.close()
-    with pytest.raises(ConfigError, match="has schema 3.*upgrade policybot"):
+    with pytest.raises(ConfigError, match="has schema 4.*upgrade policybot"):
         State(state_dir=d)

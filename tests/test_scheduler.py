@@ -375,3 +375,23 @@ def test_sigterm_while_the_scheduler_is_starting(tmp_path):
                           cwd=ROOT, capture_output=True, text=True, timeout=30)
     assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
     assert bot.mails() == {}
+
+
+def test_a_failing_job_is_one_log_line_and_the_scheduler_goes_on(tmp_path, caplog):
+    """issue 11: a tree that cannot be read, or a run that cannot start, never raises into
+    APScheduler (which would log a traceback): one line in the log, the failure recorded."""
+    import logging
+    bot = Bot(tmp_path)
+    (tmp_path / "notarepo").write_text("x\n")
+    with open(bot.config, "a") as f:
+        f.write(f'\n[[trees]]\nname = "broken"\nrepo = "{tmp_path / "notarepo"}"\n')
+    caplog.set_level(logging.WARNING, logger="policybot")
+    weekly_job(str(bot.config))  # does not raise
+    lines = [r for r in caplog.records if r.name == "policybot.scheduler"]
+    assert len(lines) == 1 and "tree broken failed" in lines[0].getMessage() and lines[0].exc_info is None
+    assert bot.last_audited() is not None  # the healthy tree was audited
+    caplog.clear()
+    with bot.state().lock():  # another run holds the lock
+        inbox_job(str(bot.config))
+    (line,) = [r for r in caplog.records if r.name == "policybot.scheduler"]
+    assert "another policybot run holds the lock" in line.getMessage() and line.exc_info is None

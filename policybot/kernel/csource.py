@@ -86,6 +86,25 @@ def _negate(cond: str) -> str:
     return f"!({cond})"
 
 
+# Bounds that keep the preprocessor view linear in its input whatever a file holds:
+# guards recorded per line (deeper #if nesting still nests, unrecorded) and the length
+# of one guard's text (an #elif chain's negations).
+MAX_GUARDS = 64
+MAX_GUARD_TEXT = 512
+
+
+@dataclass(frozen=True)
+class _Frame:
+    tried: str  # the #if condition ("0", "1", or other), then "|elif"/"|else" per branch
+    negated: str  # the negation of every branch condition so far
+    guards: tuple[str, ...]  # guards of the lines inside this branch
+    dead: bool  # inside #if 0 (here or outside)
+
+
+def _bounded(text: str) -> str:
+    return text if len(text) <= MAX_GUARD_TEXT else text[:MAX_GUARD_TEXT] + "..."
+
+
 def _blank(text: str) -> str:
     """Same length, same newlines, nothing else."""
     return re.sub(r"[^\n]", " ", text)
@@ -116,14 +135,18 @@ def parse_csource(path: str, data: bytes | str) -> CSource:
     guards_by_line: list[tuple[str, ...]] = [()] * (len(lines) + 2)
     macros: dict[str, list[Macro]] = {}
     includes: list[tuple[str, bool]] = []
-    # condition stack frames: [branch conditions so far, current guard, dead?]
-    stack: list[tuple[list[str], str | None, bool]] = []
+    # one frame per open #if: each frame carries what holds inside it (the guards and
+    # whether the code is dead) so a directive costs the same at any nesting depth
+    stack: list[_Frame] = []
     current: tuple[str, ...] = ()
     dead = False
 
-    def recompute() -> tuple[tuple[str, ...], bool]:
-        guards = tuple(g for _, g, _ in stack if g)
-        return guards, any(d for _, _, d in stack)
+    def push(negated: str, guard: str | None, frame_dead: bool, tried: str) -> None:
+        outer_guards, outer_dead = (stack[-1].guards, stack[-1].dead) if stack else ((), False)
+        guards = outer_guards
+        if guard and len(outer_guards) < MAX_GUARDS:
+            guards = outer_guards + (_bounded(guard),)
+        stack.append(_Frame(tried, _bounded(negated), guards, outer_dead or frame_dead))
 
     i = 0
     n = len(lines)
@@ -152,24 +175,21 @@ def parse_csource(path: str, data: bytes | str) -> CSource:
             continue
         word, rest = m.group(1), m.group(2).strip()
         if word in ("if", "ifdef", "ifndef"):
-            if word == "ifdef":
-                cond = normalise_condition(rest)
-            elif word == "ifndef":
-                cond = _negate(normalise_condition(rest))
-            else:
-                cond = normalise_condition(rest)
-            stack.append(([cond], cond if cond not in ("1",) else None, cond == "0"))
+            cond = normalise_condition(rest)
+            if word == "ifndef":
+                cond = _negate(cond)
+            push(_negate(cond), cond if cond != "1" else None, cond == "0", cond)
         elif word in ("elif", "else") and stack:
-            prior, _, _ = stack.pop()
-            negated = " && ".join(_negate(c) for c in prior)
+            frame = stack.pop()
+            negated = frame.negated
             if word == "elif":
                 cond = normalise_condition(rest)
                 guard = f"{negated} && {cond}" if negated else cond
-                stack.append((prior + [cond], guard, cond == "0"))
+                push(f"{negated} && {_negate(cond)}", guard, cond == "0", frame.tried + "|elif")
             else:
-                was_zero = prior == ["0"]
+                was_zero = frame.tried == "0"
                 guard = None if was_zero else (negated or None)
-                stack.append((prior, guard, False if was_zero else prior == ["1"]))
+                push(negated, guard, False if was_zero else frame.tried == "1", frame.tried + "|else")
         elif word == "endif" and stack:
             stack.pop()
         elif dead:
@@ -192,7 +212,7 @@ def parse_csource(path: str, data: bytes | str) -> CSource:
             im = re.match(r"[<\"]([^>\"]+)[>\"]", rest)
             if im:
                 includes.append((im.group(1), rest.startswith("<")))
-        current, dead = recompute()
+        current, dead = (stack[-1].guards, stack[-1].dead) if stack else ((), False)
 
     code = "\n".join(out_lines)
     # directives and dead code shortened lines: recompute line starts
@@ -272,6 +292,14 @@ def expand_macros(text: str, lookup, depth: int = 0) -> str:
     return "".join(out)
 
 
+# A macro call's arguments are looked for this far: real calls (set entries,
+# registrations, X-macro invocations) are short, and an unclosed "(" must not
+# make every later call scan to the end of the file.
+MAX_CALL_TEXT = 4096
+MAX_CALL_DEPTH = 32
+_ARG_PUNCT = re.compile(r"[(),]")
+
+
 def _call_args(text: str, pos: int) -> tuple[list[str] | None, int]:
     while pos < len(text) and text[pos] in " \t\n":
         pos += 1
@@ -280,16 +308,19 @@ def _call_args(text: str, pos: int) -> tuple[list[str] | None, int]:
     depth = 0
     args: list[str] = []
     start = pos + 1
-    for i in range(pos, len(text)):
-        c = text[i]
+    for m in _ARG_PUNCT.finditer(text, pos, pos + MAX_CALL_TEXT):
+        c = m.group(0)
+        i = m.start()
         if c == "(":
             depth += 1
+            if depth > MAX_CALL_DEPTH:
+                return None, pos
         elif c == ")":
             depth -= 1
             if depth == 0:
                 args.append(text[start:i].strip())
                 return args, i + 1
-        elif c == "," and depth == 1:
+        elif depth == 1:
             args.append(text[start:i].strip())
             start = i + 1
     return None, pos

@@ -238,6 +238,8 @@ def _extract_sets(src: CSource, facts: FileFacts) -> None:
         body = code[m.end():body_end]
         consumed = []
         for e in _ENTRY.finditer(body):
+            if consumed and e.start() < consumed[-1][1]:
+                continue  # inside the previous entry's arguments
             args, stop = _call_args(body, e.end() - 1)
             if args is None:
                 continue
@@ -251,6 +253,7 @@ def _extract_sets(src: CSource, facts: FileFacts) -> None:
             rest.append((pos, body[pos:a]))
             pos = b
         rest.append((pos, body[pos:]))
+        local = None  # macros defined inside the set, computed once for all pending invocations
         for offset, chunk in rest:
             for ident in _IDENT.finditer(chunk):
                 if ident.start() and chunk[ident.start() - 1] not in " \t\n;)":
@@ -259,22 +262,23 @@ def _extract_sets(src: CSource, facts: FileFacts) -> None:
                     continue
                 at = m.end() + offset + ident.start()
                 line = src.line_of(at)
-                _expand_in_set(src, facts, idset, chunk, ident, line, list(src.guards_at(at)))
+                if local is None:
+                    local = {n: [list(d.params) if d.params is not None else None, d.body]
+                             for n, defs in src.macros.items() for d in defs
+                             if idset.line <= d.line <= idset.end_line}
+                _expand_in_set(src, facts, idset, chunk, ident, line, list(src.guards_at(at)), local)
         facts.sets.append(idset)
 
 
-def _expand_in_set(src, facts, idset, chunk, ident, line, guards) -> None:
+def _expand_in_set(src, facts, idset, chunk, ident, line, guards, local) -> None:
     name = ident.group(0)
     args, stop = _call_args(chunk, ident.end())
     text = chunk[ident.start():stop] if args is not None else name
     if src.macro_at(name, line) is None:
-        local = {n: [list(d.params) if d.params is not None else None, d.body]
-                 for n, defs in src.macros.items() for d in defs
-                 if idset.line <= d.line <= idset.end_line}
         facts.pending.append(PendingMacro(idset.name, text, line, guards, local))
-        return
-    expanded = expand_macros(text, lambda n: src.macro_at(n, line))
-    idset.entries.extend(entries_from_text(expanded, line, guards, via=name))
+    else:
+        expanded = expand_macros(text, lambda n: src.macro_at(n, line))
+        idset.entries.extend(entries_from_text(expanded, line, guards, via=name))
 
 
 def entries_from_text(text: str, line: int, guards: list[str], via: str) -> list[Entry]:

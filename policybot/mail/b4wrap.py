@@ -11,6 +11,7 @@ What leaves this module is plain data (``Series``, ``Patch``), never b4 objects.
 from __future__ import annotations
 
 import email.errors
+import email.header
 import email.headerregistry
 import email.message
 import email.policy
@@ -48,6 +49,9 @@ class Patch:
     commit_message: str
     trailers: tuple[tuple[str, str], ...]  # (name, value) from the patch and its follow-ups
     date: str
+    # (name, value, From address of the reply) of each trailer a reply gave the patch
+    reply_trailers: tuple[tuple[str, str, str], ...] = ()
+    automated: str = ""  # why this is mail from a machine (RFC 3834, a DSN), "" when it is not
 
 
 @dataclass
@@ -121,8 +125,10 @@ def _remote(inbox_url: str, what: str, call):
 
 def fetch_thread(msgid: str, inbox_url: str, state_dir=None) -> list[email.message.EmailMessage]:
     """The whole thread of ``msgid`` from a public-inbox server (``<url>/<msgid>/t.mbox.gz``)."""
-    b4 = _b4(state_dir, inbox_url, network=True)
     msgid = msgid.strip().strip("<>")
+    if not re.fullmatch(r"[!-~]{1,250}", msgid) or "@" not in msgid:
+        raise InputError(f"--msgid: {_clean(msgid)[:80]!r} is not a Message-ID")
+    b4 = _b4(state_dir, inbox_url, network=True)
     msgs = _remote(inbox_url, f"fetching <{msgid}>",
                    lambda: b4.get_pi_thread_by_msgid(msgid, nocache=True, quiet=True))
     if not msgs:
@@ -139,19 +145,26 @@ def search(query: str, inbox_url: str, state_dir=None) -> list[email.message.Ema
 
 
 def series_from_messages(msgs: list[email.message.EmailMessage], state_dir=None,
-                         source: str = "input") -> Series:
-    """The latest revision of the series among ``msgs``, in patch order."""
+                         source: str = "input", max_message_bytes: int | None = None) -> Series:
+    """The latest revision of the series among ``msgs``, in patch order.
+
+    A message over ``max_message_bytes`` is left out (and said, in ``ignored``)."""
     b4 = _b4(state_dir)
     mbx = b4.LoreMailbox()
     ignored = []
     for msg in msgs:
-        if not msg.get("Message-ID"):
-            ignored.append(f"{_clean(str(msg.get('Subject', '(no subject)')))[:60]}: no Message-ID")
+        msgid = header_text(msg, "Message-ID")
+        if not msgid:
+            ignored.append(f"{header_text(msg, 'Subject')[:60] or '(no subject)'}: no Message-ID")
+            continue
+        size = message_size(msg)
+        if max_message_bytes and size > max_message_bytes:
+            ignored.append(f"{msgid[:80]}: {size} bytes, over limits.max_message_bytes ({max_message_bytes})")
             continue
         try:
             mbx.add_message(msg)
         except (SystemExit, Exception) as e:  # one bad message must not sink the series
-            ignored.append(f"{_clean(str(msg.get('Message-ID', '?')))}: {type(e).__name__}")
+            ignored.append(f"{msgid[:80]}: {type(e).__name__}")
     try:
         lser = mbx.get_series(codereview_trailers=False)
     except SystemExit:
@@ -175,6 +188,16 @@ def series_from_messages(msgs: list[email.message.EmailMessage], state_dir=None,
     return Series(lser.revision, lser.subject or "", author, cover, patches, base, missing, ignored)
 
 
+def message_size(msg) -> int:
+    """The size of a parsed message's text (headers and body), without re-serialising it."""
+    payload = msg.get_payload()
+    if isinstance(payload, list):
+        body = sum(message_size(p) for p in payload)
+    else:
+        body = len(payload or "")
+    return body + sum(len(k) + len(str(v)) + 4 for k, v in msg.raw_items())
+
+
 def _clean(value: str) -> str:
     """Header values from the list are untrusted: no control characters, no undecodable bytes."""
     value = value.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
@@ -194,13 +217,49 @@ def format_address(name: str, addr: str) -> str:
         return addr
 
 
+def _raw_values(msg, name: str) -> list[str]:
+    # raw: the email package's own header parsing raises on an encoded CR/LF
+    return [_clean(str(raw)) for key, raw in msg.raw_items() if key.lower() == name.lower()]
+
+
+def _decoded(text: str) -> str:
+    """RFC 2047 encoded words decoded, control characters (an encoded CR/LF) blanked."""
+    if "=?" not in text:
+        return _clean(text)
+    try:
+        return _clean(str(email.header.make_header(email.header.decode_header(text))))
+    except (ValueError, LookupError, email.errors.HeaderParseError, UnicodeError):
+        return _clean(text)
+
+
+def header_values(msg, name: str) -> list[str]:
+    """Every ``name`` header of ``msg`` as one line of text, decoded, never raising."""
+    return [_decoded(v) for v in _raw_values(msg, name)]
+
+
+def header_text(msg, name: str) -> str:
+    values = header_values(msg, name)
+    return values[0] if values else ""
+
+
+def automated_mail(msg) -> str:
+    """Why ``msg`` was written by a machine and must get no reply, or "" (RFC 3834, RFC 3464)."""
+    auto = header_text(msg, "Auto-Submitted").split(";")[0].strip().lower()
+    if auto and auto != "no":
+        return f"it is marked Auto-Submitted: {auto}"
+    ctype = header_text(msg, "Content-Type").lower()
+    if "multipart/report" in ctype or "delivery-status" in ctype:
+        return "it is a delivery status report"
+    return ""
+
+
 def _addresses(msg, header: str) -> tuple[str, ...]:
-    values = [str(v) for v in msg.get_all(header, [])]
     out = []
-    for name, addr in email.utils.getaddresses(values):
+    # split the raw value: a decoded name may hold the comma its quoting protected
+    for name, addr in email.utils.getaddresses(_raw_values(msg, header)):
         addr = _clean(addr)
         if "@" in addr:
-            out.append(format_address(name, addr))
+            out.append(format_address(_decoded(name), addr))
     return tuple(out)
 
 
@@ -216,12 +275,17 @@ def _patch(b4, lmsg) -> Patch:
         diff = rest[:sig.start()] if sig else rest
     commit_message = commit_message.split("\n---\n", 1)[0]
     trailers = [(name, value) for name, value in _TRAILER.findall(commit_message)]
+    replies = []
     for t in list(lmsg.trailers) + list(lmsg.followup_trailers):
         name, value = getattr(t, "name", None), getattr(t, "value", None)
         if name is None and isinstance(t, (tuple, list)):
             name, value = t[0], t[1]
         if name:
             trailers.append((_clean(str(name)), _clean(str(value))))
+    for t in lmsg.followup_trailers:
+        source = getattr(t, "lmsg", None)
+        if getattr(t, "name", None) and source is not None and source is not lmsg:
+            replies.append((_clean(str(t.name)), _clean(str(t.value)), _clean(source.fromemail or "")))
     reply_to = _addresses(msg, "Reply-To")
     return Patch(
         msgid=_clean(lmsg.msgid), subject=_clean(lmsg.full_subject), counter=lmsg.counter,
@@ -229,4 +293,5 @@ def _patch(b4, lmsg) -> Patch:
         author_email=_clean(lmsg.fromemail or ""), reply_to=reply_to[0] if reply_to else "",
         to=_addresses(msg, "To"), cc=_addresses(msg, "Cc"),
         references=tuple(_clean(r) for r in lmsg.references), diff=diff,
-        commit_message=commit_message, trailers=tuple(trailers), date=_clean(str(msg.get("Date", ""))))
+        commit_message=commit_message, trailers=tuple(trailers), date=header_text(msg, "Date"),
+        reply_trailers=tuple(replies), automated=automated_mail(msg))

@@ -35,6 +35,23 @@ def template_env(override_dir: str | None = None) -> jinja2.Environment:
     return environment(override_dir)
 
 
+def render(env: jinja2.Environment, name: str, **values) -> str:
+    """A mail template rendered; a broken operator template is a configuration error naming it."""
+    from ..errors import ConfigError
+    try:
+        return env.get_template(name).render(**values)
+    except jinja2.TemplateSyntaxError as e:
+        raise ConfigError(f"{e.filename or name}:{e.lineno}: template error: {e.message}") from None
+    except jinja2.TemplateError as e:
+        raise ConfigError(f"{name}: template error: {e}") from None
+
+
+def key_part(msgid: str) -> str:
+    """A Message-ID as part of a once-only key: hashed when a sender made it absurdly long."""
+    import hashlib
+    return msgid if len(msgid) <= 200 else "sha256:" + hashlib.sha256(msgid.encode("utf-8", "replace")).hexdigest()
+
+
 def draft_message(config, draft: MailDraft):
     """The RFC 5322 message of a draft; a template that writes unsafe lines is a config error."""
     from ..errors import ConfigError
@@ -87,9 +104,40 @@ def worth_mailing(f: Finding, min_verdict: str) -> bool:
     return not f.acknowledged and severity(f.verdict) >= severity(min_verdict)
 
 
+def not_replying(patch, own_addr: str = "", own_msgid_domain: str = "") -> str:
+    """Why the bot must not reply to ``patch`` (RFC 3834: no replies to machines, nor to itself)."""
+    if patch.automated:
+        return patch.automated
+    if own_addr and patch.author_email.lower() == own_addr.lower():
+        return f"it is from the bot's own address {own_addr}"
+    if own_msgid_domain and patch.msgid.startswith("policybot-") and \
+            patch.msgid.lower().endswith("@" + own_msgid_domain.lower()):
+        return "the bot wrote it"
+    return ""
+
+
+def capped_recipients(author: str, first: list[str], rest: list[str], limit: int) -> tuple[list[str], int]:
+    """Cc: the patch's own To/Cc (``rest``) and the maintainers and lists (``first``), everyone
+    once, so that To + Cc stays within ``limit``: beyond it, ``rest`` is left out first.
+    Returns the Cc and how many were left out."""
+    cc = dedupe(list(rest) + list(first), exclude=[author])
+    keep = max(limit - 1, 0)
+    if len(cc) <= keep:
+        return cc, 0
+    must = {email.utils.parseaddr(a)[1].lower() for a in first}
+    kept = set([a for a in cc if email.utils.parseaddr(a)[1].lower() in must][:keep])
+    for a in cc:
+        if len(kept) >= keep:
+            break
+        kept.add(a)
+    out = [a for a in cc if a in kept]
+    return out, len(cc) - len(out)
+
+
 def review_mails(result, *, tree: str, list_addr: str, recipients_for, is_mailed, forward_for,
                  min_verdict: str = "notice", env: jinja2.Environment | None = None,
-                 policy_url: str = "") -> list[MailDraft]:
+                 policy_url: str = "", own_addr: str = "", own_msgid_domain: str = "",
+                 max_recipients: int = 50, max_quote_lines: int = 40) -> list[MailDraft]:
     """One reply per patch with findings not mailed before; none for a clean patch.
 
     ``recipients_for(files) -> list[str]`` gives maintainers and lists,
@@ -102,23 +150,32 @@ def review_mails(result, *, tree: str, list_addr: str, recipients_for, is_mailed
     out = []
     for r in result.reviews:
         p = r.patch
-        todo = [(f, f"review:{p.msgid}:{f.rule}:{f.kfunc}") for f in r.findings if worth_mailing(f, min_verdict)]
+        todo = [(f, f"review:{key_part(p.msgid)}:{f.rule}:{f.kfunc}") for f in r.findings
+                if worth_mailing(f, min_verdict)]
         todo = [(f, k) for f, k in todo if not is_mailed(k)]
         if not todo:
             continue
+        why = not_replying(p, own_addr, own_msgid_domain)
+        if why:
+            result.notes.append(f"not replying to patch {p.counter}/{p.expected}: {why}")
+            continue
         hunks = parse_hunks(p.diff)
-        views = [finding_view(f, quote_for(f, hunks), forward_for(f)) for f, _ in todo]
+        views = [finding_view(f, quote_for(f, hunks, max_lines=max_quote_lines), forward_for(f)) for f, _ in todo]
         if not r.applied:
             for v in views:
                 v["message"] += f" (patch {p.counter}/{p.expected} could not be applied on {result.base_rev}: {r.problem})"
-        body = env.get_template("review.txt.j2").render(
+        body = render(env, "review.txt.j2",
             first_name=first_name(p.author_name), tree=tree, base=result.base_rev,
             base_commit=result.base_commit, patch=p, findings=views, policy_url=policy_url)
         author = p.reply_to or format_address(p.author_name, p.author_email)
         kfunc_files = sorted({loc.path for f, _ in todo for loc in (f.base_location, f.head_location) if loc})
-        cc = dedupe(list(p.to) + list(p.cc) + list(recipients_for(kfunc_files)) + [list_addr], exclude=[author])
+        cc, left_out = capped_recipients(author, list(recipients_for(kfunc_files)) + [list_addr],
+                                         list(p.to) + list(p.cc), max_recipients)
+        if left_out:
+            result.notes.append(f"reply to patch {p.counter}/{p.expected}: {left_out} recipients of the patch "
+                                f"left out (limits.max_recipients = {max_recipients})")
         keys = [k for _, k in todo]
         out.append(MailDraft("review", [author], cc, f"Re: {p.subject}", body,
-                             f"review:{p.msgid}:{','.join(sorted(keys))}", keys,
+                             f"review:{key_part(p.msgid)}:{','.join(sorted(keys))}", keys,
                              in_reply_to=p.msgid, references=list(p.references) + [p.msgid]))
     return out

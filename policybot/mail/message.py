@@ -254,10 +254,16 @@ def _fold_ids(name: str, value: str, linesep: str) -> str:
     return linesep.join(lines) + linesep
 
 
+MAX_MSGID = 250  # longer ids are no real mailer's: such a one cannot be folded under 998 octets
+
+
 def _msgid(value: str | None) -> str:
+    """``<id>`` from input, or "" when it cannot be a valid header value (then it is dropped)."""
     core = re.sub(r"[\s<>]", "", _CONTROL.sub("", value or ""))
     if core and not core.isascii():
         raise InputError(f"Message-ID {value!r} is not ASCII")
+    if len(core) > MAX_MSGID:
+        return ""
     return f"<{core}>" if core else ""
 
 

@@ -9,6 +9,7 @@ a mail is marked sent only once the SMTP server accepted it.
 
 from __future__ import annotations
 
+import base64
 import email.utils
 import hashlib
 import ipaddress
@@ -20,7 +21,7 @@ import smtplib
 import ssl
 import stat
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from email.message import EmailMessage
 from pathlib import Path
 
@@ -28,11 +29,14 @@ import sqlalchemy as sa
 
 from ..errors import ConfigError, InputError
 from ..state import State, mailed_keys, mails
-from .message import MailConfig
+from .message import MailConfig, clean_header
 
 log = logging.getLogger(__name__)
 
 PENDING = ("queued", "failed")
+SEND_LOCK_WAIT = 300.0  # seconds a sender waits for another one to finish
+BACKOFF_FIRST = 300  # seconds after the first temporary refusal of a mail
+BACKOFF_MAX = 24 * 3600
 
 
 @dataclass
@@ -96,37 +100,65 @@ class Outbox:
                 raise
         return True
 
-    def send(self, config: MailConfig, smtp_password: str | None = None) -> SendReport:
-        """Deliver every pending mail over one SMTP connection."""
+    def send(self, config: MailConfig, smtp_password: str | None = None, retry_failed: bool = False,
+             lock_wait: float = SEND_LOCK_WAIT) -> SendReport:
+        """Deliver every mail that is due over one SMTP connection.
+
+        One sender at a time per state (the ``send`` lock, whoever sends: run,
+        outbox --send, review --send, the scheduler), and the rows are read
+        inside it: two senders never deliver one mail twice. A permanent
+        refusal (5xx) fails the mail for good; a temporary one (4xx) backs off.
+        """
+        with self.state.lock("send", wait=lock_wait):
+            if retry_failed:
+                self.retry_failed()
+            return self._send(config, smtp_password)
+
+    def retry_failed(self) -> int:
+        """Queue again every mail that failed for good (after the operator fixed the cause)."""
+        with self.state.engine.begin() as conn:
+            return conn.execute(mails.update().where(mails.c.status == "failed").values(
+                status="queued", next_attempt=None)).rowcount
+
+    def due(self) -> list:
+        now = _now()
+        q = sa.select(mails).where(mails.c.status == "queued",
+                                   sa.or_(mails.c.next_attempt.is_(None), mails.c.next_attempt <= now)) \
+            .order_by(mails.c.created, mails.c.msgid)
+        with self.state.engine.connect() as conn:
+            return list(conn.execute(q))
+
+    def _send(self, config: MailConfig, smtp_password: str | None) -> SendReport:
         report = SendReport()
-        rows = self.pending()
+        rows = self.due()
         if not rows:
             return report
         user, password = smtp_credentials(config, smtp_password)
+        secrets = _secrets(user, password)
         try:
             smtp = _connect(config, user, password)
         except (OSError, smtplib.SMTPException) as e:
-            error = _describe(e, password)
+            error = _describe(e, secrets)  # the server or the login, not the mails: next run
             for row in rows:
-                self._failed(row.msgid, error, report)
+                self._failed(row, error, report, permanent=False, backoff=False)
             return report
         try:
             for i, row in enumerate(rows):
                 try:
                     data = _crlf(self._read(row))
                 except OSError as e:
-                    self._failed(row.msgid, f"cannot read the draft: {e}", report)
+                    self._failed(row, f"cannot read the draft: {e}", report, permanent=True)
                     continue
                 try:
                     refused = smtp.sendmail(config.sender.addr_spec, json.loads(row.recipients), data)
                 except smtplib.SMTPException as e:
                     if isinstance(e, smtplib.SMTPServerDisconnected):
-                        self._fail_rest(rows[i:], _describe(e, password), report)
+                        self._fail_rest(rows[i:], _describe(e, secrets), report)
                         break
-                    self._failed(row.msgid, _describe(e, password), report)  # this mail only
+                    self._failed(row, _describe(e, secrets), report, permanent=_permanent(e))  # this mail only
                     continue
                 except OSError as e:  # (SMTPException is an OSError too: it goes first)
-                    self._fail_rest(rows[i:], _describe(e, password), report)
+                    self._fail_rest(rows[i:], _describe(e, secrets), report)
                     break
                 self._sent(row.msgid, refused)
                 report.sent.append(row.msgid)
@@ -187,14 +219,21 @@ class Outbox:
     def _fail_rest(self, rows, error: str, report: SendReport) -> None:
         """The connection is gone: these mails wait for the next run."""
         for row in rows:
-            self._failed(row.msgid, error, report)
+            self._failed(row, error, report, permanent=False, backoff=False)
 
-    def _failed(self, msgid: str, error: str, report: SendReport) -> None:
+    def _failed(self, row, error: str, report: SendReport, permanent: bool, backoff: bool = True) -> None:
+        """A permanent refusal fails the mail for good; a temporary one keeps it queued,
+        refused mails waiting BACKOFF_FIRST, doubling per attempt, up to BACKOFF_MAX."""
+        values = {"attempts": mails.c.attempts + 1, "last_error": error}
+        if permanent:
+            values["status"] = "failed"
+        elif backoff:
+            delay = min(BACKOFF_FIRST * 2 ** min(row.attempts, 16), BACKOFF_MAX)
+            values["next_attempt"] = _now() + timedelta(seconds=delay)
         with self.state.engine.begin() as conn:
-            conn.execute(mails.update().where(mails.c.msgid == msgid).values(
-                status="failed", attempts=mails.c.attempts + 1, last_error=error))
-        report.failed.append((msgid, error))
-        log.warning("mail %s not sent: %s", msgid, error)
+            conn.execute(mails.update().where(mails.c.msgid == row.msgid).values(**values))
+        report.failed.append((row.msgid, error))
+        log.warning("mail %s not sent: %s", row.msgid, error)
 
 
 def envelope_recipients(msg: EmailMessage) -> list[str]:
@@ -262,8 +301,34 @@ def _connect(config: MailConfig, user: str | None, password: str | None) -> smtp
     return smtp
 
 
-def _describe(e: BaseException, password: str | None) -> str:
-    """One line about a failure, without the password even if a server echoed it."""
+def _permanent(e: smtplib.SMTPException) -> bool:
+    """A 5xx reply refuses this mail for good (RFC 5321 4.2.1); 4xx and the rest may pass later."""
+    if isinstance(e, smtplib.SMTPRecipientsRefused):
+        return bool(e.recipients) and all(code >= 500 for code, _ in e.recipients.values())
+    return isinstance(e, smtplib.SMTPResponseException) and 500 <= e.smtp_code < 600
+
+
+def _secrets(user: str | None, password: str | None) -> list[str]:
+    """What must never be shown: the password, and the AUTH blobs a server may echo back."""
+    if not password:
+        return []
+    out = [password]
+    for blob in (f"\0{user}\0{password}", f"{user}\0{user}\0{password}", user or "", password):
+        if blob:
+            out.append(base64.b64encode(blob.encode("utf-8")).decode("ascii"))
+    return sorted(set(out), key=len, reverse=True)
+
+
+_BASE64_TOKEN = re.compile(r"[A-Za-z0-9+/]{16,}={0,2}")
+
+
+def _describe(e: BaseException, secrets: list[str] | str | None) -> str:
+    """One line about a failure, without credentials even if a server echoed them."""
+    if isinstance(secrets, str):
+        secrets = [secrets]
+    if isinstance(e, smtplib.SMTPAuthenticationError):
+        # the reply to AUTH may quote the blob we sent (base64 of user and password)
+        return f"{type(e).__name__}: {e.smtp_code} authentication failed (the server's reply is not shown)"
     if isinstance(e, smtplib.SMTPResponseException):
         reply = e.smtp_error
         text = f"{e.smtp_code} {reply.decode('utf-8', 'replace') if isinstance(reply, bytes) else reply}"
@@ -274,9 +339,11 @@ def _describe(e: BaseException, password: str | None) -> str:
     else:
         text = str(e) or type(e).__name__
     text = f"{type(e).__name__}: {' '.join(text.split())}"
-    if password:
-        text = text.replace(password, "***")
-    return text
+    for secret in secrets or ():
+        text = text.replace(secret, "***")
+    if secrets:
+        text = _BASE64_TOKEN.sub("***", text)
+    return clean_header(text)[:500]
 
 
 def _file_name(msgid: str) -> str:

@@ -100,9 +100,14 @@ def read_toml(path: str | os.PathLike) -> tuple[dict, str]:
     """A TOML file's data and text (the text locates keys for error messages)."""
     path = Path(path)
     try:
-        text = path.read_text()
+        data = path.read_bytes()
     except OSError as e:
         raise ConfigError(f"{path}: {e.strerror}") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data[:e.start].count(b"\n") + 1
+        raise ConfigError(f"{path}:{line}: not UTF-8 text (byte {e.start}); TOML files are UTF-8") from None
     try:
         return tomllib.loads(text), text
     except tomllib.TOMLDecodeError as e:

@@ -21,6 +21,29 @@ from ..kernel.model import Inventory, Kfunc, Location
 LEVELS = ("unstable", "stable", "deprecating", "deprecated")
 SOURCES = ("manifest", "kernel-doc", "kf-flag", "overlay")  # precedence order
 FIELDS = {"stability", "version", "since", "replacement", "note"}
+# A declaration file is a few levels deep and never needs an alias: refusing both
+# keeps a hostile manifest (a 1,000-deep list, an alias bomb) a finding, not a crash.
+MAX_YAML_DEPTH = 16
+
+
+class _DeclarationLoader(yaml.SafeLoader):
+    """SafeLoader that refuses aliases and nesting deeper than MAX_YAML_DEPTH."""
+
+    _depth = 0
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise yaml.composer.ComposerError(None, None, "aliases (*name) are not allowed in declarations",
+                                              event.start_mark)
+        self._depth += 1
+        try:
+            if self._depth > MAX_YAML_DEPTH:
+                raise yaml.composer.ComposerError(None, None, f"nested deeper than {MAX_YAML_DEPTH} levels",
+                                                  self.peek_event().start_mark)
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
 
 
 @dataclass(frozen=True)
@@ -73,7 +96,7 @@ def _parse(text: str, path: str, *, overlay: bool) -> tuple[list, list[Problem]]
         problems.append(Problem("DECLARATION_INVALID", kfunc, Location(path, line), msg))
 
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        root = yaml.compose(text, Loader=_DeclarationLoader)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None) or getattr(e, "context_mark", None)
         line = mark.line + 1 if mark else 1
@@ -88,6 +111,9 @@ def _parse(text: str, path: str, *, overlay: bool) -> tuple[list, list[Problem]]
     allowed_top = {"kfuncs", "paths"} if overlay else {"kfuncs"}
     for knode, vnode in root.value:
         line = knode.start_mark.line + 1
+        if not isinstance(knode, yaml.ScalarNode):
+            problem(line, "a key must be a plain name, not a list or mapping")
+            continue
         if knode.value not in allowed_top:
             problem(line, f"unknown key '{knode.value}' (expected {', '.join(sorted(allowed_top))})")
             continue
@@ -96,12 +122,20 @@ def _parse(text: str, path: str, *, overlay: bool) -> tuple[list, list[Problem]]
             continue
         for name_node, decl_node in vnode.value:
             line = name_node.start_mark.line + 1
+            if not isinstance(name_node, yaml.ScalarNode):
+                problem(line, "a kfunc name must be a plain name, not a list or mapping")
+                continue
             name = str(name_node.value)
             if not isinstance(decl_node, yaml.MappingNode):
                 problem(line, f"{name}: expected a mapping with 'stability'", name)
                 continue
             fields = {}
             for fk, fv in decl_node.value:
+                if not isinstance(fk, yaml.ScalarNode) or not isinstance(fv, yaml.ScalarNode):
+                    what = fk.value if isinstance(fk, yaml.ScalarNode) else "a key"
+                    problem(fk.start_mark.line + 1, f"{name}: {what} must be a plain value, "
+                            "not a list or mapping", name)
+                    continue
                 if fk.value not in FIELDS:
                     problem(fk.start_mark.line + 1, f"{name}: unknown field '{fk.value}' "
                             f"(known: {', '.join(sorted(FIELDS))})", name)
