@@ -1,0 +1,367 @@
+"""``policybot check``: which kfuncs a compiled BPF object can rely on, per target kernel.
+
+object (policybot.btf.program) + target (a source tree at a revision, through
+the inventory and the promises valid there; or a compiled kernel's BTF) ->
+one verdict per extern and per object, decided as libbpf decides: a strong
+extern that is missing or incompatible fails the load, a weak one is left
+unresolved. The policy (level, promise end, deprecation) comes from the
+source tree when there is one.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import fnmatch
+from dataclasses import dataclass, field
+
+from .btf.compat import Shape, incompatibility, text_shape
+from .btf.kfuncs import CompiledKernel
+from .btf.program import BpfObject, Extern, SourceLine
+from .errors import InputError
+from .kernel.flags import FLAGS, IMPLICIT_PARAM_TYPES
+
+STATUSES = ("ok", "missing", "incompatible")
+# flags that ask nothing of the program calling the kfunc
+_SILENT_FLAGS = ("KF_DEPRECATED", "KF_FASTCALL", "KF_IMPLICIT_ARGS")
+
+
+@dataclass(frozen=True)
+class TargetKfunc:
+    name: str
+    prototype: str  # C, for people
+    shape: Shape | None  # from BTF; None: build it from the texts below
+    return_type: str = ""
+    param_types: tuple[str, ...] = ()
+    flags: tuple[str, ...] | None = None  # None: the target does not say (BTF alone)
+    prog_types: tuple[str, ...] | None = None
+    location: str = ""
+
+
+@dataclass(frozen=True)
+class PolicyView:
+    """What the target's declarations say of one kfunc."""
+    level: str  # unstable (also undeclared), stable, deprecating, deprecated
+    level_key: str  # the rule catalogue's key: also expired, deprecated_due
+    promise_ends: dt.date | None  # stable: end of the window
+    earliest_removal: dt.date | None  # deprecated: end of the notice period
+    replacement: str | None
+    declared_at: str = ""
+
+
+UNDECLARED = PolicyView("unstable", "unstable", None, None, None)
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str
+    kind: str  # "source" or "btf"
+    kfuncs: dict[str, TargetKfunc]
+    policy: dict[str, PolicyView] = field(default_factory=dict)
+    first_release: dict[str, str] = field(default_factory=dict)
+    declared: bool = True  # False for BTF alone: no declarations, levels unknown
+    # JIT architectures of the release, when history knows them (issue 14 adds them)
+    jit_arches: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True)
+class ExternResult:
+    extern: Extern
+    status: str
+    reason: str
+    target_kfunc: TargetKfunc | None
+    policy: PolicyView
+    first_release: str | None
+
+    declared: bool  # the target says what is declared (a source tree): level and promise are known
+
+    @property
+    def resolved(self) -> bool:
+        return self.status == "ok"
+
+    @property
+    def needs(self) -> tuple[str, ...]:
+        flags = self.target_kfunc.flags if self.target_kfunc else None
+        return tuple(FLAGS[f].meaning for f in (flags or ()) if f in FLAGS and f not in _SILENT_FLAGS)
+
+
+@dataclass(frozen=True)
+class CheckFinding:
+    rule: str
+    verdict: str
+    extern: str
+    message: str
+    location: SourceLine | None
+    object: str
+    target: str
+
+    @property
+    def where(self) -> str:
+        return f"{self.location.file}:{self.location.line}" if self.location else self.object
+
+
+@dataclass(frozen=True)
+class Verdict:
+    object: BpfObject
+    target: Target
+    externs: tuple[ExternResult, ...]
+    findings: tuple[CheckFinding, ...]
+
+    @property
+    def loads(self) -> bool:
+        return not self.object.undescribed and all(r.resolved or r.extern.weak for r in self.externs)
+
+
+def check(obj: BpfObject, target: Target) -> Verdict:
+    from .policy.rules import catalogue
+    rules = catalogue()
+    results, findings = [], []
+
+    def finding(rule: str, level_key: str, extern: str, message: str, loc: SourceLine | None) -> None:
+        verdict = rules[rule].verdict[level_key]
+        if verdict != "none":
+            findings.append(CheckFinding(rule, verdict, extern, message, loc, obj.path, target.name))
+
+    for sym in obj.undescribed:
+        finding("EXTERN_WITHOUT_BTF", "unstable", sym, f"{sym} is called but has no BTF in the object: "
+                "libbpf cannot open it (\"failed to find BTF for extern\")", None)
+    for ext in obj.externs:
+        tk = target.kfuncs.get(ext.kfunc)
+        policy = target.policy.get(ext.kfunc, UNDECLARED) if tk else UNDECLARED
+        loc = ext.calls[0] if ext.calls else None
+        asked = ext.name if ext.kfunc == ext.name else f"{ext.name} (kfunc {ext.kfunc})"
+        if tk is None:
+            status, reason = "missing", f"{ext.kfunc} is not a kfunc of {target.name}"
+        else:
+            shape = tk.shape or _source_shape(tk, obj)
+            reason = incompatibility(_local_shape(obj, ext), shape)
+            status = "incompatible" if reason else "ok"
+        results.append(ExternResult(ext, status, reason, tk, policy, target.first_release.get(ext.kfunc),
+                                    target.declared))
+        if status != "ok":
+            if ext.weak:
+                finding("EXTERN_UNRESOLVED", "unstable", ext.name,
+                        f"{asked}: {reason}; weak, so left unresolved (bpf_ksym_exists() is false)", loc)
+            elif status == "missing":
+                finding("EXTERN_MISSING", "unstable", ext.name,
+                        f"{asked}: {reason}: the object does not load", loc)
+            else:
+                finding("EXTERN_INCOMPATIBLE", "unstable", ext.name,
+                        f"{asked}: prototype incompatible with {target.name}'s {tk.prototype} ({reason}): "
+                        "the object does not load", loc)
+        elif policy.level in ("deprecating", "deprecated"):
+            text = f"{asked} is {policy.level} on {target.name}"
+            if policy.replacement:
+                text += f"; use {policy.replacement}"
+            if policy.earliest_removal:
+                text += f"; removal not before {policy.earliest_removal}"
+            finding("EXTERN_DEPRECATED", policy.level_key, ext.name, text, loc)
+    return Verdict(obj, target, tuple(results), tuple(findings))
+
+
+def _local_shape(obj: BpfObject, ext: Extern) -> Shape:
+    from .btf.compat import btf_shape
+    return btf_shape(obj.btf, ext.proto)
+
+
+def _source_shape(tk: TargetKfunc, obj: BpfObject) -> Shape:
+    """A source definition's BPF-visible prototype; typedef names are looked up in the object."""
+    return Shape("proto", text_shape(tk.return_type, obj.btf),
+                 tuple(text_shape(p, obj.btf) for p in tk.param_types))
+
+
+# -- targets --------------------------------------------------------------------------
+
+def btf_target(kernel: CompiledKernel, policy_from: Target | None = None) -> Target:
+    """A compiled kernel; flags, program types and policy from a source target when given."""
+    src = policy_from.kfuncs if policy_from else {}
+    kfuncs = {n: TargetKfunc(n, k.prototype, k.shape, flags=src[n].flags if n in src else None,
+                             prog_types=src[n].prog_types if n in src else None,
+                             location=f"{k.origin} [btf {k.btf_id}]")
+              for n, k in kernel.kfuncs.items()}
+    return Target(kernel.name, "btf", kfuncs, policy_from.policy if policy_from else {},
+                  policy_from.first_release if policy_from else {}, declared=policy_from is not None)
+
+
+def _bpf_visible_params(k) -> tuple[str, ...]:
+    params = tuple(p.type for p in k.definition.signature.params)
+    if "KF_IMPLICIT_ARGS" in k.flags:
+        implicit = {t.replace(" ", "") for t in IMPLICIT_PARAM_TYPES}
+        params = tuple(p for p in params if p.replace("const", "").replace(" ", "") not in implicit)
+    return params
+
+
+def source_targets(repo_path: str, revs: list[str], releases_glob: str | None, state, policy_file,
+                   today: dt.date | None, verify_objects: bool = False) -> list[Target]:
+    """Targets for revisions of a source tree: the inventory and the promises valid there."""
+    from .kernel.gitrepo import open_repo, resolve
+    from .kernel.scanner import Scanner
+    from .policy.audit import Auditor
+    from .policy.config import load_policy
+
+    repo = open_repo(repo_path)
+    scanner = Scanner(repo, state, verify_objects=verify_objects)
+    auditor = Auditor(repo, scanner, load_policy(policy_file), today)
+    releases = auditor.history.releases()
+    names = list(revs)
+    if releases_glob:
+        matched = [r.name for r in releases if fnmatch.fnmatchcase(r.name, releases_glob)]
+        if not matched:
+            raise InputError(f"{repo_path}: no release tag matches {releases_glob!r} "
+                             f"(tags: {', '.join(r.name for r in releases) or 'none'})")
+        names += [n for n in matched if n not in names]
+    inventories: dict[str, object] = {}
+
+    def inventory_at(commit_id: str):
+        if commit_id not in inventories:
+            inventories[commit_id] = scanner.inventory_of_commit(repo[commit_id])
+        return inventories[commit_id]
+
+    out = []
+    for rev in names:
+        commit = resolve(repo, rev)
+        inv = scanner.inventory_of_commit(commit, rev)
+        inventories[str(commit.id)] = inv
+        as_of = auditor.today
+        policy = {}
+        for name, p in auditor.promises_at(inv, commit, as_of).items():
+            d = p.declaration
+            ends = p.ends.date if p.ends else None
+            policy[name] = PolicyView(d.level, p.level_key, ends if d.level == "stable" else None,
+                                      ends if d.level == "deprecated" else None, d.replacement,
+                                      str(d.location))
+        kfuncs = {}
+        for k in inv.selected(include_tests=True):
+            d = k.definition
+            if d is None:
+                kfuncs[k.name] = TargetKfunc(k.name, k.name + "(?)", Shape("unknown", text="no definition"),
+                                             flags=k.flags, prog_types=k.prog_types, location=str(k.location))
+                continue
+            params = _bpf_visible_params(k)
+            shown = d.signature.__class__(d.signature.return_type,
+                                          tuple(p for p in d.signature.params if p.type in params),
+                                          d.signature.variadic)
+            kfuncs[k.name] = TargetKfunc(k.name, shown.render(k.name), None, d.signature.return_type, params,
+                                         k.flags, k.prog_types, str(d.location))
+        # the first release carrying each kfunc: releases this revision contains, oldest first
+        first: dict[str, str] = {}
+        for rel in releases:
+            if rel.commit != str(commit.id) and not repo.descendant_of(commit.id, rel.commit):
+                continue
+            for name in inventory_at(rel.commit).kfuncs:
+                first.setdefault(name, rel.name)
+        out.append(Target(rev, "source", kfuncs, policy, first))
+    return out
+
+
+# -- rendering ---------------------------------------------------------------------------
+
+def extern_json(r: ExternResult) -> dict:
+    k, p = r.target_kfunc, r.policy
+    return {
+        "name": r.extern.name, "kfunc": r.extern.kfunc, "weak": r.extern.weak, "status": r.status,
+        "reason": r.reason or None,
+        "prototype": r.extern.prototype,
+        "target_prototype": k.prototype if k else None,
+        "level": p.level if k and r.declared else None,
+        "promise_ends": p.promise_ends.isoformat() if p.promise_ends else None,
+        "deprecated": p.level in ("deprecating", "deprecated"),
+        "replacement": p.replacement,
+        "earliest_removal": p.earliest_removal.isoformat() if p.earliest_removal else None,
+        "first_release": r.first_release,
+        "flags": list(k.flags) if k and k.flags is not None else None,
+        "needs": list(r.needs),
+        "prog_types": list(k.prog_types) if k and k.prog_types is not None else None,
+        "calls": [str(c) for c in r.extern.calls],
+    }
+
+
+def verdict_json(v: Verdict) -> dict:
+    return {
+        "object": v.object.path, "target": v.target.name, "target_kind": v.target.kind,
+        "loads": v.loads,
+        "externs": [extern_json(r) for r in v.externs],
+        "without_btf": list(v.object.undescribed),
+        "jit_arches": list(v.target.jit_arches) if v.target.jit_arches is not None else None,
+        "findings": [{"rule": f.rule, "verdict": f.verdict, "extern": f.extern, "location": f.where,
+                      "message": f.message} for f in v.findings],
+    }
+
+
+def finding_line(f: CheckFinding, several_targets: bool) -> str:
+    on = f" [{f.target}]" if several_targets else ""
+    return f"{f.where}: {f.verdict}[{f.rule}]: {f.message}{on}"
+
+
+def summary_line(v: Verdict) -> str:
+    counts = {s: 0 for s in STATUSES}
+    weak_unresolved = 0
+    for r in v.externs:
+        counts[r.status] += 1
+        weak_unresolved += r.extern.weak and not r.resolved
+    what = (f"{len(v.externs)} kfunc externs: {counts['ok']} ok, {counts['missing']} missing, "
+            f"{counts['incompatible']} incompatible")
+    if weak_unresolved:
+        what += f"; {weak_unresolved} weak ones left unresolved"
+    if v.loads:
+        return f"{v.object.path} on {v.target.name}: loads ({what})"
+    failing = [r.extern.name for r in v.externs if not r.resolved and not r.extern.weak]
+    failing += [f"{s} (no BTF)" for s in v.object.undescribed]
+    return f"{v.object.path} on {v.target.name}: does not load: {', '.join(failing)} ({what})"
+
+
+def details(r: ExternResult) -> str:
+    """One indented line of what an extern resolved to, for text output."""
+    parts = []
+    k, p = r.target_kfunc, r.policy
+    if k is not None and r.declared:
+        parts.append(f"declared {p.level}")
+        if p.promise_ends:
+            parts.append(f"promised until {p.promise_ends}")
+        if p.earliest_removal:
+            parts.append(f"earliest removal {p.earliest_removal}")
+        if p.replacement:
+            parts.append(f"replacement {p.replacement}")
+    if r.first_release:
+        parts.append(f"since {r.first_release}")
+    if r.needs:
+        parts.append("needs: " + "; ".join(r.needs))
+    weak = " (weak)" if r.extern.weak else ""
+    return f"    {r.extern.name}{weak}: {r.status}" + (f" — {', '.join(parts)}" if parts else "")
+
+
+def matrix(verdicts: list[Verdict]) -> str:
+    """extern x target, for one object: where each extern resolves, and where the object loads."""
+    targets = [v.target.name for v in verdicts]
+    rows = {}
+    for v in verdicts:
+        for r in v.externs:
+            label = r.extern.name + (" (weak)" if r.extern.weak else "")
+            rows.setdefault(label, {})[v.target.name] = r.status
+    rows["loads"] = {v.target.name: "yes" if v.loads else "NO" for v in verdicts}
+    width = max(len(k) for k in rows) + 2
+    cols = [max(len(t), 12) + 2 for t in targets]
+    lines = [verdicts[0].object.path.ljust(width) + "".join(t.ljust(c) for t, c in zip(targets, cols))]
+    for label, cells in rows.items():
+        lines.append(label.ljust(width) + "".join(cells.get(t, "-").ljust(c) for t, c in zip(targets, cols)))
+    return "\n".join(line.rstrip() for line in lines) + "\n"
+
+
+def render_text(verdicts: list[Verdict]) -> str:
+    several = len({v.target.name for v in verdicts}) > 1
+    out = []
+    for v in verdicts:
+        out += [finding_line(f, several) for f in v.findings]
+    by_object: dict[str, list[Verdict]] = {}
+    for v in verdicts:
+        by_object.setdefault(v.object.path, []).append(v)
+    for group in by_object.values():
+        for v in group:
+            out.append(summary_line(v))
+            if not several:
+                out += [details(r) for r in v.externs]
+        if several:
+            out.append("")
+            out.append(matrix(group).rstrip("\n"))
+            oldest = next((v.target.name for v in group if v.loads), None)
+            out.append(f"first target it loads on: {oldest}" if oldest else "it loads on none of the targets")
+    return "\n".join(out) + "\n"
