@@ -365,3 +365,40 @@ def render_text(verdicts: list[Verdict]) -> str:
             oldest = next((v.target.name for v in group if v.loads), None)
             out.append(f"first target it loads on: {oldest}" if oldest else "it loads on none of the targets")
     return "\n".join(out) + "\n"
+
+
+# -- inventory --btf --repo: what the compiled kernel and the source tree say -------------
+
+@dataclass(frozen=True)
+class CrossCheck:
+    rev: str
+    commit: str
+    scanner_misses: tuple[str, ...]  # tagged in the BTF, not in the source inventory
+    # tagged because their set is a BTF_KFUNCS set, registered only with
+    # register_btf_fmodret_id_set: attachable by fmod_ret programs, not callable
+    fmodret_only: dict[str, str]  # name -> the set entry's location
+    not_built: tuple[str, ...]  # in the source inventory, not in this kernel's BTF
+
+
+def cross_check(kernel: CompiledKernel, scanner, rev: str) -> CrossCheck:
+    from .kernel.gitrepo import resolve
+    commit = resolve(scanner.repo, rev)
+    inv = scanner.inventory_of_commit(commit, rev)
+    only_btf = [n for n in kernel.kfuncs if n not in inv.kfuncs]
+    fmodret: dict[str, str] = {}
+    if only_btf:
+        # the files that register kfunc sets are where an fmodret-only set would be
+        for path in sorted({p for k in inv.kfuncs.values() for p in k.files}):
+            try:
+                oid = str(commit.tree[path].id)
+            except KeyError:
+                continue
+            facts = scanner.facts_of(path, oid)
+            if not any(c.func == "register_btf_fmodret_id_set" for c in facts.calls):
+                continue
+            for s in facts.sets:
+                for e in s.entries:
+                    if e.name in only_btf:
+                        fmodret.setdefault(e.name, f"{path}:{e.line}")
+    return CrossCheck(rev, inv.commit, tuple(n for n in only_btf if n not in fmodret), fmodret,
+                      tuple(sorted(n for n in inv.kfuncs if n not in kernel.kfuncs)))

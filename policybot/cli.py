@@ -780,18 +780,17 @@ def cmd_check(args) -> int:
 
 
 def _inventory_btf(args) -> int:
+    from .check import cross_check
     kernel = _compiled_kernel(args)
-    inv = _scanner(args).inventory(args.rev) if args.repo else None
-    misses = [k for n, k in kernel.kfuncs.items() if inv is not None and n not in inv.kfuncs]
-    not_built = sorted(n for n in inv.kfuncs if n not in kernel.kfuncs) if inv is not None else []
+    cc = cross_check(kernel, _scanner(args), args.rev) if args.repo else None
     out = sys.stdout
     if args.format == "json":
         doc = {"schema": 1, "btf": list(kernel.files), "types": kernel.types, "count": len(kernel.kfuncs),
                "kfuncs": [{"name": k.name, "prototype": k.prototype, "origin": k.origin, "btf_id": k.btf_id,
                            "tag_id": k.tag_id} for k in kernel.kfuncs.values()]}
-        if inv is not None:
-            doc["cross_check"] = {"rev": inv.rev, "commit": inv.commit,
-                                  "scanner_misses": [k.name for k in misses], "not_built": not_built}
+        if cc is not None:
+            doc["cross_check"] = {"rev": cc.rev, "commit": cc.commit, "scanner_misses": list(cc.scanner_misses),
+                                  "fmodret_only": cc.fmodret_only, "not_built": list(cc.not_built)}
         json.dump(doc, out, indent=2)
         out.write("\n")
     elif args.format == "csv":
@@ -806,15 +805,20 @@ def _inventory_btf(args) -> int:
         for k in kernel.kfuncs.values():
             out.write(f"{k.name.ljust(width)}  {k.origin:<14}  {k.prototype}\n")
         out.write(f"{len(kernel.kfuncs)} kfuncs tagged bpf_kfunc in {', '.join(kernel.files)}\n")
-    if inv is not None:
-        for k in misses:
-            print(f"{kernel.files[0]}: error[scanner-miss]: {k.name} is tagged bpf_kfunc in the BTF "
-                  f"({k.origin}: FUNC [{k.btf_id}] {k.prototype}, DECL_TAG [{k.tag_id}]) but not in the "
-                  f"inventory of {inv.rev}", file=sys.stderr)
-        for n in not_built:
-            print(f"{inv.kfuncs[n].location}: note[not-built]: {n} is not built in this kernel "
-                  f"(a module not given, or a Kconfig option it lacks)", file=sys.stderr)
-        print(f"cross-check with {inv.rev}: {len(misses)} scanner misses, {len(not_built)} kfuncs not built "
-              f"in this kernel", file=sys.stderr)
-        return 1 if misses else 0
-    return 0
+    if cc is None:
+        return 0
+    for name in cc.scanner_misses:
+        k = kernel.kfuncs[name]
+        print(f"{kernel.files[0]}: error[scanner-miss]: {name} is tagged bpf_kfunc in the BTF "
+              f"({k.origin}: FUNC [{k.btf_id}] {k.prototype}, DECL_TAG [{k.tag_id}]) but not in the "
+              f"inventory of {cc.rev}", file=sys.stderr)
+    for name, where in cc.fmodret_only.items():
+        print(f"{where}: note[fmodret-only]: {name} is tagged bpf_kfunc (its set is a BTF_KFUNCS set) but "
+              f"registered only with register_btf_fmodret_id_set: fmod_ret can attach to it, programs "
+              f"cannot call it", file=sys.stderr)
+    for name in cc.not_built:
+        print(f"{kernel.files[0]}: note[not-built]: {name} is not built in this kernel "
+              f"(a module not given, or a Kconfig option it lacks)", file=sys.stderr)
+    print(f"cross-check with {cc.rev}: {len(cc.scanner_misses)} scanner misses, {len(cc.fmodret_only)} "
+          f"fmodret-only, {len(cc.not_built)} kfuncs not built in this kernel", file=sys.stderr)
+    return 1 if cc.scanner_misses else 0
