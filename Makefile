@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN = $(VENV)/bin
 export POLICYBOT_KERNEL_CACHE ?= $(HOME)/.cache/policybot-kernels
 
-.PHONY: setup demo test bench browser clean
+.PHONY: setup demo test bench browser bpf-tools clean
 
 $(BIN)/policybot: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,8 +19,9 @@ setup: $(BIN)/policybot
 demo: setup
 	samples/demo $(VENV)/demo
 
-test: setup browser
+test: setup browser bpf-tools
 	scripts/kernel-trees >/dev/null
+	scripts/kernel-binaries >/dev/null
 	POLICYBOT_REQUIRE_BROWSER=$${POLICYBOT_REQUIRE_BROWSER:-$$(command -v chromium >/dev/null && echo 1)} \
 		$(BIN)/python -m pytest -q -ra --ignore=tests/test_postgres.py
 	# the state on PostgreSQL: the same code, a throwaway server on a unix socket
@@ -32,6 +33,17 @@ browser:
 	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && \
 		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
 		|| echo "policybot: no chromium (Debian: apt-get install chromium); the page's browser tests will skip"; }
+
+# `policybot check` is tested on BPF programs compiled in the run (clang, libbpf-dev
+# headers) and on real kernels' BTF checked with bpftool and llvm-objcopy. clang-19
+# emits BTF for every extern (bookworm's clang 14 drops some); plain clang elsewhere.
+BPF_PACKAGES = $$(apt-cache show clang-19 >/dev/null 2>&1 && echo clang-19 || echo clang) llvm libbpf-dev bpftool
+bpf-tools:
+	@{ command -v clang-19 >/dev/null || { command -v clang >/dev/null && ! apt-cache show clang-19 >/dev/null 2>&1; }; } \
+		&& [ -f /usr/include/bpf/bpf_helpers.h ] \
+		&& { command -v bpftool >/dev/null || [ -x /usr/sbin/bpftool ]; } && command -v llvm-objcopy >/dev/null || \
+		{ [ "$$(id -u)" = 0 ] && (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(BPF_PACKAGES) >/dev/null) \
+		|| echo "policybot: no clang/libbpf-dev/bpftool (Debian: apt-get install $(BPF_PACKAGES)); the check tests will skip"; }
 
 bench: setup
 	$(BIN)/python bench/inventory.py
