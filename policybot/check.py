@@ -12,7 +12,12 @@ from __future__ import annotations
 
 import datetime as dt
 import fnmatch
-from dataclasses import dataclass, field
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 from .btf.compat import Shape, incompatibility, text_shape
 from .btf.kfuncs import CompiledKernel
@@ -190,25 +195,80 @@ def _bpf_visible_params(k) -> tuple[str, ...]:
     return params
 
 
-def source_targets(repo_path: str, revs: list[str], releases_glob: str | None, state, policy_file,
-                   today: dt.date | None, verify_objects: bool = False) -> list[Target]:
-    """Targets for revisions of a source tree: the inventory and the promises valid there."""
+def source_targets(repo_path: str, revs: list[str], releases_glob: str | None, state_factory, policy_file,
+                   today: dt.date | None, verify_objects: bool = False,
+                   cache_dir: str | None = None) -> list[Target]:
+    """Targets for revisions of a source tree: the inventory and the promises valid there.
+
+    A target is cached as JSON under a key naming everything it depends on
+    (commit, release tags, policy and overlay, the day, policybot's own
+    code), so a warm check opens the repository but reads no tree and does
+    not load the state database.
+    """
     from .kernel.gitrepo import open_repo, resolve
-    from .kernel.scanner import Scanner
-    from .policy.audit import Auditor
     from .policy.config import load_policy
 
     repo = open_repo(repo_path)
-    scanner = Scanner(repo, state, verify_objects=verify_objects)
-    auditor = Auditor(repo, scanner, load_policy(policy_file), today)
-    releases = auditor.history.releases()
+    policy = load_policy(policy_file)
+    today = today or dt.date.today()
+    tags = sorted((r.shorthand, str(r.target)) for r in repo.references.iterator(pygit2_tags()))
     names = list(revs)
     if releases_glob:
-        matched = [r.name for r in releases if fnmatch.fnmatchcase(r.name, releases_glob)]
+        from .policy.history import RELEASE_TAG
+        matched = [n for n, _ in tags if RELEASE_TAG.match(n) and fnmatch.fnmatchcase(n, releases_glob)]
         if not matched:
             raise InputError(f"{repo_path}: no release tag matches {releases_glob!r} "
-                             f"(tags: {', '.join(r.name for r in releases) or 'none'})")
+                             f"(tags: {', '.join(n for n, _ in tags) or 'none'})")
+        matched.sort(key=lambda n: tuple(int(x) for x in RELEASE_TAG.match(n).groups()))
         names += [n for n in matched if n not in names]
+    commits = {rev: str(resolve(repo, rev).id) for rev in names}
+    overlay = ""
+    if policy.overlay:
+        try:
+            overlay = Path(policy.overlay).read_text(encoding="utf-8")
+        except OSError:
+            overlay = "unreadable"  # the Auditor names the file when it reads it
+    common = [repr(policy), overlay, today.isoformat(), tags, _code_digest(), os.path.realpath(repo_path)]
+    out: list[Target | None] = []
+    keys = {}
+    for rev in names:
+        keys[rev] = hashlib.sha256(json.dumps([rev, commits[rev], *common]).encode()).hexdigest()
+        out.append(_target_get(cache_dir, keys[rev]))
+    if all(out):
+        return out  # type: ignore[return-value]
+    computed = _compute_source_targets(repo, [n for n, t in zip(names, out) if t is None], state_factory(),
+                                       policy, today, verify_objects)
+    for i, rev in enumerate(names):
+        if out[i] is None:
+            out[i] = computed[rev]
+            _target_put(cache_dir, keys[rev], computed[rev])
+    return out  # type: ignore[return-value]
+
+
+def pygit2_tags():
+    import pygit2
+    return pygit2.enums.ReferenceFilter.TAGS
+
+
+def _code_digest() -> str:
+    """policybot's own code that decides a target: a change to it is a new cache key."""
+    here = Path(__file__).resolve().parent
+    h = hashlib.sha256()
+    for path in sorted([*here.glob("kernel/*.py"), *here.glob("policy/*.py"), *here.glob("policy/*.toml"),
+                        here / "check.py"]):
+        h.update(path.name.encode() + path.read_bytes())
+    return h.hexdigest()
+
+
+def _compute_source_targets(repo, names: list[str], state, policy, today: dt.date,
+                            verify_objects: bool) -> dict[str, Target]:
+    from .kernel.gitrepo import resolve
+    from .kernel.scanner import Scanner
+    from .policy.audit import Auditor
+
+    scanner = Scanner(repo, state, verify_objects=verify_objects)
+    auditor = Auditor(repo, scanner, policy, today)
+    releases = auditor.history.releases()
     inventories: dict[str, object] = {}
 
     def inventory_at(commit_id: str):
@@ -216,19 +276,18 @@ def source_targets(repo_path: str, revs: list[str], releases_glob: str | None, s
             inventories[commit_id] = scanner.inventory_of_commit(repo[commit_id])
         return inventories[commit_id]
 
-    out = []
+    out = {}
     for rev in names:
         commit = resolve(repo, rev)
         inv = scanner.inventory_of_commit(commit, rev)
         inventories[str(commit.id)] = inv
-        as_of = auditor.today
-        policy = {}
-        for name, p in auditor.promises_at(inv, commit, as_of).items():
+        views = {}
+        for name, p in auditor.promises_at(inv, commit, today).items():
             d = p.declaration
             ends = p.ends.date if p.ends else None
-            policy[name] = PolicyView(d.level, p.level_key, ends if d.level == "stable" else None,
-                                      ends if d.level == "deprecated" else None, d.replacement,
-                                      str(d.location))
+            views[name] = PolicyView(d.level, p.level_key, ends if d.level == "stable" else None,
+                                     ends if d.level == "deprecated" else None, d.replacement,
+                                     str(d.location))
         kfuncs = {}
         for k in inv.selected(include_tests=True):
             d = k.definition
@@ -237,9 +296,7 @@ def source_targets(repo_path: str, revs: list[str], releases_glob: str | None, s
                                              flags=k.flags, prog_types=k.prog_types, location=str(k.location))
                 continue
             params = _bpf_visible_params(k)
-            shown = d.signature.__class__(d.signature.return_type,
-                                          tuple(p for p in d.signature.params if p.type in params),
-                                          d.signature.variadic)
+            shown = replace(d.signature, params=tuple(p for p in d.signature.params if p.type in params))
             kfuncs[k.name] = TargetKfunc(k.name, shown.render(k.name), None, d.signature.return_type, params,
                                          k.flags, k.prog_types, str(d.location))
         # the first release carrying each kfunc: releases this revision contains, oldest first
@@ -249,8 +306,53 @@ def source_targets(repo_path: str, revs: list[str], releases_glob: str | None, s
                 continue
             for name in inventory_at(rel.commit).kfuncs:
                 first.setdefault(name, rel.name)
-        out.append(Target(rev, "source", kfuncs, policy, first))
+        out[rev] = Target(rev, "source", kfuncs, views, first)
     return out
+
+
+def _target_json(t: Target) -> dict:
+    def day(d):
+        return d.isoformat() if d else None
+    return {"name": t.name, "kind": t.kind,
+            "kfuncs": [[k.name, k.prototype, k.return_type, list(k.param_types),
+                        list(k.flags) if k.flags is not None else None,
+                        list(k.prog_types) if k.prog_types is not None else None, k.location,
+                        k.shape is not None] for k in t.kfuncs.values()],
+            "policy": {n: [p.level, p.level_key, day(p.promise_ends), day(p.earliest_removal), p.replacement,
+                           p.declared_at] for n, p in t.policy.items()},
+            "first_release": t.first_release}
+
+
+def _target_get(cache_dir: str | None, key: str) -> Target | None:
+    if cache_dir is None:
+        return None
+    try:
+        d = json.loads((Path(cache_dir) / f"{key}.json").read_text())
+
+        def day(v):
+            return dt.date.fromisoformat(v) if v else None
+        kfuncs = {}
+        for name, proto, ret, params, flags, progs, loc, no_definition in d["kfuncs"]:
+            kfuncs[name] = TargetKfunc(name, proto, Shape("unknown", text="no definition") if no_definition
+                                       else None, ret, tuple(params), tuple(flags) if flags is not None else None,
+                                       tuple(progs) if progs is not None else None, loc)
+        policy = {n: PolicyView(v[0], v[1], day(v[2]), day(v[3]), v[4], v[5]) for n, v in d["policy"].items()}
+        return Target(d["name"], d["kind"], kfuncs, policy, d["first_release"])
+    except (OSError, ValueError, KeyError, TypeError, IndexError):
+        return None
+
+
+def _target_put(cache_dir: str | None, key: str, t: Target) -> None:
+    if cache_dir is None:
+        return
+    try:
+        Path(cache_dir).mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=cache_dir, suffix=".tmp")
+        with os.fdopen(fd, "w") as fh:
+            json.dump(_target_json(t), fh)
+        os.replace(tmp, Path(cache_dir) / f"{key}.json")
+    except OSError:
+        pass  # a cache we cannot write only costs time
 
 
 # -- rendering ---------------------------------------------------------------------------

@@ -734,16 +734,16 @@ def _add_check(sub) -> None:
     p.set_defaults(func=cmd_check)
 
 
-def _btf_cache_dir(args):
+def _cache_dir(args, name: str) -> str:
     # the state directory without importing the state database's modules (check stays fast)
     base = args.state_dir or os.environ.get("POLICYBOT_STATE_DIR") or os.path.join(
         os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state"), "policybot")
-    return os.path.join(base, "btf")
+    return os.path.join(base, name)
 
 
 def _compiled_kernel(args):
     from .btf.kfuncs import read_kernel
-    return read_kernel(args.btf[0], tuple(args.btf[1:]), cache_dir=_btf_cache_dir(args))
+    return read_kernel(args.btf[0], tuple(args.btf[1:]), cache_dir=_cache_dir(args, "btf"))
 
 
 def cmd_check(args) -> int:
@@ -761,8 +761,8 @@ def cmd_check(args) -> int:
     objects = [read_object(o) for o in args.objects]  # bad input fails before any tree is read
     targets = []
     if args.repo and (args.rev or args.releases):
-        targets = source_targets(args.repo, args.rev, args.releases, _state(args), args.policy, _today(args),
-                                 args.verify_objects)
+        targets = source_targets(args.repo, args.rev, args.releases, lambda: _state(args), args.policy,
+                                 _today(args), args.verify_objects, cache_dir=_cache_dir(args, "check"))
     if args.btf:
         kernel = _compiled_kernel(args)
         targets = [btf_target(kernel, targets[0] if targets else None)]
