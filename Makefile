@@ -21,6 +21,7 @@ demo: setup
 
 test: setup tools
 	scripts/kernel-trees >/dev/null
+	scripts/kernel-binaries >/dev/null
 	$(BIN)/python -m pytest -q -ra --ignore=tests/test_postgres.py
 	# the state on PostgreSQL: the same code, a throwaway server on a unix socket
 	POLICYBOT_REQUIRE_POSTGRES=1 scripts/with-postgres \

@@ -28,8 +28,8 @@ POLICYBOT_CONFIG (default config file), POLICYBOT_DB (state database URL).
 """
 
 
-def _common(p: argparse.ArgumentParser, rev: bool = True) -> None:
-    p.add_argument("--repo", required=True, metavar="PATH",
+def _common(p: argparse.ArgumentParser, rev: bool = True, repo_required: bool = True) -> None:
+    p.add_argument("--repo", required=repo_required, metavar="PATH",
                    help="kernel git repository, bare or not (no checkout is needed)")
     if rev:
         p.add_argument("--rev", default="HEAD", metavar="REV",
@@ -60,10 +60,18 @@ def build_parser() -> argparse.ArgumentParser:
                     "(selftests, net/bpf/test_run.c) are left out unless --include-tests.",
         epilog="examples:\n  policybot inventory --repo ~/linux --rev v6.12\n"
                "  policybot inventory --repo linux.git --rev HEAD~3 --format json > kfuncs.json\n"
+               "  policybot inventory --btf /boot/vmlinuz-$(uname -r)\n"
+               "  policybot inventory --btf /sys/kernel/btf/vmlinux --btf nf_conntrack.ko --repo linux.git --rev v6.12\n"
                "\nNotes on what the scanner could not resolve go to stderr as\n"
-               "  path:line: note[code]: message\n",
+               "  path:line: note[code]: message\n"
+               "With --btf and --repo, a kfunc the BTF tags but the source inventory lacks is\n"
+               "an error[scanner-miss] (exit status 1).\n",
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    _common(p)
+    _common(p, repo_required=False)
+    p.add_argument("--btf", action="append", metavar="FILE",
+                   help="list the kfuncs a compiled kernel carries (BTF decl tag bpf_kfunc): a vmlinuz, "
+                        "vmlinux or raw BTF such as /sys/kernel/btf/vmlinux; repeat for its modules (.ko). "
+                        "With --repo, cross-check them against the source inventory at --rev")
     p.add_argument("--format", choices=("table", "json", "csv"), default="table",
                    help="table for people (default), json (schema in README), csv")
     p.add_argument("--include-tests", action="store_true", help="include test kfuncs")
@@ -90,8 +98,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fail-on", default="violation", metavar="LEVEL",
                    help="lowest verdict that makes the exit status 1: violation (default), warning, "
                         "notice, info, or never")
-    p.add_argument("--format", choices=("text", "json", "markdown"), default="text",
-                   help="text: path:line: verdict[RULE] lines (default); json; markdown for a web page")
+    p.add_argument("--format", choices=("text", "json", "markdown", "sarif"), default="text",
+                   help="text: path:line: verdict[RULE] lines (default); json; markdown for a web page; "
+                        "sarif (2.1.0) for code scanning")
     p.add_argument("--today", metavar="YYYY-MM-DD", help="judge current-state promises as of this date")
     p.set_defaults(func=cmd_audit)
 
@@ -239,6 +248,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--today", metavar="YYYY-MM-DD", help="days left and the today line as of this date")
     p.set_defaults(func=cmd_report)
 
+    _add_check(sub)
+
     p = sub.add_parser("rules", help="list the rule catalogue",
                        description="List every rule policybot applies, with its summary.",
                        epilog="example:\n  policybot rules --format json | jq '.[].id'\n",
@@ -321,6 +332,10 @@ def _scanner(args):
 
 
 def cmd_inventory(args) -> int:
+    if args.btf:
+        return _inventory_btf(args)
+    if not args.repo:
+        raise PolicybotError("inventory: give --repo PATH (a source tree) or --btf FILE (a compiled kernel)")
     inv = _scanner(args).inventory(args.rev)
     out = sys.stdout
     if args.format == "json":
@@ -348,7 +363,9 @@ def cmd_audit(args) -> int:
     today = _today(args)
     scanner = _scanner(args)
     result = Auditor(scanner.repo, scanner, policy, today).audit(args.rev, args.base)
-    render = {"text": render_text, "json": render_json, "markdown": render_markdown}[args.format]
+    from .sarif import render_audit
+    render = {"text": render_text, "json": render_json, "markdown": render_markdown,
+              "sarif": render_audit}[args.format]
     sys.stdout.write(render(result))
     worst = result.worst()
     if fail_on != "never" and worst is not None and severity(worst) >= severity(fail_on):
@@ -723,3 +740,134 @@ def inventory_csv(inv, include_tests: bool) -> str:
 
 if __name__ == "__main__":
     raise SystemExit(main())
+
+
+# -- policybot check, and inventory --btf: compiled BPF objects and kernels ----------------
+
+def _add_check(sub) -> None:
+    p = sub.add_parser(
+        "check", help="which kfuncs a compiled BPF object can rely on, and whether it loads",
+        description="Read the kfunc externs of compiled BPF objects (FUNC externs of the .ksyms "
+                    "datasec; weak or strong; ___flavor suffixes dropped as libbpf does) and resolve "
+                    "each against target kernels: source tree revisions (--rev, --releases; the "
+                    "inventory and the promises declared there) or a compiled kernel (--btf). Per "
+                    "extern: ok, missing or incompatible (libbpf's prototype rule), its declared level, "
+                    "promise end, deprecation, first release and what its flags ask of the program. "
+                    "Per object and target: whether it loads (a strong extern that does not resolve "
+                    "fails the load; a weak one is left unresolved).",
+        epilog="examples:\n  policybot check prog.bpf.o --repo ~/linux --rev v6.12\n"
+               "  policybot check prog.bpf.o --repo linux.git --releases 'v6.*' --rev v7.2\n"
+               "  policybot check prog.bpf.o --btf /sys/kernel/btf/vmlinux\n"
+               "  policybot check *.bpf.o --btf vmlinuz-7.2 --repo linux.git --rev v7.2 --format sarif > check.sarif\n"
+               "\noutput lines: file.bpf.c:LINE: verdict[RULE]: what (the call site, from the object's line info)\n"
+               "exit status: 0 nothing at or above --fail-on, 1 findings at or above it (default:\n"
+               "violation, i.e. an object does not load), 2 bad input (not an ELF, no BTF, ...)\n",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("objects", nargs="+", metavar="OBJ.bpf.o", help="compiled BPF objects (clang -target bpf -g)")
+    _common(p, rev=False, repo_required=False)
+    p.add_argument("--rev", action="append", default=[], metavar="REV",
+                   help="a source revision to check against (repeatable; needs --repo)")
+    p.add_argument("--releases", metavar="GLOB", help="also every release tag matching GLOB, e.g. 'v6.*'")
+    p.add_argument("--btf", action="append", metavar="FILE",
+                   help="check against a compiled kernel: vmlinuz, vmlinux or raw BTF; repeat for its "
+                        "modules (.ko). With --repo/--rev, the first --rev gives flags and policy")
+    p.add_argument("--policy", metavar="FILE", default=os.environ.get("POLICYBOT_POLICY"),
+                   help="policy file (default: $POLICYBOT_POLICY, else built-in defaults)")
+    p.add_argument("--fail-on", default="violation", metavar="LEVEL",
+                   help="lowest verdict that makes the exit status 1: violation (default: an object "
+                        "does not load), warning (also deprecated kfuncs), notice, info, or never")
+    p.add_argument("--format", choices=("text", "json", "sarif"), default="text",
+                   help="text (default; a matrix extern x target with several targets), json (one "
+                        "object per line per object and target), sarif (2.1.0)")
+    p.add_argument("--today", metavar="YYYY-MM-DD", help="judge promises as of this date")
+    p.set_defaults(func=cmd_check)
+
+
+def _cache_dir(args, name: str) -> str:
+    # the state directory without importing the state database's modules (check stays fast)
+    base = args.state_dir or os.environ.get("POLICYBOT_STATE_DIR") or os.path.join(
+        os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state"), "policybot")
+    return os.path.join(base, name)
+
+
+def _compiled_kernel(args):
+    from .btf.kfuncs import read_kernel
+    return read_kernel(args.btf[0], tuple(args.btf[1:]), cache_dir=_cache_dir(args, "btf"))
+
+
+def cmd_check(args) -> int:
+    from .btf.program import read_object
+    from .check import btf_target, check, render_text, source_targets, verdict_json
+    from .policy.rules import severity
+
+    fail_on = args.fail_on
+    if fail_on not in ("violation", "warning", "notice", "info", "never"):
+        raise PolicybotError(f"--fail-on: expected violation, warning, notice, info or never, got {fail_on!r}")
+    if (args.rev or args.releases) and not args.repo:
+        raise PolicybotError("check: --rev and --releases need --repo PATH")
+    if not args.btf and not (args.rev or args.releases):
+        raise PolicybotError("check: give a target: --repo PATH --rev REV (or --releases GLOB), or --btf FILE")
+    objects = [read_object(o) for o in args.objects]  # bad input fails before any tree is read
+    targets = []
+    if args.repo and (args.rev or args.releases):
+        targets = source_targets(args.repo, args.rev, args.releases, lambda: _state(args), args.policy,
+                                 _today(args), args.verify_objects, cache_dir=_cache_dir(args, "check"))
+    if args.btf:
+        kernel = _compiled_kernel(args)
+        targets = [btf_target(kernel, targets[0] if targets else None)]
+    verdicts = [check(o, t) for o in objects for t in targets]
+    if args.format == "json":
+        for v in verdicts:
+            sys.stdout.write(json.dumps(verdict_json(v)) + "\n")
+    elif args.format == "sarif":
+        from .sarif import render_check
+        sys.stdout.write(render_check(verdicts))
+    else:
+        sys.stdout.write(render_text(verdicts))
+    worst = max((severity(f.verdict) for v in verdicts for f in v.findings), default=-1)
+    return 1 if fail_on != "never" and worst >= severity(fail_on) else 0
+
+
+def _inventory_btf(args) -> int:
+    from .check import cross_check
+    kernel = _compiled_kernel(args)
+    cc = cross_check(kernel, _scanner(args), args.rev) if args.repo else None
+    out = sys.stdout
+    if args.format == "json":
+        doc = {"schema": 1, "btf": list(kernel.files), "types": kernel.types, "count": len(kernel.kfuncs),
+               "kfuncs": [{"name": k.name, "prototype": k.prototype, "origin": k.origin, "btf_id": k.btf_id,
+                           "tag_id": k.tag_id} for k in kernel.kfuncs.values()]}
+        if cc is not None:
+            doc["cross_check"] = {"rev": cc.rev, "commit": cc.commit, "scanner_misses": list(cc.scanner_misses),
+                                  "fmodret_only": cc.fmodret_only, "not_built": list(cc.not_built)}
+        json.dump(doc, out, indent=2)
+        out.write("\n")
+    elif args.format == "csv":
+        buf = io.StringIO()
+        w = csv.writer(buf, lineterminator="\n")
+        w.writerow(["name", "prototype", "origin", "btf_id"])
+        for k in kernel.kfuncs.values():
+            w.writerow([k.name, k.prototype, k.origin, k.btf_id])
+        out.write(buf.getvalue())
+    else:
+        width = max((len(n) for n in kernel.kfuncs), default=4)
+        for k in kernel.kfuncs.values():
+            out.write(f"{k.name.ljust(width)}  {k.origin:<14}  {k.prototype}\n")
+        out.write(f"{len(kernel.kfuncs)} kfuncs tagged bpf_kfunc in {', '.join(kernel.files)}\n")
+    if cc is None:
+        return 0
+    for name in cc.scanner_misses:
+        k = kernel.kfuncs[name]
+        print(f"{kernel.files[0]}: error[scanner-miss]: {name} is tagged bpf_kfunc in the BTF "
+              f"({k.origin}: FUNC [{k.btf_id}] {k.prototype}, DECL_TAG [{k.tag_id}]) but not in the "
+              f"inventory of {cc.rev}", file=sys.stderr)
+    for name, where in cc.fmodret_only.items():
+        print(f"{where}: note[fmodret-only]: {name} is tagged bpf_kfunc (its set is a BTF_KFUNCS set) but "
+              f"registered only with register_btf_fmodret_id_set: fmod_ret can attach to it, programs "
+              f"cannot call it", file=sys.stderr)
+    for name in cc.not_built:
+        print(f"{kernel.files[0]}: note[not-built]: {name} is not built in this kernel "
+              f"(a module not given, or a Kconfig option it lacks)", file=sys.stderr)
+    print(f"cross-check with {cc.rev}: {len(cc.scanner_misses)} scanner misses, {len(cc.fmodret_only)} "
+          f"fmodret-only, {len(cc.not_built)} kfuncs not built in this kernel", file=sys.stderr)
+    return 1 if cc.scanner_misses else 0

@@ -1,0 +1,128 @@
+"""The kfuncs a compiled kernel carries: FUNCs with the ``bpf_kfunc`` decl tag.
+
+pahole (1.27 and later) tags every function of a ``BTF_KFUNCS`` set with
+``bpf_kfunc``. For KF_IMPLICIT_ARGS kfuncs (7.0) the kernel's BTF holds the
+BPF-visible prototype under the kfunc's name and the full one under
+``<name>_impl``: the name is what a program resolves, so that is what is
+listed. A module's kfuncs come from its split BTF over vmlinux.
+
+Reading a vmlinuz costs its decompression; the table is small, so it is
+cached as JSON under the content hash of the files it came from.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from .compat import Shape, btf_shape
+from .container import load
+from .reader import Btf
+from .types import Kind
+
+KFUNC_TAG = "bpf_kfunc"
+CACHE_VERSION = 1
+
+
+@dataclass(frozen=True)
+class CompiledKfunc:
+    name: str
+    prototype: str  # C, with the parameter names the BTF keeps
+    shape: Shape  # for prototype compatibility
+    origin: str  # "vmlinux" or the module's file name
+    btf_id: int  # evidence: the FUNC's id, and the tag's
+    tag_id: int
+
+
+@dataclass(frozen=True)
+class CompiledKernel:
+    """The kfunc table of one kernel (vmlinux and the modules given with it)."""
+    name: str  # for people: the first file's name
+    files: tuple[str, ...]
+    kfuncs: dict[str, CompiledKfunc]
+    types: int  # number of types read (vmlinux)
+
+
+def kfuncs_of(btf: Btf, origin: str) -> dict[str, CompiledKfunc]:
+    out = {}
+    for tag in btf.decl_tags(KFUNC_TAG):
+        if tag.extra[0] != -1:
+            continue  # a tag on a parameter, not on the function
+        func = btf.type(tag.ref)
+        if func.kind != Kind.FUNC:
+            continue
+        out.setdefault(func.name, CompiledKfunc(func.name, btf.c_function(func), btf_shape(btf, func.ref),
+                                                origin, func.id, tag.id))
+    return out
+
+
+def read_kernel(vmlinux: str | os.PathLike, modules: tuple[str, ...] = (),
+                cache_dir: str | os.PathLike | None = None) -> CompiledKernel:
+    """The kfuncs of ``vmlinux`` (a vmlinuz, vmlinux, or raw BTF) and of ``modules`` (.ko)."""
+    files = (str(vmlinux),) + tuple(str(m) for m in modules)
+    key = None
+    if cache_dir is not None:
+        key = _content_key(files)
+        cached = _cache_get(Path(cache_dir), key, files)
+        if cached is not None:
+            return cached
+    base = load(vmlinux)
+    table = kfuncs_of(base.btf, "vmlinux")
+    for m in modules:
+        mod = load(m, base=base.btf)
+        for name, k in kfuncs_of(mod.btf, Path(m).name).items():
+            table.setdefault(name, k)
+    kernel = CompiledKernel(str(vmlinux), files, dict(sorted(table.items())), base.btf.count - 1)
+    if key is not None:
+        _cache_put(Path(cache_dir), key, kernel)
+    return kernel
+
+
+def _content_key(files: tuple[str, ...]) -> str:
+    h = hashlib.sha256(f"v{CACHE_VERSION}".encode())
+    for f in files:
+        try:
+            with open(f, "rb") as fh:
+                h.update(hashlib.file_digest(fh, "sha256").digest())
+        except OSError:
+            return ""  # load() names the unreadable file
+    return h.hexdigest()
+
+
+def _shape_json(s: Shape) -> list:
+    return [s.kind, _shape_json(s.inner) if s.inner else None, [_shape_json(p) for p in s.params],
+            s.bitfield, s.text]
+
+
+def _shape_from(j: list) -> Shape:
+    return Shape(j[0], _shape_from(j[1]) if j[1] else None, tuple(_shape_from(p) for p in j[2]), j[3], j[4])
+
+
+def _cache_get(cache_dir: Path, key: str, files: tuple[str, ...]) -> CompiledKernel | None:
+    if not key:
+        return None
+    try:
+        d = json.loads((cache_dir / f"{key}.json").read_text())
+        return CompiledKernel(files[0], files, {
+            k["name"]: CompiledKfunc(k["name"], k["prototype"], _shape_from(k["shape"]), k["origin"],
+                                     k["btf_id"], k["tag_id"]) for k in d["kfuncs"]}, d["types"])
+    except (OSError, ValueError, KeyError, TypeError, IndexError):
+        return None  # no cache, or one we cannot use: read the files
+
+
+def _cache_put(cache_dir: Path, key: str, kernel: CompiledKernel) -> None:
+    data = {"types": kernel.types, "kfuncs": [
+        {"name": k.name, "prototype": k.prototype, "shape": _shape_json(k.shape), "origin": k.origin,
+         "btf_id": k.btf_id, "tag_id": k.tag_id} for k in kernel.kfuncs.values()]}
+    try:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=cache_dir, suffix=".tmp")
+        with os.fdopen(fd, "w") as fh:
+            json.dump(data, fh)
+        os.replace(tmp, cache_dir / f"{key}.json")  # never a half-written entry
+    except OSError:
+        pass  # a cache we cannot write only costs time

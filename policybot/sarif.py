@@ -1,0 +1,86 @@
+"""SARIF 2.1.0 for code-scanning CI (GitHub, GitLab): the findings of audit and check.
+
+One run, tool ``policybot``, the rules the results use (from the catalogue),
+one result per finding with its file and line. Acknowledged audit findings
+are kept with a suppression, as SARIF says accepted ones should be.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from . import __version__
+from .policy.rules import catalogue
+
+SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
+# verdict -> SARIF level
+LEVEL = {"violation": "error", "warning": "warning", "notice": "note", "info": "note"}
+
+
+@dataclass(frozen=True)
+class Result:
+    rule: str
+    verdict: str
+    message: str
+    path: str | None
+    line: int | None
+    suppressed: str = ""  # why, when the finding is acknowledged
+
+
+def render(results: list[Result]) -> str:
+    rules = catalogue()
+    used = sorted({r.rule for r in results})
+    index = {rid: i for i, rid in enumerate(used)}
+    doc = {
+        "$schema": SCHEMA,
+        "version": "2.1.0",
+        "runs": [{
+            "tool": {"driver": {
+                "name": "policybot", "version": __version__,
+                "informationUri": "https://docs.kernel.org/bpf/kfuncs.html",
+                "rules": [{
+                    "id": rid,
+                    "shortDescription": {"text": rules[rid].summary},
+                    "help": {"text": rules[rid].hint},
+                    "properties": {"reference": rules[rid].reference},
+                } for rid in used],
+            }},
+            "results": [_result(r, index) for r in results],
+        }],
+    }
+    return json.dumps(doc, indent=2) + "\n"
+
+
+def _result(r: Result, index: dict[str, int]) -> dict:
+    out = {"ruleId": r.rule, "ruleIndex": index[r.rule], "level": LEVEL.get(r.verdict, "note"),
+           "message": {"text": r.message}, "properties": {"verdict": r.verdict}}
+    if r.path:
+        loc = {"artifactLocation": {"uri": r.path}}
+        if r.line:
+            loc["region"] = {"startLine": r.line}
+        out["locations"] = [{"physicalLocation": loc}]
+    if r.suppressed:
+        out["suppressions"] = [{"kind": "external", "justification": r.suppressed}]
+    return out
+
+
+def render_audit(result) -> str:
+    """``policybot audit --format sarif``."""
+    out = []
+    for f in result.findings:
+        loc = f.location
+        what = f"{f.kfunc} {f.message}" if f.kfunc else f.message
+        out.append(Result(f.rule, f.verdict, what, loc.path if loc else None, loc.line if loc else None,
+                          f.acknowledged))
+    return render(out)
+
+
+def render_check(verdicts) -> str:
+    """``policybot check --format sarif``: a finding without line info points at the object."""
+    out = []
+    for v in verdicts:
+        for f in v.findings:
+            path, line = (f.location.file, f.location.line) if f.location else (f.object, None)
+            out.append(Result(f.rule, f.verdict, f"{f.message} [{f.target}]", path, line))
+    return render(out)

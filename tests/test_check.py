@@ -1,0 +1,192 @@
+"""policybot check on BPF programs compiled in the test run, against a tree the tests build.
+
+The tree (tags v6.1, v6.2) and the programs (tests/bpf/*.bpf.c) are written
+here, so every expected status comes from how they were written: v6.2
+deprecates bpf_old for bpf_new, removes bpf_gone and changes bpf_changed's
+parameter from u64 to a pointer.
+"""
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from policybot.cli import main
+from policybot.gitbuild import HistoryBuilder
+from treekit import BTF_H, MANIFEST, kernel
+
+sys.path.insert(0, str(Path(__file__).resolve().parent / "bpf"))
+from build import HERE, compile_bpf, line_of  # noqa: E402
+
+BASE = {"bpf_foo": "int|struct task_struct *p, u32 flags", "bpf_old": "int|struct task_struct *p",
+        "bpf_gone": "void|void", "bpf_changed": "int|u64 x"}
+HEAD = {"bpf_foo": "int|struct task_struct *p, u32 flags", "bpf_old": "int|struct task_struct *p",
+        "bpf_new": "int|struct task_struct *p", "bpf_changed": "int|struct task_struct *p"}
+HEAD_MANIFEST = ("kfuncs:\n  bpf_foo:\n    stability: stable\n"
+                 "  bpf_old:\n    stability: deprecated\n    replacement: bpf_new\n")
+
+
+@pytest.fixture(scope="module")
+def tree(tmp_path_factory):
+    path = tmp_path_factory.mktemp("tree") / "repo"
+    b = HistoryBuilder(path)
+    b.commit({"include/linux/btf.h": BTF_H, "kernel/bpf/helpers.c": kernel(BASE),
+              MANIFEST: "kfuncs:\n  bpf_foo:\n    stability: stable\n  bpf_old:\n    stability: stable\n"},
+             "base", "2022-12-11T12:00:00")
+    b.tag("v6.1")
+    b.commit({"kernel/bpf/helpers.c": kernel(HEAD), MANIFEST: HEAD_MANIFEST}, "deprecate bpf_old",
+             "2023-02-19T12:00:00")
+    b.tag("v6.2")
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def objs(tmp_path_factory):
+    out = tmp_path_factory.mktemp("objs")
+    return {n: compile_bpf(HERE / f"{n}.bpf.c", out / f"{n}.bpf.o") for n in ("kfunc_user", "needs_gone", "guarded")}
+
+
+def run(capsys, *argv):
+    rc = main(list(argv))
+    cap = capsys.readouterr()
+    return rc, cap.out, cap.err
+
+
+def check_json(capsys, tree, obj, *revs, extra=()):
+    args = ["check", str(obj), "--repo", tree, "--today", "2023-03-01", "--format", "json", *extra]
+    for r in revs:
+        args += ["--rev", r]
+    rc, out, err = run(capsys, *args)
+    docs = [json.loads(line) for line in out.splitlines()]
+    return rc, {d["target"]: d for d in docs}
+
+
+def by_name(doc):
+    return {e["name"]: e for e in doc["externs"]}
+
+
+def test_statuses_on_both_revisions(capsys, tree, objs):
+    rc, docs = check_json(capsys, tree, objs["kfunc_user"], "v6.1", "v6.2", extra=["--fail-on", "never"])
+    assert rc == 0
+    old, new = by_name(docs["v6.1"]), by_name(docs["v6.2"])
+    assert set(old) == {"bpf_foo", "bpf_foo___v2", "bpf_old", "bpf_gone", "bpf_changed"}
+    assert {n: e["status"] for n, e in old.items()} == dict.fromkeys(old, "ok")
+    assert docs["v6.1"]["loads"] is True
+    assert {n: e["status"] for n, e in new.items()} == {
+        "bpf_foo": "ok", "bpf_foo___v2": "ok", "bpf_old": "ok", "bpf_gone": "missing", "bpf_changed": "incompatible"}
+    # the strong bpf_changed does not resolve: libbpf refuses the object
+    assert docs["v6.2"]["loads"] is False
+    assert new["bpf_foo___v2"]["kfunc"] == "bpf_foo" and new["bpf_foo___v2"]["weak"] is True
+    assert new["bpf_foo"]["weak"] is False and new["bpf_gone"]["weak"] is True
+    assert "parameter 1" in new["bpf_changed"]["reason"]
+
+
+def test_policy_of_each_extern(capsys, tree, objs):
+    _, docs = check_json(capsys, tree, objs["kfunc_user"], "v6.2", extra=["--fail-on", "never"])
+    e = by_name(docs["v6.2"])
+    assert e["bpf_old"]["deprecated"] is True and e["bpf_old"]["replacement"] == "bpf_new"
+    assert e["bpf_old"]["level"] == "deprecated" and e["bpf_old"]["earliest_removal"] > "2023-02-19"
+    assert e["bpf_foo"]["level"] == "stable" and e["bpf_foo"]["promise_ends"] > "2023-03-01"
+    assert e["bpf_foo"]["deprecated"] is False
+    assert e["bpf_foo"]["first_release"] == "v6.1"
+    assert e["bpf_changed"]["target_prototype"] == "int bpf_changed(struct task_struct *p)"
+
+
+def test_call_sites_come_from_line_info(capsys, tree, objs):
+    src = HERE / "kfunc_user.bpf.c"
+    rc, out, _ = run(capsys, "check", str(objs["kfunc_user"]), "--repo", tree, "--rev", "v6.2", "--today", "2023-03-01")
+    assert rc == 1  # a violation: the object does not load
+    old_line = line_of(src, "r += bpf_old(t);")
+    changed_line = line_of(src, "r += bpf_changed(7);")
+    assert f"kfunc_user.bpf.c:{old_line}: warning[EXTERN_DEPRECATED]: bpf_old is deprecated on v6.2; use bpf_new" in out
+    assert f"kfunc_user.bpf.c:{changed_line}: violation[EXTERN_INCOMPATIBLE]: bpf_changed:" in out
+    assert f"kfunc_user.bpf.c:{line_of(src, 'bpf_gone();')}: info[EXTERN_UNRESOLVED]: bpf_gone:" in out
+    assert "does not load: bpf_changed" in out
+
+
+def test_strong_missing_fails_weak_missing_does_not(capsys, tree, objs):
+    _, docs = check_json(capsys, tree, objs["needs_gone"], "v6.1", "v6.2", extra=["--fail-on", "never"])
+    assert docs["v6.1"]["loads"] is True and docs["v6.2"]["loads"] is False
+    assert docs["v6.2"]["findings"][0]["rule"] == "EXTERN_MISSING"
+    rc, docs = check_json(capsys, tree, objs["guarded"], "v6.2")
+    assert rc == 0 and docs["v6.2"]["loads"] is True
+    assert by_name(docs["v6.2"])["bpf_gone___compat"] == {**by_name(docs["v6.2"])["bpf_gone___compat"],
+                                                         "kfunc": "bpf_gone", "status": "missing", "weak": True}
+
+
+def test_fail_on_levels(capsys, tree, objs):
+    # guarded: only an info (weak, unresolved) on v6.2
+    assert check_json(capsys, tree, objs["guarded"], "v6.2", extra=["--fail-on", "info"])[0] == 1
+    assert check_json(capsys, tree, objs["guarded"], "v6.2", extra=["--fail-on", "warning"])[0] == 0
+    # kfunc_user on v6.1: nothing at all
+    assert check_json(capsys, tree, objs["kfunc_user"], "v6.1", extra=["--fail-on", "info"])[0] == 0
+
+
+def test_matrix_over_releases(capsys, tree, objs):
+    rc, out, _ = run(capsys, "check", str(objs["needs_gone"]), "--repo", tree, "--releases", "v6.*",
+                     "--fail-on", "never")
+    assert rc == 0
+    rows = {line.split()[0]: line.split()[1:] for line in out.splitlines() if line.startswith(("bpf_gone", "loads"))}
+    assert rows == {"bpf_gone": ["ok", "missing"], "loads": ["yes", "NO"]}
+    assert "first target it loads on: v6.1" in out
+
+
+def test_sarif(capsys, tree, objs):
+    rc, out, _ = run(capsys, "check", str(objs["kfunc_user"]), "--repo", tree, "--rev", "v6.2",
+                     "--today", "2023-03-01", "--format", "sarif")
+    assert rc == 1
+    doc = json.loads(out)
+    assert doc["version"] == "2.1.0"
+    run0 = doc["runs"][0]
+    results = {(r["ruleId"], r["level"], r["locations"][0]["physicalLocation"]["region"]["startLine"])
+               for r in run0["results"]}
+    src = HERE / "kfunc_user.bpf.c"
+    assert ("EXTERN_DEPRECATED", "warning", line_of(src, "r += bpf_old(t);")) in results
+    assert ("EXTERN_INCOMPATIBLE", "error", line_of(src, "r += bpf_changed(7);")) in results
+    assert {r["id"] for r in run0["tool"]["driver"]["rules"]} == {r[0] for r in results}
+
+
+def test_audit_sarif_matches_its_json(capsys, tree):
+    rc_json, out_json, _ = run(capsys, "audit", "--repo", tree, "--base", "v6.1", "--rev", "v6.2", "--format", "json")
+    rc_sarif, out_sarif, _ = run(capsys, "audit", "--repo", tree, "--base", "v6.1", "--rev", "v6.2", "--format", "sarif")
+    assert rc_json == rc_sarif
+    findings = json.loads(out_json)["findings"]
+    results = json.loads(out_sarif)["runs"][0]["results"]
+    assert findings, "the tree removes a kfunc: audit must find it"
+    want = sorted((f["rule"], f["location"]) for f in findings)
+    got = sorted((r["ruleId"], "{}:{}".format(r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"],
+                                              r["locations"][0]["physicalLocation"]["region"]["startLine"]))
+                 for r in results)
+    assert got == want
+
+
+def test_bad_input_is_one_line_and_exit_2(capsys, tree, objs, tmp_path):
+    text = tmp_path / "notes.txt"
+    text.write_text("not an object\n")
+    rc, out, err = run(capsys, "check", str(text), "--repo", tree, "--rev", "v6.2")
+    assert rc == 2 and out == "" and len(err.splitlines()) == 1 and str(text) in err
+    nobtf = compile_bpf(HERE / "guarded.bpf.c", tmp_path / "nobtf.bpf.o", debug=False)
+    rc, out, err = run(capsys, "check", str(nobtf), "--repo", tree, "--rev", "v6.2")
+    assert rc == 2 and len(err.splitlines()) == 1 and "no .BTF section" in err and str(nobtf) in err
+    # a corrupt .BTF: the type section's length in the header made larger than the data
+    data = bytearray(objs["guarded"].read_bytes())
+    at = data.find(b"\x9f\xeb\x01\x00")
+    data[at + 12:at + 16] = (0x7FFFFFF0).to_bytes(4, "little")
+    broken = tmp_path / "broken.bpf.o"
+    broken.write_bytes(bytes(data))
+    rc, out, err = run(capsys, "check", str(broken), "--repo", tree, "--rev", "v6.2")
+    assert rc == 2 and len(err.splitlines()) == 1 and str(broken) in err
+    rc, _, err = run(capsys, "check", str(objs["guarded"]))
+    assert rc == 2 and "give a target" in err
+
+
+def test_without_line_info_the_object_is_named(capsys, tree, objs, tmp_path):
+    objcopy = shutil.which("llvm-objcopy") or pytest.skip("no llvm-objcopy (Debian: llvm)")
+    obj = tmp_path / "stripped.bpf.o"
+    subprocess.run([objcopy, "--remove-section=.BTF.ext", str(objs["needs_gone"]), str(obj)], check=True)
+    rc, out, _ = run(capsys, "check", str(obj), "--repo", tree, "--rev", "v6.2")
+    assert rc == 1
+    assert f"{obj}: violation[EXTERN_MISSING]: bpf_gone: bpf_gone is not a kfunc of v6.2" in out

@@ -1,0 +1,128 @@
+"""policybot check on the 7.2 tree's own sched_ext schedulers, against v6.12 and v7.2.
+
+The schedulers (tools/sched_ext/*.bpf.c) are compiled in the run against a
+vmlinux.h that bpftool dumps from Debian's 7.2 kernel, with the tree's own
+libbpf headers. Expectations, derived without policybot: libbpf's flavor
+rule (written again here, as a regular expression), which names each
+release's source registers (``git grep BTF_ID_FLAGS(func, NAME``), which
+the 7.2 kernel's BTF tags (bpftool), and the ELF symbol table (readelf) for
+weak and strong.
+"""
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from policybot.cli import main
+from test_btf import binaries, bpftool, dump, extracted, tagged_kfuncs  # noqa: F401  (fixtures)
+
+sys.path.insert(0, str(Path(__file__).resolve().parent / "bpf"))
+from build import clang  # noqa: E402
+
+pytestmark = pytest.mark.realtree
+
+SCHEDULERS = ("simple", "central", "flatcg", "qmap")
+
+
+def flavorless(name: str) -> str:
+    m = re.match(r"^(.*[^_])___[^_].*$", name)  # greedy: the last X___Y separator
+    return m[1] if m else name
+
+
+@pytest.fixture(scope="module")
+def schedulers(kernel_repo, extracted, tmp_path_factory):  # noqa: F811
+    root = tmp_path_factory.mktemp("sched_ext")
+    archive = subprocess.run(["git", "-C", kernel_repo, "archive", "v7.2", "tools/sched_ext", "tools/lib/bpf",
+                              "tools/include", "scripts/bpf_doc.py", "include/uapi/linux/bpf.h"],
+                             check=True, capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(root)], input=archive, check=True)
+    gen = root / "gen"
+    gen.mkdir()
+    (gen / "vmlinux.h").write_text(subprocess.run([bpftool(), "btf", "dump", "file", str(extracted["7.2"]),
+                                                   "format", "c"], check=True, capture_output=True,
+                                                  text=True).stdout)
+    (gen / "bpf_helper_defs.h").write_text(subprocess.run(
+        [sys.executable, "scripts/bpf_doc.py", "--header", "--file", "include/uapi/linux/bpf.h"],
+        cwd=root, check=True, capture_output=True, text=True).stdout)
+    src = root / "tools" / "sched_ext"
+    out = {}
+    for s in SCHEDULERS:
+        obj = root / f"scx_{s}.bpf.o"
+        r = subprocess.run([clang(), "-g", "-O2", "-target", "bpf", "-mcpu=v3", "-D__TARGET_ARCH_x86",
+                            "-I", "include", "-I", "include/bpf-compat", "-I", str(gen), "-I", "../lib",
+                            "-I", "../include/uapi", "-c", f"scx_{s}.bpf.c", "-o", str(obj)],
+                           cwd=src, capture_output=True, text=True)
+        if r.returncode == 0:
+            out[s] = obj
+    assert "simple" in out, "scx_simple must compile"
+    return out
+
+
+def registered(kernel_repo: str, rev: str) -> set[str]:
+    text = subprocess.run(["git", "-C", kernel_repo, "grep", "-h", "-o", "-E",
+                           r"BTF_ID_FLAGS\(func, *[A-Za-z0-9_]+", rev, "--", "*.c", "*.h"],
+                          capture_output=True, text=True, check=True).stdout
+    return {line.split(",")[-1].strip() for line in text.splitlines()}
+
+
+def symbols(obj: Path) -> dict[str, str]:
+    """Undefined symbols -> GLOBAL/WEAK, from readelf."""
+    out = {}
+    for line in subprocess.run(["readelf", "-sW", str(obj)], check=True, capture_output=True,
+                               text=True).stdout.splitlines():
+        f = line.split()
+        if len(f) >= 8 and f[6] == "UND" and f[4] in ("GLOBAL", "WEAK"):
+            out[f[7]] = f[4]
+    return out
+
+
+def check(args, capsys):
+    rc = main(["check", *args, "--format", "json", "--fail-on", "never"])
+    assert rc == 0
+    return [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+
+
+def test_schedulers_against_both_source_releases(schedulers, kernel_repo, kernel_state, capsys):
+    names = {rev: registered(kernel_repo, rev) for rev in ("v6.12", "v7.2")}
+    docs = check([*map(str, schedulers.values()), "--repo", kernel_repo, "--rev", "v6.12", "--rev", "v7.2",
+                  "--state-dir", str(kernel_state.state_dir)], capsys)
+    assert len(docs) == 2 * len(schedulers)
+    flavors = set()
+    for d in docs:
+        syms = symbols(Path(d["object"]))
+        have = names[d["target"]]
+        for e in d["externs"]:
+            assert e["kfunc"] == flavorless(e["name"]), e["name"]
+            assert e["weak"] == (syms[e["name"]] == "WEAK"), e["name"]
+            assert (e["status"] == "missing") == (e["kfunc"] not in have), (d["target"], e["name"])
+            if e["name"] != e["kfunc"]:
+                flavors.add(e["name"].split("___", 1)[1])
+        strong_ok = all(e["status"] == "ok" for e in d["externs"] if not e["weak"])
+        assert d["loads"] == (strong_ok and not d["without_btf"]), (d["object"], d["target"])
+    # the flavors compat.bpf.h uses are all there
+    assert {"v1", "v2___compat", "compat"} <= flavors
+    simple = {(d["target"], e["name"]): e["status"] for d in docs if d["object"].endswith("scx_simple.bpf.o")
+              for e in d["externs"]}
+    # scx_bpf_dsq_insert___v2 is a 6.19 kfunc: the ___v2___compat extern asks for it by that name
+    assert simple[("v7.2", "scx_bpf_dsq_insert___v2___compat")] == "ok"
+    assert simple[("v6.12", "scx_bpf_dsq_insert___v2___compat")] == "missing"
+
+
+def test_schedulers_against_the_7_2_kernels_btf(schedulers, binaries, dumps_72, capsys, tmp_path):  # noqa: F811
+    tagged = set(tagged_kfuncs(dumps_72))
+    docs = check([*map(str, schedulers.values()), "--btf", str(binaries["7.2"]["vmlinuz"]),
+                  "--state-dir", str(tmp_path)], capsys)
+    for d in docs:
+        for e in d["externs"]:
+            # built against this kernel's own vmlinux.h: what is there is compatible
+            assert e["status"] == ("ok" if e["kfunc"] in tagged else "missing"), e["name"]
+        assert d["loads"] == (not d["without_btf"]), d["object"]
+
+
+@pytest.fixture(scope="module")
+def dumps_72(extracted):  # noqa: F811
+    return dump(extracted["7.2"])
