@@ -264,3 +264,22 @@ def test_rename_that_gained_const_or_implicit_args_is_one_rename(tmp_path):
     got = {(f.rule, f.kfunc, f.message) for f in _audit(b).findings}
     assert got == {("KFUNC_RENAMED", "bpf_old", "renamed to bpf_new (same signature, same set)"),
                    ("KFUNC_RENAMED", "bpf_old2", "renamed to bpf_new2 (same signature, same set)")}
+
+
+def test_semantics_are_cached_by_blob_ids_across_processes(tmp_path):
+    from policybot.kernel import semantics
+    from policybot.state import State
+    b = _tree(tmp_path, {"bpf_a": FOO}, {"bpf_a": FOO}, head_btf=BTF_H.replace("#endif", NEW_FLAG + "#endif"))
+    state = State(state_dir=tmp_path / "state")
+    semantics._CACHE.clear()  # other tests' trees share these blobs
+    first = Scanner(b.repo, state).inventory("v6.2").semantics
+    semantics._CACHE.clear()  # as in a new process: only the state database remembers
+
+    class NoReads(Scanner):
+        def read(self, oid):
+            if str(oid) in first.key:
+                raise AssertionError("semantics re-read a blob its cache holds")
+            return super().read(oid)
+
+    again = NoReads(b.repo, state).inventory("v6.2").semantics
+    assert again == first and again.flag("KF_HOLDS_LOCK").comment.startswith("The verifier checks")

@@ -506,7 +506,11 @@ class _Linker:
                 continue
             if entry.type == pygit2.enums.ObjectType.BLOB:
                 ids[path] = str(entry.id)
-        return semantics_of(ids, self.s.read)
+        state = self.s.state
+        if state is None:
+            return semantics_of(ids, self.s.read)
+        return semantics_of(ids, self.s.read, lambda k: state.load_facts(FACTS_VERSION, [k]).get(k),
+                            lambda k, v: state.store_facts(FACTS_VERSION, {k: v}))
 
     def _expand_pending(self) -> None:
         """X-macro lists inside sets whose macros live in included headers."""
