@@ -283,3 +283,19 @@ def test_semantics_are_cached_by_blob_ids_across_processes(tmp_path):
 
     again = NoReads(b.repo, state).inventory("v6.2").semantics
     assert again == first and again.flag("KF_HOLDS_LOCK").comment.startswith("The verifier checks")
+
+
+def test_a_suffix_counts_only_where_that_revision_matches_it(tmp_path):
+    only_sz = VERIFIER.replace('"__k"', '"__sz"')  # a 6.1-like verifier: names ending __k mean nothing
+    b = HistoryBuilder(tmp_path / "repo")
+    b.commit({"include/linux/btf.h": BTF_H, "kernel/bpf/verifier.c": only_sz, "kernel/bpf/btf.c": BTF_C,
+              "kernel/bpf/helpers.c": kernel({"bpf_a": "int|u32 len__k"}), MANIFEST: manifest(bpf_a="stable")},
+             "base", "2022-12-11T12:00:00")
+    b.tag("v6.1")
+    b.commit({"kernel/bpf/verifier.c": VERIFIER}, "the verifier learns __k", "2023-02-19T12:00:00")
+    b.tag("v6.2")
+    scanner = Scanner(b.repo)
+    assert scanner.inventory("v6.1").kfuncs["bpf_a"].definition.signature.params[0].suffix == ""
+    assert scanner.inventory("v6.2").kfuncs["bpf_a"].definition.signature.params[0].suffix == "__k"
+    (f,) = _audit(b).findings
+    assert (f.rule, f.kfunc, f.verdict) == ("KFUNC_PARAM_ANNOTATION_TIGHTENED", "bpf_a", "violation")

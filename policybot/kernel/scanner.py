@@ -339,7 +339,7 @@ class _Linker:
         return self.s.read(entry.id) if entry.type == pygit2.enums.ObjectType.BLOB else None
 
     def link(self) -> Inventory:
-        semantics = self._semantics()
+        semantics = self.semantics = self._semantics()
         tree_flags = semantics.flag_names
         self._expand_pending()
         sets = self._set_index()
@@ -615,8 +615,10 @@ class _Linker:
                     break
         if fd is None:
             return None
-        sig = Signature(fd.return_type, tuple(Param(p.type, p.name, p.suffix) for p in fd.params),
-                        fd.variadic)
+        # the suffix this revision's verifier matches (policybot's list where the tree does not say)
+        suffixes = [self.semantics.suffix_of(p.name) for p in fd.params]
+        sig = Signature(fd.return_type, tuple(Param(p.type, p.name, p.suffix if sfx is None else sfx)
+                                              for p, sfx in zip(fd.params, suffixes)), fd.variadic)
         return Definition(Location(path, fd.line), sig, fd.static, fd.marked, tuple(fd.guards),
                           kernel_doc(fd.doc, fd.doc_line))
 
