@@ -149,6 +149,10 @@ def test_unknown_flag_and_suffix_get_one_finding_each(tmp_path):
     assert suffix.members == ("bpf_c",)
     # nothing else: the per-kfunc flag and suffix changes are that one finding's
     assert [f for f in result.findings if f not in review] == []
+    text = render_text(result)
+    assert "kernel/bpf/verifier.c:18: warning[KFUNC_NEEDS_REVIEW]: 1 kfunc: the verifier matches an " \
+           "argument suffix policybot does not know: __locked" in text
+    assert text.count("KF_HOLDS_LOCK") == 1 and "    kfuncs: bpf_a, bpf_b\n" in text
 
 
 def test_unknown_flag_nobody_uses_yet_is_still_reported_once(tmp_path):
