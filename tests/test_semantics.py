@@ -149,6 +149,10 @@ def test_unknown_flag_and_suffix_get_one_finding_each(tmp_path):
     assert suffix.members == ("bpf_c",)
     # nothing else: the per-kfunc flag and suffix changes are that one finding's
     assert [f for f in result.findings if f not in review] == []
+    text = render_text(result)
+    assert "kernel/bpf/verifier.c:18: warning[KFUNC_NEEDS_REVIEW]: 1 kfunc: the verifier matches an " \
+           "argument suffix policybot does not know: __locked" in text
+    assert text.count("KF_HOLDS_LOCK") == 1 and "    kfuncs: bpf_a, bpf_b\n" in text
 
 
 def test_unknown_flag_nobody_uses_yet_is_still_reported_once(tmp_path):
@@ -264,3 +268,38 @@ def test_rename_that_gained_const_or_implicit_args_is_one_rename(tmp_path):
     got = {(f.rule, f.kfunc, f.message) for f in _audit(b).findings}
     assert got == {("KFUNC_RENAMED", "bpf_old", "renamed to bpf_new (same signature, same set)"),
                    ("KFUNC_RENAMED", "bpf_old2", "renamed to bpf_new2 (same signature, same set)")}
+
+
+def test_semantics_are_cached_by_blob_ids_across_processes(tmp_path):
+    from policybot.kernel import semantics
+    from policybot.state import State
+    b = _tree(tmp_path, {"bpf_a": FOO}, {"bpf_a": FOO}, head_btf=BTF_H.replace("#endif", NEW_FLAG + "#endif"))
+    state = State(state_dir=tmp_path / "state")
+    semantics._CACHE.clear()  # other tests' trees share these blobs
+    first = Scanner(b.repo, state).inventory("v6.2").semantics
+    semantics._CACHE.clear()  # as in a new process: only the state database remembers
+
+    class NoReads(Scanner):
+        def read(self, oid):
+            if str(oid) in first.key:
+                raise AssertionError("semantics re-read a blob its cache holds")
+            return super().read(oid)
+
+    again = NoReads(b.repo, state).inventory("v6.2").semantics
+    assert again == first and again.flag("KF_HOLDS_LOCK").comment.startswith("The verifier checks")
+
+
+def test_a_suffix_counts_only_where_that_revision_matches_it(tmp_path):
+    only_sz = VERIFIER.replace('"__k"', '"__sz"')  # a 6.1-like verifier: names ending __k mean nothing
+    b = HistoryBuilder(tmp_path / "repo")
+    b.commit({"include/linux/btf.h": BTF_H, "kernel/bpf/verifier.c": only_sz, "kernel/bpf/btf.c": BTF_C,
+              "kernel/bpf/helpers.c": kernel({"bpf_a": "int|u32 len__k"}), MANIFEST: manifest(bpf_a="stable")},
+             "base", "2022-12-11T12:00:00")
+    b.tag("v6.1")
+    b.commit({"kernel/bpf/verifier.c": VERIFIER}, "the verifier learns __k", "2023-02-19T12:00:00")
+    b.tag("v6.2")
+    scanner = Scanner(b.repo)
+    assert scanner.inventory("v6.1").kfuncs["bpf_a"].definition.signature.params[0].suffix == ""
+    assert scanner.inventory("v6.2").kfuncs["bpf_a"].definition.signature.params[0].suffix == "__k"
+    (f,) = _audit(b).findings
+    assert (f.rule, f.kfunc, f.verdict) == ("KFUNC_PARAM_ANNOTATION_TIGHTENED", "bpf_a", "violation")

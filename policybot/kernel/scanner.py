@@ -342,7 +342,7 @@ class _Linker:
         return self.s.read(entry.id) if entry.type == pygit2.enums.ObjectType.BLOB else None
 
     def link(self) -> Inventory:
-        semantics = self._semantics()
+        semantics = self.semantics = self._semantics()
         tree_flags = semantics.flag_names
         self._expand_pending()
         sets = self._set_index()
@@ -510,7 +510,11 @@ class _Linker:
                 continue
             if entry.type == pygit2.enums.ObjectType.BLOB:
                 ids[path] = str(entry.id)
-        return semantics_of(ids, self.s.read)
+        state = self.s.state
+        if state is None:
+            return semantics_of(ids, self.s.read)
+        return semantics_of(ids, self.s.read, lambda k: state.load_facts(FACTS_VERSION, [k]).get(k),
+                            lambda k, v: state.store_facts(FACTS_VERSION, {k: v}))
 
     def _expand_pending(self) -> None:
         """X-macro lists inside sets whose macros live in included headers."""
@@ -615,8 +619,10 @@ class _Linker:
                     break
         if fd is None:
             return None
-        sig = Signature(fd.return_type, tuple(Param(p.type, p.name, p.suffix) for p in fd.params),
-                        fd.variadic)
+        # the suffix this revision's verifier matches (policybot's list where the tree does not say)
+        suffixes = [self.semantics.suffix_of(p.name) for p in fd.params]
+        sig = Signature(fd.return_type, tuple(Param(p.type, p.name, p.suffix if sfx is None else sfx)
+                                              for p, sfx in zip(fd.params, suffixes)), fd.variadic)
         return Definition(Location(path, fd.line), sig, fd.static, fd.marked, tuple(fd.guards),
                           kernel_doc(fd.doc, fd.doc_line), self.build.guards_of(path))
 

@@ -19,12 +19,16 @@ only says what the tree defines. Results are cached by the blob ids read.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Callable
 
 from .model import Location
 
+# Bump when reading changes: cached semantics of an older version are ignored.
+SEMANTICS_VERSION = 1
 BTF_H = "include/linux/btf.h"
 SUFFIX_FILES = ("kernel/bpf/verifier.c", "kernel/bpf/btf.c")
 IMPLICIT_FILE = "tools/bpf/resolve_btfids/main.c"
@@ -72,6 +76,26 @@ class Semantics:
         if self.verifier_flags is None or self.flags is None:
             return None
         return flag in self.verifier_flags
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> "Semantics":
+        d = json.loads(text)
+
+        def loc(x):
+            return Location(x["path"], x["line"]) if x else None
+
+        def tup(x):
+            return tuple(x) if x is not None else None
+
+        return cls(d["key"],
+                   None if d["flags"] is None else tuple(
+                       FlagDef(f["name"], f["bit"], f["comment"], loc(f["location"])) for f in d["flags"]),
+                   None if d["suffixes"] is None else tuple(
+                       SuffixDef(x["suffix"], x["comment"], loc(x["location"])) for x in d["suffixes"]),
+                   tup(d["implicit_structs"]), loc(d["implicit_location"]), tup(d["verifier_flags"]))
 
     def flag(self, name: str) -> FlagDef | None:
         return next((f for f in self.flags or () if f.name == name), None)
@@ -167,15 +191,23 @@ def read_implicit(path: str, data: bytes) -> tuple[tuple[str, ...], Location] | 
 _CACHE: dict[str, Semantics] = {}
 
 
-def semantics_of(blob_ids: dict[str, str], read: Callable[[str], bytes]) -> Semantics:
+def semantics_of(blob_ids: dict[str, str], read: Callable[[str], bytes],
+                 load: Callable[[str], str | None] | None = None,
+                 store: Callable[[str, str], None] | None = None) -> Semantics:
     """The semantics of a tree whose files in ``FILES`` have ``blob_ids`` (path -> oid; absent: missing).
 
-    ``read(oid)`` gives a blob's bytes; it is called only on a cache miss.
+    ``read(oid)`` gives a blob's bytes; it is called only on a cache miss, in
+    memory and in the persistent cache behind ``load``/``store`` (key -> JSON).
     """
     key = ",".join(f"{p}={blob_ids.get(p, '')}" for p in FILES)
     cached = _CACHE.get(key)
     if cached is not None:
         return cached
+    store_key = f"semantics{SEMANTICS_VERSION}:" + hashlib.sha1(key.encode()).hexdigest()
+    text = load(store_key) if load else None
+    if text:
+        sem = _CACHE[key] = Semantics.from_json(text)
+        return sem
     flags = read_flags(BTF_H, read(blob_ids[BTF_H])) if BTF_H in blob_ids else None
     suffixes = verifier_flags = None
     if all(p in blob_ids for p in SUFFIX_FILES):
@@ -196,4 +228,6 @@ def semantics_of(blob_ids: dict[str, str], read: Callable[[str], bytes]) -> Sema
         implicit = ()  # the tree has no KF_IMPLICIT_ARGS: no parameter is the verifier's
     sem = Semantics(key, flags, suffixes, implicit, implicit_loc, verifier_flags)
     _CACHE[key] = sem
+    if store:
+        store(store_key, sem.to_json())
     return sem

@@ -62,7 +62,8 @@ class Finding:
 
     @property
     def grouped(self) -> bool:
-        return len(self.kfuncs) > 1 or (bool(self.cause) and not self.kfunc)
+        """One finding for a cause: many kfuncs, or a change of the tree itself."""
+        return bool(self.kfuncs) or (bool(self.cause) and not self.kfunc)
 
 
 @dataclass

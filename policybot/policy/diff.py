@@ -91,13 +91,6 @@ def bpf_params(k: Kfunc, inv: Inventory | None = None) -> tuple[Param, ...]:
     return params
 
 
-def param_suffix(p: Param, inv: Inventory | None) -> str:
-    """The suffix the revision's verifier matches on ``p``'s name (policybot's list where the tree does not say)."""
-    sem = inv.semantics if inv else None
-    got = sem.suffix_of(p.name) if sem is not None else None
-    return p.suffix if got is None else got
-
-
 def signature_key(k: Kfunc, inv: Inventory | None = None) -> tuple:
     if not k.definition:
         return ()
@@ -201,7 +194,7 @@ def signature_changes(a: Kfunc, b: Kfunc, base: Inventory | None = None,
             yield Change("KFUNC_NEEDS_REVIEW", a.name,
                          f"parameter {i} ({y.name or x.name}) changed from '{x.type}' to '{y.type}' "
                          "(integer width)", loc_a, loc_b)
-        ra_, rb_ = param_suffix(x, base), param_suffix(y, head)
+        ra_, rb_ = x.suffix, y.suffix  # as each revision's verifier matches them (the scanner reads it)
         if rb_ in tree_level or ra_ in tree_level or _renamed_suffix(ra_, rb_, base, head):
             continue
         sa, sb = same_suffix(ra_), same_suffix(rb_)
@@ -349,11 +342,11 @@ def semantics_changes(base: Inventory, head: Inventory, old: dict[str, Kfunc],
         info = SUFFIXES.get(suffix)
         was = f"the verifier no longer matches {suffix} ({_quote(d.location, d.comment, base.rev)})"
         carried = [n for n in kept if old[n].definition and new[n].definition
-                   and any(param_suffix(p, base) == suffix for p in bpf_params(old[n], base))]
+                   and any(p.suffix == suffix for p in bpf_params(old[n], base))]
         if info and info.same_as and sh.suffix(info.same_as):
             to = sh.suffix(info.same_as)
             hit = tuple(n for n in carried if any(
-                param_suffix(x, base) == suffix and param_suffix(y, head) == info.same_as
+                x.suffix == suffix and y.suffix == info.same_as
                 for x, y in zip(bpf_params(old[n], base), bpf_params(new[n], head))))
             if hit:
                 yield Change("KFUNC_SUFFIX_RENAMED", "", f"{was}; {info.same_as} ({to.location}) means the same "
@@ -366,7 +359,7 @@ def semantics_changes(base: Inventory, head: Inventory, old: dict[str, Kfunc],
     for suffix in sorted(new_unknown_suffixes(base, head)):
         d = sh.suffix(suffix)
         hit = tuple(sorted(n for n, k in new.items() if k.definition
-                           and any(param_suffix(p, head) == suffix for p in bpf_params(k, head))))
+                           and any(p.suffix == suffix for p in bpf_params(k, head))))
         yield Change("KFUNC_NEEDS_REVIEW", "", f"the verifier matches an argument suffix policybot does not "
                      f"know: {suffix}, {_quote(d.location, d.comment, head.rev)}", None, d.location,
                      cause=f"new-suffix:{suffix}", kfuncs=hit)
