@@ -699,3 +699,21 @@ def test_sender_killed_mid_send_while_another_waits(tmp_path, smtp_server):
     assert sorted(delivered) == sorted(ids)
     third = handler.msgids()[2]  # accepted by the server, then the sender was killed
     assert [m for m, n in delivered.items() if n > 1] == [third] and delivered[third] == 2
+
+
+def test_inbox_message_with_an_absurd_message_id_is_reviewed_once(tmp_path, capsys, smtp_server):
+    import mailbox
+    from test_jobs import BASE_KFUNCS, Bot
+    bot = Bot(tmp_path, extra=f'[inbox]\nmaildir = "{tmp_path / "inbox"}"\n')
+    assert bot.run(capsys, "2024-01-08", "--job", "audit")[0] == 0
+    patch = _inbox_patch(tmp_path, bot.upstream.path, "drop bpf_foo",
+                         {k: v for k, v in BASE_KFUNCS.items() if k != "bpf_foo"})
+    patch = re.sub(r"^Message-I[dD]: .*$", "Message-ID: <" + "y" * 5000 + "@example.com>", patch,
+                   count=1, flags=re.M)
+    mailbox.Maildir(str(tmp_path / "inbox")).add(patch.encode())
+    rc, out, err = bot.run(capsys, "2024-01-15", "--job", "review")
+    assert rc == 0 and "reviewed: " in out and "drafted 1 mail" in out, out + err
+    rc, out, err = bot.run(capsys, "2024-01-15", "--job", "review")
+    assert rc == 0 and "reviewed: " not in out and "drafted 0 mails" in out, out + err
+    (msg,) = bot.mails().values()
+    assert msg["In-Reply-To"] is None and all(len(line) <= 998 for line in msg.as_string().split("\n"))
