@@ -256,16 +256,22 @@ def test_authors_own_ack_trailer_does_not_count(tmp_path, capsys):
     assert "written by the patch's author" in out, out
 
 
+def reply_to(patch_mail: str, sender: str, text: str) -> str:
+    """An mbox entry: ``sender`` replying ``text`` to the patch."""
+    pid = msgid_of(patch_mail)
+    headers = {"From": sender, "Subject": "Re: [PATCH] bpf: drop bpf_foo", "Message-Id": f"<reply-{sender.split('<')[1].split('@')[0]}@x>",
+               "In-Reply-To": pid, "References": pid, "Date": "Sun, 2 Mar 2025 10:00:00 +0000"}
+    return "From reply Mon Sep 17 00:00:00 2001\n" + "".join(f"{k}: {v}\n" for k, v in headers.items()) + f"\n{text}\n"
+
+
 def test_ack_reply_must_come_from_the_maintainer_it_names(tmp_path, capsys):
     mail = single_patch(tmp_path, DROP_FOO, "bpf: drop bpf_foo")
-    pid = msgid_of(mail)
-    forged = ("From jane Mon Sep 17 00:00:00 2001\nFrom: Jane Developer <jane@example.com>\n"
-              f"Subject: Re: [PATCH] bpf: drop bpf_foo\nMessage-Id: <forged-1@example.com>\n"
-              f"In-Reply-To: {pid}\nReferences: {pid}\nDate: Sun, 2 Mar 2025 10:00:00 +0000\n\n"
-              "Kfunc-Break-Acked-by: Helper Keeper <keeper@example.net>\n")
+    ack = "Kfunc-Break-Acked-by: Helper Keeper <keeper@example.net>"
+    # the author replies to their own patch with the maintainer's tag: not the maintainer's word
+    forged = reply_to(mail, "Jane Developer <jane@example.com>", ack)
     rc, out, err = run_one(capsys, tmp_path, mail + "\n" + forged)
     assert rc == 1 and "drafted 1 mail" in out, out + err
-    real = forged.replace("From: Jane Developer <jane@example.com>", "From: Helper Keeper <keeper@example.net>")
+    real = reply_to(mail, "Helper Keeper <keeper@example.net>", ack)
     rc, out, err = run_one(capsys, tmp_path, mail + "\n" + real, "--state-dir", str(tmp_path / "s2"))
     assert rc == 0 and "drafted 0 mails" in out, out + err
     assert "in a reply from keeper@example.net" in out, out
@@ -543,24 +549,30 @@ def test_broken_template_in_a_run_is_one_line(tmp_path, capsys):
 
 # -- concurrent senders ---------------------------------------------------------------------------------------
 
+def queued_mails(tmp_path: Path, port: int, n: int, more_config: str = "") -> tuple[Path, Path, list[str]]:
+    """A config sending to 127.0.0.1:port, and n mails queued in its outbox: (config, state dir, ids)."""
+    from policybot.mail.message import MailConfig, build_message
+    from policybot.mail.outbox import Outbox
+    state_dir = tmp_path / "state"
+    config = tmp_path / "policybot.toml"
+    config.write_text(f'[state]\ndir = "{state_dir}"\n[mail]\nfrom = "{BOT}"\nsmtp_host = "127.0.0.1"\n'
+                      f'smtp_port = {port}\nsmtp_security = "none"\n{more_config}')
+    outbox = Outbox(State(state_dir=state_dir), state_dir / "outbox")
+    ids = []
+    for i in range(n):
+        msg = build_message(MailConfig(from_addr=BOT), to=["a@example.com"], cc=[], subject=f"m{i}",
+                            body=f"mail {i}\n", msgid_seed=f"s{i}")
+        assert outbox.queue(msg, [f"k{i}"], "review")
+        ids.append(msg["Message-ID"])
+    return config, state_dir, ids
+
+
 def test_concurrent_senders_deliver_each_mail_once(tmp_path, smtp_server):
     import collections
     import subprocess
     import sys
-    from policybot.mail.message import MailConfig, build_message
-    from policybot.mail.outbox import Outbox
     handler, port = smtp_server()
-    state_dir = tmp_path / "state"
-    config = tmp_path / "policybot.toml"
-    config.write_text(f'[state]\ndir = "{state_dir}"\n[mail]\nfrom = "{BOT}"\nsmtp_host = "127.0.0.1"\n'
-                      f'smtp_port = {port}\nsmtp_security = "none"\n')
-    outbox = Outbox(State(state_dir=state_dir), state_dir / "outbox")
-    mc = MailConfig(from_addr=BOT)
-    ids = []
-    for i in range(30):
-        msg = build_message(mc, to=["a@example.com"], cc=[], subject=f"m{i}", body=f"mail {i}\n", msgid_seed=f"s{i}")
-        assert outbox.queue(msg, [f"k{i}"], "review")
-        ids.append(msg["Message-ID"])
+    config, state_dir, ids = queued_mails(tmp_path, port, 30)
     senders = [subprocess.Popen([sys.executable, "-m", "policybot", "outbox", "--config", str(config), "--send"],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(3)]
     results = [p.communicate(timeout=120) + (p.returncode,) for p in senders]
@@ -574,21 +586,11 @@ def test_run_review_and_outbox_sending_at_once_deliver_each_mail_once(tmp_path, 
     import collections
     import subprocess
     import sys
-    from policybot.mail.message import MailConfig, build_message
-    from policybot.mail.outbox import Outbox
     handler, port = smtp_server()
     mail = single_patch(tmp_path, DROP_FOO, "bpf: drop bpf_foo")
     (tmp_path / "patch.mbox").write_text(mail)
-    state_dir = tmp_path / "state"
-    config = tmp_path / "policybot.toml"
-    config.write_text(f'[state]\ndir = "{state_dir}"\n[mail]\nfrom = "{BOT}"\nsmtp_host = "127.0.0.1"\n'
-                      f'smtp_port = {port}\nsmtp_security = "none"\n'
-                      f'[[trees]]\nname = "linux"\nrepo = "{tmp_path / "linux"}"\nbranch = "v6.1"\n')
-    outbox = Outbox(State(state_dir=state_dir), state_dir / "outbox")
-    mc = MailConfig(from_addr=BOT)
-    for i in range(20):
-        msg = build_message(mc, to=["a@example.com"], cc=[], subject=f"m{i}", body=f"mail {i}\n", msgid_seed=f"s{i}")
-        assert outbox.queue(msg, [f"k{i}"], "review")
+    config, state_dir, _ = queued_mails(
+        tmp_path, port, 20, f'[[trees]]\nname = "linux"\nrepo = "{tmp_path / "linux"}"\nbranch = "v6.1"\n')
     py = [sys.executable, "-m", "policybot"]
     commands = [py + ["outbox", "--config", str(config), "--send"],
                 py + ["run", "--config", str(config), "--send", "--job", "notices", "--today", TODAY],
@@ -672,26 +674,14 @@ def test_sender_killed_mid_send_while_another_waits(tmp_path, smtp_server):
     import subprocess
     import sys
     import time
-    from policybot.mail.message import MailConfig, build_message
-    from policybot.mail.outbox import Outbox
     from test_crash import WRAPPER
     handler, port = smtp_server()
-    state_dir = tmp_path / "state"
-    config = tmp_path / "policybot.toml"
-    config.write_text(f'[state]\ndir = "{state_dir}"\n[mail]\nfrom = "{BOT}"\nsmtp_host = "127.0.0.1"\n'
-                      f'smtp_port = {port}\nsmtp_security = "none"\n')
-    outbox = Outbox(State(state_dir=state_dir), state_dir / "outbox")
-    mc = MailConfig(from_addr=BOT)
-    ids = []
-    for i in range(10):
-        msg = build_message(mc, to=["a@example.com"], cc=[], subject=f"m{i}", body=f"mail {i}\n", msgid_seed=f"s{i}")
-        outbox.queue(msg, [f"k{i}"], "review")
-        ids.append(msg["Message-ID"])
+    config, state_dir, ids = queued_mails(tmp_path, port, 10)
     args = ["outbox", "--config", str(config), "--send"]
     killed = subprocess.Popen([sys.executable, "-c", WRAPPER, "after:smtplib.SMTP.sendmail:3", *args],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    while not (state_dir / "send.lock").exists() and killed.poll() is None:
-        time.sleep(0.05)
+    while not handler.envelopes and killed.poll() is None:  # it holds the send lock now
+        time.sleep(0.01)
     waiting = subprocess.Popen([sys.executable, "-m", "policybot", *args], stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True)
     killed.communicate(timeout=120)
