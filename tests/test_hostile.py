@@ -259,7 +259,8 @@ def test_authors_own_ack_trailer_does_not_count(tmp_path, capsys):
 def reply_to(patch_mail: str, sender: str, text: str) -> str:
     """An mbox entry: ``sender`` replying ``text`` to the patch."""
     pid = msgid_of(patch_mail)
-    headers = {"From": sender, "Subject": "Re: [PATCH] bpf: drop bpf_foo", "Message-Id": f"<reply-{sender.split('<')[1].split('@')[0]}@x>",
+    local = sender.split("<")[1].split("@")[0]
+    headers = {"From": sender, "Subject": "Re: [PATCH] bpf: drop bpf_foo", "Message-Id": f"<reply-{local}@x>",
                "In-Reply-To": pid, "References": pid, "Date": "Sun, 2 Mar 2025 10:00:00 +0000"}
     return "From reply Mon Sep 17 00:00:00 2001\n" + "".join(f"{k}: {v}\n" for k, v in headers.items()) + f"\n{text}\n"
 
