@@ -2,8 +2,11 @@
 
     .venv/bin/python bench/hostile_scan.py
 
-Before the fix, 148 KB of "BTF_ID_FLAGS(func, " took 80 s and 50,000 nested
-"#if" over 120 s (each unclosed call and each directive rescanned the rest).
+Before the fix (182b70a), on this project's shared 2-core machine, one
+extract_facts call: 148 KB of "BTF_ID_FLAGS(func, " took 113 s and 50,000
+nested "#if" 184 s (each unclosed call rescanned the rest of the set, each
+directive rebuilt the whole #if stack). After: 0.5-1.6 s and 0.2-0.7 s, and
+time grows linearly with size (this script).
 """
 
 import time

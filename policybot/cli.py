@@ -312,6 +312,12 @@ class _SafeStream:
         return getattr(self._stream, name)
 
 
+def _progress():
+    """Progress on the real stderr: its own \\r and erase-line are the one escape sequence allowed."""
+    from .progress import Progress
+    return Progress(stream=getattr(sys.stderr, "_stream", sys.stderr))
+
+
 def _state(args, cfg=None):
     """The state: --state-dir/--db, else the config file's [state], else
     $POLICYBOT_STATE_DIR/$POLICYBOT_DB, else ~/.local/state/policybot (SQLite)."""
@@ -326,9 +332,8 @@ def _state(args, cfg=None):
 def _scanner(args):
     from .kernel.gitrepo import open_repo
     from .kernel.scanner import Scanner
-    from .progress import Progress
     repo = open_repo(args.repo)
-    return Scanner(repo, _state(args), Progress(), verify_objects=args.verify_objects)
+    return Scanner(repo, _state(args), _progress(), verify_objects=args.verify_objects)
 
 
 def cmd_inventory(args) -> int:
@@ -531,11 +536,10 @@ def _config(args):
 
 def cmd_run(args) -> int:
     from .jobs import JOBS, Runner
-    from .progress import Progress
     cfg, _ = _config(args)
     if not cfg.trees:
         raise PolicybotError(f"{cfg.path}: no [[trees]] configured: nothing to run")
-    runner = Runner(cfg, _state(args, cfg), _today(args), Progress())
+    runner = Runner(cfg, _state(args, cfg), _today(args), _progress())
     summary = runner.run(args.tree, tuple(args.job or JOBS), send=True if args.send else None,
                          retry_failed=args.retry_failed)
     for t in summary.trees:
@@ -591,8 +595,7 @@ def cmd_notice(args) -> int:
     tree = Tree(repo_name(repo), args.repo, policy=policy)
     runner = Runner(cfg, state, _today(args))
     from .kernel.scanner import Scanner
-    from .progress import Progress
-    scanner = Scanner(repo, state, Progress(), verify_objects=args.verify_objects)
+    scanner = Scanner(repo, state, _progress(), verify_objects=args.verify_objects)
     auditor = Auditor(repo, scanner, policy, runner.today)
     commit = resolve(repo, args.rev)
     draft = runner.deprecation_notice(repo, scanner, auditor, tree, commit, args.kfunc,

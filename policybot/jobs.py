@@ -20,7 +20,7 @@ from .config import Config, Tree
 from .errors import ConfigError, InputError, describe, processing
 from .kernel.gitrepo import open_repo, resolve
 from .kernel.scanner import Scanner
-from .mail.drafts import MailDraft, dedupe, render, template_env
+from .mail.drafts import MailDraft, dedupe, key_part, render, template_env
 from .mail.drafts import draft_message
 from .mail.outbox import Outbox
 from .policy.audit import Auditor, Finding
@@ -273,7 +273,7 @@ class Runner:
             seen = {r[0] for r in conn.execute(sa.select(seen_messages.c.msgid))}
         if retry_failed:
             seen -= {f.key for f in self.failures() if f.kind == "message"}
-        new = [m for m in msgs if _msgid(m) and _msgid(m) not in seen]
+        new = [m for m in msgs if _msgid(m) and key_part(_msgid(m)) not in seen]
         if not new:
             return
         new_ids = {_msgid(m) for m in new}
@@ -311,19 +311,19 @@ class Runner:
                             summary.failures.append((f"reply {d.subject!r}", str(e)))
                     summary.reviewed.append(series.subject)
                     for m in thread:
-                        self.state.clear_failure("message", _msgid(m))
+                        self.state.clear_failure("message", key_part(_msgid(m)))
                 except ENVIRONMENT:
                     raise
                 except Exception as e:  # noqa: BLE001 - poison: record it, review the other threads
                     reason = describe(e)
                     for m in thread:
                         if _msgid(m) in new_ids:
-                            self.state.record_failure("message", _msgid(m), reason, self.today)
+                            self.state.record_failure("message", key_part(_msgid(m)), reason, self.today)
                     summary.failures.append((f"thread <{root[:200]}>", reason))
         now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
         with self.state.engine.begin() as conn:
             for m in new:
-                conn.execute(self.state.insert_ignore(seen_messages), [{"msgid": _msgid(m)[:512], "seen": now}])
+                conn.execute(self.state.insert_ignore(seen_messages), [{"msgid": key_part(_msgid(m)), "seen": now}])
 
     # -- state -----------------------------------------------------------------------------
 

@@ -133,11 +133,13 @@ def test_encoded_crlf_in_a_display_name(tmp_path, capsys, header):
     rc, out, err = run_one(capsys, tmp_path, mail)
     assert rc == 1 and "Traceback" not in out + err, out + err
     (f,) = outbox_files(tmp_path / "state" / "outbox")
-    raw = f.read_bytes()
-    assert b"\nBcc:" not in raw and b"victim@example.net" not in raw.split(b"\n\n", 1)[0].replace(b"Evil", b"")[:0] + b""
+    head = f.read_bytes().split(b"\n\n", 1)[0]
+    assert not any(line.lower().startswith(b"bcc:") for line in head.split(b"\n"))
     msg = parse_mail(f)
     assert msg["Bcc"] is None
     assert all("\r" not in v and "\n" not in v for v in msg.values())
+    addresses = [a.addr_spec for h in ("To", "Cc") for a in (msg[h].addresses if msg[h] else ())]
+    assert "victim@example.net" not in addresses and "evil@example.com" in addresses
 
 
 def test_patch_path_with_terminal_escapes_never_reaches_the_terminal(tmp_path, capsys):
@@ -254,16 +256,23 @@ def test_authors_own_ack_trailer_does_not_count(tmp_path, capsys):
     assert "written by the patch's author" in out, out
 
 
+def reply_to(patch_mail: str, sender: str, text: str) -> str:
+    """An mbox entry: ``sender`` replying ``text`` to the patch."""
+    pid = msgid_of(patch_mail)
+    local = sender.split("<")[1].split("@")[0]
+    headers = {"From": sender, "Subject": "Re: [PATCH] bpf: drop bpf_foo", "Message-Id": f"<reply-{local}@x>",
+               "In-Reply-To": pid, "References": pid, "Date": "Sun, 2 Mar 2025 10:00:00 +0000"}
+    return "From reply Mon Sep 17 00:00:00 2001\n" + "".join(f"{k}: {v}\n" for k, v in headers.items()) + f"\n{text}\n"
+
+
 def test_ack_reply_must_come_from_the_maintainer_it_names(tmp_path, capsys):
     mail = single_patch(tmp_path, DROP_FOO, "bpf: drop bpf_foo")
-    pid = msgid_of(mail)
-    forged = ("From jane Mon Sep 17 00:00:00 2001\nFrom: Jane Developer <jane@example.com>\n"
-              f"Subject: Re: [PATCH] bpf: drop bpf_foo\nMessage-Id: <forged-1@example.com>\n"
-              f"In-Reply-To: {pid}\nReferences: {pid}\nDate: Sun, 2 Mar 2025 10:00:00 +0000\n\n"
-              "Kfunc-Break-Acked-by: Helper Keeper <keeper@example.net>\n")
+    ack = "Kfunc-Break-Acked-by: Helper Keeper <keeper@example.net>"
+    # the author replies to their own patch with the maintainer's tag: not the maintainer's word
+    forged = reply_to(mail, "Jane Developer <jane@example.com>", ack)
     rc, out, err = run_one(capsys, tmp_path, mail + "\n" + forged)
     assert rc == 1 and "drafted 1 mail" in out, out + err
-    real = forged.replace("From: Jane Developer <jane@example.com>", "From: Helper Keeper <keeper@example.net>")
+    real = reply_to(mail, "Helper Keeper <keeper@example.net>", ack)
     rc, out, err = run_one(capsys, tmp_path, mail + "\n" + real, "--state-dir", str(tmp_path / "s2"))
     assert rc == 0 and "drafted 0 mails" in out, out + err
     assert "in a reply from keeper@example.net" in out, out
@@ -518,7 +527,7 @@ def test_disk_full_during_a_run_is_one_line(tmp_path, capsys, monkeypatch):
     assert bot.last_audited() is None and bot.mail_rows() == []  # nothing half-done: the run repeats
 
 
-def test_unwritable_report_html_is_one_tree_failure(tmp_path, capsys):
+def test_unwritable_report_html_is_one_line(tmp_path, capsys):
     from test_jobs import TREE, Bot
     bot = Bot(tmp_path)
     (tmp_path / "afile").write_text("x")
@@ -541,24 +550,30 @@ def test_broken_template_in_a_run_is_one_line(tmp_path, capsys):
 
 # -- concurrent senders ---------------------------------------------------------------------------------------
 
+def queued_mails(tmp_path: Path, port: int, n: int, more_config: str = "") -> tuple[Path, Path, list[str]]:
+    """A config sending to 127.0.0.1:port, and n mails queued in its outbox: (config, state dir, ids)."""
+    from policybot.mail.message import MailConfig, build_message
+    from policybot.mail.outbox import Outbox
+    state_dir = tmp_path / "state"
+    config = tmp_path / "policybot.toml"
+    config.write_text(f'[state]\ndir = "{state_dir}"\n[mail]\nfrom = "{BOT}"\nsmtp_host = "127.0.0.1"\n'
+                      f'smtp_port = {port}\nsmtp_security = "none"\n{more_config}')
+    outbox = Outbox(State(state_dir=state_dir), state_dir / "outbox")
+    ids = []
+    for i in range(n):
+        msg = build_message(MailConfig(from_addr=BOT), to=["a@example.com"], cc=[], subject=f"m{i}",
+                            body=f"mail {i}\n", msgid_seed=f"s{i}")
+        assert outbox.queue(msg, [f"k{i}"], "review")
+        ids.append(msg["Message-ID"])
+    return config, state_dir, ids
+
+
 def test_concurrent_senders_deliver_each_mail_once(tmp_path, smtp_server):
     import collections
     import subprocess
     import sys
-    from policybot.mail.message import MailConfig, build_message
-    from policybot.mail.outbox import Outbox
     handler, port = smtp_server()
-    state_dir = tmp_path / "state"
-    config = tmp_path / "policybot.toml"
-    config.write_text(f'[state]\ndir = "{state_dir}"\n[mail]\nfrom = "{BOT}"\nsmtp_host = "127.0.0.1"\n'
-                      f'smtp_port = {port}\nsmtp_security = "none"\n')
-    outbox = Outbox(State(state_dir=state_dir), state_dir / "outbox")
-    mc = MailConfig(from_addr=BOT)
-    ids = []
-    for i in range(30):
-        msg = build_message(mc, to=["a@example.com"], cc=[], subject=f"m{i}", body=f"mail {i}\n", msgid_seed=f"s{i}")
-        assert outbox.queue(msg, [f"k{i}"], "review")
-        ids.append(msg["Message-ID"])
+    config, state_dir, ids = queued_mails(tmp_path, port, 30)
     senders = [subprocess.Popen([sys.executable, "-m", "policybot", "outbox", "--config", str(config), "--send"],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(3)]
     results = [p.communicate(timeout=120) + (p.returncode,) for p in senders]
@@ -572,21 +587,11 @@ def test_run_review_and_outbox_sending_at_once_deliver_each_mail_once(tmp_path, 
     import collections
     import subprocess
     import sys
-    from policybot.mail.message import MailConfig, build_message
-    from policybot.mail.outbox import Outbox
     handler, port = smtp_server()
     mail = single_patch(tmp_path, DROP_FOO, "bpf: drop bpf_foo")
     (tmp_path / "patch.mbox").write_text(mail)
-    state_dir = tmp_path / "state"
-    config = tmp_path / "policybot.toml"
-    config.write_text(f'[state]\ndir = "{state_dir}"\n[mail]\nfrom = "{BOT}"\nsmtp_host = "127.0.0.1"\n'
-                      f'smtp_port = {port}\nsmtp_security = "none"\n'
-                      f'[[trees]]\nname = "linux"\nrepo = "{tmp_path / "linux"}"\nbranch = "v6.1"\n')
-    outbox = Outbox(State(state_dir=state_dir), state_dir / "outbox")
-    mc = MailConfig(from_addr=BOT)
-    for i in range(20):
-        msg = build_message(mc, to=["a@example.com"], cc=[], subject=f"m{i}", body=f"mail {i}\n", msgid_seed=f"s{i}")
-        assert outbox.queue(msg, [f"k{i}"], "review")
+    config, state_dir, _ = queued_mails(
+        tmp_path, port, 20, f'[[trees]]\nname = "linux"\nrepo = "{tmp_path / "linux"}"\nbranch = "v6.1"\n')
     py = [sys.executable, "-m", "policybot"]
     commands = [py + ["outbox", "--config", str(config), "--send"],
                 py + ["run", "--config", str(config), "--send", "--job", "notices", "--today", TODAY],
@@ -626,7 +631,7 @@ def test_oversized_inbox_message_is_left_out_and_said(tmp_path, capsys):
     one_line(*run_one(capsys, tmp_path, mail, "--config", str(config)), "over limits.max_message_bytes (500)")
 
 
-def test_thousand_patch_series_with_huge_cc_each_reply_capped(tmp_path, capsys):
+def test_31_patch_series_with_1000_cc_each_reply_capped(tmp_path, capsys):
     """A 31-patch series with 1,000 Cc each: every reply stays within the cap."""
     build_tree(tmp_path / "linux")
     g = clone(tmp_path / "linux", tmp_path / "work", git_env(), "x")
@@ -670,26 +675,14 @@ def test_sender_killed_mid_send_while_another_waits(tmp_path, smtp_server):
     import subprocess
     import sys
     import time
-    from policybot.mail.message import MailConfig, build_message
-    from policybot.mail.outbox import Outbox
     from test_crash import WRAPPER
     handler, port = smtp_server()
-    state_dir = tmp_path / "state"
-    config = tmp_path / "policybot.toml"
-    config.write_text(f'[state]\ndir = "{state_dir}"\n[mail]\nfrom = "{BOT}"\nsmtp_host = "127.0.0.1"\n'
-                      f'smtp_port = {port}\nsmtp_security = "none"\n')
-    outbox = Outbox(State(state_dir=state_dir), state_dir / "outbox")
-    mc = MailConfig(from_addr=BOT)
-    ids = []
-    for i in range(10):
-        msg = build_message(mc, to=["a@example.com"], cc=[], subject=f"m{i}", body=f"mail {i}\n", msgid_seed=f"s{i}")
-        outbox.queue(msg, [f"k{i}"], "review")
-        ids.append(msg["Message-ID"])
+    config, state_dir, ids = queued_mails(tmp_path, port, 10)
     args = ["outbox", "--config", str(config), "--send"]
     killed = subprocess.Popen([sys.executable, "-c", WRAPPER, "after:smtplib.SMTP.sendmail:3", *args],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    while not (state_dir / "send.lock").exists() and killed.poll() is None:
-        time.sleep(0.05)
+    while not handler.envelopes and killed.poll() is None:  # it holds the send lock now
+        time.sleep(0.01)
     waiting = subprocess.Popen([sys.executable, "-m", "policybot", *args], stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True)
     killed.communicate(timeout=120)
@@ -699,3 +692,21 @@ def test_sender_killed_mid_send_while_another_waits(tmp_path, smtp_server):
     assert sorted(delivered) == sorted(ids)
     third = handler.msgids()[2]  # accepted by the server, then the sender was killed
     assert [m for m, n in delivered.items() if n > 1] == [third] and delivered[third] == 2
+
+
+def test_inbox_message_with_an_absurd_message_id_is_reviewed_once(tmp_path, capsys, smtp_server):
+    import mailbox
+    from test_jobs import BASE_KFUNCS, Bot
+    bot = Bot(tmp_path, extra=f'[inbox]\nmaildir = "{tmp_path / "inbox"}"\n')
+    assert bot.run(capsys, "2024-01-08", "--job", "audit")[0] == 0
+    patch = _inbox_patch(tmp_path, bot.upstream.path, "drop bpf_foo",
+                         {k: v for k, v in BASE_KFUNCS.items() if k != "bpf_foo"})
+    patch = re.sub(r"^Message-I[dD]: .*$", "Message-ID: <" + "y" * 5000 + "@example.com>", patch,
+                   count=1, flags=re.M)
+    mailbox.Maildir(str(tmp_path / "inbox")).add(patch.encode())
+    rc, out, err = bot.run(capsys, "2024-01-15", "--job", "review")
+    assert rc == 0 and "reviewed: " in out and "drafted 1 mail" in out, out + err
+    rc, out, err = bot.run(capsys, "2024-01-15", "--job", "review")
+    assert rc == 0 and "reviewed: " not in out and "drafted 0 mails" in out, out + err
+    (msg,) = bot.mails().values()
+    assert msg["In-Reply-To"] is None and all(len(line) <= 998 for line in msg.as_string().split("\n"))

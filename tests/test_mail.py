@@ -506,3 +506,77 @@ def test_credentials_without_tls_only_to_loopback(outbox, monkeypatch):
     monkeypatch.setenv("POLICYBOT_SMTP_PASSWORD", "p")
     with pytest.raises(ConfigError, match="without TLS"):
         outbox.send(config(smtp_host="smtp.example.org", smtp_port=25, smtp_security="none"))
+
+
+# -- issue 11: permanent and temporary refusals, one sender, failures on both databases -----------------
+
+
+class _Refusing:
+    """aiosmtpd handler answering DATA with ``code`` (a 4xx or 5xx reply)."""
+
+    def __init__(self, code: str):
+        self.code, self.tries = code, 0
+
+    async def handle_DATA(self, server, session, envelope):
+        self.tries += 1
+        return self.code
+
+
+def _start(handler):
+    from aiosmtpd.controller import Controller
+    controller = Controller(handler, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    return controller
+
+
+def test_a_5xx_refusal_fails_the_mail_for_good_until_retried(outbox):
+    handler = _Refusing("550 5.7.1 no bots here")
+    controller = _start(handler)
+    try:
+        outbox.queue(review(1), ["k1"], "review")
+        report = outbox.send(smtp_config(controller.port))
+        assert [e for _, e in report.failed] == ["SMTPDataError: 550 5.7.1 no bots here"]
+        (row,) = outbox.pending()
+        assert (row.status, row.attempts) == ("failed", 1)
+        assert outbox.send(smtp_config(controller.port)).failed == [] and handler.tries == 1
+        report = outbox.send(smtp_config(controller.port), retry_failed=True)
+        assert handler.tries == 2 and len(report.failed) == 1
+    finally:
+        controller.stop()
+
+
+def test_a_4xx_refusal_backs_off_doubling_with_a_cap(outbox, monkeypatch):
+    from policybot.mail import outbox as outbox_module
+    handler = _Refusing("451 4.3.0 try again later")
+    controller = _start(handler)
+    clock = [datetime(2030, 1, 1)]
+    monkeypatch.setattr(outbox_module, "_now", lambda: clock[0])
+    try:
+        outbox.queue(review(1), ["k1"], "review")
+        waits = []
+        for _ in range(12):
+            outbox.send(smtp_config(controller.port))
+            (row,) = outbox.pending()
+            assert row.status == "queued"
+            waits.append((row.next_attempt - clock[0]).total_seconds())
+            tries = handler.tries
+            outbox.send(smtp_config(controller.port))  # not due yet: nothing is sent
+            assert handler.tries == tries
+            clock[0] = row.next_attempt
+        assert waits[:4] == [300, 600, 1200, 2400] and max(waits) == 24 * 3600 and handler.tries == 12
+    finally:
+        controller.stop()
+
+
+def test_failures_are_recorded_and_cleared(state):
+    import datetime as dt
+    state.clear_failure("message", "m@example.com")
+    state.record_failure("message", "m@example.com", "first reason", dt.date(2024, 1, 1))
+    state.record_failure("message", "m@example.com", "second reason", dt.date(2024, 1, 8))
+    got = state.failure("message", "m@example.com")
+    assert (got.reason, got.day) == ("second reason", dt.date(2024, 1, 8))
+    state.record_failure("tree", "x" * 600, "long key", dt.date(2024, 1, 8), head="a" * 40)
+    assert state.failure("tree", "x" * 600).head == "a" * 40
+    state.clear_failure("message", "m@example.com")
+    state.clear_failure("tree", "x" * 600)
+    assert state.failure("message", "m@example.com") is None and state.failures() == []

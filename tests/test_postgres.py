@@ -19,7 +19,7 @@ from policybot.kernel.scanner import Scanner
 from policybot.mail.message import MailConfig
 from policybot.policy.audit import Auditor
 from policybot.policy.config import Policy
-from policybot.state import State, metadata
+from policybot.state import SCHEMA_VERSION, State, metadata
 from treekit import BTF_H, FOO, MANIFEST, kernel, manifest
 
 URL = os.environ.get("POLICYBOT_TEST_DATABASE_URL")
@@ -51,7 +51,7 @@ def tree(tmp_path):
 
 
 def test_schema_and_dialect(pg):
-    assert pg.dialect == "postgresql" and pg.schema_version == 2
+    assert pg.dialect == "postgresql" and pg.schema_version == SCHEMA_VERSION == 3
 
 
 def test_parse_cache_on_postgres(pg, tmp_path):
