@@ -75,6 +75,7 @@ class Placement:
 
 
 def negate(cond: str) -> str:
+    """The opposite of one condition: CONFIG_X <-> !CONFIG_X, CONFIG_X=m <-> CONFIG_X!=m."""
     if cond.startswith("!") and "(" not in cond:
         return cond[1:]
     if re.fullmatch(r"CONFIG_\w+", cond):
