@@ -331,3 +331,17 @@ def test_history_gives_the_arches_of_each_release(built, tmp_path):
     lines = history_table(hs).splitlines()
     assert lines[-3:-1] == ["kfunc calls at v6.1: powerpc (IS_ENABLED(CONFIG_PPC64)), x86",
                             "kfunc calls at v6.2: powerpc (IS_ENABLED(CONFIG_PPC64)), sparc, x86"]
+
+
+def test_parses_persist_in_the_state(built, tmp_path, monkeypatch):
+    import policybot.kernel.kbuild as kbuild
+    state = State(state_dir=tmp_path / "state")
+    first = Scanner(built.repo, state).inventory("v6.1")
+    calls = []
+    for name in ("parse_kbuild", "parse_kconfig_types", "_c_includes_of"):
+        real = getattr(kbuild, name)
+        monkeypatch.setattr(kbuild, name, lambda data, real=real, name=name: calls.append(name) or real(data))
+    again = Scanner(built.repo, state).inventory("v6.1")  # a new process would see the same
+    assert calls == []
+    assert {n: k.build for n, k in again.kfuncs.items()} == {n: k.build for n, k in first.kfuncs.items()}
+    assert again.kfuncs["scx_bpf_thing"].guards == ("CONFIG_SCHED_CLASS_EXT",)

@@ -329,7 +329,8 @@ def test_history_json_gives_the_jit_arches_of_each_real_release(kernel_repo, ker
         return subprocess.run(["git", "-C", kernel_repo, *args], capture_output=True, text=True,
                               check=True).stdout
 
-    tags = [t for t in git("tag", "--list", "v*").split() if re.fullmatch(r"v\d+\.\d+", t)]
+    tags = [t for t in git("tag", "--list", "--sort=version:refname", "v*").split()
+            if re.fullmatch(r"v\d+\.\d+", t)]
     expected, conditions = {}, {}
     for tag in tags:
         # each JIT file defining the function, and what its body returns

@@ -28,6 +28,7 @@ revision re-reads only the ones that changed.
 
 from __future__ import annotations
 
+import json
 import posixpath
 import re
 from dataclasses import dataclass
@@ -56,6 +57,7 @@ _CONFIG_NAME = re.compile(r"\bCONFIG_\w+")
 _CONDITIONAL = re.compile(r"^(ifeq|ifneq|ifdef|ifndef)\b\s*(.*)$", re.S)
 _KCONFIG_ENTRY = re.compile(r"^\s*(?:menu)?config\s+(\w+)", re.M)
 _KCONFIG_TYPE = re.compile(r"^\s*(bool|tristate|def_bool|def_tristate|int|hex|string)\b", re.M)
+_OBJECT_TOKEN = re.compile(r"(?<!\S)\S+(?:\.o|/)(?!\S)")
 _RULE = re.compile(r"^[^=#\t]*[^:=+?]:(?![=])")  # "target: prerequisites"
 _INCLUDE_C = re.compile(r'^[ \t]*#[ \t]*include[ \t]*"([^"]+\.c)"', re.M)
 
@@ -73,6 +75,7 @@ class Placement:
 
 
 def negate(cond: str) -> str:
+    """The opposite of one condition: CONFIG_X <-> !CONFIG_X, CONFIG_X=m <-> CONFIG_X!=m."""
     if cond.startswith("!") and "(" not in cond:
         return cond[1:]
     if re.fullmatch(r"CONFIG_\w+", cond):
@@ -193,6 +196,8 @@ def parse_kbuild(text: str) -> list[Placement]:
             else:
                 stack[-1] = (prior, negated)
             continue
+        if ".o" not in text and "/" not in text:
+            continue  # names no object or directory (flags, targets, ...): most lines
         am = _ASSIGN.match(text)
         if not am:
             continue
@@ -206,7 +211,7 @@ def parse_kbuild(text: str) -> list[Placement]:
             continue  # obj-$(SOMETHING) that is not a Kconfig option: not followed
         enclosing = [c for _, current in stack for c in current]
         conds = tuple(dict.fromkeys(own + enclosing))
-        tokens = tuple(t for t in am.group(3).split() if t.endswith((".o", "/")))
+        tokens = tuple(_OBJECT_TOKEN.findall(am.group(3)))
         if tokens:
             out.append(Placement(line, vm.group(1), conds, len(own), tokens))
     return out
@@ -250,13 +255,37 @@ def _reduce(alternatives: list[Conj]) -> Conj:
     return out
 
 
-class BuildReader:
-    """The build conditions of files of one tree. ``cache`` (a dict) may be shared across trees."""
+# Parses kept in the state by blob id; bump the number when a parse above changes.
+PARSE_KINDS = {
+    "kbuild1": (lambda data: parse_kbuild(data.decode("utf-8", "replace")),
+                lambda ps: [[p.line, p.base, list(p.conditions), p.suffix_conditions, list(p.tokens)]
+                            for p in ps],
+                lambda rows: [Placement(r[0], r[1], tuple(r[2]), r[3], tuple(r[4])) for r in rows]),
+    "kconfig1": (lambda data: parse_kconfig_types(data.decode("utf-8", "replace")), dict, dict),
+    "incl1": (lambda data: _c_includes_of(data), list, lambda rows: [tuple(r) for r in rows]),
+}
 
-    def __init__(self, repo: pygit2.Repository, tree: pygit2.Tree, cache: dict | None = None):
+
+def _c_includes_of(data: bytes) -> list[tuple[str, int]]:
+    """("x.c", line) of each ``#include "x.c"`` of a file."""
+    if b'.c"' not in data:
+        return []
+    text = data.decode("utf-8", "replace")
+    return [(m.group(1), text.count("\n", 0, m.start()) + 1) for m in _INCLUDE_C.finditer(text)]
+
+
+class BuildReader:
+    """The build conditions of files of one tree. ``cache`` (a dict) may be shared across
+    trees; with a ``state``, parses also persist there by blob id (``prefetch``, ``save``)."""
+
+    def __init__(self, repo: pygit2.Repository, tree: pygit2.Tree, cache: dict | None = None,
+                 state=None, version: int = 0):
         self.repo = repo
         self.tree = tree
         self.cache = cache if cache is not None else {}
+        self.state = state
+        self.version = version  # the state's parse-cache version the rows are stored under
+        self._new: dict[str, str] = {}
         self._files: dict[str, Conj | None] = {}
         self._dirs: dict[str, Conj | None] = {}
         self._kconfig: dict[str, dict[str, str]] = {}
@@ -270,6 +299,44 @@ class BuildReader:
         except KeyError:
             return None
 
+    def _parsed(self, kind: str, oid) -> object:
+        key = f"{kind}:{oid}"
+        if key not in self.cache:
+            parse, encode, _ = PARSE_KINDS[kind]
+            self.cache[key] = parse(self.repo.odb.read(oid)[1])
+            if self.state is not None:
+                self._new[key] = json.dumps(encode(self.cache[key]))
+        return self.cache[key]
+
+    def _load(self, keys) -> None:
+        missing = [k for k in dict.fromkeys(keys) if k not in self.cache]
+        if self.state is None or not missing:
+            return
+        for key, data in self.state.load_facts(self.version, missing).items():
+            self.cache[key] = PARSE_KINDS[key.split(":", 1)[0]][2](json.loads(data))
+
+    def prefetch(self, paths) -> None:
+        """One state query for the Kbuild and Kconfig files of the directories above ``paths``."""
+        if self.state is None:
+            return
+        keys = []
+        for directory in dict.fromkeys(d for p in paths for d in _ancestors(posixpath.dirname(p))):
+            d = self._entry(directory)
+            if d is None or d.type != pygit2.enums.ObjectType.TREE:
+                continue
+            for e in (self.repo[d.id] if directory else self.tree):
+                if e.type == pygit2.enums.ObjectType.BLOB and e.name in KBUILD_FILES:
+                    keys.append(f"kbuild1:{e.id}")
+                elif e.type == pygit2.enums.ObjectType.BLOB and e.name.startswith("Kconfig"):
+                    keys.append(f"kconfig1:{e.id}")
+        self._load(keys)
+
+    def save(self) -> None:
+        """Store the parses made since the last save."""
+        if self.state is not None and self._new:
+            self.state.store_facts(self.version, self._new)
+            self._new = {}
+
     def _kbuild(self, directory: str) -> list[tuple[str, list[Placement]]]:
         """(path, placements) of the directory's Kbuild file, else its Makefile; at the top
         level both (before 5.x the top-level Makefile's core-y named the directories)."""
@@ -279,10 +346,7 @@ class BuildReader:
             e = self._entry(path)
             if e is None or e.type != pygit2.enums.ObjectType.BLOB:
                 continue
-            key = "kbuild:" + str(e.id)
-            if key not in self.cache:
-                self.cache[key] = parse_kbuild(self.repo.odb.read(e.id)[1].decode("utf-8", "replace"))
-            out.append((path, self.cache[key]))
+            out.append((path, self._parsed("kbuild1", e.id)))
             if directory:
                 break  # kbuild reads a directory's Kbuild and ignores its Makefile
         return out
@@ -292,26 +356,18 @@ class BuildReader:
         d = self._entry(directory)
         if d is None or d.type != pygit2.enums.ObjectType.TREE:
             return []
+        files = [e for e in self.repo[d.id]
+                 if e.type == pygit2.enums.ObjectType.BLOB and e.name.endswith(".c")]
+        self._load(f"incl1:{e.id}" for e in files)
         out = []
-        for e in self.repo[d.id]:
-            if e.type != pygit2.enums.ObjectType.BLOB or not e.name.endswith(".c"):
-                continue
-            key = "incl:" + str(e.id)
-            if key not in self.cache:
-                data = self.repo.odb.read(e.id)[1]
-                found = []
-                if b'.c"' in data:
-                    text = data.decode("utf-8", "replace")
-                    for m in _INCLUDE_C.finditer(text):
-                        found.append((m.group(1), text.count("\n", 0, m.start()) + 1))
-                self.cache[key] = found
-            if self.cache[key]:
-                out.append((posixpath.join(directory, e.name) if directory else e.name, str(e.id),
-                            self.cache[key]))
+        for e in files:
+            found = self._parsed("incl1", e.id)
+            if found:
+                out.append((posixpath.join(directory, e.name) if directory else e.name, str(e.id), found))
         return out
 
     def _guards_at(self, path: str, oid: str, line: int) -> list[str]:
-        key = "cguards:" + oid
+        key = "cguards:" + oid  # an including file: one or two per tree, not worth storing
         if key not in self.cache:
             self.cache[key] = parse_csource(path, self.repo.odb.read(oid)[1]).guards_by_line
         return list(self.cache[key][line])
@@ -325,11 +381,7 @@ class BuildReader:
                 for e in (self.repo[d.id] if directory else self.tree):
                     if e.type != pygit2.enums.ObjectType.BLOB or not e.name.startswith("Kconfig"):
                         continue
-                    key = "kconfig:" + str(e.id)
-                    if key not in self.cache:
-                        self.cache[key] = parse_kconfig_types(
-                            self.repo.odb.read(e.id)[1].decode("utf-8", "replace"))
-                    for opt, kind in self.cache[key].items():
+                    for opt, kind in self._parsed("kconfig1", e.id).items():
                         if types.get(opt) != "tristate":
                             types[opt] = kind
             self._kconfig[directory] = types

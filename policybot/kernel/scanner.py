@@ -329,7 +329,8 @@ class _Linker:
         self.relevant = relevant
         self.primary = scanner.facts_for([(r.path, r.oid) for r in relevant if r.cls == "P"])
         self.diagnostics: list[Diagnostic] = []
-        self.build = BuildReader(scanner.repo, tree, scanner.kbuild_cache)
+        self.build = BuildReader(scanner.repo, tree, scanner.kbuild_cache, scanner.state, FACTS_VERSION)
+        self.build.prefetch(r.path for r in relevant)
 
     def diag(self, path: str, line: int, code: str, message: str) -> None:
         self.diagnostics.append(Diagnostic(Location(path, line), code, message))
@@ -392,6 +393,7 @@ class _Linker:
                     self.diag(f.path, idset.line, "set-unregistered",
                               f"kfunc set {idset.name} is never registered")
         kfuncs = self._kfuncs(sets, registered, tree_flags)
+        self.build.save()
         return Inventory("", "", kfuncs, self.diagnostics, dtors, tree_flags, semantics=semantics,
                          build_baseline=BASELINE)
 
