@@ -140,8 +140,8 @@ def check(obj: BpfObject, target: Target) -> Verdict:
             shape = tk.shape or _source_shape(tk, obj)
             reason = incompatibility(_local_shape(obj, ext), shape)
             status = "incompatible" if reason else "ok"
-        results.append(ExternResult(ext, status, reason, tk, policy, target.first_release.get(ext.kfunc),
-                                    target.declared))
+        first = target.first_release.get(ext.kfunc) if tk is not None else None
+        results.append(ExternResult(ext, status, reason, tk, policy, first, target.declared))
         if status != "ok":
             if ext.weak:
                 finding("EXTERN_UNRESOLVED", "unstable", ext.name,
@@ -403,7 +403,7 @@ def summary_line(v: Verdict) -> str:
     what = (f"{len(v.externs)} kfunc externs: {counts['ok']} ok, {counts['missing']} missing, "
             f"{counts['incompatible']} incompatible")
     if weak_unresolved:
-        what += f"; {weak_unresolved} weak ones left unresolved"
+        what += f"; weak, left unresolved: {weak_unresolved}"
     if v.loads:
         return f"{v.object.path} on {v.target.name}: loads ({what})"
     failing = [r.extern.name for r in v.externs if not r.resolved and not r.extern.weak]
