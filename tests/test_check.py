@@ -190,3 +190,21 @@ def test_without_line_info_the_object_is_named(capsys, tree, objs, tmp_path):
     rc, out, _ = run(capsys, "check", str(obj), "--repo", tree, "--rev", "v6.2")
     assert rc == 1
     assert f"{obj}: violation[EXTERN_MISSING]: bpf_gone: bpf_gone is not a kfunc of v6.2" in out
+
+
+def test_unknown_release_glob_and_revision_are_bad_input(capsys, tree, objs):
+    rc, out, err = run(capsys, "check", str(objs["guarded"]), "--repo", tree, "--releases", "v9.*")
+    assert rc == 2 and out == "" and len(err.splitlines()) == 1 and "v9.*" in err
+    rc, out, err = run(capsys, "check", str(objs["guarded"]), "--repo", tree, "--rev", "v9.9")
+    assert rc == 2 and len(err.splitlines()) == 1 and "v9.9" in err
+
+
+def test_warm_check_reads_the_cached_target(capsys, tree, objs, tmp_path):
+    """The second check of a revision comes from STATE_DIR/check; a new day is a new key."""
+    args = ["check", str(objs["kfunc_user"]), "--repo", tree, "--rev", "v6.2", "--format", "json",
+            "--state-dir", str(tmp_path), "--fail-on", "never"]
+    first = run(capsys, *args, "--today", "2023-03-01")[1]
+    assert len(list((tmp_path / "check").glob("*.json"))) == 1
+    assert run(capsys, *args, "--today", "2023-03-01")[1] == first
+    run(capsys, *args, "--today", "2023-03-02")
+    assert len(list((tmp_path / "check").glob("*.json"))) == 2
