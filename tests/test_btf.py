@@ -208,6 +208,14 @@ def test_module_split_btf(binaries, extracted):
             assert mod.btf.type(tid).name == (types[tid][1] if types[tid][1] != "(anon)" else ""), tid
 
 
+def test_compressed_modules_are_read_as_shipped(binaries, tmp_path):
+    ko = binaries["6.12"]["ko"][0]
+    packed = tmp_path / (ko.name + ".xz")
+    packed.write_bytes(lzma.compress(ko.read_bytes(), preset=0))
+    vmlinuz = binaries["6.12"]["vmlinuz"]
+    assert read_kernel(vmlinuz, (str(packed),)).kfuncs.keys() == read_kernel(vmlinuz, (str(ko),)).kfuncs.keys()
+
+
 def test_module_without_its_base_is_bad_input(binaries, capsys):
     ko = binaries["6.12"]["ko"][0]
     assert main(["inventory", "--btf", str(ko)]) == 2

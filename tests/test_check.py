@@ -147,6 +147,11 @@ def test_sarif(capsys, tree, objs):
     assert ("EXTERN_DEPRECATED", "warning", line_of(src, "r += bpf_old(t);")) in results
     assert ("EXTERN_INCOMPATIBLE", "error", line_of(src, "r += bpf_changed(7);")) in results
     assert {r["id"] for r in run0["tool"]["driver"]["rules"]} == {r[0] for r in results}
+    # paths under the working directory are relative: code scanning maps them to the checkout
+    for r in run0["results"]:
+        uri = r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]
+        if str(HERE).startswith(str(Path.cwd())):
+            assert not uri.startswith("/") and (Path.cwd() / uri).exists(), uri
 
 
 def test_audit_sarif_matches_its_json(capsys, tree):

@@ -134,8 +134,13 @@ def load_bytes(data: bytes, name: str, base: Btf | None = None) -> BtfFile:
     if len(data) >= 2 and struct.unpack_from("<H", data)[0] in (MAGIC, 0x9FEB):
         return BtfFile(name, Btf(data, name, base), elf_kind="raw")
     kind = ""
-    if data.startswith(b"\xfd7zXZ\x00") and base is not None:  # a Debian module.ko.xz
-        data = lzma.decompress(data)
+    if data.startswith((b"\xfd7zXZ\x00", b"\x28\xb5\x2f\xfd")):  # a module as distributions ship it: .ko.xz, .ko.zst
+        decompressors, errors = _decompressors()
+        decompress = dict(decompressors)[b"\xfd7zXZ\x00" if data[0] == 0xFD else b"\x28\xb5\x2f\xfd"]
+        try:
+            data = decompress(data)
+        except errors as e:
+            raise InputError(f"{name}: corrupt compressed file: {e}") from None
     if not data.startswith(ELF_MAGIC):
         data = decompress_kernel(data, name)
         kind = "vmlinuz"
