@@ -15,18 +15,11 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
+from audit import timed  # bench/ is on sys.path when a script of it runs
+
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def timed(cmd, env) -> float:
-    t = time.perf_counter()
-    r = subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    if r.returncode not in (0, 1):
-        raise SystemExit(f"{' '.join(cmd)} exited {r.returncode}")
-    return time.perf_counter() - t
 
 
 def main() -> int:

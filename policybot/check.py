@@ -19,11 +19,12 @@ import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from .btf.compat import Shape, incompatibility, text_shape
+from .btf.compat import Shape, btf_shape, incompatibility, text_shape
 from .btf.kfuncs import CompiledKernel
 from .btf.program import BpfObject, Extern, SourceLine
 from .errors import InputError
 from .kernel.flags import FLAGS, IMPLICIT_PARAM_TYPES
+from .policy.rules import catalogue
 
 STATUSES = ("ok", "missing", "incompatible")
 # flags that ask nothing of the program calling the kfunc
@@ -117,7 +118,6 @@ class Verdict:
 
 
 def check(obj: BpfObject, target: Target) -> Verdict:
-    from .policy.rules import catalogue
     rules = catalogue()
     results, findings = [], []
 
@@ -138,10 +138,10 @@ def check(obj: BpfObject, target: Target) -> Verdict:
             status, reason = "missing", f"{ext.kfunc} is not a kfunc of {target.name}"
         else:
             shape = tk.shape or _source_shape(tk, obj)
-            reason = incompatibility(_local_shape(obj, ext), shape)
+            reason = incompatibility(btf_shape(obj.btf, ext.proto), shape)
             status = "incompatible" if reason else "ok"
-        results.append(ExternResult(ext, status, reason, tk, policy, target.first_release.get(ext.kfunc),
-                                    target.declared))
+        first = target.first_release.get(ext.kfunc) if tk is not None else None
+        results.append(ExternResult(ext, status, reason, tk, policy, first, target.declared))
         if status != "ok":
             if ext.weak:
                 finding("EXTERN_UNRESOLVED", "unstable", ext.name,
@@ -161,11 +161,6 @@ def check(obj: BpfObject, target: Target) -> Verdict:
                 text += f"; removal not before {policy.earliest_removal}"
             finding("EXTERN_DEPRECATED", policy.level_key, ext.name, text, loc)
     return Verdict(obj, target, tuple(results), tuple(findings))
-
-
-def _local_shape(obj: BpfObject, ext: Extern) -> Shape:
-    from .btf.compat import btf_shape
-    return btf_shape(obj.btf, ext.proto)
 
 
 def _source_shape(tk: TargetKfunc, obj: BpfObject) -> Shape:
@@ -205,13 +200,15 @@ def source_targets(repo_path: str, revs: list[str], releases_glob: str | None, s
     code), so a warm check opens the repository but reads no tree and does
     not load the state database.
     """
+    import pygit2
+
     from .kernel.gitrepo import open_repo, resolve
     from .policy.config import load_policy
 
     repo = open_repo(repo_path)
     policy = load_policy(policy_file)
     today = today or dt.date.today()
-    tags = sorted((r.shorthand, str(r.target)) for r in repo.references.iterator(pygit2_tags()))
+    tags = sorted((r.shorthand, str(r.target)) for r in repo.references.iterator(pygit2.enums.ReferenceFilter.TAGS))
     names = list(revs)
     if releases_glob:
         from .policy.history import RELEASE_TAG
@@ -243,11 +240,6 @@ def source_targets(repo_path: str, revs: list[str], releases_glob: str | None, s
             out[i] = computed[rev]
             _target_put(cache_dir, keys[rev], computed[rev])
     return out  # type: ignore[return-value]
-
-
-def pygit2_tags():
-    import pygit2
-    return pygit2.enums.ReferenceFilter.TAGS
 
 
 def _code_digest() -> str:
@@ -403,7 +395,7 @@ def summary_line(v: Verdict) -> str:
     what = (f"{len(v.externs)} kfunc externs: {counts['ok']} ok, {counts['missing']} missing, "
             f"{counts['incompatible']} incompatible")
     if weak_unresolved:
-        what += f"; {weak_unresolved} weak ones left unresolved"
+        what += f"; weak, left unresolved: {weak_unresolved}"
     if v.loads:
         return f"{v.object.path} on {v.target.name}: loads ({what})"
     failing = [r.extern.name for r in v.externs if not r.resolved and not r.extern.weak]

@@ -8,7 +8,9 @@ are kept with a suppression, as SARIF says accepted ones should be.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
+from pathlib import Path
 
 from . import __version__
 from .policy.rules import catalogue
@@ -56,13 +58,23 @@ def _result(r: Result, index: dict[str, int]) -> dict:
     out = {"ruleId": r.rule, "ruleIndex": index[r.rule], "level": LEVEL.get(r.verdict, "note"),
            "message": {"text": r.message}, "properties": {"verdict": r.verdict}}
     if r.path:
-        loc = {"artifactLocation": {"uri": r.path}}
+        loc = {"artifactLocation": {"uri": _uri(r.path)}}
         if r.line:
             loc["region"] = {"startLine": r.line}
         out["locations"] = [{"physicalLocation": loc}]
     if r.suppressed:
         out["suppressions"] = [{"kind": "external", "justification": r.suppressed}]
     return out
+
+
+def _uri(path: str) -> str:
+    """Relative to the working directory when under it: code scanning maps such paths to the checkout
+    (clang records absolute file names in BTF line info)."""
+    if os.path.isabs(path):
+        rel = os.path.relpath(path)
+        if not rel.startswith(".."):
+            return Path(rel).as_posix()
+    return Path(path).as_posix()
 
 
 def render_audit(result) -> str:

@@ -6,6 +6,7 @@ decompresses each vmlinuz, bpftool (Debian's) dumps its BTF, and the kfuncs a
 kernel carries are the FUNCs its dump shows a ``bpf_kfunc`` decl tag on.
 """
 
+import bz2
 import gzip
 import json
 import lzma
@@ -24,6 +25,7 @@ from policybot.btf.program import essential_name
 from policybot.btf.reader import Btf, BtfError
 from policybot.btf.types import Kind
 from policybot.cli import main
+from policybot.errors import InputError
 
 pytestmark = pytest.mark.realtree
 
@@ -178,12 +180,15 @@ def test_elf_raw_and_vmlinuz_read_the_same(rel, binaries, extracted, tmp_path):
 
 
 def test_other_compressions_are_found_by_their_magic(extracted, tmp_path):
-    elf = extracted["6.12"].read_bytes()
-    head = elf[:1 << 16]
-    for name, packed in (("gzip", gzip.compress(elf, 1)), ("xz", lzma.compress(elf, preset=0))):
-        image = tmp_path / f"vmlinuz.{name}"
-        image.write_bytes(b"\x00" * 4096 + b"\x1f\x8b\x08garbage" + packed + b"\x00" * 16)
-        assert decompress_kernel(image.read_bytes(), str(image))[:len(head)] == head, name
+    elf = extracted["6.12"].read_bytes()[:3 << 20]  # an ELF's start is all the finding needs
+    for name, packed in (("gzip", gzip.compress(elf, 1)), ("xz", lzma.compress(elf, preset=0)),
+                         ("lzma", lzma.compress(elf, format=lzma.FORMAT_ALONE, preset=0)),
+                         ("bzip2", bz2.compress(elf, 1))):
+        # decoys first: magic bytes of other compressors that decompress to nothing
+        image = b"\x00" * 4096 + b"\x1f\x8b\x08garbage BZh9 \x5d\x00\x00" + packed + b"\x00" * 16
+        assert decompress_kernel(image, name) == elf, name
+    with pytest.raises(InputError, match="notes.txt: not BTF"):
+        decompress_kernel(b"nothing to see " * 1000, "notes.txt")
 
 
 def test_module_split_btf(binaries, extracted):
@@ -201,6 +206,14 @@ def test_module_split_btf(binaries, extracted):
         # strings of the module refer to the base's where bpftool says so
         for tid in list(types)[:50]:
             assert mod.btf.type(tid).name == (types[tid][1] if types[tid][1] != "(anon)" else ""), tid
+
+
+def test_compressed_modules_are_read_as_shipped(binaries, tmp_path):
+    ko = binaries["6.12"]["ko"][0]
+    packed = tmp_path / (ko.name + ".xz")
+    packed.write_bytes(lzma.compress(ko.read_bytes(), preset=0))
+    vmlinuz = binaries["6.12"]["vmlinuz"]
+    assert read_kernel(vmlinuz, (str(packed),)).kfuncs.keys() == read_kernel(vmlinuz, (str(ko),)).kfuncs.keys()
 
 
 def test_module_without_its_base_is_bad_input(binaries, capsys):

@@ -21,10 +21,11 @@ from treekit import BTF_H, MANIFEST, kernel
 sys.path.insert(0, str(Path(__file__).resolve().parent / "bpf"))
 from build import HERE, compile_bpf, line_of  # noqa: E402
 
+SHAPES = {"bpf_widths": "int|u8 a, long b", "bpf_fwd": "int|struct cgroup *cgrp", "bpf_enum": "int|u32 mode"}
 BASE = {"bpf_foo": "int|struct task_struct *p, u32 flags", "bpf_old": "int|struct task_struct *p",
-        "bpf_gone": "void|void", "bpf_changed": "int|u64 x"}
+        "bpf_gone": "void|void", "bpf_changed": "int|u64 x", **SHAPES}
 HEAD = {"bpf_foo": "int|struct task_struct *p, u32 flags", "bpf_old": "int|struct task_struct *p",
-        "bpf_new": "int|struct task_struct *p", "bpf_changed": "int|struct task_struct *p"}
+        "bpf_new": "int|struct task_struct *p", "bpf_changed": "int|struct task_struct *p", **SHAPES}
 HEAD_MANIFEST = ("kfuncs:\n  bpf_foo:\n    stability: stable\n"
                  "  bpf_old:\n    stability: deprecated\n    replacement: bpf_new\n")
 
@@ -46,7 +47,7 @@ def tree(tmp_path_factory):
 @pytest.fixture(scope="module")
 def objs(tmp_path_factory):
     out = tmp_path_factory.mktemp("objs")
-    return {n: compile_bpf(HERE / f"{n}.bpf.c", out / f"{n}.bpf.o") for n in ("kfunc_user", "needs_gone", "guarded")}
+    return {n: compile_bpf(HERE / f"{n}.bpf.c", out / f"{n}.bpf.o") for n in ("kfunc_user", "needs_gone", "guarded", "shapes")}
 
 
 def run(capsys, *argv):
@@ -82,6 +83,16 @@ def test_statuses_on_both_revisions(capsys, tree, objs):
     assert new["bpf_foo___v2"]["kfunc"] == "bpf_foo" and new["bpf_foo___v2"]["weak"] is True
     assert new["bpf_foo"]["weak"] is False and new["bpf_gone"]["weak"] is True
     assert "parameter 1" in new["bpf_changed"]["reason"]
+
+
+def test_prototype_shapes_as_libbpf_judges_them(capsys, tree, objs):
+    _, docs = check_json(capsys, tree, objs["shapes"], "v6.2")
+    e = by_name(docs["v6.2"])
+    assert e["bpf_widths"]["status"] == "ok"  # integers match whatever their width
+    assert e["bpf_fwd"]["status"] == "incompatible"  # a forward declaration is not a struct
+    assert "declared only" in e["bpf_fwd"]["reason"]
+    assert e["bpf_enum"]["status"] == "incompatible"  # an enum is not an integer
+    assert docs["v6.2"]["loads"] is True  # all three are weak
 
 
 def test_policy_of_each_extern(capsys, tree, objs):
@@ -147,6 +158,11 @@ def test_sarif(capsys, tree, objs):
     assert ("EXTERN_DEPRECATED", "warning", line_of(src, "r += bpf_old(t);")) in results
     assert ("EXTERN_INCOMPATIBLE", "error", line_of(src, "r += bpf_changed(7);")) in results
     assert {r["id"] for r in run0["tool"]["driver"]["rules"]} == {r[0] for r in results}
+    # paths under the working directory are relative: code scanning maps them to the checkout
+    for r in run0["results"]:
+        uri = r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]
+        if str(HERE).startswith(str(Path.cwd())):
+            assert not uri.startswith("/") and (Path.cwd() / uri).exists(), uri
 
 
 def test_audit_sarif_matches_its_json(capsys, tree):
@@ -190,3 +206,21 @@ def test_without_line_info_the_object_is_named(capsys, tree, objs, tmp_path):
     rc, out, _ = run(capsys, "check", str(obj), "--repo", tree, "--rev", "v6.2")
     assert rc == 1
     assert f"{obj}: violation[EXTERN_MISSING]: bpf_gone: bpf_gone is not a kfunc of v6.2" in out
+
+
+def test_unknown_release_glob_and_revision_are_bad_input(capsys, tree, objs):
+    rc, out, err = run(capsys, "check", str(objs["guarded"]), "--repo", tree, "--releases", "v9.*")
+    assert rc == 2 and out == "" and len(err.splitlines()) == 1 and "v9.*" in err
+    rc, out, err = run(capsys, "check", str(objs["guarded"]), "--repo", tree, "--rev", "v9.9")
+    assert rc == 2 and len(err.splitlines()) == 1 and "v9.9" in err
+
+
+def test_warm_check_reads_the_cached_target(capsys, tree, objs, tmp_path):
+    """The second check of a revision comes from STATE_DIR/check; a new day is a new key."""
+    args = ["check", str(objs["kfunc_user"]), "--repo", tree, "--rev", "v6.2", "--format", "json",
+            "--state-dir", str(tmp_path), "--fail-on", "never"]
+    first = run(capsys, *args, "--today", "2023-03-01")[1]
+    assert len(list((tmp_path / "check").glob("*.json"))) == 1
+    assert run(capsys, *args, "--today", "2023-03-01")[1] == first
+    run(capsys, *args, "--today", "2023-03-02")
+    assert len(list((tmp_path / "check").glob("*.json"))) == 2

@@ -126,3 +126,39 @@ def test_schedulers_against_the_7_2_kernels_btf(schedulers, binaries, dumps_72, 
 @pytest.fixture(scope="module")
 def dumps_72(extracted):  # noqa: F811
     return dump(extracted["7.2"])
+
+
+def test_btf_target_takes_flags_and_levels_from_the_tree(schedulers, binaries, kernel_repo, kernel_state, capsys):  # noqa: F811
+    docs = check([str(schedulers["simple"]), "--btf", str(binaries["7.2"]["vmlinuz"]), "--repo", kernel_repo,
+                  "--rev", "v7.2", "--state-dir", str(kernel_state.state_dir)], capsys)
+    (d,) = docs
+    assert d["target_kind"] == "btf"
+    text = subprocess.run(["git", "-C", kernel_repo, "grep", "-h", "-E", r"BTF_ID_FLAGS\(func, *scx_bpf_create_dsq\b",
+                           "v7.2", "--", "kernel/"], capture_output=True, text=True, check=True).stdout
+    want = sorted(re.findall(r"KF_\w+", text))
+    e = {x["name"]: x for x in d["externs"]}["scx_bpf_create_dsq"]
+    assert e["status"] == "ok" and e["level"] == "unstable" and e["flags"] == want
+
+
+def test_clang_14_objects_lacking_extern_btf_do_not_load(kernel_repo, extracted, schedulers, tmp_path, capsys):  # noqa: F811
+    """Debian bookworm's clang 14 emits no BTF for some called externs: libbpf cannot open the object."""
+    import shutil
+    cc = shutil.which("clang-14")
+    if cc is None:
+        pytest.skip("no clang-14 (bookworm's default clang)")
+    src = schedulers["simple"].parent / "tools" / "sched_ext"
+    obj = tmp_path / "scx_simple14.bpf.o"
+    r = subprocess.run([cc, "-g", "-O2", "-target", "bpf", "-mcpu=v3", "-D__TARGET_ARCH_x86", "-I", "include",
+                        "-I", "include/bpf-compat", "-I", str(schedulers["simple"].parent / "gen"), "-I", "../lib",
+                        "-I", "../include/uapi", "-c", "scx_simple.bpf.c", "-o", str(obj)],
+                       cwd=src, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    # independently: undefined symbols that a call relocation uses, and that the object's BTF does not name
+    relocs = subprocess.run(["readelf", "-rW", str(obj)], capture_output=True, text=True, check=True).stdout
+    # type 10, a call: R_BPF_64_32 in llvm, R_BPF_INSN_DISP32 in binutils
+    called = {line.split()[-1] for line in relocs.splitlines() if re.search(r"R_BPF_64_32\b|R_BPF_INSN_DISP32", line)}
+    named = set(re.findall(r"^\[\d+\] (?:FUNC|VAR) '([^']+)'", dump(obj), re.M))
+    want = sorted((called & set(symbols(obj))) - named)
+    (d,) = check([str(obj), "--repo", kernel_repo, "--rev", "v7.2"], capsys)
+    assert d["without_btf"] == want
+    assert d["loads"] is (not want)

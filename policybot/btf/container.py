@@ -54,26 +54,29 @@ class BtfFile:
 
 
 def _decompressors():
+    """(magic, decompress(data, max_length)) for each compressor scripts/extract-vmlinux knows but lzo, lz4."""
     import zstandard
 
-    def zstd(data: bytes) -> bytes:
-        return zstandard.ZstdDecompressor().decompressobj().decompress(data)
+    def zstd(data, limit=-1):
+        if limit >= 0:
+            return zstandard.ZstdDecompressor().stream_reader(io.BytesIO(data)).read(limit)
+        return zstandard.ZstdDecompressor().decompressobj().decompress(data)  # one frame, not what follows
 
-    def gz(data: bytes) -> bytes:
-        return zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(data)
+    def gz(data, limit=-1):
+        return zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(data, max(limit, 0))
 
-    def xz(data: bytes) -> bytes:
-        return lzma.LZMADecompressor(lzma.FORMAT_XZ).decompress(data)
+    def xz(data, limit=-1):
+        return lzma.LZMADecompressor(lzma.FORMAT_XZ).decompress(data, limit)
 
-    def lz(data: bytes) -> bytes:
-        return lzma.LZMADecompressor(lzma.FORMAT_ALONE).decompress(data)
+    def lz(data, limit=-1):
+        return lzma.LZMADecompressor(lzma.FORMAT_ALONE).decompress(data, limit)
 
-    def bz(data: bytes) -> bytes:
-        return bz2.BZ2Decompressor().decompress(data)
+    def bz(data, limit=-1):
+        return bz2.BZ2Decompressor().decompress(data, limit)
 
-    # magic, decompressor: the list scripts/extract-vmlinux tries (no lzo, lz4)
+    errors = (OSError, EOFError, ValueError, MemoryError, lzma.LZMAError, zlib.error, zstandard.ZstdError)
     return ((b"\x28\xb5\x2f\xfd", zstd), (b"\x1f\x8b\x08", gz), (b"\xfd7zXZ\x00", xz),
-            (b"\x5d\x00\x00", lz), (b"BZh", bz))
+            (b"\x5d\x00\x00", lz), (b"BZh", bz)), errors
 
 
 def _bzimage_payload(data: bytes) -> bytes | None:
@@ -95,20 +98,25 @@ def decompress_kernel(data: bytes, name: str) -> bytes:
     if payload is not None:
         candidates.append(payload)
     candidates.append(data)
+    decompressors, errors = _decompressors()
+    view = memoryview(data)
     for blob in candidates:
-        for magic, decompress in _decompressors():
-            pos = blob.find(magic)
+        blob = memoryview(blob) if blob is not data else view
+        raw = bytes(blob) if blob is not view else data
+        for magic, decompress in decompressors:
+            pos = raw.find(magic)
             tried = 0
             while pos >= 0 and tried < 16:
                 tried += 1
                 try:
-                    # the first bytes say whether this frame holds an ELF
-                    out = decompress(blob[pos:])
-                except (OSError, EOFError, ValueError, lzma.LZMAError, zlib.error, Exception):
-                    out = b""
-                if out.startswith(ELF_MAGIC):
-                    return out
-                pos = blob.find(magic, pos + 1)
+                    # the first bytes say whether this stream holds an ELF (bzip2 needs a whole block)
+                    if decompress(blob[pos:pos + (2 << 20)], 4) == ELF_MAGIC:
+                        out = decompress(blob[pos:])
+                        if out.startswith(ELF_MAGIC):
+                            return out
+                except errors:
+                    pass
+                pos = raw.find(magic, pos + 1)
     raise InputError(f"{name}: not BTF, an ELF file or a compressed kernel image with an ELF inside")
 
 
@@ -126,8 +134,13 @@ def load_bytes(data: bytes, name: str, base: Btf | None = None) -> BtfFile:
     if len(data) >= 2 and struct.unpack_from("<H", data)[0] in (MAGIC, 0x9FEB):
         return BtfFile(name, Btf(data, name, base), elf_kind="raw")
     kind = ""
-    if data.startswith(b"\xfd7zXZ\x00") and base is not None:  # a Debian module.ko.xz
-        data = lzma.decompress(data)
+    if data.startswith((b"\xfd7zXZ\x00", b"\x28\xb5\x2f\xfd")):  # a module as distributions ship it: .ko.xz, .ko.zst
+        decompressors, errors = _decompressors()
+        decompress = dict(decompressors)[b"\xfd7zXZ\x00" if data[0] == 0xFD else b"\x28\xb5\x2f\xfd"]
+        try:
+            data = decompress(data)
+        except errors as e:
+            raise InputError(f"{name}: corrupt compressed file: {e}") from None
     if not data.startswith(ELF_MAGIC):
         data = decompress_kernel(data, name)
         kind = "vmlinuz"
