@@ -23,7 +23,8 @@ from .btf.compat import Shape, btf_shape, incompatibility, text_shape
 from .btf.kfuncs import CompiledKernel
 from .btf.program import BpfObject, Extern, SourceLine
 from .errors import InputError
-from .kernel.flags import FLAGS, IMPLICIT_PARAM_TYPES
+from .kernel.flags import FLAGS
+from .policy.diff import bpf_params
 from .policy.rules import catalogue
 
 STATUSES = ("ok", "missing", "incompatible")
@@ -182,12 +183,6 @@ def btf_target(kernel: CompiledKernel, policy_from: Target | None = None) -> Tar
                   policy_from.first_release if policy_from else {}, declared=policy_from is not None)
 
 
-def _bpf_visible_params(k) -> tuple[str, ...]:
-    params = tuple(p.type for p in k.definition.signature.params)
-    if "KF_IMPLICIT_ARGS" in k.flags:
-        implicit = {t.replace(" ", "") for t in IMPLICIT_PARAM_TYPES}
-        params = tuple(p for p in params if p.replace("const", "").replace(" ", "") not in implicit)
-    return params
 
 
 def source_targets(repo_path: str, revs: list[str], releases_glob: str | None, state_factory, policy_file,
@@ -287,10 +282,10 @@ def _compute_source_targets(repo, names: list[str], state, policy, today: dt.dat
                 kfuncs[k.name] = TargetKfunc(k.name, k.name + "(?)", Shape("unknown", text="no definition"),
                                              flags=k.flags, prog_types=k.prog_types, location=str(k.location))
                 continue
-            params = _bpf_visible_params(k)
-            shown = replace(d.signature, params=tuple(p for p in d.signature.params if p.type in params))
-            kfuncs[k.name] = TargetKfunc(k.name, shown.render(k.name), None, d.signature.return_type, params,
-                                         k.flags, k.prog_types, str(d.location))
+            visible = bpf_params(k, inv)  # as the tree's resolve_btfids builds the BPF prototype
+            shown = replace(d.signature, params=visible)
+            kfuncs[k.name] = TargetKfunc(k.name, shown.render(k.name), None, d.signature.return_type,
+                                         tuple(p.type for p in visible), k.flags, k.prog_types, str(d.location))
         # the first release carrying each kfunc: releases this revision contains, oldest first
         first: dict[str, str] = {}
         for rel in releases:

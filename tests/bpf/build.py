@@ -16,12 +16,12 @@ def clang() -> str:
         path = shutil.which(name)
         if path:
             return path
-    pytest.skip("no clang (Debian: apt-get install clang-19 libbpf-dev; make test installs them)")
+    pytest.fail("no clang (Debian: apt-get install clang-19 libbpf-dev; make test installs them)")
 
 
 def compile_bpf(src: Path, out: Path, *flags: str, debug: bool = True) -> Path:
     if not Path("/usr/include/bpf/bpf_helpers.h").exists():
-        pytest.skip("no libbpf-dev headers (make test installs them)")
+        pytest.fail("no libbpf-dev headers (Debian: apt-get install libbpf-dev; make test installs them)")
     multiarch = [d for d in glob.glob("/usr/include/*-linux-gnu") if Path(d, "asm").is_dir()]
     cmd = [clang(), "-target", "bpf", "-mcpu=v3", "-O2", *(["-g"] if debug else []),
            *(f"-idirafter{d}" for d in multiarch), *flags, "-c", src.name, "-o", str(out)]
