@@ -24,6 +24,7 @@ from .btf.kfuncs import CompiledKernel
 from .btf.program import BpfObject, Extern, SourceLine
 from .errors import InputError
 from .kernel.flags import FLAGS
+from .kernel.jit import kfunc_call_arches
 from .policy.diff import bpf_params
 from .policy.rules import catalogue
 
@@ -66,7 +67,7 @@ class Target:
     policy: dict[str, PolicyView] = field(default_factory=dict)
     first_release: dict[str, str] = field(default_factory=dict)
     declared: bool = True  # False for BTF alone: no declarations, levels unknown
-    # JIT architectures of the release, when history knows them (issue 14 adds them)
+    # architectures whose JIT can call kfuncs at that revision (arch/*/net/); None for BTF alone
     jit_arches: tuple[str, ...] | None = None
 
 
@@ -293,7 +294,8 @@ def _compute_source_targets(repo, names: list[str], state, policy, today: dt.dat
                 continue
             for name in inventory_at(rel.commit).kfuncs:
                 first.setdefault(name, rel.name)
-        out[rev] = Target(rev, "source", kfuncs, views, first)
+        out[rev] = Target(rev, "source", kfuncs, views, first,
+                          jit_arches=tuple(kfunc_call_arches(repo, str(commit.id))))
     return out
 
 
@@ -307,7 +309,8 @@ def _target_json(t: Target) -> dict:
                         k.shape is not None] for k in t.kfuncs.values()],
             "policy": {n: [p.level, p.level_key, day(p.promise_ends), day(p.earliest_removal), p.replacement,
                            p.declared_at] for n, p in t.policy.items()},
-            "first_release": t.first_release}
+            "first_release": t.first_release,
+            "jit_arches": list(t.jit_arches) if t.jit_arches is not None else None}
 
 
 def _target_get(cache_dir: str | None, key: str) -> Target | None:
@@ -324,7 +327,9 @@ def _target_get(cache_dir: str | None, key: str) -> Target | None:
                                        else None, ret, tuple(params), tuple(flags) if flags is not None else None,
                                        tuple(progs) if progs is not None else None, loc)
         policy = {n: PolicyView(v[0], v[1], day(v[2]), day(v[3]), v[4], v[5]) for n, v in d["policy"].items()}
-        return Target(d["name"], d["kind"], kfuncs, policy, d["first_release"])
+        arches = d["jit_arches"]
+        return Target(d["name"], d["kind"], kfuncs, policy, d["first_release"],
+                      jit_arches=tuple(arches) if arches is not None else None)
     except (OSError, ValueError, KeyError, TypeError, IndexError):
         return None
 
@@ -391,6 +396,8 @@ def summary_line(v: Verdict) -> str:
             f"{counts['incompatible']} incompatible")
     if weak_unresolved:
         what += f"; weak, left unresolved: {weak_unresolved}"
+    if v.target.jit_arches is not None:
+        what += f"; JITs that call kfuncs: {', '.join(v.target.jit_arches) or 'none'}"
     if v.loads:
         return f"{v.object.path} on {v.target.name}: loads ({what})"
     failing = [r.extern.name for r in v.externs if not r.resolved and not r.extern.weak]

@@ -19,6 +19,7 @@ import pytest
 
 from policybot.cli import main
 from test_btf import binaries, bpftool, dump, extracted, tagged_kfuncs  # noqa: F401  (fixtures)
+from test_timeline import jit_returns_by_grep
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "bpf"))
 from build import clang  # noqa: E402
@@ -101,6 +102,8 @@ def test_schedulers_against_both_source_releases(schedulers, kernel_repo, kernel
             assert (e["status"] == "missing") == (e["kfunc"] not in have), (d["target"], e["name"])
             if e["name"] != e["kfunc"]:
                 flavors.add(e["name"].split("___", 1)[1])
+        # where its kfunc calls can run at all: the JITs of that release's arch/
+        assert d["jit_arches"] == sorted(jit_returns_by_grep(kernel_repo, d["target"]))
         strong_ok = all(e["status"] == "ok" for e in d["externs"] if not e["weak"])
         assert d["loads"] == (strong_ok and not d["without_btf"]), (d["object"], d["target"])
     # the flavors compat.bpf.h uses are all there

@@ -318,6 +318,25 @@ def test_history_on_real_trees(kernel_repo, kernel_state):
 
 
 @pytest.mark.realtree
+def _git(repo, *args):
+    import subprocess
+    return subprocess.run(["git", "-C", repo, *args], capture_output=True, text=True, check=True).stdout
+
+
+def jit_returns_by_grep(kernel_repo: str, tag: str) -> dict[str, set[str]]:
+    """arch -> what its JITs' bpf_jit_supports_kfunc_call() return (never "false"), read with git grep."""
+    import re
+    files = _git(kernel_repo, "grep", "-l", "bpf_jit_supports_kfunc_call", tag, "--", "arch/*/net/*.c").split()
+    arches: dict[str, set[str]] = {}
+    for f in files:  # "tag:arch/<arch>/net/<file>.c"
+        m = re.search(r"bool bpf_jit_supports_kfunc_call\(void\)\s*\{\s*return\s+([^;]+);\s*\}",
+                      _git(kernel_repo, "show", f))
+        assert m, f  # a one-statement body in every JIT of these trees
+        if m.group(1) != "false":
+            arches.setdefault(f.split("/")[1], set()).add(m.group(1))
+    return arches
+
+
 def test_history_json_gives_the_jit_arches_of_each_real_release(kernel_repo, kernel_state, capsys):
     """`history --format json` against the trees' arch/, read independently with git grep."""
     import re
@@ -325,23 +344,11 @@ def test_history_json_gives_the_jit_arches_of_each_real_release(kernel_repo, ker
 
     from policybot.cli import main
 
-    def git(*args):
-        return subprocess.run(["git", "-C", kernel_repo, *args], capture_output=True, text=True,
-                              check=True).stdout
-
-    tags = [t for t in git("tag", "--list", "--sort=version:refname", "v*").split()
+    tags = [t for t in _git(kernel_repo, "tag", "--list", "--sort=version:refname", "v*").split()
             if re.fullmatch(r"v\d+\.\d+", t)]
     expected, conditions = {}, {}
     for tag in tags:
-        # each JIT file defining the function, and what its body returns
-        files = git("grep", "-l", "bpf_jit_supports_kfunc_call", tag, "--", "arch/*/net/*.c").split()
-        arches = {}
-        for f in files:
-            m = re.search(r"bool bpf_jit_supports_kfunc_call\(void\)\s*\{\s*return\s+([^;]+);\s*\}",
-                          git("show", f))
-            assert m, f  # a one-statement body in every JIT of these trees
-            if m.group(1) != "false":
-                arches.setdefault(f.split("/")[1], set()).add(m.group(1))
+        arches = jit_returns_by_grep(kernel_repo, tag)
         expected[tag] = sorted(arches)
         conditions[tag] = {a: next(iter(v)) for a, v in arches.items() if v != {"true"}}
     assert main(["history", "--repo", kernel_repo, "--state-dir", str(kernel_state.state_dir),
