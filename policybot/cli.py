@@ -400,7 +400,7 @@ def cmd_review(args) -> int:
     from .mail import b4wrap
     from .errors import InputError
     from .mail.drafts import review_mails, template_env
-    from .mail.maintainers import load_maintainers
+    from .kernel.maintainers import load_maintainers
     from .policy.audit import check_fail_on
     from .policy.config import load_policy
     from .policy.history import History
@@ -631,7 +631,7 @@ def cmd_outbox(args) -> int:
 
 def cmd_maintainers(args) -> int:
     from .kernel.gitrepo import open_repo, resolve
-    from .mail.maintainers import load_maintainers
+    from .kernel.maintainers import load_maintainers
     repo = open_repo(args.repo)
     commit = resolve(repo, args.rev)
     try:
@@ -644,7 +644,7 @@ def cmd_maintainers(args) -> int:
 
 
 def cmd_history(args) -> int:
-    from .kernel.timeline import history_csv, history_json, history_table, kfunc_history
+    from .app.history import history_csv, history_json, history_table, kfunc_history
     from .policy.config import load_policy
     scanner = _scanner(args)
     if scanner.repo.head_is_unborn:

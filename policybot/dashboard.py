@@ -21,7 +21,7 @@ import pygit2
 from .kernel.gitrepo import repo_name
 from .templating import environment
 from .kernel.scanner import Scanner
-from .kernel.timeline import jit_json, kfunc_history
+from .app.history import jit_json, kfunc_history
 from .policy.audit import Auditor, Promise
 from .policy.config import Policy
 from .policy.declarations import LEVELS

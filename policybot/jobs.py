@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pygit2
-import sqlalchemy as sa
 
 from .config import Config, Tree
 from .errors import ConfigError, InputError, describe, processing
@@ -25,11 +24,11 @@ from .mail.drafts import draft_message
 from .mail.outbox import Outbox
 from .policy.audit import Auditor, Finding
 from .progress import Progress
-from .state import State, run_findings, runs, seen_messages, tree_state
+from .state import DatabaseError, State
 
 JOBS = ("audit", "review", "notices", "report")
 # Failures of the machine or the operator's setup, not of one tree or message: they stop the run.
-ENVIRONMENT = (OSError, sa.exc.DBAPIError, ConfigError, MemoryError)
+ENVIRONMENT = (OSError, DatabaseError, ConfigError, MemoryError)
 
 
 @dataclass
@@ -269,8 +268,7 @@ class Runner:
             msgs += b4wrap.read_messages(self.cfg.inbox_maildir, state_dir=self.state.state_dir)
         if self.cfg.inbox_query:
             msgs += b4wrap.search(self.cfg.inbox_query, self.cfg.inbox_url, self.state.state_dir)
-        with self.state.engine.connect() as conn:
-            seen = {r[0] for r in conn.execute(sa.select(seen_messages.c.msgid))}
+        seen = self.state.seen_messages()
         if retry_failed:
             seen -= {f.key for f in self.failures() if f.kind == "message"}
         new = [m for m in msgs if _msgid(m) and key_part(_msgid(m)) not in seen]
@@ -320,10 +318,7 @@ class Runner:
                         if _msgid(m) in new_ids:
                             self.state.record_failure("message", key_part(_msgid(m)), reason, self.today)
                     summary.failures.append((f"thread <{root[:200]}>", reason))
-        now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
-        with self.state.engine.begin() as conn:
-            for m in new:
-                conn.execute(self.state.insert_ignore(seen_messages), [{"msgid": key_part(_msgid(m)), "seen": now}])
+        self.state.mark_seen([key_part(_msgid(m)) for m in new])
 
     # -- state -----------------------------------------------------------------------------
 
@@ -335,25 +330,17 @@ class Runner:
             summary.queued.append(str(msg["Message-ID"]))
 
     def _last_audited(self, tree: str) -> str | None:
-        with self.state.engine.connect() as conn:
-            return conn.execute(sa.select(tree_state.c.last_audited).where(tree_state.c.tree == tree)).scalar()
+        return self.state.last_audited(tree)
 
     def _set_last_audited(self, tree: str, commit: str) -> None:
-        now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
-        with self.state.engine.begin() as conn:
-            conn.execute(self.state.upsert(tree_state, ["tree"]),
-                         [{"tree": tree, "last_audited": commit, "updated": now}])
+        self.state.set_last_audited(tree, commit)
 
     def _record_run(self, tree: Tree, job: str, base, head, status: str, detail: str,
                     findings: list[Finding]) -> None:
-        with self.state.engine.begin() as conn:
-            run_id = conn.execute(runs.insert().values(tree=tree.name, job=job, day=self.today, base=base,
-                                                       head=head, status=status, detail=detail)).inserted_primary_key[0]
-            if findings:
-                conn.execute(run_findings.insert(), [{
-                    "run_id": run_id, "rule": f.rule, "kfunc": f.kfunc, "verdict": f.verdict,
-                    "location": str(f.location) if f.location else None, "message": f.message,
-                    "acknowledged": f.acknowledged or None} for f in findings])
+        self.state.record_run(tree.name, job, self.today, base, head, status, detail, [{
+            "rule": f.rule, "kfunc": f.kfunc, "verdict": f.verdict,
+            "location": str(f.location) if f.location else None, "message": f.message,
+            "acknowledged": f.acknowledged or None} for f in findings])
 
 
 def _msgid(msg) -> str:
@@ -375,7 +362,7 @@ def _threads(msgs) -> dict[str, list]:
 
 
 def _maintainers(repo, commit):
-    from .mail.maintainers import load_maintainers
+    from .kernel.maintainers import load_maintainers
     try:
         commit.tree["MAINTAINERS"]
     except KeyError:

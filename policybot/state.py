@@ -8,6 +8,7 @@ version lives in ``meta`` so later migrations know where they start.
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import fcntl
 import hashlib
 import json
@@ -22,6 +23,9 @@ from .errors import ConfigError, PolicybotError
 SCHEMA_VERSION = 3
 
 metadata = sa.MetaData()
+
+# What a failing database raises (the weekly run stops on it rather than blaming one tree).
+DatabaseError = sa.exc.DBAPIError
 
 meta = sa.Table(
     "meta", metadata,
@@ -276,6 +280,37 @@ class State:
     def clear_failure(self, kind: str, key: str) -> None:
         with self.engine.begin() as conn:
             conn.execute(failures.delete().where(failures.c.kind == kind, failures.c.key == key[:512]))
+
+    # -- the weekly run: trees, runs, messages seen --------------------------
+
+    def last_audited(self, tree: str) -> str | None:
+        with self.engine.connect() as conn:
+            return conn.execute(sa.select(tree_state.c.last_audited).where(tree_state.c.tree == tree)).scalar()
+
+    def set_last_audited(self, tree: str, commit: str) -> None:
+        now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+        with self.engine.begin() as conn:
+            conn.execute(self.upsert(tree_state, ["tree"]),
+                         [{"tree": tree, "last_audited": commit, "updated": now}])
+
+    def record_run(self, tree: str, job: str, day, base, head, status: str, detail: str,
+                   findings: list[dict]) -> None:
+        """One run and its findings (rows of run_findings without run_id), in one transaction."""
+        with self.engine.begin() as conn:
+            run_id = conn.execute(runs.insert().values(tree=tree, job=job, day=day, base=base, head=head,
+                                                       status=status, detail=detail)).inserted_primary_key[0]
+            if findings:
+                conn.execute(run_findings.insert(), [{"run_id": run_id, **row} for row in findings])
+
+    def seen_messages(self) -> set[str]:
+        with self.engine.connect() as conn:
+            return {r[0] for r in conn.execute(sa.select(seen_messages.c.msgid))}
+
+    def mark_seen(self, msgids: list[str]) -> None:
+        now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+        with self.engine.begin() as conn:
+            for msgid in msgids:
+                conn.execute(self.insert_ignore(seen_messages), [{"msgid": msgid, "seen": now}])
 
     # -- parse cache -------------------------------------------------------
 

@@ -11,7 +11,7 @@ import pytest
 
 from policybot.errors import InputError
 from policybot.gitbuild import HistoryBuilder
-from policybot.mail.maintainers import load_maintainers, parse_maintainers
+from policybot.kernel.maintainers import load_maintainers, parse_maintainers
 
 BPF = """\
 BPF [CORE]

@@ -1,4 +1,4 @@
-"""policybot history: per-kfunc history across release tags (policybot/kernel/timeline.py)."""
+"""policybot history: per-kfunc history across release tags (policybot/app/history.py)."""
 
 import csv
 import datetime as dt
@@ -10,7 +10,7 @@ import pytest
 from policybot.errors import ConfigError
 from policybot.gitbuild import HistoryBuilder
 from policybot.kernel.scanner import Scanner
-from policybot.kernel.timeline import (Histories, history_csv, history_json, history_table,
+from policybot.app.history import (Histories, history_csv, history_json, history_table,
                                        kfunc_history)
 from policybot.policy.config import Policy
 from policybot.state import State

@@ -280,7 +280,7 @@ def expand_macros(text: str, lookup, depth: int = 0) -> str:
             out.append(" " + expand_macros(macro.body, lookup, depth + 1) + " ")
             pos = m.end()
             continue
-        args, end = _call_args(text, m.end())
+        args, end = call_args(text, m.end())
         if args is None:
             continue
         mapping = dict(zip(macro.params, args))
@@ -300,7 +300,7 @@ MAX_CALL_DEPTH = 32
 _ARG_PUNCT = re.compile(r"[(),]")
 
 
-def _call_args(text: str, pos: int) -> tuple[list[str] | None, int]:
+def call_args(text: str, pos: int) -> tuple[list[str] | None, int]:
     while pos < len(text) and text[pos] in " \t\n":
         pos += 1
     if pos >= len(text) or text[pos] != "(":

@@ -12,7 +12,7 @@ import re
 from dataclasses import asdict, dataclass, field
 
 from .flags import SUFFIXES
-from .csource import CSource, expand_macros, parse_csource, split_top_level, _call_args
+from .csource import CSource, expand_macros, parse_csource, split_top_level, call_args
 
 # Bump when extraction changes: cached facts of an older version are ignored.
 FACTS_VERSION = 10
@@ -198,7 +198,7 @@ def extract_facts(path: str, data: bytes, *, all_defs: bool = False,
                               "verifier_ops": fields.get("verifier_ops", "").lstrip("&").strip()})
     spans = [(start, end, f.name) for f, start, end in functions]
     for m in _CALLS.finditer(code):
-        args, _ = _call_args(code, m.end() - 1)
+        args, _ = call_args(code, m.end() - 1)
         if args is None:
             continue
         owner = next((name for start, end, name in spans if start <= m.start() < end), "")
@@ -240,7 +240,7 @@ def _extract_sets(src: CSource, facts: FileFacts) -> None:
         for e in _ENTRY.finditer(body):
             if consumed and e.start() < consumed[-1][1]:
                 continue  # inside the previous entry's arguments
-            args, stop = _call_args(body, e.end() - 1)
+            args, stop = call_args(body, e.end() - 1)
             if args is None:
                 continue
             consumed.append((e.start(), stop))
@@ -272,7 +272,7 @@ def _extract_sets(src: CSource, facts: FileFacts) -> None:
 
 def _expand_in_set(src, facts, idset, chunk, ident, line, guards, local) -> None:
     name = ident.group(0)
-    args, stop = _call_args(chunk, ident.end())
+    args, stop = call_args(chunk, ident.end())
     text = chunk[ident.start():stop] if args is not None else name
     if src.macro_at(name, line) is None:
         facts.pending.append(PendingMacro(idset.name, text, line, guards, local))
@@ -284,7 +284,7 @@ def _expand_in_set(src, facts, idset, chunk, ident, line, guards, local) -> None
 def entries_from_text(text: str, line: int, guards: list[str], via: str) -> list[Entry]:
     out = []
     for e in _ENTRY.finditer(text):
-        args, _ = _call_args(text, e.end() - 1)
+        args, _ = call_args(text, e.end() - 1)
         entry = _entry(args, line, guards, via) if args else None
         if entry:
             out.append(entry)

@@ -22,10 +22,10 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from dataclasses import asdict, dataclass
 from typing import Callable
 
-from .model import Location
+# The records live in the object model, below the readers that fill them.
+from .model import FlagDef, Location, Semantics, SuffixDef
 
 # Bump when reading changes: cached semantics of an older version are ignored.
 SEMANTICS_VERSION = 1
@@ -42,86 +42,6 @@ _LITERAL = re.compile(rb"\"(__\w+)\"")
 _IMPLICIT_LIST = re.compile(rb"kf_implicit_arg_types\s*\[\s*\]\s*=\s*\{([^}]*)\}")
 _FUNC_HEAD = re.compile(rb"^(?:static\s+)?[\w ]+?\**\s*(\w+)\s*\([^;]*$", re.M)
 _FLAG_USE = re.compile(rb"\b(KF_[A-Z0-9_]+)\b")
-
-
-@dataclass(frozen=True)
-class FlagDef:
-    name: str
-    bit: int | None  # None when not defined as (1 << n)
-    comment: str  # the definition's comment, whitespace-normalised ("" if none)
-    location: Location
-
-
-@dataclass(frozen=True)
-class SuffixDef:
-    suffix: str
-    comment: str  # the comment above the matching function, else the matching line
-    location: Location  # where the verifier matches it
-
-
-@dataclass(frozen=True)
-class Semantics:
-    """What one tree defines. ``None`` fields: the tree has no such file (policybot assumes)."""
-    key: str  # the blob ids read, joined
-    flags: tuple[FlagDef, ...] | None
-    suffixes: tuple[SuffixDef, ...] | None
-    implicit_structs: tuple[str, ...] | None  # struct names of verifier-supplied parameters
-    implicit_location: Location | None = None
-    # KF_* names the verifier's files (SUFFIX_FILES) use: a flag they never test
-    # changes nothing the verifier checks (7.2's KF_ARENA_* are read only by pahole)
-    verifier_flags: tuple[str, ...] | None = None
-
-    def enforced(self, flag: str) -> bool | None:
-        """Whether the verifier reads ``flag`` here; None when the tree does not say."""
-        if self.verifier_flags is None or self.flags is None:
-            return None
-        return flag in self.verifier_flags
-
-    def to_json(self) -> str:
-        return json.dumps(asdict(self))
-
-    @classmethod
-    def from_json(cls, text: str) -> "Semantics":
-        d = json.loads(text)
-
-        def loc(x):
-            return Location(x["path"], x["line"]) if x else None
-
-        def tup(x):
-            return tuple(x) if x is not None else None
-
-        return cls(d["key"],
-                   None if d["flags"] is None else tuple(
-                       FlagDef(f["name"], f["bit"], f["comment"], loc(f["location"])) for f in d["flags"]),
-                   None if d["suffixes"] is None else tuple(
-                       SuffixDef(x["suffix"], x["comment"], loc(x["location"])) for x in d["suffixes"]),
-                   tup(d["implicit_structs"]), loc(d["implicit_location"]), tup(d["verifier_flags"]))
-
-    def flag(self, name: str) -> FlagDef | None:
-        return next((f for f in self.flags or () if f.name == name), None)
-
-    def suffix(self, name: str) -> SuffixDef | None:
-        return next((s for s in self.suffixes or () if s.suffix == name), None)
-
-    @property
-    def flag_names(self) -> tuple[str, ...]:
-        return tuple(sorted(f.name for f in self.flags or ()))
-
-    @property
-    def suffix_names(self) -> tuple[str, ...]:
-        return tuple(sorted(s.suffix for s in self.suffixes or ()))
-
-    def suffix_of(self, param_name: str) -> str | None:
-        """The suffix the verifier matches on ``param_name`` ("" for none), None if the tree does not say.
-
-        Like btf_param_match_suffix: the name ends with the suffix and is longer
-        than it; of several matches the longest wins (``__szk`` over ``__k``).
-        """
-        if self.suffixes is None:
-            return None
-        hits = [s.suffix for s in self.suffixes
-                if param_name.endswith(s.suffix) and len(param_name) > len(s.suffix)]
-        return max(hits, key=len) if hits else ""
 
 
 def _line_of(data: bytes, pos: int) -> int:

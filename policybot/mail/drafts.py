@@ -15,6 +15,7 @@ from ..policy.audit import Finding
 from ..policy.rules import severity
 from ..templating import environment
 from .b4wrap import format_address
+from .quote import parse_hunks, quote_for
 
 
 
@@ -144,8 +145,6 @@ def review_mails(result, *, tree: str, list_addr: str, recipients_for, is_mailed
     ``is_mailed(key) -> bool`` says what went out already, ``forward_for(finding)``
     writes the way forward.
     """
-    from ..review import parse_hunks, quote_for
-
     env = env or template_env()
     out = []
     for r in result.reviews:

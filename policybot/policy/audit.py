@@ -15,6 +15,7 @@ import pygit2
 
 from ..errors import InputError
 from ..kernel.gitrepo import resolve
+from ..kernel.maintainers import load_maintainers
 from ..kernel.model import Inventory, Location
 from ..kernel.scanner import Scanner
 from .config import Policy
@@ -259,7 +260,7 @@ class Auditor:
                     and not (p.rule == "DECLARATION_UNKNOWN_KFUNC" and p.kfunc in base.kfuncs)]
         for change in diff(base, head, self.policy.include_tests):
             if not change.kfunc and not change.kfuncs:  # a tree-level change no kfunc carries
-                f = self._finding(change.rule, "", change.message, change.base, change.head, None)
+                f = self.finding(change.rule, "", change.message, change.base, change.head, None)
                 if f:
                     findings.append(replace(f, cause=change.cause))
                 continue
@@ -268,7 +269,7 @@ class Auditor:
                 rule = change.rule
                 if rule == "KFUNC_REMOVED" and promise and promise.level_key == "deprecated":
                     rule = "DEPRECATED_REMOVED_EARLY"
-                f = self._finding(rule, name, change.message, change.base, change.head, promise)
+                f = self.finding(rule, name, change.message, change.base, change.head, promise)
                 if f:
                     f = replace(f, cause=change.cause, kfuncs=(name,) if change.kfuncs else ())
                     findings.append(self._acknowledge(f, acks, base, head))
@@ -280,7 +281,7 @@ class Auditor:
         override = self.policy.verdict_overrides.get(rule)
         return override or catalogue()[rule].verdict[level_key]
 
-    def _finding(self, rule: str, kfunc: str, message: str, base: Location | None, head: Location | None,
+    def finding(self, rule: str, kfunc: str, message: str, base: Location | None, head: Location | None,
                  promise: Promise | None) -> Finding | None:
         key = promise.level_key if promise else "unstable"
         verdict = self._verdict(rule, key)
@@ -312,7 +313,7 @@ class Auditor:
             loc = new.location
             if new.level in ("deprecating", "deprecated") and old_level != new.level:
                 removal = self.earliest_removal(as_of, promise)
-                f = self._finding("DEPRECATION_STARTED", name,
+                f = self.finding("DEPRECATION_STARTED", name,
                                   f"declared {new.level} ({new.source})"
                                   + (f"; replacement: {new.replacement}" if new.replacement else "")
                                   + (f"; {new.note}" if new.note and not new.replacement else "")
@@ -322,13 +323,13 @@ class Auditor:
                     out.append(f)
             elif old_level in ("stable", "deprecating", "deprecated") and order[new.level] < order[old_level] \
                     and new.level == "unstable":
-                f = self._finding("STABILITY_DEMOTED", name, f"declared {new.level}, was {old_level}",
+                f = self.finding("STABILITY_DEMOTED", name, f"declared {new.level}, was {old_level}",
                                   old.effective.location, loc, promise)
                 if f:
                     out.append(f)
         for name, old in base_decls.items():
             if name in head.kfuncs and name not in head_decls and old.effective.level == "stable":
-                f = self._finding("STABILITY_DEMOTED", name, "declaration removed: now unstable by default",
+                f = self.finding("STABILITY_DEMOTED", name, "declaration removed: now unstable by default",
                                   old.effective.location, head.kfuncs[name].location, promises.get(name))
                 if f:
                     out.append(f)
@@ -340,7 +341,7 @@ class Auditor:
         for name, p in promises.items():
             if p.ends and self.today <= p.ends.date <= horizon:
                 what = "stable window" if p.level_key == "stable" else "notice period"
-                f = self._finding("PROMISE_EXPIRING", name, f"{what} ends {p.ends.date} "
+                f = self.finding("PROMISE_EXPIRING", name, f"{what} ends {p.ends.date} "
                                   f"({(p.ends.date - self.today).days} days)",
                                   None, head.kfuncs[name].location, p)
                 if f:
@@ -391,10 +392,6 @@ class Auditor:
 
     def _maintainers_of(self, tree: pygit2.Tree, files: list[str]) -> set[str] | None:
         """Addresses of the files' maintainers, or None when the tree has no MAINTAINERS."""
-        try:
-            from ..mail.maintainers import load_maintainers
-        except ImportError:
-            return None
         try:
             tree["MAINTAINERS"]
         except KeyError:

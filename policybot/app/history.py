@@ -33,10 +33,10 @@ from ..policy.config import Policy
 from ..policy.declarations import collect
 from ..policy.diff import Change, diff
 from ..policy.history import RELEASE_TAG, History, Release
-from .gitrepo import resolve
-from .jit import JitSupport, arch_condition, arches, kfunc_call_support_of_tree
-from .model import Inventory, Kfunc
-from .scanner import Scanner
+from ..kernel.gitrepo import resolve
+from ..kernel.jit import JitSupport, arch_condition, arches, kfunc_call_support_of_tree
+from ..kernel.model import Inventory, Kfunc
+from ..kernel.scanner import Scanner
 
 HISTORY_SCHEMA = 1
 

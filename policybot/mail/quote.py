@@ -1,0 +1,93 @@
+"""Quoting, in a reply, the hunk of a patch that causes a finding."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from ..policy.audit import Finding
+
+_FILES = re.compile(r"^diff --git a/(\S+) b/(\S+)", re.M)
+
+
+@dataclass
+class Hunk:
+    path: str
+    header: str
+    lines: list[tuple[str, int | None, int | None]]  # (text, old line, new line)
+
+
+_HUNK = re.compile(r"^@@ -(\d+)(?:,(\d+))? \+(\d+)(?:,(\d+))? @@.*$")
+
+
+def parse_hunks(diff_text: str) -> list[Hunk]:
+    hunks: list[Hunk] = []
+    path = None
+    cur = None
+    old = new = 0
+    for line in diff_text.split("\n"):
+        if line.startswith("diff --git "):
+            m = _FILES.match(line)
+            path = m.group(2) if m else None
+            cur = None
+        elif line.startswith("+++ ") or line.startswith("--- "):
+            continue
+        elif line.startswith("@@"):
+            m = _HUNK.match(line)
+            if not m or path is None:
+                cur = None
+                continue
+            old, new = int(m.group(1)), int(m.group(3))
+            cur = Hunk(path, line, [])
+            hunks.append(cur)
+        elif cur is not None and line[:1] in (" ", "-", "+"):
+            if line.startswith("-"):
+                cur.lines.append((line, old, None))
+                old += 1
+            elif line.startswith("+"):
+                cur.lines.append((line, None, new))
+                new += 1
+            else:
+                cur.lines.append((line, old, new))
+                old += 1
+                new += 1
+    return hunks
+
+
+QUOTED_LINE_CHARS = 200  # a quoted line is cut here: a sender's megabyte line is not mailed back
+
+
+def _quoted(text: str) -> str:
+    return f"> {text[:QUOTED_LINE_CHARS]}" + (" [...]" if len(text) > QUOTED_LINE_CHARS else "")
+
+
+def quote_for(f: Finding, hunks: list[Hunk], context: int = 3, max_lines: int = 40) -> list[str]:
+    """The ``> ``-quoted lines of the hunk that causes ``f``, trimmed around the change
+    and to ``max_lines`` lines of at most QUOTED_LINE_CHARS characters."""
+    out = _quote_lines(f, hunks, context)
+    if len(out) > max_lines:
+        out = out[:max_lines - 1] + [f"> [ ... skip {len(out) - max_lines + 1} lines ... ]"]
+    return out
+
+
+def _quote_lines(f: Finding, hunks: list[Hunk], context: int) -> list[str]:
+    for loc, side in ((f.head_location, 2), (f.base_location, 1)):
+        if loc is None:
+            continue
+        for h in hunks:
+            if h.path != loc.path:
+                continue
+            idx = next((i for i, ln in enumerate(h.lines) if ln[side] == loc.line), None)
+            if idx is None:
+                continue
+            changed = [i for i, ln in enumerate(h.lines) if ln[0][:1] in "+-"]
+            near = [i for i in changed if abs(i - idx) <= context] or [idx]
+            lo, hi = max(0, min(near) - context), min(len(h.lines), max(near) + context + 1)
+            out = [_quoted(h.header)]
+            if lo > 0:
+                out.append(f"> [ ... skip {lo} lines ... ]")
+            out += [_quoted(ln[0]) for ln in h.lines[lo:hi]]
+            if hi < len(h.lines):
+                out.append(f"> [ ... skip {len(h.lines) - hi} lines ... ]")
+            return out
+    return []

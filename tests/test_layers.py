@@ -1,0 +1,159 @@
+"""The architecture, checked: imports point down the layers, never up, never in a circle.
+
+Layers, lowest first (README's Layout):
+  0 model    shared vocabulary and records, and the plumbing every stage uses
+             (errors, state, progress, templating)
+  1 kernel   git tree -> inventory (kernel/), compiled BTF beside it (btf/)
+  2 policy   inventory -> findings (policy/), and what renders them (check.py,
+             report.py, sarif.py)
+  3 mail     findings -> mail (mail/)
+  4 app      one function per use case (app/; review.py, jobs.py, dashboard.py,
+             config.py)
+  5 entry    cli.py and scheduler.py: parse and print, or schedule
+A module may import its own layer or lower ones; the modules of one layer
+must not import each other in a cycle either.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parent.parent / "policybot"
+
+MODEL, KERNEL, POLICY, MAIL, APP, ENTRY = range(6)
+NAMES = ["model", "kernel", "policy", "mail", "app", "entry"]
+
+# Modules at the top of the package, by layer; packages take their directory's layer.
+TOP_LEVEL = {
+    "policybot": MODEL, "policybot.errors": MODEL, "policybot.state": MODEL,
+    "policybot.progress": MODEL, "policybot.templating": MODEL, "policybot.vocabulary": MODEL,
+    "policybot.gitbuild": MODEL,
+    "policybot.check": POLICY, "policybot.report": POLICY, "policybot.sarif": POLICY,
+    # use cases still at the top of the package (app/ is where they are going)
+    "policybot.review": APP, "policybot.jobs": APP, "policybot.dashboard": APP, "policybot.config": APP,
+    "policybot.cli": ENTRY, "policybot.scheduler": ENTRY, "policybot.__main__": ENTRY,
+}
+PACKAGES = {"kernel": KERNEL, "btf": KERNEL, "policy": POLICY, "mail": MAIL, "app": APP}
+# The object model sits below the kernel stage that fills it.
+SPECIAL = {"policybot.kernel.model": MODEL}
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def modules() -> dict[str, Path]:
+    return {module_name(p): p for p in sorted(PACKAGE.rglob("*.py"))}
+
+
+def layer(name: str) -> int:
+    if name in SPECIAL:
+        return SPECIAL[name]
+    if name in TOP_LEVEL:
+        return TOP_LEVEL[name]
+    parts = name.split(".")
+    if len(parts) >= 2 and parts[1] in PACKAGES:
+        return PACKAGES[parts[1]]
+    raise AssertionError(f"{name}: no layer assigned; add it to tests/test_layers.py")
+
+
+def resolve_import(importer: str, is_package: bool, node: ast.ImportFrom) -> str:
+    if node.level == 0:
+        return node.module or ""
+    base = importer.split(".")
+    if not is_package:
+        base = base[:-1]
+    base = base[: len(base) - (node.level - 1)]
+    return ".".join(base + ([node.module] if node.module else []))
+
+
+def imports_of(name: str, path: Path, known: set[str]) -> list[tuple[int, str]]:
+    """(line, module) for every policybot module `name` imports, at any depth of the file."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    is_package = path.name == "__init__.py"
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            targets = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = resolve_import(name, is_package, node)
+            # `from . import x` may name a module; otherwise the base module is the import.
+            targets = [f"{base}.{a.name}" if f"{base}.{a.name}" in known else base for a in node.names]
+        else:
+            continue
+        for target in targets:
+            if target == "policybot" or target.startswith("policybot."):
+                while target not in known and "." in target:
+                    target = target.rsplit(".", 1)[0]
+                found.append((node.lineno, target))
+    return found
+
+
+def graph() -> dict[str, list[tuple[int, str]]]:
+    mods = modules()
+    known = set(mods)
+    return {name: imports_of(name, path, known) for name, path in mods.items()}
+
+
+def test_every_module_has_a_layer():
+    for name in modules():
+        layer(name)
+
+
+def test_no_upward_import():
+    upward = []
+    for name, edges in graph().items():
+        for line, target in edges:
+            if layer(target) > layer(name):
+                upward.append(f"{modules()[name].relative_to(PACKAGE.parent)}:{line}: {name} ({NAMES[layer(name)]})"
+                              f" imports {target} ({NAMES[layer(target)]})")
+    assert upward == []
+
+
+def find_cycle(edges: dict[str, set[str]]) -> list[str] | None:
+    WHITE, GREY, BLACK = 0, 1, 2
+    colour = {n: WHITE for n in edges}
+    stack: list[str] = []
+
+    def visit(n: str) -> list[str] | None:
+        colour[n] = GREY
+        stack.append(n)
+        for m in sorted(edges[n]):
+            if colour[m] == GREY:
+                return stack[stack.index(m):] + [m]
+            if colour[m] == WHITE and (cycle := visit(m)):
+                return cycle
+        stack.pop()
+        colour[n] = BLACK
+        return None
+
+    for n in sorted(edges):
+        if colour[n] == WHITE and (cycle := visit(n)):
+            return cycle
+    return None
+
+
+def test_no_import_cycle():
+    g = graph()
+    # A package's __init__ is not a cycle with its own modules.
+    edges = {n: {t for _, t in e if t != n and not n.startswith(t + ".")} for n, e in g.items()}
+    assert find_cycle(edges) is None
+
+
+def test_cycle_finder_finds_a_cycle():
+    # The checker itself must be able to fail.
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": set()}) is None
+
+
+def test_upward_import_is_detected(tmp_path):
+    # A kernel module importing policy is resolved to the policy layer.
+    node = ast.parse("from ..policy.config import Policy").body[0]
+    target = resolve_import("policybot.kernel.timeline", False, node)
+    assert target == "policybot.policy.config"
+    assert layer(target) > layer("policybot.kernel.timeline")
