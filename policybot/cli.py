@@ -28,18 +28,22 @@ POLICYBOT_CONFIG (default config file), POLICYBOT_DB (state database URL).
 """
 
 
+def _state_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--state-dir", metavar="DIR",
+                   help="where the cache and state live (default: the config's [state] dir, "
+                        "$POLICYBOT_STATE_DIR or ~/.local/state/policybot)")
+    p.add_argument("--db", metavar="URL",
+                   help="state database URL, e.g. postgresql+psycopg://host/policybot "
+                        "(default: the config's [state] url, $POLICYBOT_DB or a SQLite file in the state dir)")
+
+
 def _common(p: argparse.ArgumentParser, rev: bool = True, repo_required: bool = True) -> None:
     p.add_argument("--repo", required=repo_required, metavar="PATH",
                    help="kernel git repository, bare or not (no checkout is needed)")
     if rev:
         p.add_argument("--rev", default="HEAD", metavar="REV",
                        help="revision to read: branch, tag, sha, HEAD~3 (default: HEAD)")
-    p.add_argument("--state-dir", metavar="DIR",
-                   help="where the cache and state live (default: $POLICYBOT_STATE_DIR "
-                        "or ~/.local/state/policybot)")
-    p.add_argument("--db", metavar="URL",
-                   help="state database URL, e.g. postgresql+psycopg://host/policybot "
-                        "(default: $POLICYBOT_DB or a SQLite file in the state dir)")
+    _state_options(p)
     p.add_argument("--verify-objects", action="store_true",
                    help="let libgit2 re-hash every object it reads (slower; for untrusted repositories)")
 
@@ -169,6 +173,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--today", metavar="YYYY-MM-DD", help="run as if on this date (simulation, tests)")
     p.add_argument("--retry-failed", action="store_true",
                    help="try again the inbox messages, trees and mails that failed before")
+    _state_options(p)
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser(
@@ -180,6 +185,7 @@ def build_parser() -> argparse.ArgumentParser:
                "  policybot schedule --list\n", formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", metavar="FILE", help="configuration (default: $POLICYBOT_CONFIG)")
     p.add_argument("--list", action="store_true", help="print each job's next run time and exit")
+    _state_options(p)
     p.set_defaults(func=cmd_schedule)
 
     p = sub.add_parser(
@@ -207,8 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
                               "  policybot outbox --config /etc/policybot/policybot.toml --send\n",
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", metavar="FILE", help="configuration (SMTP settings; default: $POLICYBOT_CONFIG)")
-    p.add_argument("--state-dir", metavar="DIR", help="state directory (default: as in the config)")
-    p.add_argument("--db", metavar="URL", help="state database URL (default: as in the config)")
+    _state_options(p)
     p.add_argument("--send", action="store_true", help="deliver queued mail now")
     p.add_argument("--retry-failed", action="store_true",
                    help="queue again the mail a server refused for good (5xx), then send")
@@ -318,15 +323,18 @@ def _progress():
     return Progress(stream=getattr(sys.stderr, "_stream", sys.stderr))
 
 
+def _overrides(args):
+    from .app.settings import Overrides
+    return Overrides(config=getattr(args, "config", None), db=getattr(args, "db", None),
+                     state_dir=getattr(args, "state_dir", None))
+
+
 def _state(args, cfg=None):
-    """The state: --state-dir/--db, else the config file's [state], else
-    $POLICYBOT_STATE_DIR/$POLICYBOT_DB, else ~/.local/state/policybot (SQLite)."""
-    from .state import State
+    """The state, as app/settings.py resolves it for every entry point."""
+    from .app.settings import open_state
     if cfg is None and hasattr(args, "config"):  # commands with --config: its [state] counts
         cfg = _config(args)[0]
-    url = getattr(args, "db", None) or (cfg.db_url if cfg else None) or os.environ.get("POLICYBOT_DB") or None
-    state_dir = getattr(args, "state_dir", None) or (cfg.state_dir if cfg else None) or None
-    return State(url=url, state_dir=state_dir)
+    return open_state(_overrides(args), cfg)
 
 
 def _scanner(args):
@@ -527,10 +535,10 @@ def _queue(outbox, config, drafts) -> list[str]:
 
 def _config(args):
     """The configuration of this invocation, read once however many helpers ask."""
-    from .config import config_path, load_config
+    from .app.settings import load
+    from .config import config_path
     if not hasattr(args, "_loaded_config"):
-        path = config_path(getattr(args, "config", None))
-        args._loaded_config = (load_config(path), path)
+        args._loaded_config = (load(_overrides(args)), config_path(getattr(args, "config", None)))
     return args._loaded_config
 
 
@@ -565,12 +573,12 @@ def cmd_schedule(args) -> int:
     cfg, path = _config(args)
     state = _state(args, cfg)
     if args.list:
-        for job_id, when, trigger in next_runs(cfg, state, path):
+        for job_id, when, trigger in next_runs(cfg, state, path, overrides=_overrides(args).job_state()):
             print(f"{job_id:8} {when.isoformat() if when else 'never':28} {trigger}")
         return 0
     if not cfg.trees:
         raise PolicybotError(f"{cfg.path}: no [[trees]] configured: nothing to schedule")
-    run_forever(cfg, state, path)
+    run_forever(cfg, state, path, _overrides(args).job_state())
     return 0
 
 
@@ -787,10 +795,8 @@ def _add_check(sub) -> None:
 
 
 def _cache_dir(args, name: str) -> str:
-    # the state directory without importing the state database's modules (check stays fast)
-    base = args.state_dir or os.environ.get("POLICYBOT_STATE_DIR") or os.path.join(
-        os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state"), "policybot")
-    return os.path.join(base, name)
+    from .app.settings import state_dir  # the state directory without the database's modules (check stays fast)
+    return os.path.join(state_dir(_overrides(args), None), name)
 
 
 def _compiled_kernel(args):

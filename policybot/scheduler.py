@@ -19,7 +19,7 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from .config import Config, load_config
+from .config import Config
 from .state import State
 
 UTC = dt.timezone.utc
@@ -29,16 +29,19 @@ JOB_DEFAULTS = {"coalesce": True, "max_instances": 1, "misfire_grace_time": MISF
 log = logging.getLogger(__name__)
 
 
-def job_definitions(cfg: Config, config_path: str | None) -> dict[str, tuple[str, object, dict]]:
-    """id -> ('module:function', trigger, kwargs)."""
+def job_definitions(cfg: Config, config_path: str | None,
+                    state: dict | None = None) -> dict[str, tuple[str, object, dict]]:
+    """id -> ('module:function', trigger, kwargs); ``state``: the scheduler's own --db and
+    --state-dir (only those given), so that its jobs resolve the state it does."""
+    kwargs = {"config_path": config_path, **(state or {})}
     s = cfg.schedule
     day = "*" if s.weekly_day == "daily" else s.weekly_day
     jobs = {"weekly": ("policybot.scheduler:weekly_job",
                        CronTrigger(day_of_week=day, hour=s.weekly_hour, minute=s.weekly_minute, timezone=UTC),
-                       {"config_path": config_path})}
+                       kwargs)}
     if s.inbox_minutes and (cfg.inbox_maildir or cfg.inbox_query):
         jobs["inbox"] = ("policybot.scheduler:inbox_job", IntervalTrigger(minutes=s.inbox_minutes, timezone=UTC),
-                         {"config_path": config_path})
+                         kwargs)
     return jobs
 
 
@@ -48,12 +51,13 @@ def _same(job, func: str, trigger, kwargs: dict) -> bool:
         and dict(job.kwargs) == kwargs
 
 
-def build_scheduler(cfg: Config, state: State, config_path: str | None) -> BlockingScheduler:
+def build_scheduler(cfg: Config, state: State, config_path: str | None,
+                    overrides: dict | None = None) -> BlockingScheduler:
     """A scheduler on the state database, its jobs in sync with the config."""
     store = SQLAlchemyJobStore(engine=state.engine, tablename="apscheduler_jobs")
     scheduler = BlockingScheduler(jobstores={"default": store}, job_defaults=JOB_DEFAULTS, timezone=UTC)
     store.start(scheduler, "default")  # lets us look jobs up before the scheduler runs
-    wanted = job_definitions(cfg, config_path)
+    wanted = job_definitions(cfg, config_path, overrides)
     for job in store.get_all_jobs():
         if job.id not in wanted:
             store.remove_job(job.id)
@@ -66,14 +70,14 @@ def build_scheduler(cfg: Config, state: State, config_path: str | None) -> Block
 
 
 def next_runs(cfg: Config, state: State, config_path: str | None,
-              now: dt.datetime | None = None) -> list[tuple[str, dt.datetime | None, str]]:
+              now: dt.datetime | None = None, overrides: dict | None = None) -> list[tuple[str, dt.datetime | None, str]]:
     """(job id, next run time, trigger) as the running scheduler would see them."""
     now = now or dt.datetime.now(UTC)
     store = SQLAlchemyJobStore(engine=state.engine, tablename="apscheduler_jobs")
     probe = BlockingScheduler(jobstores={"default": store}, timezone=UTC)
     store.start(probe, "default")
     out = []
-    for job_id, (func, trigger, kwargs) in job_definitions(cfg, config_path).items():
+    for job_id, (func, trigger, kwargs) in job_definitions(cfg, config_path, overrides).items():
         job = store.lookup_job(job_id)
         if _same(job, func, trigger, kwargs):
             out.append((job_id, job.next_run_time, str(trigger)))
@@ -82,8 +86,8 @@ def next_runs(cfg: Config, state: State, config_path: str | None,
     return out
 
 
-def run_forever(cfg: Config, state: State, config_path: str | None) -> None:
-    scheduler = build_scheduler(cfg, state, config_path)
+def run_forever(cfg: Config, state: State, config_path: str | None, overrides: dict | None = None) -> None:
+    scheduler = build_scheduler(cfg, state, config_path, overrides)
 
     def stop(signum, frame):
         if scheduler.running:
@@ -98,19 +102,21 @@ def run_forever(cfg: Config, state: State, config_path: str | None) -> None:
 
 # -- job functions: referenced by 'module:function' from the job store ------------------------
 
-def _runner(config_path: str | None):
+def _runner(config_path: str | None, db: str | None, state_dir: str | None):
+    from .app import settings
     from .jobs import Runner
-    cfg = load_config(config_path)
-    state = State(url=cfg.db_url or None, state_dir=cfg.state_dir or None)
-    return Runner(cfg, state)
+    overrides = settings.Overrides(config=config_path, db=db, state_dir=state_dir)
+    cfg = settings.load(overrides)
+    return Runner(cfg, settings.open_state(overrides, cfg))
 
 
-def _guarded(name: str, config_path: str | None, jobs: tuple[str, ...]) -> None:
+def _guarded(name: str, jobs: tuple[str, ...], config_path: str | None, db: str | None,
+             state_dir: str | None) -> None:
     """One job run; whatever fails is one log line (never a traceback in the scheduler's log),
     and the next run time stays: a failed tree or message is recorded by the run itself."""
     from .errors import describe
     try:
-        summary = _runner(config_path).run(jobs=jobs)
+        summary = _runner(config_path, db, state_dir).run(jobs=jobs)
     except Exception as e:  # noqa: BLE001 - the scheduler must keep running
         log.error("policybot %s job failed: %s", name, describe(e))
         return
@@ -118,9 +124,9 @@ def _guarded(name: str, config_path: str | None, jobs: tuple[str, ...]) -> None:
         log.warning("policybot %s job: %s failed: %s", name, what, reason)
 
 
-def weekly_job(config_path: str | None = None) -> None:
-    _guarded("weekly", config_path, ("audit", "notices", "report"))
+def weekly_job(config_path: str | None = None, db: str | None = None, state_dir: str | None = None) -> None:
+    _guarded("weekly", ("audit", "notices", "report"), config_path, db, state_dir)
 
 
-def inbox_job(config_path: str | None = None) -> None:
-    _guarded("inbox", config_path, ("review",))
+def inbox_job(config_path: str | None = None, db: str | None = None, state_dir: str | None = None) -> None:
+    _guarded("inbox", ("review",), config_path, db, state_dir)

@@ -19,6 +19,7 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from .errors import ConfigError, PolicybotError
+from .paths import default_state_dir
 
 SCHEMA_VERSION = 3
 
@@ -146,14 +147,6 @@ def ensure_dir(path: Path, what: str) -> None:
         raise ConfigError(f"{path}: cannot create the {what} ({e.strerror})") from None
     if not path.is_dir():
         raise ConfigError(f"{path}: the {what} is not a directory")
-
-
-def default_state_dir() -> Path:
-    env = os.environ.get("POLICYBOT_STATE_DIR")
-    if env:
-        return Path(env)
-    xdg = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
-    return Path(xdg) / "policybot"
 
 
 class State:
