@@ -404,17 +404,14 @@ def _today(args):
 
 
 def cmd_review(args) -> int:
+    from .app.review import ReplySettings, review
     from .kernel.gitrepo import repo_name
     from .mail import b4wrap
-    from .errors import InputError
-    from .mail.drafts import review_mails, template_env
-    from .kernel.maintainers import load_maintainers
+    from .mail.drafts import template_env
     from .policy.audit import check_fail_on
     from .policy.config import load_policy
-    from .policy.history import History
     from .policy.rules import severity
     from .report import finding_line
-    from .review import review_series
 
     fail_on = check_fail_on(args.fail_on)
     policy = load_policy(args.policy)
@@ -429,49 +426,15 @@ def cmd_review(args) -> int:
     else:
         source = args.mbox or args.maildir
         msgs = b4wrap.read_messages(source, state_dir=state.state_dir)
-    limits = _config(args)[0].limits
-    series = b4wrap.series_from_messages(msgs, state.state_dir, source, limits.max_message_bytes)
-    today = _today(args)
-    result = review_series(scanner.repo, scanner, policy, series, args.base, args.branch, today,
-                           scratch_dir=state.state_dir / "scratch", max_patch_bytes=limits.max_patch_bytes)
-
-    outbox, config = _outbox(args, state)
-    history = History(scanner.repo, state)
-    base_tree = scanner.repo[result.base_commit].tree
-    maint = None
-    try:
-        base_tree["MAINTAINERS"]
-        maint = load_maintainers(scanner.repo, base_tree)
-    except KeyError:
-        pass
-
-    def recipients_for(files):
-        return maint.for_files(files).all() if maint and files else []
-
-    def forward_for(f):
-        import datetime as dt
-        if not f.rule.startswith("KFUNC_") or f.verdict not in ("violation", "warning"):
-            return f.hint
-        when = today or dt.date.today()
-        end = history.window_end(when, policy.notice_period).date
-        if f.promise and f.promise.ends and f.promise.level_key == "stable" and f.promise.ends.date > end:
-            end = f.promise.ends.date
-        return (f"Please keep {f.kfunc} as it is and add the new behaviour as a new kfunc "
-                f"(for example {f.kfunc}_v2, or a ___v2 flavor); {f.kfunc} can then be "
-                f"deprecated, and removed no earlier than {end}.")
-
     cfg, _ = _config(args)
-    drafts = review_mails(result, tree=args.tree_name or repo_name(scanner.repo), list_addr=args.list_addr,
-                          recipients_for=recipients_for, is_mailed=outbox.is_mailed, forward_for=forward_for,
-                          min_verdict=cfg.review_min_verdict, env=template_env(cfg.templates or None),
-                          own_addr=config.sender.addr_spec, own_msgid_domain=config.msgid_domain,
-                          max_recipients=limits.max_recipients, max_quote_lines=limits.max_quote_lines)
-    queued, unsent = [], []
-    for d in drafts:
-        try:
-            queued += _queue(outbox, config, [d])
-        except InputError as e:  # one unusable address must not hide the other findings
-            unsent.append(f"no reply drafted to {d.subject!r}: {e}")
+    limits = cfg.limits
+    series = b4wrap.series_from_messages(msgs, state.state_dir, source, limits.max_message_bytes)
+    outbox, config = _outbox(args, state)
+    replies = ReplySettings(outbox, config, args.tree_name or repo_name(scanner.repo), args.list_addr,
+                            cfg.review_min_verdict, template_env(cfg.templates or None), limits)
+    reviewed = review(scanner.repo, scanner, policy, series, replies, args.base, args.branch, _today(args))
+    result, queued = reviewed.result, reviewed.queued
+    unsent = [f"no reply drafted to {subject!r}: {why}" for subject, why in reviewed.refused]
     result.notes += unsent
     sent = outbox.send(config) if (args.send or config.send) else None
 
@@ -521,16 +484,6 @@ def _outbox(args, state):
     if getattr(args, "from_addr", None):
         config = dataclasses.replace(config, from_addr=args.from_addr, msgid_domain="")
     return Outbox(state, state.state_dir / "outbox"), config
-
-
-def _queue(outbox, config, drafts) -> list[str]:
-    from .mail.drafts import draft_message
-    queued = []
-    for d in drafts:
-        msg = draft_message(config, d)
-        if outbox.queue(msg, d.keys, d.kind):
-            queued.append(str(msg["Message-ID"]))
-    return queued
 
 
 def _config(args):

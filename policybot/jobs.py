@@ -15,12 +15,13 @@ from pathlib import Path
 
 import pygit2
 
+from .app.review import queue
 from .config import Config, Tree
 from .errors import ConfigError, InputError, describe, processing
 from .kernel.gitrepo import open_repo, resolve
+from .kernel.maintainers import maintainers_at
 from .kernel.scanner import Scanner
 from .mail.drafts import MailDraft, dedupe, key_part, render, template_env
-from .mail.drafts import draft_message
 from .mail.outbox import Outbox
 from .policy.audit import Auditor, Finding
 from .progress import Progress
@@ -259,9 +260,8 @@ class Runner:
     def review_inbox(self, summary: RunSummary, retry_failed: bool = False) -> None:
         if not (self.cfg.inbox_maildir or self.cfg.inbox_query) or not self.cfg.trees:
             return
+        from .app.review import ReplySettings, review
         from .mail import b4wrap
-        from .mail.drafts import review_mails
-        from .review import review_series
 
         msgs = []
         if self.cfg.inbox_maildir:
@@ -280,6 +280,8 @@ class Runner:
         repo = open_repo(tree.repo)
         scanner = Scanner(repo, self.state, self.progress)
         limits = self.cfg.limits
+        replies = ReplySettings(self.outbox, self.cfg.mail, tree.name, self.cfg.mail.list_addr,
+                                self.cfg.review_min_verdict, self.env, limits)
         for root, thread in threads.items():
             if not any(_msgid(m) in new_ids for m in thread):
                 continue
@@ -290,23 +292,11 @@ class Runner:
                                                              limits.max_message_bytes)
                     except InputError:
                         continue  # a discussion, not a series
-                    result = review_series(repo, scanner, tree.policy, series, None, self.head_ref(tree),
-                                           self.today, scratch_dir=self.state.state_dir / "scratch",
-                                           max_patch_bytes=limits.max_patch_bytes)
-                    maint = _maintainers(repo, resolve(repo, result.base_commit))
-                    drafts = review_mails(result, tree=tree.name, list_addr=self.cfg.mail.list_addr,
-                                          recipients_for=lambda files: maint.for_files(files).all() if maint and files else [],
-                                          is_mailed=self.outbox.is_mailed, forward_for=lambda f: f.hint,
-                                          min_verdict=self.cfg.review_min_verdict, env=self.env,
-                                          own_addr=self.cfg.mail.sender.addr_spec,
-                                          own_msgid_domain=self.cfg.mail.msgid_domain,
-                                          max_recipients=limits.max_recipients,
-                                          max_quote_lines=limits.max_quote_lines)
-                    for d in drafts:
-                        try:
-                            self._queue(d, summary, tree.name)
-                        except InputError as e:  # one unusable address must not hide the others
-                            summary.failures.append((f"reply {d.subject!r}", str(e)))
+                    reviewed = review(repo, scanner, tree.policy, series, replies, None, self.head_ref(tree),
+                                      self.today)
+                    summary.queued += reviewed.queued
+                    # one unusable address must not hide the others
+                    summary.failures += [(f"reply {subject!r}", why) for subject, why in reviewed.refused]
                     summary.reviewed.append(series.subject)
                     for m in thread:
                         self.state.clear_failure("message", key_part(_msgid(m)))
@@ -323,11 +313,9 @@ class Runner:
     # -- state -----------------------------------------------------------------------------
 
     def _queue(self, draft: MailDraft, summary: RunSummary | None, tree: str) -> None:
-        if all(self.outbox.is_mailed(k) for k in draft.keys):
-            return
-        msg = draft_message(self.cfg.mail, draft)
-        if self.outbox.queue(msg, draft.keys, draft.kind, tree) and summary is not None:
-            summary.queued.append(str(msg["Message-ID"]))
+        queued = queue(self.outbox, self.cfg.mail, draft, tree)
+        if summary is not None:
+            summary.queued += queued
 
     def _last_audited(self, tree: str) -> str | None:
         return self.state.last_audited(tree)
@@ -359,15 +347,6 @@ def _threads(msgs) -> dict[str, list]:
         root = refs[0] if refs else mid
         out.setdefault(root, []).append(m)
     return out
-
-
-def _maintainers(repo, commit):
-    from .kernel.maintainers import load_maintainers
-    try:
-        commit.tree["MAINTAINERS"]
-    except KeyError:
-        return None
-    return load_maintainers(repo, commit.tree)
 
 
 # -- the deprecation announcement (policybot notice, and DEPRECATION_STARTED) ---------------------
@@ -404,7 +383,7 @@ def notice_draft(repo, scanner: Scanner, auditor: Auditor, tree: Tree, commit, k
                          f"the earliest removal is {earliest}")
     removal = removal_not_before or earliest
     replacement = replacement or (promise.declaration.replacement if promise else None) or ""
-    maint = _maintainers(repo, commit)
+    maint = maintainers_at(repo, commit.tree)
     rec = maint.for_files(list(k.files)) if maint else None
     people = rec.people if rec else []
     lists = rec.lists if rec else []

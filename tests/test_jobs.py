@@ -441,7 +441,7 @@ def test_weekly_run_writes_the_stability_page(tmp_path, capsys):
 def test_a_mail_already_drafted_is_not_built_again(tmp_path, capsys, monkeypatch):
     """The runner's once-only pre-check: keys recorded -> the draft is not even rendered into a
     message (a template an operator broke since cannot fail a run that mails nothing)."""
-    import policybot.jobs as jobs
+    import policybot.app.review as app_review  # the one queueing helper the runner uses
 
     bot = Bot(tmp_path)
     assert bot.run(capsys, W02)[0] == 0
@@ -452,7 +452,7 @@ def test_a_mail_already_drafted_is_not_built_again(tmp_path, capsys, monkeypatch
         built.append(draft.subject)
         raise AssertionError(f"built again: {draft.subject}")
 
-    monkeypatch.setattr(jobs, "draft_message", refuse)
+    monkeypatch.setattr(app_review, "draft_message", refuse)
     rc, out, err = bot.run(capsys, W02)  # the same week: the report's key is recorded
     assert (rc, built) == (0, []), (out, err)
     assert "drafted 0 mails" in out

@@ -331,3 +331,12 @@ def load_maintainers(repo: pygit2.Repository, tree: pygit2.Tree) -> Maintainers:
 
     result.is_dir = is_dir
     return result
+
+
+def maintainers_at(repo: pygit2.Repository, tree: pygit2.Tree) -> Maintainers | None:
+    """The tree's MAINTAINERS, or None when it has none (a fixture, a subsystem tree)."""
+    try:
+        tree["MAINTAINERS"]
+    except KeyError:
+        return None
+    return load_maintainers(repo, tree)

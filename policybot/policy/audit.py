@@ -15,7 +15,7 @@ import pygit2
 
 from ..errors import InputError
 from ..kernel.gitrepo import resolve
-from ..kernel.maintainers import load_maintainers
+from ..kernel.maintainers import maintainers_at
 from ..kernel.model import Inventory, Location
 from ..kernel.scanner import Scanner
 from .config import Policy
@@ -392,11 +392,10 @@ class Auditor:
 
     def _maintainers_of(self, tree: pygit2.Tree, files: list[str]) -> set[str] | None:
         """Addresses of the files' maintainers, or None when the tree has no MAINTAINERS."""
-        try:
-            tree["MAINTAINERS"]
-        except KeyError:
+        maint = maintainers_at(self.repo, tree)
+        if maint is None:
             return None
-        rec = load_maintainers(self.repo, tree).for_files(files)
+        rec = maint.for_files(files)
         return {re.sub(r".*<([^>]+)>.*", r"\1", m).lower() for m in rec.maintainers}
 
     def _finish(self, findings: list[Finding], head: Inventory) -> list[Finding]:
