@@ -23,7 +23,7 @@ from .kernel.maintainers import maintainers_at
 from .kernel.scanner import Scanner
 from .mail.drafts import MailDraft, dedupe, key_part, render, template_env
 from .mail.outbox import Outbox
-from .policy.audit import Auditor, Finding
+from .policy.audit import Auditor, Finding, earliest_removal, stable_span
 from .progress import Progress
 from .state import DatabaseError, State
 
@@ -361,20 +361,10 @@ def notice_draft(repo, scanner: Scanner, auditor: Auditor, tree: Tree, commit, k
     resolved = decls.get(kfunc)
     promise = auditor.promise(resolved, inv, commit, today) if resolved else None
     level = promise.declaration.level if promise else "unstable"
-    stable_since = stable_end = None
-    deprecated_on = today
-    if promise and level == "stable":
-        stable_since, stable_end = promise.since.date, promise.ends.date
-    elif promise and level in ("deprecating", "deprecated"):
-        deprecated_on = promise.since.date if promise.since else today
-        if promise.stable_since:  # a deprecation never shortens a stable promise
-            stable_since = promise.stable_since.date
-            stable_end = auditor.history.window_end(stable_since, tree.policy.stable_window).date
-    earliest = auditor.history.window_end(deprecated_on, tree.policy.notice_period).date
-    if promise and promise.level_key in ("deprecated", "deprecated_due") and promise.ends:
-        earliest = max(earliest, promise.ends.date)
-    if stable_end and stable_end > earliest:
-        earliest = stable_end
+    deprecated_on = promise.since.date if promise and level in ("deprecating", "deprecated") and promise.since \
+        else today
+    stable_since, stable_end = stable_span(auditor.history, tree.policy, promise)
+    earliest = earliest_removal(auditor.history, tree.policy, deprecated_on, promise)
     if removal_not_before and removal_not_before < earliest:
         why = f"the {tree.policy.notice_period} notice period from {deprecated_on}"
         if stable_end and stable_end >= earliest:

@@ -15,13 +15,14 @@ import pygit2
 
 from .errors import InputError
 from .kernel.apply import PatchDoesNotApply, ScratchRepo
-from .kernel.flags import FLAGS, parse_flags
+from .kernel.flags import flag_effect, parse_flags
 from .kernel.gitrepo import resolve
 from .kernel.model import Inventory
 from .kernel.scanner import Scanner
 from .mail.b4wrap import Patch, Series
 from .policy.audit import ACK_TRAILER, Auditor, Finding
 from .policy.config import Policy
+from .policy.diff import UNKNOWN_FLAG
 
 
 @dataclass
@@ -144,16 +145,16 @@ def judge_diff_text(auditor: Auditor, patch: Patch, inv: Inventory, promises) ->
             continue
         note = " (judged from the diff text: the patch does not apply)"
         if name not in added:
-            f = auditor.finding("KFUNC_REMOVED", name, "is removed from its kfunc set" + note,
-                                 kfunc.location, None, promises.get(name))
-        else:
-            a, b = set(parse_flags(old_flags)), set(parse_flags(added[name]))
-            breaking = [f"+{x}" for x in sorted(b - a) if FLAGS.get(x) is None or FLAGS[x].adding != "compatible"] + \
-                       [f"-{x}" for x in sorted(a - b) if FLAGS.get(x) is None or FLAGS[x].removing != "compatible"]
-            if not breaking:
-                continue
-            f = auditor.finding("KFUNC_FLAGS_TIGHTENED", name, f"flags {' '.join(breaking)}" + note,
-                                 kfunc.location, None, promises.get(name))
-        if f:
-            out.append(f)
-    return out
+            out.append(auditor.finding("KFUNC_REMOVED", name, "is removed from its kfunc set" + note,
+                                       kfunc.location, None, promises.get(name)))
+            continue
+        a, b = set(parse_flags(old_flags)), set(parse_flags(added[name]))
+        deltas = [(f"+{x}", flag_effect(x, added=True)) for x in sorted(b - a)] + \
+                 [(f"-{x}", flag_effect(x, added=False)) for x in sorted(a - b)]
+        for rule, effect, why in (("KFUNC_FLAGS_TIGHTENED", "breaking", ""),
+                                  ("KFUNC_NEEDS_REVIEW", "review", f": {UNKNOWN_FLAG}")):
+            mine = [d for d, e in deltas if e == effect]
+            if mine:
+                out.append(auditor.finding(rule, name, f"flags {' '.join(mine)}{why}" + note,
+                                           kfunc.location, None, promises.get(name)))
+    return [f for f in out if f]

@@ -42,3 +42,36 @@ def test_cli_review_and_inbox_job_draft_identical_mail(tmp_path, capsys):
     # the way forward, not the rule's bare hint: the CLI's text is the one both mail
     text = " ".join(by_job[name].decode().split())  # unwrapped
     assert "Please keep bpf_foo as it is and add the new behaviour as a new kfunc" in text
+
+
+def judged_from_diff_text(tmp_path, flags_after: str) -> list[tuple[str, str]]:
+    """(rule, message) of a patch that does not apply and re-flags bpf_foo (declared stable)."""
+    import datetime as dt
+    from types import SimpleNamespace
+
+    from policybot.kernel.scanner import Scanner
+    from policybot.policy.audit import Auditor
+    from policybot.policy.config import Policy
+    from policybot.review import judge_diff_text
+    from test_rules import HEAD_DAY, HELPERS, pair
+    from treekit import FOO, kernel
+
+    b = pair(tmp_path, {HELPERS: kernel({"bpf_foo": FOO})}, {HELPERS: kernel({"bpf_foo": FOO})}, "stable")
+    today = dt.date.fromisoformat(HEAD_DAY)
+    auditor = Auditor(b.repo, Scanner(b.repo), Policy(), today)
+    commit = b.repo.revparse_single("v6.8").peel(None)
+    inv = auditor.scanner.inventory_of_commit(commit, "v6.8")
+    patch = SimpleNamespace(diff=f"--- a/{HELPERS}\n+++ b/{HELPERS}\n@@ -99,3 +99,3 @@\n"
+                                 f"-BTF_ID_FLAGS(func, bpf_foo)\n+BTF_ID_FLAGS(func, bpf_foo, {flags_after})\n")
+    return [(f.rule, f.message) for f in judge_diff_text(auditor, patch, inv, auditor.promises_at(inv, commit, today))]
+
+
+def test_unappliable_patch_classifies_flags_as_the_audit_does(tmp_path):
+    # one classifier (kernel.flags.flag_effect): a flag policybot does not know needs review,
+    # as in the audit of an applied change (it used to count as tightening here)
+    note = " (judged from the diff text: the patch does not apply)"
+    assert judged_from_diff_text(tmp_path / "a", "KF_SLEEPABLE | KF_NEW_THING") == [
+        ("KFUNC_FLAGS_TIGHTENED", "flags +KF_SLEEPABLE" + note),
+        ("KFUNC_NEEDS_REVIEW", "flags +KF_NEW_THING: policybot does not know what the verifier does "
+                               "with this flag" + note)]
+    assert judged_from_diff_text(tmp_path / "b", "KF_FASTCALL") == []  # compatible

@@ -20,7 +20,7 @@ from ..mail.b4wrap import Series
 from ..mail.drafts import MailDraft, draft_message, review_mails
 from ..mail.message import MailConfig
 from ..mail.outbox import Outbox
-from ..policy.audit import Finding
+from ..policy.audit import Finding, earliest_removal
 from ..policy.config import Policy
 from ..policy.history import History
 from ..review import ReviewResult, review_series
@@ -82,9 +82,7 @@ def way_forward(f: Finding, history: History, policy: Policy, today: dt.date) ->
     how to keep it (and when the old kfunc may go)."""
     if not f.rule.startswith("KFUNC_") or f.verdict not in ("violation", "warning"):
         return f.hint
-    end = history.window_end(today, policy.notice_period).date
-    if f.promise and f.promise.ends and f.promise.level_key == "stable" and f.promise.ends.date > end:
-        end = f.promise.ends.date
+    end = earliest_removal(history, policy, today, f.promise)
     return (f"Please keep {f.kfunc} as it is and add the new behaviour as a new kfunc "
             f"(for example {f.kfunc}_v2, or a ___v2 flavor); {f.kfunc} can then be "
             f"deprecated, and removed no earlier than {end}.")

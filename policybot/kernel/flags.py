@@ -57,6 +57,15 @@ FLAGS: dict[str, FlagInfo] = {f.name: f for f in (
              "compatible", "compatible"),
 )}
 
+def flag_effect(flag: str, added: bool) -> str:
+    """What adding (or removing) ``flag`` does to programs that loaded before: "breaking",
+    "compatible", or "review" (a flag policybot does not know). The one classifier."""
+    info = FLAGS.get(flag)
+    if info is None:
+        return "review"
+    return info.adding if added else info.removing
+
+
 # Structs whose pointers the verifier fills in for KF_IMPLICIT_ARGS kfuncs: assumed only
 # where the tree does not say (7.2 reads tools/bpf/resolve_btfids/main.c kf_implicit_arg_types[]).
 IMPLICIT_PARAM_STRUCTS = ("bpf_prog_aux", "btf_struct_meta")

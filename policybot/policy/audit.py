@@ -88,6 +88,31 @@ class AuditResult:
         return out
 
 
+def stable_span(history: History, policy: Policy,
+                promise: Promise | None) -> tuple[dt.date | None, dt.date | None]:
+    """When the kfunc's stable promise began and when it ends: its own, or, for a kfunc
+    deprecated since, the one its declaration made before; (None, None) if it never had one."""
+    if promise is None:
+        return None, None
+    level = promise.declaration.level
+    if level == "stable" and promise.since and promise.ends:
+        return promise.since.date, promise.ends.date
+    if level in ("deprecating", "deprecated") and promise.stable_since:
+        since = promise.stable_since.date
+        return since, history.window_end(since, policy.stable_window).date
+    return None, None
+
+
+def earliest_removal(history: History, policy: Policy, deprecated_on: dt.date, promise: Promise | None) -> dt.date:
+    """The one rule for when a kfunc may go: the notice period from ``deprecated_on``, never
+    before a declared deprecation's own end, and never before a stable promise ends."""
+    end = history.window_end(deprecated_on, policy.notice_period).date
+    if promise and promise.level_key in ("deprecated", "deprecated_due") and promise.ends:
+        end = max(end, promise.ends.date)
+    _, stable_end = stable_span(history, policy, promise)
+    return max(end, stable_end) if stable_end else end
+
+
 class Auditor:
     def __init__(self, repo: pygit2.Repository, scanner: Scanner, policy: Policy, today: dt.date | None = None):
         self.repo = repo
@@ -296,11 +321,7 @@ class Auditor:
                        catalogue()[p.rule].hint)
 
     def earliest_removal(self, deprecated_on: dt.date, promise: Promise | None) -> dt.date:
-        """Notice period from ``deprecated_on``, and never before a live stable window ends."""
-        end = self.history.window_end(deprecated_on, self.policy.notice_period).date
-        if promise and promise.level_key == "stable" and promise.ends and promise.ends.date > end:
-            end = promise.ends.date
-        return end
+        return earliest_removal(self.history, self.policy, deprecated_on, promise)
 
     def _lifecycle(self, base_decls, head_decls, promises, head: Inventory, as_of: dt.date) -> list[Finding]:
         out = []

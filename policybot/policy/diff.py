@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass
 from typing import Iterator
 
-from ..kernel.flags import FLAGS, IMPLICIT_PARAM_STRUCTS, SUFFIXES, same_suffix
+from ..kernel.flags import FLAGS, IMPLICIT_PARAM_STRUCTS, SUFFIXES, flag_effect, same_suffix
 from ..kernel.model import Inventory, Kfunc, Location, Param
 from ..kernel.semantics import BTF_H
 
@@ -230,6 +230,9 @@ def _suffix_effect(old: str, new: str) -> str:
     return f"no longer accepts what '{old}' allowed"
 
 
+UNKNOWN_FLAG = "policybot does not know what the verifier does with this flag"
+
+
 def flag_changes(a: Kfunc, b: Kfunc, base: Inventory, head: Inventory) -> Iterator[Change]:
     # a flag the head tree no longer defines, or a new one policybot does not know,
     # is one tree-level change (semantics_changes), not one per kfunc
@@ -241,8 +244,7 @@ def flag_changes(a: Kfunc, b: Kfunc, base: Inventory, head: Inventory) -> Iterat
             if inv.semantics is not None and inv.semantics.enforced(flag) is False:
                 unread.append(f"{sign}{flag}")  # the verifier of that tree never tests it
                 continue
-            info = FLAGS.get(flag)
-            effect = (info.adding if sign == "+" else info.removing) if info else "review"
+            effect = flag_effect(flag, added=sign == "+")
             {"breaking": tight, "compatible": relaxed}.get(effect, review).append(f"{sign}{flag}")
     loc_a, loc_b = a.location, b.location
 
@@ -258,7 +260,7 @@ def flag_changes(a: Kfunc, b: Kfunc, base: Inventory, head: Inventory) -> Iterat
         yield change("KFUNC_FLAGS_RELAXED", unread, "compatible: kernel/bpf/verifier.c and kernel/bpf/btf.c "
                      "never test them, so verification does not change")
     if review:
-        yield change("KFUNC_NEEDS_REVIEW", review, "policybot does not know what the verifier does with this flag")
+        yield change("KFUNC_NEEDS_REVIEW", review, UNKNOWN_FLAG)
 
 
 def prog_type_changes(a: Kfunc, b: Kfunc) -> Iterator[Change]:
