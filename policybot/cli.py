@@ -518,7 +518,8 @@ def cmd_run(args) -> int:
     print(f"drafted {len(summary.queued)} mail{'s' if len(summary.queued) != 1 else ''} to "
           f"{runner.outbox.maildir}" + (f"; sent {len(summary.sent)}, failed {len(summary.send_failed)}"
                                        if summary.sent or summary.send_failed else ""))
-    return 2 if any(t.status in ("fetch-failed", "error") for t in summary.trees) else 0
+    from .vocabulary import RunStatus
+    return 2 if any(t.status in (RunStatus.FETCH_FAILED, RunStatus.ERROR) for t in summary.trees) else 0
 
 
 def cmd_schedule(args) -> int:

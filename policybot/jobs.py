@@ -26,6 +26,7 @@ from .mail.outbox import Outbox
 from .policy.audit import Auditor, Finding, earliest_removal, stable_span
 from .progress import Progress
 from .state import DatabaseError, State
+from .vocabulary import RunStatus
 
 JOBS = ("audit", "review", "notices", "report")
 # Failures of the machine or the operator's setup, not of one tree or message: they stop the run.
@@ -37,7 +38,7 @@ class TreeOutcome:
     tree: str
     base: str | None = None
     head: str | None = None
-    status: str = "ok"  # ok, fetch-failed, unchanged, baseline, error
+    status: RunStatus = RunStatus.OK
     detail: str = ""
     findings: list[Finding] = field(default_factory=list)
     expiring: list[Finding] = field(default_factory=list)
@@ -89,7 +90,7 @@ class Runner:
         with processing(f"tree {tree.name}"):
             try:
                 if failed and not retry_failed and failed.head and failed.head == self._current_head(tree):
-                    outcome.status, outcome.head = "error", None
+                    outcome.status, outcome.head = RunStatus.ERROR, None
                     outcome.detail = (f"skipped: failed on {failed.head[:12]} ({failed.reason}); "
                                       "--retry-failed tries again")
                     summary.failures.append((f"tree {tree.name}", outcome.detail))
@@ -101,7 +102,7 @@ class Runner:
                     self.weekly_report(tree, outcome, summary)
                     if tree.report_html and outcome.head:
                         self.write_page(tree, outcome.head)
-                if "audit" in jobs and outcome.head and outcome.status != "fetch-failed":
+                if "audit" in jobs and outcome.head and outcome.status != RunStatus.FETCH_FAILED:
                     # last: a crash before this repeats the range, and its mails are once-only
                     self._set_last_audited(tree.name, outcome.head)
                 if failed:
@@ -110,10 +111,10 @@ class Runner:
                 raise  # the machine, not the tree: stop the run (one line, exit 2)
             except Exception as e:  # noqa: BLE001 - poison: record it, carry on with the next tree
                 reason = describe(e)
-                outcome.status, outcome.detail = "error", reason
+                outcome.status, outcome.detail = RunStatus.ERROR, reason
                 head = self._current_head(tree)
                 self.state.record_failure("tree", tree.name, reason, self.today, head)
-                self._record_run(tree, "audit", None, head, "error", reason, [])
+                self._record_run(tree, "audit", None, head, RunStatus.ERROR, reason, [])
                 summary.failures.append((f"tree {tree.name}", reason))
                 if "report" in jobs:  # the week's report says the tree failed
                     try:
@@ -158,7 +159,7 @@ class Runner:
                 self.fetch(repo, tree)
             except InputError as e:
                 # nothing stale is audited as new: the last audited commit stays
-                out.status, out.detail = "fetch-failed", str(e)
+                out.status, out.detail = RunStatus.FETCH_FAILED, str(e)
                 self._record_run(tree, "audit", None, None, out.status, out.detail, [])
                 return out
         head = resolve(repo, self.head_ref(tree))
@@ -170,9 +171,9 @@ class Runner:
             out.detail = f"last audited commit {last[:12]} is gone (history rewritten?): auditing from scratch"
             last = None
         if last is None:
-            out.status = "baseline"
+            out.status = RunStatus.BASELINE
         elif last == out.head:
-            out.status = "unchanged"
+            out.status = RunStatus.UNCHANGED
         else:
             out.base = last
             result = auditor.audit(out.head, last)
@@ -227,7 +228,7 @@ class Runner:
     def weekly_report(self, tree: Tree, out: TreeOutcome, summary: RunSummary) -> None:
         year, week, _ = self.today.isocalendar()
         key = f"report:{tree.name}:{year}-W{week:02d}"
-        quiet = out.status in ("unchanged", "baseline") and not out.findings and not out.expiring \
+        quiet = out.status in (RunStatus.UNCHANGED, RunStatus.BASELINE) and not out.findings and not out.expiring \
             and not self.failures()
         if quiet and not tree.quiet_weeks:
             return

@@ -291,7 +291,7 @@ class State:
         """One run and its findings (rows of run_findings without run_id), in one transaction."""
         with self.engine.begin() as conn:
             run_id = conn.execute(runs.insert().values(tree=tree, job=job, day=day, base=base, head=head,
-                                                       status=status, detail=detail)).inserted_primary_key[0]
+                                                       status=str(status), detail=detail)).inserted_primary_key[0]
             if findings:
                 conn.execute(run_findings.insert(), [{"run_id": run_id, **row} for row in findings])
 

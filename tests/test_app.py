@@ -75,3 +75,17 @@ def test_unappliable_patch_classifies_flags_as_the_audit_does(tmp_path):
         ("KFUNC_NEEDS_REVIEW", "flags +KF_NEW_THING: policybot does not know what the verifier does "
                                "with this flag" + note)]
     assert judged_from_diff_text(tmp_path / "b", "KF_FASTCALL") == []  # compatible
+
+
+def test_rules_toml_is_written_in_the_shared_vocabulary():
+    """Every verdict table of rules.toml has one column per promise state and only verdicts."""
+    import tomllib
+    from importlib import resources
+
+    from policybot.vocabulary import PromiseState, Verdict
+    rules = tomllib.loads(resources.files("policybot.policy").joinpath("rules.toml").read_text())
+    assert rules
+    for rid, rule in rules.items():
+        assert set(rule["verdict"]) == {"unstable", "stable", "expired", "deprecating", "deprecated",
+                                        "deprecated_due"} == set(PromiseState), rid
+        assert {Verdict(v) for v in rule["verdict"].values()} <= set(Verdict), rid

@@ -23,6 +23,7 @@ from .declarations import LEVELS, Declaration, Problem, Resolved, collect, parse
 from .diff import diff
 from .history import History, PromiseDate, WindowEnd
 from .rules import catalogue, severity
+from ..vocabulary import VERDICTS, Verdict
 
 ACK_TRAILER = re.compile(r"^Kfunc-Break-Acked-by:\s*(.+?)\s*<([^>]+)>\s*$", re.M | re.I)
 
@@ -80,7 +81,7 @@ class AuditResult:
         return max(counted, key=severity) if counted else None
 
     def counts(self) -> dict[str, int]:
-        out = {v: 0 for v in ("violation", "warning", "notice", "info")}
+        out = {v: 0 for v in reversed(VERDICTS)}
         for f in self.findings:
             if f.counts:
                 out[f.verdict] += 1
@@ -310,7 +311,7 @@ class Auditor:
                  promise: Promise | None) -> Finding | None:
         key = promise.level_key if promise else "unstable"
         verdict = self._verdict(rule, key)
-        if verdict == "none":
+        if verdict == Verdict.NONE:
             return None
         return Finding(rule, kfunc, verdict, message, head or base, base, head, promise, catalogue()[rule].hint)
 
@@ -388,7 +389,7 @@ class Auditor:
         return out
 
     def _acknowledge(self, f: Finding, acks, base: Inventory, head: Inventory) -> Finding:
-        if f.verdict != "violation":
+        if f.verdict != Verdict.VIOLATION:
             return f
         for entry in self.policy.allow:
             if entry.kfunc == f.kfunc and entry.rule == f.rule:
@@ -454,6 +455,6 @@ def group_by_cause(findings: list[Finding]) -> list[Finding]:
 
 
 def check_fail_on(level: str) -> str:
-    if level not in ("violation", "warning", "notice", "info", "never"):
+    if level not in (*VERDICTS, "never"):
         raise InputError(f"--fail-on: unknown level {level!r} (violation, warning, notice, info, never)")
     return level

@@ -12,7 +12,6 @@ from pathlib import Path
 from ..errors import ConfigError
 from .rules import VERDICTS, catalogue
 
-LEVELS = ("unstable", "stable", "deprecating", "deprecated")
 _DURATION = re.compile(r"^\s*(\d+)\s*(y|m|w|d)\s*$")
 _RELEASES = re.compile(r"^\s*(\d+)\s*releases?\s*$")
 

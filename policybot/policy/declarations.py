@@ -17,8 +17,8 @@ import yaml
 
 from ..errors import ConfigError
 from ..kernel.model import Inventory, Kfunc, Location
+from ..vocabulary import LEVELS
 
-LEVELS = ("unstable", "stable", "deprecating", "deprecated")
 SOURCES = ("manifest", "kernel-doc", "kf-flag", "overlay")  # precedence order
 FIELDS = {"stability", "version", "since", "replacement", "note"}
 # A declaration file is a few levels deep and never needs an alias: refusing both
