@@ -21,7 +21,8 @@ from .errors import ConfigError, InputError, describe, processing
 from .kernel.gitrepo import open_repo, resolve
 from .kernel.maintainers import maintainers_at
 from .kernel.scanner import Scanner
-from .mail.drafts import MailDraft, dedupe, key_part, render, template_env
+from .addresses import dedupe
+from .mail.drafts import MailDraft, key_part, render, template_env
 from .mail.outbox import Outbox
 from .policy.audit import Auditor, Finding, earliest_removal, stable_span
 from .progress import Progress

@@ -89,3 +89,16 @@ def test_rules_toml_is_written_in_the_shared_vocabulary():
         assert set(rule["verdict"]) == {"unstable", "stable", "expired", "deprecating", "deprecated",
                                         "deprecated_due"} == set(PromiseState), rid
         assert {Verdict(v) for v in rule["verdict"].values()} <= set(Verdict), rid
+
+
+def test_addresses_are_deduplicated_one_way():
+    from email.headerregistry import Address
+
+    from policybot.addresses import dedupe
+    from policybot.mail.message import _dedupe
+    got = dedupe(["Jane <Jane@Example.com>", "jane@example.com", "", "Bob <bob@example.org>"],
+                 exclude=["BOB@example.org"])
+    assert got == ["Jane <Jane@Example.com>"]
+    to, cc = _dedupe([Address("Jane", addr_spec="jane@example.com")],
+                     [Address("J", addr_spec="JANE@example.com"), Address("Ann", addr_spec="ann@example.com")])
+    assert [a.addr_spec for a in to] == ["jane@example.com"] and [a.addr_spec for a in cc] == ["ann@example.com"]

@@ -30,7 +30,7 @@ NAMES = ["model", "kernel", "policy", "mail", "app", "entry"]
 TOP_LEVEL = {
     "policybot": MODEL, "policybot.errors": MODEL, "policybot.state": MODEL,
     "policybot.progress": MODEL, "policybot.templating": MODEL, "policybot.vocabulary": MODEL,
-    "policybot.gitbuild": MODEL, "policybot.paths": MODEL,
+    "policybot.gitbuild": MODEL, "policybot.paths": MODEL, "policybot.addresses": MODEL,
     "policybot.check": POLICY, "policybot.report": POLICY, "policybot.sarif": POLICY,
     # use cases still at the top of the package (app/ is where they are going)
     "policybot.review": APP, "policybot.jobs": APP, "policybot.dashboard": APP, "policybot.config": APP,

@@ -6,11 +6,11 @@ mail/outbox.py queues and delivers it.
 
 from __future__ import annotations
 
-import email.utils
 from dataclasses import dataclass, field
 
 import jinja2
 
+from ..addresses import address_key, dedupe
 from ..policy.audit import Finding
 from ..policy.rules import severity
 from ..templating import environment
@@ -73,18 +73,6 @@ def first_name(name: str) -> str:
     return parts[0] if parts and "@" not in parts[0] else ""
 
 
-def dedupe(addresses: list[str], exclude: list[str] = ()) -> list[str]:
-    """Keep everyone once, by address, case-insensitively; the first spelling wins."""
-    seen = {email.utils.parseaddr(a)[1].lower() for a in exclude}
-    out = []
-    for a in addresses:
-        addr = email.utils.parseaddr(a)[1].lower()
-        if addr and addr not in seen:
-            seen.add(addr)
-            out.append(a)
-    return out
-
-
 def finding_view(f: Finding, quote: list[str], forward: str) -> dict:
     p = f.promise
     decl = since = ends = ""
@@ -125,8 +113,8 @@ def capped_recipients(author: str, first: list[str], rest: list[str], limit: int
     keep = max(limit - 1, 0)
     if len(cc) <= keep:
         return cc, 0
-    must = {email.utils.parseaddr(a)[1].lower() for a in first}
-    kept = set([a for a in cc if email.utils.parseaddr(a)[1].lower() in must][:keep])
+    must = {address_key(a) for a in first}
+    kept = set([a for a in cc if address_key(a) in must][:keep])
     for a in cc:
         if len(kept) >= keep:
             break

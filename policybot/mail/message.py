@@ -23,6 +23,7 @@ from email.message import EmailMessage
 from email.policy import EmailPolicy
 
 from .. import __version__
+from ..addresses import dedupe
 from ..errors import ConfigError, InputError
 
 WIDTH = 72
@@ -287,15 +288,9 @@ def _addresses(values, what: str) -> list[Address]:
 
 
 def _dedupe(to: list[Address], cc: list[Address]) -> tuple[list[Address], list[Address]]:
-    """Everyone once, at their first place (To before Cc), compared case-insensitively."""
-    seen: set[str] = set()
-    out: tuple[list[Address], list[Address]] = ([], [])
-    for bucket, addrs in zip(out, (to, cc)):
-        for a in addrs:
-            if a.addr_spec.lower() not in seen:
-                seen.add(a.addr_spec.lower())
-                bucket.append(a)
-    return out
+    """Everyone once, at their first place (To before Cc)."""
+    to = dedupe(to)
+    return to, dedupe(cc, exclude=to)
 
 
 def _clean_body(body: str) -> str:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 
 import pygit2
 
+from ..addresses import address_key
 from ..errors import InputError
 from ..kernel.gitrepo import resolve
 from ..kernel.maintainers import maintainers_at
@@ -418,7 +419,7 @@ class Auditor:
         if maint is None:
             return None
         rec = maint.for_files(files)
-        return {re.sub(r".*<([^>]+)>.*", r"\1", m).lower() for m in rec.maintainers}
+        return {address_key(m) for m in rec.maintainers}
 
     def _finish(self, findings: list[Finding], head: Inventory) -> list[Finding]:
         def key(f: Finding):
