@@ -496,7 +496,7 @@ def _config(args):
 
 
 def cmd_run(args) -> int:
-    from .jobs import JOBS, Runner
+    from .app.weekly import JOBS, Runner
     cfg, _ = _config(args)
     if not cfg.trees:
         raise PolicybotError(f"{cfg.path}: no [[trees]] configured: nothing to run")
@@ -540,7 +540,7 @@ def cmd_notice(args) -> int:
     import datetime as dt
 
     from .config import Tree
-    from .jobs import Runner
+    from .app.weekly import Runner
     from .kernel.gitrepo import open_repo, repo_name, resolve
     from .policy.audit import Auditor
     from .policy.config import load_policy
@@ -619,7 +619,7 @@ def cmd_history(args) -> int:
 def cmd_report(args) -> int:
     from pathlib import Path
 
-    from .dashboard import build_dashboard, dashboard_json, render_html
+    from .app.page import build_dashboard, dashboard_json, render_html
     from .policy.config import load_policy
     if not args.html and not args.format:
         raise PolicybotError("report: give --html FILE, --format json, or both")

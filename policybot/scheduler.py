@@ -104,7 +104,7 @@ def run_forever(cfg: Config, state: State, config_path: str | None, overrides: d
 
 def _runner(config_path: str | None, db: str | None, state_dir: str | None):
     from .app import settings
-    from .jobs import Runner
+    from .app.weekly import Runner
     overrides = settings.Overrides(config=config_path, db=db, state_dir=state_dir)
     cfg = settings.load(overrides)
     return Runner(cfg, settings.open_state(overrides, cfg))

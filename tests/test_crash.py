@@ -77,7 +77,7 @@ ENDING = "[NOTICE] kfunc promise ending: bpf_exp (stable until 2024-05-01)"
 EXPECTED = {report_subject("2024-W02"), report_subject("2024-W06"), ANN, ENDING}
 
 OUTBOX = "policybot.mail.outbox.Outbox"
-RUNNER = "policybot.jobs.Runner"
+RUNNER = "policybot.app.weekly.Runner"
 # (kill point; then, as the kill leaves it: files in the outbox, mail rows, rows marked sent,
 # whether upstream was fetched into the mirror and whether last_audited moved to its head)
 KILL_POINTS = [

@@ -10,7 +10,7 @@ from html.parser import HTMLParser
 import jinja2
 import pytest
 
-from policybot.dashboard import build_dashboard, dashboard_json, render_html
+from policybot.app.page import build_dashboard, dashboard_json, render_html
 from policybot.gitbuild import HistoryBuilder
 from policybot.kernel.scanner import Scanner
 from policybot.policy.config import Policy

@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from policybot.cli import main
 from policybot.config import load_config
 from policybot.gitbuild import HistoryBuilder
-from policybot.jobs import Runner
+from policybot.app.weekly import Runner
 from policybot.state import State, mails, runs, tree_state
 from mailkit import free_port
 from treekit import BTF_H, FOO, MANIFEST, kernel

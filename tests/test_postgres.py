@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from policybot.config import Config, Tree
 from policybot.errors import PolicybotError
 from policybot.gitbuild import HistoryBuilder
-from policybot.jobs import Runner
+from policybot.app.weekly import Runner
 from policybot.kernel.scanner import Scanner
 from policybot.mail.message import MailConfig
 from policybot.policy.audit import Auditor

@@ -15,19 +15,17 @@ from pathlib import Path
 
 import pygit2
 
-from .app.review import queue
-from .config import Config, Tree
-from .errors import ConfigError, InputError, describe, processing
-from .kernel.gitrepo import open_repo, resolve
-from .kernel.maintainers import maintainers_at
-from .kernel.scanner import Scanner
-from .addresses import dedupe
-from .mail.drafts import MailDraft, key_part, render, template_env
-from .mail.outbox import Outbox
-from .policy.audit import Auditor, Finding, earliest_removal, stable_span
-from .progress import Progress
-from .state import DatabaseError, State
-from .vocabulary import RunStatus
+from ..config import Config, Tree
+from ..errors import ConfigError, InputError, describe, processing
+from ..kernel.gitrepo import open_repo, resolve
+from ..kernel.scanner import Scanner
+from ..mail.drafts import MailDraft, key_part, render, template_env
+from ..mail.outbox import Outbox
+from ..policy.audit import Auditor, Finding
+from ..progress import Progress
+from ..state import DatabaseError, State
+from ..vocabulary import RunStatus
+from .review import queue
 
 JOBS = ("audit", "review", "notices", "report")
 # Failures of the machine or the operator's setup, not of one tree or message: they stop the run.
@@ -206,6 +204,7 @@ class Runner:
     def deprecation_notice(self, repo, scanner: Scanner, auditor: Auditor, tree: Tree, commit: pygit2.Commit,
                            kfunc: str, summary: RunSummary | None = None, replacement: str | None = None,
                            removal_not_before: dt.date | None = None, key_suffix: str = "") -> MailDraft:
+        from .notice import notice_draft
         draft = notice_draft(repo, scanner, auditor, tree, commit, kfunc, self.cfg, self.env,
                              replacement, removal_not_before, self.today)
         draft.keys = [f"notice:{tree.name}:{kfunc}:{draft.keys[0]}{key_suffix}"]
@@ -247,7 +246,7 @@ class Runner:
 
     def write_page(self, tree: Tree, head: str) -> None:
         """The stability page (policybot report --html) of the tree's new head."""
-        from .dashboard import build_dashboard, render_html
+        from .page import build_dashboard, render_html
         repo = open_repo(tree.repo)
         scanner = Scanner(repo, self.state, self.progress)
         html = render_html(build_dashboard(repo, scanner, self.policy_for(tree), head, self.today))
@@ -262,8 +261,8 @@ class Runner:
     def review_inbox(self, summary: RunSummary, retry_failed: bool = False) -> None:
         if not (self.cfg.inbox_maildir or self.cfg.inbox_query) or not self.cfg.trees:
             return
-        from .app.review import ReplySettings, review
-        from .mail import b4wrap
+        from .review import ReplySettings, review
+        from ..mail import b4wrap
 
         msgs = []
         if self.cfg.inbox_maildir:
@@ -334,13 +333,13 @@ class Runner:
 
 
 def _msgid(msg) -> str:
-    from .mail.b4wrap import header_text
+    from ..mail.b4wrap import header_text
     return header_text(msg, "Message-ID").strip().strip("<>")
 
 
 def _threads(msgs) -> dict[str, list]:
     """Messages grouped by the first Message-ID of their References (the thread root)."""
-    from .mail.b4wrap import header_text
+    from ..mail.b4wrap import header_text
     by_id = {_msgid(m): m for m in msgs if _msgid(m)}
     out: dict[str, list] = {}
     for mid, m in by_id.items():
@@ -349,45 +348,3 @@ def _threads(msgs) -> dict[str, list]:
         root = refs[0] if refs else mid
         out.setdefault(root, []).append(m)
     return out
-
-
-# -- the deprecation announcement (policybot notice, and DEPRECATION_STARTED) ---------------------
-
-def notice_draft(repo, scanner: Scanner, auditor: Auditor, tree: Tree, commit, kfunc: str, cfg: Config, env,
-                 replacement: str | None, removal_not_before: dt.date | None, today: dt.date) -> MailDraft:
-    inv = scanner.inventory_of_commit(commit, str(commit.id)[:12])
-    k = inv.kfuncs.get(kfunc)
-    if k is None:
-        raise InputError(f"{kfunc}: no such kfunc at {str(commit.id)[:12]}")
-    decls, _ = auditor.declarations(inv, commit.tree)
-    resolved = decls.get(kfunc)
-    promise = auditor.promise(resolved, inv, commit, today) if resolved else None
-    level = promise.declaration.level if promise else "unstable"
-    deprecated_on = promise.since.date if promise and level in ("deprecating", "deprecated") and promise.since \
-        else today
-    stable_since, stable_end = stable_span(auditor.history, tree.policy, promise)
-    earliest = earliest_removal(auditor.history, tree.policy, deprecated_on, promise)
-    if removal_not_before and removal_not_before < earliest:
-        why = f"the {tree.policy.notice_period} notice period from {deprecated_on}"
-        if stable_end and stable_end >= earliest:
-            why = f"the stable promise (since {stable_since}) runs until {stable_end}"
-        raise InputError(f"{kfunc}: removal on {removal_not_before} is too early: {why}; "
-                         f"the earliest removal is {earliest}")
-    removal = removal_not_before or earliest
-    replacement = replacement or (promise.declaration.replacement if promise else None) or ""
-    maint = maintainers_at(repo, commit.tree)
-    rec = maint.for_files(list(k.files)) if maint else None
-    people = rec.people if rec else []
-    lists = rec.lists if rec else []
-    d = k.definition
-    body = render(env, "notice.txt.j2",
-        tree=tree.name, kfunc=kfunc, signature=d.signature.render(kfunc) if d else kfunc,
-        location=str(d.location if d else k.location), prog_types=", ".join(k.prog_types) or "none",
-        flags=" | ".join(k.flags) or "none", level=level, stable_since=str(stable_since or ""),
-        deprecated_on=str(deprecated_on), removal=str(removal), replacement=replacement,
-        contacts=people[:6], list_addr=cfg.mail.list_addr)
-    subject = f"[ANN] kfunc deprecation: {kfunc} (removal not before {removal})"
-    to = [cfg.mail.list_addr]
-    cc = dedupe(people + lists, exclude=to)
-    seed = f"notice:{tree.name}:{kfunc}:{deprecated_on}:{removal}"
-    return MailDraft("notice", to, cc, subject, body, seed, [f"{deprecated_on}:{removal}"])

@@ -18,14 +18,14 @@ import json
 import jinja2
 import pygit2
 
-from .kernel.gitrepo import repo_name
-from .templating import environment
-from .kernel.scanner import Scanner
-from .app.history import jit_json, kfunc_history
-from .policy.audit import Auditor, Promise
-from .policy.config import Policy
-from .policy.declarations import LEVELS
-from .report import finding_json
+from ..kernel.gitrepo import repo_name
+from ..kernel.scanner import Scanner
+from ..policy.audit import Auditor, Promise
+from ..policy.config import Policy
+from ..policy.declarations import LEVELS
+from ..report import finding_json
+from ..templating import environment
+from .history import jit_json, kfunc_history
 
 DASHBOARD_SCHEMA = 1
 TEMPLATE = "report.html.j2"

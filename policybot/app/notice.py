@@ -1,0 +1,63 @@
+"""The notice use case: the [ANN] deprecation announcement of a kfunc (`policybot notice`,
+and the weekly run when a tree starts deprecating one)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from ..addresses import dedupe
+from ..config import Config, Tree
+from ..errors import InputError
+from ..kernel.maintainers import maintainers_at
+from ..kernel.scanner import Scanner
+from ..mail.drafts import MailDraft, render
+from ..policy.audit import Auditor, earliest_removal, stable_span
+
+
+def notice(runner, repo, scanner: Scanner, tree: Tree, rev: str, kfunc: str, replacement: str | None,
+           removal_not_before: dt.date | None) -> MailDraft:
+    """Draft the notice of ``kfunc`` at ``rev`` into the runner's outbox (`policybot notice`)."""
+    from ..kernel.gitrepo import resolve
+    auditor = Auditor(repo, scanner, tree.policy, runner.today)
+    return runner.deprecation_notice(repo, scanner, auditor, tree, resolve(repo, rev), kfunc,
+                                     replacement=replacement, removal_not_before=removal_not_before)
+
+
+def notice_draft(repo, scanner: Scanner, auditor: Auditor, tree: Tree, commit, kfunc: str, cfg: Config, env,
+                 replacement: str | None, removal_not_before: dt.date | None, today: dt.date) -> MailDraft:
+    inv = scanner.inventory_of_commit(commit, str(commit.id)[:12])
+    k = inv.kfuncs.get(kfunc)
+    if k is None:
+        raise InputError(f"{kfunc}: no such kfunc at {str(commit.id)[:12]}")
+    decls, _ = auditor.declarations(inv, commit.tree)
+    resolved = decls.get(kfunc)
+    promise = auditor.promise(resolved, inv, commit, today) if resolved else None
+    level = promise.declaration.level if promise else "unstable"
+    deprecated_on = promise.since.date if promise and level in ("deprecating", "deprecated") and promise.since \
+        else today
+    stable_since, stable_end = stable_span(auditor.history, tree.policy, promise)
+    earliest = earliest_removal(auditor.history, tree.policy, deprecated_on, promise)
+    if removal_not_before and removal_not_before < earliest:
+        why = f"the {tree.policy.notice_period} notice period from {deprecated_on}"
+        if stable_end and stable_end >= earliest:
+            why = f"the stable promise (since {stable_since}) runs until {stable_end}"
+        raise InputError(f"{kfunc}: removal on {removal_not_before} is too early: {why}; "
+                         f"the earliest removal is {earliest}")
+    removal = removal_not_before or earliest
+    replacement = replacement or (promise.declaration.replacement if promise else None) or ""
+    maint = maintainers_at(repo, commit.tree)
+    rec = maint.for_files(list(k.files)) if maint else None
+    people = rec.people if rec else []
+    lists = rec.lists if rec else []
+    d = k.definition
+    body = render(env, "notice.txt.j2",
+        tree=tree.name, kfunc=kfunc, signature=d.signature.render(kfunc) if d else kfunc,
+        location=str(d.location if d else k.location), prog_types=", ".join(k.prog_types) or "none",
+        flags=" | ".join(k.flags) or "none", level=level, stable_since=str(stable_since or ""),
+        deprecated_on=str(deprecated_on), removal=str(removal), replacement=replacement,
+        contacts=people[:6], list_addr=cfg.mail.list_addr)
+    subject = f"[ANN] kfunc deprecation: {kfunc} (removal not before {removal})"
+    to = [cfg.mail.list_addr]
+    cc = dedupe(people + lists, exclude=to)
+    seed = f"notice:{tree.name}:{kfunc}:{deprecated_on}:{removal}"
+    return MailDraft("notice", to, cc, subject, body, seed, [f"{deprecated_on}:{removal}"])
