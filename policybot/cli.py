@@ -338,10 +338,8 @@ def _state(args, cfg=None):
 
 
 def _scanner(args):
-    from .kernel.gitrepo import open_repo
-    from .kernel.scanner import Scanner
-    repo = open_repo(args.repo)
-    return Scanner(repo, _state(args), _progress(), verify_objects=args.verify_objects)
+    from .app.inventory import scanner
+    return scanner(args.repo, _state(args), _progress(), verify_objects=args.verify_objects)
 
 
 def cmd_inventory(args) -> int:
@@ -349,7 +347,8 @@ def cmd_inventory(args) -> int:
         return _inventory_btf(args)
     if not args.repo:
         raise PolicybotError("inventory: give --repo PATH (a source tree) or --btf FILE (a compiled kernel)")
-    inv = _scanner(args).inventory(args.rev)
+    from .app.inventory import inventory
+    inv = inventory(_scanner(args), args.rev)
     out = sys.stdout
     if args.format == "json":
         json.dump(inv.to_json(args.include_tests), out, indent=2)
@@ -364,26 +363,18 @@ def cmd_inventory(args) -> int:
 
 
 def cmd_audit(args) -> int:
-    import datetime as dt
-
-    from .policy.audit import Auditor, check_fail_on
+    from .app.audit import audit, fails
+    from .policy.audit import check_fail_on
     from .policy.config import load_policy
-    from .policy.rules import severity
     from .report import render_json, render_markdown, render_text
+    from .sarif import render_audit
 
     fail_on = check_fail_on(args.fail_on)
-    policy = load_policy(args.policy)
-    today = _today(args)
-    scanner = _scanner(args)
-    result = Auditor(scanner.repo, scanner, policy, today).audit(args.rev, args.base)
-    from .sarif import render_audit
+    result = audit(_scanner(args), load_policy(args.policy), args.rev, args.base, _today(args))
     render = {"text": render_text, "json": render_json, "markdown": render_markdown,
               "sarif": render_audit}[args.format]
     sys.stdout.write(render(result))
-    worst = result.worst()
-    if fail_on != "never" and worst is not None and severity(worst) >= severity(fail_on):
-        return 1
-    return 0
+    return 1 if fails([result.worst()], fail_on) else 0
 
 
 LAST_YEAR = 9000
@@ -410,7 +401,7 @@ def cmd_review(args) -> int:
     from .mail.drafts import template_env
     from .policy.audit import check_fail_on
     from .policy.config import load_policy
-    from .policy.rules import severity
+    from .app.audit import fails
     from .report import finding_line
 
     fail_on = check_fail_on(args.fail_on)
@@ -468,10 +459,7 @@ def cmd_review(args) -> int:
               f"mail{'s' if len(queued) != 1 else ''} to {outbox.maildir}")
         if sent is not None:
             print(f"sent {len(sent.sent)}, failed {len(sent.failed)}")
-    worst = [f.verdict for f in result.findings() if f.counts]
-    if fail_on != "never" and worst and max(severity(v) for v in worst) >= severity(fail_on):
-        return 1
-    return 0
+    return 1 if fails([f.verdict for f in result.findings() if f.counts], fail_on) else 0
 
 
 def _outbox(args, state):
@@ -496,13 +484,13 @@ def _config(args):
 
 
 def cmd_run(args) -> int:
-    from .app.weekly import JOBS, Runner
+    from .app.weekly import JOBS, weekly_run
     cfg, _ = _config(args)
     if not cfg.trees:
         raise PolicybotError(f"{cfg.path}: no [[trees]] configured: nothing to run")
-    runner = Runner(cfg, _state(args, cfg), _today(args), _progress())
-    summary = runner.run(args.tree, tuple(args.job or JOBS), send=True if args.send else None,
-                         retry_failed=args.retry_failed)
+    runner, summary = weekly_run(cfg, _state(args, cfg), args.tree, tuple(args.job or JOBS),
+                                 send=True if args.send else None, retry_failed=args.retry_failed,
+                                 today=_today(args), progress=_progress())
     for t in summary.trees:
         rng = f"{t.base[:12]}..{t.head[:12]}" if t.base else (t.head[:12] if t.head else "-")
         counts = {}
@@ -539,10 +527,11 @@ def cmd_schedule(args) -> int:
 def cmd_notice(args) -> int:
     import datetime as dt
 
-    from .config import Tree
+    from .app.inventory import scanner as open_scanner
+    from .app.notice import notice
     from .app.weekly import Runner
-    from .kernel.gitrepo import open_repo, repo_name, resolve
-    from .policy.audit import Auditor
+    from .config import Tree
+    from .kernel.gitrepo import repo_name
     from .policy.config import load_policy
     cfg, _ = _config(args)
     state = _state(args, cfg)
@@ -552,16 +541,10 @@ def cmd_notice(args) -> int:
             removal = dt.date.fromisoformat(args.removal_not_before)
         except ValueError:
             raise PolicybotError(f"--removal-not-before: expected YYYY-MM-DD, got {args.removal_not_before!r}") from None
-    repo = open_repo(args.repo)
-    policy = load_policy(args.policy)
-    tree = Tree(repo_name(repo), args.repo, policy=policy)
+    scanner = open_scanner(args.repo, state, _progress(), verify_objects=args.verify_objects)
+    tree = Tree(repo_name(scanner.repo), args.repo, policy=load_policy(args.policy))
     runner = Runner(cfg, state, _today(args))
-    from .kernel.scanner import Scanner
-    scanner = Scanner(repo, state, _progress(), verify_objects=args.verify_objects)
-    auditor = Auditor(repo, scanner, policy, runner.today)
-    commit = resolve(repo, args.rev)
-    draft = runner.deprecation_notice(repo, scanner, auditor, tree, commit, args.kfunc,
-                                      replacement=args.replacement, removal_not_before=removal)
+    draft = notice(runner, scanner.repo, scanner, tree, args.rev, args.kfunc, args.replacement, removal)
     print(f"Subject: {draft.subject}\nTo: {', '.join(draft.to)}\nCc: {', '.join(draft.cc)}\n")
     print(draft.body)
     print(f"drafted to {runner.outbox.maildir}")
@@ -593,14 +576,12 @@ def cmd_outbox(args) -> int:
 
 def cmd_maintainers(args) -> int:
     from .kernel.gitrepo import open_repo, resolve
-    from .kernel.maintainers import load_maintainers
+    from .kernel.maintainers import maintainers_at
     repo = open_repo(args.repo)
-    commit = resolve(repo, args.rev)
-    try:
-        commit.tree["MAINTAINERS"]
-    except KeyError:
-        raise PolicybotError(f"{args.repo}: no MAINTAINERS file at {args.rev}") from None
-    for line in load_maintainers(repo, commit.tree).for_files(args.files).all():
+    maint = maintainers_at(repo, resolve(repo, args.rev).tree)
+    if maint is None:
+        raise PolicybotError(f"{args.repo}: no MAINTAINERS file at {args.rev}")
+    for line in maint.for_files(args.files).all():
         print(line)
     return 0
 
@@ -617,22 +598,17 @@ def cmd_history(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from pathlib import Path
-
-    from .app.page import build_dashboard, dashboard_json, render_html
+    from .app.page import dashboard_json, page, write_page
     from .policy.config import load_policy
     if not args.html and not args.format:
         raise PolicybotError("report: give --html FILE, --format json, or both")
     scanner = _scanner(args)
-    data = build_dashboard(scanner.repo, scanner, load_policy(args.policy), args.rev, _today(args), args.tags)
+    data = page(scanner.repo, scanner, load_policy(args.policy), args.rev, _today(args), args.tags)
     if args.html:
-        out = Path(args.html)
-        tmp = out.with_name(out.name + ".tmp")
         try:
-            tmp.write_text(render_html(data), encoding="utf-8")
-            tmp.replace(out)  # never a half-written page
+            out = write_page(data, args.html)
         except OSError as e:
-            raise PolicybotError(f"{out}: {e.strerror}") from None
+            raise PolicybotError(f"{args.html}: {e.strerror}") from None
         print(f"wrote {out}", file=sys.stderr)
     if args.format == "json":
         sys.stdout.write(dashboard_json(data))
@@ -754,17 +730,18 @@ def _cache_dir(args, name: str) -> str:
 
 
 def _compiled_kernel(args):
-    from .btf.kfuncs import read_kernel
-    return read_kernel(args.btf[0], tuple(args.btf[1:]), cache_dir=_cache_dir(args, "btf"))
+    from .app.inventory import compiled_kernel
+    return compiled_kernel(args.btf, _cache_dir(args, "btf"))
 
 
 def cmd_check(args) -> int:
+    from .app.audit import fails
     from .btf.program import read_object
     from .check import btf_target, check, render_text, source_targets, verdict_json
-    from .policy.rules import severity
+    from .vocabulary import VERDICTS
 
     fail_on = args.fail_on
-    if fail_on not in ("violation", "warning", "notice", "info", "never"):
+    if fail_on not in (*VERDICTS, "never"):
         raise PolicybotError(f"--fail-on: expected violation, warning, notice, info or never, got {fail_on!r}")
     if (args.rev or args.releases) and not args.repo:
         raise PolicybotError("check: --rev and --releases need --repo PATH")
@@ -787,8 +764,7 @@ def cmd_check(args) -> int:
         sys.stdout.write(render_check(verdicts))
     else:
         sys.stdout.write(render_text(verdicts))
-    worst = max((severity(f.verdict) for v in verdicts for f in v.findings), default=-1)
-    return 1 if fail_on != "never" and worst >= severity(fail_on) else 0
+    return 1 if fails([f.verdict for v in verdicts for f in v.findings], fail_on) else 0
 
 
 def _inventory_btf(args) -> int:

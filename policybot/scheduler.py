@@ -102,12 +102,12 @@ def run_forever(cfg: Config, state: State, config_path: str | None, overrides: d
 
 # -- job functions: referenced by 'module:function' from the job store ------------------------
 
-def _runner(config_path: str | None, db: str | None, state_dir: str | None):
+def _run(jobs: tuple[str, ...], config_path: str | None, db: str | None, state_dir: str | None):
     from .app import settings
-    from .app.weekly import Runner
+    from .app.weekly import weekly_run
     overrides = settings.Overrides(config=config_path, db=db, state_dir=state_dir)
     cfg = settings.load(overrides)
-    return Runner(cfg, settings.open_state(overrides, cfg))
+    return weekly_run(cfg, settings.open_state(overrides, cfg), jobs=jobs)[1]
 
 
 def _guarded(name: str, jobs: tuple[str, ...], config_path: str | None, db: str | None,
@@ -116,7 +116,7 @@ def _guarded(name: str, jobs: tuple[str, ...], config_path: str | None, db: str 
     and the next run time stays: a failed tree or message is recorded by the run itself."""
     from .errors import describe
     try:
-        summary = _runner(config_path, db, state_dir).run(jobs=jobs)
+        summary = _run(jobs, config_path, db, state_dir)
     except Exception as e:  # noqa: BLE001 - the scheduler must keep running
         log.error("policybot %s job failed: %s", name, describe(e))
         return

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from pathlib import Path
 
 import jinja2
 import pygit2
@@ -202,3 +203,18 @@ def render_html(data: dict) -> str:
     template = _environment().get_template(TEMPLATE)
     return template.render(d=data, layout=timeline_layout(data["timeline"]), level_rank=LEVEL_RANK,
                            verdict_rank=VERDICT_RANK)
+
+
+def write_page(data: dict, path: str | Path) -> Path:
+    """The page of ``data`` at ``path``, replaced in one step: readers never see half of it."""
+    out = Path(path)
+    tmp = out.with_name(out.name + ".tmp")
+    tmp.write_text(render_html(data), encoding="utf-8")
+    tmp.replace(out)
+    return out
+
+
+def page(repo: pygit2.Repository, scanner: Scanner, policy: Policy, rev: str, today: dt.date | None,
+         tags_glob: str = "v*") -> dict:
+    """The page's data (`policybot report`, and the weekly run's report_html)."""
+    return build_dashboard(repo, scanner, policy, rev, today, tags_glob)

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import os
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import pygit2
 
@@ -246,15 +246,12 @@ class Runner:
 
     def write_page(self, tree: Tree, head: str) -> None:
         """The stability page (policybot report --html) of the tree's new head."""
-        from .page import build_dashboard, render_html
+        from .page import page, write_page
         repo = open_repo(tree.repo)
         scanner = Scanner(repo, self.state, self.progress)
-        html = render_html(build_dashboard(repo, scanner, self.policy_for(tree), head, self.today))
-        out = Path(tree.report_html)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_name(out.name + ".tmp")
-        tmp.write_text(html, encoding="utf-8")
-        tmp.replace(out)  # readers never see a half-written page
+        data = page(repo, scanner, self.policy_for(tree), head, self.today)
+        os.makedirs(os.path.dirname(os.path.abspath(tree.report_html)), exist_ok=True)
+        write_page(data, tree.report_html)
 
     # -- the inbox ------------------------------------------------------------------------
 
@@ -348,3 +345,11 @@ def _threads(msgs) -> dict[str, list]:
         root = refs[0] if refs else mid
         out.setdefault(root, []).append(m)
     return out
+
+
+def weekly_run(cfg: Config, state: State, trees: list[str] | None = None, jobs: tuple[str, ...] = JOBS,
+               send: bool | None = None, retry_failed: bool = False, today: dt.date | None = None,
+               progress: Progress | None = None) -> tuple[Runner, RunSummary]:
+    """One pass of the weekly run (`policybot run`, and each job the scheduler starts)."""
+    runner = Runner(cfg, state, today, progress)
+    return runner, runner.run(trees, jobs, send=send, retry_failed=retry_failed)

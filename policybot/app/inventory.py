@@ -1,0 +1,23 @@
+"""The inventory use case: the kfuncs of a source tree at a revision, or of a compiled kernel."""
+
+from __future__ import annotations
+
+from ..btf.kfuncs import CompiledKernel, read_kernel
+from ..kernel.gitrepo import open_repo
+from ..kernel.model import Inventory
+from ..kernel.scanner import Scanner
+from ..progress import Progress
+
+
+def scanner(repo_path: str, state, progress: Progress | None = None, verify_objects: bool = False) -> Scanner:
+    """The scanner of the repository at ``repo_path`` (every use case that reads a tree starts here)."""
+    return Scanner(open_repo(repo_path), state, progress, verify_objects=verify_objects)
+
+
+def inventory(scan: Scanner, rev: str) -> Inventory:
+    return scan.inventory(rev)
+
+
+def compiled_kernel(btf: list[str], cache_dir: str) -> CompiledKernel:
+    """A compiled kernel's kfuncs: its vmlinux/vmlinuz BTF, then any module's split BTF."""
+    return read_kernel(btf[0], tuple(btf[1:]), cache_dir=cache_dir)
