@@ -48,6 +48,32 @@ def _common(p: argparse.ArgumentParser, rev: bool = True, repo_required: bool = 
                    help="let libgit2 re-hash every object it reads (slower; for untrusted repositories)")
 
 
+def _command(sub, name: str, help: str, description: str, epilog: str) -> argparse.ArgumentParser:
+    return sub.add_parser(name, help=help, description=description, epilog=epilog,
+                          formatter_class=argparse.RawDescriptionHelpFormatter)
+
+
+def _policy_option(p: argparse.ArgumentParser, what: str = "") -> None:
+    p.add_argument("--policy", metavar="FILE", default=os.environ.get("POLICYBOT_POLICY"),
+                   help="policy file (default: $POLICYBOT_POLICY, else built-in defaults; see "
+                        "config/policy.toml)" + (f": {what}" if what else ""))
+
+
+def _config_option(p: argparse.ArgumentParser, what: str = "") -> None:
+    p.add_argument("--config", metavar="FILE",
+                   help=f"configuration{f' ({what})' if what else ''} (default: $POLICYBOT_CONFIG)")
+
+
+def _today_option(p: argparse.ArgumentParser, what: str = "judge promises as of this date") -> None:
+    p.add_argument("--today", metavar="YYYY-MM-DD", help=what)
+
+
+def _fail_on_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--fail-on", default="violation", metavar="LEVEL",
+                   help="lowest verdict that makes the exit status 1: violation (default), warning, "
+                        "notice, info, or never")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="policybot",
@@ -56,9 +82,15 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"policybot {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for add in (_add_inventory, _add_audit, _add_review, _add_maintainers, _add_run, _add_schedule,
+                _add_notice, _add_outbox, _add_history, _add_report, _add_check, _add_rules):
+        add(sub)
+    return parser
 
-    p = sub.add_parser(
-        "inventory", help="list the kfuncs of a tree at one revision",
+
+def _add_inventory(sub) -> None:
+    p = _command(
+        sub, "inventory", help="list the kfuncs of a tree at one revision",
         description="List every kfunc a kernel tree registers at one revision: its sets, "
                     "flags, program types, config guards and definition. Test kfuncs "
                     "(selftests, net/bpf/test_run.c) are left out unless --include-tests.",
@@ -69,8 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
                "\nNotes on what the scanner could not resolve go to stderr as\n"
                "  path:line: note[code]: message\n"
                "With --btf and --repo, a kfunc the BTF tags but the source inventory lacks is\n"
-               "an error[scanner-miss] (exit status 1).\n",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+               "an error[scanner-miss] (exit status 1).\n")
     _common(p, repo_required=False)
     p.add_argument("--btf", action="append", metavar="FILE",
                    help="list the kfuncs a compiled kernel carries (BTF decl tag bpf_kfunc): a vmlinuz, "
@@ -81,8 +112,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--include-tests", action="store_true", help="include test kfuncs")
     p.set_defaults(func=cmd_inventory)
 
-    p = sub.add_parser(
-        "audit", help="check a tree, or the changes between two revisions, against the promises",
+
+def _add_audit(sub) -> None:
+    p = _command(
+        sub, "audit", help="check a tree, or the changes between two revisions, against the promises",
         description="Diff the kfunc inventories of --base and --rev, classify every change with the "
                     "rule catalogue (policybot rules), and judge it against the declarations valid at "
                     "--base and their promise dates. Without --base, audit the current state alone: "
@@ -92,32 +125,28 @@ def build_parser() -> argparse.ArgumentParser:
                "  policybot audit --repo linux.git --base v6.11 --rev v6.12 --fail-on warning\n"
                "\noutput lines: path:line: verdict[RULE]: kfunc what changed\n"
                "verdicts: violation (breaks a live promise), warning, notice (a mail is due), info\n"
-               "exit status: 0 nothing at or above --fail-on, 1 findings at or above it, 2 error\n",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+               "exit status: 0 nothing at or above --fail-on, 1 findings at or above it, 2 error\n")
     _common(p)
     p.add_argument("--base", metavar="REV", help="the revision whose promises count (e.g. last release)")
-    p.add_argument("--policy", metavar="FILE", default=os.environ.get("POLICYBOT_POLICY"),
-                   help="policy file (default: $POLICYBOT_POLICY, else built-in defaults; "
-                        "see config/policy.toml)")
-    p.add_argument("--fail-on", default="violation", metavar="LEVEL",
-                   help="lowest verdict that makes the exit status 1: violation (default), warning, "
-                        "notice, info, or never")
+    _policy_option(p)
+    _fail_on_option(p)
     p.add_argument("--format", choices=("text", "json", "markdown", "sarif"), default="text",
                    help="text: path:line: verdict[RULE] lines (default); json; markdown for a web page; "
                         "sarif (2.1.0) for code scanning")
-    p.add_argument("--today", metavar="YYYY-MM-DD", help="judge current-state promises as of this date")
+    _today_option(p, "judge current-state promises as of this date")
     p.set_defaults(func=cmd_audit)
 
-    p = sub.add_parser(
-        "review", help="review a patch series from the list and draft replies",
+
+def _add_review(sub) -> None:
+    p = _command(
+        sub, "review", help="review a patch series from the list and draft replies",
         description="Apply a patch series in memory (no work tree is touched) on --base, the series' "
                     "base-commit, or --branch; judge each patch against the promises valid at the "
                     "base; print the findings and draft one reply per patch with findings into the "
                     "outbox (a Maildir). Mail is only sent with --send.",
         epilog="examples:\n  b4 mbox -o- <msgid> | policybot review --repo ~/linux -\n"
                "  policybot review --repo linux.git --mbox series.mbox --base bpf-next/master\n"
-               "  policybot review --repo linux.git --msgid 20260101.1234-1-dev@example.org --send\n",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+               "  policybot review --repo linux.git --msgid 20260101.1234-1-dev@example.org --send\n")
     _common(p, rev=False)
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--mbox", metavar="FILE", help="an mbox (or a single saved message)")
@@ -130,144 +159,145 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--inbox-url", metavar="URL",
                    help="public-inbox base URL for --msgid (default: the config's [inbox] url, "
                         "else https://lore.kernel.org/all)")
-    p.add_argument("--policy", metavar="FILE", default=os.environ.get("POLICYBOT_POLICY"),
-                   help="policy file (see config/policy.toml)")
-    p.add_argument("--config", metavar="FILE",
-                   help="configuration for mail (From, SMTP, templates; default: $POLICYBOT_CONFIG)")
+    _policy_option(p)
+    _config_option(p, "mail: From, SMTP, templates")
     p.add_argument("--send", action="store_true", help="deliver the queued mail over SMTP now")
     p.add_argument("--from", dest="from_addr", metavar="ADDR", help="the bot's From address")
     p.add_argument("--list", dest="list_addr", default="bpf@vger.kernel.org", metavar="ADDR",
                    help="list copied on every review (default: %(default)s)")
     p.add_argument("--tree-name", metavar="NAME", help="the tree's name in mails (default: the repository's)")
-    p.add_argument("--fail-on", default="violation", metavar="LEVEL",
-                   help="lowest verdict that makes the exit status 1 (default: violation; or never)")
+    _fail_on_option(p)
     p.add_argument("--format", choices=("text", "json"), default="text",
                    help="text for people (default) or json")
-    p.add_argument("--today", metavar="YYYY-MM-DD", help="judge promises as of this date")
+    _today_option(p)
     p.set_defaults(func=cmd_review)
 
-    p = sub.add_parser(
-        "maintainers", help="who gets mail about a file (as scripts/get_maintainer.pl)",
+
+def _add_maintainers(sub) -> None:
+    p = _command(
+        sub, "maintainers", help="who gets mail about a file (as scripts/get_maintainer.pl)",
         description="Print the maintainers, reviewers and lists that MAINTAINERS assigns to the "
                     "files, in get_maintainer.pl's order (--nogit --nogit-fallback --norolestats).",
-        epilog="example:\n  policybot maintainers --repo ~/linux --rev v6.12 kernel/bpf/helpers.c\n",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+        epilog="example:\n  policybot maintainers --repo ~/linux --rev v6.12 kernel/bpf/helpers.c\n")
     _common(p)
     p.add_argument("files", nargs="+", metavar="FILE", help="paths in the tree")
     p.set_defaults(func=cmd_maintainers)
 
-    p = sub.add_parser(
-        "run", help="one pass of the weekly job: fetch, audit, review the inbox, notices, report",
+
+def _add_run(sub) -> None:
+    p = _command(
+        sub, "run", help="one pass of the weekly job: fetch, audit, review the inbox, notices, report",
         description="Fetch each tracked tree, audit what landed since the last audited commit, "
                     "review new series in the inbox, draft deprecation and expiry notices and the "
                     "weekly report into the outbox, and send if mail.send (or --send). For cron "
                     "and systemd timers; `policybot schedule` runs the same jobs itself.",
         epilog="examples:\n  policybot run --config /etc/policybot/policybot.toml\n"
-               "  policybot run --tree bpf-next --job audit --job report\n",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--config", metavar="FILE", help="configuration (default: $POLICYBOT_CONFIG)")
+               "  policybot run --tree bpf-next --job audit --job report\n")
+    _config_option(p)
     p.add_argument("--tree", action="append", metavar="NAME", help="only this tree (repeatable)")
     p.add_argument("--job", action="append", choices=("audit", "review", "notices", "report"),
                    help="only these jobs (repeatable; default: all)")
     p.add_argument("--send", action="store_true", help="send queued mail even if mail.send is false")
-    p.add_argument("--today", metavar="YYYY-MM-DD", help="run as if on this date (simulation, tests)")
+    _today_option(p, "run as if on this date (simulation, tests)")
     p.add_argument("--retry-failed", action="store_true",
                    help="try again the inbox messages, trees and mails that failed before")
     _state_options(p)
     p.set_defaults(func=cmd_run)
 
-    p = sub.add_parser(
-        "schedule", help="run the weekly and inbox jobs on a schedule (APScheduler)",
+
+def _add_schedule(sub) -> None:
+    p = _command(
+        sub, "schedule", help="run the weekly and inbox jobs on a schedule (APScheduler)",
         description="Run `policybot run`'s jobs forever: the weekly job (default Monday 06:00 UTC) "
                     "and the inbox job (default hourly), with the job store in the state database. "
                     "Exactly one scheduler per state database. Stops cleanly on SIGTERM.",
         epilog="examples:\n  policybot schedule --config /etc/policybot/policybot.toml\n"
-               "  policybot schedule --list\n", formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--config", metavar="FILE", help="configuration (default: $POLICYBOT_CONFIG)")
+               "  policybot schedule --list\n")
+    _config_option(p)
     p.add_argument("--list", action="store_true", help="print each job's next run time and exit")
     _state_options(p)
     p.set_defaults(func=cmd_schedule)
 
-    p = sub.add_parser(
-        "notice", help="draft the deprecation announcement of a kfunc",
+
+def _add_notice(sub) -> None:
+    p = _command(
+        sub, "notice", help="draft the deprecation announcement of a kfunc",
         description="Draft the [ANN] deprecation notice of KFUNC into the outbox, with the dates "
                     "computed from its declarations and the policy. A removal date earlier than the "
                     "promise allows is refused, with the reason.",
-        epilog="example:\n  policybot notice bpf_obj_new_impl --repo ~/linux --replacement bpf_obj_new\n",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+        epilog="example:\n  policybot notice bpf_obj_new_impl --repo ~/linux --replacement bpf_obj_new\n")
     p.add_argument("kfunc", metavar="KFUNC", help="the kfunc to deprecate")
     _common(p)
-    p.add_argument("--config", metavar="FILE", help="configuration (mail settings; default: $POLICYBOT_CONFIG)")
-    p.add_argument("--policy", metavar="FILE", default=os.environ.get("POLICYBOT_POLICY"),
-                   help="policy file (default: $POLICYBOT_POLICY, else built-in defaults)")
+    _config_option(p, "mail settings")
+    _policy_option(p)
     p.add_argument("--replacement", metavar="NAME", help="the kfunc programs should move to")
     p.add_argument("--removal-not-before", metavar="YYYY-MM-DD", help="announce this removal date")
-    p.add_argument("--today", metavar="YYYY-MM-DD", help="deprecate as of this date")
+    _today_option(p, "deprecate as of this date")
     p.set_defaults(func=cmd_notice)
 
-    p = sub.add_parser("outbox", help="list queued mail, or send it",
-                       description="List the mail waiting in the outbox (queued, or failed with the "
-                                   "last error); --send delivers it over SMTP (exit status 1 if a "
-                                   "delivery fails).",
-                       epilog="examples:\n  policybot outbox --config /etc/policybot/policybot.toml\n"
-                              "  policybot outbox --config /etc/policybot/policybot.toml --send\n",
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--config", metavar="FILE", help="configuration (SMTP settings; default: $POLICYBOT_CONFIG)")
+
+def _add_outbox(sub) -> None:
+    p = _command(sub, "outbox", help="list queued mail, or send it",
+                 description="List the mail waiting in the outbox (queued, or failed with the "
+                             "last error); --send delivers it over SMTP (exit status 1 if a "
+                             "delivery fails).",
+                 epilog="examples:\n  policybot outbox --config /etc/policybot/policybot.toml\n"
+                        "  policybot outbox --config /etc/policybot/policybot.toml --send\n")
+    _config_option(p, "SMTP settings")
     _state_options(p)
     p.add_argument("--send", action="store_true", help="deliver queued mail now")
     p.add_argument("--retry-failed", action="store_true",
                    help="queue again the mail a server refused for good (5xx), then send")
     p.set_defaults(func=cmd_outbox)
 
-    p = sub.add_parser(
-        "history", help="every kfunc across the release tags: since when, what changed, renames",
+
+def _add_history(sub) -> None:
+    p = _command(
+        sub, "history", help="every kfunc across the release tags: since when, what changed, renames",
         description="Walk the release tags (v<major>.<minor>, no -rc; --tags narrows them) and list for "
                     "every kfunc its first release, its last (if removed), and each release where its "
                     "signature, flags, program types or declared level changed, and renames. The parse "
                     "cache makes each further tag read only the blobs that changed.",
         epilog="examples:\n  policybot history --repo ~/linux\n"
-               "  policybot history --repo linux.git --tags 'v6.*' --format json > history.json\n",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+               "  policybot history --repo linux.git --tags 'v6.*' --format json > history.json\n")
     _common(p, rev=False)
     p.add_argument("--tags", default="v*", metavar="GLOB", help="release tags to walk (default: v*)")
-    p.add_argument("--policy", metavar="FILE", default=os.environ.get("POLICYBOT_POLICY"),
-                   help="policy file: manifest path and overlay for declared levels")
+    _policy_option(p, "manifest path and overlay for declared levels")
     p.add_argument("--format", choices=("table", "json", "csv"), default="table",
                    help="table (default), json, or csv (one row per event)")
     p.set_defaults(func=cmd_history)
 
-    p = sub.add_parser(
-        "report", help="the stability page: one self-contained HTML file",
+
+def _add_report(sub) -> None:
+    p = _command(
+        sub, "report", help="the stability page: one self-contained HTML file",
         description="Write one self-contained HTML page (no network assets) for out-of-tree BPF "
                     "authors: a sortable, filterable table of kfuncs with level, since, promise end "
                     "and days left; a timeline of support windows and deprecation periods; the "
                     "current findings; each kfunc's history. Readable without JavaScript, printable.",
-        epilog="example:\n  policybot report --repo ~/linux --rev v6.12 --html kfuncs.html\n",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+        epilog="example:\n  policybot report --repo ~/linux --rev v6.12 --html kfuncs.html\n")
     _common(p)
     p.add_argument("--html", metavar="FILE", help="write the page here")
     p.add_argument("--format", choices=("json",), help="also print the page's data as JSON")
     p.add_argument("--tags", default="v*", metavar="GLOB", help="release tags for the history (default: v*)")
-    p.add_argument("--policy", metavar="FILE", default=os.environ.get("POLICYBOT_POLICY"),
-                   help="policy file (default: $POLICYBOT_POLICY, else built-in defaults)")
-    p.add_argument("--today", metavar="YYYY-MM-DD", help="days left and the today line as of this date")
+    _policy_option(p)
+    _today_option(p, "days left and the today line as of this date")
     p.set_defaults(func=cmd_report)
 
-    _add_check(sub)
 
-    p = sub.add_parser("rules", help="list the rule catalogue",
-                       description="List every rule policybot applies, with its summary.",
-                       epilog="example:\n  policybot rules --format json | jq '.[].id'\n",
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
+def _add_rules(sub) -> None:
+    p = _command(sub, "rules", help="list the rule catalogue",
+                 description="List every rule policybot applies, with its summary.",
+                 epilog="example:\n  policybot rules --format json | jq '.[].id'\n")
     p.add_argument("--format", choices=("text", "json"), default="text", help="text (default) or json")
     p.set_defaults(func=cmd_rules)
-    p = sub.add_parser("explain", help="explain one rule",
-                       description="Print a rule: what it compares, its verdict per level, the fix hint.",
-                       epilog="example:\n  policybot explain KFUNC_FLAGS_TIGHTENED\n",
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = _command(sub, "explain", help="explain one rule",
+                 description="Print a rule: what it compares, its verdict per level, the fix hint.",
+                 epilog="example:\n  policybot explain KFUNC_FLAGS_TIGHTENED\n")
     p.add_argument("rule", metavar="RULE", help="a rule id, e.g. KFUNC_REMOVED (case does not matter)")
     p.set_defaults(func=cmd_explain)
-    return parser
+
+
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -686,8 +716,8 @@ if __name__ == "__main__":
 # -- policybot check, and inventory --btf: compiled BPF objects and kernels ----------------
 
 def _add_check(sub) -> None:
-    p = sub.add_parser(
-        "check", help="which kfuncs a compiled BPF object can rely on, and whether it loads",
+    p = _command(
+        sub, "check", help="which kfuncs a compiled BPF object can rely on, and whether it loads",
         description="Read the kfunc externs of compiled BPF objects (FUNC externs of the .ksyms "
                     "datasec; weak or strong; ___flavor suffixes dropped as libbpf does) and resolve "
                     "each against target kernels: source tree revisions (--rev, --releases; the "
@@ -702,8 +732,7 @@ def _add_check(sub) -> None:
                "  policybot check *.bpf.o --btf vmlinuz-7.2 --repo linux.git --rev v7.2 --format sarif > check.sarif\n"
                "\noutput lines: file.bpf.c:LINE: verdict[RULE]: what (the call site, from the object's line info)\n"
                "exit status: 0 nothing at or above --fail-on, 1 findings at or above it (default:\n"
-               "violation, i.e. an object does not load), 2 bad input (not an ELF, no BTF, ...)\n",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+               "violation, i.e. an object does not load), 2 bad input (not an ELF, no BTF, ...)\n")
     p.add_argument("objects", nargs="+", metavar="OBJ.bpf.o", help="compiled BPF objects (clang -target bpf -g)")
     _common(p, rev=False, repo_required=False)
     p.add_argument("--rev", action="append", default=[], metavar="REV",
@@ -712,15 +741,12 @@ def _add_check(sub) -> None:
     p.add_argument("--btf", action="append", metavar="FILE",
                    help="check against a compiled kernel: vmlinuz, vmlinux or raw BTF; repeat for its "
                         "modules (.ko). With --repo/--rev, the first --rev gives flags and policy")
-    p.add_argument("--policy", metavar="FILE", default=os.environ.get("POLICYBOT_POLICY"),
-                   help="policy file (default: $POLICYBOT_POLICY, else built-in defaults)")
-    p.add_argument("--fail-on", default="violation", metavar="LEVEL",
-                   help="lowest verdict that makes the exit status 1: violation (default: an object "
-                        "does not load), warning (also deprecated kfuncs), notice, info, or never")
+    _policy_option(p)
+    _fail_on_option(p)
     p.add_argument("--format", choices=("text", "json", "sarif"), default="text",
                    help="text (default; a matrix extern x target with several targets), json (one "
                         "object per line per object and target), sarif (2.1.0)")
-    p.add_argument("--today", metavar="YYYY-MM-DD", help="judge promises as of this date")
+    _today_option(p)
     p.set_defaults(func=cmd_check)
 
 
