@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import ConfigError
+from .vocabulary import VERDICTS
 from .mail.message import MailConfig
 from .policy.config import Policy, line_of, load_policy, nth_table_line, read_toml
 
@@ -103,18 +104,31 @@ def _typed(value, kind, where: str):
     return value
 
 
+@dataclass(frozen=True)
+class _Source:
+    """The file being read: for error locations and for paths relative to it."""
+    path: Path
+    text: str
+
+    def where(self, key: str, table: str) -> str:
+        return f"{self.path}:{line_of(self.text, key, table)}: {table}.{key}"
+
+    def rel(self, p: str) -> str:
+        p = os.path.expanduser(p)
+        return p if os.path.isabs(p) or "://" in p else str(self.path.parent / p)
+
+
 def _from_dict(data: dict, path: Path, text: str) -> Config:
     cfg = Config(path=str(path))
-    base = path.parent
     _check_keys(data, {"state", "mail", "inbox", "schedule", "trees", "audit", "limits"}, path, text, "")
+    src = _Source(path, text)
+    for read in (_read_state, _read_mail, _read_inbox, _read_schedule, _read_audit, _read_limits, _read_trees):
+        read(cfg, data, src)
+    return cfg
 
-    def where(key, table):
-        return f"{path}:{line_of(text, key, table)}: {table}.{key}"
 
-    def rel(p: str) -> str:
-        p = os.path.expanduser(p)
-        return p if os.path.isabs(p) or "://" in p else str(base / p)
-
+def _read_state(cfg: Config, data: dict, src: _Source) -> None:
+    path, text, where, rel = src.path, src.text, src.where, src.rel
     st = data.get("state", {})
     _check_keys(st, {"dir", "url"}, path, text, "state")
     if "dir" in st:
@@ -122,6 +136,9 @@ def _from_dict(data: dict, path: Path, text: str) -> Config:
     if "url" in st:
         cfg.db_url = _typed(st["url"], str, where("url", "state"))
 
+
+def _read_mail(cfg: Config, data: dict, src: _Source) -> None:
+    path, text, where, rel = src.path, src.text, src.where, src.rel
     m = data.get("mail", {})
     mail_keys = {"from": ("from_addr", str), "operator": ("operator_contact", str), "list": ("list_addr", str),
                  "send": ("send", bool), "smtp_host": ("smtp_host", str), "smtp_port": ("smtp_port", int),
@@ -142,10 +159,13 @@ def _from_dict(data: dict, path: Path, text: str) -> Config:
         cfg.templates = rel(_typed(m["templates"], str, where("templates", "mail")))
     if "review_min_verdict" in m:
         v = _typed(m["review_min_verdict"], str, where("review_min_verdict", "mail"))
-        if v not in ("info", "notice", "warning", "violation"):
+        if v not in VERDICTS:
             raise ConfigError(f"{where('review_min_verdict', 'mail')}: one of info, notice, warning, violation")
         cfg.review_min_verdict = v
 
+
+def _read_inbox(cfg: Config, data: dict, src: _Source) -> None:
+    path, text, where, rel = src.path, src.text, src.where, src.rel
     inbox = data.get("inbox", {})
     _check_keys(inbox, {"maildir", "url", "query"}, path, text, "inbox")
     if "query" in inbox:
@@ -155,6 +175,9 @@ def _from_dict(data: dict, path: Path, text: str) -> Config:
     if "url" in inbox:
         cfg.inbox_url = _typed(inbox["url"], str, where("url", "inbox"))
 
+
+def _read_schedule(cfg: Config, data: dict, src: _Source) -> None:
+    path, text, where = src.path, src.text, src.where
     sch = data.get("schedule", {})
     _check_keys(sch, {"weekly", "inbox_minutes"}, path, text, "schedule")
     if "weekly" in sch:
@@ -167,12 +190,18 @@ def _from_dict(data: dict, path: Path, text: str) -> Config:
     if "inbox_minutes" in sch:
         cfg.schedule.inbox_minutes = _typed(sch["inbox_minutes"], int, where("inbox_minutes", "schedule"))
 
+
+def _read_audit(cfg: Config, data: dict, src: _Source) -> None:
+    path, text, where = src.path, src.text, src.where
     audit = data.get("audit", {})
     _check_keys(audit, {"expiring_horizon_days"}, path, text, "audit")
     if "expiring_horizon_days" in audit:
         cfg.expiring_horizon_days = _typed(audit["expiring_horizon_days"], int,
                                            where("expiring_horizon_days", "audit"))
 
+
+def _read_limits(cfg: Config, data: dict, src: _Source) -> None:
+    path, text, where = src.path, src.text, src.where
     limits = data.get("limits", {})
     if not isinstance(limits, dict):
         raise ConfigError(f"{path}:{line_of(text, 'limits')}: 'limits' must be a table")
@@ -183,6 +212,9 @@ def _from_dict(data: dict, path: Path, text: str) -> Config:
             raise ConfigError(f"{where(key, 'limits')}: must be at least 1")
         setattr(cfg.limits, key, n)
 
+
+def _read_trees(cfg: Config, data: dict, src: _Source) -> None:
+    path, text, rel = src.path, src.text, src.rel
     trees = data.get("trees", [])
     if not isinstance(trees, list):
         raise ConfigError(f"{path}:{line_of(text, 'trees')}: 'trees' must be an array of tables ([[trees]])")
@@ -214,4 +246,3 @@ def _from_dict(data: dict, path: Path, text: str) -> Config:
         if "quiet_weeks" in t:
             tree.quiet_weeks = _typed(t["quiet_weeks"], bool, f"{w}.quiet_weeks")
         cfg.trees.append(tree)
-    return cfg
