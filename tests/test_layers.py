@@ -157,3 +157,29 @@ def test_upward_import_is_detected(tmp_path):
     target = resolve_import("policybot.kernel.timeline", False, node)
     assert target == "policybot.policy.config"
     assert layer(target) > layer("policybot.kernel.timeline")
+
+
+# Longest function allowed anywhere in policybot/ (lines from `def` to its last line).
+MAX_FUNCTION_LINES = 80
+
+
+def long_functions(source: str, where: str) -> list[str]:
+    out = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            length = node.end_lineno - node.lineno + 1
+            if length > MAX_FUNCTION_LINES:
+                out.append(f"{where}:{node.lineno}: {node.name} is {length} lines")
+    return out
+
+
+def test_no_function_longer_than_80_lines():
+    too_long = [line for name, path in modules().items()
+                for line in long_functions(path.read_text(), str(path.relative_to(PACKAGE.parent)))]
+    assert too_long == []
+
+
+def test_long_function_is_detected():
+    body = "".join(f"    x{i} = {i}\n" for i in range(MAX_FUNCTION_LINES))
+    assert long_functions(f"def f():\n{body}", "t.py") == [f"t.py:1: f is {MAX_FUNCTION_LINES + 1} lines"]
+    assert long_functions(f"def f():\n{body[: body.rindex('    x')]}", "t.py") == []

@@ -110,8 +110,8 @@ def _blank(text: str) -> str:
     return re.sub(r"[^\n]", " ", text)
 
 
-def parse_csource(path: str, data: bytes | str) -> CSource:
-    text = decode(data) if isinstance(data, bytes) else data
+def _lex(text: str) -> tuple[str, list[tuple[int, int, str]]]:
+    """Comments and literals blanked (same length, same newlines), and the /** */ comments."""
     docs: list[tuple[int, int, str]] = []
 
     def lexical(m: re.Match) -> str:
@@ -125,12 +125,45 @@ def parse_csource(path: str, data: bytes | str) -> CSource:
             return tok[0] + _blank(tok[1:-1]) + tok[-1] if len(tok) > 1 else tok
         return _blank(tok)
 
-    code = _LEXICAL.sub(lexical, text)
-    lines = code.split("\n")
-    line_starts = [0]
-    for ln in lines[:-1]:
-        line_starts.append(line_starts[-1] + len(ln) + 1)
+    return _LEXICAL.sub(lexical, text), docs
 
+
+def _record(word: str, rest: str, line: int, macros: dict[str, list[Macro]],
+            includes: list[tuple[str, bool]]) -> None:
+    """A live #define, #undef or #include."""
+    if word == "define":
+        dm = _DEFINE.match(rest)
+        if dm:
+            params = None
+            if dm.group(2) is not None:
+                params = tuple(p.strip() for p in dm.group(3).split(",") if p.strip())
+            macros.setdefault(dm.group(1), []).append(Macro(dm.group(1), params, dm.group(4).strip(), line))
+    elif word == "undef":
+        name = rest.split()[0] if rest.split() else ""
+        defs = macros.get(name)
+        if defs and defs[-1].undef_line is None:
+            last = defs[-1]
+            defs[-1] = Macro(last.name, last.params, last.body, last.line, line)
+    elif word == "include":
+        im = re.match(r"[<\"]([^>\"]+)[>\"]", rest)
+        if im:
+            includes.append((im.group(1), rest.startswith("<")))
+
+
+def _attach_docs(src: CSource, text: str, docs: list[tuple[int, int, str]]) -> None:
+    text_starts = _starts_of(text) if docs else []
+    for start, end, tok in docs:
+        start_line = bisect.bisect_right(text_starts, start)
+        end_line = start_line + tok.count("\n")
+        src.docs.append(DocComment(_doc_text(tok), start_line, end_line,
+                                   src.line_starts[end_line - 1] if end_line - 1 < len(src.line_starts)
+                                   else len(src.code)))
+
+
+def parse_csource(path: str, data: bytes | str) -> CSource:
+    text = decode(data) if isinstance(data, bytes) else data
+    code, docs = _lex(text)
+    lines = code.split("\n")
     out_lines = list(lines)
     guards_by_line: list[tuple[str, ...]] = [()] * (len(lines) + 2)
     macros: dict[str, list[Macro]] = {}
@@ -192,26 +225,8 @@ def parse_csource(path: str, data: bytes | str) -> CSource:
                 push(negated, guard, False if was_zero else frame.tried == "1", frame.tried + "|else")
         elif word == "endif" and stack:
             stack.pop()
-        elif dead:
-            pass
-        elif word == "define":
-            dm = _DEFINE.match(rest)
-            if dm:
-                params = None
-                if dm.group(2) is not None:
-                    params = tuple(p.strip() for p in dm.group(3).split(",") if p.strip())
-                macros.setdefault(dm.group(1), []).append(
-                    Macro(dm.group(1), params, dm.group(4).strip(), first + 1))
-        elif word == "undef":
-            name = rest.split()[0] if rest.split() else ""
-            defs = macros.get(name)
-            if defs and defs[-1].undef_line is None:
-                last = defs[-1]
-                defs[-1] = Macro(last.name, last.params, last.body, last.line, first + 1)
-        elif word == "include":
-            im = re.match(r"[<\"]([^>\"]+)[>\"]", rest)
-            if im:
-                includes.append((im.group(1), rest.startswith("<")))
+        elif not dead:
+            _record(word, rest, first + 1, macros, includes)
         current, dead = (stack[-1].guards, stack[-1].dead) if stack else ((), False)
 
     code = "\n".join(out_lines)
@@ -220,12 +235,7 @@ def parse_csource(path: str, data: bytes | str) -> CSource:
     for ln in out_lines[:-1]:
         line_starts.append(line_starts[-1] + len(ln) + 1)
     src = CSource(path, code, line_starts, guards_by_line, macros, [], includes)
-    text_starts = _starts_of(text) if docs else []
-    for start, end, tok in docs:
-        start_line = bisect.bisect_right(text_starts, start)
-        end_line = start_line + tok.count("\n")
-        src.docs.append(DocComment(_doc_text(tok), start_line, end_line,
-                                   src.line_starts[end_line - 1] if end_line - 1 < len(src.line_starts) else len(code)))
+    _attach_docs(src, text, docs)
     return src
 
 
