@@ -17,13 +17,14 @@ from ..errors import InputError
 from ..kernel.maintainers import maintainers_at
 from ..kernel.scanner import Scanner
 from ..mail.b4wrap import Series
-from ..mail.drafts import MailDraft, draft_message, review_mails
+from ..mail.drafts import MailDraft, draft_message, render, review_mails
 from ..mail.message import MailConfig
 from ..mail.outbox import Outbox
 from ..policy.audit import Finding, earliest_removal
 from ..policy.config import Policy
 from ..policy.history import History
 from ..review import ReviewResult, review_series
+from ..vocabulary import Verdict
 
 
 @dataclass(frozen=True)
@@ -55,7 +56,7 @@ def review(repo: pygit2.Repository, scanner: Scanner, policy: Policy, series: Se
     drafts = review_mails(result, tree=replies.tree, list_addr=replies.list_addr,
                           recipients_for=lambda files: maint.for_files(files).all() if maint and files else [],
                           is_mailed=replies.outbox.is_mailed,
-                          forward_for=lambda f: way_forward(f, history, policy, today or dt.date.today()),
+                          forward_for=lambda f: way_forward(replies.env, f, history, policy, today or dt.date.today()),
                           min_verdict=replies.min_verdict, env=replies.env,
                           own_addr=replies.mail.sender.addr_spec, own_msgid_domain=replies.mail.msgid_domain,
                           max_recipients=replies.limits.max_recipients,
@@ -77,12 +78,10 @@ def queue(outbox: Outbox, mail: MailConfig, draft: MailDraft, tree: str | None) 
     return [str(msg["Message-ID"])] if outbox.queue(msg, draft.keys, draft.kind, tree) else []
 
 
-def way_forward(f: Finding, history: History, policy: Policy, today: dt.date) -> str:
+def way_forward(env: jinja2.Environment, f: Finding, history: History, policy: Policy, today: dt.date) -> str:
     """What the patch's author can do instead: the rule's hint, or for a broken kfunc promise
     how to keep it (and when the old kfunc may go)."""
-    if not f.rule.startswith("KFUNC_") or f.verdict not in ("violation", "warning"):
+    if not f.rule.startswith("KFUNC_") or f.verdict not in (Verdict.VIOLATION, Verdict.WARNING):
         return f.hint
-    end = earliest_removal(history, policy, today, f.promise)
-    return (f"Please keep {f.kfunc} as it is and add the new behaviour as a new kfunc "
-            f"(for example {f.kfunc}_v2, or a ___v2 flavor); {f.kfunc} can then be "
-            f"deprecated, and removed no earlier than {end}.")
+    return render(env, "way-forward.txt.j2", rule=f.rule, kfunc=f.kfunc,
+                  removal=str(earliest_removal(history, policy, today, f.promise))).strip()

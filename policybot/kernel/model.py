@@ -105,6 +105,13 @@ class Param:
     name: str
     suffix: str = ""  # a verifier suffix (kfuncs.md §4) such as "__sz", or ""
 
+    @property
+    def c_text(self) -> str:
+        """The parameter as C writes it: ``u32 flags``, ``void *p``, ``bool (*less)(int)``."""
+        if "(*)" in self.type and self.name:  # a function pointer: the name goes inside
+            return self.type.replace("(*)", f"(*{self.name})", 1)
+        return f"{self.type}{'' if self.type.endswith('*') else ' '}{self.name}".strip()
+
 
 @dataclass(frozen=True)
 class Signature:
@@ -113,8 +120,7 @@ class Signature:
     variadic: bool = False
 
     def render(self, name: str) -> str:
-        params = ", ".join(f"{p.type}{'' if p.type.endswith('*') else ' '}{p.name}".strip()
-                           for p in self.params) or "void"
+        params = ", ".join(p.c_text for p in self.params) or "void"
         if self.variadic:
             params += ", ..."
         sep = "" if self.return_type.endswith("*") else " "
@@ -129,6 +135,12 @@ class KernelDoc:
     deprecated: str = ""  # the text of a "Deprecated:" line
     stability_line: int = 0
     deprecated_line: int = 0
+
+    @property
+    def replacement(self) -> str:
+        """The kfunc the "Deprecated:" line names ("use bpf_foo2() instead"), or ""."""
+        named = _REPLACEMENT.search(self.deprecated)
+        return named.group(1) if named else ""
 
 
 @dataclass(frozen=True)
@@ -303,6 +315,8 @@ def kfunc_json(k: Kfunc) -> dict:
 _BRIEF = re.compile(r"^(?:struct\s+|union\s+|enum\s+)?[\w.]+(?:\(\))?\s*[-:]\s*(.*)$")
 _STABILITY = re.compile(r"^[ \t]*Stability:[ \t]*(\S+)[ \t]*$", re.I | re.M)  # [ \t]: never across lines
 _DEPRECATED = re.compile(r"^[ \t]*Deprecated:[ \t]*(.*\S)[ \t]*$", re.I | re.M)
+# "use bpf_foo2() instead", "replaced by bpf_foo2()", "use bpf_foo2 instead"
+_REPLACEMENT = re.compile(r"\b(?:use|replaced\s+by|in\s+favou?r\s+of)\s+([A-Za-z_]\w*)\b(?:\s*\(\))?", re.I)
 
 
 def kernel_doc(text: str, line: int) -> KernelDoc | None:

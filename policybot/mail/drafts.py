@@ -78,7 +78,9 @@ def finding_view(f: Finding, quote: list[str], forward: str) -> dict:
     decl = since = ends = ""
     if p:
         d = p.declaration
-        decl = f"declared {d.level} in {d.location}"
+        # an overlay is the operator's local file: its path means nothing to the list
+        decl = f"declared {d.level} by this tree's operator" if d.source == "overlay" \
+            else f"declared {d.level} in {d.location}"
         if p.since:
             since = f"{p.since.release} ({p.since.date})" if p.since.release else str(p.since.date)
         if p.ends:

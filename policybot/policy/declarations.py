@@ -196,7 +196,8 @@ def collect(inv: Inventory, manifest: tuple[str, str] | None, overlay: tuple[str
                                         f"kernel-doc says 'Stability: {level}', "
                                         f"expected one of {', '.join(LEVELS)}"))
             else:
-                add(Declaration(k.name, level, "kernel-doc", loc, note=doc.deprecated or None))
+                add(Declaration(k.name, level, "kernel-doc", loc, replacement=doc.replacement or None,
+                                note=doc.deprecated or None))
         if "KF_DEPRECATED" in k.flags:
             m = next(m for m in k.memberships if "KF_DEPRECATED" in m.flags)
             add(Declaration(k.name, "deprecated", "kf-flag", m.location))

@@ -217,7 +217,7 @@ def _renamed_suffix(old: str, new: str, base: Inventory | None, head: Inventory 
 
 
 def _plist(params) -> str:
-    return ", ".join(f"{p.type}{'' if p.type.endswith('*') else ' '}{p.name}".strip() for p in params) or "void"
+    return ", ".join(p.c_text for p in params) or "void"
 
 
 def _suffix_effect(old: str, new: str) -> str:

@@ -1,0 +1,70 @@
+"""What list readers see: the text bugs of issue 13, each read from drafted mail or from the
+pieces the mail is made of."""
+
+from __future__ import annotations
+
+import datetime as dt
+import mailbox
+import re
+import subprocess
+
+from policybot.cli import main
+from policybot.gitbuild import HistoryBuilder
+from policybot.kernel.model import Location
+from policybot.kernel.scanner import Scanner
+from policybot.mail.drafts import finding_view, template_env
+from policybot.policy.audit import Auditor, Finding, Promise
+from policybot.policy.config import Policy
+from policybot.policy.declarations import Declaration
+from test_rules import HEAD_DAY, HELPERS, pair
+from treekit import BTF_H, FOO, kernel
+
+
+def test_function_pointer_parameter_is_printed_as_c(kernel_repo, kernel_state):
+    # v6.12's bpf_rbtree_add_impl takes `bool (less)(struct bpf_rb_node *a, const struct bpf_rb_node *b)`
+    src = subprocess.run(["git", "-C", kernel_repo, "show", "v6.12:kernel/bpf/helpers.c"], check=True,
+                         capture_output=True, text=True).stdout
+    args = re.search(r"bpf_rbtree_add_impl\([^;{]*?bool \(less\)\(([^)]*)\)", src).group(1)
+    from policybot.kernel.gitrepo import open_repo
+    k = Scanner(open_repo(kernel_repo), kernel_state).inventory("v6.12").kfuncs["bpf_rbtree_add_impl"]
+    text = k.definition.signature.render(k.name)
+    assert f"bool (*less)({args})" in text
+    assert ") less" not in text
+
+
+def test_overlay_path_is_not_in_a_public_review():
+    decl = Declaration("bpf_foo", "stable", "overlay", Location("/etc/policybot/overlay.yaml", 2))
+    f = Finding("KFUNC_REMOVED", "bpf_foo", "violation", "gone", None, None, None,
+                Promise(decl, "stable", None, None), "hint")
+    view = finding_view(f, [], "")
+    assert view["declaration"] == "declared stable by this tree's operator"
+    manifest = Declaration("bpf_foo", "stable", "manifest", Location("Documentation/bpf/kfunc-stability.yaml", 2))
+    assert finding_view(Finding("KFUNC_REMOVED", "bpf_foo", "violation", "gone", None, None, None,
+                                Promise(manifest, "stable", None, None), "hint"), [], "")["declaration"] == \
+        "declared stable in Documentation/bpf/kfunc-stability.yaml:2"
+
+
+def test_rename_advice_keeps_the_old_name_registered(tmp_path):
+    from policybot.app.review import way_forward
+    b = pair(tmp_path, {HELPERS: kernel({"bpf_foo": FOO})}, {HELPERS: kernel({"bpf_foo2": FOO})}, "stable")
+    today = dt.date.fromisoformat(HEAD_DAY)
+    auditor = Auditor(b.repo, Scanner(b.repo), Policy(), today)
+    [f] = [f for f in auditor.audit("v6.9", "v6.8").findings if f.rule == "KFUNC_RENAMED"]
+    text = way_forward(template_env(), f, auditor.history, Policy(), today)
+    assert text.startswith("Please keep bpf_foo registered beside the new name; bpf_foo can then be deprecated")
+    assert "_v2" not in text
+
+
+def test_notice_takes_the_replacement_from_the_kernel_doc(tmp_path, capsys):
+    doc = "/**\n * bpf_foo() - does foo\n *\n * Deprecated: use bpf_foo2() instead\n */\n"
+    b = HistoryBuilder(tmp_path / "repo")
+    b.commit({"include/linux/btf.h": BTF_H,
+              "kernel/bpf/helpers.c": kernel({"bpf_foo": FOO}).replace("__bpf_kfunc int bpf_foo(",
+                                                                       doc + "__bpf_kfunc int bpf_foo(")},
+             "one", "2024-03-10T00:00:00")
+    b.tag("v6.8")
+    assert main(["notice", "bpf_foo", "--repo", str(tmp_path / "repo"), "--today", "2025-01-01"]) == 0
+    [(_, m)] = mailbox.Maildir(str(tmp_path / "state" / "outbox"), create=False).items()
+    body = " ".join(m.get_payload(decode=True).decode().split())
+    assert "Please move to bpf_foo2." in body and "bpf_ksym_exists(bpf_foo2)" in body
+    assert "No replacement has been named yet" not in body
