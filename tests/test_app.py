@@ -102,3 +102,34 @@ def test_addresses_are_deduplicated_one_way():
     to, cc = _dedupe([Address("Jane", addr_spec="jane@example.com")],
                      [Address("J", addr_spec="JANE@example.com"), Address("Ann", addr_spec="ann@example.com")])
     assert [a.addr_spec for a in to] == ["jane@example.com"] and [a.addr_spec for a in cc] == ["ann@example.com"]
+
+
+def test_review_keeps_verify_objects_on(tmp_path, capsys, monkeypatch):
+    """--verify-objects is a process-wide libgit2 setting: the scanner of the patched scratch
+    repository a review makes must not turn it off half-way."""
+    import pygit2
+
+    calls = []
+    settings = pygit2.settings
+
+    class Recording:  # pygit2.settings' attributes are read-only: wrap the object instead
+        def enable_strict_hash_verification(self, on):
+            calls.append(on)
+            settings.enable_strict_hash_verification(on)
+
+        def __getattr__(self, name):
+            return getattr(settings, name)
+
+    monkeypatch.setattr(pygit2, "settings", Recording())
+    try:
+        inbox = tmp_path / "inbox"
+        mailbox.Maildir(inbox, create=True).add(patch_mail(tmp_path))
+        bot = Bot(tmp_path)
+        assert main(["run", "--config", str(bot.config), "--job", "audit", "--today", W03]) == 0
+        calls.clear()
+        main(["review", "--repo", str(bot.mirror), "--maildir", str(inbox), "--state-dir", str(tmp_path / "s"),
+              "--branch", "refs/remotes/policybot/master", "--today", W03, "--verify-objects"])
+        assert "applied" in capsys.readouterr().out  # the patch was applied on a scratch repository
+        assert calls and all(calls), calls
+    finally:
+        settings.enable_strict_hash_verification(False)
