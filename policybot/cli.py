@@ -425,9 +425,8 @@ def _today(args):
 
 
 def cmd_review(args) -> int:
-    from .app.review import ReplySettings, review
+    from .app.review import ReplySettings, read_series, review
     from .kernel.gitrepo import repo_name
-    from .mail import b4wrap
     from .mail.drafts import template_env
     from .policy.audit import check_fail_on
     from .policy.config import load_policy
@@ -438,18 +437,10 @@ def cmd_review(args) -> int:
     policy = load_policy(args.policy)
     scanner = _scanner(args)
     state = scanner.state
-    if args.msgid:
-        msgs = b4wrap.fetch_thread(args.msgid, args.inbox_url or _config(args)[0].inbox_url, state.state_dir)
-        source = f"<{args.msgid}>"
-    elif args.stdin:
-        msgs = b4wrap.read_messages(data=sys.stdin.buffer.read(), state_dir=state.state_dir)
-        source = "<stdin>"
-    else:
-        source = args.mbox or args.maildir
-        msgs = b4wrap.read_messages(source, state_dir=state.state_dir)
     cfg, _ = _config(args)
     limits = cfg.limits
-    series = b4wrap.series_from_messages(msgs, state.state_dir, source, limits.max_message_bytes)
+    series = read_series(state.state_dir, limits, msgid=args.msgid, inbox_url=args.inbox_url or cfg.inbox_url,
+                         data=sys.stdin.buffer.read() if args.stdin else None, path=args.mbox or args.maildir)
     outbox, config = _outbox(args, state)
     replies = ReplySettings(outbox, config, args.tree_name or repo_name(scanner.repo), args.list_addr,
                             cfg.review_min_verdict, template_env(cfg.templates or None), limits)

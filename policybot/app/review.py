@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import jinja2
 import pygit2
@@ -16,6 +17,7 @@ from ..config import Limits
 from ..errors import InputError
 from ..kernel.maintainers import maintainers_at
 from ..kernel.scanner import Scanner
+from ..mail import b4wrap
 from ..mail.b4wrap import Series
 from ..mail.drafts import MailDraft, draft_message, render, review_mails
 from ..mail.message import MailConfig
@@ -44,6 +46,19 @@ class Reviewed:
     result: ReviewResult
     queued: list[str] = field(default_factory=list)  # Message-IDs drafted
     refused: list[tuple[str, str]] = field(default_factory=list)  # (subject, why) of replies not drafted
+
+
+def read_series(state_dir: Path, limits: Limits, msgid: str | None = None, inbox_url: str = "",
+                data: bytes | None = None, path: str | None = None) -> Series:
+    """The series to review: a thread fetched by Message-ID, an mbox read from ``data``, or
+    the mbox or Maildir at ``path``."""
+    if msgid:
+        msgs, source = b4wrap.fetch_thread(msgid, inbox_url, state_dir), f"<{msgid}>"
+    elif data is not None:
+        msgs, source = b4wrap.read_messages(data=data, state_dir=state_dir), "<stdin>"
+    else:
+        msgs, source = b4wrap.read_messages(path, state_dir=state_dir), path
+    return b4wrap.series_from_messages(msgs, state_dir, source, limits.max_message_bytes)
 
 
 def review(repo: pygit2.Repository, scanner: Scanner, policy: Policy, series: Series, replies: ReplySettings,
