@@ -24,6 +24,7 @@ from email.policy import EmailPolicy
 
 from .. import __version__
 from ..addresses import dedupe
+from ..templating import environment
 from ..errors import ConfigError, InputError
 
 WIDTH = 72
@@ -128,20 +129,7 @@ def build_message(config: MailConfig, *, to: list[str], cc: list[str], subject: 
 
 def signature(config: MailConfig) -> str:
     contact = clean_header(config.operator_contact) or config.sender.addr_spec
-    lines = [
-        "-- ",
-        "This mail was written by policybot, a bot that checks the stability "
-        "promises made about BPF kfuncs. If it is wrong or unwelcome, please "
-        "write to its operator at",
-        f"  {contact}",
-        "",
-        "To accept a break on purpose, a maintainer of the kfunc's file adds "
-        "this tag to the patch (or the operator adds an allowlist entry with "
-        "a reason and an expiry date), and policybot stops reporting it.",
-        "",
-        "| Kfunc-Break-Acked-by: Name <address>",
-    ]
-    return wrap_body("\n".join(lines) + "\n")
+    return wrap_body(environment().get_template("signature.txt.j2").render(contact=contact))
 
 
 def check_no_trailers(body: str) -> list[str]:
