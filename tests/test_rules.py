@@ -543,7 +543,7 @@ def test_rule_extern_unresolved(tmp_path, capsys, bpf_objects, level, verdict):
             "v6.9; weak, so left unresolved (bpf_ksym_exists() is false)", "bpf_gone___compat")
 
 
-# the earliest removal check reports at each deprecated level (see DECLARED)
+# the earliest removal `policybot check` states at each deprecated level (see DECLARED)
 REMOVAL = {"deprecating": "", "deprecated": "; removal not before 2025-01-07",
            "deprecated_due": "; removal not before 2021-01-01"}
 
