@@ -194,3 +194,41 @@ def test_cli_json_keeps_the_list_and_text_shows_the_cause_once(kernel_repo, kern
     assert text.stdout.count("[KFUNC_DEFAULT_CHANGED]") == 1
     line = next(ln for ln in text.stdout.splitlines() if "[KFUNC_DEFAULT_CHANGED]" in ln)
     assert line.startswith(f"include/linux/btf.h:69: warning[KFUNC_DEFAULT_CHANGED]: {len(default['kfuncs'])} kfuncs: ")
+
+
+def _show(kernel_repo, rev: str, path: str) -> str:
+    return subprocess.run(["git", "-C", kernel_repo, "show", f"{rev}:{path}"], capture_output=True, text=True,
+                          check=True).stdout
+
+
+def _entries_of_filtered_sets(text: str, callback: str) -> set[str]:
+    """Entries of the sets whose btf_kfunc_id_set names ``.filter = callback``, read from the C text."""
+    sets = {m.group(1): re.findall(r"BTF_ID_FLAGS\(func, (\w+)", m.group(2))
+            for m in re.finditer(r"BTF_KFUNCS_START\((\w+)\)(.*?)BTF_KFUNCS_END\(\1\)", text, re.S)}
+    out = set()
+    for m in re.finditer(r"struct btf_kfunc_id_set \w+ = \{(.*?)\};", text, re.S):
+        if re.search(rf"\.filter\s*=\s*{callback}\b", m.group(1)):
+            out |= set(sets[re.search(r"\.set\s*=\s*&(\w+)", m.group(1)).group(1)])
+    return out
+
+
+def test_sched_ext_filter_added_is_one_warning_per_file(result, kernel_repo):
+    # 7.2 kernel/sched/ext/ext.c:9101, 9479, 9517, 9595, 10798 and idle.c:1518, 1541 register every
+    # sched_ext set with .filter = scx_kfunc_context_filter (ext.c:10895); 6.12 kernel/sched/ext.c has no .filter
+    assert ".filter" not in _show(kernel_repo, "v6.12", "kernel/sched/ext.c")
+    kept = set(re.findall(r"BTF_ID_FLAGS\(func, (\w+)", _show(kernel_repo, "v6.12", "kernel/sched/ext.c")))
+    got = {str(f.head_location.path): f for f in result.findings if f.rule == "KFUNC_FILTER_ADDED"
+           and "scx_kfunc_context_filter" in f.message}
+    assert sorted(got) == ["kernel/sched/ext/ext.c", "kernel/sched/ext/idle.c"]
+    for path, f in got.items():
+        want = _entries_of_filtered_sets(_show(kernel_repo, "v7.2", path), "scx_kfunc_context_filter") & kept
+        assert f.members == tuple(sorted(want)) and f.verdict == "warning", (path, set(f.members) ^ want)
+        assert f".filter = scx_kfunc_context_filter ({path})" in f.message
+    assert len(got["kernel/sched/ext/ext.c"].members) == 25 and len(got["kernel/sched/ext/idle.c"].members) == 7
+    # 6.12 kernel/trace/bpf_trace.c:3512 .filter = bpf_kprobe_multi_filter; 7.2 :3456 bpf_session_filter
+    (session,) = [f for f in result.findings if f.rule == "KFUNC_FILTER_ADDED" and f not in got.values()]
+    assert session.members == ("bpf_session_cookie", "bpf_session_is_return")
+    assert "bpf_session_filter (kernel/trace/bpf_trace.c) instead of bpf_kprobe_multi_filter" in session.message
+    # 7.2 net/sched/bpf_qdisc.c:350 filters its set, registered only for STRUCT_OPS (:470), where
+    # bpf_dynptr_from_skb was never registered in 6.12: it refuses nothing a 6.12 program did
+    assert not [f for f in result.findings if f.rule == "KFUNC_FILTER_ADDED" and "bpf_qdisc" in f.message]

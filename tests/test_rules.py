@@ -400,3 +400,50 @@ def test_rule_declaration_invalid(tmp_path, level, verdict):
     got = findings(b)
     assert [(g[0], g[1], g[2], g[3]) for g in got] == [("DECLARATION_INVALID", "", verdict, f"{MANIFEST}:3")]
     assert re.match(r"invalid YAML: ", got[0][4]), got
+
+
+# -- registration filters -----------------------------------------------------------------------------
+
+def with_filter(src: str, name: str) -> str:
+    """``src`` (treekit.kernel) with its set registered through the .filter callback ``name``."""
+    callback = (f"static int {name}(const struct bpf_prog *prog, u32 kfunc_id)\n{{\n\treturn 0;\n}}\n\n"
+                "static const struct btf_kfunc_id_set generic_kfunc_set")
+    return src.replace("static const struct btf_kfunc_id_set generic_kfunc_set", callback) \
+              .replace("\t.set = &generic_btf_ids,\n", f"\t.set = &generic_btf_ids,\n\t.filter = {name},\n")
+
+
+@levels(unstable="info", stable="warning", expired="warning", deprecating="warning", deprecated="warning",
+        deprecated_due="info")
+def test_rule_kfunc_filter_added(tmp_path, level, verdict):
+    head = with_filter(kernel({"bpf_foo": FOO}), "bpf_foo_filter")
+    assert "\t.filter = bpf_foo_filter,\n" in head
+    b = pair(tmp_path, {HELPERS: kernel({"bpf_foo": FOO})}, {HELPERS: head}, level)
+    assert findings(b) == expect("KFUNC_FILTER_ADDED", verdict, f"{HELPERS}:{entry_line(head, 'bpf_foo')}",
+                                 f"its set is now registered with .filter = bpf_foo_filter ({HELPERS}): the "
+                                 "verifier asks that callback about each call and may refuse calls it accepted "
+                                 "before")
+    # another filter in its place is a new filter too, and says which one it replaced
+    b = pair(tmp_path / "swap", {HELPERS: with_filter(kernel({"bpf_foo": FOO}), "bpf_old_filter")},
+             {HELPERS: head}, level)
+    assert findings(b) == expect("KFUNC_FILTER_ADDED", verdict, f"{HELPERS}:{entry_line(head, 'bpf_foo')}",
+                                 f"its set is now registered with .filter = bpf_foo_filter ({HELPERS}) instead of "
+                                 "bpf_old_filter: the verifier asks that callback about each call and may refuse "
+                                 "calls it accepted before")
+    # a filter removed only lets more programs call it
+    b = pair(tmp_path / "gone", {HELPERS: head}, {HELPERS: kernel({"bpf_foo": FOO})}, level)
+    assert findings(b) == []
+    # the filter on a registration for a program type the kfunc had no registration for refuses
+    # nothing a program did before (it is the hook's, btf.c __btf_kfunc_is_allowed)
+    other = with_filter(kernel({"bpf_foo": FOO}, progs=("STRUCT_OPS",)), "bpf_foo_filter") \
+        .replace("generic_", "ops_").replace("kfunc_init", "ops_init")
+    b = pair(tmp_path / "new-type", {HELPERS: kernel({"bpf_foo": FOO})}, {"kernel/bpf/ops.c": other}, level)
+    assert not [g for g in findings(b) if g[0] == "KFUNC_FILTER_ADDED"]
+
+
+def test_a_filter_on_many_kfuncs_is_one_finding(tmp_path):
+    names = {"bpf_foo": FOO, "bpf_bar": FOO, "bpf_baz": FOO}
+    head = with_filter(kernel(names), "bpf_foo_filter")
+    b = pair(tmp_path, {HELPERS: kernel(names)}, {HELPERS: head}, "stable")
+    result = Auditor(b.repo, Scanner(b.repo), Policy()).audit("v6.9", "v6.8")
+    (f,) = result.findings
+    assert (f.rule, f.verdict, f.kfuncs) == ("KFUNC_FILTER_ADDED", "warning", ("bpf_bar", "bpf_baz", "bpf_foo"))

@@ -144,6 +144,7 @@ def diff(base: Inventory, head: Inventory, include_tests: bool = False) -> Itera
         yield from signature_changes(a, b, base, head)
         yield from flag_changes(a, b, base, head)
         yield from prog_type_changes(a, b)
+        yield from filter_changes(a, b)
         yield from guard_changes(a, b)
         yield from moves(a, b)
 
@@ -271,6 +272,35 @@ def prog_type_changes(a: Kfunc, b: Kfunc) -> Iterator[Change]:
     if dropped:
         yield Change("KFUNC_PROG_TYPE_DROPPED", a.name, f"no longer registered for {', '.join(dropped)}",
                      a.location, b.location)
+
+
+def _filters(m) -> list[str]:
+    return [f for f in m.filter.split(",") if f]
+
+
+def filter_changes(a: Kfunc, b: Kfunc) -> Iterator[Change]:
+    """A ``.filter`` callback the kfunc's registration did not have.
+
+    The verifier asks each filter of a program type's hook about every call
+    (7.2 kernel/bpf/btf.c:9074 __btf_kfunc_is_allowed), so a filter can only
+    narrow; it narrows what programs did before only on the program types the
+    kfunc was registered for at the base. A filter dropped is compatible. One
+    cause per filter name and file (a static name is its file's).
+    """
+    before = {f for m in a.memberships for f in _filters(m)}
+    old_types = set(a.prog_types)
+    added: dict[tuple[str, str], Location] = {}
+    for m in b.memberships:
+        if not (old_types & set(m.prog_types) or "UNSPEC" in old_types | set(m.prog_types)):
+            continue  # a registration for new program types: nothing was callable there to refuse
+        for name in _filters(m):
+            if name not in before:
+                added.setdefault((name, m.location.path), m.location)
+    was = f" instead of {', '.join(sorted(before))}" if before else ""
+    for (name, path), loc in sorted(added.items()):
+        yield Change("KFUNC_FILTER_ADDED", a.name, f"its set is now registered with .filter = {name} ({path}){was}: "
+                     "the verifier asks that callback about each call and may refuse calls it accepted before",
+                     a.location, loc, cause=f"filter:{name}:{path}{was}")
 
 
 def guard_changes(a: Kfunc, b: Kfunc) -> Iterator[Change]:
