@@ -329,10 +329,41 @@ def _quote(loc: Location, comment: str, rev: str) -> str:
     return f"{loc} ({rev}): \"{comment}\"" if comment else f"{loc} ({rev})"
 
 
-def _btf_pointer_params(k: Kfunc, inv: Inventory) -> bool:
-    """Whether a BPF-visible parameter points to a BTF object (struct or union)."""
-    return any(type_shape(p.type)[0] in ("struct", "union") and type_shape(p.type)[2] == 1
-               for p in bpf_params(k, inv))
+# Argument suffixes that give a pointer a kind of its own in 7.2's get_kfunc_ptr_arg_type
+# (kernel/bpf/verifier.c:11421): ignored (__ign), constant string, refcounted kptr, irq flag,
+# iterator, uninitialised dynptr; and __map, which is trust-checked but always gets the
+# program's own map pointer, trusted by construction.
+_OWN_KIND_SUFFIXES = ("__ign", "__str", "__refcounted_kptr", "__irq_flag", "__iter", "__uninit", "__map")
+_SIZE_SUFFIXES = ("__sz", "__szk")  # the pointer before one is memory (KF_ARG_PTR_TO_MEM_SIZE)
+
+
+def trust_checked_params(k: Kfunc, inv: Inventory) -> tuple[Param, ...]:
+    """BPF-visible parameters the verifier holds to "trusted" (KF_ARG_PTR_TO_BTF_ID and kin).
+
+    As 7.2 kernel/bpf/verifier.c classifies kfunc arguments (get_kfunc_ptr_arg_type;
+    the trusted check is the KF_ARG_PTR_TO_BTF_ID case of check_kfunc_args): a pointer
+    to a struct, except the program's context (bpf_types.h's context type, or the
+    kernel one bpf_cast_to_kern_ctx returns trusted), the structs with their own
+    kind (kf_arg_btf_ids: bpf_dynptr, bpf_list_head, ...), an iterator kfunc's
+    first argument, memory with a size (followed by __sz/__szk) and the suffixed
+    kinds above. Scalars, void * and scalar pointers are memory; callbacks are code.
+    """
+    params = bpf_params(k, inv)
+    sem = inv.semantics
+    own = set(sem.arg_structs or ()) if sem else set()
+    ctx = (sem.ctx_structs(k.prog_types) if sem else None) or set()
+    iterator = any(f in k.flags for f in ("KF_ITER_NEW", "KF_ITER_NEXT", "KF_ITER_DESTROY"))
+    out = []
+    for i, p in enumerate(params):
+        shape = type_shape(p.type)
+        if shape[0] not in ("struct", "union") or shape[2] != 1:
+            continue
+        if shape[1] in own or shape[1] in ctx or (iterator and i == 0) or p.suffix in _OWN_KIND_SUFFIXES:
+            continue
+        if i + 1 < len(params) and params[i + 1].suffix in _SIZE_SUFFIXES:
+            continue
+        out.append(p)
+    return tuple(out)
 
 
 def semantics_changes(base: Inventory, head: Inventory, old: dict[str, Kfunc],
@@ -349,7 +380,7 @@ def semantics_changes(base: Inventory, head: Inventory, old: dict[str, Kfunc],
         if info and info.retired == "default":
             exempt = {flag, *info.default_exempt}
             hit = tuple(n for n in kept if not exempt & (set(old[n].flags) | set(new[n].flags))
-                        and _btf_pointer_params(new[n], head))
+                        and trust_checked_params(new[n], head))
             if hit:
                 yield Change("KFUNC_DEFAULT_CHANGED", "", f"{was}: its behaviour ({info.meaning}) is now the "
                              f"default of every kfunc; kfuncs without it (or {', '.join(info.default_exempt)}) "
