@@ -296,3 +296,12 @@ def test_sched_ext_filter_added_is_one_warning_per_file(result, kernel_repo):
     # 7.2 net/sched/bpf_qdisc.c:350 filters its set, registered only for STRUCT_OPS (:470), where
     # bpf_dynptr_from_skb was never registered in 6.12: it refuses nothing a 6.12 program did
     assert not [f for f in result.findings if f.rule == "KFUNC_FILTER_ADDED" and "bpf_qdisc" in f.message]
+
+
+def test_a_registration_gained_in_another_file_is_not_a_move(result):
+    # 7.2 net/sched/bpf_qdisc.c:283 lists bpf_dynptr_from_skb in its own set; net/core/filter.c:12559
+    # still registers it, as 6.12 filter.c did: nothing moved
+    assert not [f for f in result.findings if f.rule == "KFUNC_MOVED" and "bpf_dynptr_from_skb" in f.members]
+    # kernel/sched/ext.c is gone in 7.2: scx_bpf_select_cpu_dfl, listed in 7.2 ext/ext.c and ext/idle.c, moved
+    (f,) = [f for f in result.findings if f.rule == "KFUNC_MOVED" and "scx_bpf_select_cpu_dfl" in f.members]
+    assert f.message == "registered in kernel/sched/ext/ext.c, kernel/sched/ext/idle.c instead of kernel/sched/ext.c"

@@ -315,7 +315,8 @@ def moves(a: Kfunc, b: Kfunc) -> Iterator[Change]:
     sb = {m.location.path for m in b.memberships}
     da = a.definition.location.path if a.definition else None
     db = b.definition.location.path if b.definition else None
-    if sa != sb:
+    # a registration gained in another file is not a move: only losing a file is
+    if sa - sb:
         text = f"registered in {', '.join(sorted(sb))} instead of {', '.join(sorted(sa))}"
         yield Change("KFUNC_MOVED", a.name, text, a.location, b.location, cause=text)
     elif da and db and da != db:
