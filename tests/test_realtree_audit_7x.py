@@ -305,3 +305,11 @@ def test_a_registration_gained_in_another_file_is_not_a_move(result):
     # kernel/sched/ext.c is gone in 7.2: scx_bpf_select_cpu_dfl, listed in 7.2 ext/ext.c and ext/idle.c, moved
     (f,) = [f for f in result.findings if f.rule == "KFUNC_MOVED" and "scx_bpf_select_cpu_dfl" in f.members]
     assert f.message == "registered in kernel/sched/ext/ext.c, kernel/sched/ext/idle.c instead of kernel/sched/ext.c"
+
+
+def test_messages_say_parameter_in_the_singular_and_what_signature_is_the_same(result):
+    # 6.12 bpf_trace.c:3475 bpf_session_is_return(void) -> 7.2 :3419 bpf_session_is_return(void *ctx)
+    (f,) = [f for f in result.findings if f.rule == "KFUNC_PARAM_ADDED" and f.kfunc == "bpf_session_is_return"]
+    assert f.message == "takes 1 parameter instead of 0: (void) became (void *ctx)"
+    (r,) = [f for f in result.findings if f.rule == "KFUNC_RENAMED" and f.kfunc == "scx_bpf_dispatch"]
+    assert r.message == "renamed to scx_bpf_dsq_insert (same BPF-visible signature, same set)"

@@ -163,7 +163,7 @@ def test_rule_kfunc_renamed(tmp_path, level, verdict):
     head = kernel({"bpf_foo2": FOO})
     b = pair(tmp_path, {HELPERS: kernel({"bpf_foo": FOO})}, {HELPERS: head}, level)
     assert findings(b) == expect("KFUNC_RENAMED", verdict, f"{HELPERS}:{entry_line(head, 'bpf_foo2')}",
-                                 "renamed to bpf_foo2 (same signature, same set)")
+                                 "renamed to bpf_foo2 (same BPF-visible signature, same set)")
 
 
 # -- signatures ---------------------------------------------------------------------------------
@@ -186,8 +186,7 @@ def test_rule_kfunc_param_added(tmp_path, level, verdict):
         deprecated="violation", deprecated_due="info")
 def test_rule_kfunc_param_removed(tmp_path, level, verdict):
     got, loc = signature_change(tmp_path, level, "int|struct task_struct *p")
-    # "1 parameters": the message text as it is today (issue 13 owns the wording)
-    assert got == expect("KFUNC_PARAM_REMOVED", verdict, loc, "takes 1 parameters instead of 2: "
+    assert got == expect("KFUNC_PARAM_REMOVED", verdict, loc, "takes 1 parameter instead of 2: "
                          "(struct task_struct *p, u32 flags) became (struct task_struct *p)")
 
 

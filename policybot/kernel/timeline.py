@@ -271,7 +271,7 @@ def kfunc_history(repo: pygit2.Repository, scanner: Scanner, tags_glob: str = "v
                 new = renames[name]
                 h.renamed_to = new
                 h.events.append(Event(rel.name, rel.date, "renamed", f"renamed to {new}",
-                                      (("KFUNC_RENAMED", f"renamed to {new} (same signature, same set)"),), new))
+                                      (("KFUNC_RENAMED", f"renamed to {new} (same BPF-visible signature, same set)"),), new))
             else:
                 h.events.append(Event(rel.name, rel.date, "removed",
                                       f"no longer in any registered kfunc set (last in {prev_rel.name})",

@@ -159,7 +159,7 @@ def removed_and_renamed(old: dict[str, Kfunc], new: dict[str, Kfunc],
                      and k.definition and a.definition and signature_key(a, head) == signature_key(k, base)), None)
         if twin:
             added.remove(twin)
-            yield Change("KFUNC_RENAMED", name, f"renamed to {twin.name} (same signature, same set)",
+            yield Change("KFUNC_RENAMED", name, f"renamed to {twin.name} (same BPF-visible signature, same set)",
                          k.location, twin.location, twin.name)
         else:
             yield Change("KFUNC_REMOVED", name, "is no longer in any registered kfunc set",
@@ -174,7 +174,7 @@ def signature_changes(a: Kfunc, b: Kfunc, base: Inventory | None = None,
     pa, pb = bpf_params(a, base), bpf_params(b, head)
     if len(pa) != len(pb):
         rule = "KFUNC_PARAM_ADDED" if len(pb) > len(pa) else "KFUNC_PARAM_REMOVED"
-        yield Change(rule, a.name, f"takes {len(pb)} parameters instead of {len(pa)}: "
+        yield Change(rule, a.name, f"takes {len(pb)} parameter{'s' if len(pb) != 1 else ''} instead of {len(pa)}: "
                      f"({_plist(pa)}) became ({_plist(pb)})", loc_a, loc_b)
     ra, rb = a.definition.signature.return_type, b.definition.signature.return_type
     verdict = compare_types(ra, rb)
