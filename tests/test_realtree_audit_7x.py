@@ -313,3 +313,17 @@ def test_messages_say_parameter_in_the_singular_and_what_signature_is_the_same(r
     assert f.message == "takes 1 parameter instead of 0: (void) became (void *ctx)"
     (r,) = [f for f in result.findings if f.rule == "KFUNC_RENAMED" and f.kfunc == "scx_bpf_dispatch"]
     assert r.message == "renamed to scx_bpf_dsq_insert (same BPF-visible signature, same set)"
+
+
+def test_u32_to_s32_is_signedness_not_width(result):
+    # 6.12 kernel/trace/bpf_trace.c:1268 bpf_lookup_user_key(u32 serial, u64 flags);
+    # 7.2 kernel/bpf/helpers.c:4226 bpf_lookup_user_key(s32 serial, u64 flags): both 32 bits
+    (f,) = [f for f in result.findings if f.kfunc == "bpf_lookup_user_key"]
+    assert (f.rule, f.verdict, str(f.location)) == ("KFUNC_SIGNEDNESS_CHANGED", "info", "kernel/bpf/helpers.c:4226")
+    assert f.message == ("parameter 1 (serial) changed from 'u32' to 's32' (signedness only, same width: "
+                         "neither libbpf nor the verifier tells them apart)")
+    # widths that do change stay a review: 6.12 helpers.c bpf_dynptr_adjust(..., u32 start, u32 end),
+    # 7.2 helpers.c:3174 (..., u64 start, u64 end)
+    widths = [f for f in result.findings if f.rule == "KFUNC_NEEDS_REVIEW" and "(integer width)" in f.message]
+    assert {f.kfunc for f in widths} == {"bpf_dynptr_slice", "bpf_dynptr_slice_rdwr", "bpf_dynptr_adjust",
+                                         "bpf_dynptr_size"}

@@ -460,3 +460,18 @@ def test_a_registration_gained_in_another_file_is_not_a_move(tmp_path):
                                                   "kernel/bpf/generic.c": src}, "stable")
     assert [(g[0], g[4]) for g in findings(b)] == [
         ("KFUNC_MOVED", "registered in kernel/bpf/generic.c, kernel/bpf/ops.c instead of kernel/bpf/helpers.c")]
+
+
+# -- integer signedness ---------------------------------------------------------------------------------
+
+@levels(unstable="info", stable="info", expired="info", deprecating="info", deprecated="info",
+        deprecated_due="info")
+def test_rule_kfunc_signedness_changed(tmp_path, level, verdict):
+    got, loc = signature_change(tmp_path, level, "int|struct task_struct *p, s32 flags")
+    assert got == expect("KFUNC_SIGNEDNESS_CHANGED", verdict, loc,
+                         "parameter 2 (flags) changed from 'u32' to 's32' (signedness only, same width: neither "
+                         "libbpf nor the verifier tells them apart)")
+    # the return type too; and another spelling of the same integer is no change at all
+    got, loc = signature_change(tmp_path / "ret", level, "unsigned int|struct task_struct *p, __u32 flags")
+    assert got == expect("KFUNC_SIGNEDNESS_CHANGED", verdict, loc, "return type 'int' became 'unsigned int' "
+                         "(signedness only, same width: neither libbpf nor the verifier tells them apart)")

@@ -47,9 +47,9 @@ KINDS = ("added", "re-added", "renamed", "removed", "signature", "flags", "prog_
 _FAMILY = {
     "KFUNC_PARAM_ADDED": "signature", "KFUNC_PARAM_REMOVED": "signature",
     "KFUNC_PARAM_TYPE_CHANGED": "signature", "KFUNC_RETURN_TYPE_CHANGED": "signature",
-    "KFUNC_PARAM_ANNOTATION_TIGHTENED": "signature",
+    "KFUNC_PARAM_ANNOTATION_TIGHTENED": "signature", "KFUNC_SIGNEDNESS_CHANGED": "signature",
     "KFUNC_FLAGS_TIGHTENED": "flags", "KFUNC_FLAGS_RELAXED": "flags",
-    "KFUNC_PROG_TYPE_DROPPED": "prog_types",
+    "KFUNC_PROG_TYPE_DROPPED": "prog_types", "KFUNC_FILTER_ADDED": "prog_types",
     "KFUNC_CONFIG_GUARD_ADDED": "guards",
     "KFUNC_MOVED": "moved",
 }

@@ -57,13 +57,35 @@ def type_shape(text: str) -> tuple:
     return ("typedef", " ".join(core), depth)
 
 
+_SIZED_INT = re.compile(r"^(?:__)?([us])(8|16|32|64)$|^(u?)int(8|16|32|64)_t$")
+_WORD_BITS = {"char": 8, "short": 16, "long": 64}  # LP64, as BPF and its JITs
+
+
+def int_kind(text: str) -> tuple[int, bool] | None:
+    """(bits, signed) of an integer type policybot can size, else None (gfp_t, __be32, ...)."""
+    words = [w for w in re.findall(r"[A-Za-z_]\w*", text) if w not in _QUALIFIERS]
+    if len(words) == 1 and (m := _SIZED_INT.match(words[0])):
+        return (int(m.group(2)), m.group(1) == "s") if m.group(1) else (int(m.group(4)), m.group(3) != "u")
+    if words in (["size_t"], ["ssize_t"]):
+        return 64, words[0] == "ssize_t"
+    if words and all(w in _INT_WORDS for w in words) and not {"bool", "_Bool"} & set(words):
+        sized = [_WORD_BITS[w] for w in words if w in _WORD_BITS]
+        return (sized[0] if sized else 32), "unsigned" not in words
+    return None
+
+
 def compare_types(old: str, new: str) -> str:
-    """'same', 'int-width' (needs review) or 'changed'."""
+    """'same', 'int-width' (needs review), 'signedness' (same width) or 'changed'."""
     if re.sub(r"\s+", " ", old) == re.sub(r"\s+", " ", new):
         return "same"
     a, b = type_shape(old), type_shape(new)
     if a == b:
-        return "int-width" if a[0] == "int" and len(a) == 1 else "same"
+        if a[0] != "int" or len(a) != 1:
+            return "same"
+        ka, kb = int_kind(old), int_kind(new)
+        if ka and kb and ka[0] == kb[0]:
+            return "same" if ka[1] == kb[1] else "signedness"
+        return "int-width"
     return "changed"
 
 
@@ -166,6 +188,9 @@ def removed_and_renamed(old: dict[str, Kfunc], new: dict[str, Kfunc],
                          k.location, None)
 
 
+_SIGNEDNESS = "signedness only, same width: neither libbpf nor the verifier tells them apart"
+
+
 def signature_changes(a: Kfunc, b: Kfunc, base: Inventory | None = None,
                       head: Inventory | None = None) -> Iterator[Change]:
     if not (a.definition and b.definition):
@@ -183,6 +208,9 @@ def signature_changes(a: Kfunc, b: Kfunc, base: Inventory | None = None,
     elif verdict == "int-width":
         yield Change("KFUNC_NEEDS_REVIEW", a.name, f"return type '{ra}' became '{rb}' (integer width)",
                      loc_a, loc_b)
+    elif verdict == "signedness":
+        yield Change("KFUNC_SIGNEDNESS_CHANGED", a.name, f"return type '{ra}' became '{rb}' ({_SIGNEDNESS})",
+                     loc_a, loc_b)
     # unknown suffixes whose coming or going is one tree-level change (semantics_changes)
     tree_level = {s for s in new_unknown_suffixes(base, head) | retired_suffixes(base, head)
                   if s not in SUFFIXES} if base and head else set()
@@ -195,6 +223,10 @@ def signature_changes(a: Kfunc, b: Kfunc, base: Inventory | None = None,
             yield Change("KFUNC_NEEDS_REVIEW", a.name,
                          f"parameter {i} ({y.name or x.name}) changed from '{x.type}' to '{y.type}' "
                          "(integer width)", loc_a, loc_b)
+        elif verdict == "signedness":
+            yield Change("KFUNC_SIGNEDNESS_CHANGED", a.name,
+                         f"parameter {i} ({y.name or x.name}) changed from '{x.type}' to '{y.type}' ({_SIGNEDNESS})",
+                         loc_a, loc_b)
         ra_, rb_ = x.suffix, y.suffix  # as each revision's verifier matches them (the scanner reads it)
         if rb_ in tree_level or ra_ in tree_level or _renamed_suffix(ra_, rb_, base, head):
             continue
