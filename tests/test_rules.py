@@ -418,14 +418,14 @@ def test_rule_kfunc_filter_added(tmp_path, level, verdict):
     assert "\t.filter = bpf_foo_filter,\n" in head
     b = pair(tmp_path, {HELPERS: kernel({"bpf_foo": FOO})}, {HELPERS: head}, level)
     assert findings(b) == expect("KFUNC_FILTER_ADDED", verdict, f"{HELPERS}:{entry_line(head, 'bpf_foo')}",
-                                 f"its set is now registered with .filter = bpf_foo_filter ({HELPERS}): the "
+                                 f"now registered through a set with .filter = bpf_foo_filter ({HELPERS}): the "
                                  "verifier asks that callback about each call and may refuse calls it accepted "
                                  "before")
     # another filter in its place is a new filter too, and says which one it replaced
     b = pair(tmp_path / "swap", {HELPERS: with_filter(kernel({"bpf_foo": FOO}), "bpf_old_filter")},
              {HELPERS: head}, level)
     assert findings(b) == expect("KFUNC_FILTER_ADDED", verdict, f"{HELPERS}:{entry_line(head, 'bpf_foo')}",
-                                 f"its set is now registered with .filter = bpf_foo_filter ({HELPERS}) instead of "
+                                 f"now registered through a set with .filter = bpf_foo_filter ({HELPERS}) instead of "
                                  "bpf_old_filter: the verifier asks that callback about each call and may refuse "
                                  "calls it accepted before")
     # a filter removed only lets more programs call it

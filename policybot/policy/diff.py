@@ -330,7 +330,7 @@ def filter_changes(a: Kfunc, b: Kfunc) -> Iterator[Change]:
                 added.setdefault((name, m.location.path), m.location)
     was = f" instead of {', '.join(sorted(before))}" if before else ""
     for (name, path), loc in sorted(added.items()):
-        yield Change("KFUNC_FILTER_ADDED", a.name, f"its set is now registered with .filter = {name} ({path}){was}: "
+        yield Change("KFUNC_FILTER_ADDED", a.name, f"now registered through a set with .filter = {name} ({path}){was}: "
                      "the verifier asks that callback about each call and may refuse calls it accepted before",
                      a.location, loc, cause=f"filter:{name}:{path}{was}")
 
