@@ -166,7 +166,7 @@ def test_rule_kfunc_renamed(tmp_path, level, verdict):
     head = kernel({"bpf_foo2": FOO})
     b = pair(tmp_path, {HELPERS: kernel({"bpf_foo": FOO})}, {HELPERS: head}, level)
     assert findings(b) == expect("KFUNC_RENAMED", verdict, f"{HELPERS}:{entry_line(head, 'bpf_foo2')}",
-                                 "renamed to bpf_foo2 (same signature, same set)")
+                                 "renamed to bpf_foo2 (same BPF-visible signature, same set)")
 
 
 # -- signatures ---------------------------------------------------------------------------------
@@ -189,8 +189,7 @@ def test_rule_kfunc_param_added(tmp_path, level, verdict):
         deprecated="violation", deprecated_due="info")
 def test_rule_kfunc_param_removed(tmp_path, level, verdict):
     got, loc = signature_change(tmp_path, level, "int|struct task_struct *p")
-    # "1 parameters": the message text as it is today (issue 13 owns the wording)
-    assert got == expect("KFUNC_PARAM_REMOVED", verdict, loc, "takes 1 parameters instead of 2: "
+    assert got == expect("KFUNC_PARAM_REMOVED", verdict, loc, "takes 1 parameter instead of 2: "
                          "(struct task_struct *p, u32 flags) became (struct task_struct *p)")
 
 
@@ -580,3 +579,79 @@ def test_rule_extern_without_btf(tmp_path, capsys, bpf_objects, level, verdict):
     assert check_findings(capsys, b, obj) == expect(
         "EXTERN_WITHOUT_BTF", verdict, str(obj), "bpf_gone is called but has no BTF in the object: libbpf cannot "
         "open it (\"failed to find BTF for extern\")", "bpf_gone")
+
+
+# -- registration filters -----------------------------------------------------------------------------
+
+def with_filter(src: str, name: str) -> str:
+    """``src`` (treekit.kernel) with its set registered through the .filter callback ``name``."""
+    callback = (f"static int {name}(const struct bpf_prog *prog, u32 kfunc_id)\n{{\n\treturn 0;\n}}\n\n"
+                "static const struct btf_kfunc_id_set generic_kfunc_set")
+    return src.replace("static const struct btf_kfunc_id_set generic_kfunc_set", callback) \
+              .replace("\t.set = &generic_btf_ids,\n", f"\t.set = &generic_btf_ids,\n\t.filter = {name},\n")
+
+
+@levels(unstable="info", stable="warning", expired="warning", deprecating="warning", deprecated="warning",
+        deprecated_due="info")
+def test_rule_kfunc_filter_added(tmp_path, level, verdict):
+    head = with_filter(kernel({"bpf_foo": FOO}), "bpf_foo_filter")
+    assert "\t.filter = bpf_foo_filter,\n" in head
+    b = pair(tmp_path, {HELPERS: kernel({"bpf_foo": FOO})}, {HELPERS: head}, level)
+    assert findings(b) == expect("KFUNC_FILTER_ADDED", verdict, f"{HELPERS}:{entry_line(head, 'bpf_foo')}",
+                                 f"now registered through a set with .filter = bpf_foo_filter ({HELPERS}): the "
+                                 "verifier asks that callback about each call and may refuse calls it accepted "
+                                 "before")
+    # another filter in its place is a new filter too, and says which one it replaced
+    b = pair(tmp_path / "swap", {HELPERS: with_filter(kernel({"bpf_foo": FOO}), "bpf_old_filter")},
+             {HELPERS: head}, level)
+    assert findings(b) == expect("KFUNC_FILTER_ADDED", verdict, f"{HELPERS}:{entry_line(head, 'bpf_foo')}",
+                                 f"now registered through a set with .filter = bpf_foo_filter ({HELPERS}) instead of "
+                                 "bpf_old_filter: the verifier asks that callback about each call and may refuse "
+                                 "calls it accepted before")
+    # a filter removed only lets more programs call it
+    b = pair(tmp_path / "gone", {HELPERS: head}, {HELPERS: kernel({"bpf_foo": FOO})}, level)
+    assert findings(b) == []
+    # the filter on a registration for a program type the kfunc had no registration for refuses
+    # nothing a program did before (it is the hook's, btf.c __btf_kfunc_is_allowed)
+    other = with_filter(kernel({"bpf_foo": FOO}, progs=("STRUCT_OPS",)), "bpf_foo_filter") \
+        .replace("generic_", "ops_").replace("kfunc_init", "ops_init")
+    b = pair(tmp_path / "new-type", {HELPERS: kernel({"bpf_foo": FOO})}, {"kernel/bpf/ops.c": other}, level)
+    assert findings(b) == []
+
+
+def test_a_filter_on_many_kfuncs_is_one_finding(tmp_path):
+    names = {"bpf_foo": FOO, "bpf_bar": FOO, "bpf_baz": FOO}
+    head = with_filter(kernel(names), "bpf_foo_filter")
+    b = pair(tmp_path, {HELPERS: kernel(names)}, {HELPERS: head}, "stable")
+    result = Auditor(b.repo, Scanner(b.repo), Policy()).audit("v6.9", "v6.8")
+    (f,) = result.findings
+    assert (f.rule, f.verdict, f.kfuncs) == ("KFUNC_FILTER_ADDED", "warning", ("bpf_bar", "bpf_baz", "bpf_foo"))
+
+
+def test_a_registration_gained_in_another_file_is_not_a_move(tmp_path):
+    src = kernel({"bpf_foo": FOO})
+    other = kernel({"bpf_foo": FOO}, progs=("STRUCT_OPS",)).replace("generic_", "ops_") \
+        .replace("kfunc_init", "ops_init").replace("__bpf_kfunc int bpf_foo(struct task_struct *p, u32 flags)\n{\n}\n", "")
+    assert "bpf_foo(" not in other.split("BTF_KFUNCS_START")[0]  # only the registration, not the definition
+    b = pair(tmp_path, {HELPERS: src}, {"kernel/bpf/ops.c": other}, "stable")
+    assert findings(b) == []
+    # losing the first file is a move, whatever else it is registered in
+    b = pair(tmp_path / "moved", {HELPERS: src}, {HELPERS: None, "kernel/bpf/ops.c": other,
+                                                  "kernel/bpf/generic.c": src}, "stable")
+    assert [(g[0], g[4]) for g in findings(b)] == [
+        ("KFUNC_MOVED", "registered in kernel/bpf/generic.c, kernel/bpf/ops.c instead of kernel/bpf/helpers.c")]
+
+
+# -- integer signedness ---------------------------------------------------------------------------------
+
+@levels(unstable="info", stable="info", expired="info", deprecating="info", deprecated="info",
+        deprecated_due="info")
+def test_rule_kfunc_signedness_changed(tmp_path, level, verdict):
+    got, loc = signature_change(tmp_path, level, "int|struct task_struct *p, s32 flags")
+    assert got == expect("KFUNC_SIGNEDNESS_CHANGED", verdict, loc,
+                         "parameter 2 (flags) changed from 'u32' to 's32' (signedness only, same width: neither "
+                         "libbpf nor the verifier tells them apart)")
+    # the return type too; and another spelling of the same integer is no change at all
+    got, loc = signature_change(tmp_path / "ret", level, "unsigned int|struct task_struct *p, __u32 flags")
+    assert got == expect("KFUNC_SIGNEDNESS_CHANGED", verdict, loc, "return type 'int' became 'unsigned int' "
+                         "(signedness only, same width: neither libbpf nor the verifier tells them apart)")
