@@ -145,14 +145,15 @@ def check(obj: BpfObject, target: Target) -> Verdict:
         first = target.first_release.get(ext.kfunc) if tk is not None else None
         results.append(ExternResult(ext, status, reason, tk, policy, first, target.declared))
         if status != "ok":
+            # the level of the kfunc the extern names on the target (unstable when it has none)
             if ext.weak:
-                finding("EXTERN_UNRESOLVED", "unstable", ext.name,
+                finding("EXTERN_UNRESOLVED", policy.level_key, ext.name,
                         f"{asked}: {reason}; weak, so left unresolved (bpf_ksym_exists() is false)", loc)
             elif status == "missing":
-                finding("EXTERN_MISSING", "unstable", ext.name,
+                finding("EXTERN_MISSING", policy.level_key, ext.name,
                         f"{asked}: {reason}: the object does not load", loc)
             else:
-                finding("EXTERN_INCOMPATIBLE", "unstable", ext.name,
+                finding("EXTERN_INCOMPATIBLE", policy.level_key, ext.name,
                         f"{asked}: prototype incompatible with {target.name}'s {tk.prototype} ({reason}): "
                         "the object does not load", loc)
         elif policy.level in ("deprecating", "deprecated"):

@@ -115,17 +115,81 @@ def test_implicit_const_aux_is_not_a_new_parameter(result):
     assert "scx_bpf_kick_cpu" in implicit.members and len(implicit.members) > 10
 
 
-def test_trusted_args_default_is_one_finding_for_pointer_kfuncs(result):
+# 7.2 kernel/bpf/verifier.c:10981-10990 kf_arg_btf_ids: structs with an argument kind of their own
+OWN_KIND = {"bpf_dynptr", "bpf_list_head", "bpf_list_node", "bpf_rb_root", "bpf_rb_node", "bpf_wq",
+            "bpf_res_spin_lock", "bpf_task_work", "bpf_prog_aux", "bpf_timer"}
+# 7.2 verifier.c:10903-10945 suffixes of arguments with a kind of their own (or skipped, __ign); __map
+# (:10908) is trust-checked but a program can only pass its own map, trusted by construction
+OWN_KIND_SUFFIXES = ("__ign", "__str", "__refcounted_kptr", "__irq_flag", "__iter", "__uninit", "__map")
+
+
+def _contexts(kernel_repo, prog_types) -> set[str]:
+    """Struct names include/linux/bpf_types.h gives as the program types' context (prog or kernel side)."""
+    text = _show(kernel_repo, "v7.2", "include/linux/bpf_types.h")
+    out = set()
+    for m in re.finditer(r"BPF_PROG_TYPE\(BPF_PROG_TYPE_(\w+),\s*\w+,\s*([^,]+),\s*([^)]+)\)", text):
+        if m.group(1) in prog_types or "UNSPEC" in prog_types:
+            out |= set(re.findall(r"struct (\w+)", m.group(2) + " " + m.group(3)))
+    return out
+
+
+def _struct_of_scalars(kernel_repo, path: str, name: str) -> bool:
+    """``struct name`` is defined in ``path`` (6.12) with scalar members only: programs pass it as memory."""
+    m = re.search(rf"^struct {name} {{(.*?)^}};", _show(kernel_repo, "v6.12", path), re.S | re.M)
+    return bool(m) and "*" not in m.group(1) and "struct " not in m.group(1)
+
+
+def _trusted_reading(k, kernel_repo) -> bool:
+    """A 6.12 kfunc takes an argument 7.2's verifier holds to trusted (KF_ARG_PTR_TO_BTF_ID): read here
+    from the C parameter text, as get_kfunc_ptr_arg_type (7.2 verifier.c:11421) classifies it."""
+    params = k.definition.signature.params
+    ctx = _contexts(kernel_repo, k.prog_types)
+    for i, p in enumerate(params):
+        m = re.fullmatch(r"(?:const )?struct (\w+) \*", p.type.strip())
+        if not m or m.group(1) in OWN_KIND | ctx or m.group(1).startswith("bpf_iter_"):
+            continue  # not a struct pointer (memory, scalar, callback), its own kind, the context, an iterator
+        if p.name.endswith(OWN_KIND_SUFFIXES) or _struct_of_scalars(kernel_repo, k.definition.location.path,
+                                                                    m.group(1)):
+            continue
+        if i + 1 < len(params) and params[i + 1].name.endswith(("__sz", "__szk")):
+            continue  # memory and its size (KF_ARG_PTR_TO_MEM_SIZE)
+        return True
+    return False
+
+
+# 6.12 net/ipv4/fou_bpf.c:15 struct bpf_fou_encap { __be16 sport; __be16 dport; } and
+# net/xfrm/xfrm_interface_bpf.c:25 struct bpf_xfrm_info { u32 if_id; int link; }: structs of scalars that
+# programs fill on their stack, which the verifier takes as memory (KF_ARG_PTR_TO_MEM), so the default
+# does not reach them. policybot does not read struct bodies yet: it still lists these four.
+SCALAR_STRUCT_KFUNCS = {"bpf_skb_get_fou_encap", "bpf_skb_set_fou_encap", "bpf_skb_get_xfrm_info",
+                        "bpf_skb_set_xfrm_info"}
+
+
+def test_trusted_args_default_is_one_finding_for_pointer_kfuncs(result, kernel_repo):
     (f,) = [f for f in result.findings if f.rule == "KFUNC_DEFAULT_CHANGED"]
     assert f.verdict == "warning"
     # the definition it quotes: 6.12 include/linux/btf.h:69
     assert str(f.location) == "include/linux/btf.h:69"
     assert '"kfunc only takes trusted pointer arguments"' in f.message
-    # 6.12 helpers.c:3159 bpf_dynptr_size, no flags, takes const struct bpf_dynptr * (helpers.c:2743)
-    assert "bpf_dynptr_size" in f.members
-    # no pointer to a kernel object: helpers.c:3133 bpf_cast_to_kern_ctx(void *obj), ext.c:7470
-    # scx_bpf_kick_cpu(s32, u64); KF_RCU opts out (helpers.c:3100 bpf_task_acquire)
-    assert not {"bpf_cast_to_kern_ctx", "scx_bpf_kick_cpu", "bpf_task_acquire"} & set(f.members)
+    base = result.base
+    kept = {k.name for k in base.selected(False)} & {k.name for k in result.head.selected(False)}
+    # 6.12 verifier.c:11410 is_kfunc_trusted_args(): KF_TRUSTED_ARGS or KF_RELEASE already were; KF_RCU opts out
+    want = {n for n in kept if not {"KF_TRUSTED_ARGS", "KF_RELEASE", "KF_RCU"} & set(base.kfuncs[n].flags)
+            and _trusted_reading(base.kfuncs[n], kernel_repo)}
+    assert set(f.members) == want | SCALAR_STRUCT_KFUNCS, set(f.members) ^ (want | SCALAR_STRUCT_KFUNCS)
+    assert not SCALAR_STRUCT_KFUNCS & want
+    # the reviewer's count: 23 TCP congestion-control kfuncs (struct sock * / struct tcp_sock *),
+    # 5 hid_bpf_* (struct hid_bpf_ctx *), bpf_verify_pkcs7_signature (struct bpf_key *), crash_kexec
+    # (struct pt_regs *)
+    tcp = {n for n in want if n.startswith(("bbr_", "cubictcp_", "dctcp_", "tcp_"))}
+    hid = {n for n in want if n.startswith("hid_bpf_")}
+    assert (len(tcp), len(hid), len(want)) == (23, 5, 30)
+    assert want - tcp - hid == {"bpf_verify_pkcs7_signature", "crash_kexec"}
+    # 6.12 helpers.c:2743 bpf_dynptr_size(const struct bpf_dynptr *): its own kind; helpers.c:3133
+    # bpf_cast_to_kern_ctx(void *obj), ext.c:7470 scx_bpf_kick_cpu(s32, u64); KF_RCU opts out
+    # (helpers.c:3100 bpf_task_acquire); filter.c bpf_dynptr_from_xdp(struct xdp_md *): XDP's context
+    assert not {"bpf_dynptr_size", "bpf_cast_to_kern_ctx", "scx_bpf_kick_cpu", "bpf_task_acquire",
+                "bpf_dynptr_from_xdp", "bpf_iter_num_new", "bpf_rbtree_add_impl"} & set(f.members)
     assert not [g for g in result.findings if "+KF_TRUSTED_ARGS" in g.message]
 
 
@@ -189,8 +253,77 @@ def test_cli_json_keeps_the_list_and_text_shows_the_cause_once(kernel_repo, kern
     doc = json.loads(js.stdout)
     assert doc["counts"]["violation"] == len(REAL_BREAKS) + len(RENAMES)
     (default,) = [f for f in doc["findings"] if f["rule"] == "KFUNC_DEFAULT_CHANGED"]
-    assert "bpf_dynptr_size" in default["kfuncs"] and len(default["kfuncs"]) > 20
+    assert "bbr_init" in default["kfuncs"] and len(default["kfuncs"]) > 20
     text = subprocess.run(args, capture_output=True, text=True)
     assert text.stdout.count("[KFUNC_DEFAULT_CHANGED]") == 1
     line = next(ln for ln in text.stdout.splitlines() if "[KFUNC_DEFAULT_CHANGED]" in ln)
     assert line.startswith(f"include/linux/btf.h:69: warning[KFUNC_DEFAULT_CHANGED]: {len(default['kfuncs'])} kfuncs: ")
+
+
+def _show(kernel_repo, rev: str, path: str) -> str:
+    return subprocess.run(["git", "-C", kernel_repo, "show", f"{rev}:{path}"], capture_output=True, text=True,
+                          check=True).stdout
+
+
+def _entries_of_filtered_sets(text: str, callback: str) -> set[str]:
+    """Entries of the sets whose btf_kfunc_id_set names ``.filter = callback``, read from the C text."""
+    sets = {m.group(1): re.findall(r"BTF_ID_FLAGS\(func, (\w+)", m.group(2))
+            for m in re.finditer(r"BTF_KFUNCS_START\((\w+)\)(.*?)BTF_KFUNCS_END\(\1\)", text, re.S)}
+    out = set()
+    for m in re.finditer(r"struct btf_kfunc_id_set \w+ = \{(.*?)\};", text, re.S):
+        if re.search(rf"\.filter\s*=\s*{callback}\b", m.group(1)):
+            out |= set(sets[re.search(r"\.set\s*=\s*&(\w+)", m.group(1)).group(1)])
+    return out
+
+
+def test_sched_ext_filter_added_is_one_warning_per_file(result, kernel_repo):
+    # 7.2 kernel/sched/ext/ext.c:9101, 9479, 9517, 9595, 10798 and idle.c:1518, 1541 register every
+    # sched_ext set with .filter = scx_kfunc_context_filter (ext.c:10895); 6.12 kernel/sched/ext.c has no .filter
+    assert ".filter" not in _show(kernel_repo, "v6.12", "kernel/sched/ext.c")
+    kept = set(re.findall(r"BTF_ID_FLAGS\(func, (\w+)", _show(kernel_repo, "v6.12", "kernel/sched/ext.c")))
+    got = {str(f.head_location.path): f for f in result.findings if f.rule == "KFUNC_FILTER_ADDED"
+           and "scx_kfunc_context_filter" in f.message}
+    assert sorted(got) == ["kernel/sched/ext/ext.c", "kernel/sched/ext/idle.c"]
+    for path, f in got.items():
+        want = _entries_of_filtered_sets(_show(kernel_repo, "v7.2", path), "scx_kfunc_context_filter") & kept
+        assert f.members == tuple(sorted(want)) and f.verdict == "warning", (path, set(f.members) ^ want)
+        assert f".filter = scx_kfunc_context_filter ({path})" in f.message
+    assert len(got["kernel/sched/ext/ext.c"].members) == 25 and len(got["kernel/sched/ext/idle.c"].members) == 7
+    # 6.12 kernel/trace/bpf_trace.c:3512 .filter = bpf_kprobe_multi_filter; 7.2 :3456 bpf_session_filter
+    (session,) = [f for f in result.findings if f.rule == "KFUNC_FILTER_ADDED" and f not in got.values()]
+    assert session.members == ("bpf_session_cookie", "bpf_session_is_return")
+    assert "bpf_session_filter (kernel/trace/bpf_trace.c) instead of bpf_kprobe_multi_filter" in session.message
+    # 7.2 net/sched/bpf_qdisc.c:350 filters its set, registered only for STRUCT_OPS (:470), where
+    # bpf_dynptr_from_skb was never registered in 6.12: it refuses nothing a 6.12 program did
+    assert not [f for f in result.findings if f.rule == "KFUNC_FILTER_ADDED" and "bpf_qdisc" in f.message]
+
+
+def test_a_registration_gained_in_another_file_is_not_a_move(result):
+    # 7.2 net/sched/bpf_qdisc.c:283 lists bpf_dynptr_from_skb in its own set; net/core/filter.c:12559
+    # still registers it, as 6.12 filter.c did: nothing moved
+    assert not [f for f in result.findings if f.rule == "KFUNC_MOVED" and "bpf_dynptr_from_skb" in f.members]
+    # kernel/sched/ext.c is gone in 7.2: scx_bpf_select_cpu_dfl, listed in 7.2 ext/ext.c and ext/idle.c, moved
+    (f,) = [f for f in result.findings if f.rule == "KFUNC_MOVED" and "scx_bpf_select_cpu_dfl" in f.members]
+    assert f.message == "registered in kernel/sched/ext/ext.c, kernel/sched/ext/idle.c instead of kernel/sched/ext.c"
+
+
+def test_messages_say_parameter_in_the_singular_and_what_signature_is_the_same(result):
+    # 6.12 bpf_trace.c:3475 bpf_session_is_return(void) -> 7.2 :3419 bpf_session_is_return(void *ctx)
+    (f,) = [f for f in result.findings if f.rule == "KFUNC_PARAM_ADDED" and f.kfunc == "bpf_session_is_return"]
+    assert f.message == "takes 1 parameter instead of 0: (void) became (void *ctx)"
+    (r,) = [f for f in result.findings if f.rule == "KFUNC_RENAMED" and f.kfunc == "scx_bpf_dispatch"]
+    assert r.message == "renamed to scx_bpf_dsq_insert (same BPF-visible signature, same set)"
+
+
+def test_u32_to_s32_is_signedness_not_width(result):
+    # 6.12 kernel/trace/bpf_trace.c:1268 bpf_lookup_user_key(u32 serial, u64 flags);
+    # 7.2 kernel/bpf/helpers.c:4226 bpf_lookup_user_key(s32 serial, u64 flags): both 32 bits
+    (f,) = [f for f in result.findings if f.kfunc == "bpf_lookup_user_key"]
+    assert (f.rule, f.verdict, str(f.location)) == ("KFUNC_SIGNEDNESS_CHANGED", "info", "kernel/bpf/helpers.c:4226")
+    assert f.message == ("parameter 1 (serial) changed from 'u32' to 's32' (signedness only, same width: "
+                         "neither libbpf nor the verifier tells them apart)")
+    # widths that do change stay a review: 6.12 helpers.c bpf_dynptr_adjust(..., u32 start, u32 end),
+    # 7.2 helpers.c:3174 (..., u64 start, u64 end)
+    widths = [f for f in result.findings if f.rule == "KFUNC_NEEDS_REVIEW" and "(integer width)" in f.message]
+    assert {f.kfunc for f in widths} == {"bpf_dynptr_slice", "bpf_dynptr_slice_rdwr", "bpf_dynptr_adjust",
+                                         "bpf_dynptr_size"}

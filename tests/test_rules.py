@@ -15,13 +15,16 @@ change is judged on the head's commit date, 2024-03-10.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
+import sys
 import tomllib
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 
+from policybot.cli import main
 from policybot.gitbuild import HistoryBuilder
 from policybot.kernel.scanner import Scanner
 from policybot.policy.audit import Auditor
@@ -163,7 +166,7 @@ def test_rule_kfunc_renamed(tmp_path, level, verdict):
     head = kernel({"bpf_foo2": FOO})
     b = pair(tmp_path, {HELPERS: kernel({"bpf_foo": FOO})}, {HELPERS: head}, level)
     assert findings(b) == expect("KFUNC_RENAMED", verdict, f"{HELPERS}:{entry_line(head, 'bpf_foo2')}",
-                                 "renamed to bpf_foo2 (same signature, same set)")
+                                 "renamed to bpf_foo2 (same BPF-visible signature, same set)")
 
 
 # -- signatures ---------------------------------------------------------------------------------
@@ -186,8 +189,7 @@ def test_rule_kfunc_param_added(tmp_path, level, verdict):
         deprecated="violation", deprecated_due="info")
 def test_rule_kfunc_param_removed(tmp_path, level, verdict):
     got, loc = signature_change(tmp_path, level, "int|struct task_struct *p")
-    # "1 parameters": the message text as it is today (issue 13 owns the wording)
-    assert got == expect("KFUNC_PARAM_REMOVED", verdict, loc, "takes 1 parameters instead of 2: "
+    assert got == expect("KFUNC_PARAM_REMOVED", verdict, loc, "takes 1 parameter instead of 2: "
                          "(struct task_struct *p, u32 flags) became (struct task_struct *p)")
 
 
@@ -400,3 +402,256 @@ def test_rule_declaration_invalid(tmp_path, level, verdict):
     got = findings(b)
     assert [(g[0], g[1], g[2], g[3]) for g in got] == [("DECLARATION_INVALID", "", verdict, f"{MANIFEST}:3")]
     assert re.match(r"invalid YAML: ", got[0][4]), got
+
+
+# -- the tree's own semantics: a flag or suffix the verifier reads differently ----------------------
+# As tests/test_semantics.py does: a btf.h (treekit's) and a verifier.c, btf.c in the fixture tree.
+
+VERIFIER_C, BTF_C = "kernel/bpf/verifier.c", "kernel/bpf/btf.c"
+
+
+def verifier_matching(*suffixes: str, padding: int = 0) -> str:
+    """A verifier.c matching ``suffixes`` (one is_kfunc_arg_* each), ``padding`` lines further down."""
+    return "\n" * padding + "".join(
+        f"static bool is_kfunc_arg_{s.strip('_')}(const struct btf *btf, const struct btf_param *arg)\n"
+        f"{{\n\treturn btf_param_match_suffix(btf, arg, \"{s}\");\n}}\n\n" for s in suffixes)
+
+
+def semantics_findings(b: HistoryBuilder) -> list[tuple]:
+    """findings(), and the kfuncs each grouped finding lists."""
+    result = Auditor(b.repo, Scanner(b.repo), Policy(), None).audit("v6.9", "v6.8")
+    return sorted((f.rule, f.kfunc, f.verdict, str(f.location), f.message, f.members) for f in result.findings)
+
+
+@levels(unstable="info", stable="warning", expired="warning", deprecating="warning",
+        deprecated="warning", deprecated_due="info")
+def test_rule_kfunc_default_changed(tmp_path, level, verdict):
+    define = "#define KF_TRUSTED_ARGS (1 << 4)\n"
+    head_btf = BTF_H.replace(define, "")
+    assert head_btf != BTF_H  # treekit's btf.h defines it
+    # bpf_foo takes a struct pointer and no flag: the new default reaches it. bpf_scalar takes no
+    # pointer and bpf_rcu opts out with KF_RCU: both undeclared, so listing them by mistake would not
+    # change the verdict; the listed kfuncs are checked too
+    src = kernel({"bpf_foo": FOO, "bpf_scalar": "int|u32 x", "bpf_rcu": (FOO, "KF_RCU")})
+    b = pair(tmp_path, {HELPERS: src, VERIFIER_C: verifier_matching("__k"), BTF_C: "int btf_c;\n"},
+             {"include/linux/btf.h": head_btf}, level)
+    loc = f"include/linux/btf.h:{line_of(BTF_H, define.strip())}"
+    msg = (f"KF_TRUSTED_ARGS ({loc} (v6.8)) is no longer defined in include/linux/btf.h at v6.9: its behaviour "
+           "(pointer arguments must be trusted) is now the default of every kfunc; kfuncs without it (or "
+           "KF_RELEASE, KF_RCU) that take pointers to kernel objects are now checked that way")
+    assert semantics_findings(b) == [("KFUNC_DEFAULT_CHANGED", "bpf_foo", verdict, loc, msg, ("bpf_foo",))]
+
+
+@levels(unstable="info", stable="info", expired="info", deprecating="info", deprecated="info",
+        deprecated_due="info")
+def test_rule_kfunc_suffix_renamed(tmp_path, level, verdict):
+    base_verifier = verifier_matching("__k", "__opt")
+    head_verifier = verifier_matching("__nullable", "__k", padding=3)  # __opt is gone, __nullable elsewhere
+    b = pair(tmp_path, {HELPERS: kernel({"bpf_foo": "int|void *buf__opt, u32 flags"}), VERIFIER_C: base_verifier,
+                        BTF_C: "int btf_c;\n"},
+             {HELPERS: kernel({"bpf_foo": "int|void *buf__nullable, u32 flags"}), VERIFIER_C: head_verifier}, level)
+    opt, nullable = '"__opt"', '"__nullable"'
+    loc = f"{VERIFIER_C}:{line_of(base_verifier, opt)}"
+    to = f"{VERIFIER_C}:{line_of(head_verifier, nullable)}"
+    msg = (f"the verifier no longer matches __opt ({loc} (v6.8): \"return btf_param_match_suffix(btf, arg, "
+           f"\"__opt\");\"); __nullable ({to}) means the same "
+           "and the parameters were renamed to it")
+    # located at the head's definition of the suffix that replaced it
+    assert semantics_findings(b) == [("KFUNC_SUFFIX_RENAMED", "bpf_foo", verdict, to, msg, ("bpf_foo",))]
+
+
+# -- policybot check: a compiled BPF object against a target ----------------------------------------
+# The objects are tests/bpf/*.bpf.c (as tests/test_check.py uses them), compiled in the test run. The
+# level is the one the kfunc an extern names is declared at on the target, v6.9, on HEAD_DAY.
+
+BPF = ROOT / "tests" / "bpf"
+# the target's kfuncs every object here resolves (kfunc_user.bpf.c's and guarded.bpf.c's prototypes)
+RESOLVED = {"bpf_foo": FOO, "bpf_old": "int|struct task_struct *p", "bpf_gone": "void|void", "bpf_changed": "int|u64 x"}
+
+
+@pytest.fixture(scope="module")
+def bpf_objects(tmp_path_factory):
+    sys.path.insert(0, str(BPF))
+    from build import compile_bpf  # tests/bpf/build.py, as tests/test_check.py compiles them
+    out = tmp_path_factory.mktemp("objs")
+    return {n: compile_bpf(BPF / f"{n}.bpf.c", out / f"{n}.bpf.o")
+            for n in ("kfunc_user", "needs_gone", "guarded", "undescribed")}
+
+
+def target(tmp_path, head_kfuncs: dict, declared: str, level: str, head_manifest: str | None = None):
+    """v6.9 with ``head_kfuncs``, ``declared`` declared at ``level`` (v6.8 had RESOLVED)."""
+    manifest = head_manifest or manifest_for(**{declared: DECLARED[level]})
+    return pair(tmp_path, {HELPERS: kernel(RESOLVED), MANIFEST: manifest}, {HELPERS: kernel(head_kfuncs)})
+
+
+def check_findings(capsys, b: HistoryBuilder, obj: Path) -> list[tuple]:
+    argv = ["check", str(obj), "--repo", b.repo.workdir, "--rev", "v6.9", "--today", HEAD_DAY, "--format", "json",
+            "--fail-on", "never"]
+    assert main(argv) == 0
+    (doc,) = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    return sorted((f["rule"], f["extern"], f["verdict"], f["location"], f["message"]) for f in doc["findings"])
+
+
+def call_site(program: str, text: str) -> str:
+    src = BPF / f"{program}.bpf.c"
+    return f"{src}:{line_of(src.read_text(), text)}"
+
+
+@levels(unstable="violation", stable="violation", expired="violation", deprecating="violation",
+        deprecated="violation", deprecated_due="violation")
+def test_rule_extern_missing(tmp_path, capsys, bpf_objects, level, verdict):
+    if level != "unstable":
+        # a kfunc the target lacks is declared at no level there (check.check: UNDECLARED), so
+        # only the unstable cell is asked
+        pinned("EXTERN_MISSING", level, verdict)
+        return
+    gone = {n: s for n, s in RESOLVED.items() if n != "bpf_gone"}
+    b = target(tmp_path, gone, "bpf_foo", "stable")
+    assert check_findings(capsys, b, bpf_objects["needs_gone"]) == expect(
+        "EXTERN_MISSING", verdict, call_site("needs_gone", "bpf_gone();"),
+        "bpf_gone: bpf_gone is not a kfunc of v6.9: the object does not load", "bpf_gone")
+
+
+@levels(unstable="violation", stable="violation", expired="violation", deprecating="violation",
+        deprecated="violation", deprecated_due="violation")
+def test_rule_extern_incompatible(tmp_path, capsys, bpf_objects, level, verdict):
+    # kfunc_user.bpf.c declares the strong extern bpf_changed(__u64); v6.9 makes it take a pointer
+    b = target(tmp_path, {**RESOLVED, "bpf_changed": "int|struct task_struct *p"}, "bpf_changed", level)
+    assert check_findings(capsys, b, bpf_objects["kfunc_user"]) == expect(
+        "EXTERN_INCOMPATIBLE", verdict, call_site("kfunc_user", "r += bpf_changed(7);"),
+        "bpf_changed: prototype incompatible with v6.9's int bpf_changed(struct task_struct *p) (parameter 1: "
+        "unsigned long long in the program, pointer to struct task_struct in the kernel): the object does not "
+        "load", "bpf_changed")
+
+
+@levels(unstable="info", stable="info", expired="info", deprecating="info", deprecated="info",
+        deprecated_due="info")
+def test_rule_extern_unresolved(tmp_path, capsys, bpf_objects, level, verdict):
+    # guarded.bpf.c: the weak bpf_gone___compat(void); v6.9's bpf_gone takes a u64
+    b = target(tmp_path, {**RESOLVED, "bpf_gone": "int|u64 x"}, "bpf_gone", level)
+    where = call_site("guarded", "bpf_gone___compat();")
+    assert check_findings(capsys, b, bpf_objects["guarded"]) == expect(
+        "EXTERN_UNRESOLVED", verdict, where, "bpf_gone___compat (kfunc bpf_gone): 0 parameters in the program, "
+        "1 in the kernel; weak, so left unresolved (bpf_ksym_exists() is false)", "bpf_gone___compat")
+    if level == "unstable":
+        # the other detector: the kfunc is missing (declared nowhere, so only this cell)
+        gone = {n: s for n, s in RESOLVED.items() if n != "bpf_gone"}
+        b = target(tmp_path / "gone", gone, "bpf_foo", "stable")
+        assert check_findings(capsys, b, bpf_objects["guarded"]) == expect(
+            "EXTERN_UNRESOLVED", verdict, where, "bpf_gone___compat (kfunc bpf_gone): bpf_gone is not a kfunc of "
+            "v6.9; weak, so left unresolved (bpf_ksym_exists() is false)", "bpf_gone___compat")
+
+
+# the earliest removal `policybot check` states at each deprecated level (see DECLARED)
+REMOVAL = {"deprecating": "", "deprecated": "; removal not before 2025-01-07",
+           "deprecated_due": "; removal not before 2021-01-01"}
+
+
+@levels(unstable="none", stable="none", expired="none", deprecating="warning", deprecated="warning",
+        deprecated_due="warning")
+def test_rule_extern_deprecated(tmp_path, capsys, bpf_objects, level, verdict):
+    manifest = manifest_for(bpf_foo=DECLARED[level])
+    if level in REMOVAL:
+        manifest += "    replacement: bpf_foo2\n"
+    b = target(tmp_path, {**RESOLVED, "bpf_foo2": FOO}, "bpf_foo", level, manifest)
+    got = check_findings(capsys, b, bpf_objects["guarded"])
+    if level not in REMOVAL:
+        # a kfunc that is not deprecating or deprecated is never judged by this rule (check.check):
+        # nothing is reported, and the cells are pinned
+        assert got == []
+        pinned("EXTERN_DEPRECATED", level, verdict)
+        return
+    was = "deprecating" if level == "deprecating" else "deprecated"
+    assert got == expect("EXTERN_DEPRECATED", verdict, call_site("guarded", "return bpf_foo(ctx, 2);"),
+                         f"bpf_foo is {was} on v6.9; use bpf_foo2{REMOVAL[level]}")
+
+
+@levels(unstable="violation", stable="violation", expired="violation", deprecating="violation",
+        deprecated="violation", deprecated_due="violation")
+def test_rule_extern_without_btf(tmp_path, capsys, bpf_objects, level, verdict):
+    if level != "unstable":
+        # an object libbpf cannot open resolves no extern: judged in the unstable column (check.check)
+        pinned("EXTERN_WITHOUT_BTF", level, verdict)
+        return
+    # undescribed.bpf.c calls bpf_gone from inline assembly: a call relocation with no BTF
+    b = target(tmp_path, RESOLVED, "bpf_gone", "stable")
+    obj = bpf_objects["undescribed"]
+    assert check_findings(capsys, b, obj) == expect(
+        "EXTERN_WITHOUT_BTF", verdict, str(obj), "bpf_gone is called but has no BTF in the object: libbpf cannot "
+        "open it (\"failed to find BTF for extern\")", "bpf_gone")
+
+
+# -- registration filters -----------------------------------------------------------------------------
+
+def with_filter(src: str, name: str) -> str:
+    """``src`` (treekit.kernel) with its set registered through the .filter callback ``name``."""
+    callback = (f"static int {name}(const struct bpf_prog *prog, u32 kfunc_id)\n{{\n\treturn 0;\n}}\n\n"
+                "static const struct btf_kfunc_id_set generic_kfunc_set")
+    return src.replace("static const struct btf_kfunc_id_set generic_kfunc_set", callback) \
+              .replace("\t.set = &generic_btf_ids,\n", f"\t.set = &generic_btf_ids,\n\t.filter = {name},\n")
+
+
+@levels(unstable="info", stable="warning", expired="warning", deprecating="warning", deprecated="warning",
+        deprecated_due="info")
+def test_rule_kfunc_filter_added(tmp_path, level, verdict):
+    head = with_filter(kernel({"bpf_foo": FOO}), "bpf_foo_filter")
+    assert "\t.filter = bpf_foo_filter,\n" in head
+    b = pair(tmp_path, {HELPERS: kernel({"bpf_foo": FOO})}, {HELPERS: head}, level)
+    assert findings(b) == expect("KFUNC_FILTER_ADDED", verdict, f"{HELPERS}:{entry_line(head, 'bpf_foo')}",
+                                 f"now registered through a set with .filter = bpf_foo_filter ({HELPERS}): the "
+                                 "verifier asks that callback about each call and may refuse calls it accepted "
+                                 "before")
+    # another filter in its place is a new filter too, and says which one it replaced
+    b = pair(tmp_path / "swap", {HELPERS: with_filter(kernel({"bpf_foo": FOO}), "bpf_old_filter")},
+             {HELPERS: head}, level)
+    assert findings(b) == expect("KFUNC_FILTER_ADDED", verdict, f"{HELPERS}:{entry_line(head, 'bpf_foo')}",
+                                 f"now registered through a set with .filter = bpf_foo_filter ({HELPERS}) instead of "
+                                 "bpf_old_filter: the verifier asks that callback about each call and may refuse "
+                                 "calls it accepted before")
+    # a filter removed only lets more programs call it
+    b = pair(tmp_path / "gone", {HELPERS: head}, {HELPERS: kernel({"bpf_foo": FOO})}, level)
+    assert findings(b) == []
+    # the filter on a registration for a program type the kfunc had no registration for refuses
+    # nothing a program did before (it is the hook's, btf.c __btf_kfunc_is_allowed)
+    other = with_filter(kernel({"bpf_foo": FOO}, progs=("STRUCT_OPS",)), "bpf_foo_filter") \
+        .replace("generic_", "ops_").replace("kfunc_init", "ops_init")
+    b = pair(tmp_path / "new-type", {HELPERS: kernel({"bpf_foo": FOO})}, {"kernel/bpf/ops.c": other}, level)
+    assert findings(b) == []
+
+
+def test_a_filter_on_many_kfuncs_is_one_finding(tmp_path):
+    names = {"bpf_foo": FOO, "bpf_bar": FOO, "bpf_baz": FOO}
+    head = with_filter(kernel(names), "bpf_foo_filter")
+    b = pair(tmp_path, {HELPERS: kernel(names)}, {HELPERS: head}, "stable")
+    result = Auditor(b.repo, Scanner(b.repo), Policy()).audit("v6.9", "v6.8")
+    (f,) = result.findings
+    assert (f.rule, f.verdict, f.kfuncs) == ("KFUNC_FILTER_ADDED", "warning", ("bpf_bar", "bpf_baz", "bpf_foo"))
+
+
+def test_a_registration_gained_in_another_file_is_not_a_move(tmp_path):
+    src = kernel({"bpf_foo": FOO})
+    other = kernel({"bpf_foo": FOO}, progs=("STRUCT_OPS",)).replace("generic_", "ops_") \
+        .replace("kfunc_init", "ops_init").replace("__bpf_kfunc int bpf_foo(struct task_struct *p, u32 flags)\n{\n}\n", "")
+    assert "bpf_foo(" not in other.split("BTF_KFUNCS_START")[0]  # only the registration, not the definition
+    b = pair(tmp_path, {HELPERS: src}, {"kernel/bpf/ops.c": other}, "stable")
+    assert findings(b) == []
+    # losing the first file is a move, whatever else it is registered in
+    b = pair(tmp_path / "moved", {HELPERS: src}, {HELPERS: None, "kernel/bpf/ops.c": other,
+                                                  "kernel/bpf/generic.c": src}, "stable")
+    assert [(g[0], g[4]) for g in findings(b)] == [
+        ("KFUNC_MOVED", "registered in kernel/bpf/generic.c, kernel/bpf/ops.c instead of kernel/bpf/helpers.c")]
+
+
+# -- integer signedness ---------------------------------------------------------------------------------
+
+@levels(unstable="info", stable="info", expired="info", deprecating="info", deprecated="info",
+        deprecated_due="info")
+def test_rule_kfunc_signedness_changed(tmp_path, level, verdict):
+    got, loc = signature_change(tmp_path, level, "int|struct task_struct *p, s32 flags")
+    assert got == expect("KFUNC_SIGNEDNESS_CHANGED", verdict, loc,
+                         "parameter 2 (flags) changed from 'u32' to 's32' (signedness only, same width: neither "
+                         "libbpf nor the verifier tells them apart)")
+    # the return type too; and another spelling of the same integer is no change at all
+    got, loc = signature_change(tmp_path / "ret", level, "unsigned int|struct task_struct *p, __u32 flags")
+    assert got == expect("KFUNC_SIGNEDNESS_CHANGED", verdict, loc, "return type 'int' became 'unsigned int' "
+                         "(signedness only, same width: neither libbpf nor the verifier tells them apart)")

@@ -266,8 +266,8 @@ def test_rename_that_gained_const_or_implicit_args_is_one_rename(tmp_path):
     b.commit({"kernel/bpf/helpers.c": kernel(head)}, "head", "2023-02-19T12:00:00")
     b.tag("v6.2")
     got = {(f.rule, f.kfunc, f.message) for f in _audit(b).findings}
-    assert got == {("KFUNC_RENAMED", "bpf_old", "renamed to bpf_new (same signature, same set)"),
-                   ("KFUNC_RENAMED", "bpf_old2", "renamed to bpf_new2 (same signature, same set)")}
+    assert got == {("KFUNC_RENAMED", "bpf_old", "renamed to bpf_new (same BPF-visible signature, same set)"),
+                   ("KFUNC_RENAMED", "bpf_old2", "renamed to bpf_new2 (same BPF-visible signature, same set)")}
 
 
 def test_semantics_are_cached_by_blob_ids_across_processes(tmp_path):
@@ -303,3 +303,57 @@ def test_a_suffix_counts_only_where_that_revision_matches_it(tmp_path):
     assert scanner.inventory("v6.2").kfuncs["bpf_a"].definition.signature.params[0].suffix == "__k"
     (f,) = _audit(b).findings
     assert (f.rule, f.kfunc, f.verdict) == ("KFUNC_PARAM_ANNOTATION_TIGHTENED", "bpf_a", "violation")
+
+
+# -- the default reaches what the verifier holds to "trusted" -------------------------------------
+
+KINDS_VERIFIER = VERIFIER + """
+static bool is_kfunc_arg_ignore(const struct btf *btf, const struct btf_param *arg)
+{
+\treturn btf_param_match_suffix(btf, arg, "__ign");
+}
+
+BTF_ID_LIST(kf_arg_btf_ids)
+BTF_ID(struct, bpf_dynptr)
+BTF_ID(struct, bpf_list_head)
+"""
+BPF_TYPES_H = ("BPF_PROG_TYPE(BPF_PROG_TYPE_XDP, xdp,\n\t      struct xdp_md, struct xdp_buff)\n"
+               "BPF_PROG_TYPE(BPF_PROG_TYPE_TRACING, tracing,\n\t      void *, void *)\n"
+               "BPF_PROG_TYPE(BPF_PROG_TYPE_CGROUP_SOCK, cg_sock,\n\t      struct bpf_sock, struct sock)\n")
+
+
+def test_semantics_read_argument_kinds_and_context_types(tmp_path):
+    b = HistoryBuilder(tmp_path / "repo")
+    b.commit({"include/linux/btf.h": BTF_H, "kernel/bpf/verifier.c": KINDS_VERIFIER, "kernel/bpf/btf.c": BTF_C,
+              "include/linux/bpf_types.h": BPF_TYPES_H, "kernel/bpf/helpers.c": kernel({"bpf_a": FOO})},
+             "base", "2022-12-11T12:00:00")
+    sem = Scanner(b.repo).inventory("HEAD").semantics
+    assert sem.arg_structs == ("bpf_dynptr", "bpf_list_head")
+    assert sem.ctx_types[0] == ("XDP", "struct xdp_md", "struct xdp_buff")
+    assert sem.ctx_structs(("XDP", "TRACING")) == {"xdp_md", "xdp_buff"}
+    assert sem.ctx_structs(("UNSPEC",)) == {"xdp_md", "xdp_buff", "bpf_sock", "sock"}
+
+
+def test_default_reaches_only_arguments_the_verifier_holds_to_trusted(tmp_path):
+    kfuncs = {
+        "bpf_sock": "int|struct sock *sk",  # registered for TRACING and XDP: not a context there
+        "bpf_key_late": "int|const struct bpf_dynptr *p, struct bpf_key *key",  # the key is an object
+        "bpf_dyn": "int|const struct bpf_dynptr *p",  # kf_arg_btf_ids: its own kind
+        "bpf_list": "int|struct bpf_list_head *head",
+        "bpf_ctx": "int|struct xdp_md *ctx",  # XDP's context (KF_ARG_PTR_TO_CTX)
+        "bpf_kctx": "int|struct xdp_buff *xdp",  # XDP's kernel context: bpf_cast_to_kern_ctx, trusted
+        "bpf_mem": "int|struct bpf_sock_tuple *tuple, u32 tuple__sz",  # memory with its size
+        "bpf_ign": "int|struct task_struct *t__ign",  # the verifier skips it
+        "bpf_iter_foo_next": ("int|struct bpf_iter_foo *it", "KF_ITER_NEXT"),  # the iterator's state
+        "bpf_cb": "int|int (*cb)(struct task_struct *p)",  # a callback is code
+    }
+    retired = BTF_H.replace("#define KF_TRUSTED_ARGS (1 << 4) /* kfunc only takes trusted pointer arguments */\n", "")
+    b = HistoryBuilder(tmp_path / "repo")
+    b.commit({"include/linux/btf.h": BTF_H, "kernel/bpf/verifier.c": KINDS_VERIFIER, "kernel/bpf/btf.c": BTF_C,
+              "include/linux/bpf_types.h": BPF_TYPES_H, "kernel/bpf/helpers.c": kernel(kfuncs),
+              MANIFEST: manifest(**{n: "stable" for n in kfuncs})}, "base", "2022-12-11T12:00:00")
+    b.tag("v6.1")
+    b.commit({"include/linux/btf.h": retired}, "head", "2023-02-19T12:00:00")
+    b.tag("v6.2")
+    (f,) = _audit(b).findings
+    assert f.rule == "KFUNC_DEFAULT_CHANGED" and f.members == ("bpf_key_late", "bpf_sock")

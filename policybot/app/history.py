@@ -47,9 +47,9 @@ KINDS = ("added", "re-added", "renamed", "removed", "signature", "flags", "prog_
 _FAMILY = {
     "KFUNC_PARAM_ADDED": "signature", "KFUNC_PARAM_REMOVED": "signature",
     "KFUNC_PARAM_TYPE_CHANGED": "signature", "KFUNC_RETURN_TYPE_CHANGED": "signature",
-    "KFUNC_PARAM_ANNOTATION_TIGHTENED": "signature",
+    "KFUNC_PARAM_ANNOTATION_TIGHTENED": "signature", "KFUNC_SIGNEDNESS_CHANGED": "signature",
     "KFUNC_FLAGS_TIGHTENED": "flags", "KFUNC_FLAGS_RELAXED": "flags",
-    "KFUNC_PROG_TYPE_DROPPED": "prog_types",
+    "KFUNC_PROG_TYPE_DROPPED": "prog_types", "KFUNC_FILTER_ADDED": "prog_types",
     "KFUNC_CONFIG_GUARD_ADDED": "guards",
     "KFUNC_MOVED": "moved",
 }
@@ -271,7 +271,7 @@ def kfunc_history(repo: pygit2.Repository, scanner: Scanner, tags_glob: str = "v
                 new = renames[name]
                 h.renamed_to = new
                 h.events.append(Event(rel.name, rel.date, "renamed", f"renamed to {new}",
-                                      (("KFUNC_RENAMED", f"renamed to {new} (same signature, same set)"),), new))
+                                      (("KFUNC_RENAMED", f"renamed to {new} (same BPF-visible signature, same set)"),), new))
             else:
                 h.events.append(Event(rel.name, rel.date, "removed",
                                       f"no longer in any registered kfunc set (last in {prev_rel.name})",

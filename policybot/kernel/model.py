@@ -45,6 +45,18 @@ class Semantics:
     # KF_* names the verifier's files (SUFFIX_FILES) use: a flag they never test
     # changes nothing the verifier checks (7.2's KF_ARENA_* are read only by pahole)
     verifier_flags: tuple[str, ...] | None = None
+    # structs the verifier's get_kfunc_ptr_arg_type gives an argument kind of their own
+    arg_structs: tuple[str, ...] | None = None
+    # (program type, its context type, its kernel context type), as bpf_types.h spells them
+    ctx_types: tuple[tuple[str, str, str], ...] | None = None
+
+    def ctx_structs(self, prog_types: tuple[str, ...]) -> set[str] | None:
+        """Struct names of the contexts of ``prog_types`` (UNSPEC: every type), None if the tree does not say."""
+        if self.ctx_types is None:
+            return None
+        every = "UNSPEC" in prog_types
+        return {t.removeprefix("struct ").strip() for p, user, kern in self.ctx_types
+                if every or p in prog_types for t in (user, kern) if t.startswith("struct ")}
 
     def enforced(self, flag: str) -> bool | None:
         """Whether the verifier reads ``flag`` here; None when the tree does not say."""
@@ -70,7 +82,9 @@ class Semantics:
                        FlagDef(f["name"], f["bit"], f["comment"], loc(f["location"])) for f in d["flags"]),
                    None if d["suffixes"] is None else tuple(
                        SuffixDef(x["suffix"], x["comment"], loc(x["location"])) for x in d["suffixes"]),
-                   tup(d["implicit_structs"]), loc(d["implicit_location"]), tup(d["verifier_flags"]))
+                   tup(d["implicit_structs"]), loc(d["implicit_location"]), tup(d["verifier_flags"]),
+                   tup(d["arg_structs"]),
+                   None if d["ctx_types"] is None else tuple(tuple(c) for c in d["ctx_types"]))
 
     def flag(self, name: str) -> FlagDef | None:
         return next((f for f in self.flags or () if f.name == name), None)

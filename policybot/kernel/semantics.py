@@ -8,6 +8,10 @@ Read from the files that define it, never from a table of releases:
   ``btf_param_match_suffix(btf, arg, "__sz")`` (6.2+, also spelled
   ``__kfunc_param_match_suffix``) and 6.1's
   ``strncmp(param_name, "__sz", sfx_len)`` on the name's tail;
+- the structs the verifier gives an argument kind of their own
+  (``BTF_ID_LIST(kf_arg_btf_ids)`` in ``kernel/bpf/verifier.c``: bpf_dynptr,
+  bpf_list_head, ... ), and each program type's context types
+  (``include/linux/bpf_types.h``: ``BPF_PROG_TYPE(id, name, prog ctx, kernel ctx)``);
 - which parameters of a ``KF_IMPLICIT_ARGS`` kfunc the verifier supplies:
   ``tools/bpf/resolve_btfids/main.c`` (``is_kf_implicit_arg``) drops every
   parameter from the first one that, qualifiers skipped, points to a struct
@@ -28,11 +32,12 @@ from typing import Callable
 from .model import FlagDef, Location, Semantics, SuffixDef
 
 # Bump when reading changes: cached semantics of an older version are ignored.
-SEMANTICS_VERSION = 1
+SEMANTICS_VERSION = 2
 BTF_H = "include/linux/btf.h"
 SUFFIX_FILES = ("kernel/bpf/verifier.c", "kernel/bpf/btf.c")
 IMPLICIT_FILE = "tools/bpf/resolve_btfids/main.c"
-FILES = (BTF_H, *SUFFIX_FILES, IMPLICIT_FILE)
+BPF_TYPES_H = "include/linux/bpf_types.h"
+FILES = (BTF_H, *SUFFIX_FILES, IMPLICIT_FILE, BPF_TYPES_H)
 
 _FLAG = re.compile(rb"^[ \t]*#[ \t]*define[ \t]+(KF_\w+)[ \t]+\(?\s*(?:1U?L*\s*<<\s*(\d+)|(0x[0-9a-fA-F]+|\d+))\s*\)?"
                    rb"[ \t]*(?:/\*(.*?)\*/)?", re.M)
@@ -42,6 +47,8 @@ _LITERAL = re.compile(rb"\"(__\w+)\"")
 _IMPLICIT_LIST = re.compile(rb"kf_implicit_arg_types\s*\[\s*\]\s*=\s*\{([^}]*)\}")
 _FUNC_HEAD = re.compile(rb"^(?:static\s+)?[\w ]+?\**\s*(\w+)\s*\([^;]*$", re.M)
 _FLAG_USE = re.compile(rb"\b(KF_[A-Z0-9_]+)\b")
+_ARG_STRUCTS = re.compile(rb"BTF_ID_LIST\(kf_arg_btf_ids\)\s*((?:BTF_ID\(struct,\s*\w+\)\s*)+)")
+_PROG_TYPE = re.compile(rb"^BPF_PROG_TYPE\(\s*BPF_PROG_TYPE_(\w+)\s*,\s*\w+\s*,\s*([^,]+?)\s*,\s*([^)]+?)\s*\)", re.M)
 
 
 def _line_of(data: bytes, pos: int) -> int:
@@ -108,6 +115,16 @@ def read_implicit(path: str, data: bytes) -> tuple[tuple[str, ...], Location] | 
     return names, Location(path, _line_of(data, m.start()))
 
 
+def read_arg_structs(data: bytes) -> tuple[str, ...] | None:
+    m = _ARG_STRUCTS.search(data)
+    return tuple(n.decode() for n in re.findall(rb"BTF_ID\(struct,\s*(\w+)\)", m.group(1))) if m else None
+
+
+def read_ctx_types(data: bytes) -> tuple[tuple[str, str, str], ...]:
+    norm = lambda b: " ".join(b.decode("utf-8", "replace").split())  # noqa: E731
+    return tuple((m.group(1).decode(), norm(m.group(2)), norm(m.group(3))) for m in _PROG_TYPE.finditer(data))
+
+
 _CACHE: dict[str, Semantics] = {}
 
 
@@ -129,7 +146,7 @@ def semantics_of(blob_ids: dict[str, str], read: Callable[[str], bytes],
         sem = _CACHE[key] = Semantics.from_json(text)
         return sem
     flags = read_flags(BTF_H, read(blob_ids[BTF_H])) if BTF_H in blob_ids else None
-    suffixes = verifier_flags = None
+    suffixes = verifier_flags = arg_structs = None
     if all(p in blob_ids for p in SUFFIX_FILES):
         seen: dict[str, SuffixDef] = {}
         used: set[str] = set()
@@ -138,7 +155,10 @@ def semantics_of(blob_ids: dict[str, str], read: Callable[[str], bytes],
             for s in read_suffixes(path, data):
                 seen.setdefault(s.suffix, s)
             used.update(m.decode() for m in _FLAG_USE.findall(data))
+            if path == SUFFIX_FILES[0]:
+                arg_structs = read_arg_structs(data)
         suffixes, verifier_flags = tuple(seen.values()), tuple(sorted(used))
+    ctx_types = read_ctx_types(read(blob_ids[BPF_TYPES_H])) if BPF_TYPES_H in blob_ids else None
     implicit = implicit_loc = None
     if flags is not None and any(f.name == "KF_IMPLICIT_ARGS" for f in flags):
         found = read_implicit(IMPLICIT_FILE, read(blob_ids[IMPLICIT_FILE])) if IMPLICIT_FILE in blob_ids else None
@@ -146,7 +166,7 @@ def semantics_of(blob_ids: dict[str, str], read: Callable[[str], bytes],
             implicit, implicit_loc = found
     elif flags is not None:
         implicit = ()  # the tree has no KF_IMPLICIT_ARGS: no parameter is the verifier's
-    sem = Semantics(key, flags, suffixes, implicit, implicit_loc, verifier_flags)
+    sem = Semantics(key, flags, suffixes, implicit, implicit_loc, verifier_flags, arg_structs, ctx_types)
     _CACHE[key] = sem
     if store:
         store(store_key, sem.to_json())

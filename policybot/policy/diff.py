@@ -57,13 +57,35 @@ def type_shape(text: str) -> tuple:
     return ("typedef", " ".join(core), depth)
 
 
+_SIZED_INT = re.compile(r"^(?:__)?([us])(8|16|32|64)$|^(u?)int(8|16|32|64)_t$")
+_WORD_BITS = {"char": 8, "short": 16, "long": 64}  # LP64, as BPF and its JITs
+
+
+def int_kind(text: str) -> tuple[int, bool] | None:
+    """(bits, signed) of an integer type policybot can size, else None (gfp_t, __be32, ...)."""
+    words = [w for w in re.findall(r"[A-Za-z_]\w*", text) if w not in _QUALIFIERS]
+    if len(words) == 1 and (m := _SIZED_INT.match(words[0])):
+        return (int(m.group(2)), m.group(1) == "s") if m.group(1) else (int(m.group(4)), m.group(3) != "u")
+    if words in (["size_t"], ["ssize_t"]):
+        return 64, words[0] == "ssize_t"
+    if words and all(w in _INT_WORDS for w in words) and not {"bool", "_Bool"} & set(words):
+        sized = [_WORD_BITS[w] for w in words if w in _WORD_BITS]
+        return (sized[0] if sized else 32), "unsigned" not in words
+    return None
+
+
 def compare_types(old: str, new: str) -> str:
-    """'same', 'int-width' (needs review) or 'changed'."""
+    """'same', 'int-width' (needs review), 'signedness' (same width) or 'changed'."""
     if re.sub(r"\s+", " ", old) == re.sub(r"\s+", " ", new):
         return "same"
     a, b = type_shape(old), type_shape(new)
     if a == b:
-        return "int-width" if a[0] == "int" and len(a) == 1 else "same"
+        if a[0] != "int" or len(a) != 1:
+            return "same"
+        ka, kb = int_kind(old), int_kind(new)
+        if ka and kb and ka[0] == kb[0]:
+            return "same" if ka[1] == kb[1] else "signedness"
+        return "int-width"
     return "changed"
 
 
@@ -144,6 +166,7 @@ def diff(base: Inventory, head: Inventory, include_tests: bool = False) -> Itera
         yield from signature_changes(a, b, base, head)
         yield from flag_changes(a, b, base, head)
         yield from prog_type_changes(a, b)
+        yield from filter_changes(a, b)
         yield from guard_changes(a, b)
         yield from moves(a, b)
 
@@ -158,11 +181,14 @@ def removed_and_renamed(old: dict[str, Kfunc], new: dict[str, Kfunc],
                      and k.definition and a.definition and signature_key(a, head) == signature_key(k, base)), None)
         if twin:
             added.remove(twin)
-            yield Change("KFUNC_RENAMED", name, f"renamed to {twin.name} (same signature, same set)",
+            yield Change("KFUNC_RENAMED", name, f"renamed to {twin.name} (same BPF-visible signature, same set)",
                          k.location, twin.location, twin.name)
         else:
             yield Change("KFUNC_REMOVED", name, "is no longer in any registered kfunc set",
                          k.location, None)
+
+
+_SIGNEDNESS = "signedness only, same width: neither libbpf nor the verifier tells them apart"
 
 
 def signature_changes(a: Kfunc, b: Kfunc, base: Inventory | None = None,
@@ -173,7 +199,7 @@ def signature_changes(a: Kfunc, b: Kfunc, base: Inventory | None = None,
     pa, pb = bpf_params(a, base), bpf_params(b, head)
     if len(pa) != len(pb):
         rule = "KFUNC_PARAM_ADDED" if len(pb) > len(pa) else "KFUNC_PARAM_REMOVED"
-        yield Change(rule, a.name, f"takes {len(pb)} parameters instead of {len(pa)}: "
+        yield Change(rule, a.name, f"takes {len(pb)} parameter{'s' if len(pb) != 1 else ''} instead of {len(pa)}: "
                      f"({_plist(pa)}) became ({_plist(pb)})", loc_a, loc_b)
     ra, rb = a.definition.signature.return_type, b.definition.signature.return_type
     verdict = compare_types(ra, rb)
@@ -181,6 +207,9 @@ def signature_changes(a: Kfunc, b: Kfunc, base: Inventory | None = None,
         yield Change("KFUNC_RETURN_TYPE_CHANGED", a.name, f"returns '{rb}' instead of '{ra}'", loc_a, loc_b)
     elif verdict == "int-width":
         yield Change("KFUNC_NEEDS_REVIEW", a.name, f"return type '{ra}' became '{rb}' (integer width)",
+                     loc_a, loc_b)
+    elif verdict == "signedness":
+        yield Change("KFUNC_SIGNEDNESS_CHANGED", a.name, f"return type '{ra}' became '{rb}' ({_SIGNEDNESS})",
                      loc_a, loc_b)
     # unknown suffixes whose coming or going is one tree-level change (semantics_changes)
     tree_level = {s for s in new_unknown_suffixes(base, head) | retired_suffixes(base, head)
@@ -194,6 +223,10 @@ def signature_changes(a: Kfunc, b: Kfunc, base: Inventory | None = None,
             yield Change("KFUNC_NEEDS_REVIEW", a.name,
                          f"parameter {i} ({y.name or x.name}) changed from '{x.type}' to '{y.type}' "
                          "(integer width)", loc_a, loc_b)
+        elif verdict == "signedness":
+            yield Change("KFUNC_SIGNEDNESS_CHANGED", a.name,
+                         f"parameter {i} ({y.name or x.name}) changed from '{x.type}' to '{y.type}' ({_SIGNEDNESS})",
+                         loc_a, loc_b)
         ra_, rb_ = x.suffix, y.suffix  # as each revision's verifier matches them (the scanner reads it)
         if rb_ in tree_level or ra_ in tree_level or _renamed_suffix(ra_, rb_, base, head):
             continue
@@ -275,6 +308,35 @@ def prog_type_changes(a: Kfunc, b: Kfunc) -> Iterator[Change]:
                      a.location, b.location)
 
 
+def _filters(m) -> list[str]:
+    return [f for f in m.filter.split(",") if f]
+
+
+def filter_changes(a: Kfunc, b: Kfunc) -> Iterator[Change]:
+    """A ``.filter`` callback the kfunc's registration did not have.
+
+    The verifier asks each filter of a program type's hook about every call
+    (7.2 kernel/bpf/btf.c:9074 __btf_kfunc_is_allowed), so a filter can only
+    narrow; it narrows what programs did before only on the program types the
+    kfunc was registered for at the base. A filter dropped is compatible. One
+    cause per filter name and file (a static name is its file's).
+    """
+    before = {f for m in a.memberships for f in _filters(m)}
+    old_types = set(a.prog_types)
+    added: dict[tuple[str, str], Location] = {}
+    for m in b.memberships:
+        if not (old_types & set(m.prog_types) or "UNSPEC" in old_types | set(m.prog_types)):
+            continue  # a registration for new program types: nothing was callable there to refuse
+        for name in _filters(m):
+            if name not in before:
+                added.setdefault((name, m.location.path), m.location)
+    was = f" instead of {', '.join(sorted(before))}" if before else ""
+    for (name, path), loc in sorted(added.items()):
+        yield Change("KFUNC_FILTER_ADDED", a.name, f"now registered through a set with .filter = {name} ({path}){was}: "
+                     "the verifier asks that callback about each call and may refuse calls it accepted before",
+                     a.location, loc, cause=f"filter:{name}:{path}{was}")
+
+
 def guard_changes(a: Kfunc, b: Kfunc) -> Iterator[Change]:
     added = sorted(set(b.guards) - set(a.guards))
     if added:
@@ -287,7 +349,8 @@ def moves(a: Kfunc, b: Kfunc) -> Iterator[Change]:
     sb = {m.location.path for m in b.memberships}
     da = a.definition.location.path if a.definition else None
     db = b.definition.location.path if b.definition else None
-    if sa != sb:
+    # a registration gained in another file is not a move: only losing a file is
+    if sa - sb:
         text = f"registered in {', '.join(sorted(sb))} instead of {', '.join(sorted(sa))}"
         yield Change("KFUNC_MOVED", a.name, text, a.location, b.location, cause=text)
     elif da and db and da != db:
@@ -301,10 +364,41 @@ def _quote(loc: Location, comment: str, rev: str) -> str:
     return f"{loc} ({rev}): \"{comment}\"" if comment else f"{loc} ({rev})"
 
 
-def _btf_pointer_params(k: Kfunc, inv: Inventory) -> bool:
-    """Whether a BPF-visible parameter points to a BTF object (struct or union)."""
-    return any(type_shape(p.type)[0] in ("struct", "union") and type_shape(p.type)[2] == 1
-               for p in bpf_params(k, inv))
+# Argument suffixes that give a pointer a kind of its own in 7.2's get_kfunc_ptr_arg_type
+# (kernel/bpf/verifier.c:11421): ignored (__ign), constant string, refcounted kptr, irq flag,
+# iterator, uninitialised dynptr; and __map, which is trust-checked but always gets the
+# program's own map pointer, trusted by construction.
+_OWN_KIND_SUFFIXES = ("__ign", "__str", "__refcounted_kptr", "__irq_flag", "__iter", "__uninit", "__map")
+_SIZE_SUFFIXES = ("__sz", "__szk")  # the pointer before one is memory (KF_ARG_PTR_TO_MEM_SIZE)
+
+
+def trust_checked_params(k: Kfunc, inv: Inventory) -> tuple[Param, ...]:
+    """BPF-visible parameters the verifier holds to "trusted" (KF_ARG_PTR_TO_BTF_ID and kin).
+
+    As 7.2 kernel/bpf/verifier.c classifies kfunc arguments (get_kfunc_ptr_arg_type;
+    the trusted check is the KF_ARG_PTR_TO_BTF_ID case of check_kfunc_args): a pointer
+    to a struct, except the program's context (bpf_types.h's context type, or the
+    kernel one bpf_cast_to_kern_ctx returns trusted), the structs with their own
+    kind (kf_arg_btf_ids: bpf_dynptr, bpf_list_head, ...), an iterator kfunc's
+    first argument, memory with a size (followed by __sz/__szk) and the suffixed
+    kinds above. Scalars, void * and scalar pointers are memory; callbacks are code.
+    """
+    params = bpf_params(k, inv)
+    sem = inv.semantics
+    own = set(sem.arg_structs or ()) if sem else set()
+    ctx = (sem.ctx_structs(k.prog_types) if sem else None) or set()
+    iterator = any(f in k.flags for f in ("KF_ITER_NEW", "KF_ITER_NEXT", "KF_ITER_DESTROY"))
+    out = []
+    for i, p in enumerate(params):
+        shape = type_shape(p.type)
+        if shape[0] not in ("struct", "union") or shape[2] != 1:
+            continue
+        if shape[1] in own or shape[1] in ctx or (iterator and i == 0) or p.suffix in _OWN_KIND_SUFFIXES:
+            continue
+        if i + 1 < len(params) and params[i + 1].suffix in _SIZE_SUFFIXES:
+            continue
+        out.append(p)
+    return tuple(out)
 
 
 def semantics_changes(base: Inventory, head: Inventory, old: dict[str, Kfunc],
@@ -321,7 +415,7 @@ def semantics_changes(base: Inventory, head: Inventory, old: dict[str, Kfunc],
         if info and info.retired == "default":
             exempt = {flag, *info.default_exempt}
             hit = tuple(n for n in kept if not exempt & (set(old[n].flags) | set(new[n].flags))
-                        and _btf_pointer_params(new[n], head))
+                        and trust_checked_params(new[n], head))
             if hit:
                 yield Change("KFUNC_DEFAULT_CHANGED", "", f"{was}: its behaviour ({info.meaning}) is now the "
                              f"default of every kfunc; kfuncs without it (or {', '.join(info.default_exempt)}) "
