@@ -1,6 +1,6 @@
 """``policybot schedule``: the jobs of ``policybot run`` under APScheduler 3.x.
 
-Facts that shaped this (shared/domain/libraries.md): the default misfire grace
+Facts that shaped this (APScheduler 3.x's documentation): the default misfire grace
 is one second, so a weekly run missed while down would only be logged; jobs in
 a persistent store are referenced as 'module:function'; re-adding a job with
 replace_existing at every start recomputes its next run from now and skips a

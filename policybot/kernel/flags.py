@@ -1,4 +1,5 @@
-"""policybot's interpretation of the KF_* flags and argument suffixes it knows (kfuncs.md §3, §4), as data.
+"""policybot's interpretation of the KF_* flags and argument suffixes it knows, as data
+(Documentation/bpf/kfuncs.rst: Annotating kfuncs, Annotating kfunc parameters).
 
 What a tree defines is read from the tree (kernel/semantics.py); this table
 only says what policybot knows those names to mean. A name the tree defines
@@ -53,7 +54,7 @@ FLAGS: dict[str, FlagInfo] = {f.name: f for f in (
     # (without the verifier's parameters) is compared by the signature detectors
     FlagInfo("KF_IMPLICIT_ARGS", "7.0", "the verifier supplies struct bpf_prog_aux * and "
              "struct btf_struct_meta * parameters", "compatible", "compatible"),
-    FlagInfo("KF_DEPRECATED", "-", "deprecated (a tree's own declaration; policy.md source 3)",
+    FlagInfo("KF_DEPRECATED", "-", "deprecated (a tree's own declaration; README: Declarations, source 3)",
              "compatible", "compatible"),
 )}
 

@@ -117,7 +117,7 @@ class Semantics:
 class Param:
     type: str
     name: str
-    suffix: str = ""  # a verifier suffix (kfuncs.md §4) such as "__sz", or ""
+    suffix: str = ""  # a verifier suffix such as "__sz" (Documentation/bpf/kfuncs.rst), or ""
 
     @property
     def c_text(self) -> str:

@@ -1,0 +1,31 @@
+"""Every rule's reference names a document a reader can open: a file of the real kernel tree
+(with the section or function it names), or a section of README.md."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import tomllib
+from importlib import resources
+from pathlib import Path
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def test_rule_references_point_at_real_documents(kernel_repo):
+    rules = tomllib.loads(resources.files("policybot.policy").joinpath("rules.toml").read_text())
+    headings = {h.strip() for h in re.findall(r"^#+ (.*)$", README.read_text(), re.M)}
+    for rid, rule in rules.items():
+        where, _, what = rule["reference"].partition(": ")
+        assert what, f"{rid}: reference {rule['reference']!r} names no section"
+        if where == "README":
+            assert what in headings, f"{rid}: README has no section {what!r}"
+            continue
+        text = subprocess.run(["git", "-C", kernel_repo, "show", f"v7.2:{where}"], capture_output=True,
+                              text=True).stdout
+        assert text, f"{rid}: {where} is not in the kernel tree at v7.2"
+        # "A, B (a remark)": each named section or function is in the file
+        for name in re.sub(r"\s*\([^)]*\)", "", what).split(", "):
+            name = re.match(r"\w+", name).group(0) if where.endswith((".c", ".h")) else name
+            assert name in text, f"{rid}: {where} does not mention {name!r}"
+    assert not [r for r in rules.values() if "kfuncs.md" in r["reference"] + r["compares"]]
