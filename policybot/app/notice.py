@@ -10,7 +10,7 @@ from ..config import Config, Tree
 from ..errors import InputError
 from ..kernel.maintainers import maintainers_at
 from ..kernel.scanner import Scanner
-from ..mail.drafts import MailDraft, render
+from ..mail.drafts import MailDraft, render, subject
 from ..policy.audit import Auditor, earliest_removal, stable_span
 
 
@@ -56,8 +56,8 @@ def notice_draft(repo, scanner: Scanner, auditor: Auditor, tree: Tree, commit, k
         flags=" | ".join(k.flags) or "none", level=level, stable_since=str(stable_since or ""),
         deprecated_on=str(deprecated_on), removal=str(removal), replacement=replacement,
         contacts=people[:6], list_addr=cfg.mail.list_addr)
-    subject = f"[ANN] kfunc deprecation: {kfunc} (removal not before {removal})"
+    title = subject(env, "notice", kfunc, str(removal))
     to = [cfg.mail.list_addr]
     cc = dedupe(people + lists, exclude=to)
     seed = f"notice:{tree.name}:{kfunc}:{deprecated_on}:{removal}"
-    return MailDraft("notice", to, cc, subject, body, seed, [f"{deprecated_on}:{removal}"])
+    return MailDraft("notice", to, cc, title, body, seed, [f"{deprecated_on}:{removal}"])

@@ -19,7 +19,7 @@ from ..config import Config, Tree
 from ..errors import ConfigError, InputError, describe, processing
 from ..kernel.gitrepo import open_repo, resolve
 from ..kernel.scanner import Scanner
-from ..mail.drafts import MailDraft, key_part, render, template_env
+from ..mail.drafts import MailDraft, key_part, render, subject, template_env
 from ..mail.outbox import Outbox
 from ..policy.audit import Auditor, Finding
 from ..progress import Progress
@@ -219,7 +219,7 @@ class Runner:
             declaration=str(p.declaration.location), ends=str(p.ends.date),
             days=(p.ends.date - self.today).days, head=str(commit.id)[:12])
         draft = MailDraft("notice", [self.cfg.mail.list_addr], [],
-                          f"[NOTICE] kfunc promise ending: {f.kfunc} ({p.declaration.level} until {p.ends.date})",
+                          subject(self.env, "expiring", f.kfunc, p.declaration.level, str(p.ends.date)),
                           body, key, [key])
         self._queue(draft, summary, tree.name)
 
@@ -240,7 +240,7 @@ class Runner:
             important=[f for f in out.findings if f.counts and f.verdict in ("violation", "warning", "notice")],
             horizon=self.policy_for(tree).expiring_horizon_days, failures=self.failures())
         to = tree.report_to or [self.cfg.mail.list_addr]
-        draft = MailDraft("report", to, [], f"[REPORT] kfunc promises in {tree.name}, week {year}-W{week:02d}",
+        draft = MailDraft("report", to, [], subject(self.env, "report", tree.name, f"{year}-W{week:02d}"),
                           body, key, [key])
         self._queue(draft, summary, tree.name)
 
@@ -294,7 +294,7 @@ class Runner:
                                       self.today)
                     summary.queued += reviewed.queued
                     # one unusable address must not hide the others
-                    summary.failures += [(f"reply {subject!r}", why) for subject, why in reviewed.refused]
+                    summary.failures += [(f"reply {title!r}", why) for title, why in reviewed.refused]
                     summary.reviewed.append(series.subject)
                     for m in thread:
                         self.state.clear_failure("message", key_part(_msgid(m)))

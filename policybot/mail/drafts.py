@@ -36,6 +36,11 @@ def template_env(override_dir: str | None = None) -> jinja2.Environment:
     return environment(override_dir)
 
 
+def subject(env: jinja2.Environment, kind: str, *values) -> str:
+    """The subject line of a ``kind`` of mail (templates/subjects.txt.j2)."""
+    return str(getattr(env.get_template("subjects.txt.j2").module, kind)(*values))
+
+
 def render(env: jinja2.Environment, name: str, **values) -> str:
     """A mail template rendered; a broken operator template is a configuration error naming it."""
     from ..errors import ConfigError
@@ -164,7 +169,7 @@ def review_mails(result, *, tree: str, list_addr: str, recipients_for, is_mailed
             result.notes.append(f"reply to patch {p.counter}/{p.expected}: {left_out} recipients of the patch "
                                 f"left out (limits.max_recipients = {max_recipients})")
         keys = [k for _, k in todo]
-        out.append(MailDraft("review", [author], cc, f"Re: {p.subject}", body,
+        out.append(MailDraft("review", [author], cc, subject(env, "review", p.subject), body,
                              f"review:{key_part(p.msgid)}:{','.join(sorted(keys))}", keys,
                              in_reply_to=p.msgid, references=list(p.references) + [p.msgid]))
     return out
