@@ -446,7 +446,7 @@ def cmd_review(args) -> int:
                             cfg.review_min_verdict, template_env(cfg.templates or None), limits)
     reviewed = review(scanner.repo, scanner, policy, series, replies, args.base, args.branch, _today(args))
     result, queued = reviewed.result, reviewed.queued
-    unsent = [f"no reply drafted to {subject!r}: {why}" for subject, why in reviewed.refused]
+    unsent = [f"no reply drafted to {r.subject!r}: {r.reason}" for r in reviewed.refused]
     result.notes += unsent
     sent = outbox.send(config) if (args.send or config.send) else None
 

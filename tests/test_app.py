@@ -133,3 +133,20 @@ def test_review_keeps_verify_objects_on(tmp_path, capsys, monkeypatch):
         assert calls and all(calls), calls
     finally:
         settings.enable_strict_hash_verification(False)
+
+
+def test_a_reply_that_cannot_be_drafted_is_reported_by_both(tmp_path, capsys):
+    inbox = tmp_path / "inbox"
+    mail = patch_mail(tmp_path).replace(b"\nSubject:", "\nCc: B\u00e4d <b\u00e4d@example.com>\nSubject:".encode(), 1)
+    mailbox.Maildir(inbox, create=True).add(mail)
+    bot = Bot(tmp_path, extra=f'[inbox]\nmaildir = "{inbox}"\n')
+    assert main(["run", "--config", str(bot.config), "--job", "audit", "--today", W03]) == 0
+    capsys.readouterr()
+    main(["run", "--config", str(bot.config), "--job", "review", "--today", W03])
+    out = capsys.readouterr().out
+    assert "failed: reply 'Re: [PATCH bpf-next] bpf: drop bpf_foo': " in out and "is not a usable mail address" in out
+    main(["review", "--repo", str(bot.mirror), "--maildir", str(inbox), "--config", str(bot.config),
+          "--state-dir", str(tmp_path / "cli"), "--branch", "refs/remotes/policybot/master", "--today", W03])
+    out = capsys.readouterr().out
+    assert "policybot: note: no reply drafted to 'Re: [PATCH bpf-next] bpf: drop bpf_foo': " in out
+    assert "drafted 0 mails" in out

@@ -41,11 +41,18 @@ class ReplySettings:
     limits: Limits
 
 
+@dataclass(frozen=True)
+class Refused:
+    """A reply that could not be drafted (an unusable address), and why."""
+    subject: str
+    reason: str
+
+
 @dataclass
 class Reviewed:
     result: ReviewResult
     queued: list[str] = field(default_factory=list)  # Message-IDs drafted
-    refused: list[tuple[str, str]] = field(default_factory=list)  # (subject, why) of replies not drafted
+    refused: list[Refused] = field(default_factory=list)
 
 
 def read_series(state_dir: Path, limits: Limits, msgid: str | None = None, inbox_url: str = "",
@@ -81,7 +88,7 @@ def review(repo: pygit2.Repository, scanner: Scanner, policy: Policy, series: Se
         try:
             out.queued += queue(replies.outbox, replies.mail, d, replies.tree)
         except InputError as e:  # one unusable address must not hide the other findings
-            out.refused.append((d.subject, str(e)))
+            out.refused.append(Refused(d.subject, str(e)))
     return out
 
 

@@ -294,7 +294,7 @@ class Runner:
                                       self.today)
                     summary.queued += reviewed.queued
                     # one unusable address must not hide the others
-                    summary.failures += [(f"reply {title!r}", why) for title, why in reviewed.refused]
+                    summary.failures += [(f"reply {r.subject!r}", r.reason) for r in reviewed.refused]
                     summary.reviewed.append(series.subject)
                     for m in thread:
                         self.state.clear_failure("message", key_part(_msgid(m)))
