@@ -359,6 +359,12 @@ def _overrides(args):
                      state_dir=getattr(args, "state_dir", None))
 
 
+def _policy(args):
+    """The policy, as app/settings.py resolves it for every entry point."""
+    from .app.settings import policy
+    return policy(args.policy)
+
+
 def _state(args, cfg=None):
     """The state, as app/settings.py resolves it for every entry point."""
     from .app.settings import open_state
@@ -395,12 +401,11 @@ def cmd_inventory(args) -> int:
 def cmd_audit(args) -> int:
     from .app.audit import audit, fails
     from .policy.audit import check_fail_on
-    from .policy.config import load_policy
     from .report import render_json, render_markdown, render_text
     from .sarif import render_audit
 
     fail_on = check_fail_on(args.fail_on)
-    result = audit(_scanner(args), load_policy(args.policy), args.rev, args.base, _today(args))
+    result = audit(_scanner(args), _policy(args), args.rev, args.base, _today(args))
     render = {"text": render_text, "json": render_json, "markdown": render_markdown,
               "sarif": render_audit}[args.format]
     sys.stdout.write(render(result))
@@ -429,12 +434,11 @@ def cmd_review(args) -> int:
     from .kernel.gitrepo import repo_name
     from .mail.drafts import template_env
     from .policy.audit import check_fail_on
-    from .policy.config import load_policy
     from .app.audit import fails
     from .report import finding_line
 
     fail_on = check_fail_on(args.fail_on)
-    policy = load_policy(args.policy)
+    policy = _policy(args)
     scanner = _scanner(args)
     state = scanner.state
     cfg, _ = _config(args)
@@ -553,7 +557,6 @@ def cmd_notice(args) -> int:
     from .app.weekly import Runner
     from .config import Tree
     from .kernel.gitrepo import repo_name
-    from .policy.config import load_policy
     cfg, _ = _config(args)
     state = _state(args, cfg)
     removal = None
@@ -563,7 +566,7 @@ def cmd_notice(args) -> int:
         except ValueError:
             raise PolicybotError(f"--removal-not-before: expected YYYY-MM-DD, got {args.removal_not_before!r}") from None
     scanner = open_scanner(args.repo, state, _progress(), verify_objects=args.verify_objects)
-    tree = Tree(repo_name(scanner.repo), args.repo, policy=load_policy(args.policy))
+    tree = Tree(repo_name(scanner.repo), args.repo, policy=_policy(args))
     runner = Runner(cfg, state, _today(args))
     draft = notice(runner, scanner.repo, scanner, tree, args.rev, args.kfunc, args.replacement, removal)
     print(f"Subject: {draft.subject}\nTo: {', '.join(draft.to)}\nCc: {', '.join(draft.cc)}\n")
@@ -609,22 +612,20 @@ def cmd_maintainers(args) -> int:
 
 def cmd_history(args) -> int:
     from .app.history import history_csv, history_json, history_table, kfunc_history
-    from .policy.config import load_policy
     scanner = _scanner(args)
     if scanner.repo.head_is_unborn:
         raise PolicybotError(f"{args.repo}: repository has no commits")
-    hs = kfunc_history(scanner.repo, scanner, args.tags, load_policy(args.policy))
+    hs = kfunc_history(scanner.repo, scanner, args.tags, _policy(args))
     sys.stdout.write({"table": history_table, "json": history_json, "csv": history_csv}[args.format](hs))
     return 0
 
 
 def cmd_report(args) -> int:
     from .app.page import dashboard_json, page, write_page
-    from .policy.config import load_policy
     if not args.html and not args.format:
         raise PolicybotError("report: give --html FILE, --format json, or both")
     scanner = _scanner(args)
-    data = page(scanner.repo, scanner, load_policy(args.policy), args.rev, _today(args), args.tags)
+    data = page(scanner.repo, scanner, _policy(args), args.rev, _today(args), args.tags)
     if args.html:
         try:
             out = write_page(data, args.html)

@@ -74,3 +74,15 @@ def test_precedence(tmp_path, monkeypatch):
     assert settings.state_dir(given, cfg) == tmp_path / "given"
     monkeypatch.setenv("POLICYBOT_CONFIG", str(cfg_file))
     assert settings.load(bare).path == str(cfg_file)
+
+
+def test_policy_precedence(tmp_path, monkeypatch):
+    env_policy = tmp_path / "env.toml"
+    env_policy.write_text("[windows]\nstable = \"2y\"\n")
+    given = tmp_path / "given.toml"
+    given.write_text("[windows]\nstable = \"3y\"\n")
+    monkeypatch.setenv("POLICYBOT_POLICY", str(env_policy))
+    assert settings.policy(None).path == str(env_policy)
+    assert settings.policy(str(given)).path == str(given)
+    monkeypatch.delenv("POLICYBOT_POLICY")
+    assert settings.policy(None).path == settings.Policy().path  # the built-in defaults
