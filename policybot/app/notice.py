@@ -12,6 +12,7 @@ from ..kernel.maintainers import maintainers_at
 from ..kernel.scanner import Scanner
 from ..mail.drafts import MailDraft, render, subject
 from ..policy.audit import Auditor, earliest_removal, stable_span
+from ..vocabulary import Level
 
 
 def notice(runner, repo, scanner: Scanner, tree: Tree, rev: str, kfunc: str, replacement: str | None,
@@ -32,8 +33,8 @@ def notice_draft(repo, scanner: Scanner, auditor: Auditor, tree: Tree, commit, k
     decls, _ = auditor.declarations(inv, commit.tree)
     resolved = decls.get(kfunc)
     promise = auditor.promise(resolved, inv, commit, today) if resolved else None
-    level = promise.declaration.level if promise else "unstable"
-    deprecated_on = promise.since.date if promise and level in ("deprecating", "deprecated") and promise.since \
+    level = promise.declaration.level if promise else Level.UNSTABLE
+    deprecated_on = promise.since.date if promise and level in (Level.DEPRECATING, Level.DEPRECATED) and promise.since \
         else today
     stable_since, stable_end = stable_span(auditor.history, tree.policy, promise)
     earliest = earliest_removal(auditor.history, tree.policy, deprecated_on, promise)

@@ -24,7 +24,7 @@ from .declarations import LEVELS, Declaration, Problem, Resolved, collect, parse
 from .diff import diff
 from .history import History, PromiseDate, WindowEnd
 from .rules import catalogue, severity
-from ..vocabulary import VERDICTS, Verdict
+from ..vocabulary import VERDICTS, Level, PromiseState, Verdict
 
 ACK_TRAILER = re.compile(r"^Kfunc-Break-Acked-by:\s*(.+?)\s*<([^>]+)>\s*$", re.M | re.I)
 
@@ -97,9 +97,9 @@ def stable_span(history: History, policy: Policy,
     if promise is None:
         return None, None
     level = promise.declaration.level
-    if level == "stable" and promise.since and promise.ends:
+    if level == Level.STABLE and promise.since and promise.ends:
         return promise.since.date, promise.ends.date
-    if level in ("deprecating", "deprecated") and promise.stable_since:
+    if level in (Level.DEPRECATING, Level.DEPRECATED) and promise.stable_since:
         since = promise.stable_since.date
         return since, history.window_end(since, policy.stable_window).date
     return None, None
@@ -109,7 +109,7 @@ def earliest_removal(history: History, policy: Policy, deprecated_on: dt.date, p
     """The one rule for when a kfunc may go: the notice period from ``deprecated_on``, never
     before a declared deprecation's own end, and never before a stable promise ends."""
     end = history.window_end(deprecated_on, policy.notice_period).date
-    if promise and promise.level_key in ("deprecated", "deprecated_due") and promise.ends:
+    if promise and promise.level_key in (PromiseState.DEPRECATED, PromiseState.DEPRECATED_DUE) and promise.ends:
         end = max(end, promise.ends.date)
     _, stable_end = stable_span(history, policy, promise)
     return max(end, stable_end) if stable_end else end
@@ -208,27 +208,27 @@ class Auditor:
         """The promise of ``resolved``'s winning declaration at ``commit``, judged on ``as_of``."""
         decl = resolved.effective
         kfunc = inv.kfuncs[decl.kfunc]
-        if decl.level == "unstable":
-            return Promise(decl, "unstable", None, None)
+        if decl.level == Level.UNSTABLE:
+            return Promise(decl, PromiseState.UNSTABLE, None, None)
         since = self.history.since(decl.since) if decl.since else None
         if since is None:
             if decl.source == "overlay":
                 since = self._first_seen(commit, kfunc)
             else:
                 since = self._introduced(commit, decl, (decl.level,))
-        if decl.level == "stable":
+        if decl.level == Level.STABLE:
             ends = self.history.window_end(since.date, self.policy.stable_window)
-            return Promise(decl, "stable" if as_of < ends.date else "expired", since, ends)
+            return Promise(decl, PromiseState.STABLE if as_of < ends.date else PromiseState.EXPIRED, since, ends)
         stable_since = self._stable_before(commit, decl, kfunc)
-        if decl.level == "deprecating":
-            return Promise(decl, "deprecating", since, None, stable_since)
+        if decl.level == Level.DEPRECATING:
+            return Promise(decl, PromiseState.DEPRECATING, since, None, stable_since)
         # deprecated: the notice period, and never before an earlier stable window ends
         ends = self.history.window_end(since.date, self.policy.notice_period)
         if stable_since:
             stable_end = self.history.window_end(stable_since.date, self.policy.stable_window)
             if stable_end.date > ends.date:
                 ends = stable_end
-        key = "deprecated" if as_of < ends.date else "deprecated_due"
+        key = PromiseState.DEPRECATED if as_of < ends.date else PromiseState.DEPRECATED_DUE
         return Promise(decl, key, since, ends, stable_since)
 
     def _stable_before(self, commit: pygit2.Commit, decl: Declaration, kfunc) -> PromiseDate | None:
