@@ -653,7 +653,8 @@ def cmd_rules(args) -> int:
 
 
 def cmd_explain(args) -> int:
-    from .policy.rules import LEVEL_KEYS, lookup
+    from .policy.rules import lookup
+    from .vocabulary import LEVEL_KEYS
     rule = lookup(args.rule)
     if rule is None:
         raise PolicybotError(f"unknown rule {args.rule!r} (see `policybot rules`)")

@@ -24,7 +24,6 @@ only says what the tree defines. Results are cached by the blob ids read.
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from typing import Callable
 
