@@ -6,8 +6,11 @@ Reading is the cost (a 6.12 tree has ~35,000 .c blobs, ~680 MB), so:
   tree id: a subtree that did not change between two revisions is not even
   walked again;
 - every file that matters has its facts cached by blob id;
-- a cold read of many blobs is split over two processes (blob reads hold
-  the GIL, threads do not help).
+- with an empty cache, ``git grep`` (git's threaded C, run while the trees
+  are walked here) names the .c files holding "kfunc"/"KFUNC": only those
+  are read here, every other regular .c blob is known irrelevant unread;
+- otherwise a read of many new blobs is split over two processes (blob
+  reads hold the GIL, threads do not help).
 
 A file *matters* when it defines or registers kfunc sets ("P", parsed in
 full) or defines ``__bpf_kfunc`` functions ("D", parsed only when a kfunc
@@ -170,7 +173,10 @@ class Scanner:
         """
         summaries: dict[str, list | None] = {}
         lookups = self.state is not None and self.state.has_facts(FACTS_VERSION)
-        reader = _Reader(self, rev, lookups)
+        grep = None
+        if not lookups and self.jobs > 1 and not self.verify_objects:
+            grep = _take_prefetch(self.repo, root.id) or GrepCandidates(self.repo.path, str(root.id), self.jobs)
+        reader = _Reader(self, rev, lookups, grep)
         level = [(root, "")]
         while level:
             keys = [TREE_KEY + str(t.id) for t, _ in level]
@@ -191,6 +197,8 @@ class Scanner:
                         nxt.append((e, prefix + e.name + "/"))
                     elif e.type == pygit2.enums.ObjectType.BLOB and e.name.endswith(".c"):
                         blobs.append((prefix + e.name, str(e.id)))
+                        if e.filemode not in _REGULAR:  # git grep reads regular files only
+                            reader.not_grepped.add(prefix + e.name)
             reader.add(blobs)
             level = nxt
         results = reader.finish()
@@ -218,15 +226,89 @@ class Scanner:
 
 
 CHUNK = 1000  # blobs per task: large enough to keep delta bases warm in a worker
+_REGULAR = (pygit2.enums.FileMode.BLOB, pygit2.enums.FileMode.BLOB_EXECUTABLE)
+CANDIDATE_WORDS = (b"kfunc", b"KFUNC")  # classify()'s first test: a file without both is ''
+
+
+class GrepCandidates:
+    """`git grep -l` of the words classify() needs first, over one tree, running meanwhile.
+
+    A cold scan must inflate every .c blob; git does that in threaded C, at the
+    speed of the reference it is measured against, while this process walks
+    the trees. Exactness: a regular .c file not listed holds neither word, so
+    classify() gives it '' without reading it; symlinks, which git grep skips,
+    and paths git spells differently are read here as before.
+    """
+
+    def __init__(self, git_dir: str, tree_id: str, threads: int = 2):
+        import subprocess
+        self.tree_id = tree_id
+        env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}  # e.g. GIT_GLOB_PATHSPECS
+        cmd = ["git", "--no-replace-objects", "--git-dir", git_dir, "grep", "--no-color", "-l", "-z", "-F",
+               f"--threads={threads}"]
+        for word in CANDIDATE_WORDS:
+            cmd += ["-e", word.decode()]
+        try:
+            self.proc = subprocess.Popen(cmd + [tree_id, "--", "*.c"], stdout=subprocess.PIPE,
+                                         stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, env=env)
+        except OSError:  # no git: every blob is read here
+            self.proc = None
+
+    def listed(self):
+        """Each path git grep lists, as it prints it (reading overlaps its run).
+
+        Afterwards ``complete`` says whether it answered for the whole tree:
+        False (no git, an error) means every blob must be read here.
+        """
+        self.complete = False
+        if self.proc is None:
+            return
+        prefix, rest = (self.tree_id + ":").encode(), b""
+        fd = self.proc.stdout.fileno()
+        while chunk := os.read(fd, 1 << 16):
+            *names, rest = (rest + chunk).split(b"\0")
+            for raw in names:
+                yield (raw[len(prefix):] if raw.startswith(prefix) else raw).decode("utf-8", "surrogateescape")
+        self.proc.stdout.close()
+        self.complete = self.proc.wait() in (0, 1) and not rest  # 1: nothing matched
+
+    def cancel(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        if self.proc is not None and self.proc.stdout:
+            self.proc.stdout.close()
+
+
+_prefetched: dict[tuple[str, str], GrepCandidates] = {}
+
+
+def prefetch_cold(repo: pygit2.Repository, tree_id, threads: int = 2) -> None:
+    """Start the candidate search for a tree before the slow imports of a command.
+
+    The scanner takes it if its cache turns out to be empty, else it is cancelled
+    at exit. Call it only when the cache is likely empty (a new state).
+    """
+    import atexit
+    key = (repo.path, str(tree_id))
+    if key not in _prefetched:
+        grep = _prefetched[key] = GrepCandidates(repo.path, str(tree_id), threads)
+        atexit.register(grep.cancel)
+
+
+def _take_prefetch(repo: pygit2.Repository, tree_id) -> GrepCandidates | None:
+    return _prefetched.pop((repo.path, str(tree_id)), None)
 
 
 class _Reader:
     """Classifies blobs as the walk finds them: known blobs from the cache, the rest read."""
 
-    def __init__(self, scanner: Scanner, rev: str, lookups: bool = True):
+    def __init__(self, scanner: Scanner, rev: str, lookups: bool = True, grep: GrepCandidates | None = None):
         self.s = scanner
         self.rev = rev
         self.lookups = lookups  # False: the cache is empty, every blob is new
+        self.grep = grep  # names the candidates of a cold scan: the blobs wait for it
+        self.not_grepped: set[str] = set()  # paths git grep does not read (symlinks)
         self.waiting: list[tuple[str, str]] = []
         self.seen: set[str] = set()
         self.known: dict[str, str] = {}
@@ -245,7 +327,7 @@ class _Reader:
         self.waiting.extend(blobs)
         # a cold cache means a whole tree to read: start the workers early
         big = len(self.waiting) >= (COLD_THRESHOLD if not self.lookups else PARALLEL_THRESHOLD)
-        if self.pool is None and self.s.jobs > 1 and big:
+        if self.pool is None and self.grep is None and self.s.jobs > 1 and big:
             import multiprocessing  # only a cold scan needs it
             ctx = multiprocessing.get_context("fork")
             self.pool = ctx.Pool(self.s.jobs, _worker_init, (self.s.repo.path, self.s.verify_objects))
@@ -264,6 +346,19 @@ class _Reader:
 
     def finish(self) -> dict[str, str]:
         """oid -> class of every blob added, for the ones that matter."""
+        if self.grep is not None:
+            grep, self.grep = self.grep, None
+            pending = dict(self.waiting)
+            for path in grep.listed():  # a candidate is read and parsed while git grep goes on
+                oid = pending.get(path)
+                if oid is not None and path not in self.not_grepped:
+                    del pending[path]
+                    self.read.append(oid)
+                    self.out.extend(_classify(self.s.repo, [(path, oid)]))
+            if grep.complete:  # what git grep read and did not list is '' unread
+                self.read.extend(o for p, o in pending.items() if p not in self.not_grepped)
+                pending = {p: o for p, o in pending.items() if p in self.not_grepped}
+            self.waiting = list(pending.items())
         try:
             if self.pool is not None:
                 if self.waiting:
