@@ -25,16 +25,19 @@ import posixpath
 import re
 from dataclasses import dataclass
 
+from typing import TYPE_CHECKING
+
 import pygit2
 
 from ..progress import Progress
-from ..state import State
 from .semantics import FILES as SEMANTICS_FILES, Semantics, semantics_of
 from .facts import FACTS_VERSION, FileFacts, entries_from_text, extract_facts
 from .flags import FLAGS, LEGACY_SET_FLAGS, parse_flags
-from .gitrepo import resolve
+from .gitrepo import KFUNC_WORDS, GrepCandidates, resolve, take_prefetched
 from .csource import Macro, expand_macros, parse_csource
 from .kbuild import BASELINE, BuildReader
+if TYPE_CHECKING:
+    from ..state import State
 from .model import (Definition, Diagnostic, Inventory, Kfunc, Location, Membership, Param,
                     Signature, kernel_doc)
 
@@ -47,6 +50,9 @@ TREE_KEY = "tree:"
 BLOB_KEY = "class:"  # a blob's class; its facts (class P) are stored under the bare oid
 
 
+_KFUNC, _KFUNC_UPPER = KFUNC_WORDS
+
+
 def classify(data: bytes) -> str:
     """'P' parse now, 'D' holds marked definitions, '' irrelevant."""
     # Sets are registered through a btf_kfunc_id_set or a check_kfunc_call in
@@ -54,7 +60,7 @@ def classify(data: bytes) -> str:
     # (BTF_SET allowlists such as bpf_lsm.c's are rightly dropped). These two
     # scans reject ~99.9% of files; a third, for "BTF_", would cost half as
     # much again as all of them (measured on 6.12).
-    if b"kfunc" not in data and b"KFUNC" not in data:
+    if _KFUNC not in data and _KFUNC_UPPER not in data:
         return ""
     if any(m in data for m in _PRIMARY):
         return "P"
@@ -175,7 +181,8 @@ class Scanner:
         lookups = self.state is not None and self.state.has_facts(FACTS_VERSION)
         grep = None
         if not lookups and self.jobs > 1 and not self.verify_objects:
-            grep = _take_prefetch(self.repo, root.id) or GrepCandidates(self.repo.path, str(root.id), self.jobs)
+            grep = (take_prefetched(self.repo, root.id, KFUNC_WORDS)
+                    or GrepCandidates(self.repo.path, str(root.id), KFUNC_WORDS, self.jobs))
         reader = _Reader(self, rev, lookups, grep)
         level = [(root, "")]
         while level:
@@ -227,77 +234,6 @@ class Scanner:
 
 CHUNK = 1000  # blobs per task: large enough to keep delta bases warm in a worker
 _REGULAR = (pygit2.enums.FileMode.BLOB, pygit2.enums.FileMode.BLOB_EXECUTABLE)
-CANDIDATE_WORDS = (b"kfunc", b"KFUNC")  # classify()'s first test: a file without both is ''
-
-
-class GrepCandidates:
-    """`git grep -l` of the words classify() needs first, over one tree, running meanwhile.
-
-    A cold scan must inflate every .c blob; git does that in threaded C, at the
-    speed of the reference it is measured against, while this process walks
-    the trees. Exactness: a regular .c file not listed holds neither word, so
-    classify() gives it '' without reading it; symlinks, which git grep skips,
-    and paths git spells differently are read here as before.
-    """
-
-    def __init__(self, git_dir: str, tree_id: str, threads: int = 2):
-        import subprocess
-        self.tree_id = tree_id
-        env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}  # e.g. GIT_GLOB_PATHSPECS
-        cmd = ["git", "--no-replace-objects", "--git-dir", git_dir, "grep", "--no-color", "-l", "-z", "-F",
-               f"--threads={threads}"]
-        for word in CANDIDATE_WORDS:
-            cmd += ["-e", word.decode()]
-        try:
-            self.proc = subprocess.Popen(cmd + [tree_id, "--", "*.c"], stdout=subprocess.PIPE,
-                                         stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, env=env)
-        except OSError:  # no git: every blob is read here
-            self.proc = None
-
-    def listed(self):
-        """Each path git grep lists, as it prints it (reading overlaps its run).
-
-        Afterwards ``complete`` says whether it answered for the whole tree:
-        False (no git, an error) means every blob must be read here.
-        """
-        self.complete = False
-        if self.proc is None:
-            return
-        prefix, rest = (self.tree_id + ":").encode(), b""
-        fd = self.proc.stdout.fileno()
-        while chunk := os.read(fd, 1 << 16):
-            *names, rest = (rest + chunk).split(b"\0")
-            for raw in names:
-                yield (raw[len(prefix):] if raw.startswith(prefix) else raw).decode("utf-8", "surrogateescape")
-        self.proc.stdout.close()
-        self.complete = self.proc.wait() in (0, 1) and not rest  # 1: nothing matched
-
-    def cancel(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-        if self.proc is not None and self.proc.stdout:
-            self.proc.stdout.close()
-
-
-_prefetched: dict[tuple[str, str], GrepCandidates] = {}
-
-
-def prefetch_cold(repo: pygit2.Repository, tree_id, threads: int = 2) -> None:
-    """Start the candidate search for a tree before the slow imports of a command.
-
-    The scanner takes it if its cache turns out to be empty, else it is cancelled
-    at exit. Call it only when the cache is likely empty (a new state).
-    """
-    import atexit
-    key = (repo.path, str(tree_id))
-    if key not in _prefetched:
-        grep = _prefetched[key] = GrepCandidates(repo.path, str(tree_id), threads)
-        atexit.register(grep.cancel)
-
-
-def _take_prefetch(repo: pygit2.Repository, tree_id) -> GrepCandidates | None:
-    return _prefetched.pop((repo.path, str(tree_id)), None)
 
 
 class _Reader:
