@@ -51,7 +51,7 @@ class Row:
 
     @property
     def met(self) -> bool:
-        return (self.ratio if self.ratio is not None else self.value) <= self.target
+        return (self.ratio if self.ratio is not None else self.value) <= self.target  # NaN: never
 
 
 def seconds_target(seconds: float) -> tuple[float, str]:
@@ -86,8 +86,15 @@ def measure(repo: str, runs: int, only: set[str]) -> list[Row]:
             except BaseException as e:  # pytest.skip outside pytest: no clang or libbpf headers
                 print(f"bench: check rows skipped: {e}", file=sys.stderr)
                 obj = None
+            c = None
             if obj:
-                c = check_bench.measure(obj, repo, "v7.2", "7.2", runs)
+                try:
+                    c = check_bench.measure(obj, repo, "v7.2", "7.2", runs)
+                except SystemExit as e:  # a command that fails: the rows say so, the others still count
+                    print(f"bench: check rows not measured: {e}", file=sys.stderr)
+                    rows += [Row(w, float("nan"), "s", g, grep, 0, f"not measured: {e}")
+                             for w in ("vmlinux BTF read, cold", "`check` of one object, warm")]
+            if c:
                 t, text = seconds_target(1.0)
                 rows.append(Row("vmlinux BTF read (`inventory --btf` 7.2 vmlinuz), cold", median(c["btf cold"]),
                                 "s", g, grep, t, text))
@@ -105,6 +112,8 @@ def measure(repo: str, runs: int, only: set[str]) -> list[Row]:
 
 
 def fmt(v: float, unit: str) -> str:
+    if v != v:
+        return "—"
     return f"{v:.0f} MB" if unit == "MB" else f"{v:.2f} s"
 
 
@@ -112,7 +121,7 @@ def table(rows: list[Row], grep_cpu_note: str = "") -> str:
     out = ["| what | median | reference (same run) | ratio | target | verdict |", "|---|---|---|---|---|---|"]
     for r in rows:
         ref = f"{r.reference} {fmt(r.ref_value, r.unit)}" if r.ref_value is not None else "—"
-        ratio = f"{r.ratio:.2f}×" if r.ratio is not None else "—"
+        ratio = f"{r.ratio:.2f}×" if r.ratio is not None and r.ratio == r.ratio else "—"
         out.append(f"| {r.what} | {fmt(r.value, r.unit)} | {ref} | {ratio} | {r.target_text} | "
                    f"{'met' if r.met else 'NOT met'} |")
     return "\n".join(out) + "\n"

@@ -187,7 +187,8 @@ def test_json_schema(tmp_path):
 def test_cold_scan_through_git_grep_reads_what_reading_every_blob_reads(tmp_path, monkeypatch):
     """A cold scan lets git grep name the candidates; symlinks (which it skips), binary files and a
     missing git give the inventory of the scan that reads every blob itself (jobs=1)."""
-    from policybot.kernel import gitrepo
+    from policybot.kernel import gitrepo, scanner
+    monkeypatch.setattr(scanner, "COLD_THRESHOLD", 1)  # this small tree is read by git grep too
     b = HistoryBuilder(tmp_path / "repo")
     filler = {f"drivers/d{i}/f{j}.c": f"int f{i}_{j}(void) {{ return {j}; }}\n" for i in range(5) for j in range(10)}
     b.commit({"include/linux/bpf_types.h": fx.BPF_TYPES_H, "include/linux/btf.h": fx.BTF_H,
