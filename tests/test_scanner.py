@@ -221,28 +221,3 @@ def test_cold_scan_through_git_grep_reads_what_reading_every_blob_reads(tmp_path
     assert {"bpf_task_acquire", "scx_bpf_select_cpu_dfl"} <= {k["name"] for k in grepped["kfuncs"]}
     monkeypatch.setenv("PATH", str(tmp_path / "no-git-here"))
     assert Scanner(b.repo, jobs=2).inventory_of_tree(tree, "", "t").to_json(True) == every_blob
-
-
-def test_new_blobs_of_a_cached_tree_through_git_grep_by_id(tmp_path, monkeypatch):
-    """Many new blobs in a cached tree go to git grep by blob id (symlinks too): the inventory is
-    the one of reading them here; a missing git falls back to reading them here."""
-    from policybot.kernel import scanner
-    monkeypatch.setattr(scanner, "PARALLEL_THRESHOLD", 1)
-    monkeypatch.setattr(scanner, "GREP_BATCH", 3)  # several git grep processes
-    b = HistoryBuilder(tmp_path / "repo")
-    filler = {f"drivers/d{i}/f{j}.c": f"int f{i}_{j}(void) {{ return {j}; }}\n" for i in range(3) for j in range(4)}
-    b.commit({"include/linux/bpf_types.h": fx.BPF_TYPES_H, "include/linux/btf.h": fx.BTF_H, **filler}, "one")
-    b.tag("v1")
-    b.commit({"kernel/bpf/helpers.c": b"\0binary\0" + fx.ERA_6_1.encode(), "kernel/sched/ext.c": fx.ERA_6_12,
-              **{p: t.replace("return", "/* kfunc */ return") for p, t in filler.items()}}, "two")
-    expected = Scanner(b.repo, jobs=1).inventory("HEAD").to_json(True)
-    for path in (None, str(tmp_path / "no-git-here")):
-        if path:
-            monkeypatch.setenv("PATH", path)
-        state = State(state_dir=tmp_path / f"state-{bool(path)}")
-        Scanner(b.repo, state, jobs=2).inventory("v1")
-        s = Scanner(b.repo, state, jobs=2)
-        got = s.inventory("HEAD").to_json(True)
-        assert got == expected
-        assert s.stats["blobs_read"] >= 14
-    assert {"bpf_task_acquire", "scx_bpf_select_cpu_dfl"} <= {k["name"] for k in expected["kfuncs"]}

@@ -46,47 +46,43 @@ def repo_name(repo: pygit2.Repository) -> str:
 
 
 class GrepCandidates:
-    """`git grep -l` of some words over one tree's .c files, or over given blobs, running meanwhile.
+    """`git grep -l` of some words over one tree's .c files, running meanwhile.
 
-    Reading many blobs is the cost of a scan; git does it in threaded C, at
-    the speed of the reference a cold scan is measured against, while this
-    process walks the trees. A regular .c file (or a given blob) not listed
-    holds none of the words. Over a tree, git grep skips symlinks (the
-    scanner reads those itself); given blob ids, it reads each of them.
+    A cold scan must inflate every .c blob; git does that in threaded C, at the
+    speed of the reference it is measured against, while this process walks
+    the trees. A regular .c file not listed holds none of the words; symlinks
+    are not read by git grep (the scanner reads those itself).
     """
 
-    def __init__(self, git_dir: str, tree_id: str | None, words: tuple[bytes, ...], threads: int = 2,
-                 blobs: list[str] | None = None):
+    def __init__(self, git_dir: str, tree_id: str, words: tuple[bytes, ...], threads: int = 2):
         import subprocess
-        self.prefix = (tree_id + ":").encode() if tree_id else b""  # how git grep names a tree's files
+        self.tree_id, self.words = tree_id, words
         env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}  # e.g. GIT_GLOB_PATHSPECS
         cmd = ["git", "--no-replace-objects", "--git-dir", git_dir, "grep", "--no-color", "-l", "-z", "-F",
                f"--threads={threads}"]
         for word in words:
             cmd += ["-e", word.decode()]
-        cmd += [tree_id, "--", "*.c"] if tree_id else list(blobs or ())
         try:
-            self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                                         stdin=subprocess.DEVNULL, env=env)
+            self.proc = subprocess.Popen(cmd + [tree_id, "--", "*.c"], stdout=subprocess.PIPE,
+                                         stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, env=env)
         except OSError:  # no git: every blob is read here
             self.proc = None
 
     def listed(self):
-        """Each path (or blob id) git grep lists, as it prints it (reading overlaps its run).
+        """Each path git grep lists, as it prints it (reading overlaps its run).
 
-        Afterwards ``complete`` says whether it answered for everything asked:
+        Afterwards ``complete`` says whether it answered for the whole tree:
         False (no git, an error) means every blob must be read here.
         """
         self.complete = False
         if self.proc is None:
             return
-        prefix, rest = self.prefix, b""
+        prefix, rest = (self.tree_id + ":").encode(), b""
         fd = self.proc.stdout.fileno()
         while chunk := os.read(fd, 1 << 16):
             *names, rest = (rest + chunk).split(b"\0")
             for raw in names:
-                yield (raw[len(prefix):] if prefix and raw.startswith(prefix) else raw).decode(
-                    "utf-8", "surrogateescape")
+                yield (raw[len(prefix):] if raw.startswith(prefix) else raw).decode("utf-8", "surrogateescape")
         self.proc.stdout.close()
         self.complete = self.proc.wait() in (0, 1) and not rest  # 1: nothing matched
 

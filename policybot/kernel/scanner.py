@@ -194,12 +194,9 @@ class Scanner:
         summaries: dict[str, list | None] = {}
         lookups = self.state is not None and self.state.has_facts(FACTS_VERSION)
         reader = _Reader(self, rev, lookups)
-        if self.jobs > 1 and not self.verify_objects:
-            if lookups:
-                reader.grep_blobs = True  # many new blobs: git grep reads them by id
-            else:
-                reader.grep_tree = str(root.id)  # git grep may read this tree (started now if the CLI did)
-                reader.grep = take_prefetched(self.repo, root.id, KFUNC_WORDS)
+        if not lookups and self.jobs > 1 and not self.verify_objects:
+            reader.grep_tree = str(root.id)  # git grep may read this tree (started now if the CLI did)
+            reader.grep = take_prefetched(self.repo, root.id, KFUNC_WORDS)
         # per walked tree, its subtrees and .c blobs in tree order: (name, id, is a tree)
         entries: dict[str, list[tuple[str, str, bool]]] = {}
         level = [(root, "", str(root.id))]
@@ -254,7 +251,6 @@ class Scanner:
 
 
 CHUNK = 1000  # blobs per task: large enough to keep delta bases warm in a worker
-GREP_BATCH = 4000  # blob ids a git grep: 164 KB of arguments
 _REGULAR = (pygit2.enums.FileMode.BLOB, pygit2.enums.FileMode.BLOB_EXECUTABLE)
 _TREE, _BLOB = int(pygit2.enums.ObjectType.TREE), int(pygit2.enums.ObjectType.BLOB)
 
@@ -268,7 +264,6 @@ class _Reader:
         self.lookups = lookups  # False: the cache is empty, every blob is new
         self.grep_tree: str | None = None  # a cold scan of this tree may let git grep read it
         self.grep: GrepCandidates | None = None  # names the candidates: the blobs wait for it
-        self.grep_blobs = False  # many new blobs in a cached tree: git grep reads them by id
         self.not_grepped: set[str] = set()  # paths git grep does not read (symlinks)
         self.waiting: list[tuple[str, str]] = []
         self.seen: set[str] = set()
@@ -290,7 +285,7 @@ class _Reader:
         big = len(self.waiting) >= (COLD_THRESHOLD if not self.lookups else PARALLEL_THRESHOLD)
         if self.grep is None and self.grep_tree and big:
             self.grep = GrepCandidates(self.s.repo.path, self.grep_tree, KFUNC_WORDS, self.s.jobs)
-        if self.pool is None and self.grep is None and not self.grep_blobs and self.s.jobs > 1 and big:
+        if self.pool is None and self.grep is None and self.s.jobs > 1 and big:
             import multiprocessing  # only a cold scan needs it
             ctx = multiprocessing.get_context("fork")
             self.pool = ctx.Pool(self.s.jobs, _worker_init, (self.s.repo.path, self.s.verify_objects))
@@ -303,48 +298,12 @@ class _Reader:
                 del self.waiting[:size]
                 size = CHUNK if len(self.tasks) >= 4 else CHUNK // 4
 
-    def _grep_blobs(self) -> None:
-        """The waiting blobs through git grep, GREP_BATCH ids a process, two processes at a time;
-        what it lists is read and parsed here meanwhile, what it does not is ''."""
-        pending = {o: p for p, o in self.waiting}
-        oids = list(pending)
-        batches = iter([oids[i:i + GREP_BATCH] for i in range(0, len(oids), GREP_BATCH)])
-        running: list = []
-
-        def start() -> None:
-            batch = next(batches, None)
-            if batch is not None:
-                running.append((batch, GrepCandidates(self.s.repo.path, None, KFUNC_WORDS, self.s.jobs, batch)))
-
-        start()
-        start()
-        self.s.progress.start(f"scanning {self.rev}", len(oids), "files")
-        done = 0
-        while running:
-            batch, grep = running.pop(0)
-            for oid in grep.listed():
-                path = pending.pop(oid, None)
-                if path is not None:
-                    self.read.append(oid)
-                    self.out.extend(_classify(self.s.repo, [(path, oid)]))
-            if not grep.complete:  # the rest is read here
-                for _, other in running:
-                    other.cancel()
-                break
-            self.read.extend(o for o in batch if pending.pop(o, None) is not None)
-            done += len(batch)
-            self.s.progress.update(done)
-            start()
-        self.waiting = [(p, o) for o, p in pending.items()]
-
     def _submit(self, chunk) -> None:
         self.read.extend(o for _, o in chunk)
         self.tasks.append((len(chunk), self.pool.apply_async(_classify_chunk, (chunk,))))
 
     def finish(self) -> dict[str, str]:
         """oid -> class of every blob added, for the ones that matter."""
-        if self.grep_blobs and len(self.waiting) >= PARALLEL_THRESHOLD:
-            self._grep_blobs()
         if self.grep is not None:
             grep, self.grep = self.grep, None
             pending = dict(self.waiting)
