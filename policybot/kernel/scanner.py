@@ -124,6 +124,7 @@ class Scanner:
         self._build: BuildReader | None = None
         self._definitions: dict = {}  # (id(facts' def), path) -> (def, semantics, reader, Definition)
         self._headers: dict[tuple[str, str], tuple[bytes, dict | None]] = {}  # (oid, path) -> data, macros
+        self._texts: dict[str, bytes] = {}  # blobs searched for a definition elsewhere, by oid
         self.stats = {"blobs_read": 0, "trees_walked": 0, "files_parsed": 0}
 
     # -- public -----------------------------------------------------------------
@@ -708,7 +709,7 @@ class _Linker:
             f, fd = index[name][0]
             path = f.path
         else:
-            for f in self._secondary(set_facts.path):
+            for f in self._secondary(set_facts.path, name):
                 if name in f.defs:
                     fd, path = f.defs[name], f.path
                     break
@@ -727,15 +728,17 @@ class _Linker:
         self.s._definitions[(id(fd), path)] = (fd, self.semantics, self.build, d)
         return d
 
-    def _secondary(self, set_path: str):
-        """Files that may define a kfunc listed elsewhere, nearest first."""
+    def _secondary(self, set_path: str, name: str):
+        """Files that may define a kfunc listed elsewhere, nearest first (one that cannot is skipped)."""
         seen = getattr(self, "_secondary_cache", None)
         if seen is None:
             seen = self._secondary_cache = {}
         # 1. files with __bpf_kfunc definitions
         for r in self.relevant:
             if r.cls == "D":
-                yield self._cached_secondary(r.path, r.oid, seen)
+                f = self._cached_secondary(r.path, r.oid, seen, name)
+                if f is not None:
+                    yield f
         # 2. the set file's own directory, then its parent
         d = posixpath.dirname(set_path)
         for directory in dict.fromkeys([d, posixpath.dirname(d)]):
@@ -746,9 +749,19 @@ class _Linker:
             for e in sub:
                 if e.type == pygit2.enums.ObjectType.BLOB and e.name.endswith(".c"):
                     path = posixpath.join(directory, e.name)
-                    yield self._cached_secondary(path, str(e.id), seen)
+                    f = self._cached_secondary(path, str(e.id), seen, name)
+                    if f is not None:
+                        yield f
 
-    def _cached_secondary(self, path: str, oid: str, seen: dict) -> FileFacts:
+    def _cached_secondary(self, path: str, oid: str, seen: dict, name: str) -> FileFacts | None:
+        """The file's facts with every definition; None when its text lacks ``name`` (an ASCII name
+        the parser can only have taken from the text itself): most files are never parsed."""
         if path not in seen:
+            if name.isascii() and oid + "+all" not in self.s._facts_mem:
+                data = self.s._texts.get(oid)
+                if data is None:
+                    data = self.s._texts[oid] = self.s.read(oid)
+                if name.encode() not in data:
+                    return None
             seen[path] = self.s.facts_of(path, oid, all_defs=True)
         return seen[path]
