@@ -19,6 +19,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 POLICYBOT = [sys.executable, "-m", "policybot"]
+CODE = [ROOT]  # the checkout whose policybot the children run (bench/run.py --code: an older one)
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,8 @@ def child_env(**extra: str) -> dict[str, str]:
     env.pop("PYTHONDONTWRITEBYTECODE", None)  # what a user's installed policybot does
     for var in ("POLICYBOT_CONFIG", "POLICYBOT_DB", "POLICYBOT_POLICY", "POLICYBOT_STATE_DIR"):
         env.pop(var, None)
+    if CODE[0] != ROOT:
+        env["PYTHONPATH"] = str(CODE[0])
     env.update(extra)
     return env
 
@@ -40,7 +43,7 @@ def child_env(**extra: str) -> dict[str, str]:
 def warm_bytecode() -> None:
     """Write the .pyc files of policybot and of everything it imports, once."""
     import site
-    dirs = [str(ROOT / "policybot")] + [d for d in site.getsitepackages() if os.path.isdir(d)]
+    dirs = [str(CODE[0] / "policybot")] + [d for d in site.getsitepackages() if os.path.isdir(d)]
     subprocess.run([sys.executable, "-m", "compileall", "-q", "-j0", *dirs], env=child_env(),
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
@@ -50,7 +53,7 @@ def run(cmd: list[str], env: dict | None = None, ok=(0,), cwd=None, capture: boo
     import tempfile
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         t = time.perf_counter()
-        proc = subprocess.Popen(cmd, env=env if env is not None else child_env(), cwd=cwd,
+        proc = subprocess.Popen(cmd, env=env if env is not None else child_env(), cwd=cwd or CODE[0],
                                 stdout=out if capture else subprocess.DEVNULL, stderr=err)
         _, status, ru = os.wait4(proc.pid, 0)  # this child's usage, with the children it waited for
         wall = time.perf_counter() - t

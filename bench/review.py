@@ -35,7 +35,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchlib import POLICYBOT, ROOT, child_env, kernel_repo, run, warm_bytecode  # noqa: E402
+from benchlib import POLICYBOT, child_env, kernel_repo, run, warm_bytecode  # noqa: E402
 
 WARM_TARGET = 0.6
 
@@ -158,9 +158,9 @@ def measure(repo: str, base: str = "v6.12", runs: int = 3, overlay: bool = True,
         out = {"cold": [], "warm": [], "touched": touched}
         for r in range(runs):
             c = cmd + ["--state-dir", str(work / f"state-{r}")]
-            sample, out["cold_out"] = run(c, child_env(), ok=(0, 1), cwd=ROOT, capture=True)
+            sample, out["cold_out"] = run(c, child_env(), ok=(0, 1), capture=True)
             out["cold"].append(sample)
-            sample, out["warm_out"] = run(c, child_env(), ok=(0, 1), cwd=ROOT, capture=True)
+            sample, out["warm_out"] = run(c, child_env(), ok=(0, 1), capture=True)
             out["warm"].append(sample)
         return out
 

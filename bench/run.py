@@ -28,6 +28,7 @@ import check as check_bench  # noqa: E402
 import history as history_bench  # noqa: E402
 import inventory as inventory_bench  # noqa: E402
 import review as review_bench  # noqa: E402
+import benchlib  # noqa: E402
 from benchlib import ROOT, kernel_repo, median, warm_bytecode  # noqa: E402
 
 QUIET_GREP_S = 1.2  # git grep of the reference on the quiet machine (README, issue 15: 1.09-1.73 s)
@@ -144,7 +145,11 @@ def main() -> int:
     ap.add_argument("--only", default=",".join(GROUPS),
                     help="groups to measure besides inventory (always: it gives the references)")
     ap.add_argument("--readme", action="store_true", help="rewrite README.md's Performance table")
+    ap.add_argument("--code", metavar="DIR", help="measure the policybot of another checkout (e.g. the "
+                    "commit before a change, from `git worktree add`), with this checkout's bench")
     args = ap.parse_args()
+    if args.code:
+        benchlib.CODE[0] = Path(args.code).resolve()
     only = set(args.only.split(","))
     if only - set(GROUPS):
         ap.error(f"--only: unknown group(s) {', '.join(sorted(only - set(GROUPS)))}")
