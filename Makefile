@@ -32,10 +32,9 @@ test: setup tools
 tools:
 	scripts/test-tools
 
+# every speed target, each as a ratio to its reference (README, Performance); --readme rewrites its table
 bench: setup
-	$(BIN)/python bench/inventory.py
-	$(BIN)/python bench/audit.py
-	$(BIN)/python bench/review.py
+	$(BIN)/python bench/run.py
 
 clean:
 	rm -rf $(VENV)

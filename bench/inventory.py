@@ -1,41 +1,41 @@
 #!/usr/bin/env python3
 """Inventory speed on a real kernel repository, as ratios against git grep.
 
-    python bench/inventory.py [REPO] [--rev v6.12] [--neighbour v6.12~1]
+    python bench/inventory.py [REPO] [--rev v6.12] [--neighbour REV] [--runs 3]
 
 REPO defaults to the scratch repository of scripts/kernel-trees. Each
 measurement runs `policybot inventory` as a separate process (what a user
-runs), with a fresh state dir for cold runs. Targets (issue 2): cold within
-1.5x of `git grep -l -e BTF_ID_FLAGS -e __bpf_kfunc REV -- '*.c'`; warm (after
-scanning a neighbour revision with <5% of blobs changed) at most 0.2x of
-cold; peak RSS under 400 MB.
+runs, .pyc files warm: see benchlib), with a fresh state dir for cold runs,
+interleaved with the reference `git grep -l -e BTF_ID_FLAGS -e __bpf_kfunc
+REV -- '*.c'` so both see the same machine. Targets (issue 15): cold within
+1.3x of git grep; warm (after scanning a neighbour revision with <5% of
+blobs changed) at most 0.2x of cold; peak RSS under 400 MB.
 """
 
 import argparse
-import os
-import resource
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from benchlib import POLICYBOT, child_env, grep_cmd, kernel_repo, median, run, warm_bytecode  # noqa: E402
 
 
-def run(cmd, env=None) -> tuple[float, int]:
-    """Wall time and peak RSS (KB) of one child process."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    t = time.perf_counter()
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, env=env)
-    wall = time.perf_counter() - t
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return wall, max(peak, before)
-
-
-def best(n, fn):
-    results = [fn() for _ in range(n)]
-    return min(r[0] for r in results), max(r[1] for r in results)
+def measure(repo: str, rev: str = "v6.12", runs: int = 3, neighbour: str | None = None) -> dict:
+    """{"grep", "cold", "warm": [Sample]} and the neighbour revision, one run of each in turn."""
+    neighbour = neighbour or make_neighbour(repo, rev)
+    inv = POLICYBOT + ["inventory", "--repo", repo]
+    run(grep_cmd(repo, rev))  # the page cache warm for both
+    out = {"grep": [], "cold": [], "warm": [], "neighbour": neighbour}
+    for _ in range(runs):
+        out["grep"].append(run(grep_cmd(repo, rev)))
+        with tempfile.TemporaryDirectory() as state:
+            out["cold"].append(run(inv + ["--rev", rev], child_env(POLICYBOT_STATE_DIR=state)))
+        with tempfile.TemporaryDirectory() as state:
+            env = child_env(POLICYBOT_STATE_DIR=state)
+            run(inv + ["--rev", neighbour], env)
+            out["warm"].append(run(inv + ["--rev", rev], env))
+    return out
 
 
 def main() -> int:
@@ -46,38 +46,17 @@ def main() -> int:
                     "commit on top of REV changing 1%% of the kfunc files)")
     ap.add_argument("--runs", type=int, default=3)
     args = ap.parse_args()
-    repo = args.repo or subprocess.run([str(ROOT / "scripts" / "kernel-trees")], check=True,
-                                       capture_output=True, text=True).stdout.strip()
-    policybot = [sys.executable, "-m", "policybot"]
-    grep = ["git", "--git-dir", repo, "grep", "-l", "-e", "BTF_ID_FLAGS", "-e", "__bpf_kfunc",
-            args.rev, "--", "*.c"]
-    run(grep)  # warm the page cache for both
-    t_grep, _ = best(args.runs, lambda: run(grep))
-
-    def cold():
-        with tempfile.TemporaryDirectory() as state:
-            env = dict(os.environ, POLICYBOT_STATE_DIR=state)
-            return run(policybot + ["inventory", "--repo", repo, "--rev", args.rev], env)
-
-    t_cold, rss_cold = best(args.runs, cold)
-
-    neighbour = args.neighbour
-    if neighbour is None:
-        neighbour = make_neighbour(repo, args.rev)
-
-    def warm():
-        with tempfile.TemporaryDirectory() as state:
-            env = dict(os.environ, POLICYBOT_STATE_DIR=state)
-            run(policybot + ["inventory", "--repo", repo, "--rev", neighbour], env)
-            return run(policybot + ["inventory", "--repo", repo, "--rev", args.rev], env)
-
-    t_warm, rss_warm = best(args.runs, warm)
-    print(f"repository          {repo} at {args.rev}")
-    print(f"git grep            {t_grep:6.2f} s")
-    print(f"inventory cold      {t_cold:6.2f} s   ratio to git grep {t_cold / t_grep:5.2f}  (target <= 1.5)")
-    print(f"inventory warm      {t_warm:6.2f} s   ratio to cold     {t_warm / t_cold:5.2f}  (target <= 0.2)"
-          f"   after {neighbour}")
-    print(f"peak RSS            {max(rss_cold, rss_warm) / 1024:6.0f} MB  (target < 400)")
+    repo = args.repo or kernel_repo()
+    warm_bytecode()
+    m = measure(repo, args.rev, args.runs, args.neighbour)
+    g, c, w = median(m["grep"]), median(m["cold"]), median(m["warm"])
+    print(f"repository          {repo} at {args.rev}   (medians of {args.runs})")
+    print(f"git grep            {g:6.2f} s   cpu {median(m['grep'], 'cpu'):5.2f} s")
+    print(f"inventory cold      {c:6.2f} s   cpu {median(m['cold'], 'cpu'):5.2f} s   ratio to git grep "
+          f"{c / g:5.2f} (cpu {median(m['cold'], 'cpu') / median(m['grep'], 'cpu'):4.2f})  (target <= 1.3)")
+    print(f"inventory warm      {w:6.2f} s   ratio to cold     {w / c:5.2f}  (target <= 0.2)"
+          f"   after {m['neighbour']}")
+    print(f"peak RSS            {max(s.rss_mb for s in m['cold'] + m['warm']):6.0f} MB  (target < 400)")
     return 0
 
 

@@ -378,11 +378,26 @@ def _scanner(args):
     return scanner(args.repo, _state(args), _progress(), verify_objects=args.verify_objects)
 
 
+def _prefetch_cold(args) -> None:
+    """A new SQLite state: start git grep on the tree before the state database's imports."""
+    if args.db or os.environ.get("POLICYBOT_DB") or args.verify_objects or (os.cpu_count() or 1) < 2:
+        return
+    if os.path.exists(_cache_dir(args, "policybot.sqlite")):
+        return  # a cache: the scanner reads only what it lacks
+    from .kernel.gitrepo import open_repo, prefetch_grep, resolve
+    try:
+        repo = open_repo(args.repo)
+        prefetch_grep(repo, resolve(repo, args.rev).tree.id)
+    except PolicybotError:
+        pass  # reported where it always was
+
+
 def cmd_inventory(args) -> int:
     if args.btf:
         return _inventory_btf(args)
     if not args.repo:
         raise PolicybotError("inventory: give --repo PATH (a source tree) or --btf FILE (a compiled kernel)")
+    _prefetch_cold(args)
     from .app.inventory import inventory
     inv = inventory(_scanner(args), args.rev)
     out = sys.stdout

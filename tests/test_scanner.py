@@ -182,3 +182,42 @@ def test_json_schema(tmp_path):
     assert acq["definition"]["signature"] == "struct task_struct *bpf_task_acquire(struct task_struct *p)"
     assert acq["definition"]["doc"]["stability"] == "stable"
     assert acq["sets"][0]["location"] == "kernel/bpf/helpers.c:44"
+
+
+def test_cold_scan_through_git_grep_reads_what_reading_every_blob_reads(tmp_path, monkeypatch):
+    """A cold scan lets git grep name the candidates; symlinks (which it skips), binary files and a
+    missing git give the inventory of the scan that reads every blob itself (jobs=1)."""
+    from policybot.kernel import gitrepo, scanner
+    monkeypatch.setattr(scanner, "COLD_THRESHOLD", 1)  # this small tree is read by git grep too
+    b = HistoryBuilder(tmp_path / "repo")
+    filler = {f"drivers/d{i}/f{j}.c": f"int f{i}_{j}(void) {{ return {j}; }}\n" for i in range(5) for j in range(10)}
+    b.commit({"include/linux/bpf_types.h": fx.BPF_TYPES_H, "include/linux/btf.h": fx.BTF_H,
+              "kernel/bpf/helpers.c": b"\0binary\0" + fx.ERA_6_1.encode(),  # a NUL: git calls it binary
+              "drivers/d1/mentions.c": "/* no kfunc here */\n", **filler}, "tree")
+    # a symlink whose blob holds a whole kfunc file: git grep never reads it, the scanner must
+    root = b.repo[b.head].tree
+    link = b.repo.create_blob(fx.ERA_6_12.encode())
+    sched = b.repo.TreeBuilder(root["kernel"].peel(pygit2.Tree)["bpf"].peel(pygit2.Tree))
+    sched.insert("linked.c", link, pygit2.enums.FileMode.LINK)
+    kernel = b.repo.TreeBuilder(root["kernel"].peel(pygit2.Tree))
+    kernel.insert("bpf", sched.write(), pygit2.enums.FileMode.TREE)
+    top = b.repo.TreeBuilder(root)
+    top.insert("kernel", kernel.write(), pygit2.enums.FileMode.TREE)
+    tree = b.repo[top.write()]
+
+    listed = []
+    real_listed = gitrepo.GrepCandidates.listed
+
+    def spy(self):
+        for path in real_listed(self):
+            listed.append(path)
+            yield path
+
+    monkeypatch.setattr(gitrepo.GrepCandidates, "listed", spy)
+    every_blob = Scanner(b.repo, jobs=1).inventory_of_tree(tree, "", "t").to_json(True)
+    grepped = Scanner(b.repo, jobs=2).inventory_of_tree(tree, "", "t").to_json(True)
+    assert sorted(listed) == ["drivers/d1/mentions.c", "kernel/bpf/helpers.c"]
+    assert grepped == every_blob
+    assert {"bpf_task_acquire", "scx_bpf_select_cpu_dfl"} <= {k["name"] for k in grepped["kfuncs"]}
+    monkeypatch.setenv("PATH", str(tmp_path / "no-git-here"))
+    assert Scanner(b.repo, jobs=2).inventory_of_tree(tree, "", "t").to_json(True) == every_blob

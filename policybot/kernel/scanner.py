@@ -6,8 +6,11 @@ Reading is the cost (a 6.12 tree has ~35,000 .c blobs, ~680 MB), so:
   tree id: a subtree that did not change between two revisions is not even
   walked again;
 - every file that matters has its facts cached by blob id;
-- a cold read of many blobs is split over two processes (blob reads hold
-  the GIL, threads do not help).
+- with an empty cache, ``git grep`` (git's threaded C, run while the trees
+  are walked here) names the .c files holding "kfunc"/"KFUNC": only those
+  are read here, every other regular .c blob is known irrelevant unread;
+- otherwise a read of many new blobs is split over two processes (blob
+  reads hold the GIL, threads do not help).
 
 A file *matters* when it defines or registers kfunc sets ("P", parsed in
 full) or defines ``__bpf_kfunc`` functions ("D", parsed only when a kfunc
@@ -22,26 +25,32 @@ import posixpath
 import re
 from dataclasses import dataclass
 
+from typing import TYPE_CHECKING
+
 import pygit2
 
 from ..progress import Progress
-from ..state import State
 from .semantics import FILES as SEMANTICS_FILES, Semantics, semantics_of
 from .facts import FACTS_VERSION, FileFacts, entries_from_text, extract_facts
 from .flags import FLAGS, LEGACY_SET_FLAGS, parse_flags
-from .gitrepo import resolve
+from .gitrepo import KFUNC_WORDS, GrepCandidates, resolve, take_prefetched
 from .csource import Macro, expand_macros, parse_csource
 from .kbuild import BASELINE, BuildReader
+if TYPE_CHECKING:
+    from ..state import State
 from .model import (Definition, Diagnostic, Inventory, Kfunc, Location, Membership, Param,
                     Signature, kernel_doc)
 
 _PRIMARY = (b"BTF_SET_START", b"BTF_SET8_START", b"BTF_KFUNCS_START", b"btf_kfunc_id_set",
             b"check_kfunc_call", b"KFUNC_BTF_ID_SET")
 PARALLEL_THRESHOLD = 3000  # blobs; below this a second process costs more than it saves
-COLD_THRESHOLD = 500  # with an empty cache: a tree this big is read whole, start early
+COLD_THRESHOLD = 500  # with an empty cache: a tree this big is read whole (by git grep), start early
 TEST_PATHS = ("tools/testing/", "net/bpf/test_run.c", "lib/test_")
 TREE_KEY = "tree:"
 BLOB_KEY = "class:"  # a blob's class; its facts (class P) are stored under the bare oid
+
+
+_KFUNC, _KFUNC_UPPER = KFUNC_WORDS
 
 
 def classify(data: bytes) -> str:
@@ -51,7 +60,7 @@ def classify(data: bytes) -> str:
     # (BTF_SET allowlists such as bpf_lsm.c's are rightly dropped). These two
     # scans reject ~99.9% of files; a third, for "BTF_", would cost half as
     # much again as all of them (measured on 6.12).
-    if b"kfunc" not in data and b"KFUNC" not in data:
+    if _KFUNC not in data and _KFUNC_UPPER not in data:
         return ""
     if any(m in data for m in _PRIMARY):
         return "P"
@@ -111,6 +120,11 @@ class Scanner:
         pygit2.settings.enable_strict_hash_verification(verify_objects)
         self._facts_mem: dict[str, FileFacts] = {}
         self.kbuild_cache: dict = {}  # Kbuild/Kconfig parses by blob id, for every revision
+        # linking the next tree reuses what the last one derived from the same content (a series)
+        self._build: BuildReader | None = None
+        self._definitions: dict = {}  # (id(facts' def), path) -> (def, semantics, reader, Definition)
+        self._headers: dict[tuple[str, str], tuple[bytes, dict | None]] = {}  # (oid, path) -> data, macros
+        self._texts: dict[str, bytes] = {}  # blobs searched for a definition elsewhere, by oid
         self.stats = {"blobs_read": 0, "trees_walked": 0, "files_parsed": 0}
 
     # -- public -----------------------------------------------------------------
@@ -130,6 +144,16 @@ class Scanner:
         inv.commit, inv.rev = commit_id, rev
         inv.stats = dict(self.stats)
         return inv
+
+    def build_reader(self, tree: pygit2.Tree) -> BuildReader:
+        """The build conditions of ``tree``: the last tree's reader, memos and all, when the
+        two differ only in .c files kbuild does not read."""
+        last = self._build
+        if last is not None and _same_build(last.tree, tree):
+            last.tree = tree
+            return last
+        self._build = BuildReader(self.repo, tree, self.kbuild_cache, self.state, FACTS_VERSION)
+        return self._build
 
     # -- reading ------------------------------------------------------------------
 
@@ -171,13 +195,16 @@ class Scanner:
         summaries: dict[str, list | None] = {}
         lookups = self.state is not None and self.state.has_facts(FACTS_VERSION)
         reader = _Reader(self, rev, lookups)
-        level = [(root, "")]
+        if not lookups and self.jobs > 1 and not self.verify_objects:
+            reader.grep_tree = str(root.id)  # git grep may read this tree (started now if the CLI did)
+            reader.grep = take_prefetched(self.repo, root.id, KFUNC_WORDS)
+        # per walked tree, its subtrees and .c blobs in tree order: (name, id, is a tree)
+        entries: dict[str, list[tuple[str, str, bool]]] = {}
+        level = [(root, "", str(root.id))]
         while level:
-            keys = [TREE_KEY + str(t.id) for t, _ in level]
-            cached = self.state.load_facts(FACTS_VERSION, keys) if lookups else {}
+            cached = self.state.load_facts(FACTS_VERSION, [TREE_KEY + k for _, _, k in level]) if lookups else {}
             nxt, blobs = [], []
-            for tree, prefix in level:
-                key = str(tree.id)
+            for tree, prefix, key in level:
                 if key in summaries:
                     continue
                 hit = cached.get(TREE_KEY + key)
@@ -186,38 +213,47 @@ class Scanner:
                     continue
                 summaries[key] = None  # computed below
                 self.stats["trees_walked"] += 1
+                own = entries[key] = []
                 for e in tree:
-                    if e.type == pygit2.enums.ObjectType.TREE:
-                        nxt.append((e, prefix + e.name + "/"))
-                    elif e.type == pygit2.enums.ObjectType.BLOB and e.name.endswith(".c"):
-                        blobs.append((prefix + e.name, str(e.id)))
+                    kind = e.type
+                    if kind == _TREE:
+                        oid = str(e.id)
+                        nxt.append((e, prefix + e.name + "/", oid))
+                        own.append((e.name + "/", oid, True))
+                    elif kind == _BLOB and e.name.endswith(".c"):
+                        oid = str(e.id)
+                        blobs.append((prefix + e.name, oid))
+                        own.append((e.name, oid, False))
+                        if e.filemode not in _REGULAR:  # git grep reads regular files only
+                            reader.not_grepped.add(prefix + e.name)
             reader.add(blobs)
             level = nxt
         results = reader.finish()
         # summaries bottom-up (post-order: the same subtree may sit at several depths)
         new_rows = {}
 
-        def summarise(tree: pygit2.Tree) -> list:
-            key = str(tree.id)
+        def summarise(key: str) -> list:
             if summaries[key] is not None:
                 return summaries[key]
             summary = []
-            for e in tree:
-                if e.type == pygit2.enums.ObjectType.TREE:
-                    summary.extend([e.name + "/" + r[0], r[1], r[2]] for r in summarise(e))
-                elif e.type == pygit2.enums.ObjectType.BLOB and str(e.id) in results:
-                    summary.append([e.name, str(e.id), results[str(e.id)]])
+            for name, oid, is_tree in entries[key]:
+                if is_tree:
+                    summary.extend([name + r[0], r[1], r[2]] for r in summarise(oid))
+                elif oid in results:
+                    summary.append([name, oid, results[oid]])
             summaries[key] = summary
             new_rows[TREE_KEY + key] = json.dumps(summary)
             return summary
 
-        summarise(root)
+        summarise(str(root.id))
         if self.state and new_rows:
             self.state.store_facts(FACTS_VERSION, new_rows)
         return [_Relevant(p, o, c) for p, o, c in summaries[str(root.id)]]
 
 
 CHUNK = 1000  # blobs per task: large enough to keep delta bases warm in a worker
+_REGULAR = (pygit2.enums.FileMode.BLOB, pygit2.enums.FileMode.BLOB_EXECUTABLE)
+_TREE, _BLOB = int(pygit2.enums.ObjectType.TREE), int(pygit2.enums.ObjectType.BLOB)
 
 
 class _Reader:
@@ -227,6 +263,9 @@ class _Reader:
         self.s = scanner
         self.rev = rev
         self.lookups = lookups  # False: the cache is empty, every blob is new
+        self.grep_tree: str | None = None  # a cold scan of this tree may let git grep read it
+        self.grep: GrepCandidates | None = None  # names the candidates: the blobs wait for it
+        self.not_grepped: set[str] = set()  # paths git grep does not read (symlinks)
         self.waiting: list[tuple[str, str]] = []
         self.seen: set[str] = set()
         self.known: dict[str, str] = {}
@@ -245,7 +284,9 @@ class _Reader:
         self.waiting.extend(blobs)
         # a cold cache means a whole tree to read: start the workers early
         big = len(self.waiting) >= (COLD_THRESHOLD if not self.lookups else PARALLEL_THRESHOLD)
-        if self.pool is None and self.s.jobs > 1 and big:
+        if self.grep is None and self.grep_tree and big:
+            self.grep = GrepCandidates(self.s.repo.path, self.grep_tree, KFUNC_WORDS, self.s.jobs)
+        if self.pool is None and self.grep is None and self.s.jobs > 1 and big:
             import multiprocessing  # only a cold scan needs it
             ctx = multiprocessing.get_context("fork")
             self.pool = ctx.Pool(self.s.jobs, _worker_init, (self.s.repo.path, self.s.verify_objects))
@@ -264,6 +305,19 @@ class _Reader:
 
     def finish(self) -> dict[str, str]:
         """oid -> class of every blob added, for the ones that matter."""
+        if self.grep is not None:
+            grep, self.grep = self.grep, None
+            pending = dict(self.waiting)
+            for path in grep.listed():  # a candidate is read and parsed while git grep goes on
+                oid = pending.get(path)
+                if oid is not None and path not in self.not_grepped:
+                    del pending[path]
+                    self.read.append(oid)
+                    self.out.extend(_classify(self.s.repo, [(path, oid)]))
+            if grep.complete:  # what git grep read and did not list is '' unread
+                self.read.extend(o for p, o in pending.items() if p not in self.not_grepped)
+                pending = {p: o for p, o in pending.items() if p in self.not_grepped}
+            self.waiting = list(pending.items())
         try:
             if self.pool is not None:
                 if self.waiting:
@@ -301,6 +355,37 @@ class _Reader:
         return {o: c for o, c in classes.items() if c}
 
 
+def _same_build(old: pygit2.Tree, new: pygit2.Tree) -> bool:
+    """Whether kbuild.BuildReader reads the same in both trees: every change is to a .c file
+    that does not ``#include "x.c"`` (the only .c files it reads), before and after.
+
+    Walks only the subtrees that differ, and stops at the first other change
+    (two releases differ at the top: that costs one directory listing).
+    """
+    tree, blob = pygit2.enums.ObjectType.TREE, pygit2.enums.ObjectType.BLOB
+
+    def plain_c(e) -> bool:
+        return e.type == blob and e.name.endswith(".c") and b'.c"' not in e.data
+
+    stack = [(old, new)]
+    while stack:
+        o, n = stack.pop()
+        if o.id == n.id:
+            continue
+        before = {e.name: e for e in o}
+        for e in n:
+            b = before.pop(e.name, None)
+            if b is not None and b.id == e.id:
+                continue
+            if b is not None and b.type == tree and e.type == tree:
+                stack.append((b, e))
+            elif not plain_c(e) or (b is not None and not plain_c(b)):
+                return False
+        if not all(plain_c(b) for b in before.values()):  # removed entries
+            return False
+    return True
+
+
 def _repath(facts: FileFacts, path: str) -> FileFacts:
     """The same blob at another path (a copied or moved file)."""
     d = facts.to_json()
@@ -329,7 +414,7 @@ class _Linker:
         self.relevant = relevant
         self.primary = scanner.facts_for([(r.path, r.oid) for r in relevant if r.cls == "P"])
         self.diagnostics: list[Diagnostic] = []
-        self.build = BuildReader(scanner.repo, tree, scanner.kbuild_cache, scanner.state, FACTS_VERSION)
+        self.build = scanner.build_reader(tree)
         self.build.prefetch(r.path for r in relevant)
 
     def diag(self, path: str, line: int, code: str, message: str) -> None:
@@ -545,12 +630,23 @@ class _Linker:
         for name, angle in f.includes:
             path = ("include/" + name) if angle else posixpath.normpath(
                 posixpath.join(posixpath.dirname(f.path), name))
-            data = self.blob_at(path)
-            if data is None or wanted.encode() not in data:
+            try:
+                entry = self.tree[path]
+            except KeyError:
                 continue
-            src = parse_csource(path, data)
-            for mname, defs in src.macros.items():
-                out.setdefault(mname, defs[-1])
+            if entry.type != pygit2.enums.ObjectType.BLOB:
+                continue
+            key = (str(entry.id), path)
+            if key not in self.s._headers:
+                self.s._headers[key] = (self.s.read(entry.id), None)
+            data, macros = self.s._headers[key]
+            if wanted.encode() not in data:
+                continue
+            if macros is None:
+                macros = {mname: defs[-1] for mname, defs in parse_csource(path, data).macros.items()}
+                self.s._headers[key] = (data, macros)
+            for mname, macro in macros.items():
+                out.setdefault(mname, macro)
         return out
 
     # -- kfuncs -------------------------------------------------------------------
@@ -615,28 +711,36 @@ class _Linker:
             f, fd = index[name][0]
             path = f.path
         else:
-            for f in self._secondary(set_facts.path):
+            for f in self._secondary(set_facts.path, name):
                 if name in f.defs:
                     fd, path = f.defs[name], f.path
                     break
         if fd is None:
             return None
+        # the same parsed definition, semantics and build reader as a tree linked before: the same result
+        hit = self.s._definitions.get((id(fd), path))
+        if hit is not None and hit[0] is fd and hit[1] is self.semantics and hit[2] is self.build:
+            return hit[3]
         # the suffix this revision's verifier matches (policybot's list where the tree does not say)
         suffixes = [self.semantics.suffix_of(p.name) for p in fd.params]
         sig = Signature(fd.return_type, tuple(Param(p.type, p.name, p.suffix if sfx is None else sfx)
                                               for p, sfx in zip(fd.params, suffixes)), fd.variadic)
-        return Definition(Location(path, fd.line), sig, fd.static, fd.marked, tuple(fd.guards),
-                          kernel_doc(fd.doc, fd.doc_line), self.build.guards_of(path))
+        d = Definition(Location(path, fd.line), sig, fd.static, fd.marked, tuple(fd.guards),
+                       kernel_doc(fd.doc, fd.doc_line), self.build.guards_of(path))
+        self.s._definitions[(id(fd), path)] = (fd, self.semantics, self.build, d)
+        return d
 
-    def _secondary(self, set_path: str):
-        """Files that may define a kfunc listed elsewhere, nearest first."""
+    def _secondary(self, set_path: str, name: str):
+        """Files that may define a kfunc listed elsewhere, nearest first (one that cannot is skipped)."""
         seen = getattr(self, "_secondary_cache", None)
         if seen is None:
             seen = self._secondary_cache = {}
         # 1. files with __bpf_kfunc definitions
         for r in self.relevant:
             if r.cls == "D":
-                yield self._cached_secondary(r.path, r.oid, seen)
+                f = self._cached_secondary(r.path, r.oid, seen, name)
+                if f is not None:
+                    yield f
         # 2. the set file's own directory, then its parent
         d = posixpath.dirname(set_path)
         for directory in dict.fromkeys([d, posixpath.dirname(d)]):
@@ -647,9 +751,19 @@ class _Linker:
             for e in sub:
                 if e.type == pygit2.enums.ObjectType.BLOB and e.name.endswith(".c"):
                     path = posixpath.join(directory, e.name)
-                    yield self._cached_secondary(path, str(e.id), seen)
+                    f = self._cached_secondary(path, str(e.id), seen, name)
+                    if f is not None:
+                        yield f
 
-    def _cached_secondary(self, path: str, oid: str, seen: dict) -> FileFacts:
+    def _cached_secondary(self, path: str, oid: str, seen: dict, name: str) -> FileFacts | None:
+        """The file's facts with every definition; None when its text lacks ``name`` (an ASCII name
+        the parser can only have taken from the text itself): most files are never parsed."""
         if path not in seen:
+            if name.isascii() and oid + "+all" not in self.s._facts_mem:
+                data = self.s._texts.get(oid)
+                if data is None:
+                    data = self.s._texts[oid] = self.s.read(oid)
+                if name.encode() not in data:
+                    return None
             seen[path] = self.s.facts_of(path, oid, all_defs=True)
         return seen[path]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import fnmatch
 import functools
+import re
 from dataclasses import dataclass
 
 import yaml
@@ -207,7 +208,7 @@ def collect(inv: Inventory, manifest: tuple[str, str] | None, overlay: tuple[str
         # most specific first: exact names, then name globs, then paths (first match wins below)
         entries.sort(key=lambda e: (e[1] == "paths", any(c in e[0] for c in "*?["), e[3]))
         for pattern, kind, f, line in entries:
-            matched = [k for k in kfuncs.values() if _overlay_matches(k, pattern, kind)]
+            matched = _overlay_matched(kfuncs, pattern, kind)
             if not matched and kind == "kfuncs" and not any(c in pattern for c in "*?["):
                 problems.append(Problem("DECLARATION_UNKNOWN_KFUNC", pattern, Location(path, line),
                                         f"is declared {f['level']} but no such kfunc exists"))
@@ -235,8 +236,12 @@ def collect(inv: Inventory, manifest: tuple[str, str] | None, overlay: tuple[str
     return resolved, problems
 
 
-def _overlay_matches(k: Kfunc, pattern: str, kind: str) -> bool:
+def _overlay_matched(kfuncs: dict[str, Kfunc], pattern: str, kind: str) -> list[Kfunc]:
+    """The kfuncs an overlay entry names, in ``kfuncs``' order (fnmatch rules, case-sensitive)."""
+    if kind == "kfuncs" and not any(c in pattern for c in "*?["):
+        return [kfuncs[pattern]] if pattern in kfuncs else []  # an exact name: an index lookup
+    match = re.compile(fnmatch.translate(pattern)).match  # compiled once, not once per kfunc
     if kind == "kfuncs":
-        return fnmatch.fnmatchcase(k.name, pattern)
-    return any(fnmatch.fnmatchcase(p, pattern) or p.startswith(pattern.rstrip("/") + "/")
-               for p in k.files)
+        return [k for name, k in kfuncs.items() if match(name)]
+    below = pattern.rstrip("/") + "/"
+    return [k for k in kfuncs.values() if any(match(p) or p.startswith(below) for p in k.files)]
