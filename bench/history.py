@@ -9,13 +9,12 @@ separate process (.pyc warm: see benchlib).
 """
 
 import argparse
-import statistics
 import sys
 import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchlib import POLICYBOT, child_env, kernel_repo, run, warm_bytecode  # noqa: E402
+from benchlib import POLICYBOT, child_env, kernel_repo, median, run, warm_bytecode  # noqa: E402
 
 
 def measure(repo: str, rev: str = "v6.12", runs: int = 3) -> dict:
@@ -46,7 +45,7 @@ def main() -> int:
     repo = args.repo or kernel_repo()
     warm_bytecode()
     m = measure(repo, args.rev, args.runs)
-    inv, cold, warm = (statistics.median(s.wall for s in m[k]) for k in ("inventory", "cold", "warm"))
+    inv, cold, warm = (median(m[k]) for k in ("inventory", "cold", "warm"))
     print(f"repository          {repo}: {', '.join(m['tags'])}   (medians of {args.runs})")
     print(f"inventory cold      {inv:6.2f} s   ({args.rev})")
     print(f"history cold        {cold:6.2f} s   ratio to the inventory {cold / inv:5.2f}  (target <= 2.5)")

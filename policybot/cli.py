@@ -380,7 +380,8 @@ def _scanner(args):
 
 def _prefetch_cold(args) -> None:
     """A new SQLite state: start git grep on the tree before the state database's imports."""
-    if args.db or os.environ.get("POLICYBOT_DB") or args.verify_objects or (os.cpu_count() or 1) < 2:
+    from .app.settings import db_url
+    if db_url(_overrides(args), None) or args.verify_objects or (os.cpu_count() or 1) < 2:
         return
     if os.path.exists(_cache_dir(args, "policybot.sqlite")):
         return  # a cache: the scanner reads only what it lacks
@@ -717,9 +718,6 @@ def inventory_csv(inv, include_tests: bool) -> str:
     return buf.getvalue()
 
 
-if __name__ == "__main__":
-    raise SystemExit(main())
-
 
 # -- policybot check, and inventory --btf: compiled BPF objects and kernels ----------------
 
@@ -844,3 +842,7 @@ def _inventory_btf(args) -> int:
     print(f"cross-check with {cc.rev}: {len(cc.scanner_misses)} scanner misses, {len(cc.fmodret_only)} "
           f"fmodret-only, {len(cc.not_built)} kfuncs not built in this kernel", file=sys.stderr)
     return 1 if cc.scanner_misses else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
