@@ -518,7 +518,7 @@ def _outbox(args, state):
 def _config(args):
     """The configuration of this invocation, read once however many helpers ask."""
     from .app.settings import load
-    from .config import config_path
+    from .app.config import config_path
     if not hasattr(args, "_loaded_config"):
         args._loaded_config = (load(_overrides(args)), config_path(getattr(args, "config", None)))
     return args._loaded_config
@@ -571,7 +571,7 @@ def cmd_notice(args) -> int:
     from .app.inventory import scanner as open_scanner
     from .app.notice import notice
     from .app.weekly import Runner
-    from .config import Tree
+    from .app.config import Tree
     from .kernel.gitrepo import repo_name
     cfg, _ = _config(args)
     state = _state(args, cfg)

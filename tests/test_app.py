@@ -52,7 +52,7 @@ def judged_from_diff_text(tmp_path, flags_after: str) -> list[tuple[str, str]]:
     from policybot.kernel.scanner import Scanner
     from policybot.policy.audit import Auditor
     from policybot.policy.config import Policy
-    from policybot.review import judge_diff_text
+    from policybot.app.series import judge_diff_text
     from test_rules import HEAD_DAY, HELPERS, pair
     from treekit import FOO, kernel
 

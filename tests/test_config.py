@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from policybot.config import load_config
+from policybot.app.config import load_config
 from policybot.errors import ConfigError
 from policybot.progress import Progress
 

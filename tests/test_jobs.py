@@ -18,7 +18,7 @@ import pytest
 import sqlalchemy as sa
 
 from policybot.cli import main
-from policybot.config import load_config
+from policybot.app.config import load_config
 from policybot.gitbuild import HistoryBuilder
 from policybot.app.weekly import Runner
 from policybot.state import State, mails, runs, tree_state

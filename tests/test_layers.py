@@ -7,8 +7,8 @@ Layers, lowest first (README's Layout):
   2 policy   inventory -> findings (policy/), and what renders them (check.py,
              report.py, sarif.py)
   3 mail     findings -> mail (mail/)
-  4 app      one function per use case (app/), with review.py (a series' findings)
-             and config.py (the operator's policybot.toml) beside it
+  4 app      one function per use case (app/), with series.py (a series' per-patch
+             findings) and config.py (the operator's policybot.toml)
   5 entry    cli.py and scheduler.py: parse and print, or schedule
 A module may import its own layer or lower ones; the modules of one layer
 must not import each other in a cycle either.
@@ -32,8 +32,6 @@ TOP_LEVEL = {
     "policybot.progress": MODEL, "policybot.templating": MODEL, "policybot.vocabulary": MODEL,
     "policybot.gitbuild": MODEL, "policybot.paths": MODEL, "policybot.addresses": MODEL,
     "policybot.check": POLICY, "policybot.report": POLICY, "policybot.sarif": POLICY,
-    # use cases still at the top of the package (app/ is where they are going)
-    "policybot.review": APP, "policybot.config": APP,
     "policybot.cli": ENTRY, "policybot.scheduler": ENTRY, "policybot.__main__": ENTRY,
 }
 PACKAGES = {"kernel": KERNEL, "btf": KERNEL, "policy": POLICY, "mail": MAIL, "app": APP}

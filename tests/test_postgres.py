@@ -11,7 +11,7 @@ import os
 import pytest
 import sqlalchemy as sa
 
-from policybot.config import Config, Tree
+from policybot.app.config import Config, Tree
 from policybot.errors import PolicybotError
 from policybot.gitbuild import HistoryBuilder
 from policybot.app.weekly import Runner

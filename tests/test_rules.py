@@ -30,7 +30,7 @@ from policybot.kernel.scanner import Scanner
 from policybot.policy.audit import Auditor
 from policybot.policy.config import Policy
 from policybot.policy.rules import catalogue
-from policybot.review import judge_diff_text
+from policybot.app.series import judge_diff_text
 from treekit import BTF_H, FOO, MANIFEST, kernel
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -24,7 +24,7 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from policybot.cli import main
-from policybot.config import Config, load_config
+from policybot.app.config import Config, load_config
 from policybot.scheduler import build_scheduler, inbox_job, job_definitions, next_runs, weekly_job
 from policybot.state import State, runs
 from test_jobs import BASE_KFUNCS, LIST, Bot, Upstream, body, report_subject

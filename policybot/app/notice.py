@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 
 from ..addresses import dedupe
-from ..config import Config, Tree
+from .config import Config, Tree
 from ..errors import InputError
 from ..kernel.maintainers import maintainers_at
 from ..kernel.scanner import Scanner

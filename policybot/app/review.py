@@ -13,7 +13,7 @@ from pathlib import Path
 import jinja2
 import pygit2
 
-from ..config import Limits
+from .config import Limits
 from ..errors import InputError
 from ..kernel.maintainers import maintainers_at
 from ..kernel.scanner import Scanner
@@ -25,7 +25,7 @@ from ..mail.outbox import Outbox
 from ..policy.audit import Finding, earliest_removal
 from ..policy.config import Policy
 from ..policy.history import History
-from ..review import ReviewResult, review_series
+from .series import ReviewResult, review_series
 from ..vocabulary import Verdict
 
 

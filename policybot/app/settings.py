@@ -15,7 +15,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..config import Config, config_path, load_config
+from .config import Config, config_path, load_config
 from ..paths import default_state_dir
 from ..policy.config import Policy, load_policy
 

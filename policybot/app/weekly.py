@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import pygit2
 
-from ..config import Config, Tree
+from .config import Config, Tree
 from ..errors import ConfigError, InputError, describe, processing
 from ..kernel.gitrepo import open_repo, resolve
 from ..kernel.scanner import Scanner

@@ -12,10 +12,10 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import ConfigError
-from .vocabulary import VERDICTS
-from .mail.message import MailConfig
-from .policy.config import Policy, line_of, load_policy, nth_table_line, read_toml
+from ..errors import ConfigError
+from ..vocabulary import VERDICTS
+from ..mail.message import MailConfig
+from ..policy.config import Policy, line_of, load_policy, nth_table_line, read_toml
 
 _TIME = re.compile(r"^(mon|tue|wed|thu|fri|sat|sun|daily)\s+(\d{1,2}):(\d{2})$")
 

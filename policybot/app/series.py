@@ -13,16 +13,16 @@ from dataclasses import dataclass, field
 
 import pygit2
 
-from .errors import InputError
-from .kernel.apply import PatchDoesNotApply, ScratchRepo
-from .kernel.flags import flag_effect, parse_flags
-from .kernel.gitrepo import resolve
-from .kernel.model import Inventory
-from .kernel.scanner import Scanner
-from .mail.b4wrap import Patch, Series
-from .policy.audit import ACK_TRAILER, Auditor, Finding
-from .policy.config import Policy
-from .policy.diff import UNKNOWN_FLAG
+from ..errors import InputError
+from ..kernel.apply import PatchDoesNotApply, ScratchRepo
+from ..kernel.flags import flag_effect, parse_flags
+from ..kernel.gitrepo import resolve
+from ..kernel.model import Inventory
+from ..kernel.scanner import Scanner
+from ..mail.b4wrap import Patch, Series
+from ..policy.audit import ACK_TRAILER, Auditor, Finding
+from ..policy.config import Policy
+from ..policy.diff import UNKNOWN_FLAG
 
 
 @dataclass
