@@ -12,6 +12,7 @@ kfunc by itself; it becomes one only where the macro is expanded).
 from __future__ import annotations
 
 import bisect
+import itertools
 import re
 from dataclasses import dataclass, field
 
@@ -107,7 +108,9 @@ def _bounded(text: str) -> str:
 
 def _blank(text: str) -> str:
     """Same length, same newlines, nothing else."""
-    return re.sub(r"[^\n]", " ", text)
+    if "\n" not in text:
+        return " " * len(text)
+    return "\n".join(" " * len(part) for part in text.split("\n"))
 
 
 def _lex(text: str) -> tuple[str, list[tuple[int, int, str]]]:
@@ -183,18 +186,20 @@ def parse_csource(path: str, data: bytes | str) -> CSource:
 
     i = 0
     n = len(lines)
-    while i < n:
-        line = lines[i]
-        stripped = line.lstrip()
-        if not stripped.startswith("#"):
-            guards_by_line[i + 1] = current
+    # only directive lines need a look of their own; the lines between take the state in bulk
+    directives = [j for j, line in enumerate(lines) if line.lstrip().startswith("#")]
+    for first in directives + [n]:
+        if first < i:
+            continue  # a continuation line of the directive before
+        if first > i:
+            guards_by_line[i + 1:first + 1] = [current] * (first - i)
             if dead:
-                out_lines[i] = ""
-            i += 1
-            continue
+                out_lines[i:first] = [""] * (first - i)
+            i = first
+        if first == n:
+            break
         # a directive, possibly continued over several lines
-        first = i
-        parts = [stripped]
+        parts = [lines[i].lstrip()]
         while parts[-1].endswith("\\") and i + 1 < n:
             parts[-1] = parts[-1][:-1]
             i += 1
@@ -231,9 +236,7 @@ def parse_csource(path: str, data: bytes | str) -> CSource:
 
     code = "\n".join(out_lines)
     # directives and dead code shortened lines: recompute line starts
-    line_starts = [0]
-    for ln in out_lines[:-1]:
-        line_starts.append(line_starts[-1] + len(ln) + 1)
+    line_starts = [0, *itertools.accumulate(len(ln) + 1 for ln in out_lines[:-1])]
     src = CSource(path, code, line_starts, guards_by_line, macros, [], includes)
     _attach_docs(src, text, docs)
     return src

@@ -36,6 +36,7 @@ from dataclasses import dataclass
 import pygit2
 
 from .csource import normalise_condition, parse_csource
+from .gitrepo import TreePaths
 from .model import BuildGuard, Location
 
 # A BPF program can call a kfunc only on a kernel with BTF, the bpf() syscall
@@ -279,9 +280,10 @@ class BuildReader:
     trees; with a ``state``, parses also persist there by blob id (``prefetch``, ``save``)."""
 
     def __init__(self, repo: pygit2.Repository, tree: pygit2.Tree, cache: dict | None = None,
-                 state=None, version: int = 0):
+                 state=None, version: int = 0, paths: TreePaths | None = None):
         self.repo = repo
         self.tree = tree
+        self.paths = paths or TreePaths(repo)
         self.cache = cache if cache is not None else {}
         self.state = state
         self.version = version  # the state's parse-cache version the rows are stored under
@@ -290,14 +292,12 @@ class BuildReader:
         self._dirs: dict[str, Conj | None] = {}
         self._kconfig: dict[str, dict[str, str]] = {}
         self._guards: dict[str, tuple[BuildGuard, ...]] = {}
+        self._prefetched: set[str] = set()  # directories prefetch() has looked at
 
     # -- reading, cached by blob id --------------------------------------------------
 
     def _entry(self, path: str):
-        try:
-            return self.tree[path] if path else self.tree
-        except KeyError:
-            return None
+        return self.paths.entry(self.tree, path)
 
     def _parsed(self, kind: str, oid) -> object:
         key = f"{kind}:{oid}"
@@ -321,10 +321,13 @@ class BuildReader:
             return
         keys = []
         for directory in dict.fromkeys(d for p in paths for d in _ancestors(posixpath.dirname(p))):
+            if directory in self._prefetched:
+                continue  # a reader kept for the next tree of a series has these already
+            self._prefetched.add(directory)
             d = self._entry(directory)
             if d is None or d.type != pygit2.enums.ObjectType.TREE:
                 continue
-            for e in (self.repo[d.id] if directory else self.tree):
+            for e in d:
                 if e.type == pygit2.enums.ObjectType.BLOB and e.name in KBUILD_FILES:
                     keys.append(f"kbuild1:{e.id}")
                 elif e.type == pygit2.enums.ObjectType.BLOB and e.name.startswith("Kconfig"):
@@ -356,7 +359,7 @@ class BuildReader:
         d = self._entry(directory)
         if d is None or d.type != pygit2.enums.ObjectType.TREE:
             return []
-        files = [e for e in self.repo[d.id]
+        files = [e for e in d
                  if e.type == pygit2.enums.ObjectType.BLOB and e.name.endswith(".c")]
         self._load(f"incl1:{e.id}" for e in files)
         out = []
@@ -378,7 +381,7 @@ class BuildReader:
             types: dict[str, str] = {}
             d = self._entry(directory)
             if d is not None and d.type == pygit2.enums.ObjectType.TREE:
-                for e in (self.repo[d.id] if directory else self.tree):
+                for e in d:
                     if e.type != pygit2.enums.ObjectType.BLOB or not e.name.startswith("Kconfig"):
                         continue
                     for opt, kind in self._parsed("kconfig1", e.id).items():

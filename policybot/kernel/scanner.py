@@ -33,7 +33,7 @@ from ..progress import Progress
 from .semantics import FILES as SEMANTICS_FILES, Semantics, semantics_of
 from .facts import FACTS_VERSION, FileFacts, entries_from_text, extract_facts
 from .flags import FLAGS, LEGACY_SET_FLAGS, parse_flags
-from .gitrepo import KFUNC_WORDS, GrepCandidates, resolve, take_prefetched
+from .gitrepo import KFUNC_WORDS, GrepCandidates, TreePaths, resolve, take_prefetched
 from .csource import Macro, expand_macros, parse_csource
 from .kbuild import BASELINE, BuildReader
 if TYPE_CHECKING:
@@ -120,9 +120,13 @@ class Scanner:
         pygit2.settings.enable_strict_hash_verification(verify_objects)
         self._facts_mem: dict[str, FileFacts] = {}
         self.kbuild_cache: dict = {}  # Kbuild/Kconfig parses by blob id, for every revision
+        self.paths = TreePaths(repo)  # lookups by path in every tree this scanner links
         # linking the next tree reuses what the last one derived from the same content (a series)
         self._build: BuildReader | None = None
         self._definitions: dict = {}  # (id(facts' def), path) -> (def, semantics, reader, Definition)
+        self._members: dict = {}  # (id(facts), set name) -> what _Linker._set_members derived
+        self._expanded: dict = {}  # id(facts) -> (facts, its headers' ids, diagnostics)
+        self._records: dict = {}  # kfunc name -> (its parts, Kfunc): an unchanged kfunc is the same object
         self._headers: dict[tuple[str, str], tuple[bytes, dict | None]] = {}  # (oid, path) -> data, macros
         self._texts: dict[str, bytes] = {}  # blobs searched for a definition elsewhere, by oid
         self.stats = {"blobs_read": 0, "trees_walked": 0, "files_parsed": 0}
@@ -152,7 +156,7 @@ class Scanner:
         if last is not None and _same_build(last.tree, tree):
             last.tree = tree
             return last
-        self._build = BuildReader(self.repo, tree, self.kbuild_cache, self.state, FACTS_VERSION)
+        self._build = BuildReader(self.repo, tree, self.kbuild_cache, self.state, FACTS_VERSION, self.paths)
         return self._build
 
     # -- reading ------------------------------------------------------------------
@@ -421,11 +425,8 @@ class _Linker:
         self.diagnostics.append(Diagnostic(Location(path, line), code, message))
 
     def blob_at(self, path: str) -> bytes | None:
-        try:
-            entry = self.tree[path]
-        except KeyError:
-            return None
-        return self.s.read(entry.id) if entry.type == pygit2.enums.ObjectType.BLOB else None
+        entry = self.s.paths.entry(self.tree, path)
+        return self.s.read(entry.id) if entry is not None and entry.type == _BLOB else None
 
     def link(self) -> Inventory:
         semantics = self.semantics = self._semantics()
@@ -591,11 +592,8 @@ class _Linker:
     def _semantics(self) -> Semantics:
         ids = {}
         for path in SEMANTICS_FILES:
-            try:
-                entry = self.tree[path]
-            except KeyError:
-                continue
-            if entry.type == pygit2.enums.ObjectType.BLOB:
+            entry = self.s.paths.entry(self.tree, path)
+            if entry is not None and entry.type == _BLOB:
                 ids[path] = str(entry.id)
         state = self.s.state
         if state is None:
@@ -606,39 +604,54 @@ class _Linker:
     def _expand_pending(self) -> None:
         """X-macro lists inside sets whose macros live in included headers."""
         for f in self.primary:
-            for p in f.pending:
-                idset = next(s for s in f.sets if s.name == p.set_name)
-                header_macros = self._header_macros(f, re.match(r"\w+", p.text).group(0))
-                local = {n: Macro(n, tuple(v[0]) if v[0] is not None else None, v[1], 0)
-                         for n, v in p.local_macros.items()}
+            if not f.pending:
+                continue
+            # the same file with the same headers expands the same (into the same entries)
+            headers = tuple(self._include_ids(f))
+            hit = self.s._expanded.get(id(f))
+            if hit is not None and hit[0] is f and hit[1] == headers:
+                self.diagnostics.extend(hit[2])
+                continue
+            first_diag = len(self.diagnostics)
+            self._expand_file(f)
+            self.s._expanded[id(f)] = (f, headers, self.diagnostics[first_diag:])
 
-                def lookup(name, local=local, header_macros=header_macros):
-                    return local.get(name) or header_macros.get(name)
-
-                if lookup(re.match(r"\w+", p.text).group(0)) is None:
-                    continue  # not a macro: stray text, e.g. a declaration
-                entries = entries_from_text(expand_macros(p.text, lookup), p.line, p.guards,
-                                            via=re.match(r"\w+", p.text).group(0))
-                if not entries:
-                    self.diag(f.path, p.line, "macro-unexpanded",
-                              f"{p.text[:60]} in set {p.set_name} expands to no entries")
-                idset.entries.extend(e for e in entries
-                                     if all(e.name != x.name for x in idset.entries))
-
-    def _header_macros(self, f: FileFacts, wanted: str) -> dict[str, Macro]:
-        out: dict[str, Macro] = {}
+    def _include_ids(self, f: FileFacts):
+        """(path, blob id) of each header ``f`` includes that the tree has."""
         for name, angle in f.includes:
             path = ("include/" + name) if angle else posixpath.normpath(
                 posixpath.join(posixpath.dirname(f.path), name))
-            try:
-                entry = self.tree[path]
-            except KeyError:
-                continue
-            if entry.type != pygit2.enums.ObjectType.BLOB:
-                continue
-            key = (str(entry.id), path)
+            entry = self.s.paths.entry(self.tree, path)
+            if entry is not None and entry.type == _BLOB:
+                yield path, entry.id
+
+    def _expand_file(self, f: FileFacts) -> None:
+        """Each pending X-macro invocation of ``f``, expanded through its headers' macros."""
+        for p in f.pending:
+            idset = next(s for s in f.sets if s.name == p.set_name)
+            header_macros = self._header_macros(f, re.match(r"\w+", p.text).group(0))
+            local = {n: Macro(n, tuple(v[0]) if v[0] is not None else None, v[1], 0)
+                     for n, v in p.local_macros.items()}
+
+            def lookup(name, local=local, header_macros=header_macros):
+                return local.get(name) or header_macros.get(name)
+
+            if lookup(re.match(r"\w+", p.text).group(0)) is None:
+                continue  # not a macro: stray text, e.g. a declaration
+            entries = entries_from_text(expand_macros(p.text, lookup), p.line, p.guards,
+                                        via=re.match(r"\w+", p.text).group(0))
+            if not entries:
+                self.diag(f.path, p.line, "macro-unexpanded",
+                          f"{p.text[:60]} in set {p.set_name} expands to no entries")
+            idset.entries.extend(e for e in entries
+                                 if all(e.name != x.name for x in idset.entries))
+
+    def _header_macros(self, f: FileFacts, wanted: str) -> dict[str, Macro]:
+        out: dict[str, Macro] = {}
+        for path, oid in self._include_ids(f):
+            key = (str(oid), path)
             if key not in self.s._headers:
-                self.s._headers[key] = (self.s.read(entry.id), None)
+                self.s._headers[key] = (self.s.read(oid), None)
             data, macros = self.s._headers[key]
             if wanted.encode() not in data:
                 continue
@@ -655,61 +668,81 @@ class _Linker:
         members: dict[str, list[tuple[Membership, FileFacts]]] = {}
         for key, regs in registered.items():
             f, idset = regs[0][4]
-            progs_seen = []
-            for prog, filt, guards, extra, _ in regs:
-                if prog not in progs_seen:
-                    progs_seen.append(prog)
-            filters = sorted({r[1] for r in regs if r[1]})
-            reg_guards = [set(r[2]) for r in regs]
-            common = set.intersection(*reg_guards) if reg_guards else set()
-            extra_all = {}
-            for r in regs:
-                for flag, names in r[3].items():
-                    extra_all.setdefault(flag, set()).update(names)
-            for e in idset.entries:
-                flags = set(parse_flags(e.flags))
-                flags |= {flag for flag, names in extra_all.items() if e.name in names}
-                for fl in sorted(flags):
-                    if fl not in FLAGS and fl not in tree_flags:
-                        self.diag(f.path, e.line, "unknown-flag",
-                                  f"{e.name}: flag {fl} is unknown: recorded verbatim, changes need review")
-                    elif fl not in FLAGS:
-                        self.diag(f.path, e.line, "unknown-flag",
-                                  f"{e.name}: flag {fl} (defined in include/linux/btf.h) has no "
-                                  "known semantics: changes need review")
-                guards = list(dict.fromkeys(list(common) + list(e.guards)))
-                m = Membership(idset.name, idset.macro, Location(f.path, e.line), tuple(sorted(flags)),
-                               e.flags, tuple(progs_seen), ",".join(filters), tuple(sorted(guards)),
-                               e.via_macro, self.build.guards_of(f.path))
-                members.setdefault(e.name, []).append((m, f))
+            for name, m in self._set_members(f, idset, regs, tree_flags):
+                members.setdefault(name, []).append((m, f))
         kfuncs = {}
-        defs_index = self._defs_index()
         for name, ms in members.items():
             ms.sort(key=lambda x: (x[0].location.path, x[0].location.line))
-            definition = self._definition(name, ms[0][1], defs_index)
+            definition = self._definition(name, ms[0][1])
             if definition is None:
                 self.diag(ms[0][0].location.path, ms[0][0].location.line, "no-definition",
                           f"{name}: no definition found in the tree")
-            test = (any(is_test_path(m.location.path) for m, _ in ms)
+            memberships = tuple(m for m, _ in ms)
+            last = self.s._records.get(name)
+            if last is not None and last[1] is definition and len(last[0]) == len(memberships) \
+                    and all(x is y for x, y in zip(last[0], memberships)):
+                kfuncs[name] = last[2]
+                continue
+            test = (any(is_test_path(m.location.path) for m in memberships)
                     or (definition is not None and is_test_path(definition.location.path))
                     or name.startswith("bpf_kfunc_call_test"))
-            kfuncs[name] = Kfunc(name, tuple(m for m, _ in ms), definition, test)
+            kfuncs[name] = Kfunc(name, memberships, definition, test)
+            self.s._records[name] = (memberships, definition, kfuncs[name])
         return kfuncs
 
-    def _defs_index(self) -> dict[str, list]:
-        index: dict[str, list] = {}
-        for f in self.primary:
-            for name, fd in f.defs.items():
-                index.setdefault(name, []).append((f, fd))
-        return index
+    def _set_members(self, f: FileFacts, idset, regs, tree_flags) -> list[tuple[str, Membership]]:
+        """(kfunc, membership) of each entry of one registered set, and its diagnostics.
 
-    def _definition(self, name: str, set_facts: FileFacts, index) -> Definition | None:
+        The same parsed set, registrations, build reader and flag definitions as a tree
+        linked before give the same records: a series' next tree relinks only what it changed.
+        """
+        regs_key = tuple((prog, filt, tuple(guards), tuple(sorted((fl, tuple(sorted(names)))
+                                                                  for fl, names in extra.items())))
+                         for prog, filt, guards, extra, _ in regs)
+        memo_key = (id(f), idset.name)
+        hit = self.s._members.get(memo_key)
+        if hit is not None and hit[0] is f and hit[1] is self.build and hit[2] == tree_flags \
+                and hit[3] == (len(idset.entries), regs_key):
+            for d in hit[5]:
+                self.diagnostics.append(d)
+            return hit[4]
+        progs_seen = []
+        for prog in (r[0] for r in regs):
+            if prog not in progs_seen:
+                progs_seen.append(prog)
+        filters = sorted({r[1] for r in regs if r[1]})
+        reg_guards = [set(r[2]) for r in regs]
+        common = set.intersection(*reg_guards) if reg_guards else set()
+        extra_all = {}
+        for r in regs:
+            for flag, names in r[3].items():
+                extra_all.setdefault(flag, set()).update(names)
+        out, first_diag = [], len(self.diagnostics)
+        for e in idset.entries:
+            flags = set(parse_flags(e.flags))
+            flags |= {flag for flag, names in extra_all.items() if e.name in names}
+            for fl in sorted(flags):
+                if fl not in FLAGS and fl not in tree_flags:
+                    self.diag(f.path, e.line, "unknown-flag",
+                              f"{e.name}: flag {fl} is unknown: recorded verbatim, changes need review")
+                elif fl not in FLAGS:
+                    self.diag(f.path, e.line, "unknown-flag",
+                              f"{e.name}: flag {fl} (defined in include/linux/btf.h) has no "
+                              "known semantics: changes need review")
+            guards = list(dict.fromkeys(list(common) + list(e.guards)))
+            out.append((e.name, Membership(idset.name, idset.macro, Location(f.path, e.line), tuple(sorted(flags)),
+                                           e.flags, tuple(progs_seen), ",".join(filters), tuple(sorted(guards)),
+                                           e.via_macro, self.build.guards_of(f.path))))
+        self.s._members[memo_key] = (f, self.build, tree_flags, (len(idset.entries), regs_key), out,
+                                     self.diagnostics[first_diag:])
+        return out
+
+    def _definition(self, name: str, set_facts: FileFacts) -> Definition | None:
         fd, path = None, None
         if name in set_facts.defs:
             fd, path = set_facts.defs[name], set_facts.path
-        elif name in index:
-            f, fd = index[name][0]
-            path = f.path
+        elif (f := next((f for f in self.primary if name in f.defs), None)) is not None:
+            fd, path = f.defs[name], f.path
         else:
             for f in self._secondary(set_facts.path, name):
                 if name in f.defs:
@@ -744,12 +777,11 @@ class _Linker:
         # 2. the set file's own directory, then its parent
         d = posixpath.dirname(set_path)
         for directory in dict.fromkeys([d, posixpath.dirname(d)]):
-            try:
-                sub = self.tree[directory] if directory else self.tree
-            except KeyError:
+            sub = self.s.paths.entry(self.tree, directory)
+            if sub is None or sub.type != _TREE:
                 continue
             for e in sub:
-                if e.type == pygit2.enums.ObjectType.BLOB and e.name.endswith(".c"):
+                if e.type == _BLOB and e.name.endswith(".c"):
                     path = posixpath.join(directory, e.name)
                     f = self._cached_secondary(path, str(e.id), seen, name)
                     if f is not None:
