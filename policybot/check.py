@@ -187,7 +187,7 @@ def btf_target(kernel: CompiledKernel, policy_from: Target | None = None) -> Tar
 
 
 
-def source_targets(repo_path: str, revs: list[str], releases_glob: str | None, state_factory, policy_file,
+def source_targets(repo_path: str, revs: list[str], releases_glob: str | None, cache_factory, policy_file,
                    today: dt.date | None, verify_objects: bool = False,
                    cache_dir: str | None = None) -> list[Target]:
     """Targets for revisions of a source tree: the inventory and the promises valid there.
@@ -230,7 +230,7 @@ def source_targets(repo_path: str, revs: list[str], releases_glob: str | None, s
         out.append(_target_get(cache_dir, keys[rev]))
     if all(out):
         return out  # type: ignore[return-value]
-    computed = _compute_source_targets(repo, [n for n, t in zip(names, out) if t is None], state_factory(),
+    computed = _compute_source_targets(repo, [n for n, t in zip(names, out) if t is None], cache_factory(),
                                        policy, today, verify_objects)
     for i, rev in enumerate(names):
         if out[i] is None:
@@ -249,13 +249,13 @@ def _code_digest() -> str:
     return h.hexdigest()
 
 
-def _compute_source_targets(repo, names: list[str], state, policy, today: dt.date,
+def _compute_source_targets(repo, names: list[str], cache, policy, today: dt.date,
                             verify_objects: bool) -> dict[str, Target]:
     from .kernel.gitrepo import resolve
     from .kernel.scanner import Scanner
     from .policy.audit import Auditor
 
-    scanner = Scanner(repo, state, verify_objects=verify_objects)
+    scanner = Scanner(repo, cache, verify_objects=verify_objects)
     auditor = Auditor(repo, scanner, policy, today)
     releases = auditor.history.releases()
     inventories: dict[str, object] = {}

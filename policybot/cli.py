@@ -373,17 +373,25 @@ def _state(args, cfg=None):
     return open_state(_overrides(args), cfg)
 
 
-def _scanner(args):
+def _cache(args, cfg=None):
+    """The parse cache, in the state directory app/settings.py resolves."""
+    from .app.settings import open_cache
+    if cfg is None and hasattr(args, "config"):  # commands with --config: its [state] counts
+        cfg = _config(args)[0]
+    return open_cache(_overrides(args), cfg)
+
+
+def _scanner(args, cfg=None):
     from .app.inventory import scanner
-    return scanner(args.repo, _state(args), _progress(), verify_objects=args.verify_objects)
+    return scanner(args.repo, _cache(args, cfg), _progress(), verify_objects=args.verify_objects)
 
 
 def _prefetch_cold(args) -> None:
-    """A new SQLite state: start git grep on the tree before the state database's imports."""
-    from .app.settings import db_url
-    if db_url(_overrides(args), None) or args.verify_objects or (os.cpu_count() or 1) < 2:
+    """An empty cache: start git grep on the tree before the scanner's imports."""
+    from .cache import CACHE_FILE
+    if args.verify_objects or (os.cpu_count() or 1) < 2:
         return
-    if os.path.exists(_cache_dir(args, "policybot.sqlite")):
+    if os.path.exists(_cache_dir(args, CACHE_FILE)):
         return  # a cache: the scanner reads only what it lacks
     from .kernel.gitrepo import open_repo, prefetch_grep, resolve
     try:
@@ -455,9 +463,9 @@ def cmd_review(args) -> int:
 
     fail_on = check_fail_on(args.fail_on)
     policy = _policy(args)
-    scanner = _scanner(args)
-    state = scanner.state
     cfg, _ = _config(args)
+    scanner = _scanner(args, cfg)
+    state = _state(args, cfg)
     limits = cfg.limits
     series = read_series(state.state_dir, limits, msgid=args.msgid, inbox_url=args.inbox_url or cfg.inbox_url,
                          data=sys.stdin.buffer.read() if args.stdin else None, path=args.mbox or args.maildir)
@@ -581,7 +589,7 @@ def cmd_notice(args) -> int:
             removal = dt.date.fromisoformat(args.removal_not_before)
         except ValueError:
             raise PolicybotError(f"--removal-not-before: expected YYYY-MM-DD, got {args.removal_not_before!r}") from None
-    scanner = open_scanner(args.repo, state, _progress(), verify_objects=args.verify_objects)
+    scanner = open_scanner(args.repo, state.cache, _progress(), verify_objects=args.verify_objects)
     tree = Tree(repo_name(scanner.repo), args.repo, policy=_policy(args))
     runner = Runner(cfg, state, _today(args))
     draft = notice(runner, scanner.repo, scanner, tree, args.rev, args.kfunc, args.replacement, removal)
@@ -782,7 +790,7 @@ def cmd_check(args) -> int:
     objects = [read_object(o) for o in args.objects]  # bad input fails before any tree is read
     targets = []
     if args.repo and (args.rev or args.releases):
-        targets = source_targets(args.repo, args.rev, args.releases, lambda: _state(args), args.policy,
+        targets = source_targets(args.repo, args.rev, args.releases, lambda: _cache(args), args.policy,
                                  _today(args), args.verify_objects, cache_dir=_cache_dir(args, "check"))
     if args.btf:
         kernel = _compiled_kernel(args)

@@ -1,8 +1,9 @@
 """policybot's state: one database, SQLite by default, PostgreSQL by URL.
 
-SQLAlchemy Core only (no ORM): the tables are few and the hot path, the
-parse cache, needs bulk reads. Every table is created on open; the schema
-version lives in ``meta`` so later migrations know where they start.
+SQLAlchemy Core only (no ORM): the tables are few. What policybot derives
+from git objects is not state but cache (policybot/cache.py), in a file of
+its own. Every table is created on open; the schema version lives in
+``meta`` so later migrations know where they start.
 """
 
 from __future__ import annotations
@@ -10,18 +11,19 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import fcntl
+import functools
 import hashlib
-import json
 import os
 import time
 from pathlib import Path
 
 import sqlalchemy as sa
 
+from .cache import Cache
 from .errors import ConfigError, PolicybotError
-from .paths import default_state_dir
+from .paths import default_state_dir, ensure_dir
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 metadata = sa.MetaData()
 
@@ -33,22 +35,6 @@ meta = sa.Table(
     sa.Column("key", sa.String(64), primary_key=True),
     sa.Column("value", sa.Text, nullable=False),
 )
-# Parse results of C files, by blob id: a blob's content never changes.
-facts_cache = sa.Table(
-    "facts_cache", metadata,
-    sa.Column("oid", sa.String(64), primary_key=True),
-    sa.Column("version", sa.Integer, nullable=False),
-    sa.Column("data", sa.Text, nullable=False),  # "" = no kfunc markers in the blob
-)
-# Revisions' first release tags and commit dates (promise dates), by commit id.
-commit_dates = sa.Table(
-    "commit_dates", metadata,
-    sa.Column("repo", sa.String(512), primary_key=True),
-    sa.Column("key", sa.String(300), primary_key=True),
-    sa.Column("value", sa.Text, nullable=False),
-)
-
-
 # Every mail policybot drafted: the once-only record and the send queue.
 mails = sa.Table(
     "mails", metadata,
@@ -132,21 +118,15 @@ def _migrate_2_to_3(conn) -> None:
     conn.execute(sa.text("UPDATE mails SET status = 'queued' WHERE status = 'failed'"))
 
 
+def _migrate_3_to_4(conn) -> None:
+    # the parse and date caches moved to their own file (policybot/cache.py)
+    conn.execute(sa.text("DROP TABLE IF EXISTS facts_cache"))
+    conn.execute(sa.text("DROP TABLE IF EXISTS commit_dates"))
+
+
 # version reached -> the step that reaches it from the one before; tables new in a
 # version are created by create_all, so a step only changes existing tables
-MIGRATIONS = {2: _migrate_1_to_2, 3: _migrate_2_to_3}
-
-
-def ensure_dir(path: Path, what: str) -> None:
-    """Create ``path``; a regular file or an unwritable parent there is the operator's error."""
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except FileExistsError:
-        raise ConfigError(f"{path}: the {what} is not a directory") from None
-    except OSError as e:
-        raise ConfigError(f"{path}: cannot create the {what} ({e.strerror})") from None
-    if not path.is_dir():
-        raise ConfigError(f"{path}: the {what} is not a directory")
+MIGRATIONS = {2: _migrate_1_to_2, 3: _migrate_2_to_3, 4: _migrate_3_to_4}
 
 
 class State:
@@ -181,7 +161,7 @@ class State:
                 raise ConfigError(f"state database {_redact(self.url)} has schema {version}; this policybot "
                                   f"knows up to {SCHEMA_VERSION}: upgrade policybot")
             for target in range(version + 1, SCHEMA_VERSION + 1):
-                if "mails" in existing:  # every step so far changes mails
+                if "mails" in existing or target == 4:  # steps 2 and 3 change mails
                     MIGRATIONS[target](conn)
             metadata.create_all(conn)
             if found is None:
@@ -233,6 +213,11 @@ class State:
                 conn.close()
             fcntl.flock(fh, fcntl.LOCK_UN)
             fh.close()
+
+    @functools.cached_property
+    def cache(self) -> Cache:
+        """The parse and date cache, a file beside the state in the state directory."""
+        return Cache(self.state_dir)
 
     @property
     def dialect(self) -> str:
@@ -304,55 +289,6 @@ class State:
         with self.engine.begin() as conn:
             for msgid in msgids:
                 conn.execute(self.insert_ignore(seen_messages), [{"msgid": msgid, "seen": now}])
-
-    # -- parse cache -------------------------------------------------------
-
-    def load_facts(self, version: int, oids: list[str] | None = None) -> dict[str, str]:
-        """Cached facts of the given blobs (all cached blobs if ``oids`` is None)."""
-        q = sa.select(facts_cache.c.oid, facts_cache.c.data).where(facts_cache.c.version == version)
-        out: dict[str, str] = {}
-        with self.engine.connect() as conn:
-            if oids is None:
-                for oid, data in conn.execute(q):
-                    out[oid] = data
-            else:
-                for i in range(0, len(oids), 5000):
-                    chunk = oids[i:i + 5000]
-                    for oid, data in conn.execute(q.where(facts_cache.c.oid.in_(chunk))):
-                        out[oid] = data
-        return out
-
-    def has_facts(self, version: int) -> bool:
-        """Whether anything is cached for this facts version (a fresh cache skips every lookup)."""
-        with self.engine.connect() as conn:
-            return conn.execute(sa.select(facts_cache.c.oid).where(facts_cache.c.version == version)
-                                .limit(1)).first() is not None
-
-    def store_facts(self, version: int, rows: dict[str, str]) -> None:
-        if not rows:
-            return
-        with self.engine.begin() as conn:
-            if self.dialect == "sqlite":
-                # the bulk path of a cold scan: tens of thousands of rows, DB-API directly
-                conn.exec_driver_sql(
-                    "INSERT OR REPLACE INTO facts_cache (oid, version, data) VALUES (?, ?, ?)",
-                    [(k, version, v) for k, v in rows.items()])
-            else:
-                conn.execute(self.upsert(facts_cache, ["oid"]),
-                             [{"oid": k, "version": version, "data": v} for k, v in rows.items()])
-
-    # -- small key/value caches --------------------------------------------
-
-    def get_cached(self, repo: str, key: str):
-        with self.engine.connect() as conn:
-            v = conn.execute(sa.select(commit_dates.c.value).where(
-                commit_dates.c.repo == repo, commit_dates.c.key == key)).scalar()
-        return None if v is None else json.loads(v)
-
-    def put_cached(self, repo: str, key: str, value) -> None:
-        with self.engine.begin() as conn:
-            conn.execute(self.upsert(commit_dates, ["repo", "key"]),
-                         [{"repo": repo, "key": key, "value": json.dumps(value)}])
 
 
 def _sqlite_pragmas(dbapi_conn, _record):

@@ -39,8 +39,8 @@ def kernel_repo() -> str:
 @pytest.fixture(scope="session")
 def kernel_state(tmp_path_factory):
     """One parse cache for all real-tree tests of a session."""
-    from policybot.state import State
-    return State(state_dir=tmp_path_factory.mktemp("kernel-state"))
+    from policybot.cache import Cache
+    return Cache(tmp_path_factory.mktemp("kernel-state"))
 
 
 @pytest.fixture(scope="session")

@@ -286,9 +286,17 @@ def test_corrupted_state_database(tmp_path, capsys):
     state.mkdir()
     for garbage in (b"SQLite format 3\x00" + os.urandom(4096), b"not a database at all" * 100):
         (state / "policybot.sqlite").write_bytes(garbage)
-        for argv in (["inventory", "--repo", str(repo)], ["outbox"], ["audit", "--repo", str(repo)]):
+        for argv in (["outbox"], ["review", "--repo", str(repo), "--mbox", os.devnull]):
             one_line(*call(capsys, *argv, "--state-dir", str(state)), "policybot.sqlite")
         assert (state / "policybot.sqlite").read_bytes() == garbage  # left as it was, for the operator
+        # reading trees needs only the cache (cache.sqlite): the broken state is not theirs to report
+        assert call(capsys, "inventory", "--repo", str(repo), "--state-dir", str(state))[0] == 0
+    (state / "policybot.sqlite").unlink()
+    for garbage in (b"SQLite format 3\x00" + os.urandom(4096), b"not a database at all" * 100):
+        (state / "cache.sqlite").write_bytes(garbage)
+        for argv in (["inventory", "--repo", str(repo)], ["audit", "--repo", str(repo)]):
+            one_line(*call(capsys, *argv, "--state-dir", str(state)), "cache.sqlite")
+        assert (state / "cache.sqlite").read_bytes() == garbage
 
 
 def test_state_dir_is_a_regular_file(tmp_path, capsys):

@@ -13,7 +13,7 @@ from policybot.kernel.kbuild import BASELINE, BuildReader, parse_kbuild, parse_k
 from policybot.kernel.scanner import Scanner
 from policybot.app.history import history_json, history_table, kfunc_history
 from policybot.policy.diff import diff
-from policybot.state import State
+from policybot.cache import Cache
 from treekit import kernel
 
 TASK = "int|struct task_struct *p"
@@ -320,7 +320,7 @@ def test_history_gives_the_arches_of_each_release(built, tmp_path):
     built.commit({"arch/sparc/net/bpf_jit_comp_64.c": jit_file()}, "sparc learns kfunc calls",
                  "2023-02-19T12:00:00")
     built.tag("v6.2")
-    hs = kfunc_history(built.repo, Scanner(built.repo, State(state_dir=tmp_path / "s")))
+    hs = kfunc_history(built.repo, Scanner(built.repo, Cache(tmp_path / "s")))
     doc = json.loads(history_json(hs))
     assert doc["arches"] == {"v6.1": ["powerpc", "x86"], "v6.2": ["powerpc", "sparc", "x86"]}
     assert doc["arch_since"] == {"powerpc": "v6.1", "x86": "v6.1", "sparc": "v6.2"}
@@ -335,7 +335,7 @@ def test_history_gives_the_arches_of_each_release(built, tmp_path):
 
 def test_parses_persist_in_the_state(built, tmp_path, monkeypatch):
     import policybot.kernel.kbuild as kbuild
-    state = State(state_dir=tmp_path / "state")
+    state = Cache(tmp_path / "state")
     first = Scanner(built.repo, state).inventory("v6.1")
     calls = []
     for name in ("parse_kbuild", "parse_kconfig_types", "_c_includes_of"):

@@ -2,7 +2,7 @@
 
 Layers, lowest first (README's Layout):
   0 model    shared vocabulary and records, and the plumbing every stage uses
-             (errors, state, progress, templating)
+             (errors, state, cache, progress, templating)
   1 kernel   git tree -> inventory (kernel/), compiled BTF beside it (btf/)
   2 policy   inventory -> findings (policy/), and what renders them (check.py,
              report.py, sarif.py)
@@ -28,7 +28,7 @@ NAMES = ["model", "kernel", "policy", "mail", "app", "entry"]
 
 # Modules at the top of the package, by layer; packages take their directory's layer.
 TOP_LEVEL = {
-    "policybot": MODEL, "policybot.errors": MODEL, "policybot.state": MODEL,
+    "policybot": MODEL, "policybot.errors": MODEL, "policybot.state": MODEL, "policybot.cache": MODEL,
     "policybot.progress": MODEL, "policybot.templating": MODEL, "policybot.vocabulary": MODEL,
     "policybot.gitbuild": MODEL, "policybot.paths": MODEL, "policybot.addresses": MODEL,
     "policybot.check": POLICY, "policybot.report": POLICY, "policybot.sarif": POLICY,

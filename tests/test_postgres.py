@@ -7,6 +7,7 @@ POLICYBOT_REQUIRE_POSTGRES=1 a missing database is a failure, not a skip.
 
 import datetime as dt
 import os
+import sqlite3
 
 import pytest
 import sqlalchemy as sa
@@ -51,31 +52,35 @@ def tree(tmp_path):
 
 
 def test_schema_and_dialect(pg):
-    assert pg.dialect == "postgresql" and pg.schema_version == SCHEMA_VERSION == 3
+    assert pg.dialect == "postgresql" and pg.schema_version == SCHEMA_VERSION == 4
 
 
-def test_parse_cache_on_postgres(pg, tmp_path):
+def test_parse_cache_beside_a_postgres_state(pg, tmp_path):
     b = tree(tmp_path)
-    cold = Scanner(b.repo, pg)
+    cold = Scanner(b.repo, pg.cache)
     first = cold.inventory("v6.8")
     assert cold.stats["blobs_read"] >= 1 and cold.stats["trees_walked"] >= 1
-    warm = Scanner(b.repo, pg)
+    warm = Scanner(b.repo, pg.cache)
     assert warm.inventory("v6.8").to_json() == first.to_json()
     # nothing walked, parsed or read again: btf.h's flags are part of the semantics cached by blob id
     assert (warm.stats["trees_walked"], warm.stats["files_parsed"], warm.stats["blobs_read"]) == (0, 0, 0)
+    # the cache is a local file in the state directory; the database holds only state
+    assert pg.cache.path == tmp_path / "state" / "cache.sqlite" and pg.cache.path.exists()
+    with pg.engine.connect() as conn:
+        assert not set(sa.inspect(conn).get_table_names()) & {"facts_cache", "commit_dates"}
 
 
-def test_audit_and_date_cache_on_postgres(pg, tmp_path):
+def test_audit_and_date_cache_with_postgres(pg, tmp_path):
     b = tree(tmp_path)
-    auditor = Auditor(b.repo, Scanner(b.repo, pg), Policy())
+    auditor = Auditor(b.repo, Scanner(b.repo, pg.cache), Policy())
     result = auditor.audit("v6.9", "v6.8")
     [f] = result.findings
     assert (f.rule, f.kfunc, f.verdict) == ("KFUNC_REMOVED", "bpf_foo", "violation")
     assert f.promise.since.release == "v6.8"
-    with pg.engine.connect() as conn:
-        cached = conn.execute(sa.text("SELECT count(*) FROM commit_dates")).scalar()
+    with sqlite3.connect(pg.cache.path) as conn:
+        cached = conn.execute("SELECT count(*) FROM commits").fetchone()[0]
     assert cached >= 2  # the introducing commit and its release
-    again = Auditor(b.repo, Scanner(b.repo, pg), Policy()).audit("v6.9", "v6.8")
+    again = Auditor(b.repo, Scanner(b.repo, pg.cache), Policy()).audit("v6.9", "v6.8")
     assert [(x.rule, x.kfunc, x.promise.since.date) for x in again.findings] == [
         ("KFUNC_REMOVED", "bpf_foo", dt.date(2024, 1, 1))]
 

@@ -10,7 +10,7 @@ from policybot.errors import InputError
 from policybot.gitbuild import HistoryBuilder
 from policybot.kernel.gitrepo import open_repo
 from policybot.kernel.scanner import Scanner
-from policybot.state import State
+from policybot.cache import Cache
 
 
 def scan(tmp_path, files, rev="HEAD", bare=False, state=None):
@@ -138,7 +138,7 @@ def test_bare_repository_and_revisions(tmp_path):
 
 
 def test_cache_reads_only_changed_blobs(tmp_path):
-    state = State(state_dir=tmp_path / "state")
+    state = Cache(tmp_path / "state")
     b = HistoryBuilder(tmp_path / "repo")
     filler = {f"drivers/d{i}/f{j}.c": f"int f{i}_{j}(void) {{ return {j}; }}\n" for i in range(20) for j in range(10)}
     b.commit({"kernel/sched/ext.c": fx.ERA_6_12, "kernel/bpf/helpers.c": fx.ERA_6_1, **filler}, "one")

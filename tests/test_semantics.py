@@ -272,9 +272,9 @@ def test_rename_that_gained_const_or_implicit_args_is_one_rename(tmp_path):
 
 def test_semantics_are_cached_by_blob_ids_across_processes(tmp_path):
     from policybot.kernel import semantics
-    from policybot.state import State
+    from policybot.cache import Cache
     b = _tree(tmp_path, {"bpf_a": FOO}, {"bpf_a": FOO}, head_btf=BTF_H.replace("#endif", NEW_FLAG + "#endif"))
-    state = State(state_dir=tmp_path / "state")
+    state = Cache(tmp_path / "state")
     semantics._CACHE.clear()  # other tests' trees share these blobs
     first = Scanner(b.repo, state).inventory("v6.2").semantics
     semantics._CACHE.clear()  # as in a new process: only the state database remembers

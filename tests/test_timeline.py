@@ -13,7 +13,7 @@ from policybot.kernel.scanner import Scanner
 from policybot.app.history import (Histories, history_csv, history_json, history_table,
                                        kfunc_history)
 from policybot.policy.config import Policy
-from policybot.state import State
+from policybot.cache import Cache
 from treekit import BTF_H, FOO, MANIFEST, kernel
 
 
@@ -213,7 +213,7 @@ def test_one_scanner_and_state_reread_only_changed_blobs(tmp_path, counting):
     b.tag("v6.2")
     b.commit({"drivers/d3/f1.c": "int changed(void) { return 0; }\n"}, "three", "2023-04-23")
     b.tag("v6.3")
-    scanner = CountingScanner(b.repo, State(state_dir=tmp_path / "state"))
+    scanner = CountingScanner(b.repo, Cache(tmp_path / "state"))
     counting.append(scanner)
     kfunc_history(b.repo, scanner)
     assert len(scanner.classified["v6.1"]) == 31  # cold: every .c blob
@@ -223,7 +223,7 @@ def test_one_scanner_and_state_reread_only_changed_blobs(tmp_path, counting):
     assert scanner.per_rev["v6.1"]["trees_walked"] > 10
     assert scanner.per_rev["v6.3"]["trees_walked"] == 3  # root, drivers/, drivers/d3/
     # a second run with the same state reads nothing
-    again = CountingScanner(b.repo, State(state_dir=tmp_path / "state"))
+    again = CountingScanner(b.repo, Cache(tmp_path / "state"))
     counting[0] = again
     kfunc_history(b.repo, again)
     assert all(v == [] for v in again.classified.values())

@@ -236,7 +236,7 @@ def kfunc_history(repo: pygit2.Repository, scanner: Scanner, tags_glob: str = "v
     policy = policy or Policy()
     if include_tests is None:
         include_tests = policy.include_tests
-    releases = releases_for(repo, tags_glob, History(repo, scanner.state))
+    releases = releases_for(repo, tags_glob, History(repo, scanner.cache))
     if upto is not None:
         tip = resolve(repo, upto).id
         releases = [r for r in releases

@@ -9,9 +9,9 @@ from ..kernel.scanner import Scanner
 from ..progress import Progress
 
 
-def scanner(repo_path: str, state, progress: Progress | None = None, verify_objects: bool = False) -> Scanner:
+def scanner(repo_path: str, cache, progress: Progress | None = None, verify_objects: bool = False) -> Scanner:
     """The scanner of the repository at ``repo_path`` (every use case that reads a tree starts here)."""
-    return Scanner(open_repo(repo_path), state, progress, verify_objects=verify_objects)
+    return Scanner(open_repo(repo_path), cache, progress, verify_objects=verify_objects)
 
 
 def inventory(scan: Scanner, rev: str) -> Inventory:

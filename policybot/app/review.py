@@ -71,10 +71,10 @@ def read_series(state_dir: Path, limits: Limits, msgid: str | None = None, inbox
 def review(repo: pygit2.Repository, scanner: Scanner, policy: Policy, series: Series, replies: ReplySettings,
            base: str | None, branch: str, today: dt.date | None) -> Reviewed:
     result = review_series(repo, scanner, policy, series, base, branch, today,
-                           scratch_dir=scanner.state.state_dir / "scratch",
+                           scratch_dir=scanner.cache.state_dir / "scratch",
                            max_patch_bytes=replies.limits.max_patch_bytes)
     maint = maintainers_at(repo, repo[result.base_commit].tree)
-    history = History(repo, scanner.state)
+    history = History(repo, scanner.cache)
     drafts = review_mails(result, tree=replies.tree, list_addr=replies.list_addr,
                           recipients_for=lambda files: maint.for_files(files).all() if maint and files else [],
                           is_mailed=replies.outbox.is_mailed,

@@ -89,7 +89,7 @@ def review_series(repo: pygit2.Repository, scanner: Scanner, policy: Policy, ser
     reviews = []
     with ScratchRepo(repo, scratch_dir) as scratch:
         # the same object checking as the caller's scanner: the libgit2 setting is process-wide
-        patched = Scanner(scratch.repo, scanner.state, jobs=1, verify_objects=scanner.verify_objects)
+        patched = Scanner(scratch.repo, scanner.cache, jobs=1, verify_objects=scanner.verify_objects)
         # the patched trees' blobs (a new manifest, too) are only in the scratch repository
         patched_auditor = Auditor(scratch.repo, patched, policy, today)
         tree, inv = base_commit.tree, base_inv

@@ -45,6 +45,12 @@ def state_dir(overrides: Overrides, cfg: Config | None) -> Path:
     return Path(given) if given else default_state_dir()
 
 
+def open_cache(overrides: Overrides, cfg: Config | None):
+    """The parse cache in the state directory: what reading trees needs, without the database."""
+    from ..cache import Cache
+    return Cache(state_dir(overrides, cfg))
+
+
 def open_state(overrides: Overrides, cfg: Config | None):
     from ..state import State  # imported here: `check` resolves its cache without the database modules
     return State(url=db_url(overrides, cfg), state_dir=state_dir(overrides, cfg))

@@ -163,7 +163,7 @@ class Runner:
                 return out
         head = resolve(repo, self.head_ref(tree))
         out.head = str(head.id)
-        scanner = Scanner(repo, self.state, self.progress)
+        scanner = Scanner(repo, self.state.cache, self.progress)
         auditor = Auditor(repo, scanner, self.policy_for(tree), self.today)
         last = self._last_audited(tree.name)
         if last and last not in repo:
@@ -248,7 +248,7 @@ class Runner:
         """The stability page (policybot report --html) of the tree's new head."""
         from .page import page, write_page
         repo = open_repo(tree.repo)
-        scanner = Scanner(repo, self.state, self.progress)
+        scanner = Scanner(repo, self.state.cache, self.progress)
         data = page(repo, scanner, self.policy_for(tree), head, self.today)
         os.makedirs(os.path.dirname(os.path.abspath(tree.report_html)), exist_ok=True)
         write_page(data, tree.report_html)
@@ -276,7 +276,7 @@ class Runner:
         threads = _threads(msgs)
         tree = self.cfg.trees[0]  # the inbox belongs to the first tree (its list)
         repo = open_repo(tree.repo)
-        scanner = Scanner(repo, self.state, self.progress)
+        scanner = Scanner(repo, self.state.cache, self.progress)
         limits = self.cfg.limits
         replies = ReplySettings(self.outbox, self.cfg.mail, tree.name, self.cfg.mail.list_addr,
                                 self.cfg.review_min_verdict, self.env, limits)

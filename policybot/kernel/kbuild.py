@@ -256,7 +256,7 @@ def _reduce(alternatives: list[Conj]) -> Conj:
     return out
 
 
-# Parses kept in the state by blob id; bump the number when a parse above changes.
+# Parses kept in the cache by blob id; bump the number when a parse above changes.
 PARSE_KINDS = {
     "kbuild1": (lambda data: parse_kbuild(data.decode("utf-8", "replace")),
                 lambda ps: [[p.line, p.base, list(p.conditions), p.suffix_conditions, list(p.tokens)]
@@ -277,16 +277,16 @@ def _c_includes_of(data: bytes) -> list[tuple[str, int]]:
 
 class BuildReader:
     """The build conditions of files of one tree. ``cache`` (a dict) may be shared across
-    trees; with a ``state``, parses also persist there by blob id (``prefetch``, ``save``)."""
+    trees; with a ``store`` (policybot/cache.py), parses also persist there by blob id (``prefetch``, ``save``)."""
 
     def __init__(self, repo: pygit2.Repository, tree: pygit2.Tree, cache: dict | None = None,
-                 state=None, version: int = 0, paths: TreePaths | None = None):
+                 store=None, version: int = 0, paths: TreePaths | None = None):
         self.repo = repo
         self.tree = tree
         self.paths = paths or TreePaths(repo)
         self.cache = cache if cache is not None else {}
-        self.state = state
-        self.version = version  # the state's parse-cache version the rows are stored under
+        self.store = store
+        self.version = version  # the cache version the rows are stored under
         self._new: dict[str, str] = {}
         self._files: dict[str, Conj | None] = {}
         self._dirs: dict[str, Conj | None] = {}
@@ -304,20 +304,20 @@ class BuildReader:
         if key not in self.cache:
             parse, encode, _ = PARSE_KINDS[kind]
             self.cache[key] = parse(self.repo.odb.read(oid)[1])
-            if self.state is not None:
+            if self.store is not None:
                 self._new[key] = json.dumps(encode(self.cache[key]))
         return self.cache[key]
 
     def _load(self, keys) -> None:
         missing = [k for k in dict.fromkeys(keys) if k not in self.cache]
-        if self.state is None or not missing:
+        if self.store is None or not missing:
             return
-        for key, data in self.state.load_facts(self.version, missing).items():
+        for key, data in self.store.load_facts(self.version, missing).items():
             self.cache[key] = PARSE_KINDS[key.split(":", 1)[0]][2](json.loads(data))
 
     def prefetch(self, paths) -> None:
-        """One state query for the Kbuild and Kconfig files of the directories above ``paths``."""
-        if self.state is None:
+        """One cache query for the Kbuild and Kconfig files of the directories above ``paths``."""
+        if self.store is None:
             return
         keys = []
         for directory in dict.fromkeys(d for p in paths for d in _ancestors(posixpath.dirname(p))):
@@ -336,8 +336,8 @@ class BuildReader:
 
     def save(self) -> None:
         """Store the parses made since the last save."""
-        if self.state is not None and self._new:
-            self.state.store_facts(self.version, self._new)
+        if self.store is not None and self._new:
+            self.store.store_facts(self.version, self._new)
             self._new = {}
 
     def _kbuild(self, directory: str) -> list[tuple[str, list[Placement]]]:

@@ -37,7 +37,7 @@ from .gitrepo import KFUNC_WORDS, GrepCandidates, TreePaths, resolve, take_prefe
 from .csource import Macro, expand_macros, parse_csource
 from .kbuild import BASELINE, BuildReader
 if TYPE_CHECKING:
-    from ..state import State
+    from ..cache import Cache
 from .model import (Definition, Diagnostic, Inventory, Kfunc, Location, Membership, Param,
                     Signature, kernel_doc)
 
@@ -108,11 +108,11 @@ def _classify(repo: pygit2.Repository, chunk) -> list[tuple[str, str, str]]:
 
 
 class Scanner:
-    def __init__(self, repo: pygit2.Repository, state: State | None = None,
+    def __init__(self, repo: pygit2.Repository, cache: Cache | None = None,
                  progress: Progress | None = None, jobs: int | None = None,
                  verify_objects: bool = False):
         self.repo = repo
-        self.state = state
+        self.cache = cache
         self.progress = progress or Progress(enabled=False)
         self.jobs = jobs if jobs is not None else min(2, os.cpu_count() or 1)
         self.verify_objects = verify_objects
@@ -156,7 +156,7 @@ class Scanner:
         if last is not None and _same_build(last.tree, tree):
             last.tree = tree
             return last
-        self._build = BuildReader(self.repo, tree, self.kbuild_cache, self.state, FACTS_VERSION, self.paths)
+        self._build = BuildReader(self.repo, tree, self.kbuild_cache, self.cache, FACTS_VERSION, self.paths)
         return self._build
 
     # -- reading ------------------------------------------------------------------
@@ -168,8 +168,8 @@ class Scanner:
     def facts_for(self, files: list[tuple[str, str]]) -> list[FileFacts]:
         """Facts of many files, the cached ones in one query."""
         missing = [o for _, o in files if o not in self._facts_mem]
-        if self.state and missing:
-            for oid, data in self.state.load_facts(FACTS_VERSION, missing).items():
+        if self.cache and missing:
+            for oid, data in self.cache.load_facts(FACTS_VERSION, missing).items():
                 if data:
                     self._facts_mem[oid] = FileFacts.from_json(json.loads(data))
         return [self.facts_of(p, o) for p, o in files]
@@ -179,14 +179,14 @@ class Scanner:
         facts = self._facts_mem.get(key) or (None if all_defs else self._facts_mem.get(oid + "+all"))
         if facts is not None:
             return facts if facts.path == path else _repath(facts, path)
-        cached = self.state.load_facts(FACTS_VERSION, [key]).get(key) if self.state else None
+        cached = self.cache.load_facts(FACTS_VERSION, [key]).get(key) if self.cache else None
         if cached:
             facts = FileFacts.from_json(json.loads(cached))
         else:
             facts = extract_facts(path, self.read(oid), all_defs=all_defs)
             self.stats["files_parsed"] += 1
-            if self.state:
-                self.state.store_facts(FACTS_VERSION, {key: json.dumps(facts.to_json())})
+            if self.cache:
+                self.cache.store_facts(FACTS_VERSION, {key: json.dumps(facts.to_json())})
         self._facts_mem[key] = facts
         return facts if facts.path == path else _repath(facts, path)
 
@@ -197,7 +197,7 @@ class Scanner:
         the reader (two processes once enough are waiting) as soon as found.
         """
         summaries: dict[str, list | None] = {}
-        lookups = self.state is not None and self.state.has_facts(FACTS_VERSION)
+        lookups = self.cache is not None and self.cache.has_facts(FACTS_VERSION)
         reader = _Reader(self, rev, lookups)
         if not lookups and self.jobs > 1 and not self.verify_objects:
             reader.grep_tree = str(root.id)  # git grep may read this tree (started now if the CLI did)
@@ -206,7 +206,7 @@ class Scanner:
         entries: dict[str, list[tuple[str, str, bool]]] = {}
         level = [(root, "", str(root.id))]
         while level:
-            cached = self.state.load_facts(FACTS_VERSION, [TREE_KEY + k for _, _, k in level]) if lookups else {}
+            cached = self.cache.load_facts(FACTS_VERSION, [TREE_KEY + k for _, _, k in level]) if lookups else {}
             nxt, blobs = [], []
             for tree, prefix, key in level:
                 if key in summaries:
@@ -250,8 +250,8 @@ class Scanner:
             return summary
 
         summarise(str(root.id))
-        if self.state and new_rows:
-            self.state.store_facts(FACTS_VERSION, new_rows)
+        if self.cache and new_rows:
+            self.cache.store_facts(FACTS_VERSION, new_rows)
         return [_Relevant(p, o, c) for p, o, c in summaries[str(root.id)]]
 
 
@@ -282,7 +282,7 @@ class _Reader:
         blobs = [(p, o) for p, o in blobs if o not in self.seen]
         self.seen.update(o for _, o in blobs)
         if self.lookups and blobs:
-            cached = self.s.state.load_facts(FACTS_VERSION, [BLOB_KEY + o for _, o in blobs])
+            cached = self.s.cache.load_facts(FACTS_VERSION, [BLOB_KEY + o for _, o in blobs])
             self.known.update({k[len(BLOB_KEY):]: v for k, v in cached.items()})
             blobs = [(p, o) for p, o in blobs if o not in self.known]
         self.waiting.extend(blobs)
@@ -352,9 +352,9 @@ class _Reader:
                 rows[oid] = facts_json
                 self.s.stats["files_parsed"] += 1
                 self.s._facts_mem[oid] = FileFacts.from_json(json.loads(facts_json))
-        if self.s.state:
+        if self.s.cache:
             rows.update({BLOB_KEY + o: c for o, c in classes.items()})
-            self.s.state.store_facts(FACTS_VERSION, rows)
+            self.s.cache.store_facts(FACTS_VERSION, rows)
         classes.update(self.known)
         return {o: c for o, c in classes.items() if c}
 
@@ -595,11 +595,11 @@ class _Linker:
             entry = self.s.paths.entry(self.tree, path)
             if entry is not None and entry.type == _BLOB:
                 ids[path] = str(entry.id)
-        state = self.s.state
-        if state is None:
+        cache = self.s.cache
+        if cache is None:
             return semantics_of(ids, self.s.read)
-        return semantics_of(ids, self.s.read, lambda k: state.load_facts(FACTS_VERSION, [k]).get(k),
-                            lambda k, v: state.store_facts(FACTS_VERSION, {k: v}))
+        return semantics_of(ids, self.s.read, lambda k: cache.load_facts(FACTS_VERSION, [k]).get(k),
+                            lambda k, v: cache.store_facts(FACTS_VERSION, {k: v}))
 
     def _expand_pending(self) -> None:
         """X-macro lists inside sets whose macros live in included headers."""

@@ -121,7 +121,7 @@ class Auditor:
         self.scanner = scanner
         self.policy = policy
         self.today = today or dt.date.today()
-        self.history = History(repo, scanner.state)
+        self.history = History(repo, scanner.cache)
         self._manifest_cache: dict[str, dict] = {}
 
     # -- declarations ---------------------------------------------------------------

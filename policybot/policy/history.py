@@ -3,7 +3,7 @@
 A release is a tag ``v<major>.<minor>`` (no -rc). The promise date of a
 declaration is the first release containing the commit that introduced it
 (or that commit's date, policy ``date_from = "commit"``). Results are
-cached in the state database by commit id, so a weekly run does not walk
+cached by commit id (policybot/cache.py), so a weekly run does not walk
 history again.
 """
 
@@ -12,12 +12,14 @@ from __future__ import annotations
 import datetime as dt
 import re
 from dataclasses import dataclass
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import pygit2
 
-from ..state import State
 from .config import Window
+
+if TYPE_CHECKING:
+    from ..cache import Cache
 
 RELEASE_TAG = re.compile(r"^v(\d+)\.(\d+)$")
 DAYS_PER_RELEASE = 63  # ~9 weeks: estimates windows counted in releases not yet made
@@ -49,9 +51,9 @@ def _date(ts: int, offset_min: int = 0) -> dt.date:
 
 
 class History:
-    def __init__(self, repo: pygit2.Repository, state: State | None = None):
+    def __init__(self, repo: pygit2.Repository, cache: Cache | None = None):
         self.repo = repo
-        self.state = state
+        self.cache = cache
         self.key = repo.path
         self._releases: list[Release] | None = None
         self._chains: dict[str, list[str]] = {}
@@ -88,7 +90,7 @@ class History:
         return _date(c.commit_time, c.commit_time_offset)
 
     def first_release_containing(self, commit_id: str) -> Release | None:
-        cached = self.state.get_cached(self.key, "release-of:" + commit_id) if self.state else None
+        cached = self.cache.get_cached(self.key, "release-of:" + commit_id) if self.cache else None
         if cached is not None:
             return Release(*cached[:2], dt.date.fromisoformat(cached[2])) if cached else None
         found = None
@@ -98,8 +100,8 @@ class History:
             if tip == target or self.repo.descendant_of(tip, target):
                 found = rel
                 break
-        if self.state:
-            self.state.put_cached(self.key, "release-of:" + commit_id,
+        if self.cache:
+            self.cache.put_cached(self.key, "release-of:" + commit_id,
                                   [found.name, found.commit, found.date.isoformat()] if found else [])
         return found
 
@@ -122,7 +124,7 @@ class History:
         search lands there; the common case is monotonic).
         """
         key = f"introduced:{cache_key}@{head}"
-        cached = self.state.get_cached(self.key, key) if self.state else None
+        cached = self.cache.get_cached(self.key, key) if self.cache else None
         if cached:
             return cached
         chain = self.first_parent_chain(head)
@@ -136,8 +138,8 @@ class History:
                     lo = mid
                 else:
                     hi = mid
-        if self.state:
-            self.state.put_cached(self.key, key, chain[lo])
+        if self.cache:
+            self.cache.put_cached(self.key, key, chain[lo])
         return chain[lo]
 
     def promise_date(self, commit_id: str, date_from: str) -> PromiseDate:
