@@ -468,7 +468,8 @@ def cmd_review(args) -> int:
     state = _state(args, cfg)
     limits = cfg.limits
     series = read_series(state.state_dir, limits, msgid=args.msgid, inbox_url=args.inbox_url or cfg.inbox_url,
-                         data=sys.stdin.buffer.read() if args.stdin else None, path=args.mbox or args.maildir)
+                         data=sys.stdin.buffer.read() if args.stdin else None, path=args.mbox or args.maildir,
+                         cache=scanner.cache)
     outbox, config = _outbox(args, state)
     replies = ReplySettings(outbox, config, args.tree_name or repo_name(scanner.repo), args.list_addr,
                             cfg.review_min_verdict, template_env(cfg.templates or None), limits)

@@ -6,7 +6,9 @@ both call ``review``, so they draft the same mail for the same series.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -14,6 +16,8 @@ import jinja2
 import pygit2
 
 from .config import Limits
+from ..cache import Cache
+from ..records import revive
 from ..errors import InputError
 from ..kernel.maintainers import maintainers_at
 from ..kernel.scanner import Scanner
@@ -56,16 +60,49 @@ class Reviewed:
 
 
 def read_series(state_dir: Path, limits: Limits, msgid: str | None = None, inbox_url: str = "",
-                data: bytes | None = None, path: str | None = None) -> Series:
+                data: bytes | None = None, path: str | None = None, cache: Cache | None = None) -> Series:
     """The series to review: a thread fetched by Message-ID, an mbox read from ``data``, or
-    the mbox or Maildir at ``path``."""
+    the mbox or Maildir at ``path``.
+
+    With a ``cache``, the series b4 found in an mbox is kept by the mbox's content (and
+    b4's version, b4wrap's code and the size limit): reading it again loads neither b4
+    nor the messages.
+    """
     if msgid:
         msgs, source = b4wrap.fetch_thread(msgid, inbox_url, state_dir), f"<{msgid}>"
-    elif data is not None:
+        return b4wrap.series_from_messages(msgs, state_dir, source, limits.max_message_bytes)
+    raw = data if data is not None else _mbox_bytes(path)
+    key = _series_key(raw, limits) if raw is not None and cache is not None else None
+    if key and (hit := cache.get_cached(SERIES_CACHE, key)) is not None:
+        return revive(Series, hit)
+    if data is not None:
         msgs, source = b4wrap.read_messages(data=data, state_dir=state_dir), "<stdin>"
     else:
         msgs, source = b4wrap.read_messages(path, state_dir=state_dir), path
-    return b4wrap.series_from_messages(msgs, state_dir, source, limits.max_message_bytes)
+    series = b4wrap.series_from_messages(msgs, state_dir, source, limits.max_message_bytes)
+    if key:
+        cache.put_cached(SERIES_CACHE, key, dataclasses.asdict(series))
+    return series
+
+
+SERIES_CACHE = "series"  # the cache's namespace for series by mbox content
+
+
+def _mbox_bytes(path: str | None) -> bytes | None:
+    """The bytes of an mbox file (None for a Maildir or anything unreadable: b4wrap says why)."""
+    try:
+        p = Path(path) if path else None
+        return p.read_bytes() if p is not None and p.is_file() else None
+    except OSError:
+        return None
+
+
+def _series_key(raw: bytes, limits: Limits) -> str:
+    h = hashlib.sha256()
+    h.update(f"{b4wrap.B4_VERSION}\0{limits.max_message_bytes}\0".encode())
+    h.update(Path(b4wrap.__file__).read_bytes())  # the code that turns messages into a Series
+    h.update(raw)
+    return h.hexdigest()
 
 
 def review(repo: pygit2.Repository, scanner: Scanner, policy: Policy, series: Series, replies: ReplySettings,

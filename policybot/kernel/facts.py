@@ -8,6 +8,7 @@ Everything here is plain data that round-trips through JSON.
 from __future__ import annotations
 
 import bisect
+import json
 import re
 from dataclasses import asdict, dataclass, field
 
@@ -137,6 +138,11 @@ class FileFacts:
 
     def to_json(self) -> dict:
         return asdict(self)
+
+    def json_text(self) -> str:
+        """``json.dumps(self.to_json())``, the same text without asdict's deep copy (a cold
+        scan stores every parsed file)."""
+        return json.dumps(self, default=vars)
 
     @classmethod
     def from_json(cls, d: dict) -> "FileFacts":

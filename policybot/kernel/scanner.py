@@ -89,22 +89,28 @@ def _worker_init(repo_path: str, verify: bool) -> None:
     _worker_repo = pygit2.Repository(repo_path)
 
 
-def _classify_chunk(chunk: list[tuple[str, str]]) -> list[tuple[str, str, str]]:
-    return _classify(_worker_repo, chunk)
+def _classify_chunk(chunk: list[tuple[str, str]]) -> list[tuple[str, str, str, None]]:
+    return [(oid, cls, facts.json_text() if facts else "", None)
+            for oid, cls, facts in _classify(_worker_repo, chunk)]
 
 
-def _classify(repo: pygit2.Repository, chunk) -> list[tuple[str, str, str]]:
-    """[(path, oid)] -> [(oid, cls, facts json or "")] for the blobs that matter."""
+def _classify(repo: pygit2.Repository, chunk) -> list[tuple[str, str, FileFacts | None]]:
+    """[(path, oid)] -> [(oid, cls, facts or None)] for the blobs that matter."""
     odb = repo.odb
     out = []
     for path, oid in chunk:
         data = odb.read(oid)[1]
         cls = classify(data)
         if cls == "P":
-            out.append((oid, cls, json.dumps(extract_facts(path, data).to_json())))
+            out.append((oid, cls, extract_facts(path, data)))
         elif cls == "D":
-            out.append((oid, cls, ""))
+            out.append((oid, cls, None))
     return out
+
+
+def _in_process(chunk) -> list[tuple[str, str, str, FileFacts | None]]:
+    """_classify here: the facts stay objects (and their JSON is written once, for the cache)."""
+    return [(oid, cls, facts.json_text() if facts else "", facts) for oid, cls, facts in chunk]
 
 
 class Scanner:
@@ -186,7 +192,7 @@ class Scanner:
             facts = extract_facts(path, self.read(oid), all_defs=all_defs)
             self.stats["files_parsed"] += 1
             if self.cache:
-                self.cache.store_facts(FACTS_VERSION, {key: json.dumps(facts.to_json())})
+                self.cache.store_facts(FACTS_VERSION, {key: facts.json_text()})
         self._facts_mem[key] = facts
         return facts if facts.path == path else _repath(facts, path)
 
@@ -276,7 +282,7 @@ class _Reader:
         self.read: list[str] = []  # oids read, in order
         self.pool = None
         self.tasks: list = []
-        self.out: list[tuple[str, str, str]] = []
+        self.out: list[tuple[str, str, str, FileFacts | None]] = []
 
     def add(self, blobs: list[tuple[str, str]]) -> None:
         blobs = [(p, o) for p, o in blobs if o not in self.seen]
@@ -317,7 +323,7 @@ class _Reader:
                 if oid is not None and path not in self.not_grepped:
                     del pending[path]
                     self.read.append(oid)
-                    self.out.extend(_classify(self.s.repo, [(path, oid)]))
+                    self.out.extend(_in_process(_classify(self.s.repo, [(path, oid)])))
             if grep.complete:  # what git grep read and did not list is '' unread
                 self.read.extend(o for p, o in pending.items() if p not in self.not_grepped)
                 pending = {p: o for p, o in pending.items() if p in self.not_grepped}
@@ -336,7 +342,7 @@ class _Reader:
                 self.read.extend(o for _, o in self.waiting)
                 self.s.progress.start(f"scanning {self.rev}", len(self.waiting), "files")
                 for i in range(0, len(self.waiting), CHUNK):
-                    self.out.extend(_classify(self.s.repo, self.waiting[i:i + CHUNK]))
+                    self.out.extend(_in_process(_classify(self.s.repo, self.waiting[i:i + CHUNK])))
                     self.s.progress.update(min(i + CHUNK, len(self.waiting)))
         finally:
             if self.pool is not None:
@@ -346,12 +352,12 @@ class _Reader:
         self.s.stats["blobs_read"] += len(self.read)
         classes = {o: "" for o in self.read}
         rows = {}
-        for oid, cls, facts_json in self.out:
+        for oid, cls, facts_json, facts in self.out:
             classes[oid] = cls
             if cls == "P":
                 rows[oid] = facts_json
                 self.s.stats["files_parsed"] += 1
-                self.s._facts_mem[oid] = FileFacts.from_json(json.loads(facts_json))
+                self.s._facts_mem[oid] = facts or FileFacts.from_json(json.loads(facts_json))
         if self.s.cache:
             rows.update({BLOB_KEY + o: c for o, c in classes.items()})
             self.s.cache.store_facts(FACTS_VERSION, rows)
