@@ -351,10 +351,10 @@ def test_schema_1_database_is_migrated_keeping_its_data(tmp_path, with_meta):
 
 def test_newer_schema_is_refused(tmp_path):
     d = tmp_path / "s"
-    State(state_dir=d)
+    assert State(state_dir=d).schema_version == 4
     db = sqlite3.connect(d / "policybot.sqlite")
     db.execute("UPDATE meta SET value = '5' WHERE key = 'schema'")
     db.commit()
     db.close()
     with pytest.raises(ConfigError, match="has schema 5.*upgrade policybot"):
-        State(state_dir=d)
+        State(state_dir=d).schema_version  # the engine opens, and migrates, on first use

@@ -281,17 +281,21 @@ def test_ack_reply_must_come_from_the_maintainer_it_names(tmp_path, capsys):
 # -- files and state that are not what they should be -------------------------------------------------------
 
 def test_corrupted_state_database(tmp_path, capsys):
-    repo = tree_with(tmp_path, {})
+    repo = tree_with(tmp_path, {}, name="plain")
+    mail = single_patch(tmp_path, DROP_FOO, "bpf: drop bpf_foo")  # a violation: the review records a reply
     state = tmp_path / "st"
     state.mkdir()
     for garbage in (b"SQLite format 3\x00" + os.urandom(4096), b"not a database at all" * 100):
         (state / "policybot.sqlite").write_bytes(garbage)
-        for argv in (["outbox"], ["review", "--repo", str(repo), "--mbox", os.devnull]):
-            one_line(*call(capsys, *argv, "--state-dir", str(state)), "policybot.sqlite")
+        one_line(*call(capsys, "outbox", "--state-dir", str(state)), "policybot.sqlite")
+        one_line(*run_one(capsys, tmp_path, mail, "--state-dir", str(state)), "policybot.sqlite")
         assert (state / "policybot.sqlite").read_bytes() == garbage  # left as it was, for the operator
+        assert not list((state / "outbox" / "new").glob("*"))  # nothing drafted beside a broken record
         # reading trees needs only the cache (cache.sqlite): the broken state is not theirs to report
         assert call(capsys, "inventory", "--repo", str(repo), "--state-dir", str(state))[0] == 0
     (state / "policybot.sqlite").unlink()
+    for wal in state.glob("cache.sqlite-*"):  # SQLite would read the pages still in its write-ahead log
+        wal.unlink()
     for garbage in (b"SQLite format 3\x00" + os.urandom(4096), b"not a database at all" * 100):
         (state / "cache.sqlite").write_bytes(garbage)
         for argv in (["inventory", "--repo", str(repo)], ["audit", "--repo", str(repo)]):

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from ..btf.kfuncs import CompiledKernel, read_kernel
+from typing import TYPE_CHECKING
+
 from ..kernel.gitrepo import open_repo
 from ..kernel.model import Inventory
 from ..kernel.scanner import Scanner
 from ..progress import Progress
+
+if TYPE_CHECKING:
+    from ..btf.kfuncs import CompiledKernel
 
 
 def scanner(repo_path: str, cache, progress: Progress | None = None, verify_objects: bool = False) -> Scanner:
@@ -20,4 +24,5 @@ def inventory(scan: Scanner, rev: str) -> Inventory:
 
 def compiled_kernel(btf: list[str], cache_dir: str) -> CompiledKernel:
     """A compiled kernel's kfuncs: its vmlinux/vmlinuz BTF, then any module's split BTF."""
+    from ..btf.kfuncs import read_kernel  # only this use case reads ELF and BTF
     return read_kernel(btf[0], tuple(btf[1:]), cache_dir=cache_dir)

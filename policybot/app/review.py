@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -110,10 +111,11 @@ def review(repo: pygit2.Repository, scanner: Scanner, policy: Policy, series: Se
     result = review_series(repo, scanner, policy, series, base, branch, today,
                            scratch_dir=scanner.cache.state_dir / "scratch",
                            max_patch_bytes=replies.limits.max_patch_bytes)
-    maint = maintainers_at(repo, repo[result.base_commit].tree)
+    # MAINTAINERS is read only when a reply is drafted (0.1 s on a real tree)
+    maint = functools.cache(lambda: maintainers_at(repo, repo[result.base_commit].tree))
     history = History(repo, scanner.cache)
     drafts = review_mails(result, tree=replies.tree, list_addr=replies.list_addr,
-                          recipients_for=lambda files: maint.for_files(files).all() if maint and files else [],
+                          recipients_for=lambda files: maint().for_files(files).all() if files and maint() else [],
                           is_mailed=replies.outbox.is_mailed,
                           forward_for=lambda f: way_forward(replies.env, f, history, policy, today or dt.date.today()),
                           min_verdict=replies.min_verdict, env=replies.env,

@@ -1,5 +1,9 @@
 """The outbox: a Maildir of drafts plus the ``mails``/``mailed_keys`` rows.
 
+SQLAlchemy is imported by the methods that write or list rows: asking whether a
+key went out already (``is_mailed``) goes through State, which reads an SQLite
+state with the standard library.
+
 A mail is a file in ``new/`` named after its Message-ID, so a message queued
 again after a crash (file written, rows not committed) finds its file and
 never becomes two. The rows are the once-only record: a key in
@@ -25,10 +29,8 @@ from datetime import datetime, timedelta, timezone
 from email.message import EmailMessage
 from pathlib import Path
 
-import sqlalchemy as sa
-
 from ..errors import ConfigError, InputError
-from ..state import State, mailed_keys, mails
+from ..state import State
 from .message import MailConfig, clean_header
 
 log = logging.getLogger(__name__)
@@ -53,10 +55,11 @@ class Outbox:
             (self.maildir / sub).mkdir(mode=0o700, parents=True, exist_ok=True)
 
     def is_mailed(self, key: str) -> bool:
-        with self.state.engine.connect() as conn:
-            return conn.execute(sa.select(mailed_keys.c.key).where(mailed_keys.c.key == key)).first() is not None
+        return self.state.is_mailed(key)
 
     def pending(self) -> list:
+        import sqlalchemy as sa
+        from ..schema import mails
         q = sa.select(mails).where(mails.c.status.in_(PENDING)).order_by(mails.c.created, mails.c.msgid)
         with self.state.engine.connect() as conn:
             return list(conn.execute(q))
@@ -64,6 +67,8 @@ class Outbox:
     def queue(self, msg: EmailMessage, keys: list[str], kind: str, tree: str | None = None) -> bool:
         """Draft ``msg`` about ``keys``; False when this Message-ID was queued before
         (or a concurrent run recorded it or one of the keys first)."""
+        import sqlalchemy as sa
+        from ..schema import mailed_keys, mails
         msgid = str(msg.get("Message-ID", "")).strip()
         if not msgid:
             raise InputError("a mail without Message-ID cannot be queued")
@@ -116,11 +121,14 @@ class Outbox:
 
     def retry_failed(self) -> int:
         """Queue again every mail that failed for good (after the operator fixed the cause)."""
+        from ..schema import mails
         with self.state.engine.begin() as conn:
             return conn.execute(mails.update().where(mails.c.status == "failed").values(
                 status="queued", next_attempt=None)).rowcount
 
     def due(self) -> list:
+        import sqlalchemy as sa
+        from ..schema import mails
         now = _now()
         q = sa.select(mails).where(mails.c.status == "queued",
                                    sa.or_(mails.c.next_attempt.is_(None), mails.c.next_attempt <= now)) \
@@ -208,6 +216,7 @@ class Outbox:
         return path.read_bytes()
 
     def _sent(self, msgid: str, refused: dict) -> None:
+        from ..schema import mails
         note = None
         if refused:  # accepted for the others: it is sent, but say who did not get it
             note = "refused recipients: " + ", ".join(
@@ -224,6 +233,7 @@ class Outbox:
     def _failed(self, row, error: str, report: SendReport, permanent: bool, backoff: bool = True) -> None:
         """A permanent refusal fails the mail for good; a temporary one keeps it queued,
         refused mails waiting BACKOFF_FIRST, doubling per attempt, up to BACKOFF_MAX."""
+        from ..schema import mails
         values = {"attempts": mails.c.attempts + 1, "last_error": error}
         if permanent:
             values["status"] = "failed"
