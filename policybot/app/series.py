@@ -22,7 +22,7 @@ from ..kernel.scanner import Scanner
 from ..mail.b4wrap import Patch, Series
 from ..policy.audit import ACK_TRAILER, Auditor, Finding
 from ..policy.config import Policy
-from ..policy.diff import UNKNOWN_FLAG
+from ..policy.rules import render_message
 
 
 @dataclass
@@ -144,18 +144,17 @@ def judge_diff_text(auditor: Auditor, patch: Patch, inv: Inventory, promises) ->
         kfunc = inv.kfuncs.get(name)
         if kfunc is None or (kfunc.test and not auditor.policy.include_tests):
             continue
-        note = " (judged from the diff text: the patch does not apply)"
         if name not in added:
-            out.append(auditor.finding("KFUNC_REMOVED", name, "is removed from its kfunc set" + note,
+            out.append(auditor.finding("KFUNC_REMOVED", name, render_message("KFUNC_REMOVED", "diff_text"),
                                        kfunc.location, None, promises.get(name)))
             continue
         a, b = set(parse_flags(old_flags)), set(parse_flags(added[name]))
         deltas = [(f"+{x}", flag_effect(x, added=True)) for x in sorted(b - a)] + \
                  [(f"-{x}", flag_effect(x, added=False)) for x in sorted(a - b)]
-        for rule, effect, why in (("KFUNC_FLAGS_TIGHTENED", "breaking", ""),
-                                  ("KFUNC_NEEDS_REVIEW", "review", f": {UNKNOWN_FLAG}")):
+        for rule, effect, variant in (("KFUNC_FLAGS_TIGHTENED", "breaking", "diff_text"),
+                                      ("KFUNC_NEEDS_REVIEW", "review", "flags_diff_text")):
             mine = [d for d, e in deltas if e == effect]
             if mine:
-                out.append(auditor.finding(rule, name, f"flags {' '.join(mine)}{why}" + note,
+                out.append(auditor.finding(rule, name, render_message(rule, variant, deltas=" ".join(mine)),
                                            kfunc.location, None, promises.get(name)))
     return [f for f in out if f]

@@ -23,7 +23,7 @@ from .config import Policy
 from .declarations import LEVELS, Declaration, Problem, Resolved, collect, parse_declaration_yaml
 from .diff import diff
 from .history import History, PromiseDate, WindowEnd
-from .rules import catalogue, severity
+from .rules import catalogue, render_message, severity
 from ..vocabulary import VERDICTS, Level, PromiseState, Verdict
 
 ACK_TRAILER = re.compile(r"^Kfunc-Break-Acked-by:\s*(.+?)\s*<([^>]+)>\s*$", re.M | re.I)
@@ -293,10 +293,10 @@ class Auditor:
                 continue
             for name in change.kfuncs or (change.kfunc,):
                 promise = promises.get(name)
-                rule = change.rule
+                rule, message = change.rule, change.message
                 if rule == "KFUNC_REMOVED" and promise and promise.level_key == "deprecated":
-                    rule = "DEPRECATED_REMOVED_EARLY"
-                f = self.finding(rule, name, change.message, change.base, change.head, promise)
+                    rule, message = "DEPRECATED_REMOVED_EARLY", render_message("DEPRECATED_REMOVED_EARLY")
+                f = self.finding(rule, name, message, change.base, change.head, promise)
                 if f:
                     f = replace(f, cause=change.cause, kfuncs=(name,) if change.kfuncs else ())
                     findings.append(self._acknowledge(f, acks, base, head))
@@ -336,23 +336,28 @@ class Auditor:
             loc = new.location
             if new.level in ("deprecating", "deprecated") and old_level != new.level:
                 removal = self.earliest_removal(as_of, promise)
-                f = self.finding("DEPRECATION_STARTED", name,
-                                  f"declared {new.level} ({new.source})"
-                                  + (f"; replacement: {new.replacement}" if new.replacement else "")
-                                  + (f"; {new.note}" if new.note and not new.replacement else "")
-                                  + f"; earliest removal {removal}",
+                said = {"level": new.level, "source": new.source, "removal": removal}
+                if new.replacement:
+                    message = render_message("DEPRECATION_STARTED", "replacement", **said,
+                                             replacement=new.replacement)
+                elif new.note:
+                    message = render_message("DEPRECATION_STARTED", "note", **said, note=new.note)
+                else:
+                    message = render_message("DEPRECATION_STARTED", "plain", **said)
+                f = self.finding("DEPRECATION_STARTED", name, message,
                                   old.effective.location if old else None, loc, promise)
                 if f:
                     out.append(f)
             elif old_level in ("stable", "deprecating", "deprecated") and order[new.level] < order[old_level] \
                     and new.level == "unstable":
-                f = self.finding("STABILITY_DEMOTED", name, f"declared {new.level}, was {old_level}",
+                f = self.finding("STABILITY_DEMOTED", name,
+                                  render_message("STABILITY_DEMOTED", "demoted", level=new.level, old_level=old_level),
                                   old.effective.location, loc, promise)
                 if f:
                     out.append(f)
         for name, old in base_decls.items():
             if name in head.kfuncs and name not in head_decls and old.effective.level == "stable":
-                f = self.finding("STABILITY_DEMOTED", name, "declaration removed: now unstable by default",
+                f = self.finding("STABILITY_DEMOTED", name, render_message("STABILITY_DEMOTED", "undeclared"),
                                   old.effective.location, head.kfuncs[name].location, promises.get(name))
                 if f:
                     out.append(f)
@@ -363,9 +368,10 @@ class Auditor:
         horizon = self.today + dt.timedelta(days=self.policy.expiring_horizon_days)
         for name, p in promises.items():
             if p.ends and self.today <= p.ends.date <= horizon:
-                what = "stable window" if p.level_key == "stable" else "notice period"
-                f = self.finding("PROMISE_EXPIRING", name, f"{what} ends {p.ends.date} "
-                                  f"({(p.ends.date - self.today).days} days)",
+                variant = "stable_window" if p.level_key == "stable" else "notice_period"
+                f = self.finding("PROMISE_EXPIRING", name,
+                                  render_message("PROMISE_EXPIRING", variant, ends=p.ends.date,
+                                                 days=(p.ends.date - self.today).days),
                                   None, head.kfuncs[name].location, p)
                 if f:
                     out.append(f)
