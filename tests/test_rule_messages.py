@@ -1,0 +1,180 @@
+"""Each rule of rules.toml carries its family and its message templates (issue 13).
+
+The families and the fields each template writes are stated here, literally,
+as the detectors fill them in (policy/diff.py, audit.py, declarations.py,
+check.py, app/series.py): a template that writes a field its detector does not
+pass, or stops writing one, fails here before it fails in a mail. The exact
+texts of the findings are tests/test_rules.py's.
+"""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from policybot.cli import main
+from policybot.policy.rules import DEFAULT_VARIANT, MessageError, _messages, catalogue, render_message, \
+    template_fields
+from policybot.vocabulary import RuleFamily
+
+RULES_TOML = Path(__file__).resolve().parent.parent / "policybot" / "policy" / "rules.toml"
+
+FAMILY = {
+    "KFUNC_REMOVED": "removal", "KFUNC_RENAMED": "removal", "DEPRECATED_REMOVED_EARLY": "removal",
+    "KFUNC_PARAM_ADDED": "signature", "KFUNC_PARAM_REMOVED": "signature", "KFUNC_PARAM_TYPE_CHANGED": "signature",
+    "KFUNC_RETURN_TYPE_CHANGED": "signature", "KFUNC_SIGNEDNESS_CHANGED": "signature",
+    "KFUNC_PARAM_ANNOTATION_TIGHTENED": "signature",
+    "KFUNC_FLAGS_TIGHTENED": "flags", "KFUNC_FLAGS_RELAXED": "flags",
+    "KFUNC_NEEDS_REVIEW": "semantics", "KFUNC_DEFAULT_CHANGED": "semantics", "KFUNC_SUFFIX_RENAMED": "semantics",
+    "KFUNC_PROG_TYPE_DROPPED": "registration", "KFUNC_FILTER_ADDED": "registration", "KFUNC_MOVED": "registration",
+    "KFUNC_CONFIG_GUARD_ADDED": "build",
+    "STABILITY_DEMOTED": "lifecycle", "DEPRECATION_STARTED": "lifecycle", "PROMISE_EXPIRING": "lifecycle",
+    "DECLARATION_UNKNOWN_KFUNC": "declaration", "DECLARATION_CONFLICT": "declaration",
+    "DECLARATION_INVALID": "declaration",
+    "EXTERN_MISSING": "object", "EXTERN_INCOMPATIBLE": "object", "EXTERN_UNRESOLVED": "object",
+    "EXTERN_DEPRECATED": "object", "EXTERN_WITHOUT_BTF": "object",
+}
+
+_PARAM = {"index", "name", "new", "old"}
+_RENAMED_PARAM = {"index", "new_name", "old_name"}
+_DEPRECATION = {"level", "removal", "source"}
+_EXTERN_DEPRECATED = {"extern", "level", "target"}
+
+# rule -> message variant ("" for a rule with one message) -> the fields its detector passes
+FIELDS = {
+    "KFUNC_REMOVED": {"registry": set(), "diff_text": set()},
+    "KFUNC_RENAMED": {"": {"new_name"}},
+    "KFUNC_PARAM_ADDED": {"": {"count", "new_params", "old_count", "old_params", "s"}},
+    "KFUNC_PARAM_REMOVED": {"": {"count", "new_params", "old_count", "old_params", "s"}},
+    "KFUNC_PARAM_TYPE_CHANGED": {"": _PARAM},
+    "KFUNC_RETURN_TYPE_CHANGED": {"": {"new", "old"}},
+    "KFUNC_SIGNEDNESS_CHANGED": {"return": {"new", "old"}, "param": _PARAM},
+    "KFUNC_PARAM_ANNOTATION_TIGHTENED": {"known_constant": _RENAMED_PARAM, "constant_string": _RENAMED_PARAM,
+                                         "uninitialised": _RENAMED_PARAM,
+                                         "narrower": _RENAMED_PARAM | {"old_suffix"}},
+    "KFUNC_FLAGS_TIGHTENED": {"registry": {"deltas"}, "diff_text": {"deltas"}},
+    "KFUNC_FLAGS_RELAXED": {"compatible": {"deltas"}, "untested": {"deltas"}},
+    "KFUNC_NEEDS_REVIEW": {
+        "return_width": {"new", "old"}, "param_width": _PARAM, "annotation": _RENAMED_PARAM,
+        "flags": {"deltas"}, "flags_diff_text": {"deltas"},
+        "retired_flag": {"btf_h", "definition", "flag", "rev"},
+        "new_flag": {"definition", "flag"}, "new_flag_bit": {"bit", "definition", "flag"},
+        "retired_suffix": {"definition", "suffix"}, "new_suffix": {"definition", "suffix"}},
+    "KFUNC_DEFAULT_CHANGED": {"": {"btf_h", "definition", "exempt", "flag", "meaning", "rev"}},
+    "KFUNC_SUFFIX_RENAMED": {"": {"definition", "same_as", "same_as_location", "suffix"}},
+    "KFUNC_PROG_TYPE_DROPPED": {"types": {"prog_types"}, "all_but": {"kept"}, "all": set()},
+    "KFUNC_FILTER_ADDED": {"new": {"filter", "path"}, "replaced": {"before", "filter", "path"}},
+    "KFUNC_CONFIG_GUARD_ADDED": {"": {"guards"}},
+    "KFUNC_MOVED": {"registered": {"new_files", "old_files"}, "defined": {"new_path", "old_path"}},
+    "STABILITY_DEMOTED": {"demoted": {"level", "old_level"}, "undeclared": set()},
+    "DEPRECATION_STARTED": {"plain": _DEPRECATION, "replacement": _DEPRECATION | {"replacement"},
+                            "note": _DEPRECATION | {"note"}},
+    "DEPRECATED_REMOVED_EARLY": {"": set()},
+    "PROMISE_EXPIRING": {"stable_window": {"days", "ends"}, "notice_period": {"days", "ends"}},
+    "DECLARATION_UNKNOWN_KFUNC": {"": {"level"}},
+    "DECLARATION_CONFLICT": {"": {"level", "source", "winner", "winner_level", "winner_location"}},
+    "DECLARATION_INVALID": {
+        "yaml": {"problem"}, "yaml_alias": set(), "yaml_depth": {"depth"}, "not_mapping": set(),
+        "key_not_plain": set(), "unknown_key": {"expected", "key"}, "section_not_mapping": {"key"},
+        "name_not_plain": set(), "entry_not_mapping": {"kfunc"}, "field_not_plain": {"field", "kfunc"},
+        "field_key_not_plain": {"kfunc"}, "unknown_field": {"field", "kfunc", "known"},
+        "bad_level": {"got", "kfunc", "levels"}, "bad_version": {"kfunc"},
+        "kernel_doc_level": {"level", "levels"}},
+    "EXTERN_MISSING": {"": {"extern", "reason"}},
+    "EXTERN_INCOMPATIBLE": {"": {"extern", "prototype", "reason", "target"}},
+    "EXTERN_UNRESOLVED": {"": {"extern", "reason"}},
+    "EXTERN_DEPRECATED": {"plain": _EXTERN_DEPRECATED, "replacement": _EXTERN_DEPRECATED | {"replacement"},
+                          "removal": _EXTERN_DEPRECATED | {"removal"},
+                          "replacement_removal": _EXTERN_DEPRECATED | {"removal", "replacement"}},
+    "EXTERN_WITHOUT_BTF": {"": {"symbol"}},
+}
+
+
+def test_every_rule_has_its_family_from_the_enum():
+    raw = tomllib.loads(RULES_TOML.read_text())
+    assert set(raw) == set(FAMILY)
+    for rid, table in raw.items():
+        assert table["family"] in {f.value for f in RuleFamily}, rid
+        assert catalogue()[rid].family is RuleFamily(FAMILY[rid]), rid
+
+
+def test_every_family_names_some_rule():
+    assert {f.value for f in RuleFamily} == set(FAMILY.values())
+
+
+def test_templates_write_exactly_the_fields_their_detectors_pass():
+    rules = catalogue()
+    assert set(rules) == set(FIELDS)
+    for rid, rule in rules.items():
+        assert set(rule.messages) == set(FIELDS[rid]), rid
+        for variant, template in rule.messages.items():
+            assert template_fields(template) == FIELDS[rid][variant], (rid, variant)
+
+
+def test_a_rule_has_one_message_or_named_variants():
+    raw = tomllib.loads(RULES_TOML.read_text())
+    for rid, table in raw.items():
+        assert ("message" in table) != ("messages" in table), rid
+        if "messages" in table:
+            assert len(table["messages"]) > 1 and DEFAULT_VARIANT not in table["messages"], rid
+    with pytest.raises(MessageError, match="exactly one of message and messages"):
+        _messages("X", {"message": "a", "messages": {"b": "c"}})
+    with pytest.raises(MessageError, match="exactly one of message and messages"):
+        _messages("X", {})
+
+
+def test_render_message_fills_in_the_fields():
+    assert render_message("KFUNC_PARAM_ADDED", count=1, s="", old_count=0, old_params="void",
+                          new_params="int x") == "takes 1 parameter instead of 0: (void) became (int x)"
+    assert render_message("KFUNC_FLAGS_TIGHTENED", "registry", deltas="+KF_ACQUIRE -KF_RCU") == \
+        "flags +KF_ACQUIRE -KF_RCU: programs that verified before may be rejected"
+    assert render_message("KFUNC_REMOVED", "diff_text") == \
+        "is removed from its kfunc set (judged from the diff text: the patch does not apply)"
+    assert render_message("EXTERN_DEPRECATED", "replacement_removal", extern="bpf_a", level="deprecated",
+                          target="v7.2", replacement="bpf_b", removal="2027-01-01") == \
+        "bpf_a is deprecated on v7.2; use bpf_b; removal not before 2027-01-01"
+
+
+@pytest.mark.parametrize("args, fields, error", [
+    (("KFUNC_NOPE",), {}, "no rule KFUNC_NOPE"),
+    (("KFUNC_REMOVED", "nope"), {}, "KFUNC_REMOVED has no message 'nope'"),
+    (("KFUNC_REMOVED",), {}, "KFUNC_REMOVED has no message ''"),  # a rule of variants has no default
+    (("KFUNC_RENAMED", "registry"), {"new_name": "x"}, "KFUNC_RENAMED has no message 'registry'"),
+    (("KFUNC_RENAMED",), {}, r"writes \['new_name'\], was given \[\]"),
+    (("KFUNC_RENAMED",), {"new_name": "x", "old_name": "y"}, r"writes \['new_name'\], was given \['new_name', "),
+])
+def test_render_message_fails_loudly(args, fields, error):
+    with pytest.raises(MessageError, match=error):
+        render_message(*args, **fields)
+
+
+def test_rules_lists_the_family(capsys):
+    assert main(["rules"]) == 0
+    lines = {ln.split()[0]: ln.split()[1] for ln in capsys.readouterr().out.splitlines()}
+    assert lines == FAMILY
+    assert main(["rules", "--format", "json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert {r["id"]: r["family"] for r in data} == FAMILY
+    removed = next(r for r in data if r["id"] == "KFUNC_REMOVED")
+    assert removed["message"] is None
+    assert removed["messages"]["registry"] == "is no longer in any registered kfunc set"
+
+
+def test_explain_shows_family_and_templates(capsys):
+    assert main(["explain", "kfunc_renamed"]) == 0
+    out = capsys.readouterr().out
+    assert "\nfamily: removal\n" in out
+    assert "\nmessage:\n  renamed to {new_name} (same BPF-visible signature, same set)\n" in out
+    assert main(["explain", "KFUNC_MOVED"]) == 0
+    out = capsys.readouterr().out
+    assert "\nfamily: registration\n" in out
+    assert ("\nmessages:\n  registered: registered in {new_files} instead of {old_files}\n"
+            "  defined: defined in {new_path} instead of {old_path}\n") in out
+    assert main(["explain", "KFUNC_MOVED", "--format", "json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["id"] == "KFUNC_MOVED" and data["family"] == "registration" and data["message"] is None
+    assert data["messages"] == {"registered": "registered in {new_files} instead of {old_files}",
+                                "defined": "defined in {new_path} instead of {old_path}"}
