@@ -41,8 +41,9 @@ class RuleFamily(StrEnum):
     SIGNATURE = "signature"  # parameters, return type, argument annotations
     FLAGS = "flags"  # the KF_* flags of one kfunc
     SEMANTICS = "semantics"  # what the tree's verifier makes of flags, suffixes and types
-    REGISTRATION = "registration"  # program types, filters, the files that register it
+    REGISTRATION = "registration"  # the program types it is registered for, and how (filters)
     BUILD = "build"  # the Kconfig options it needs
+    LOCATION = "location"  # the files that define or register it
     LIFECYCLE = "lifecycle"  # declared levels moving, promises ending
     DECLARATION = "declaration"  # the declarations themselves
     OBJECT = "object"  # `policybot check`: a compiled BPF object against a kernel

@@ -29,8 +29,8 @@ FAMILY = {
     "KFUNC_PARAM_ANNOTATION_TIGHTENED": "signature",
     "KFUNC_FLAGS_TIGHTENED": "flags", "KFUNC_FLAGS_RELAXED": "flags",
     "KFUNC_NEEDS_REVIEW": "semantics", "KFUNC_DEFAULT_CHANGED": "semantics", "KFUNC_SUFFIX_RENAMED": "semantics",
-    "KFUNC_PROG_TYPE_DROPPED": "registration", "KFUNC_FILTER_ADDED": "registration", "KFUNC_MOVED": "registration",
-    "KFUNC_CONFIG_GUARD_ADDED": "build",
+    "KFUNC_PROG_TYPE_DROPPED": "registration", "KFUNC_FILTER_ADDED": "registration",
+    "KFUNC_CONFIG_GUARD_ADDED": "build", "KFUNC_MOVED": "location",
     "STABILITY_DEMOTED": "lifecycle", "DEPRECATION_STARTED": "lifecycle", "PROMISE_EXPIRING": "lifecycle",
     "DECLARATION_UNKNOWN_KFUNC": "declaration", "DECLARATION_CONFLICT": "declaration",
     "DECLARATION_INVALID": "declaration",
@@ -170,11 +170,11 @@ def test_explain_shows_family_and_templates(capsys):
     assert "\nmessage:\n  renamed to {new_name} (same BPF-visible signature, same set)\n" in out
     assert main(["explain", "KFUNC_MOVED"]) == 0
     out = capsys.readouterr().out
-    assert "\nfamily: registration\n" in out
+    assert "\nfamily: location\n" in out
     assert ("\nmessages:\n  registered: registered in {new_files} instead of {old_files}\n"
             "  defined: defined in {new_path} instead of {old_path}\n") in out
     assert main(["explain", "KFUNC_MOVED", "--format", "json"]) == 0
     data = json.loads(capsys.readouterr().out)
-    assert data["id"] == "KFUNC_MOVED" and data["family"] == "registration" and data["message"] is None
+    assert data["id"] == "KFUNC_MOVED" and data["family"] == "location" and data["message"] is None
     assert data["messages"] == {"registered": "registered in {new_files} instead of {old_files}",
                                 "defined": "defined in {new_path} instead of {old_path}"}

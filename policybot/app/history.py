@@ -33,6 +33,8 @@ from ..policy.config import Policy
 from ..policy.declarations import collect
 from ..policy.diff import Change, diff
 from ..policy.history import RELEASE_TAG, History, Release
+from ..policy.rules import catalogue, render_message
+from ..vocabulary import RuleFamily
 from ..kernel.gitrepo import resolve
 from ..kernel.jit import JitSupport, arch_condition, arches, kfunc_call_support_of_tree
 from ..kernel.model import Inventory, Kfunc
@@ -44,15 +46,9 @@ HISTORY_SCHEMA = 1
 KINDS = ("added", "re-added", "renamed", "removed", "signature", "flags", "prog_types", "guards",
          "moved", "level", "other")
 
-_FAMILY = {
-    "KFUNC_PARAM_ADDED": "signature", "KFUNC_PARAM_REMOVED": "signature",
-    "KFUNC_PARAM_TYPE_CHANGED": "signature", "KFUNC_RETURN_TYPE_CHANGED": "signature",
-    "KFUNC_PARAM_ANNOTATION_TIGHTENED": "signature", "KFUNC_SIGNEDNESS_CHANGED": "signature",
-    "KFUNC_FLAGS_TIGHTENED": "flags", "KFUNC_FLAGS_RELAXED": "flags",
-    "KFUNC_PROG_TYPE_DROPPED": "prog_types", "KFUNC_FILTER_ADDED": "prog_types",
-    "KFUNC_CONFIG_GUARD_ADDED": "guards",
-    "KFUNC_MOVED": "moved",
-}
+# the kind of event a change of each rule family is (rules.toml's family)
+_KIND_OF_FAMILY = {RuleFamily.SIGNATURE: "signature", RuleFamily.FLAGS: "flags",
+                   RuleFamily.REGISTRATION: "prog_types", RuleFamily.BUILD: "guards", RuleFamily.LOCATION: "moved"}
 
 
 @dataclass(frozen=True)
@@ -211,9 +207,9 @@ def _facet_events(a: Kfunc, b: Kfunc, la: str, lb: str, changes: list[Change],
         raw["level"] = f"{la} -> {lb}"
     by_kind: dict[str, list[tuple[str, str]]] = {}
     for c in changes:
-        kind = _FAMILY.get(c.rule)
+        kind = _KIND_OF_FAMILY.get(catalogue()[c.rule].family)
         if c.rule == "KFUNC_NEEDS_REVIEW":
-            kind = "flags" if c.message.startswith("flags") else "signature"
+            kind = "flags" if c.variant in ("flags", "flags_diff_text") else "signature"
         by_kind.setdefault(kind or "other", []).append((c.rule, c.message))
     out = []
     for kind in KINDS:
@@ -271,11 +267,11 @@ def kfunc_history(repo: pygit2.Repository, scanner: Scanner, tags_glob: str = "v
                 new = renames[name]
                 h.renamed_to = new
                 h.events.append(Event(rel.name, rel.date, "renamed", f"renamed to {new}",
-                                      (("KFUNC_RENAMED", f"renamed to {new} (same BPF-visible signature, same set)"),), new))
+                                      (("KFUNC_RENAMED", render_message("KFUNC_RENAMED", new_name=new)),), new))
             else:
                 h.events.append(Event(rel.name, rel.date, "removed",
                                       f"no longer in any registered kfunc set (last in {prev_rel.name})",
-                                      (("KFUNC_REMOVED", "is no longer in any registered kfunc set"),)))
+                                      (("KFUNC_REMOVED", render_message("KFUNC_REMOVED", "registry")),)))
         # new: added, re-added, or the new name of a rename
         for name in sorted(cur.keys() - old.keys()):
             k = cur[name]
