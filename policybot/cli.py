@@ -545,8 +545,8 @@ def cmd_run(args) -> int:
         print(f"{t.tree}: {t.status} {rng}: {what}" + (f" ({t.detail})" if t.detail else ""))
     for s in summary.reviewed:
         print(f"reviewed: {s}")
-    for what, reason in summary.failures:
-        print(f"failed: {what}: {reason}")
+    for failure in summary.failures:
+        print(f"failed: {failure.what}: {failure.reason}")
     print(f"drafted {len(summary.queued)} mail{'s' if len(summary.queued) != 1 else ''} to "
           f"{runner.outbox.maildir}" + (f"; sent {len(summary.sent)}, failed {len(summary.send_failed)}"
                                        if summary.sent or summary.send_failed else ""))
@@ -603,8 +603,8 @@ def cmd_outbox(args) -> int:
         report = outbox.send(cfg.mail, retry_failed=args.retry_failed)
         for msgid in report.sent:
             print(f"sent    {msgid}")
-        for msgid, err in report.failed:
-            print(f"failed  {msgid}: {err}")
+        for failure in report.failed:
+            print(f"failed  {failure.msgid}: {failure.error}")
         return 1 if report.failed else 0
     rows = outbox.pending()
     for row in rows:
