@@ -119,10 +119,10 @@ def _acks(patch: Patch) -> list[tuple[str, str, str]]:
     """(name, address, sender) of each ack a reply gave, where the reply's From is the acker:
     as b4 collects trailers from replies. A tag in the patch itself is its author's word."""
     out = []
-    for name, value, sender in patch.reply_trailers:
-        for ack_name, addr in ACK_TRAILER.findall(f"{name}: {value}"):
-            if sender and addr.strip().lower() == sender.lower():
-                out.append((ack_name, addr, sender))
+    for t in patch.reply_trailers:
+        for ack_name, addr in ACK_TRAILER.findall(f"{t.name}: {t.value}"):
+            if t.sender and addr.strip().lower() == t.sender.lower():
+                out.append((ack_name, addr, t.sender))
     return out
 
 
