@@ -178,3 +178,139 @@ def test_explain_shows_family_and_templates(capsys):
     assert data["id"] == "KFUNC_MOVED" and data["family"] == "location" and data["message"] is None
     assert data["messages"] == {"registered": "registered in {new_files} instead of {old_files}",
                                 "defined": "defined in {new_path} instead of {old_path}"}
+
+
+# -- the wordings tests/test_rules.py's fixtures do not reach, each from its detector ----------------
+
+def test_deprecation_with_a_note_and_without_anything(tmp_path):
+    from test_rules import HELPERS, MANIFEST, findings, kernel, pair
+    from treekit import FOO
+    for name, extra, said in (("note", "    note: use the map instead\n", "; use the map instead"),
+                              ("plain", "", "")):
+        head = f"kfuncs:\n  bpf_foo:\n    stability: deprecated\n{extra}"
+        b = pair(tmp_path / name, {HELPERS: kernel({"bpf_foo": FOO})}, {MANIFEST: head}, "unstable")
+        assert findings(b) == [("DEPRECATION_STARTED", "bpf_foo", "notice", f"{MANIFEST}:2",
+                                f"declared deprecated (manifest){said}; earliest removal 2025-03-10")]
+
+
+def test_flags_judged_from_the_diff_text(tmp_path):
+    import datetime as dt
+    from types import SimpleNamespace
+    from policybot.app.series import judge_diff_text
+    from policybot.kernel.scanner import Scanner
+    from policybot.policy.audit import Auditor
+    from policybot.policy.config import Policy
+    from test_rules import HEAD_DAY, HELPERS, kernel, pair
+    from treekit import FOO
+    b = pair(tmp_path, {HELPERS: kernel({"bpf_foo": FOO})}, {HELPERS: kernel({"bpf_foo": FOO})}, "stable")
+    auditor = Auditor(b.repo, Scanner(b.repo), Policy(), dt.date.fromisoformat(HEAD_DAY))
+    commit = b.repo.revparse_single("v6.8").peel(None)
+    inv = auditor.scanner.inventory_of_commit(commit, "v6.8")
+    patch = SimpleNamespace(diff=f"--- a/{HELPERS}\n+++ b/{HELPERS}\n@@ -99,3 +99,3 @@\n"
+                                 "-BTF_ID_FLAGS(func, bpf_foo)\n+BTF_ID_FLAGS(func, bpf_foo, KF_SLEEPABLE | KF_MYSTERY)\n")
+    promises = auditor.promises_at(inv, commit, dt.date.fromisoformat(HEAD_DAY))
+    got = sorted((f.rule, f.verdict, f.message) for f in judge_diff_text(auditor, patch, inv, promises))
+    judged = " (judged from the diff text: the patch does not apply)"
+    assert got == [
+        ("KFUNC_FLAGS_TIGHTENED", "violation", "flags +KF_SLEEPABLE" + judged),
+        ("KFUNC_NEEDS_REVIEW", "warning",
+         "flags +KF_MYSTERY: policybot does not know what the verifier does with this flag" + judged)]
+
+
+def _kfunc(name="bpf_foo", prog_types=(), params=(), flags=()):
+    from types import SimpleNamespace
+    from policybot.kernel.model import Location
+    loc = Location("kernel/bpf/helpers.c", 10)
+    sig = SimpleNamespace(params=tuple(SimpleNamespace(type=t, name=n, suffix=s, c_text=f"{t} {n}")
+                                       for t, n, s in params), return_type="int")
+    return SimpleNamespace(name=name, prog_types=tuple(prog_types), location=loc, flags=tuple(flags),
+                           definition=SimpleNamespace(location=loc, signature=sig))
+
+
+def test_every_program_type_but_some():
+    from policybot.policy.diff import prog_type_changes
+    got = [c.message for c in prog_type_changes(_kfunc(prog_types=("UNSPEC",)),
+                                                 _kfunc(prog_types=("XDP", "TRACING")))]
+    assert got == ["no longer registered for every type but TRACING, XDP"]
+    got = [c.message for c in prog_type_changes(_kfunc(prog_types=("UNSPEC",)), _kfunc(prog_types=()))]
+    assert got == ["no longer registered for every type but none"]
+
+
+def test_an_unknown_suffix_needs_review():
+    from policybot.policy.diff import signature_changes
+    a = _kfunc(params=(("u32", "size", ""),))
+    b = _kfunc(params=(("u32", "size__mystery", "__mystery"),))
+    assert [(c.rule, c.variant, c.message) for c in signature_changes(a, b)] == [
+        ("KFUNC_NEEDS_REVIEW", "annotation", "parameter 1 'size' became 'size__mystery': argument annotation changed")]
+
+
+def _semantics(flags: dict, suffixes: dict):
+    """A tree's flags and suffixes as semantics_changes reads them: name -> (location, comment)."""
+    from types import SimpleNamespace
+    from policybot.kernel.model import Location
+
+    def definition(table, name):
+        if name not in table:
+            return None
+        path, line, comment = table[name]
+        return SimpleNamespace(location=Location(path, line), comment=comment, bit=None)
+    return SimpleNamespace(flags=flags, suffixes=suffixes, flag_names=tuple(flags), suffix_names=tuple(suffixes),
+                           flag=lambda n: definition(flags, n), suffix=lambda n: definition(suffixes, n),
+                           implicit_structs=None)
+
+
+def test_a_retired_unknown_flag_and_suffix_and_a_new_flag_without_a_bit():
+    from types import SimpleNamespace
+    from policybot.policy.diff import semantics_changes
+    base = SimpleNamespace(rev="v7.1", semantics=_semantics(
+        {"KF_OLD": ("include/linux/btf.h", 80, "old flag")},
+        {"__gone": ("kernel/bpf/verifier.c", 900, "")}))
+    head = SimpleNamespace(rev="v7.2", semantics=_semantics({"KF_NEW": ("include/linux/btf.h", 81, "")}, {}))
+    old = {"bpf_foo": _kfunc(flags=("KF_OLD",), params=(("int", "x__gone", "__gone"),))}
+    new = {"bpf_foo": _kfunc(params=(("int", "x__gone", ""),))}
+    got = [(c.rule, c.variant, c.message, c.kfuncs) for c in semantics_changes(base, head, old, new)]
+    assert got == [
+        ("KFUNC_NEEDS_REVIEW", "retired_flag", 'KF_OLD (include/linux/btf.h:80 (v7.1): "old flag") is no longer '
+         "defined in include/linux/btf.h at v7.2: policybot does not know what became of its behaviour for the "
+         "kfuncs that carried it", ("bpf_foo",)),
+        ("KFUNC_NEEDS_REVIEW", "new_flag", "the tree defines a flag policybot does not know: KF_NEW, "
+         "include/linux/btf.h:81 (v7.2)", ()),
+        ("KFUNC_NEEDS_REVIEW", "retired_suffix", "the verifier no longer matches __gone (kernel/bpf/verifier.c:900 "
+         "(v7.1)): policybot does not know what the verifier now does with parameters named so", ("bpf_foo",))]
+
+
+@pytest.mark.parametrize("text, message", [
+    ("- a\n", "expected a mapping with a 'kfuncs' key"),
+    ("? [a]\n: 1\n", "a key must be a plain name, not a list or mapping"),
+    ("kfunc: {}\n", "unknown key 'kfunc' (expected kfuncs)"),
+    ("kfuncs: [a]\n", "'kfuncs' must be a mapping of names to declarations"),
+    ("kfuncs:\n  bpf_foo: stable\n", "bpf_foo: expected a mapping with 'stability'"),
+    ("kfuncs:\n  bpf_foo:\n    stability: stable\n    sine: v6.1\n",
+     "bpf_foo: unknown field 'sine' (known: note, replacement, since, stability, version)"),
+    ("kfuncs:\n  bpf_foo:\n    stability: stable\n    note: [x]\n",
+     "bpf_foo: note must be a plain value, not a list or mapping"),
+    ("kfuncs:\n  bpf_foo:\n    stability: stable\n    ? [k]\n    : v\n",
+     "bpf_foo: a key must be a plain value, not a list or mapping"),
+    ("kfuncs:\n  bpf_foo:\n    stability: solid\n",
+     "bpf_foo: stability must be one of unstable, stable, deprecating, deprecated, got 'solid'"),
+    ("kfuncs:\n  bpf_foo:\n    stability: stable\n    version: two\n", "bpf_foo: version must be a number"),
+    ("kfuncs: &a\n  x: *a\n", "invalid YAML: aliases (*name) are not allowed in declarations"),
+])
+def test_manifest_problems(text, message):
+    from policybot.policy.declarations import parse_declaration_yaml
+    _, problems = parse_declaration_yaml(text, "kfunc-stability.yaml", overlay=False)
+    assert [(p.rule, p.message) for p in problems] == [("DECLARATION_INVALID", message)]
+
+
+def test_kernel_doc_with_an_unknown_level():
+    from types import SimpleNamespace
+    from policybot.policy.declarations import collect
+    k = _kfunc()
+    k.definition.doc = SimpleNamespace(stability="solid", deprecated=None, stability_line=7, deprecated_line=None,
+                                       line=5, replacement=None)
+    k.memberships, k.test = (), False
+    inv = SimpleNamespace(selected=lambda include_tests: [k])
+    _, problems = collect(inv, None, None)
+    assert [(p.rule, str(p.location), p.message) for p in problems] == [
+        ("DECLARATION_INVALID", "kernel/bpf/helpers.c:7",
+         "kernel-doc says 'Stability: solid', expected one of unstable, stable, deprecating, deprecated")]
