@@ -314,3 +314,23 @@ def test_kernel_doc_with_an_unknown_level():
     assert [(p.rule, str(p.location), p.message) for p in problems] == [
         ("DECLARATION_INVALID", "kernel/bpf/helpers.c:7",
          "kernel-doc says 'Stability: solid', expected one of unstable, stable, deprecating, deprecated")]
+
+
+@pytest.fixture(scope="module")
+def guarded(tmp_path_factory):
+    """tests/bpf/guarded.bpf.c compiled, as tests/test_rules.py's EXTERN_* fixtures use it."""
+    import sys
+    from test_rules import BPF
+    sys.path.insert(0, str(BPF))
+    from build import compile_bpf
+    return compile_bpf(BPF / "guarded.bpf.c", tmp_path_factory.mktemp("objs") / "guarded.bpf.o")
+
+
+@pytest.mark.parametrize("level, said", [("deprecating", ""), ("deprecated", "; removal not before 2025-01-07")])
+def test_extern_deprecated_without_a_replacement(tmp_path, capsys, guarded, level, said):
+    from test_rules import DECLARED, RESOLVED, call_site, check_findings, manifest_for, target
+    from treekit import FOO
+    b = target(tmp_path, {**RESOLVED, "bpf_foo2": FOO}, "bpf_foo", level, manifest_for(bpf_foo=DECLARED[level]))
+    assert check_findings(capsys, b, guarded) == [
+        ("EXTERN_DEPRECATED", "bpf_foo", "warning", call_site("guarded", "return bpf_foo(ctx, 2);"),
+         f"bpf_foo is {level} on v6.9{said}")]
