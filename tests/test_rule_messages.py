@@ -334,3 +334,12 @@ def test_extern_deprecated_without_a_replacement(tmp_path, capsys, guarded, leve
     assert check_findings(capsys, b, guarded) == [
         ("EXTERN_DEPRECATED", "bpf_foo", "warning", call_site("guarded", "return bpf_foo(ctx, 2);"),
          f"bpf_foo is {level} on v6.9{said}")]
+
+
+def test_one_parameter_is_singular_in_check_reasons():
+    # the "takes 1 parameters" bug of issue 13, in the prototype comparison `policybot check` quotes
+    from policybot.btf.compat import Shape, incompatibility
+    one, two = Shape("proto", Shape("int"), (Shape("int"),)), Shape("proto", Shape("int"), (Shape("int"),) * 2)
+    assert incompatibility(one, two) == "1 parameter in the program, 2 in the kernel"
+    assert incompatibility(two, one) == "2 parameters in the program, 1 in the kernel"
+    assert str(one) == "function of 1 parameter" and str(two) == "function of 2 parameters"
