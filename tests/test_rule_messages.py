@@ -46,7 +46,7 @@ _EXTERN_DEPRECATED = {"extern", "level", "target"}
 # rule -> message variant ("" for a rule with one message) -> the fields its detector passes
 FIELDS = {
     "KFUNC_REMOVED": {"registry": set(), "diff_text": set()},
-    "KFUNC_RENAMED": {"": {"new_name"}},
+    "KFUNC_RENAMED": {"old": {"new_name"}, "new": {"new_name", "old_name"}},
     "KFUNC_PARAM_ADDED": {"": {"count", "new_params", "old_count", "old_params", "s"}},
     "KFUNC_PARAM_REMOVED": {"": {"count", "new_params", "old_count", "old_params", "s"}},
     "KFUNC_PARAM_TYPE_CHANGED": {"": _PARAM},
@@ -142,9 +142,9 @@ def test_render_message_fills_in_the_fields():
     (("KFUNC_NOPE",), {}, "no rule KFUNC_NOPE"),
     (("KFUNC_REMOVED", "nope"), {}, "KFUNC_REMOVED has no message 'nope'"),
     (("KFUNC_REMOVED",), {}, "KFUNC_REMOVED has no message ''"),  # a rule of variants has no default
-    (("KFUNC_RENAMED", "registry"), {"new_name": "x"}, "KFUNC_RENAMED has no message 'registry'"),
-    (("KFUNC_RENAMED",), {}, r"writes \['new_name'\], was given \[\]"),
-    (("KFUNC_RENAMED",), {"new_name": "x", "old_name": "y"}, r"writes \['new_name'\], was given \['new_name', "),
+    (("KFUNC_CONFIG_GUARD_ADDED", "registry"), {"guards": "x"}, "KFUNC_CONFIG_GUARD_ADDED has no message 'registry'"),
+    (("KFUNC_CONFIG_GUARD_ADDED",), {}, r"writes \['guards'\], was given \[\]"),
+    (("KFUNC_CONFIG_GUARD_ADDED",), {"guards": "x", "kfunc": "y"}, r"writes \['guards'\], was given \['guards', "),
 ])
 def test_render_message_fails_loudly(args, fields, error):
     with pytest.raises(MessageError, match=error):
@@ -164,10 +164,10 @@ def test_rules_lists_the_family(capsys):
 
 
 def test_explain_shows_family_and_templates(capsys):
-    assert main(["explain", "kfunc_renamed"]) == 0
+    assert main(["explain", "kfunc_config_guard_added"]) == 0
     out = capsys.readouterr().out
-    assert "\nfamily: removal\n" in out
-    assert "\nmessage:\n  renamed to {new_name} (same BPF-visible signature, same set)\n" in out
+    assert "\nfamily: build\n" in out
+    assert "\nmessage:\n  now exists only with {guards}\n" in out
     assert main(["explain", "KFUNC_MOVED"]) == 0
     out = capsys.readouterr().out
     assert "\nfamily: location\n" in out

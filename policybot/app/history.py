@@ -52,12 +52,19 @@ _KIND_OF_FAMILY = {RuleFamily.SIGNATURE: "signature", RuleFamily.FLAGS: "flags",
 
 
 @dataclass(frozen=True)
+class RuleMessage:
+    """A rule a change of the history triggers, with the audit's message for it."""
+    rule: str
+    message: str
+
+
+@dataclass(frozen=True)
 class Event:
     release: str
     date: dt.date
     kind: str  # one of KINDS
     detail: str  # before -> after, in words
-    rules: tuple[tuple[str, str], ...] = ()  # (rule, message) from policy.diff, if any applies
+    rules: tuple[RuleMessage, ...] = ()  # from policy.diff, if any applies
     other: str | None = None  # the other name of a rename
 
     @property
@@ -67,7 +74,7 @@ class Event:
 
     def to_json(self) -> dict:
         return {"release": self.release, "date": self.date.isoformat(), "kind": self.kind,
-                "detail": self.detail, "rules": [{"rule": r, "message": m} for r, m in self.rules],
+                "detail": self.detail, "rules": [{"rule": r.rule, "message": r.message} for r in self.rules],
                 "other": self.other}
 
 
@@ -205,17 +212,17 @@ def _facet_events(a: Kfunc, b: Kfunc, la: str, lb: str, changes: list[Change],
         raw["guards"] = (" && ".join(a.guards) or "none") + " -> " + (" && ".join(b.guards) or "none")
     if la != lb:
         raw["level"] = f"{la} -> {lb}"
-    by_kind: dict[str, list[tuple[str, str]]] = {}
+    by_kind: dict[str, list[RuleMessage]] = {}
     for c in changes:
         kind = _KIND_OF_FAMILY.get(catalogue()[c.rule].family)
         if c.rule == "KFUNC_NEEDS_REVIEW":
             kind = "flags" if c.variant in ("flags", "flags_diff_text") else "signature"
-        by_kind.setdefault(kind or "other", []).append((c.rule, c.message))
+        by_kind.setdefault(kind or "other", []).append(RuleMessage(c.rule, c.message))
     out = []
     for kind in KINDS:
         if kind in raw or kind in by_kind:
             rules = tuple(by_kind.get(kind, ()))
-            detail = raw.get(kind) or "; ".join(m for _, m in rules)
+            detail = raw.get(kind) or "; ".join(r.message for r in rules)
             out.append(Event(rel.name, rel.date, kind, detail, rules))
     return out
 
@@ -267,11 +274,11 @@ def kfunc_history(repo: pygit2.Repository, scanner: Scanner, tags_glob: str = "v
                 new = renames[name]
                 h.renamed_to = new
                 h.events.append(Event(rel.name, rel.date, "renamed", f"renamed to {new}",
-                                      (("KFUNC_RENAMED", render_message("KFUNC_RENAMED", new_name=new)),), new))
+                                      (RuleMessage("KFUNC_RENAMED", render_message("KFUNC_RENAMED", "old", new_name=new)),), new))
             else:
                 h.events.append(Event(rel.name, rel.date, "removed",
                                       f"no longer in any registered kfunc set (last in {prev_rel.name})",
-                                      (("KFUNC_REMOVED", render_message("KFUNC_REMOVED", "registry")),)))
+                                      (RuleMessage("KFUNC_REMOVED", render_message("KFUNC_REMOVED", "registry")),)))
         # new: added, re-added, or the new name of a rename
         for name in sorted(cur.keys() - old.keys()):
             k = cur[name]
@@ -285,7 +292,8 @@ def kfunc_history(repo: pygit2.Repository, scanner: Scanner, tags_glob: str = "v
                 o = renamed_to_old[name]
                 h.renamed_from = o
                 h.events.append(Event(rel.name, rel.date, "renamed", f"renamed from {o}{declared}",
-                                      (("KFUNC_RENAMED", f"{o} renamed to {name}"),), o))
+                                      (RuleMessage("KFUNC_RENAMED", render_message("KFUNC_RENAMED", "new", old_name=o,
+                                                                                   new_name=name)),), o))
             elif len(h.spans) > 1:
                 h.events.append(Event(rel.name, rel.date, "re-added",
                                       f"back after removal (last in {h.spans[-2][1]}){declared}"))
@@ -308,7 +316,7 @@ def _event_text(e: Event) -> str:
     if e.kind == "renamed":
         return f"{e.release} {e.detail}"
     label = {"prog_types": "program types"}.get(e.kind, e.kind)
-    rules = ",".join(r for r, _ in e.rules if r not in ("KFUNC_RENAMED", "KFUNC_REMOVED"))
+    rules = ",".join(r.rule for r in e.rules if r.rule not in ("KFUNC_RENAMED", "KFUNC_REMOVED"))
     return f"{e.release} {label} {e.detail}" + (f" [{rules}]" if rules else "")
 
 
@@ -379,5 +387,5 @@ def history_csv(histories: list[KfuncHistory]) -> str:
     for h in histories:
         for e in h.events:
             w.writerow([h.name, int(h.test), e.release, e.date.isoformat(), e.kind, e.detail,
-                        "|".join(r for r, _ in e.rules), e.other or ""])
+                        "|".join(r.rule for r in e.rules), e.other or ""])
     return buf.getvalue()

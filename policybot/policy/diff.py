@@ -194,7 +194,7 @@ def removed_and_renamed(old: dict[str, Kfunc], new: dict[str, Kfunc],
                      and k.definition and a.definition and signature_key(a, head) == signature_key(k, base)), None)
         if twin:
             added.remove(twin)
-            yield _change("KFUNC_RENAMED", name, DEFAULT_VARIANT, {"new_name": twin.name},
+            yield _change("KFUNC_RENAMED", name, "old", {"new_name": twin.name},
                           k.location, twin.location, new_name=twin.name)
         else:
             yield _change("KFUNC_REMOVED", name, "registry", {}, k.location, None)
