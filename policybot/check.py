@@ -162,8 +162,8 @@ def check(obj: BpfObject, target: Target) -> Verdict:
             if policy.earliest_removal:
                 said["removal"] = policy.earliest_removal
             variant = "_".join(k for k in ("replacement", "removal") if k in said) or "plain"
-            finding("EXTERN_DEPRECATED", policy.level_key, ext.name, render_message("EXTERN_DEPRECATED", variant, **said),
-                    loc)
+            finding("EXTERN_DEPRECATED", policy.level_key, ext.name,
+                    render_message("EXTERN_DEPRECATED", variant, **said), loc)
     return Verdict(obj, target, tuple(results), tuple(findings))
 
 

@@ -661,7 +661,8 @@ def rule_json(r) -> dict:
     from .policy.rules import DEFAULT_VARIANT
     return {"id": r.id, "family": r.family, "summary": r.summary, "compares": r.compares, "verdict": r.verdict,
             "message": r.messages.get(DEFAULT_VARIANT),  # as rules.toml: one message, or named variants
-            "messages": {v: t for v, t in r.messages.items() if v != DEFAULT_VARIANT}, "hint": r.hint, "reference": r.reference, "aliases": list(r.aliases)}
+            "messages": {v: t for v, t in r.messages.items() if v != DEFAULT_VARIANT},
+            "hint": r.hint, "reference": r.reference, "aliases": list(r.aliases)}
 
 
 def cmd_rules(args) -> int:

@@ -207,7 +207,8 @@ def test_flags_judged_from_the_diff_text(tmp_path):
     commit = b.repo.revparse_single("v6.8").peel(None)
     inv = auditor.scanner.inventory_of_commit(commit, "v6.8")
     patch = SimpleNamespace(diff=f"--- a/{HELPERS}\n+++ b/{HELPERS}\n@@ -99,3 +99,3 @@\n"
-                                 "-BTF_ID_FLAGS(func, bpf_foo)\n+BTF_ID_FLAGS(func, bpf_foo, KF_SLEEPABLE | KF_MYSTERY)\n")
+                                 "-BTF_ID_FLAGS(func, bpf_foo)\n"
+                                 "+BTF_ID_FLAGS(func, bpf_foo, KF_SLEEPABLE | KF_MYSTERY)\n")
     promises = auditor.promises_at(inv, commit, dt.date.fromisoformat(HEAD_DAY))
     got = sorted((f.rule, f.verdict, f.message) for f in judge_diff_text(auditor, patch, inv, promises))
     judged = " (judged from the diff text: the patch does not apply)"

@@ -274,7 +274,8 @@ def kfunc_history(repo: pygit2.Repository, scanner: Scanner, tags_glob: str = "v
                 new = renames[name]
                 h.renamed_to = new
                 h.events.append(Event(rel.name, rel.date, "renamed", f"renamed to {new}",
-                                      (RuleMessage("KFUNC_RENAMED", render_message("KFUNC_RENAMED", "old", new_name=new)),), new))
+                                      (RuleMessage("KFUNC_RENAMED", render_message("KFUNC_RENAMED", "old",
+                                                                                   new_name=new)),), new))
             else:
                 h.events.append(Event(rel.name, rel.date, "removed",
                                       f"no longer in any registered kfunc set (last in {prev_rel.name})",
