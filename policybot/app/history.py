@@ -58,6 +58,11 @@ class RuleMessage:
     message: str
 
 
+def _triggers(rule: str, variant: str, **fields) -> tuple[RuleMessage]:
+    """An event's one rule, with its message (rules.toml)."""
+    return (RuleMessage(rule, render_message(rule, variant, **fields)),)
+
+
 @dataclass(frozen=True)
 class Event:
     release: str
@@ -274,12 +279,11 @@ def kfunc_history(repo: pygit2.Repository, scanner: Scanner, tags_glob: str = "v
                 new = renames[name]
                 h.renamed_to = new
                 h.events.append(Event(rel.name, rel.date, "renamed", f"renamed to {new}",
-                                      (RuleMessage("KFUNC_RENAMED", render_message("KFUNC_RENAMED", "old",
-                                                                                   new_name=new)),), new))
+                                      _triggers("KFUNC_RENAMED", "old", new_name=new), new))
             else:
                 h.events.append(Event(rel.name, rel.date, "removed",
                                       f"no longer in any registered kfunc set (last in {prev_rel.name})",
-                                      (RuleMessage("KFUNC_REMOVED", render_message("KFUNC_REMOVED", "registry")),)))
+                                      _triggers("KFUNC_REMOVED", "registry")))
         # new: added, re-added, or the new name of a rename
         for name in sorted(cur.keys() - old.keys()):
             k = cur[name]
@@ -293,8 +297,7 @@ def kfunc_history(repo: pygit2.Repository, scanner: Scanner, tags_glob: str = "v
                 o = renamed_to_old[name]
                 h.renamed_from = o
                 h.events.append(Event(rel.name, rel.date, "renamed", f"renamed from {o}{declared}",
-                                      (RuleMessage("KFUNC_RENAMED", render_message("KFUNC_RENAMED", "new", old_name=o,
-                                                                                   new_name=name)),), o))
+                                      _triggers("KFUNC_RENAMED", "new", old_name=o, new_name=name), o))
             elif len(h.spans) > 1:
                 h.events.append(Event(rel.name, rel.date, "re-added",
                                       f"back after removal (last in {h.spans[-2][1]}){declared}"))
