@@ -20,7 +20,7 @@ from ..kernel.gitrepo import resolve
 from ..kernel.model import Inventory
 from ..kernel.scanner import Scanner
 from ..mail.b4wrap import Patch, Series
-from ..policy.audit import ACK_TRAILER, Auditor, Finding
+from ..policy.audit import ACK_TRAILER, Ack, Auditor, Finding
 from ..policy.config import Policy
 from ..policy.rules import render_message
 
@@ -96,7 +96,7 @@ def review_series(repo: pygit2.Repository, scanner: Scanner, policy: Policy, ser
         for patch in series.patches:
             files = patch_files(patch.diff)
             where = f"patch {patch.counter}/{patch.expected}"
-            acks = [(name, addr, set(files), base_commit.tree, f"a reply from {sender} to {where}")
+            acks = [Ack(name, addr, frozenset(files), base_commit.tree, f"a reply from {sender} to {where}")
                     for name, addr, sender in _acks(patch)]
             if _own_acks(patch):
                 notes.append(f"{where}: its own Kfunc-Break-Acked-by tag does not count: it was written by "

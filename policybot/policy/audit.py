@@ -40,6 +40,16 @@ class Promise:
 
 
 @dataclass(frozen=True)
+class Ack:
+    """A Kfunc-Break-Acked-by tag: who gave it, for which changed files, where it was given."""
+    name: str
+    address: str
+    files: frozenset[str]  # the files the acked change touches
+    tree: pygit2.Tree  # the tree whose MAINTAINERS says who may ack
+    where: str  # a commit id, or "a reply from ... to patch 2/5"
+
+
+@dataclass(frozen=True)
 class Finding:
     rule: str
     kfunc: str
@@ -271,7 +281,7 @@ class Auditor:
         return {n: self.promise(r, base, base_commit, as_of) for n, r in decls.items()}
 
     def judge(self, base: Inventory, base_tree: pygit2.Tree, head: Inventory, head_tree: pygit2.Tree,
-              promises: dict[str, Promise], as_of: dt.date, acks: list) -> list[Finding]:
+              promises: dict[str, Promise], as_of: dt.date, acks: list[Ack]) -> list[Finding]:
         """Findings of the change from ``base`` to ``head``, against ``promises``.
 
         ``promises`` are those valid where the change started (an audit's
@@ -379,8 +389,8 @@ class Auditor:
 
     # -- acknowledged breaks ------------------------------------------------------------
 
-    def _acks(self, base: pygit2.Commit, head: pygit2.Commit) -> list[tuple[str, str, set[str], pygit2.Tree, str]]:
-        """(name, address, files changed, tree, where) for each Kfunc-Break-Acked-by trailer in base..head."""
+    def _acks(self, base: pygit2.Commit, head: pygit2.Commit) -> list[Ack]:
+        """Each Kfunc-Break-Acked-by trailer of a commit in base..head."""
         out = []
         walker = self.repo.walk(head.id, pygit2.enums.SortMode.TOPOLOGICAL)
         walker.hide(base.id)
@@ -390,12 +400,12 @@ class Auditor:
                 continue
             parent = c.parents[0].tree if c.parents else None
             d = self.repo.diff(parent, c.tree) if parent is not None else c.tree.diff_to_tree(swap=True)
-            files = {p for delta in d.deltas for p in (delta.old_file.path, delta.new_file.path)}
+            files = frozenset(p for delta in d.deltas for p in (delta.old_file.path, delta.new_file.path))
             for name, addr in acks:
-                out.append((name, addr, files, c.tree, str(c.id)[:12]))
+                out.append(Ack(name, addr, files, c.tree, str(c.id)[:12]))
         return out
 
-    def _acknowledge(self, f: Finding, acks, base: Inventory, head: Inventory) -> Finding:
+    def _acknowledge(self, f: Finding, acks: list[Ack], base: Inventory, head: Inventory) -> Finding:
         if f.verdict != Verdict.VIOLATION:
             return f
         for entry in self.policy.allow:
@@ -408,10 +418,11 @@ class Auditor:
         files = set(kfunc.files) if kfunc else set()
         if f.kfunc in head.kfuncs:
             files |= set(head.kfuncs[f.kfunc].files)
-        for name, addr, changed, tree, where in acks:
-            if not files & changed:
+        for ack in acks:
+            if not files & ack.files:
                 continue
-            maintainers = self._maintainers_of(tree, sorted(files & changed))
+            name, addr, where = ack.name, ack.address, ack.where
+            maintainers = self._maintainers_of(ack.tree, sorted(files & ack.files))
             if maintainers is not None and addr.lower() not in maintainers:
                 f = replace(f, notes=f.notes + (f"the Kfunc-Break-Acked-by tag of {name} <{addr}> in {where} "
                                                 "does not count: not a maintainer of the kfunc's files",))
