@@ -26,7 +26,7 @@ from .errors import InputError
 from .kernel.flags import FLAGS
 from .kernel.jit import kfunc_call_arches
 from .policy.diff import bpf_params
-from .policy.rules import catalogue
+from .policy.rules import catalogue, render_message
 
 STATUSES = ("ok", "missing", "incompatible")
 # flags that ask nothing of the program calling the kfunc
@@ -129,8 +129,7 @@ def check(obj: BpfObject, target: Target) -> Verdict:
             findings.append(CheckFinding(rule, verdict, extern, message, loc, obj.path, target.name))
 
     for sym in obj.undescribed:
-        finding("EXTERN_WITHOUT_BTF", "unstable", sym, f"{sym} is called but has no BTF in the object: "
-                "libbpf cannot open it (\"failed to find BTF for extern\")", None)
+        finding("EXTERN_WITHOUT_BTF", "unstable", sym, render_message("EXTERN_WITHOUT_BTF", symbol=sym), None)
     for ext in obj.externs:
         tk = target.kfuncs.get(ext.kfunc)
         policy = target.policy.get(ext.kfunc, UNDECLARED) if tk else UNDECLARED
@@ -148,21 +147,23 @@ def check(obj: BpfObject, target: Target) -> Verdict:
             # the level of the kfunc the extern names on the target (unstable when it has none)
             if ext.weak:
                 finding("EXTERN_UNRESOLVED", policy.level_key, ext.name,
-                        f"{asked}: {reason}; weak, so left unresolved (bpf_ksym_exists() is false)", loc)
+                        render_message("EXTERN_UNRESOLVED", extern=asked, reason=reason), loc)
             elif status == "missing":
                 finding("EXTERN_MISSING", policy.level_key, ext.name,
-                        f"{asked}: {reason}: the object does not load", loc)
+                        render_message("EXTERN_MISSING", extern=asked, reason=reason), loc)
             else:
                 finding("EXTERN_INCOMPATIBLE", policy.level_key, ext.name,
-                        f"{asked}: prototype incompatible with {target.name}'s {tk.prototype} ({reason}): "
-                        "the object does not load", loc)
+                        render_message("EXTERN_INCOMPATIBLE", extern=asked, target=target.name,
+                                       prototype=tk.prototype, reason=reason), loc)
         elif policy.level in ("deprecating", "deprecated"):
-            text = f"{asked} is {policy.level} on {target.name}"
+            said = {"extern": asked, "level": policy.level, "target": target.name}
             if policy.replacement:
-                text += f"; use {policy.replacement}"
+                said["replacement"] = policy.replacement
             if policy.earliest_removal:
-                text += f"; removal not before {policy.earliest_removal}"
-            finding("EXTERN_DEPRECATED", policy.level_key, ext.name, text, loc)
+                said["removal"] = policy.earliest_removal
+            variant = "_".join(k for k in ("replacement", "removal") if k in said) or "plain"
+            finding("EXTERN_DEPRECATED", policy.level_key, ext.name,
+                    render_message("EXTERN_DEPRECATED", variant, **said), loc)
     return Verdict(obj, target, tuple(results), tuple(findings))
 
 

@@ -292,9 +292,12 @@ def _add_rules(sub) -> None:
     p.add_argument("--format", choices=("text", "json"), default="text", help="text (default) or json")
     p.set_defaults(func=cmd_rules)
     p = _command(sub, "explain", help="explain one rule",
-                 description="Print a rule: what it compares, its verdict per level, the fix hint.",
-                 epilog="example:\n  policybot explain KFUNC_FLAGS_TIGHTENED\n")
+                 description="Print a rule: its family, what it compares, its verdict per level, "
+                             "its message templates, the fix hint.",
+                 epilog="examples:\n  policybot explain KFUNC_FLAGS_TIGHTENED\n"
+                        "  policybot explain kfunc_needs_review --format json | jq .messages\n")
     p.add_argument("rule", metavar="RULE", help="a rule id, e.g. KFUNC_REMOVED (case does not matter)")
+    p.add_argument("--format", choices=("text", "json"), default="text", help="text (default) or json")
     p.set_defaults(func=cmd_explain)
 
 
@@ -551,8 +554,8 @@ def cmd_run(args) -> int:
         print(f"{t.tree}: {t.status} {rng}: {what}" + (f" ({t.detail})" if t.detail else ""))
     for s in summary.reviewed:
         print(f"reviewed: {s}")
-    for what, reason in summary.failures:
-        print(f"failed: {what}: {reason}")
+    for failure in summary.failures:
+        print(f"failed: {failure.what}: {failure.reason}")
     print(f"drafted {len(summary.queued)} mail{'s' if len(summary.queued) != 1 else ''} to "
           f"{runner.outbox.maildir}" + (f"; sent {len(summary.sent)}, failed {len(summary.send_failed)}"
                                        if summary.sent or summary.send_failed else ""))
@@ -609,8 +612,8 @@ def cmd_outbox(args) -> int:
         report = outbox.send(cfg.mail, retry_failed=args.retry_failed)
         for msgid in report.sent:
             print(f"sent    {msgid}")
-        for msgid, err in report.failed:
-            print(f"failed  {msgid}: {err}")
+        for failure in report.failed:
+            print(f"failed  {failure.msgid}: {failure.error}")
         return 1 if report.failed else 0
     rows = outbox.pending()
     for row in rows:
@@ -662,18 +665,26 @@ def cmd_report(args) -> int:
     return 0
 
 
+def rule_json(r) -> dict:
+    """A rule as `policybot rules --format json` and `explain --format json` print it."""
+    from .policy.rules import DEFAULT_VARIANT
+    return {"id": r.id, "family": r.family, "summary": r.summary, "compares": r.compares, "verdict": r.verdict,
+            "message": r.messages.get(DEFAULT_VARIANT),  # as rules.toml: one message, or named variants
+            "messages": {v: t for v, t in r.messages.items() if v != DEFAULT_VARIANT},
+            "hint": r.hint, "reference": r.reference, "aliases": list(r.aliases)}
+
+
 def cmd_rules(args) -> int:
     from .policy.rules import catalogue
     rules = catalogue()
     if args.format == "json":
-        json.dump([{"id": r.id, "summary": r.summary, "compares": r.compares, "verdict": r.verdict,
-                    "hint": r.hint, "reference": r.reference, "aliases": list(r.aliases)}
-                   for r in rules.values()], sys.stdout, indent=2)
+        json.dump([rule_json(r) for r in rules.values()], sys.stdout, indent=2)
         sys.stdout.write("\n")
         return 0
     width = max(len(r) for r in rules)
+    family_width = max(len(r.family) for r in rules.values())
     for r in rules.values():
-        print(f"{r.id.ljust(width)}  {r.summary}")
+        print(f"{r.id.ljust(width)}  {r.family.ljust(family_width)}  {r.summary}")
     return 0
 
 
@@ -683,11 +694,19 @@ def cmd_explain(args) -> int:
     rule = lookup(args.rule)
     if rule is None:
         raise PolicybotError(f"unknown rule {args.rule!r} (see `policybot rules`)")
+    if args.format == "json":
+        json.dump(rule_json(rule), sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        return 0
     print(f"{rule.id}: {rule.summary}")
+    print(f"family: {rule.family}")
     print(f"\ncompares: {rule.compares}")
     print("\nverdict by the kfunc's status at the base:")
     for level in LEVEL_KEYS:
         print(f"  {level:15} {rule.verdict[level]}")
+    print("\nmessage:" if len(rule.messages) == 1 else "\nmessages:")
+    for variant, template in rule.messages.items():
+        print(f"  {variant}: {template}" if variant else f"  {template}")
     print(f"\nhint: {rule.hint}")
     print(f"reference: {rule.reference}")
     if rule.aliases:

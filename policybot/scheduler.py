@@ -120,8 +120,8 @@ def _guarded(name: str, jobs: tuple[str, ...], config_path: str | None, db: str 
     except Exception as e:  # noqa: BLE001 - the scheduler must keep running
         log.error("policybot %s job failed: %s", name, describe(e))
         return
-    for what, reason in summary.failures:
-        log.warning("policybot %s job: %s failed: %s", name, what, reason)
+    for failure in summary.failures:
+        log.warning("policybot %s job: %s failed: %s", name, failure.what, failure.reason)
 
 
 def weekly_job(config_path: str | None = None, db: str | None = None, state_dir: str | None = None) -> None:

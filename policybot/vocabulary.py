@@ -1,4 +1,4 @@
-"""The words every layer shares: declared levels, promise states, verdicts, run statuses.
+"""The words every layer shares: declared levels, promise states, verdicts, rule families, run statuses.
 
 StrEnums, so that a member is its text (in JSON, SQL, templates and rules.toml alike).
 """
@@ -33,6 +33,20 @@ class Verdict(StrEnum):
     NOTICE = "notice"
     WARNING = "warning"
     VIOLATION = "violation"
+
+
+class RuleFamily(StrEnum):
+    """What kind of change a rule of rules.toml is about (`policybot rules` groups by it)."""
+    REMOVAL = "removal"  # the kfunc, or its name, is gone
+    SIGNATURE = "signature"  # parameters, return type, argument annotations
+    FLAGS = "flags"  # the KF_* flags of one kfunc
+    SEMANTICS = "semantics"  # what the tree's verifier makes of flags, suffixes and types
+    REGISTRATION = "registration"  # the program types it is registered for, and how (filters)
+    BUILD = "build"  # the Kconfig options it needs
+    LOCATION = "location"  # the files that define or register it
+    LIFECYCLE = "lifecycle"  # declared levels moving, promises ending
+    DECLARATION = "declaration"  # the declarations themselves
+    OBJECT = "object"  # `policybot check`: a compiled BPF object against a kernel
 
 
 class RunStatus(StrEnum):

@@ -422,7 +422,8 @@ def test_one_rejected_mail_does_not_stop_the_others(outbox, smtp_server):
     outbox.queue(review(2), ["k2"], "review")
     report = outbox.send(smtp_config(port))
     assert len(report.sent) == 1 and len(handler.messages) == 1
-    ((msgid, error),) = report.failed
+    (failure,) = report.failed
+    msgid, error = failure.msgid, failure.error
     assert "554" in error
     (row,) = outbox.pending()
     assert row.msgid == msgid and row.status == "failed" and "554" in row.last_error
@@ -433,7 +434,7 @@ def test_starttls_is_never_skipped(outbox, smtp_server):
     outbox.queue(review(), ["k1"], "review")
     cfg = config(smtp_host="127.0.0.1", smtp_port=port, smtp_security="starttls", smtp_timeout=10)
     report = outbox.send(cfg)
-    assert report.sent == [] and "STARTTLS" in report.failed[0][1]
+    assert report.sent == [] and "STARTTLS" in report.failed[0].error
     assert handler.messages == []
 
 
@@ -535,7 +536,7 @@ def test_a_5xx_refusal_fails_the_mail_for_good_until_retried(outbox):
     try:
         outbox.queue(review(1), ["k1"], "review")
         report = outbox.send(smtp_config(controller.port))
-        assert [e for _, e in report.failed] == ["SMTPDataError: 550 5.7.1 no bots here"]
+        assert [f.error for f in report.failed] == ["SMTPDataError: 550 5.7.1 no bots here"]
         (row,) = outbox.pending()
         assert (row.status, row.attempts) == ("failed", 1)
         assert outbox.send(smtp_config(controller.port)).failed == [] and handler.tries == 1

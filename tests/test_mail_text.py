@@ -32,16 +32,33 @@ def test_function_pointer_parameter_is_printed_as_c(kernel_repo, kernel_state):
     assert ") less" not in text
 
 
+def _review_text(promise: Promise) -> str:
+    """review.txt.j2 rendered for one finding of bpf_foo with ``promise``."""
+    from types import SimpleNamespace
+    from policybot.mail.drafts import render
+    f = Finding("KFUNC_REMOVED", "bpf_foo", "violation", "gone", None, None, None, promise, "hint")
+    patch = SimpleNamespace(subject="[PATCH] x", counter=1, expected=1)
+    return render(template_env(), "review.txt.j2", first_name="", tree="bpf-next", base="v6.9",
+                  base_commit="v6.9", patch=patch, findings=[finding_view(f, [], "")], policy_url="",
+                  applied=True, apply_problem="")
+
+
 def test_overlay_path_is_not_in_a_public_review():
+    decl = Declaration("bpf_foo", "stable", "overlay", Location("/etc/policybot/overlay.yaml", 2))
+    text = _review_text(Promise(decl, "stable", None, None))
+    assert "It is declared stable by this tree's operator.\n" in text
+    assert "/etc/policybot" not in text and "overlay" not in text
+    manifest = Declaration("bpf_foo", "stable", "manifest", Location("Documentation/bpf/kfunc-stability.yaml", 2))
+    assert "It is declared stable in Documentation/bpf/kfunc-stability.yaml:2.\n" in \
+        _review_text(Promise(manifest, "stable", None, None))
+
+
+def test_finding_view_builds_no_sentence():
     decl = Declaration("bpf_foo", "stable", "overlay", Location("/etc/policybot/overlay.yaml", 2))
     f = Finding("KFUNC_REMOVED", "bpf_foo", "violation", "gone", None, None, None,
                 Promise(decl, "stable", None, None), "hint")
-    view = finding_view(f, [], "")
-    assert view["declaration"] == "declared stable by this tree's operator"
-    manifest = Declaration("bpf_foo", "stable", "manifest", Location("Documentation/bpf/kfunc-stability.yaml", 2))
-    assert finding_view(Finding("KFUNC_REMOVED", "bpf_foo", "violation", "gone", None, None, None,
-                                Promise(manifest, "stable", None, None), "hint"), [], "")["declaration"] == \
-        "declared stable in Documentation/bpf/kfunc-stability.yaml:2"
+    assert finding_view(f, [], "")["declared"] == {"level": "stable", "source": "overlay",
+                                                   "location": "/etc/policybot/overlay.yaml:2"}
 
 
 def test_rename_advice_keeps_the_old_name_registered(tmp_path):

@@ -88,13 +88,13 @@ def test_added_changed_renamed_removed_readded(repo):
     assert kinds(foo, "v6.2") == ["flags"]
     flags = foo.events[1]
     assert flags.detail == "+KF_RCU"
-    assert [r for r, _ in flags.rules] == ["KFUNC_FLAGS_RELAXED"]
+    assert [r.rule for r in flags.rules] == ["KFUNC_FLAGS_RELAXED"]
     assert kinds(foo, "v6.3") == ["signature", "prog_types"]
     sig = next(e for e in foo.events if e.kind == "signature")
     assert sig.date == DATES["v6.3"]
     assert sig.detail == ("int bpf_foo(struct task_struct *p, u32 flags) -> "
                           "int bpf_foo(struct task_struct *p, u32 flags, u64 extra)")
-    assert [r for r, _ in sig.rules] == ["KFUNC_PARAM_ADDED"]
+    assert [r.rule for r in sig.rules] == ["KFUNC_PARAM_ADDED"]
     progs = next(e for e in foo.events if e.kind == "prog_types")
     assert (progs.detail, progs.rules) == ("+SYSCALL", ())  # widening: no rule, still history
     assert foo.changed_in == ["v6.2", "v6.3"]
@@ -105,7 +105,7 @@ def test_added_changed_renamed_removed_readded(repo):
     assert (old.renamed_to, old.renamed_from) == ("bpf_new", None)
     assert kinds(old) == ["added", "renamed"]
     assert old.events[-1].other == "bpf_new" and old.events[-1].release == "v6.2"
-    assert [r for r, _ in old.events[-1].rules] == ["KFUNC_RENAMED"]
+    assert [r.rule for r in old.events[-1].rules] == ["KFUNC_RENAMED"]
     assert (new.first_release, new.last_release, new.renamed_from, new.renamed_to) == ("v6.2", None, "bpf_old", None)
     assert kinds(new) == ["renamed", "prog_types"]
 
@@ -300,7 +300,7 @@ def test_history_on_real_trees(kernel_repo, kernel_state):
     # 6.12 net/ipv4/tcp_bbr.c:1027 `bbr_main(struct sock *sk, u32 ack, int flag, const struct rate_sample *rs)`
     sig = next(e for e in h["bbr_main"].events if e.kind == "signature")
     assert sig.release == "v6.12"
-    assert {r for r, _ in sig.rules} == {"KFUNC_PARAM_ADDED", "KFUNC_PARAM_TYPE_CHANGED"}
+    assert {r.rule for r in sig.rules} == {"KFUNC_PARAM_ADDED", "KFUNC_PARAM_TYPE_CHANGED"}
 
     # crash_kexec: 6.1 kernel/bpf/helpers.c:1819 under CONFIG_KEXEC_CORE, set registered for
     # TRACING only; 6.12 kernel/bpf/helpers.c:3088-3090 under CONFIG_CRASH_DUMP in generic_btf_ids,
@@ -308,7 +308,7 @@ def test_history_on_real_trees(kernel_repo, kernel_state):
     ck = {e.kind: e for e in h["crash_kexec"].events}
     assert ck["prog_types"].detail == "+CGROUP_SKB +SCHED_CLS +STRUCT_OPS +SYSCALL +XDP"
     assert ck["guards"].detail == "CONFIG_KEXEC_CORE -> CONFIG_CRASH_DUMP"
-    assert [r for r, _ in ck["guards"].rules] == ["KFUNC_CONFIG_GUARD_ADDED"]
+    assert [r.rule for r in ck["guards"].rules] == ["KFUNC_CONFIG_GUARD_ADDED"]
 
     # with test kfuncs excluded (the default) the histories present at v6.12 are its inventory
     default = kfunc_history(repo, scanner, "v6.*")

@@ -33,6 +33,8 @@ from ..policy.config import Policy
 from ..policy.declarations import collect
 from ..policy.diff import Change, diff
 from ..policy.history import RELEASE_TAG, History, Release
+from ..policy.rules import catalogue, render_message
+from ..vocabulary import RuleFamily
 from ..kernel.gitrepo import resolve
 from ..kernel.jit import JitSupport, arch_condition, arches, kfunc_call_support_of_tree
 from ..kernel.model import Inventory, Kfunc
@@ -44,15 +46,21 @@ HISTORY_SCHEMA = 1
 KINDS = ("added", "re-added", "renamed", "removed", "signature", "flags", "prog_types", "guards",
          "moved", "level", "other")
 
-_FAMILY = {
-    "KFUNC_PARAM_ADDED": "signature", "KFUNC_PARAM_REMOVED": "signature",
-    "KFUNC_PARAM_TYPE_CHANGED": "signature", "KFUNC_RETURN_TYPE_CHANGED": "signature",
-    "KFUNC_PARAM_ANNOTATION_TIGHTENED": "signature", "KFUNC_SIGNEDNESS_CHANGED": "signature",
-    "KFUNC_FLAGS_TIGHTENED": "flags", "KFUNC_FLAGS_RELAXED": "flags",
-    "KFUNC_PROG_TYPE_DROPPED": "prog_types", "KFUNC_FILTER_ADDED": "prog_types",
-    "KFUNC_CONFIG_GUARD_ADDED": "guards",
-    "KFUNC_MOVED": "moved",
-}
+# the kind of event a change of each rule family is (rules.toml's family)
+_KIND_OF_FAMILY = {RuleFamily.SIGNATURE: "signature", RuleFamily.FLAGS: "flags",
+                   RuleFamily.REGISTRATION: "prog_types", RuleFamily.BUILD: "guards", RuleFamily.LOCATION: "moved"}
+
+
+@dataclass(frozen=True)
+class RuleMessage:
+    """A rule a change of the history triggers, with the audit's message for it."""
+    rule: str
+    message: str
+
+
+def _triggers(rule: str, variant: str, **fields) -> tuple[RuleMessage]:
+    """An event's one rule, with its message (rules.toml)."""
+    return (RuleMessage(rule, render_message(rule, variant, **fields)),)
 
 
 @dataclass(frozen=True)
@@ -61,7 +69,7 @@ class Event:
     date: dt.date
     kind: str  # one of KINDS
     detail: str  # before -> after, in words
-    rules: tuple[tuple[str, str], ...] = ()  # (rule, message) from policy.diff, if any applies
+    rules: tuple[RuleMessage, ...] = ()  # from policy.diff, if any applies
     other: str | None = None  # the other name of a rename
 
     @property
@@ -71,7 +79,7 @@ class Event:
 
     def to_json(self) -> dict:
         return {"release": self.release, "date": self.date.isoformat(), "kind": self.kind,
-                "detail": self.detail, "rules": [{"rule": r, "message": m} for r, m in self.rules],
+                "detail": self.detail, "rules": [{"rule": r.rule, "message": r.message} for r in self.rules],
                 "other": self.other}
 
 
@@ -209,17 +217,17 @@ def _facet_events(a: Kfunc, b: Kfunc, la: str, lb: str, changes: list[Change],
         raw["guards"] = (" && ".join(a.guards) or "none") + " -> " + (" && ".join(b.guards) or "none")
     if la != lb:
         raw["level"] = f"{la} -> {lb}"
-    by_kind: dict[str, list[tuple[str, str]]] = {}
+    by_kind: dict[str, list[RuleMessage]] = {}
     for c in changes:
-        kind = _FAMILY.get(c.rule)
+        kind = _KIND_OF_FAMILY.get(catalogue()[c.rule].family)
         if c.rule == "KFUNC_NEEDS_REVIEW":
-            kind = "flags" if c.message.startswith("flags") else "signature"
-        by_kind.setdefault(kind or "other", []).append((c.rule, c.message))
+            kind = "flags" if c.variant in ("flags", "flags_diff_text") else "signature"
+        by_kind.setdefault(kind or "other", []).append(RuleMessage(c.rule, c.message))
     out = []
     for kind in KINDS:
         if kind in raw or kind in by_kind:
             rules = tuple(by_kind.get(kind, ()))
-            detail = raw.get(kind) or "; ".join(m for _, m in rules)
+            detail = raw.get(kind) or "; ".join(r.message for r in rules)
             out.append(Event(rel.name, rel.date, kind, detail, rules))
     return out
 
@@ -271,11 +279,11 @@ def kfunc_history(repo: pygit2.Repository, scanner: Scanner, tags_glob: str = "v
                 new = renames[name]
                 h.renamed_to = new
                 h.events.append(Event(rel.name, rel.date, "renamed", f"renamed to {new}",
-                                      (("KFUNC_RENAMED", f"renamed to {new} (same BPF-visible signature, same set)"),), new))
+                                      _triggers("KFUNC_RENAMED", "old", new_name=new), new))
             else:
                 h.events.append(Event(rel.name, rel.date, "removed",
                                       f"no longer in any registered kfunc set (last in {prev_rel.name})",
-                                      (("KFUNC_REMOVED", "is no longer in any registered kfunc set"),)))
+                                      _triggers("KFUNC_REMOVED", "registry")))
         # new: added, re-added, or the new name of a rename
         for name in sorted(cur.keys() - old.keys()):
             k = cur[name]
@@ -289,7 +297,7 @@ def kfunc_history(repo: pygit2.Repository, scanner: Scanner, tags_glob: str = "v
                 o = renamed_to_old[name]
                 h.renamed_from = o
                 h.events.append(Event(rel.name, rel.date, "renamed", f"renamed from {o}{declared}",
-                                      (("KFUNC_RENAMED", f"{o} renamed to {name}"),), o))
+                                      _triggers("KFUNC_RENAMED", "new", old_name=o, new_name=name), o))
             elif len(h.spans) > 1:
                 h.events.append(Event(rel.name, rel.date, "re-added",
                                       f"back after removal (last in {h.spans[-2][1]}){declared}"))
@@ -312,7 +320,7 @@ def _event_text(e: Event) -> str:
     if e.kind == "renamed":
         return f"{e.release} {e.detail}"
     label = {"prog_types": "program types"}.get(e.kind, e.kind)
-    rules = ",".join(r for r, _ in e.rules if r not in ("KFUNC_RENAMED", "KFUNC_REMOVED"))
+    rules = ",".join(r.rule for r in e.rules if r.rule not in ("KFUNC_RENAMED", "KFUNC_REMOVED"))
     return f"{e.release} {label} {e.detail}" + (f" [{rules}]" if rules else "")
 
 
@@ -383,5 +391,5 @@ def history_csv(histories: list[KfuncHistory]) -> str:
     for h in histories:
         for e in h.events:
             w.writerow([h.name, int(h.test), e.release, e.date.isoformat(), e.kind, e.detail,
-                        "|".join(r for r, _ in e.rules), e.other or ""])
+                        "|".join(r.rule for r in e.rules), e.other or ""])
     return buf.getvalue()

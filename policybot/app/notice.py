@@ -53,8 +53,8 @@ def notice_draft(repo, scanner: Scanner, auditor: Auditor, tree: Tree, commit, k
     d = k.definition
     body = render(env, "notice.txt.j2",
         tree=tree.name, kfunc=kfunc, signature=d.signature.render(kfunc) if d else kfunc,
-        location=str(d.location if d else k.location), prog_types=", ".join(k.prog_types) or "none",
-        flags=" | ".join(k.flags) or "none", level=level, stable_since=str(stable_since or ""),
+        location=str(d.location if d else k.location), prog_types=", ".join(k.prog_types),
+        flags=" | ".join(k.flags), level=level, stable_since=str(stable_since or ""),
         deprecated_on=str(deprecated_on), removal=str(removal), replacement=replacement,
         contacts=people[:6], list_addr=cfg.mail.list_addr)
     title = subject(env, "notice", kfunc, str(removal))

@@ -20,9 +20,9 @@ from ..kernel.gitrepo import resolve
 from ..kernel.model import Inventory
 from ..kernel.scanner import Scanner
 from ..mail.b4wrap import Patch, Series
-from ..policy.audit import ACK_TRAILER, Auditor, Finding
+from ..policy.audit import ACK_TRAILER, Ack, Auditor, Finding
 from ..policy.config import Policy
-from ..policy.diff import UNKNOWN_FLAG
+from ..policy.rules import render_message
 
 
 @dataclass
@@ -96,7 +96,7 @@ def review_series(repo: pygit2.Repository, scanner: Scanner, policy: Policy, ser
         for patch in series.patches:
             files = patch_files(patch.diff)
             where = f"patch {patch.counter}/{patch.expected}"
-            acks = [(name, addr, set(files), base_commit.tree, f"a reply from {sender} to {where}")
+            acks = [Ack(name, addr, frozenset(files), base_commit.tree, f"a reply from {sender} to {where}")
                     for name, addr, sender in _acks(patch)]
             if _own_acks(patch):
                 notes.append(f"{where}: its own Kfunc-Break-Acked-by tag does not count: it was written by "
@@ -119,10 +119,10 @@ def _acks(patch: Patch) -> list[tuple[str, str, str]]:
     """(name, address, sender) of each ack a reply gave, where the reply's From is the acker:
     as b4 collects trailers from replies. A tag in the patch itself is its author's word."""
     out = []
-    for name, value, sender in patch.reply_trailers:
-        for ack_name, addr in ACK_TRAILER.findall(f"{name}: {value}"):
-            if sender and addr.strip().lower() == sender.lower():
-                out.append((ack_name, addr, sender))
+    for t in patch.reply_trailers:
+        for ack_name, addr in ACK_TRAILER.findall(f"{t.name}: {t.value}"):
+            if t.sender and addr.strip().lower() == t.sender.lower():
+                out.append((ack_name, addr, t.sender))
     return out
 
 
@@ -144,18 +144,17 @@ def judge_diff_text(auditor: Auditor, patch: Patch, inv: Inventory, promises) ->
         kfunc = inv.kfuncs.get(name)
         if kfunc is None or (kfunc.test and not auditor.policy.include_tests):
             continue
-        note = " (judged from the diff text: the patch does not apply)"
         if name not in added:
-            out.append(auditor.finding("KFUNC_REMOVED", name, "is removed from its kfunc set" + note,
+            out.append(auditor.finding("KFUNC_REMOVED", name, render_message("KFUNC_REMOVED", "diff_text"),
                                        kfunc.location, None, promises.get(name)))
             continue
         a, b = set(parse_flags(old_flags)), set(parse_flags(added[name]))
         deltas = [(f"+{x}", flag_effect(x, added=True)) for x in sorted(b - a)] + \
                  [(f"-{x}", flag_effect(x, added=False)) for x in sorted(a - b)]
-        for rule, effect, why in (("KFUNC_FLAGS_TIGHTENED", "breaking", ""),
-                                  ("KFUNC_NEEDS_REVIEW", "review", f": {UNKNOWN_FLAG}")):
+        for rule, effect, variant in (("KFUNC_FLAGS_TIGHTENED", "breaking", "diff_text"),
+                                      ("KFUNC_NEEDS_REVIEW", "review", "flags_diff_text")):
             mine = [d for d, e in deltas if e == effect]
             if mine:
-                out.append(auditor.finding(rule, name, f"flags {' '.join(mine)}{why}" + note,
+                out.append(auditor.finding(rule, name, render_message(rule, variant, deltas=" ".join(mine)),
                                            kfunc.location, None, promises.get(name)))
     return [f for f in out if f]

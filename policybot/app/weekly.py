@@ -20,7 +20,7 @@ from ..errors import ConfigError, InputError, describe, processing
 from ..kernel.gitrepo import open_repo, resolve
 from ..kernel.scanner import Scanner
 from ..mail.drafts import MailDraft, key_part, render, subject, template_env
-from ..mail.outbox import Outbox
+from ..mail.outbox import Outbox, SendFailure
 from ..policy.audit import Auditor, Finding
 from ..progress import Progress
 from ..state import DatabaseError, State
@@ -44,15 +44,22 @@ class TreeOutcome:
     undeclared_new: list[str] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class RunFailure:
+    """Something a run could not process (a tree, a thread, a reply), and why."""
+    what: str
+    reason: str
+
+
 @dataclass
 class RunSummary:
     day: dt.date
     trees: list[TreeOutcome] = field(default_factory=list)
     queued: list[str] = field(default_factory=list)  # Message-IDs drafted this run
     sent: list[str] = field(default_factory=list)
-    send_failed: list[tuple[str, str]] = field(default_factory=list)
+    send_failed: list[SendFailure] = field(default_factory=list)
     reviewed: list[str] = field(default_factory=list)  # series subjects
-    failures: list[tuple[str, str]] = field(default_factory=list)  # (what, why) that failed this run
+    failures: list[RunFailure] = field(default_factory=list)  # what failed this run
 
 
 class Runner:
@@ -92,7 +99,7 @@ class Runner:
                     outcome.status, outcome.head = RunStatus.ERROR, None
                     outcome.detail = (f"skipped: failed on {failed.head[:12]} ({failed.reason}); "
                                       "--retry-failed tries again")
-                    summary.failures.append((f"tree {tree.name}", outcome.detail))
+                    summary.failures.append(RunFailure(f"tree {tree.name}", outcome.detail))
                     return outcome
                 if "audit" in jobs or "notices" in jobs or "report" in jobs:
                     outcome = self.audit_tree(tree, summary, record="audit" in jobs,
@@ -114,7 +121,7 @@ class Runner:
                 head = self._current_head(tree)
                 self.state.record_failure("tree", tree.name, reason, self.today, head)
                 self._record_run(tree, "audit", None, head, RunStatus.ERROR, reason, [])
-                summary.failures.append((f"tree {tree.name}", reason))
+                summary.failures.append(RunFailure(f"tree {tree.name}", reason))
                 if "report" in jobs:  # the week's report says the tree failed
                     try:
                         self.weekly_report(tree, outcome, summary)
@@ -294,7 +301,7 @@ class Runner:
                                       self.today)
                     summary.queued += reviewed.queued
                     # one unusable address must not hide the others
-                    summary.failures += [(f"reply {r.subject!r}", r.reason) for r in reviewed.refused]
+                    summary.failures += [RunFailure(f"reply {r.subject!r}", r.reason) for r in reviewed.refused]
                     summary.reviewed.append(series.subject)
                     for m in thread:
                         self.state.clear_failure("message", key_part(_msgid(m)))
@@ -305,7 +312,7 @@ class Runner:
                     for m in thread:
                         if _msgid(m) in new_ids:
                             self.state.record_failure("message", key_part(_msgid(m)), reason, self.today)
-                    summary.failures.append((f"thread <{root[:200]}>", reason))
+                    summary.failures.append(RunFailure(f"thread <{root[:200]}>", reason))
         self.state.mark_seen([key_part(_msgid(m)) for m in new])
 
     # -- state -----------------------------------------------------------------------------

@@ -37,7 +37,7 @@ class Shape:
         if self.kind in ("ptr", "array"):
             return f"pointer to {self.inner}" if self.kind == "ptr" else f"array of {self.inner}"
         if self.kind == "proto":
-            return f"function of {len(self.params)} parameters"
+            return f"function of {len(self.params)} parameter{'' if len(self.params) == 1 else 's'}"
         return self.text or self.kind
 
 
@@ -122,7 +122,7 @@ def incompatibility(local: Shape, target: Shape, where: str = "") -> str:
         return incompatibility(local.inner, target.inner, where)
     if local.kind == "proto":
         if len(local.params) != len(target.params):
-            return (f"{where}{len(local.params)} parameters in the program, "
+            return (f"{where}{len(local.params)} parameter{'' if len(local.params) == 1 else 's'} in the program, "
                     f"{len(target.params)} in the kernel")
         for i, (a, b) in enumerate(zip(local.params, target.params), 1):
             why = incompatibility(a, b, f"{where}parameter {i}: ")

@@ -33,6 +33,14 @@ _TRAILER = re.compile(r"^([A-Za-z][\w-]*-by|Fixes|Link|Cc):[ \t]*(\S.*?)[ \t]*$"
 
 
 @dataclass(frozen=True)
+class Trailer:
+    """A ``Name: value`` trailer; ``sender`` is the From address of the reply that gave it."""
+    name: str
+    value: str
+    sender: str = ""  # "" for a trailer of the patch itself
+
+
+@dataclass(frozen=True)
 class Patch:
     msgid: str
     subject: str  # the full subject, "[PATCH v2 3/7] bpf: ..."
@@ -47,10 +55,9 @@ class Patch:
     references: tuple[str, ...]  # msgids this patch replies to, oldest first
     diff: str  # the unified diff of the patch, "" if it carries none
     commit_message: str
-    trailers: tuple[tuple[str, str], ...]  # (name, value) from the patch and its follow-ups
+    trailers: tuple[Trailer, ...]  # from the patch and its follow-ups
     date: str
-    # (name, value, From address of the reply) of each trailer a reply gave the patch
-    reply_trailers: tuple[tuple[str, str, str], ...] = ()
+    reply_trailers: tuple[Trailer, ...] = ()  # each trailer a reply gave the patch, with its sender
     automated: str = ""  # why this is mail from a machine (RFC 3834, a DSN), "" when it is not
 
 
@@ -274,18 +281,18 @@ def _patch(b4, lmsg) -> Patch:
         sig = _SIG.search(rest)
         diff = rest[:sig.start()] if sig else rest
     commit_message = commit_message.split("\n---\n", 1)[0]
-    trailers = [(name, value) for name, value in _TRAILER.findall(commit_message)]
+    trailers = [Trailer(name, value) for name, value in _TRAILER.findall(commit_message)]
     replies = []
     for t in list(lmsg.trailers) + list(lmsg.followup_trailers):
         name, value = getattr(t, "name", None), getattr(t, "value", None)
         if name is None and isinstance(t, (tuple, list)):
             name, value = t[0], t[1]
         if name:
-            trailers.append((_clean(str(name)), _clean(str(value))))
+            trailers.append(Trailer(_clean(str(name)), _clean(str(value))))
     for t in lmsg.followup_trailers:
         source = getattr(t, "lmsg", None)
         if getattr(t, "name", None) and source is not None and source is not lmsg:
-            replies.append((_clean(str(t.name)), _clean(str(t.value)), _clean(source.fromemail or "")))
+            replies.append(Trailer(_clean(str(t.name)), _clean(str(t.value)), _clean(source.fromemail or "")))
     reply_to = _addresses(msg, "Reply-To")
     return Patch(
         msgid=_clean(lmsg.msgid), subject=_clean(lmsg.full_subject), counter=lmsg.counter,

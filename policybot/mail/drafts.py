@@ -79,20 +79,21 @@ def first_name(name: str) -> str:
 
 
 def finding_view(f: Finding, quote: list[str], forward: str) -> dict:
+    """What review.txt.j2 says of one finding (the sentences are the template's)."""
     p = f.promise
-    decl = since = ends = ""
+    declared = None
+    since = ends = ""
     if p:
         d = p.declaration
-        # an overlay is the operator's local file: its path means nothing to the list
-        decl = f"declared {d.level} by this tree's operator" if d.source == "overlay" \
-            else f"declared {d.level} in {d.location}"
+        # an overlay is the operator's local file: the template does not print its path
+        declared = {"level": d.level, "source": d.source, "location": str(d.location)}
         if p.since:
             since = f"{p.since.release} ({p.since.date})" if p.since.release else str(p.since.date)
         if p.ends:
             ends = str(p.ends.date)
     return {"rule": f.rule, "kfunc": f.kfunc, "kfuncs": list(f.members) if f.grouped else [],
             "verdict": f.verdict, "message": f.message,
-            "acknowledged": f.acknowledged, "quote": quote, "declaration": decl, "since": since,
+            "acknowledged": f.acknowledged, "quote": quote, "declared": declared, "since": since,
             "ends": ends, "forward": forward}
 
 
@@ -155,12 +156,10 @@ def review_mails(result, *, tree: str, list_addr: str, recipients_for, is_mailed
             continue
         hunks = parse_hunks(p.diff)
         views = [finding_view(f, quote_for(f, hunks, max_lines=max_quote_lines), forward_for(f)) for f, _ in todo]
-        if not r.applied:
-            for v in views:
-                v["message"] += f" (patch {p.counter}/{p.expected} could not be applied on {result.base_rev}: {r.problem})"
         body = render(env, "review.txt.j2",
             first_name=first_name(p.author_name), tree=tree, base=result.base_rev,
-            base_commit=result.base_commit, patch=p, findings=views, policy_url=policy_url)
+            base_commit=result.base_commit, patch=p, findings=views, policy_url=policy_url,
+            applied=r.applied, apply_problem=r.problem or "")
         author = p.reply_to or format_address(p.author_name, p.author_email)
         kfunc_files = sorted({loc.path for f, _ in todo for loc in (f.base_location, f.head_location) if loc})
         cc, left_out = capped_recipients(author, list(recipients_for(kfunc_files)) + [list_addr],

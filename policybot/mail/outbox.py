@@ -41,10 +41,17 @@ BACKOFF_FIRST = 300  # seconds after the first temporary refusal of a mail
 BACKOFF_MAX = 24 * 3600
 
 
+@dataclass(frozen=True)
+class SendFailure:
+    """A mail the server did not take this time."""
+    msgid: str
+    error: str
+
+
 @dataclass
 class SendReport:
     sent: list[str] = field(default_factory=list)  # Message-IDs
-    failed: list[tuple[str, str]] = field(default_factory=list)  # (Message-ID, error)
+    failed: list[SendFailure] = field(default_factory=list)
 
 
 class Outbox:
@@ -242,7 +249,7 @@ class Outbox:
             values["next_attempt"] = _now() + timedelta(seconds=delay)
         with self.state.engine.begin() as conn:
             conn.execute(mails.update().where(mails.c.msgid == row.msgid).values(**values))
-        report.failed.append((row.msgid, error))
+        report.failed.append(SendFailure(row.msgid, error))
         log.warning("mail %s not sent: %s", row.msgid, error)
 
 

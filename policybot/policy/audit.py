@@ -23,7 +23,7 @@ from .config import Policy
 from .declarations import LEVELS, Declaration, Problem, Resolved, collect, parse_declaration_yaml
 from .diff import diff
 from .history import History, PromiseDate, WindowEnd
-from .rules import catalogue, severity
+from .rules import catalogue, render_message, severity
 from ..vocabulary import VERDICTS, Level, PromiseState, Verdict
 
 ACK_TRAILER = re.compile(r"^Kfunc-Break-Acked-by:\s*(.+?)\s*<([^>]+)>\s*$", re.M | re.I)
@@ -37,6 +37,16 @@ class Promise:
     since: PromiseDate | None
     ends: WindowEnd | None  # stable window end, or the earliest removal for deprecated
     stable_since: PromiseDate | None = None
+
+
+@dataclass(frozen=True)
+class Ack:
+    """A Kfunc-Break-Acked-by tag: who gave it, for which changed files, where it was given."""
+    name: str
+    address: str
+    files: frozenset[str]  # the files the acked change touches
+    tree: pygit2.Tree  # the tree whose MAINTAINERS says who may ack
+    where: str  # a commit id, or "a reply from ... to patch 2/5"
 
 
 @dataclass(frozen=True)
@@ -271,7 +281,7 @@ class Auditor:
         return {n: self.promise(r, base, base_commit, as_of) for n, r in decls.items()}
 
     def judge(self, base: Inventory, base_tree: pygit2.Tree, head: Inventory, head_tree: pygit2.Tree,
-              promises: dict[str, Promise], as_of: dt.date, acks: list) -> list[Finding]:
+              promises: dict[str, Promise], as_of: dt.date, acks: list[Ack]) -> list[Finding]:
         """Findings of the change from ``base`` to ``head``, against ``promises``.
 
         ``promises`` are those valid where the change started (an audit's
@@ -293,10 +303,10 @@ class Auditor:
                 continue
             for name in change.kfuncs or (change.kfunc,):
                 promise = promises.get(name)
-                rule = change.rule
+                rule, message = change.rule, change.message
                 if rule == "KFUNC_REMOVED" and promise and promise.level_key == "deprecated":
-                    rule = "DEPRECATED_REMOVED_EARLY"
-                f = self.finding(rule, name, change.message, change.base, change.head, promise)
+                    rule, message = "DEPRECATED_REMOVED_EARLY", render_message("DEPRECATED_REMOVED_EARLY")
+                f = self.finding(rule, name, message, change.base, change.head, promise)
                 if f:
                     f = replace(f, cause=change.cause, kfuncs=(name,) if change.kfuncs else ())
                     findings.append(self._acknowledge(f, acks, base, head))
@@ -336,23 +346,28 @@ class Auditor:
             loc = new.location
             if new.level in ("deprecating", "deprecated") and old_level != new.level:
                 removal = self.earliest_removal(as_of, promise)
-                f = self.finding("DEPRECATION_STARTED", name,
-                                  f"declared {new.level} ({new.source})"
-                                  + (f"; replacement: {new.replacement}" if new.replacement else "")
-                                  + (f"; {new.note}" if new.note and not new.replacement else "")
-                                  + f"; earliest removal {removal}",
+                said = {"level": new.level, "source": new.source, "removal": removal}
+                if new.replacement:
+                    message = render_message("DEPRECATION_STARTED", "replacement", **said,
+                                             replacement=new.replacement)
+                elif new.note:
+                    message = render_message("DEPRECATION_STARTED", "note", **said, note=new.note)
+                else:
+                    message = render_message("DEPRECATION_STARTED", "plain", **said)
+                f = self.finding("DEPRECATION_STARTED", name, message,
                                   old.effective.location if old else None, loc, promise)
                 if f:
                     out.append(f)
             elif old_level in ("stable", "deprecating", "deprecated") and order[new.level] < order[old_level] \
                     and new.level == "unstable":
-                f = self.finding("STABILITY_DEMOTED", name, f"declared {new.level}, was {old_level}",
+                f = self.finding("STABILITY_DEMOTED", name,
+                                  render_message("STABILITY_DEMOTED", "demoted", level=new.level, old_level=old_level),
                                   old.effective.location, loc, promise)
                 if f:
                     out.append(f)
         for name, old in base_decls.items():
             if name in head.kfuncs and name not in head_decls and old.effective.level == "stable":
-                f = self.finding("STABILITY_DEMOTED", name, "declaration removed: now unstable by default",
+                f = self.finding("STABILITY_DEMOTED", name, render_message("STABILITY_DEMOTED", "undeclared"),
                                   old.effective.location, head.kfuncs[name].location, promises.get(name))
                 if f:
                     out.append(f)
@@ -363,9 +378,10 @@ class Auditor:
         horizon = self.today + dt.timedelta(days=self.policy.expiring_horizon_days)
         for name, p in promises.items():
             if p.ends and self.today <= p.ends.date <= horizon:
-                what = "stable window" if p.level_key == "stable" else "notice period"
-                f = self.finding("PROMISE_EXPIRING", name, f"{what} ends {p.ends.date} "
-                                  f"({(p.ends.date - self.today).days} days)",
+                variant = "stable_window" if p.level_key == "stable" else "notice_period"
+                f = self.finding("PROMISE_EXPIRING", name,
+                                  render_message("PROMISE_EXPIRING", variant, ends=p.ends.date,
+                                                 days=(p.ends.date - self.today).days),
                                   None, head.kfuncs[name].location, p)
                 if f:
                     out.append(f)
@@ -373,8 +389,8 @@ class Auditor:
 
     # -- acknowledged breaks ------------------------------------------------------------
 
-    def _acks(self, base: pygit2.Commit, head: pygit2.Commit) -> list[tuple[str, str, set[str], pygit2.Tree, str]]:
-        """(name, address, files changed, tree, where) for each Kfunc-Break-Acked-by trailer in base..head."""
+    def _acks(self, base: pygit2.Commit, head: pygit2.Commit) -> list[Ack]:
+        """Each Kfunc-Break-Acked-by trailer of a commit in base..head."""
         out = []
         walker = self.repo.walk(head.id, pygit2.enums.SortMode.TOPOLOGICAL)
         walker.hide(base.id)
@@ -384,12 +400,12 @@ class Auditor:
                 continue
             parent = c.parents[0].tree if c.parents else None
             d = self.repo.diff(parent, c.tree) if parent is not None else c.tree.diff_to_tree(swap=True)
-            files = {p for delta in d.deltas for p in (delta.old_file.path, delta.new_file.path)}
+            files = frozenset(p for delta in d.deltas for p in (delta.old_file.path, delta.new_file.path))
             for name, addr in acks:
-                out.append((name, addr, files, c.tree, str(c.id)[:12]))
+                out.append(Ack(name, addr, files, c.tree, str(c.id)[:12]))
         return out
 
-    def _acknowledge(self, f: Finding, acks, base: Inventory, head: Inventory) -> Finding:
+    def _acknowledge(self, f: Finding, acks: list[Ack], base: Inventory, head: Inventory) -> Finding:
         if f.verdict != Verdict.VIOLATION:
             return f
         for entry in self.policy.allow:
@@ -402,10 +418,11 @@ class Auditor:
         files = set(kfunc.files) if kfunc else set()
         if f.kfunc in head.kfuncs:
             files |= set(head.kfuncs[f.kfunc].files)
-        for name, addr, changed, tree, where in acks:
-            if not files & changed:
+        for ack in acks:
+            if not files & ack.files:
                 continue
-            maintainers = self._maintainers_of(tree, sorted(files & changed))
+            name, addr, where = ack.name, ack.address, ack.where
+            maintainers = self._maintainers_of(ack.tree, sorted(files & ack.files))
             if maintainers is not None and addr.lower() not in maintainers:
                 f = replace(f, notes=f.notes + (f"the Kfunc-Break-Acked-by tag of {name} <{addr}> in {where} "
                                                 "does not count: not a maintainer of the kfunc's files",))

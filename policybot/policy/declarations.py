@@ -19,6 +19,7 @@ import yaml
 from ..errors import ConfigError
 from ..kernel.model import Inventory, Kfunc, Location
 from ..vocabulary import LEVELS
+from .rules import render_message
 
 SOURCES = ("manifest", "kernel-doc", "kf-flag", "overlay")  # precedence order
 FIELDS = {"stability", "version", "since", "replacement", "note"}
@@ -35,16 +36,20 @@ class _DeclarationLoader(yaml.SafeLoader):
     def compose_node(self, parent, index):
         if self.check_event(yaml.AliasEvent):
             event = self.peek_event()
-            raise yaml.composer.ComposerError(None, None, "aliases (*name) are not allowed in declarations",
-                                              event.start_mark)
+            raise yaml.composer.ComposerError(None, None, _invalid("yaml_alias"), event.start_mark)
         self._depth += 1
         try:
             if self._depth > MAX_YAML_DEPTH:
-                raise yaml.composer.ComposerError(None, None, f"nested deeper than {MAX_YAML_DEPTH} levels",
+                raise yaml.composer.ComposerError(None, None, _invalid("yaml_depth", depth=MAX_YAML_DEPTH),
                                                   self.peek_event().start_mark)
             return super().compose_node(parent, index)
         finally:
             self._depth -= 1
+
+
+def _invalid(variant: str, **fields) -> str:
+    """A DECLARATION_INVALID message (rules.toml), also the overlay's error text."""
+    return render_message("DECLARATION_INVALID", variant, **fields)
 
 
 @dataclass(frozen=True)
@@ -91,68 +96,69 @@ def _parse_cached(text: str, path: str, overlay: bool) -> tuple[tuple, tuple]:
 def _parse(text: str, path: str, *, overlay: bool) -> tuple[list, list[Problem]]:
     problems: list[Problem] = []
 
-    def problem(line: int, msg: str, kfunc: str = "") -> None:
+    def problem(line: int, variant: str, about: str = "", /, **fields) -> None:
+        msg = _invalid(variant, **fields)
         if overlay:
             raise ConfigError(f"{path}:{line}: {msg}")
-        problems.append(Problem("DECLARATION_INVALID", kfunc, Location(path, line), msg))
+        problems.append(Problem("DECLARATION_INVALID", about, Location(path, line), msg))
 
     try:
         root = yaml.compose(text, Loader=_DeclarationLoader)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None) or getattr(e, "context_mark", None)
         line = mark.line + 1 if mark else 1
-        problem(line, f"invalid YAML: {getattr(e, 'problem', None) or e}")
+        problem(line, "yaml", problem=getattr(e, 'problem', None) or e)
         return [], problems
     if root is None:
         return [], problems
     if not isinstance(root, yaml.MappingNode):
-        problem(root.start_mark.line + 1, "expected a mapping with a 'kfuncs' key")
+        problem(root.start_mark.line + 1, "not_mapping")
         return [], problems
     entries = []
     allowed_top = {"kfuncs", "paths"} if overlay else {"kfuncs"}
     for knode, vnode in root.value:
         line = knode.start_mark.line + 1
         if not isinstance(knode, yaml.ScalarNode):
-            problem(line, "a key must be a plain name, not a list or mapping")
+            problem(line, "key_not_plain")
             continue
         if knode.value not in allowed_top:
-            problem(line, f"unknown key '{knode.value}' (expected {', '.join(sorted(allowed_top))})")
+            problem(line, "unknown_key", key=knode.value, expected=", ".join(sorted(allowed_top)))
             continue
         if not isinstance(vnode, yaml.MappingNode):
-            problem(line, f"'{knode.value}' must be a mapping of names to declarations")
+            problem(line, "section_not_mapping", key=knode.value)
             continue
         for name_node, decl_node in vnode.value:
             line = name_node.start_mark.line + 1
             if not isinstance(name_node, yaml.ScalarNode):
-                problem(line, "a kfunc name must be a plain name, not a list or mapping")
+                problem(line, "name_not_plain")
                 continue
             name = str(name_node.value)
             if not isinstance(decl_node, yaml.MappingNode):
-                problem(line, f"{name}: expected a mapping with 'stability'", name)
+                problem(line, "entry_not_mapping", name, kfunc=name)
                 continue
             fields = {}
             for fk, fv in decl_node.value:
                 if not isinstance(fk, yaml.ScalarNode) or not isinstance(fv, yaml.ScalarNode):
-                    what = fk.value if isinstance(fk, yaml.ScalarNode) else "a key"
-                    problem(fk.start_mark.line + 1, f"{name}: {what} must be a plain value, "
-                            "not a list or mapping", name)
+                    if isinstance(fk, yaml.ScalarNode):
+                        problem(fk.start_mark.line + 1, "field_not_plain", name, kfunc=name, field=fk.value)
+                    else:
+                        problem(fk.start_mark.line + 1, "field_key_not_plain", name, kfunc=name)
                     continue
                 if fk.value not in FIELDS:
-                    problem(fk.start_mark.line + 1, f"{name}: unknown field '{fk.value}' "
-                            f"(known: {', '.join(sorted(FIELDS))})", name)
+                    problem(fk.start_mark.line + 1, "unknown_field", name, kfunc=name, field=fk.value,
+                            known=", ".join(sorted(FIELDS)))
                     continue
                 fields[fk.value] = (fv.value, fk.start_mark.line + 1)
             level = fields.get("stability", (None, line))
             if level[0] not in LEVELS:
-                problem(level[1], f"{name}: stability must be one of {', '.join(LEVELS)}, "
-                        f"got {level[0]!r}", name)
+                problem(level[1], "bad_level", name, kfunc=name, levels=", ".join(LEVELS), got=repr(level[0]))
                 continue
             version = fields.get("version", (None,))[0]
             if version is not None:
                 try:
                     version = int(version)
                 except ValueError:
-                    problem(fields["version"][1], f"{name}: version must be a number", name)
+                    problem(fields["version"][1], "bad_version", name, kfunc=name)
                     continue
             entries.append((name, knode.value, {
                 "level": level[0], "version": version,
@@ -184,7 +190,7 @@ def collect(inv: Inventory, manifest: tuple[str, str] | None, overlay: tuple[str
         for name, _, f, line in entries:
             if name not in kfuncs:
                 problems.append(Problem("DECLARATION_UNKNOWN_KFUNC", name, Location(path, line),
-                                        f"is declared {f['level']} but no such kfunc exists"))
+                                        render_message("DECLARATION_UNKNOWN_KFUNC", level=f["level"])))
                 continue
             add(Declaration(name, source="manifest", location=Location(path, line), **f))
     for k in kfuncs.values():
@@ -194,8 +200,7 @@ def collect(inv: Inventory, manifest: tuple[str, str] | None, overlay: tuple[str
             level = doc.stability or "deprecated"
             if level not in LEVELS:
                 problems.append(Problem("DECLARATION_INVALID", k.name, loc,
-                                        f"kernel-doc says 'Stability: {level}', "
-                                        f"expected one of {', '.join(LEVELS)}"))
+                                        _invalid("kernel_doc_level", level=level, levels=", ".join(LEVELS))))
             else:
                 add(Declaration(k.name, level, "kernel-doc", loc, replacement=doc.replacement or None,
                                 note=doc.deprecated or None))
@@ -211,7 +216,7 @@ def collect(inv: Inventory, manifest: tuple[str, str] | None, overlay: tuple[str
             matched = _overlay_matched(kfuncs, pattern, kind)
             if not matched and kind == "kfuncs" and not any(c in pattern for c in "*?["):
                 problems.append(Problem("DECLARATION_UNKNOWN_KFUNC", pattern, Location(path, line),
-                                        f"is declared {f['level']} but no such kfunc exists"))
+                                        render_message("DECLARATION_UNKNOWN_KFUNC", level=f["level"])))
             for k in matched:
                 add(Declaration(k.name, source="overlay", location=Location(path, line), **f))
     resolved = {}
@@ -229,8 +234,8 @@ def collect(inv: Inventory, manifest: tuple[str, str] | None, overlay: tuple[str
             if other.level != eff.level:
                 problems.append(Problem(
                     "DECLARATION_CONFLICT", name, other.location,
-                    f"{other.source} says {other.level}, {eff.source} at {eff.location} "
-                    f"says {eff.level}; {eff.source} wins"))
+                    render_message("DECLARATION_CONFLICT", source=other.source, level=other.level,
+                                   winner=eff.source, winner_location=eff.location, winner_level=eff.level)))
         if name in kfuncs and (include_tests or not kfuncs[name].test):
             resolved[name] = Resolved(eff, unique)
     return resolved, problems

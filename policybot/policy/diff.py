@@ -2,17 +2,20 @@
 
 Each detector yields ``Change``s; none knows about declarations or verdicts
 (that is audit.py's job). Comparing an inventory with itself yields nothing.
+A change names its rule's message variant and the fields it fills in; the
+wording is rules.toml's (rules.render_message).
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from typing import Iterator
+from dataclasses import dataclass, field
+from typing import Iterator, Mapping
 
 from ..kernel.flags import FLAGS, IMPLICIT_PARAM_STRUCTS, SUFFIXES, flag_effect, same_suffix
 from ..kernel.model import Inventory, Kfunc, Location, Param
 from ..kernel.semantics import BTF_H
+from .rules import DEFAULT_VARIANT, render_message
 
 _QUALIFIERS = {"const", "volatile", "__user", "__rcu", "__iomem", "__percpu", "__kernel",
                "__force", "__nocast", "__restrict", "restrict", "__must_check"}
@@ -26,13 +29,23 @@ _INT_TYPEDEF = re.compile(r"^(__)?[us](8|16|32|64|128)$|^(u?int(8|16|32|64)_t|si
 class Change:
     rule: str
     kfunc: str
-    message: str
-    base: Location | None
-    head: Location | None
+    variant: str  # which of the rule's messages (rules.toml); DEFAULT_VARIANT for a rule with one
+    fields: Mapping[str, object] = field(hash=False)  # what the message template fills in
+    base: Location | None = None
+    head: Location | None = None
     new_name: str | None = None
     # one cause that touches many kfuncs: changes with the same rule and cause are one finding
     cause: str = ""
     kfuncs: tuple[str, ...] = ()  # a tree-level change (kfunc ""): the kfuncs it touches
+
+    @property
+    def message(self) -> str:
+        return render_message(self.rule, self.variant, **self.fields)
+
+
+def _change(rule: str, kfunc: str, variant: str, fields: Mapping[str, object], base: Location | None,
+            head: Location | None, **rest) -> Change:
+    return Change(rule, kfunc, variant, dict(fields), base, head, **rest)
 
 
 # Structs the verifier treats as one argument kind under either name (so a
@@ -186,14 +199,10 @@ def removed_and_renamed(old: dict[str, Kfunc], new: dict[str, Kfunc],
                      and k.definition and a.definition and signature_key(a, head) == signature_key(k, base)), None)
         if twin:
             added.remove(twin)
-            yield Change("KFUNC_RENAMED", name, f"renamed to {twin.name} (same BPF-visible signature, same set)",
-                         k.location, twin.location, twin.name)
+            yield _change("KFUNC_RENAMED", name, "old", {"new_name": twin.name},
+                          k.location, twin.location, new_name=twin.name)
         else:
-            yield Change("KFUNC_REMOVED", name, "is no longer in any registered kfunc set",
-                         k.location, None)
-
-
-_SIGNEDNESS = "signedness only, same width: neither libbpf nor the verifier tells them apart"
+            yield _change("KFUNC_REMOVED", name, "registry", {}, k.location, None)
 
 
 def signature_changes(a: Kfunc, b: Kfunc, base: Inventory | None = None,
@@ -204,34 +213,29 @@ def signature_changes(a: Kfunc, b: Kfunc, base: Inventory | None = None,
     pa, pb = bpf_params(a, base), bpf_params(b, head)
     if len(pa) != len(pb):
         rule = "KFUNC_PARAM_ADDED" if len(pb) > len(pa) else "KFUNC_PARAM_REMOVED"
-        yield Change(rule, a.name, f"takes {len(pb)} parameter{'s' if len(pb) != 1 else ''} instead of {len(pa)}: "
-                     f"({_plist(pa)}) became ({_plist(pb)})", loc_a, loc_b)
+        yield _change(rule, a.name, DEFAULT_VARIANT, {"count": len(pb), "s": "s" if len(pb) != 1 else "",
+                      "old_count": len(pa), "old_params": _plist(pa), "new_params": _plist(pb)}, loc_a, loc_b)
     ra, rb = a.definition.signature.return_type, b.definition.signature.return_type
     verdict = compare_types(ra, rb)
+    types = {"old": ra, "new": rb}
     if verdict == "changed":
-        yield Change("KFUNC_RETURN_TYPE_CHANGED", a.name, f"returns '{rb}' instead of '{ra}'", loc_a, loc_b)
+        yield _change("KFUNC_RETURN_TYPE_CHANGED", a.name, DEFAULT_VARIANT, types, loc_a, loc_b)
     elif verdict == "int-width":
-        yield Change("KFUNC_NEEDS_REVIEW", a.name, f"return type '{ra}' became '{rb}' (integer width)",
-                     loc_a, loc_b)
+        yield _change("KFUNC_NEEDS_REVIEW", a.name, "return_width", types, loc_a, loc_b)
     elif verdict == "signedness":
-        yield Change("KFUNC_SIGNEDNESS_CHANGED", a.name, f"return type '{ra}' became '{rb}' ({_SIGNEDNESS})",
-                     loc_a, loc_b)
+        yield _change("KFUNC_SIGNEDNESS_CHANGED", a.name, "return", types, loc_a, loc_b)
     # unknown suffixes whose coming or going is one tree-level change (semantics_changes)
     tree_level = {s for s in new_unknown_suffixes(base, head) | retired_suffixes(base, head)
                   if s not in SUFFIXES} if base and head else set()
     for i, (x, y) in enumerate(zip(pa, pb), 1):
         verdict = compare_types(x.type, y.type)
+        param = {"index": i, "name": y.name or x.name, "old": x.type, "new": y.type}
         if verdict == "changed":
-            yield Change("KFUNC_PARAM_TYPE_CHANGED", a.name,
-                         f"parameter {i} ({y.name or x.name}) is '{y.type}' instead of '{x.type}'", loc_a, loc_b)
+            yield _change("KFUNC_PARAM_TYPE_CHANGED", a.name, DEFAULT_VARIANT, param, loc_a, loc_b)
         elif verdict == "int-width":
-            yield Change("KFUNC_NEEDS_REVIEW", a.name,
-                         f"parameter {i} ({y.name or x.name}) changed from '{x.type}' to '{y.type}' "
-                         "(integer width)", loc_a, loc_b)
+            yield _change("KFUNC_NEEDS_REVIEW", a.name, "param_width", param, loc_a, loc_b)
         elif verdict == "signedness":
-            yield Change("KFUNC_SIGNEDNESS_CHANGED", a.name,
-                         f"parameter {i} ({y.name or x.name}) changed from '{x.type}' to '{y.type}' ({_SIGNEDNESS})",
-                         loc_a, loc_b)
+            yield _change("KFUNC_SIGNEDNESS_CHANGED", a.name, "param", param, loc_a, loc_b)
         ra_, rb_ = x.suffix, y.suffix  # as each revision's verifier matches them (the scanner reads it)
         if rb_ in tree_level or ra_ in tree_level or _renamed_suffix(ra_, rb_, base, head):
             continue
@@ -240,12 +244,13 @@ def signature_changes(a: Kfunc, b: Kfunc, base: Inventory | None = None,
             continue
         added = SUFFIXES[sb].adding if sb in SUFFIXES else ("compatible" if not sb else "review")
         removed = SUFFIXES[sa].removing if sa in SUFFIXES else ("compatible" if not sa else "review")
-        what = f"parameter {i} '{x.name}' became '{y.name}'"
+        names = {"index": i, "old_name": x.name, "new_name": y.name}
         if "breaking" in (added, removed):
-            yield Change("KFUNC_PARAM_ANNOTATION_TIGHTENED", a.name,
-                         f"{what}: the verifier now {_suffix_effect(sa, sb)}", loc_a, loc_b)
+            variant = _SUFFIX_EFFECT.get(sb, "narrower")
+            yield _change("KFUNC_PARAM_ANNOTATION_TIGHTENED", a.name, variant,
+                          names | ({"old_suffix": sa} if variant == "narrower" else {}), loc_a, loc_b)
         elif "review" in (added, removed) or (sa and sb):
-            yield Change("KFUNC_NEEDS_REVIEW", a.name, f"{what}: argument annotation changed", loc_a, loc_b)
+            yield _change("KFUNC_NEEDS_REVIEW", a.name, "annotation", names, loc_a, loc_b)
 
 
 def _renamed_suffix(old: str, new: str, base: Inventory | None, head: Inventory | None) -> bool:
@@ -258,17 +263,10 @@ def _plist(params) -> str:
     return ", ".join(p.c_text for p in params) or "void"
 
 
-def _suffix_effect(old: str, new: str) -> str:
-    if new in ("__k", "__szk"):
-        return "requires a known constant"
-    if new == "__str":
-        return "requires a constant string"
-    if new == "__uninit":
-        return "requires uninitialised memory"
-    return f"no longer accepts what '{old}' allowed"
-
-
-UNKNOWN_FLAG = "policybot does not know what the verifier does with this flag"
+# What a suffix added asks of the caller: the KFUNC_PARAM_ANNOTATION_TIGHTENED message variant
+# ("narrower" for any other: the old suffix allowed more).
+_SUFFIX_EFFECT = {"__k": "known_constant", "__szk": "known_constant", "__str": "constant_string",
+                  "__uninit": "uninitialised"}
 
 
 def flag_changes(a: Kfunc, b: Kfunc, base: Inventory, head: Inventory) -> Iterator[Change]:
@@ -286,19 +284,18 @@ def flag_changes(a: Kfunc, b: Kfunc, base: Inventory, head: Inventory) -> Iterat
             {"breaking": tight, "compatible": relaxed}.get(effect, review).append(f"{sign}{flag}")
     loc_a, loc_b = a.location, b.location
 
-    def change(rule: str, deltas: list[str], text: str) -> Change:
-        return Change(rule, a.name, f"flags {' '.join(deltas)}: {text}", loc_a, loc_b,
-                      cause=f"flags:{' '.join(deltas)}")
+    def change(rule: str, deltas: list[str], variant: str) -> Change:
+        return _change(rule, a.name, variant, {"deltas": " ".join(deltas)}, loc_a, loc_b,
+                       cause=f"flags:{' '.join(deltas)}")
 
     if tight:
-        yield change("KFUNC_FLAGS_TIGHTENED", tight, "programs that verified before may be rejected")
+        yield change("KFUNC_FLAGS_TIGHTENED", tight, "registry")
     if relaxed:
         yield change("KFUNC_FLAGS_RELAXED", relaxed, "compatible")
     if unread:
-        yield change("KFUNC_FLAGS_RELAXED", unread, "compatible: kernel/bpf/verifier.c and kernel/bpf/btf.c "
-                     "never test them, so verification does not change")
+        yield change("KFUNC_FLAGS_RELAXED", unread, "untested")
     if review:
-        yield change("KFUNC_NEEDS_REVIEW", review, UNKNOWN_FLAG)
+        yield change("KFUNC_NEEDS_REVIEW", review, "flags")
 
 
 def prog_type_changes(a: Kfunc, b: Kfunc) -> Iterator[Change]:
@@ -307,10 +304,12 @@ def prog_type_changes(a: Kfunc, b: Kfunc) -> Iterator[Change]:
         return
     dropped = sorted(pa - pb)
     if "UNSPEC" in pa:
-        dropped = ["every type but " + (", ".join(sorted(pb)) or "none")]
-    if dropped:
-        yield Change("KFUNC_PROG_TYPE_DROPPED", a.name, f"no longer registered for {', '.join(dropped)}",
-                     a.location, b.location)
+        variant, fields = ("all_but", {"kept": ", ".join(sorted(pb))}) if pb else ("all", {})
+    elif dropped:
+        variant, fields = "types", {"prog_types": ", ".join(dropped)}
+    else:
+        return
+    yield _change("KFUNC_PROG_TYPE_DROPPED", a.name, variant, fields, a.location, b.location)
 
 
 def _filters(m) -> list[str]:
@@ -335,18 +334,18 @@ def filter_changes(a: Kfunc, b: Kfunc) -> Iterator[Change]:
         for name in _filters(m):
             if name not in before:
                 added.setdefault((name, m.location.path), m.location)
-    was = f" instead of {', '.join(sorted(before))}" if before else ""
+    was = ", ".join(sorted(before))
     for (name, path), loc in sorted(added.items()):
-        yield Change("KFUNC_FILTER_ADDED", a.name, f"now registered through a set with .filter = {name} ({path}){was}: "
-                     "the verifier asks that callback about each call and may refuse calls it accepted before",
-                     a.location, loc, cause=f"filter:{name}:{path}{was}")
+        fields = {"filter": name, "path": path} | ({"before": was} if before else {})
+        yield _change("KFUNC_FILTER_ADDED", a.name, "replaced" if before else "new", fields,
+                      a.location, loc, cause=f"filter:{name}:{path}:{was}")
 
 
 def guard_changes(a: Kfunc, b: Kfunc) -> Iterator[Change]:
     added = sorted(set(b.guards) - set(a.guards))
     if added:
-        yield Change("KFUNC_CONFIG_GUARD_ADDED", a.name, f"now exists only with {' && '.join(added)}",
-                     a.location, b.location, cause=f"guard:{' && '.join(added)}:{b.location.path}")
+        yield _change("KFUNC_CONFIG_GUARD_ADDED", a.name, DEFAULT_VARIANT, {"guards": " && ".join(added)},
+                      a.location, b.location, cause=f"guard:{' && '.join(added)}:{b.location.path}")
 
 
 def moves(a: Kfunc, b: Kfunc) -> Iterator[Change]:
@@ -356,16 +355,18 @@ def moves(a: Kfunc, b: Kfunc) -> Iterator[Change]:
     db = b.definition.location.path if b.definition else None
     # a registration gained in another file is not a move: only losing a file is
     if sa - sb:
-        text = f"registered in {', '.join(sorted(sb))} instead of {', '.join(sorted(sa))}"
-        yield Change("KFUNC_MOVED", a.name, text, a.location, b.location, cause=text)
+        fields = {"new_files": ", ".join(sorted(sb)), "old_files": ", ".join(sorted(sa))}
+        yield _change("KFUNC_MOVED", a.name, "registered", fields, a.location, b.location,
+                      cause=f"registered:{fields['old_files']}->{fields['new_files']}")
     elif da and db and da != db:
-        text = f"defined in {db} instead of {da}"
-        yield Change("KFUNC_MOVED", a.name, text, a.definition.location, b.definition.location, cause=text)
+        yield _change("KFUNC_MOVED", a.name, "defined", {"new_path": db, "old_path": da},
+                      a.definition.location, b.definition.location, cause=f"defined:{da}->{db}")
 
 
 # -- changes of the tree's own semantics: one change per cause ---------------------------------
 
 def _quote(loc: Location, comment: str, rev: str) -> str:
+    """Where a tree defines a name, with its definition comment: a field of the messages below."""
     return f"{loc} ({rev}): \"{comment}\"" if comment else f"{loc} ({rev})"
 
 
@@ -416,32 +417,31 @@ def semantics_changes(base: Inventory, head: Inventory, old: dict[str, Kfunc],
     for flag in sorted(retired_flags(base, head)):
         d = sb.flag(flag)
         info = FLAGS.get(flag)
-        was = f"{flag} ({_quote(d.location, d.comment, base.rev)}) is no longer defined in {BTF_H} at {head.rev}"
+        was = {"flag": flag, "definition": _quote(d.location, d.comment, base.rev), "btf_h": BTF_H, "rev": head.rev}
         if info and info.retired == "default":
             exempt = {flag, *info.default_exempt}
             hit = tuple(n for n in kept if not exempt & (set(old[n].flags) | set(new[n].flags))
                         and trust_checked_params(new[n], head))
             if hit:
-                yield Change("KFUNC_DEFAULT_CHANGED", "", f"{was}: its behaviour ({info.meaning}) is now the "
-                             f"default of every kfunc; kfuncs without it (or {', '.join(info.default_exempt)}) "
-                             "that take pointers to kernel objects are now checked that way",
-                             d.location, None, cause=f"default:{flag}", kfuncs=hit)
+                yield _change("KFUNC_DEFAULT_CHANGED", "", DEFAULT_VARIANT,
+                              was | {"meaning": info.meaning, "exempt": ", ".join(info.default_exempt)},
+                              d.location, None, cause=f"default:{flag}", kfuncs=hit)
         else:
             hit = tuple(n for n in kept if flag in old[n].flags)
             if hit:
-                yield Change("KFUNC_NEEDS_REVIEW", "", f"{was}: policybot does not know what became of its "
-                             "behaviour for the kfuncs that carried it", d.location, None,
-                             cause=f"retired-flag:{flag}", kfuncs=hit)
+                yield _change("KFUNC_NEEDS_REVIEW", "", "retired_flag", was, d.location, None,
+                              cause=f"retired-flag:{flag}", kfuncs=hit)
     for flag in sorted(new_unknown_flags(base, head)):
         d = sh.flag(flag)
         hit = tuple(sorted(n for n, k in new.items() if flag in k.flags))
-        yield Change("KFUNC_NEEDS_REVIEW", "", f"the tree defines a flag policybot does not know: {flag}"
-                     f"{f' (bit {d.bit})' if d.bit is not None else ''}, {_quote(d.location, d.comment, head.rev)}",
-                     None, d.location, cause=f"new-flag:{flag}", kfuncs=hit)
+        fields = {"flag": flag, "definition": _quote(d.location, d.comment, head.rev)}
+        variant = "new_flag_bit" if d.bit is not None else "new_flag"
+        yield _change("KFUNC_NEEDS_REVIEW", "", variant, fields | ({"bit": d.bit} if d.bit is not None else {}),
+                      None, d.location, cause=f"new-flag:{flag}", kfuncs=hit)
     for suffix in sorted(retired_suffixes(base, head)):
         d = sb.suffix(suffix)
         info = SUFFIXES.get(suffix)
-        was = f"the verifier no longer matches {suffix} ({_quote(d.location, d.comment, base.rev)})"
+        was = {"suffix": suffix, "definition": _quote(d.location, d.comment, base.rev)}
         carried = [n for n in kept if old[n].definition and new[n].definition
                    and any(p.suffix == suffix for p in bpf_params(old[n], base))]
         if info and info.same_as and sh.suffix(info.same_as):
@@ -450,17 +450,16 @@ def semantics_changes(base: Inventory, head: Inventory, old: dict[str, Kfunc],
                 x.suffix == suffix and y.suffix == info.same_as
                 for x, y in zip(bpf_params(old[n], base), bpf_params(new[n], head))))
             if hit:
-                yield Change("KFUNC_SUFFIX_RENAMED", "", f"{was}; {info.same_as} ({to.location}) means the same "
-                             "and the parameters were renamed to it", d.location, to.location,
-                             cause=f"suffix:{suffix}->{info.same_as}", kfuncs=hit)
+                yield _change("KFUNC_SUFFIX_RENAMED", "", DEFAULT_VARIANT,
+                              was | {"same_as": info.same_as, "same_as_location": str(to.location)},
+                              d.location, to.location, cause=f"suffix:{suffix}->{info.same_as}", kfuncs=hit)
         elif carried:
-            yield Change("KFUNC_NEEDS_REVIEW", "", f"{was}: policybot does not know what the verifier now does "
-                         "with parameters named so", d.location, None,
-                         cause=f"retired-suffix:{suffix}", kfuncs=tuple(carried))
+            yield _change("KFUNC_NEEDS_REVIEW", "", "retired_suffix", was, d.location, None,
+                          cause=f"retired-suffix:{suffix}", kfuncs=tuple(carried))
     for suffix in sorted(new_unknown_suffixes(base, head)):
         d = sh.suffix(suffix)
         hit = tuple(sorted(n for n, k in new.items() if k.definition
                            and any(p.suffix == suffix for p in bpf_params(k, head))))
-        yield Change("KFUNC_NEEDS_REVIEW", "", f"the verifier matches an argument suffix policybot does not "
-                     f"know: {suffix}, {_quote(d.location, d.comment, head.rev)}", None, d.location,
-                     cause=f"new-suffix:{suffix}", kfuncs=hit)
+        yield _change("KFUNC_NEEDS_REVIEW", "", "new_suffix",
+                      {"suffix": suffix, "definition": _quote(d.location, d.comment, head.rev)}, None, d.location,
+                      cause=f"new-suffix:{suffix}", kfuncs=hit)

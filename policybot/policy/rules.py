@@ -1,23 +1,38 @@
-"""The rule catalogue, loaded from rules.toml (data, not code)."""
+"""The rule catalogue, loaded from rules.toml (data, not code).
+
+Each rule carries its family and the wording of its messages: one ``message``
+template, or a ``messages`` table of named variants. Detectors name the rule,
+the variant and the fields; ``render_message`` writes the text.
+"""
 
 from __future__ import annotations
 
+import string
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
+from typing import Mapping
 
-from ..vocabulary import LEVEL_KEYS, VERDICTS  # noqa: F401 - re-exported: rules are read in these words
+from ..vocabulary import LEVEL_KEYS, VERDICTS, RuleFamily  # noqa: F401 - re-exported: rules are read in these words
+
+DEFAULT_VARIANT = ""  # the variant of a rule with one ``message``
+
+
+class MessageError(LookupError):
+    """A detector asked for a message its rule does not have, or gave the wrong fields: a bug."""
 
 
 @dataclass(frozen=True)
 class Rule:
     id: str
+    family: RuleFamily
     summary: str
     compares: str
     verdict: dict[str, str]
     hint: str
     reference: str
+    messages: Mapping[str, str] = field(default_factory=dict)  # variant -> str.format template
     aliases: tuple[str, ...] = ()
 
 
@@ -25,13 +40,19 @@ def severity(verdict: str) -> int:
     return VERDICTS.index(verdict) if verdict in VERDICTS else -1
 
 
+def _messages(rid: str, d: dict) -> dict[str, str]:
+    if ("message" in d) == ("messages" in d):
+        raise MessageError(f"rules.toml: {rid} needs exactly one of message and messages")
+    return {DEFAULT_VARIANT: d["message"]} if "message" in d else dict(d["messages"])
+
+
 @lru_cache(maxsize=1)
 def catalogue() -> dict[str, Rule]:
     data = tomllib.loads(resources.files("policybot.policy").joinpath("rules.toml").read_text())
     out = {}
     for rid, d in data.items():
-        out[rid] = Rule(rid, d["summary"], d["compares"], dict(d["verdict"]), d["hint"],
-                        d["reference"], tuple(d.get("aliases", ())))
+        out[rid] = Rule(rid, RuleFamily(d["family"]), d["summary"], d["compares"], dict(d["verdict"]), d["hint"],
+                        d["reference"], _messages(rid, d), tuple(d.get("aliases", ())))
     return out
 
 
@@ -40,3 +61,29 @@ def lookup(rule_id: str) -> Rule | None:
     if rule_id.upper() in rules:
         return rules[rule_id.upper()]
     return next((r for r in rules.values() if rule_id.upper() in r.aliases), None)
+
+
+@lru_cache(maxsize=None)
+def template_fields(template: str) -> frozenset[str]:
+    """The names a message template writes ({name}), as str.format reads them."""
+    return frozenset(name for _, name, _, _ in string.Formatter().parse(template) if name is not None)
+
+
+def render_message(rule_id: str, variant: str = DEFAULT_VARIANT, /, **fields: object) -> str:
+    """The text of ``rule_id``'s message ``variant`` with ``fields``.
+
+    An unknown rule or variant, a missing field or a field the template does
+    not use raises MessageError: the wording and the detector have drifted apart.
+    """
+    rule = catalogue().get(rule_id)
+    if rule is None:
+        raise MessageError(f"no rule {rule_id}")
+    template = rule.messages.get(variant)
+    if template is None:
+        raise MessageError(f"{rule_id} has no message {variant!r} (it has: "
+                           f"{', '.join(repr(v) for v in rule.messages)})")
+    wanted = template_fields(template)
+    if wanted != fields.keys():
+        raise MessageError(f"{rule_id} message {variant!r} writes {sorted(wanted)}, "
+                           f"was given {sorted(fields)}")
+    return template.format(**fields)
