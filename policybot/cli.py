@@ -8,6 +8,7 @@ and exit status 2; findings choose 0 or 1 (see ``policybot audit --help``).
 from __future__ import annotations
 
 import argparse
+import atexit
 import csv
 import io
 import json
@@ -301,6 +302,21 @@ def _add_rules(sub) -> None:
     p.set_defaults(func=cmd_explain)
 
 
+
+
+def run() -> None:
+    """The process's entry point (``policybot``, ``python -m policybot``): main(), then exit
+    without tearing down every object one by one (0.05-0.1 s after a scan). Output is
+    flushed and the exit handlers (a prefetching git grep's kill, logging's flush) run first;
+    every write to the cache or the state has been committed by then."""
+    status = main()
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except OSError:
+        status = status or 2
+    atexit._run_exitfuncs()
+    os._exit(status)
 
 
 def main(argv: list[str] | None = None) -> int:

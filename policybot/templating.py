@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import jinja2
+if TYPE_CHECKING:
+    import jinja2
 
 SOURCE_TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 INSTALLED_TEMPLATES = Path(sys.prefix) / "share" / "policybot" / "templates"
@@ -24,6 +26,23 @@ def template_dirs(override: str | None = None) -> list[str]:
 
 
 def environment(override: str | None = None, html: bool = False) -> jinja2.Environment:
-    return jinja2.Environment(
-        loader=jinja2.FileSystemLoader(template_dirs(override)), undefined=jinja2.StrictUndefined,
-        autoescape=html, keep_trailing_newline=True, trim_blocks=html, lstrip_blocks=html)
+    """The template environment, made (and jinja2 imported) when a template is first asked
+    for: a review that drafts nothing new renders nothing."""
+    return _Deferred(override, html)  # type: ignore[return-value]
+
+
+class _Deferred:
+    """A jinja2.Environment created on first use; every attribute is the environment's."""
+
+    def __init__(self, override: str | None, html: bool):
+        self._args = (override, html)
+        self._env = None
+
+    def __getattr__(self, name: str):
+        if self._env is None:
+            import jinja2
+            override, html = self._args
+            self._env = jinja2.Environment(
+                loader=jinja2.FileSystemLoader(template_dirs(override)), undefined=jinja2.StrictUndefined,
+                autoescape=html, keep_trailing_newline=True, trim_blocks=html, lstrip_blocks=html)
+        return getattr(self._env, name)

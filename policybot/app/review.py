@@ -12,8 +12,8 @@ import functools
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import jinja2
 import pygit2
 
 from .config import Limits
@@ -32,6 +32,9 @@ from ..policy.config import Policy
 from ..policy.history import History
 from .series import ReviewResult, review_series
 from ..vocabulary import Verdict
+
+if TYPE_CHECKING:
+    import jinja2
 
 
 @dataclass(frozen=True)

@@ -7,8 +7,7 @@ mail/outbox.py queues and delivers it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-
-import jinja2
+from typing import TYPE_CHECKING
 
 from ..addresses import address_key, dedupe
 from ..policy.audit import Finding
@@ -16,6 +15,9 @@ from ..policy.rules import severity
 from ..templating import environment
 from .b4wrap import format_address
 from .quote import parse_hunks, quote_for
+
+if TYPE_CHECKING:
+    import jinja2
 
 
 
@@ -43,6 +45,8 @@ def subject(env: jinja2.Environment, kind: str, *values) -> str:
 
 def render(env: jinja2.Environment, name: str, **values) -> str:
     """A mail template rendered; a broken operator template is a configuration error naming it."""
+    import jinja2
+
     from ..errors import ConfigError
     try:
         return env.get_template(name).render(**values)

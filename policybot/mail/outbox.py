@@ -21,17 +21,19 @@ import json
 import logging
 import os
 import re
-import smtplib
-import ssl
 import stat
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from email.message import EmailMessage
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..errors import ConfigError, InputError
 from ..state import State
 from .message import MailConfig, clean_header
+
+if TYPE_CHECKING:
+    import smtplib
 
 log = logging.getLogger(__name__)
 
@@ -144,6 +146,7 @@ class Outbox:
             return list(conn.execute(q))
 
     def _send(self, config: MailConfig, smtp_password: str | None) -> SendReport:
+        import smtplib  # only sending needs it
         report = SendReport()
         rows = self.due()
         if not rows:
@@ -299,6 +302,8 @@ def _read_auth_file(path: Path) -> tuple[str | None, str | None]:
 
 
 def _connect(config: MailConfig, user: str | None, password: str | None) -> smtplib.SMTP:
+    import smtplib
+    import ssl
     context = ssl.create_default_context()
     if config.smtp_security == "tls":
         smtp = smtplib.SMTP_SSL(config.smtp_host, config.smtp_port, timeout=config.smtp_timeout,
@@ -320,6 +325,7 @@ def _connect(config: MailConfig, user: str | None, password: str | None) -> smtp
 
 def _permanent(e: smtplib.SMTPException) -> bool:
     """A 5xx reply refuses this mail for good (RFC 5321 4.2.1); 4xx and the rest may pass later."""
+    import smtplib  # only sending needs it
     if isinstance(e, smtplib.SMTPRecipientsRefused):
         return bool(e.recipients) and all(code >= 500 for code, _ in e.recipients.values())
     return isinstance(e, smtplib.SMTPResponseException) and 500 <= e.smtp_code < 600
@@ -341,6 +347,7 @@ _BASE64_TOKEN = re.compile(r"[A-Za-z0-9+/]{16,}={0,2}")
 
 def _describe(e: BaseException, secrets: list[str] | str | None) -> str:
     """One line about a failure, without credentials even if a server echoed them."""
+    import smtplib  # only sending needs it
     if isinstance(secrets, str):
         secrets = [secrets]
     if isinstance(e, smtplib.SMTPAuthenticationError):
