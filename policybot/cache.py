@@ -15,6 +15,7 @@ of rows never cross a network.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sqlite3
@@ -25,11 +26,12 @@ from .errors import ConfigError
 from .paths import default_state_dir, ensure_dir
 
 CACHE_FILE = "cache.sqlite"
-FORMAT = 1  # PRAGMA user_version of the file; another value: the file is rebuilt empty
+FORMAT = 2  # PRAGMA user_version of the file; another value: the file is rebuilt empty
 _CHUNK = 5000  # keys per IN (...) query
 
 _SCHEMA = """
-CREATE TABLE IF NOT EXISTS facts (key TEXT PRIMARY KEY, version INTEGER NOT NULL, data TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS facts (key TEXT PRIMARY KEY, version INTEGER NOT NULL, data TEXT NOT NULL)
+    WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS commits (repo TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,
                                     PRIMARY KEY (repo, key));
 """
@@ -88,9 +90,26 @@ class Cache:
             return
         with self._guard():
             conn = self._conn()
-            with conn:
-                conn.executemany("INSERT OR REPLACE INTO facts (key, version, data) VALUES (?, ?, ?)",
-                                 ((k, version, v) for k, v in rows.items()))
+            conn.executemany("INSERT OR REPLACE INTO facts (key, version, data) VALUES (?, ?, ?)",
+                             ((k, version, v) for k, v in rows.items()))
+            if not getattr(self._local, "batch", False):
+                conn.commit()
+
+    @contextlib.contextmanager
+    def batch(self):
+        """Every store inside is one transaction, committed at the end or not at all: a cold
+        scan stores its guesses early (while git grep runs) and what corrects them last."""
+        conn = self._conn()
+        self._local.batch = True
+        try:
+            yield
+            with self._guard():
+                conn.commit()
+        except BaseException:
+            conn.rollback()
+            raise
+        finally:
+            self._local.batch = False
 
     # -- small values by commit (release tags, promise dates) ------------------------
 

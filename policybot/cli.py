@@ -406,18 +406,15 @@ def _scanner(args, cfg=None):
 
 
 def _prefetch_cold(args) -> None:
-    """An empty cache: start git grep on the tree before the scanner's imports."""
+    """An empty cache: start git grep on the tree before the scanner's imports (pygit2's too)."""
     from .cache import CACHE_FILE
+    from .kernel.grep import prefetch_grep
+    from .paths import state_dir
     if args.verify_objects or (os.cpu_count() or 1) < 2:
         return
-    if os.path.exists(_cache_dir(args, CACHE_FILE)):
+    if os.path.exists(state_dir(args.state_dir) / CACHE_FILE):
         return  # a cache: the scanner reads only what it lacks
-    from .kernel.gitrepo import open_repo, prefetch_grep, resolve
-    try:
-        repo = open_repo(args.repo)
-        prefetch_grep(repo, resolve(repo, args.rev).tree.id)
-    except PolicybotError:
-        pass  # reported where it always was
+    prefetch_grep(args.repo, args.rev)
 
 
 def cmd_inventory(args) -> int:

@@ -17,6 +17,13 @@ def default_state_dir() -> Path:
     return Path(xdg) / "policybot"
 
 
+def state_dir(given: str | os.PathLike | None = None) -> Path:
+    """The state directory: the one given (--state-dir, a configuration's [state] dir), else
+    the default. app/settings.py decides what is given; this is the rule, light enough for
+    a command to ask before its imports."""
+    return Path(given) if given else default_state_dir()
+
+
 def ensure_dir(path: Path, what: str) -> None:
     """Create ``path``; a regular file or an unwritable parent there is the operator's error."""
     try:

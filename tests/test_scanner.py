@@ -187,7 +187,7 @@ def test_json_schema(tmp_path):
 def test_cold_scan_through_git_grep_reads_what_reading_every_blob_reads(tmp_path, monkeypatch):
     """A cold scan lets git grep name the candidates; symlinks (which it skips), binary files and a
     missing git give the inventory of the scan that reads every blob itself (jobs=1)."""
-    from policybot.kernel import gitrepo, scanner
+    from policybot.kernel import grep, scanner
     monkeypatch.setattr(scanner, "COLD_THRESHOLD", 1)  # this small tree is read by git grep too
     b = HistoryBuilder(tmp_path / "repo")
     filler = {f"drivers/d{i}/f{j}.c": f"int f{i}_{j}(void) {{ return {j}; }}\n" for i in range(5) for j in range(10)}
@@ -206,14 +206,14 @@ def test_cold_scan_through_git_grep_reads_what_reading_every_blob_reads(tmp_path
     tree = b.repo[top.write()]
 
     listed = []
-    real_listed = gitrepo.GrepCandidates.listed
+    real_listed = grep.GrepCandidates.listed
 
     def spy(self):
         for path in real_listed(self):
             listed.append(path)
             yield path
 
-    monkeypatch.setattr(gitrepo.GrepCandidates, "listed", spy)
+    monkeypatch.setattr(grep.GrepCandidates, "listed", spy)
     every_blob = Scanner(b.repo, jobs=1).inventory_of_tree(tree, "", "t").to_json(True)
     grepped = Scanner(b.repo, jobs=2).inventory_of_tree(tree, "", "t").to_json(True)
     assert sorted(listed) == ["drivers/d1/mentions.c", "kernel/bpf/helpers.c"]

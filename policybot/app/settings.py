@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .config import Config, config_path, load_config
-from ..paths import default_state_dir
+from .. import paths
 from ..policy.config import Policy, load_policy
 
 
@@ -41,8 +41,7 @@ def db_url(overrides: Overrides, cfg: Config | None) -> str | None:
 
 
 def state_dir(overrides: Overrides, cfg: Config | None) -> Path:
-    given = overrides.state_dir or (cfg.state_dir if cfg else None)
-    return Path(given) if given else default_state_dir()
+    return paths.state_dir(overrides.state_dir or (cfg.state_dir if cfg else None))
 
 
 def open_cache(overrides: Overrides, cfg: Config | None):

@@ -8,9 +8,6 @@ import pygit2
 
 from ..errors import InputError
 
-KFUNC_WORDS = (b"kfunc", b"KFUNC")  # the scanner's first test: a .c file holding neither is irrelevant
-
-
 def open_repo(path: str | os.PathLike) -> pygit2.Repository:
     path = os.fspath(path)
     if not os.path.exists(path):
@@ -85,73 +82,3 @@ def repo_name(repo: pygit2.Repository) -> str:
     if path.endswith("/.git"):
         path = path[:-5]
     return os.path.basename(path)
-
-
-class GrepCandidates:
-    """`git grep -l` of some words over one tree's .c files, running meanwhile.
-
-    A cold scan must inflate every .c blob; git does that in threaded C, at the
-    speed of the reference it is measured against, while this process walks
-    the trees. A regular .c file not listed holds none of the words; symlinks
-    are not read by git grep (the scanner reads those itself).
-    """
-
-    def __init__(self, git_dir: str, tree_id: str, words: tuple[bytes, ...], threads: int = 2):
-        import subprocess
-        self.tree_id, self.words = tree_id, words
-        env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}  # e.g. GIT_GLOB_PATHSPECS
-        # small pack windows: git maps the whole pack otherwise (peak RSS 370 MB instead of 170 MB on 6.12)
-        cmd = ["git", "--no-replace-objects", "-c", "core.packedGitWindowSize=16m", "-c", "core.packedGitLimit=64m",
-               "--git-dir", git_dir, "grep", "--no-color", "-l", "-z", "-F", f"--threads={threads}"]
-        for word in words:
-            cmd += ["-e", word.decode()]
-        try:
-            self.proc = subprocess.Popen(cmd + [tree_id, "--", "*.c"], stdout=subprocess.PIPE,
-                                         stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, env=env)
-        except OSError:  # no git: every blob is read here
-            self.proc = None
-
-    def listed(self):
-        """Each path git grep lists, as it prints it (reading overlaps its run).
-
-        Afterwards ``complete`` says whether it answered for the whole tree:
-        False (no git, an error) means every blob must be read here.
-        """
-        self.complete = False
-        if self.proc is None:
-            return
-        prefix, rest = (self.tree_id + ":").encode(), b""
-        fd = self.proc.stdout.fileno()
-        while chunk := os.read(fd, 1 << 16):
-            *names, rest = (rest + chunk).split(b"\0")
-            for raw in names:
-                yield (raw[len(prefix):] if raw.startswith(prefix) else raw).decode("utf-8", "surrogateescape")
-        self.proc.stdout.close()
-        self.complete = self.proc.wait() in (0, 1) and not rest  # 1: nothing matched
-
-    def cancel(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-        if self.proc is not None and self.proc.stdout:
-            self.proc.stdout.close()
-
-
-_prefetched: dict[tuple[str, str, tuple[bytes, ...]], GrepCandidates] = {}
-
-
-def prefetch_grep(repo: pygit2.Repository, tree_id, words: tuple[bytes, ...] = KFUNC_WORDS,
-                  threads: int = 2) -> None:
-    """Start a GrepCandidates before a command's slow imports (by default the scanner's words).
-
-    The scanner takes it when its cache is empty; else it is killed at exit.
-    """
-    import atexit
-    key = (repo.path, str(tree_id), words)
-    if key not in _prefetched:
-        grep = _prefetched[key] = GrepCandidates(repo.path, str(tree_id), words, threads)
-        atexit.register(grep.cancel)
-
-
-def take_prefetched(repo: pygit2.Repository, tree_id, words: tuple[bytes, ...]) -> GrepCandidates | None:
-    return _prefetched.pop((repo.path, str(tree_id), words), None)

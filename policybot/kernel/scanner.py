@@ -19,6 +19,7 @@ listed elsewhere needs its definition).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import posixpath
@@ -33,7 +34,8 @@ from ..progress import Progress
 from .semantics import FILES as SEMANTICS_FILES, Semantics, semantics_of
 from .facts import FACTS_VERSION, FileFacts, entries_from_text, extract_facts
 from .flags import FLAGS, LEGACY_SET_FLAGS, parse_flags
-from .gitrepo import KFUNC_WORDS, GrepCandidates, TreePaths, resolve, take_prefetched
+from .gitrepo import TreePaths, resolve
+from .grep import KFUNC_WORDS, GrepCandidates, take_prefetched
 from .csource import Macro, expand_macros, parse_csource
 from .kbuild import BASELINE, BuildReader
 if TYPE_CHECKING:
@@ -165,6 +167,19 @@ class Scanner:
         self._build = BuildReader(self.repo, tree, self.kbuild_cache, self.cache, FACTS_VERSION, self.paths)
         return self._build
 
+    def semantics_at(self, tree: pygit2.Tree) -> Semantics:
+        """What ``tree``'s btf.h, verifier and bpf_types.h define (cached by their blob ids)."""
+        ids = {}
+        for path in SEMANTICS_FILES:
+            entry = self.paths.entry(tree, path)
+            if entry is not None and entry.type == _BLOB:
+                ids[path] = str(entry.id)
+        cache = self.cache
+        if cache is None:
+            return semantics_of(ids, self.read)
+        return semantics_of(ids, self.read, lambda k: cache.load_facts(FACTS_VERSION, [k]).get(k),
+                            lambda k, v: cache.store_facts(FACTS_VERSION, {k: v}))
+
     # -- reading ------------------------------------------------------------------
 
     def read(self, oid) -> bytes:
@@ -202,12 +217,19 @@ class Scanner:
         Blobs are read while the walk goes on: each batch of new blobs goes to
         the reader (two processes once enough are waiting) as soon as found.
         """
-        summaries: dict[str, list | None] = {}
         lookups = self.cache is not None and self.cache.has_facts(FACTS_VERSION)
         reader = _Reader(self, rev, lookups)
-        if not lookups and self.jobs > 1 and not self.verify_objects:
-            reader.grep_tree = str(root.id)  # git grep may read this tree (started now if the CLI did)
-            reader.grep = take_prefetched(self.repo, root.id, KFUNC_WORDS)
+        if lookups or self.jobs < 2 or self.verify_objects:
+            return self._walk(root, reader)
+        reader.grep_tree = str(root.id)  # git grep may read this tree (started now if the CLI did)
+        reader.root = root
+        reader.grep = take_prefetched(root.id, KFUNC_WORDS)
+        with self.cache.batch() if self.cache is not None else contextlib.nullcontext():
+            return self._walk(root, reader)  # its early guesses and their corrections, all or nothing
+
+    def _walk(self, root: pygit2.Tree, reader: _Reader) -> list[_Relevant]:
+        summaries: dict[str, list | None] = {}
+        lookups = reader.lookups
         # per walked tree, its subtrees and .c blobs in tree order: (name, id, is a tree)
         entries: dict[str, list[tuple[str, str, bool]]] = {}
         level = [(root, "", str(root.id))]
@@ -274,6 +296,8 @@ class _Reader:
         self.rev = rev
         self.lookups = lookups  # False: the cache is empty, every blob is new
         self.grep_tree: str | None = None  # a cold scan of this tree may let git grep read it
+        self.root: pygit2.Tree | None = None  # the tree whose link a cold scan prepares meanwhile
+        self.guessed: set[str] = set()  # blobs stored as '' before git grep said which are not
         self.grep: GrepCandidates | None = None  # names the candidates: the blobs wait for it
         self.not_grepped: set[str] = set()  # paths git grep does not read (symlinks)
         self.waiting: list[tuple[str, str]] = []
@@ -313,21 +337,37 @@ class _Reader:
         self.read.extend(o for _, o in chunk)
         self.tasks.append((len(chunk), self.pool.apply_async(_classify_chunk, (chunk,))))
 
+    def _take_grep(self) -> None:
+        """The candidates git grep lists, read and parsed as it lists them; the rest is ''."""
+        grep, self.grep = self.grep, None
+        pending = dict(self.waiting)
+        # work that would follow git grep, done while it still reads: time here is shared with
+        # its two threads, time after it runs on one core alone. Every blob is stored as ''
+        # now (in the scan's one transaction) and the candidates corrected at the end.
+        if self.s.cache is not None:
+            self.guessed = {o for p, o in pending.items() if p not in self.not_grepped}
+            self.s.cache.store_facts(FACTS_VERSION, {BLOB_KEY + o: "" for o in self.guessed})
+        build = self.s.build_reader(self.root) if self.root is not None else None
+        if self.root is not None:
+            self.s.semantics_at(self.root)
+        for path in grep.listed():
+            oid = pending.get(path)
+            if oid is not None and path not in self.not_grepped:
+                del pending[path]
+                self.read.append(oid)
+                found = _in_process(_classify(self.s.repo, [(path, oid)]))
+                self.out.extend(found)
+                if found and build is not None:
+                    build.guards_of(path)
+        if grep.complete:  # what git grep read and did not list is '' unread
+            self.read.extend(o for p, o in pending.items() if p not in self.not_grepped)
+            pending = {p: o for p, o in pending.items() if p in self.not_grepped}
+        self.waiting = list(pending.items())
+
     def finish(self) -> dict[str, str]:
         """oid -> class of every blob added, for the ones that matter."""
         if self.grep is not None:
-            grep, self.grep = self.grep, None
-            pending = dict(self.waiting)
-            for path in grep.listed():  # a candidate is read and parsed while git grep goes on
-                oid = pending.get(path)
-                if oid is not None and path not in self.not_grepped:
-                    del pending[path]
-                    self.read.append(oid)
-                    self.out.extend(_in_process(_classify(self.s.repo, [(path, oid)])))
-            if grep.complete:  # what git grep read and did not list is '' unread
-                self.read.extend(o for p, o in pending.items() if p not in self.not_grepped)
-                pending = {p: o for p, o in pending.items() if p in self.not_grepped}
-            self.waiting = list(pending.items())
+            self._take_grep()
         try:
             if self.pool is not None:
                 if self.waiting:
@@ -359,7 +399,7 @@ class _Reader:
                 self.s.stats["files_parsed"] += 1
                 self.s._facts_mem[oid] = facts or FileFacts.from_json(json.loads(facts_json))
         if self.s.cache:
-            rows.update({BLOB_KEY + o: c for o, c in classes.items()})
+            rows.update({BLOB_KEY + o: c for o, c in classes.items() if c or o not in self.guessed})
             self.s.cache.store_facts(FACTS_VERSION, rows)
         classes.update(self.known)
         return {o: c for o, c in classes.items() if c}
@@ -596,16 +636,7 @@ class _Linker:
         return out
 
     def _semantics(self) -> Semantics:
-        ids = {}
-        for path in SEMANTICS_FILES:
-            entry = self.s.paths.entry(self.tree, path)
-            if entry is not None and entry.type == _BLOB:
-                ids[path] = str(entry.id)
-        cache = self.s.cache
-        if cache is None:
-            return semantics_of(ids, self.s.read)
-        return semantics_of(ids, self.s.read, lambda k: cache.load_facts(FACTS_VERSION, [k]).get(k),
-                            lambda k, v: cache.store_facts(FACTS_VERSION, {k: v}))
+        return self.s.semantics_at(self.tree)
 
     def _expand_pending(self) -> None:
         """X-macro lists inside sets whose macros live in included headers."""
