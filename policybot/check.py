@@ -24,7 +24,6 @@ from .btf.kfuncs import CompiledKernel
 from .btf.program import BpfObject, Extern, SourceLine
 from .errors import InputError
 from .kernel.flags import FLAGS
-from .kernel.jit import kfunc_call_arches
 from .policy.diff import bpf_params
 from .policy.rules import catalogue, render_message
 
@@ -253,6 +252,7 @@ def _code_digest() -> str:
 def _compute_source_targets(repo, names: list[str], cache, policy, today: dt.date,
                             verify_objects: bool) -> dict[str, Target]:
     from .kernel.gitrepo import resolve
+    from .kernel.jit import kfunc_call_arches
     from .kernel.scanner import Scanner
     from .policy.audit import Auditor
 

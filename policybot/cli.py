@@ -439,7 +439,8 @@ def cmd_inventory(args) -> int:
 
 
 def cmd_audit(args) -> int:
-    from .app.audit import audit, fails
+    from .app.audit import audit
+    from .policy.rules import fails
     from .policy.audit import check_fail_on
     from .report import render_json, render_markdown, render_text
     from .sarif import render_audit
@@ -474,7 +475,7 @@ def cmd_review(args) -> int:
     from .kernel.gitrepo import repo_name
     from .mail.drafts import template_env
     from .policy.audit import check_fail_on
-    from .app.audit import fails
+    from .policy.rules import fails
     from .report import finding_line
 
     fail_on = check_fail_on(args.fail_on)
@@ -798,8 +799,8 @@ def _add_check(sub) -> None:
 
 
 def _cache_dir(args, name: str) -> str:
-    from .app.settings import state_dir  # the state directory without the database's modules (check stays fast)
-    return os.path.join(state_dir(_overrides(args), None), name)
+    from .paths import state_dir  # the rule app/settings.py applies, without its imports (check stays fast)
+    return os.path.join(state_dir(args.state_dir), name)
 
 
 def _compiled_kernel(args):
@@ -808,7 +809,7 @@ def _compiled_kernel(args):
 
 
 def cmd_check(args) -> int:
-    from .app.audit import fails
+    from .policy.rules import fails
     from .btf.program import read_object
     from .check import btf_target, check, render_text, source_targets, verdict_json
     from .vocabulary import VERDICTS

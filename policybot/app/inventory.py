@@ -4,17 +4,17 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ..kernel.gitrepo import open_repo
-from ..kernel.model import Inventory
-from ..kernel.scanner import Scanner
-from ..progress import Progress
-
 if TYPE_CHECKING:
     from ..btf.kfuncs import CompiledKernel
+    from ..kernel.model import Inventory
+    from ..kernel.scanner import Scanner
+    from ..progress import Progress
 
 
 def scanner(repo_path: str, cache, progress: Progress | None = None, verify_objects: bool = False) -> Scanner:
     """The scanner of the repository at ``repo_path`` (every use case that reads a tree starts here)."""
+    from ..kernel.gitrepo import open_repo  # pygit2: not for a compiled kernel's use case
+    from ..kernel.scanner import Scanner
     return Scanner(open_repo(repo_path), cache, progress, verify_objects=verify_objects)
 
 

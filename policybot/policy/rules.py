@@ -12,7 +12,7 @@ import tomllib
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
-from typing import Mapping
+from typing import Iterable, Mapping
 
 from ..vocabulary import LEVEL_KEYS, VERDICTS, RuleFamily  # noqa: F401 - re-exported: rules are read in these words
 
@@ -38,6 +38,13 @@ class Rule:
 
 def severity(verdict: str) -> int:
     return VERDICTS.index(verdict) if verdict in VERDICTS else -1
+
+
+def fails(verdicts: Iterable[str | None], fail_on: str) -> bool:
+    """Whether a verdict reaches ``fail_on`` (the exit status 1 of audit, review and check)."""
+    if fail_on == "never":
+        return False
+    return max((severity(v) for v in verdicts if v is not None), default=-1) >= severity(fail_on)
 
 
 def _messages(rid: str, d: dict) -> dict[str, str]:
