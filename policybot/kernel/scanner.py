@@ -47,6 +47,7 @@ _PRIMARY = (b"BTF_SET_START", b"BTF_SET8_START", b"BTF_KFUNCS_START", b"btf_kfun
             b"check_kfunc_call", b"KFUNC_BTF_ID_SET")
 PARALLEL_THRESHOLD = 3000  # blobs; below this a second process costs more than it saves
 COLD_THRESHOLD = 500  # with an empty cache: a tree this big is read whole (by git grep), start early
+MOSTLY_NEW = 0.5  # with a cache: git grep reads the tree when over this share of its blobs is new
 TEST_PATHS = ("tools/testing/", "net/bpf/test_run.c", "lib/test_")
 TREE_KEY = "tree:"
 BLOB_KEY = "class:"  # a blob's class; its facts (class P) are stored under the bare oid
@@ -219,11 +220,12 @@ class Scanner:
         """
         lookups = self.cache is not None and self.cache.has_facts(FACTS_VERSION)
         reader = _Reader(self, rev, lookups)
-        if lookups or self.jobs < 2 or self.verify_objects:
+        if self.jobs < 2 or self.verify_objects:
             return self._walk(root, reader)
         reader.grep_tree = str(root.id)  # git grep may read this tree (started now if the CLI did)
         reader.root = root
-        reader.grep = take_prefetched(root.id, KFUNC_WORDS)
+        if not lookups:
+            reader.grep = take_prefetched(root.id, KFUNC_WORDS)
         with self.cache.batch() if self.cache is not None else contextlib.nullcontext():
             return self._walk(root, reader)  # its early guesses and their corrections, all or nothing
 
@@ -298,6 +300,7 @@ class _Reader:
         self.grep_tree: str | None = None  # a cold scan of this tree may let git grep read it
         self.root: pygit2.Tree | None = None  # the tree whose link a cold scan prepares meanwhile
         self.guessed: set[str] = set()  # blobs stored as '' before git grep said which are not
+        self.new = 0  # blobs added that the cache does not know
         self.grep: GrepCandidates | None = None  # names the candidates: the blobs wait for it
         self.not_grepped: set[str] = set()  # paths git grep does not read (symlinks)
         self.waiting: list[tuple[str, str]] = []
@@ -316,9 +319,13 @@ class _Reader:
             self.known.update({k[len(BLOB_KEY):]: v for k, v in cached.items()})
             blobs = [(p, o) for p, o in blobs if o not in self.known]
         self.waiting.extend(blobs)
+        self.new += len(blobs)
         # a cold cache means a whole tree to read: start the workers early
         big = len(self.waiting) >= (COLD_THRESHOLD if not self.lookups else PARALLEL_THRESHOLD)
-        if self.grep is None and self.grep_tree and big:
+        # git grep reads the whole tree at C speed: for a cold cache, or a tree mostly new to it
+        # (another release: 28,000 of v7.2's 37,000 .c files differ from v6.12's)
+        mostly_new = not self.lookups or self.new > MOSTLY_NEW * len(self.seen)
+        if self.grep is None and self.grep_tree and big and mostly_new and self.pool is None:
             self.grep = GrepCandidates(self.s.repo.path, self.grep_tree, KFUNC_WORDS, self.s.jobs)
         if self.pool is None and self.grep is None and self.s.jobs > 1 and big:
             import multiprocessing  # only a cold scan needs it
