@@ -28,6 +28,7 @@ SET_MACROS = {
 # re finds a literal prefix at memchr speed, where a leading \b makes it try every position
 # (30 ms instead of 1 ms for each scan of kernel/bpf/verifier.c).
 _SET_START = re.compile(r"(BTF_SET_START|BTF_SET8_START|BTF_KFUNCS_START)\s*\(\s*(\w+)\s*\)")
+_SET_END = re.compile(r"(BTF_SET_END|BTF_SET8_END|BTF_KFUNCS_END)\s*\(\s*(\w+)\s*\)")
 _ENTRY = re.compile(r"(BTF_ID_FLAGS|BTF_ID)\s*\(")
 _ID_LIST = re.compile(r"(BTF_ID_LIST|BTF_ID_LIST_GLOBAL|BTF_ID_LIST_SINGLE)\s*\(\s*(\w+)")
 _KSET_STRUCT = re.compile(r"struct\s+btf_kfunc_id_set\s+(\w+)\s*=\s*\{")
@@ -227,11 +228,10 @@ def extract_facts(path: str, data: bytes, *, all_defs: bool = False,
     return facts
 
 
-def _words(pattern: re.Pattern, text: str):
+def _words(pattern: re.Pattern, text: str, pos: int = 0):
     """``pattern.finditer(text)`` for matches that start a word, as a leading ``\\b`` would
     have them: a match inside a longer word is skipped and the search goes on one
     character after its start, so none that starts later is missed."""
-    pos = 0
     while (m := pattern.search(text, pos)) is not None:
         at = m.start()
         if at and (text[at - 1].isalnum() or text[at - 1] == "_"):
@@ -255,7 +255,8 @@ def _extract_sets(src: CSource, facts: FileFacts) -> None:
     for m in _words(_SET_START, code):
         end_macro, kind = SET_MACROS[m.group(1)]
         name = m.group(2)
-        end = re.compile(r"\b%s\s*\(\s*%s\s*\)" % (end_macro, re.escape(name))).search(code, m.end())
+        end = next((e for e in _words(_SET_END, code, m.end()) if e.group(1) == end_macro and e.group(2) == name),
+                   None)
         body_end = end.start() if end else len(code)
         start_line = src.line_of(m.start())
         idset = IdSet(name, kind, start_line, src.line_of(body_end), list(src.guards_at(m.start())), [])
