@@ -361,6 +361,9 @@ def test_allowlist_entry_and_expiry(tmp_path, expires, acked):
     result = audit(b, load_policy(tmp_path / "policy.toml"), today=dt.date(2024, 1, 1))
     f = next(f for f in result.findings if f.rule == "KFUNC_REMOVED")
     assert bool(f.acknowledged) == acked
+    if acked:  # what mail needs, apart from the operator's file (the text keeps it)
+        assert (f.ack.kind, f.ack.reason, f.ack.until) == ("allowlist", "agreed on list", dt.date(2099, 1, 1))
+        assert f.acknowledged == f"allowlist ({tmp_path / 'policy.toml'}:1): agreed on list"
     if not acked:
         assert any("expired on 2023-01-01" in n for n in f.notes)
 

@@ -13,7 +13,7 @@ from policybot.gitbuild import HistoryBuilder
 from policybot.kernel.model import Location
 from policybot.kernel.scanner import Scanner
 from policybot.mail.drafts import finding_view, template_env
-from policybot.policy.audit import Auditor, Finding, Promise
+from policybot.policy.audit import Acknowledgement, Auditor, Finding, Promise
 from policybot.policy.config import Policy
 from policybot.policy.declarations import Declaration
 from test_rules import HEAD_DAY, HELPERS, pair
@@ -32,11 +32,11 @@ def test_function_pointer_parameter_is_printed_as_c(kernel_repo, kernel_state):
     assert ") less" not in text
 
 
-def _review_text(promise: Promise) -> str:
+def _review_text(promise: Promise | None, ack: Acknowledgement | None = None) -> str:
     """review.txt.j2 rendered for one finding of bpf_foo with ``promise``."""
     from types import SimpleNamespace
     from policybot.mail.drafts import render
-    f = Finding("KFUNC_REMOVED", "bpf_foo", "violation", "gone", None, None, None, promise, "hint")
+    f = Finding("KFUNC_REMOVED", "bpf_foo", "violation", "gone", None, None, None, promise, "hint", ack=ack)
     patch = SimpleNamespace(subject="[PATCH] x", counter=1, expected=1)
     return render(template_env(), "review.txt.j2", first_name="", tree="bpf-next", base="v6.9",
                   base_commit="v6.9", patch=patch, findings=[finding_view(f, [], "")], policy_url="",
@@ -51,6 +51,20 @@ def test_overlay_path_is_not_in_a_public_review():
     manifest = Declaration("bpf_foo", "stable", "manifest", Location("Documentation/bpf/kfunc-stability.yaml", 2))
     assert "It is declared stable in Documentation/bpf/kfunc-stability.yaml:2.\n" in \
         _review_text(Promise(manifest, "stable", None, None))
+
+
+def test_allowlist_path_is_not_in_a_public_review_or_report():
+    ack = Acknowledgement("allowlist", reason="the replacement lands next cycle", until=dt.date(2025, 6, 30),
+                          source="/etc/policybot/policy.toml:12")
+    text = _review_text(None, ack)
+    assert "The break is acknowledged (allowed by this tree's operator until 2025-06-30: the replacement lands " \
+           "next cycle).\n" in text
+    assert "/etc/policybot" not in text and "policy.toml" not in text
+    # the operator's own output keeps the file and line
+    assert ack.text() == "allowlist (/etc/policybot/policy.toml:12): the replacement lands next cycle"
+    tag = Acknowledgement("tag", name="Alexei Starovoitov", address="ast@kernel.org", where="abcdef012345")
+    assert "The break is acknowledged (acked by Alexei Starovoitov <ast@kernel.org> with a " \
+           "Kfunc-Break-Acked-by tag in abcdef012345)." in _review_text(None, tag)
 
 
 def test_finding_view_builds_no_sentence():

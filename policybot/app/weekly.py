@@ -243,7 +243,7 @@ class Runner:
                   for v in ("violation", "warning", "notice", "info")}
         body = render(self.env, "report.txt.j2", 
             tree=tree.name, week=f"{year}-W{week:02d}", out=out, counts=counts,
-            acknowledged=[f for f in out.findings if f.acknowledged],
+            acknowledged=[f for f in out.findings if f.ack],
             important=[f for f in out.findings if f.counts and f.verdict in ("violation", "warning", "notice")],
             horizon=self.policy_for(tree).expiring_horizon_days, failures=self.failures())
         to = tree.report_to or [self.cfg.mail.list_addr]

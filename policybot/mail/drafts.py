@@ -6,6 +6,7 @@ mail/outbox.py queues and delivers it.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -97,12 +98,12 @@ def finding_view(f: Finding, quote: list[str], forward: str) -> dict:
             ends = str(p.ends.date)
     return {"rule": f.rule, "kfunc": f.kfunc, "kfuncs": list(f.members) if f.grouped else [],
             "verdict": f.verdict, "message": f.message,
-            "acknowledged": f.acknowledged, "quote": quote, "declared": declared, "since": since,
+            "ack": dataclasses.asdict(f.ack) if f.ack else None, "quote": quote, "declared": declared, "since": since,
             "ends": ends, "forward": forward}
 
 
 def worth_mailing(f: Finding, min_verdict: str) -> bool:
-    return not f.acknowledged and severity(f.verdict) >= severity(min_verdict)
+    return not f.ack and severity(f.verdict) >= severity(min_verdict)
 
 
 def not_replying(patch, own_addr: str = "", own_msgid_domain: str = "") -> str:

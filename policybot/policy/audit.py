@@ -50,6 +50,25 @@ class Ack:
 
 
 @dataclass(frozen=True)
+class Acknowledgement:
+    """Why a break is accepted: an entry of the operator's allowlist, or a maintainer's
+    Kfunc-Break-Acked-by tag. Mail says it in templates/acknowledgement.txt.j2, which
+    leaves out the operator's own file (``source``); ``text`` is for the operator."""
+    kind: str  # "allowlist" or "tag"
+    reason: str = ""  # allowlist: the entry's reason
+    until: dt.date | None = None  # allowlist: the day the entry expires
+    source: str = ""  # allowlist: policy path:line, the operator's local file
+    name: str = ""  # tag: who acknowledged
+    address: str = ""
+    where: str = ""  # tag: the reply or commit that carries it
+
+    def text(self) -> str:
+        if self.kind == "allowlist":
+            return f"allowlist ({self.source}): {self.reason}"
+        return f"acked by {self.name} <{self.address}> with a Kfunc-Break-Acked-by tag in {self.where}"
+
+
+@dataclass(frozen=True)
 class Finding:
     rule: str
     kfunc: str
@@ -60,14 +79,19 @@ class Finding:
     head_location: Location | None
     promise: Promise | None
     hint: str
-    acknowledged: str = ""  # why the break is accepted, "" if it is not
+    ack: Acknowledgement | None = None  # why the break is accepted, None if it is not
     notes: tuple[str, ...] = ()
     cause: str = ""  # findings of one rule with the same cause are one finding (group_by_cause)
     kfuncs: tuple[str, ...] = ()  # every kfunc of a grouped finding; ``kfunc`` is its worst member
 
     @property
+    def acknowledged(self) -> str:
+        """The acknowledgement for the operator (text, JSON, SARIF): "" if there is none."""
+        return self.ack.text() if self.ack else ""
+
+    @property
     def counts(self) -> bool:
-        return not self.acknowledged
+        return not self.ack
 
     @property
     def members(self) -> tuple[str, ...]:
@@ -411,7 +435,8 @@ class Auditor:
         for entry in self.policy.allow:
             if entry.kfunc == f.kfunc and entry.rule == f.rule:
                 if self.today <= entry.expires:
-                    return replace(f, acknowledged=f"allowlist ({self.policy.path}:{entry.line}): {entry.reason}")
+                    return replace(f, ack=Acknowledgement("allowlist", reason=entry.reason, until=entry.expires,
+                                                          source=f"{self.policy.path}:{entry.line}"))
                 f = replace(f, notes=f.notes + (f"allowlist entry {self.policy.path}:{entry.line} expired "
                                                 f"on {entry.expires}",))
         kfunc = base.kfuncs.get(f.kfunc) or head.kfuncs.get(f.kfunc)
@@ -427,7 +452,7 @@ class Auditor:
                 f = replace(f, notes=f.notes + (f"the Kfunc-Break-Acked-by tag of {name} <{addr}> in {where} "
                                                 "does not count: not a maintainer of the kfunc's files",))
                 continue
-            return replace(f, acknowledged=f"acked by {name} <{addr}> with a Kfunc-Break-Acked-by tag in {where}")
+            return replace(f, ack=Acknowledgement("tag", name=name, address=addr, where=where))
         return f
 
     def _maintainers_of(self, tree: pygit2.Tree, files: list[str]) -> set[str] | None:
