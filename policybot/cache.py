@@ -23,7 +23,7 @@ import threading
 from pathlib import Path
 
 from .errors import ConfigError
-from .paths import default_state_dir, ensure_dir
+from .paths import ensure_dir, state_dir as resolve_state_dir
 
 CACHE_FILE = "cache.sqlite"
 FORMAT = 2  # PRAGMA user_version of the file; another value: the file is rebuilt empty
@@ -39,7 +39,7 @@ CREATE TABLE IF NOT EXISTS commits (repo TEXT NOT NULL, key TEXT NOT NULL, value
 
 class Cache:
     def __init__(self, state_dir: str | os.PathLike | None = None):
-        self.state_dir = Path(state_dir) if state_dir else default_state_dir()
+        self.state_dir = resolve_state_dir(state_dir)
         ensure_dir(self.state_dir, "state directory")
         self.path = self.state_dir / CACHE_FILE
         self._local = threading.local()  # one connection per thread (the scheduler runs jobs in threads)
@@ -92,8 +92,12 @@ class Cache:
             conn = self._conn()
             conn.executemany("INSERT OR REPLACE INTO facts (key, version, data) VALUES (?, ?, ?)",
                              ((k, version, v) for k, v in rows.items()))
-            if not getattr(self._local, "batch", False):
-                conn.commit()
+            self._commit(conn)
+
+    def _commit(self, conn: sqlite3.Connection) -> None:
+        """Commit a store, unless it is part of a batch (which commits at its end)."""
+        if not getattr(self._local, "batch", False):
+            conn.commit()
 
     @contextlib.contextmanager
     def batch(self):
@@ -122,9 +126,9 @@ class Cache:
     def put_cached(self, repo: str, key: str, value) -> None:
         with self._guard():
             conn = self._conn()
-            with conn:
-                conn.execute("INSERT OR REPLACE INTO commits (repo, key, value) VALUES (?, ?, ?)",
-                             (repo, key, json.dumps(value)))
+            conn.execute("INSERT OR REPLACE INTO commits (repo, key, value) VALUES (?, ?, ?)",
+                         (repo, key, json.dumps(value)))
+            self._commit(conn)
 
 
 class _Errors:

@@ -409,10 +409,9 @@ def _prefetch_cold(args) -> None:
     """An empty cache: start git grep on the tree before the scanner's imports (pygit2's too)."""
     from .cache import CACHE_FILE
     from .kernel.grep import prefetch_grep
-    from .paths import state_dir
     if args.verify_objects or (os.cpu_count() or 1) < 2:
         return
-    if os.path.exists(state_dir(args.state_dir) / CACHE_FILE):
+    if os.path.exists(_cache_dir(args, CACHE_FILE)):
         return  # a cache: the scanner reads only what it lacks
     prefetch_grep(args.repo, args.rev)
 

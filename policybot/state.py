@@ -20,12 +20,12 @@ from pathlib import Path
 
 from .cache import Cache
 from .errors import ConfigError, PolicybotError
-from .paths import default_state_dir, ensure_dir
+from .paths import ensure_dir, state_dir as resolve_state_dir
 
 
 class State:
     def __init__(self, url: str | None = None, state_dir: str | os.PathLike | None = None):
-        self.state_dir = Path(state_dir) if state_dir else default_state_dir()
+        self.state_dir = resolve_state_dir(state_dir)
         if not url:
             ensure_dir(self.state_dir, "state directory")
             url = f"sqlite:///{self.state_dir / 'policybot.sqlite'}"
@@ -39,8 +39,7 @@ class State:
     def engine(self):
         """The SQLAlchemy engine, the schema migrated: opened on first use."""
         from .schema import open_engine, redact
-        where = self.state_dir / "policybot.sqlite" if self.url.startswith("sqlite:///") else redact(self.url)
-        return open_engine(self.url, where)
+        return open_engine(self.url, self.sqlite_file or redact(self.url))
 
     def is_mailed(self, key: str) -> bool:
         """Whether ``key`` is in the once-only record (``mailed_keys``).
@@ -56,11 +55,9 @@ class State:
                     self._reader = sqlite3.connect(self.sqlite_file, timeout=10)
                 row = self._reader.execute("SELECT 1 FROM mailed_keys WHERE key = ?", (key,)).fetchone()
                 return row is not None
-            except sqlite3.OperationalError as e:
-                if "no such table" not in str(e):
+            except sqlite3.DatabaseError as e:  # not a database, corrupted (a missing table: the engine makes it)
+                if not (isinstance(e, sqlite3.OperationalError) and "no such table" in str(e)):
                     raise ConfigError(f"state database {self.sqlite_file}: {' '.join(str(e).split())}") from None
-            except sqlite3.DatabaseError as e:  # not a database, corrupted
-                raise ConfigError(f"state database {self.sqlite_file}: {' '.join(str(e).split())}") from None
         from .schema import mailed_keys, sa
         with self.engine.connect() as conn:
             return conn.execute(sa.select(mailed_keys.c.key).where(mailed_keys.c.key == key)).first() is not None

@@ -222,8 +222,7 @@ class Scanner:
         reader = _Reader(self, rev, lookups)
         if self.jobs < 2 or self.verify_objects:
             return self._walk(root, reader)
-        reader.grep_tree = str(root.id)  # git grep may read this tree (started now if the CLI did)
-        reader.root = root
+        reader.root = root  # git grep may read this tree (started now if the CLI did)
         if not lookups:
             reader.grep = take_prefetched(root.id, KFUNC_WORDS)
         with self.cache.batch() if self.cache is not None else contextlib.nullcontext():
@@ -297,8 +296,7 @@ class _Reader:
         self.s = scanner
         self.rev = rev
         self.lookups = lookups  # False: the cache is empty, every blob is new
-        self.grep_tree: str | None = None  # a cold scan of this tree may let git grep read it
-        self.root: pygit2.Tree | None = None  # the tree whose link a cold scan prepares meanwhile
+        self.root: pygit2.Tree | None = None  # the tree git grep may read; its link is prepared meanwhile
         self.guessed: set[str] = set()  # blobs stored as '' before git grep said which are not
         self.new = 0  # blobs added that the cache does not know
         self.grep: GrepCandidates | None = None  # names the candidates: the blobs wait for it
@@ -325,8 +323,8 @@ class _Reader:
         # git grep reads the whole tree at C speed: for a cold cache, or a tree mostly new to it
         # (another release: 28,000 of v7.2's 37,000 .c files differ from v6.12's)
         mostly_new = not self.lookups or self.new > MOSTLY_NEW * len(self.seen)
-        if self.grep is None and self.grep_tree and big and mostly_new and self.pool is None:
-            self.grep = GrepCandidates(self.s.repo.path, self.grep_tree, KFUNC_WORDS, self.s.jobs)
+        if self.grep is None and self.root is not None and big and mostly_new and self.pool is None:
+            self.grep = GrepCandidates(self.s.repo.path, str(self.root.id), KFUNC_WORDS, self.s.jobs)
         if self.pool is None and self.grep is None and self.s.jobs > 1 and big:
             import multiprocessing  # only a cold scan needs it
             ctx = multiprocessing.get_context("fork")
@@ -354,9 +352,8 @@ class _Reader:
         if self.s.cache is not None:
             self.guessed = {o for p, o in pending.items() if p not in self.not_grepped}
             self.s.cache.store_facts(FACTS_VERSION, {BLOB_KEY + o: "" for o in self.guessed})
-        build = self.s.build_reader(self.root) if self.root is not None else None
-        if self.root is not None:
-            self.s.semantics_at(self.root)
+        build = self.s.build_reader(self.root)  # a git grep is always of self.root
+        self.s.semantics_at(self.root)
         for path in grep.listed():
             oid = pending.get(path)
             if oid is not None and path not in self.not_grepped:
@@ -364,7 +361,7 @@ class _Reader:
                 self.read.append(oid)
                 found = _in_process(_classify(self.s.repo, [(path, oid)]))
                 self.out.extend(found)
-                if found and build is not None:
+                if found:
                     build.guards_of(path)
         if grep.complete:  # what git grep read and did not list is '' unread
             self.read.extend(o for p, o in pending.items() if p not in self.not_grepped)
@@ -657,7 +654,7 @@ class _Linker:
                 self.diagnostics.extend(hit[2])
                 continue
             first_diag = len(self.diagnostics)
-            self._expand_file(f)
+            self._expand_file(f, headers)
             self.s._expanded[id(f)] = (f, headers, self.diagnostics[first_diag:])
 
     def _include_ids(self, f: FileFacts):
@@ -669,11 +666,12 @@ class _Linker:
             if entry is not None and entry.type == _BLOB:
                 yield path, entry.id
 
-    def _expand_file(self, f: FileFacts) -> None:
-        """Each pending X-macro invocation of ``f``, expanded through its headers' macros."""
+    def _expand_file(self, f: FileFacts, headers) -> None:
+        """Each pending X-macro invocation of ``f``, expanded through the macros of ``headers``
+        ((path, blob id) of what it includes: _include_ids)."""
         for p in f.pending:
             idset = next(s for s in f.sets if s.name == p.set_name)
-            header_macros = self._header_macros(f, re.match(r"\w+", p.text).group(0))
+            header_macros = self._header_macros(headers, re.match(r"\w+", p.text).group(0))
             local = {n: Macro(n, tuple(v[0]) if v[0] is not None else None, v[1], 0)
                      for n, v in p.local_macros.items()}
 
@@ -690,9 +688,9 @@ class _Linker:
             idset.entries.extend(e for e in entries
                                  if all(e.name != x.name for x in idset.entries))
 
-    def _header_macros(self, f: FileFacts, wanted: str) -> dict[str, Macro]:
+    def _header_macros(self, headers, wanted: str) -> dict[str, Macro]:
         out: dict[str, Macro] = {}
-        for path, oid in self._include_ids(f):
+        for path, oid in headers:
             key = (str(oid), path)
             if key not in self.s._headers:
                 self.s._headers[key] = (self.s.read(oid), None)
@@ -747,8 +745,7 @@ class _Linker:
         hit = self.s._members.get(memo_key)
         if hit is not None and hit[0] is f and hit[1] is self.build and hit[2] == tree_flags \
                 and hit[3] == (len(idset.entries), regs_key):
-            for d in hit[5]:
-                self.diagnostics.append(d)
+            self.diagnostics.extend(hit[5])
             return hit[4]
         progs_seen = []
         for prog in (r[0] for r in regs):
