@@ -11,6 +11,7 @@ the bug is fixed (and then the marker must go).
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 from pathlib import Path
@@ -898,3 +899,34 @@ def _included_from(k, included) -> str:
     if k.definition and k.definition.location.path in included:
         return k.definition.location.path
     return k.location.path
+
+
+def test_relinking_a_series_on_v7_2_gives_the_inventories_a_fresh_scan_gives(kernel_repo, kernel_state):
+    """A series' next tree reuses what the last link derived (set memberships, kfunc records,
+    header expansions, trees by id): each patched v7.2 tree must read as a scanner that
+    never saw the tree before reads it."""
+    from policybot.kernel.apply import ScratchRepo
+    from policybot.kernel.gitrepo import open_repo
+    from policybot.kernel.scanner import Scanner
+    repo = open_repo(kernel_repo)
+    base = repo.revparse_single("v7.2").peel(pygit2.Tree)
+    text = repo[base["kernel/bpf/helpers.c"].id].data.decode()
+    flag = "BTF_ID_FLAGS(func, bpf_task_acquire, KF_ACQUIRE | KF_RCU | KF_RET_NULL)"
+    proto = "__bpf_kfunc struct task_struct *bpf_task_acquire(struct task_struct *p)"
+    assert flag in text and proto in text  # the lines the patches edit, read from the tree itself
+    dropped = text.replace(flag, flag.replace(" | KF_RET_NULL", ""))
+    steps = [(text, dropped), (dropped, dropped.replace(proto, proto[:-1] + ", u64 flags)"))]
+    with ScratchRepo(repo) as scratch:
+        series = Scanner(scratch.repo, kernel_state, jobs=1)
+        tree, seen = base, [series.inventory_of_tree(base, "", "base").to_json(True)]
+        for old, new in steps:
+            diff = "".join(difflib.unified_diff(old.splitlines(True), new.splitlines(True),
+                                                "a/kernel/bpf/helpers.c", "b/kernel/bpf/helpers.c"))
+            tree = scratch.apply(tree, "diff --git a/kernel/bpf/helpers.c b/kernel/bpf/helpers.c\n" + diff)
+            linked = series.inventory_of_tree(tree, "", "patched").to_json(True)
+            fresh = Scanner(scratch.repo, None, jobs=1).inventory_of_tree(tree, "", "patched").to_json(True)
+            assert linked == fresh
+            seen.append(linked)
+    acquire = [next(k for k in inv["kfuncs"] if k["name"] == "bpf_task_acquire") for inv in seen]
+    assert "KF_RET_NULL" in acquire[0]["flags"] and "KF_RET_NULL" not in acquire[1]["flags"]
+    assert [p["name"] for p in acquire[2]["definition"]["params"]] == ["p", "flags"]
