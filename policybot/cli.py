@@ -405,15 +405,38 @@ def _scanner(args, cfg=None):
     return scanner(args.repo, _cache(args, cfg), _progress(), verify_objects=args.verify_objects)
 
 
-def _prefetch_cold(args) -> None:
-    """An empty cache: start git grep on the tree before the scanner's imports (pygit2's too)."""
+def _prefetch_cold(args, rev: str | None, cache_file: str | None = None) -> None:
+    """An empty cache: start git grep on ``rev``'s tree before the scanner's imports (pygit2's too).
+
+    ``cache_file``: where this command's cache is (default: --state-dir's). A wrong
+    guess of ``rev`` costs CPU, not correctness: the scanner takes a grep of its own tree only.
+    """
     from .cache import CACHE_FILE
     from .kernel.grep import prefetch_grep
-    if args.verify_objects or (os.cpu_count() or 1) < 2:
+    if not rev or args.verify_objects or (os.cpu_count() or 1) < 2:
         return
-    if os.path.exists(_cache_dir(args, CACHE_FILE)):
+    if os.path.exists(cache_file or _cache_dir(args, CACHE_FILE)):
         return  # a cache: the scanner reads only what it lacks
-    prefetch_grep(args.repo, args.rev)
+    prefetch_grep(args.repo, rev)
+
+
+_BASE_COMMIT = re.compile(rb"^base-commit:[ \t]*([0-9a-f]{7,40})[ \t]*\r?$", re.M)
+
+
+def _review_base_guess(args) -> str | None:
+    """The base review_series will choose (--base, else an mbox file's base-commit, else --branch),
+    read without b4: the first 1 MiB of an mbox holds its cover letter's base-commit line. None
+    for a thread not yet read (stdin, a Maildir, a Message-ID): a wrong guess would cost cores."""
+    if args.base:
+        return args.base
+    if not args.mbox:
+        return None
+    try:
+        with open(args.mbox, "rb") as f:
+            m = _BASE_COMMIT.search(f.read(1 << 20))
+    except OSError:
+        return None  # read_series says why, in its words
+    return m.group(1).decode() if m else args.branch
 
 
 def cmd_inventory(args) -> int:
@@ -421,7 +444,7 @@ def cmd_inventory(args) -> int:
         return _inventory_btf(args)
     if not args.repo:
         raise PolicybotError("inventory: give --repo PATH (a source tree) or --btf FILE (a compiled kernel)")
-    _prefetch_cold(args)
+    _prefetch_cold(args, args.rev)
     from .app.inventory import inventory
     inv = inventory(_scanner(args), args.rev)
     out = sys.stdout
@@ -470,6 +493,10 @@ def _today(args):
 
 
 def cmd_review(args) -> int:
+    from .app.settings import state_dir
+    from .cache import CACHE_FILE
+    cfg, _ = _config(args)
+    _prefetch_cold(args, _review_base_guess(args), str(state_dir(_overrides(args), cfg) / CACHE_FILE))
     from .app.review import ReplySettings, read_series, review
     from .kernel.gitrepo import repo_name
     from .mail.drafts import template_env

@@ -22,6 +22,7 @@ import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 
+import pygit2
 import pytest
 
 import policybot
@@ -869,3 +870,40 @@ def test_inbox_job_reviews_what_a_public_inbox_search_finds(series, capsys, tmp_
     assert main(["run", "--config", str(config), "--job", "review", "--today", "2025-03-01"]) == 0
     out = capsys.readouterr().out
     assert "reviewed: " not in out and "drafted 0 mails" in out
+
+
+def _spy_prefetch(monkeypatch) -> list[tuple[str, bool]]:
+    """(tree id, whether a prefetched git grep was there to take) of each cold scan."""
+    from policybot.kernel import grep, scanner
+    taken = []
+
+    def take(tree_id, words):
+        found = grep.take_prefetched(tree_id, words)
+        taken.append((str(tree_id), found is not None))
+        return found
+
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)  # the prefetch needs a second core
+    monkeypatch.setattr(scanner, "take_prefetched", take)
+    return taken
+
+
+def test_a_cold_review_greps_its_base_before_reading_the_series(tmp_path, capsys, monkeypatch):
+    """The base-commit line of the mbox names the tree git grep starts on before b4 is imported;
+    --base wins over it; a warm cache starts nothing."""
+    mail = single_patch(tmp_path, DROP_FOO, "bpf: drop bpf_foo")
+    assert "\nbase-commit: " in mail
+    repo = pygit2.Repository(str(tmp_path / "linux"))
+    v61 = str(repo.revparse_single("v6.1").peel(pygit2.Tree).id)
+    taken = _spy_prefetch(monkeypatch)
+    assert run_one(capsys, tmp_path, mail, "--state-dir", str(tmp_path / "s1"))[0] == 1
+    assert taken == [(v61, True)]
+
+    b = HistoryBuilder(tmp_path / "linux")
+    b.commit({"kernel/bpf/other.c": "int x;\n"}, "later")
+    head = str(b.repo[b.head].tree.id)
+    taken.clear()
+    run_one(capsys, tmp_path, mail, "--state-dir", str(tmp_path / "s2"), "--base", "HEAD")
+    assert taken == [(head, True)]  # the base, scanned cold (the patched trees are not: a cache by then)
+    taken.clear()
+    run_one(capsys, tmp_path, mail, "--state-dir", str(tmp_path / "s2"), "--base", "HEAD")
+    assert taken == []  # a cache: the scanner reads only what it lacks

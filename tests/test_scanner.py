@@ -1,6 +1,8 @@
 """The scanner on trees the tests build: every era, every trap, odd formatting, the cache."""
 
 import json
+import os
+from pathlib import Path
 
 import pygit2
 import pytest
@@ -221,3 +223,29 @@ def test_cold_scan_through_git_grep_reads_what_reading_every_blob_reads(tmp_path
     assert {"bpf_task_acquire", "scx_bpf_select_cpu_dfl"} <= {k["name"] for k in grepped["kfuncs"]}
     monkeypatch.setenv("PATH", str(tmp_path / "no-git-here"))
     assert Scanner(b.repo, jobs=2).inventory_of_tree(tree, "", "t").to_json(True) == every_blob
+
+
+def test_a_cold_inventory_greps_the_tree_before_its_imports(tmp_path, capsys, monkeypatch):
+    """`inventory --rev TAG` starts git grep on TAG's tree before pygit2 loads, and the scanner
+    takes it; a revision that looks like an option starts nothing and fails in the scanner's words."""
+    from policybot.cli import main
+    from policybot.kernel import grep, scanner
+    b = HistoryBuilder(tmp_path / "repo")
+    b.commit({"include/linux/btf.h": fx.BTF_H, "kernel/bpf/helpers.c": fx.ERA_6_1}, "Linux 6.1")
+    b.tag("v6.1")
+    taken = []
+
+    def take(tree_id, words):
+        found = grep.take_prefetched(tree_id, words)
+        taken.append((str(tree_id), found is not None))
+        return found
+
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(scanner, "take_prefetched", take)
+    argv = ["inventory", "--repo", str(tmp_path / "repo"), "--format", "json"]
+    assert main([*argv, "--rev", "v6.1", "--state-dir", str(tmp_path / "cold")]) == 0
+    assert taken == [(str(b.repo[b.head].tree.id), True)]
+    assert json.loads(capsys.readouterr().out)["count"] > 0
+    assert main([*argv, "--rev=--output=x", "--state-dir", str(tmp_path / "opt")]) == 2
+    assert not grep._prefetched and not (Path.cwd() / "x").exists()
+    assert "--output=x" in capsys.readouterr().err

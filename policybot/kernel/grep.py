@@ -74,13 +74,15 @@ def prefetch_grep(repo_path: str, rev: str, words: tuple[bytes, ...] = KFUNC_WOR
     scanner's words). The scanner takes it when its cache is empty; else it is killed at exit.
     Anything git cannot resolve starts nothing: the scanner reports it in its own words."""
     import atexit
+    if rev.startswith("-"):
+        return  # not a revision but an option to git (git before 2.43 echoes --end-of-options back)
     try:
-        out = subprocess.run(["git", "-C", repo_path, "rev-parse", "--absolute-git-dir", "--end-of-options",
-                              rev + "^{tree}"], capture_output=True, text=True, env=_git_env(),
+        out = subprocess.run(["git", "-C", repo_path, "rev-parse", "--absolute-git-dir", rev + "^{tree}"],
+                             capture_output=True, text=True, env=_git_env(),
                              stdin=subprocess.DEVNULL, timeout=30)
     except (OSError, subprocess.SubprocessError):
         return
-    lines = out.stdout.split()
+    lines = out.stdout.splitlines()
     if out.returncode != 0 or len(lines) != 2:
         return
     git_dir, tree_id = lines
@@ -91,4 +93,9 @@ def prefetch_grep(repo_path: str, rev: str, words: tuple[bytes, ...] = KFUNC_WOR
 
 
 def take_prefetched(tree_id, words: tuple[bytes, ...]) -> GrepCandidates | None:
-    return _prefetched.pop((str(tree_id), words), None)
+    """The grep prefetched for this tree, if any. The first cold tree a command scans is the one
+    it prefetched for: any other grep was a wrong guess, stopped now (not at exit) to free its cores."""
+    found = _prefetched.pop((str(tree_id), words), None)
+    while _prefetched:
+        _prefetched.popitem()[1].cancel()
+    return found
