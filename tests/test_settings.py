@@ -85,4 +85,5 @@ def test_policy_precedence(tmp_path, monkeypatch):
     assert settings.policy(None).path == str(env_policy)
     assert settings.policy(str(given)).path == str(given)
     monkeypatch.delenv("POLICYBOT_POLICY")
-    assert settings.policy(None).path == settings.Policy().path  # the built-in defaults
+    from policybot.policy.config import Policy
+    assert settings.policy(None).path == Policy().path  # the built-in defaults

@@ -15,9 +15,13 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from .config import Config, config_path, load_config
+from typing import TYPE_CHECKING
+
 from .. import paths
-from ..policy.config import Policy, load_policy
+
+if TYPE_CHECKING:  # loaded by the entry points that read a config or a policy (not inventory's)
+    from ..policy.config import Policy
+    from .config import Config
 
 
 @dataclass(frozen=True)
@@ -33,6 +37,7 @@ class Overrides:
 
 
 def load(overrides: Overrides) -> Config:
+    from .config import config_path, load_config
     return load_config(config_path(overrides.config))
 
 
@@ -56,4 +61,5 @@ def open_state(overrides: Overrides, cfg: Config | None):
 
 
 def policy(path: str | None) -> Policy:
+    from ..policy.config import load_policy
     return load_policy(path if path is not None else os.environ.get("POLICYBOT_POLICY"))
