@@ -249,3 +249,50 @@ def test_a_cold_inventory_greps_the_tree_before_its_imports(tmp_path, capsys, mo
     assert main([*argv, "--rev=--output=x", "--state-dir", str(tmp_path / "opt")]) == 2
     assert not grep._prefetched and not (Path.cwd() / "x").exists()
     assert "--output=x" in capsys.readouterr().err
+
+
+def test_blobs_new_to_the_cache_are_read_by_git_grep_of_them_alone(tmp_path, monkeypatch):
+    """The next release's new blobs go to git grep in a tree of their own, written beside the
+    repository (never into it) and removed after; the inventory is the one a scan reading every
+    blob itself gives, with git or without it."""
+    import tempfile
+    from policybot.kernel import grep, scanner
+    monkeypatch.setattr(scanner, "BLOB_GREP_MIN", 1)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    b = HistoryBuilder(tmp_path / "repo")
+    filler = {f"drivers/d{i}/f{j}.c": f"int f{i}_{j}(void) {{ return {j}; }}\n" for i in range(3) for j in range(5)}
+    b.commit({"include/linux/bpf_types.h": fx.BPF_TYPES_H, "include/linux/btf.h": fx.BTF_H,
+              "kernel/bpf/helpers.c": fx.ERA_6_1, **filler}, "Linux 6.1")
+    first = b.repo[b.head].tree
+    b.commit({"kernel/bpf/helpers.c": b"\0binary\0" + fx.ERA_6_12.encode(),  # changed, and binary to git
+              "drivers/d1/f1.c": "/* a kfunc word, no set */\n", "drivers/d2/new.c": "int n;\n"}, "Linux 6.12")
+    second = b.repo[b.head].tree
+    objects = sorted(p.name for p in (tmp_path / "repo" / ".git" / "objects").rglob("*"))
+
+    greps = []
+    real_listed = grep.BlobGrep.listed
+
+    def spy(self):
+        got = list(real_listed(self))
+        greps.append((sorted(got), self.complete))
+        yield from got
+
+    monkeypatch.setattr(grep.BlobGrep, "listed", spy)
+    state = Cache(tmp_path / "state")
+    Scanner(b.repo, state, jobs=2).inventory_of_tree(first, "", "v6.1")
+    assert greps == []  # a cold cache: the whole tree's grep
+    grepped = Scanner(b.repo, state, jobs=2).inventory_of_tree(second, "", "v6.12").to_json(True)
+    changed = {str(second["kernel/bpf/helpers.c"].id), str(second["drivers/d1/f1.c"].id)}
+    assert greps == [(sorted(changed), True)]  # the 3 new blobs read, the 2 holding a word listed
+    every_blob = Scanner(b.repo, jobs=1).inventory_of_tree(second, "", "v6.12").to_json(True)
+    assert grepped == every_blob and "scx_bpf_select_cpu_dfl" in {k["name"] for k in grepped["kfuncs"]}
+    assert not list((tmp_path / "tmp").iterdir())  # the scratch tree is gone
+    assert sorted(p.name for p in (tmp_path / "repo" / ".git" / "objects").rglob("*")) == objects
+
+    monkeypatch.setenv("PATH", str(tmp_path / "no-git-here"))
+    greps.clear()
+    fresh = Cache(tmp_path / "state2")
+    Scanner(b.repo, fresh, jobs=1).inventory_of_tree(first, "", "v6.1")
+    assert Scanner(b.repo, fresh, jobs=2).inventory_of_tree(second, "", "v6.12").to_json(True) == every_blob
+    assert greps == [([], False)]  # no git: nothing listed, every new blob read here

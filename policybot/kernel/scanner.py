@@ -35,7 +35,7 @@ from .semantics import FILES as SEMANTICS_FILES, Semantics, semantics_of
 from .facts import FACTS_VERSION, FileFacts, entries_from_text, extract_facts
 from .flags import FLAGS, LEGACY_SET_FLAGS, parse_flags
 from .gitrepo import TreePaths, resolve
-from .grep import KFUNC_WORDS, GrepCandidates, take_prefetched
+from .grep import KFUNC_WORDS, BlobGrep, GrepCandidates, take_prefetched
 from .csource import Macro, expand_macros, parse_csource
 from .kbuild import BASELINE, BuildReader
 if TYPE_CHECKING:
@@ -47,7 +47,7 @@ _PRIMARY = (b"BTF_SET_START", b"BTF_SET8_START", b"BTF_KFUNCS_START", b"btf_kfun
             b"check_kfunc_call", b"KFUNC_BTF_ID_SET")
 PARALLEL_THRESHOLD = 3000  # blobs; below this a second process costs more than it saves
 COLD_THRESHOLD = 500  # with an empty cache: a tree this big is read whole (by git grep), start early
-MOSTLY_NEW = 0.5  # with a cache: git grep reads the tree when over this share of its blobs is new
+BLOB_GREP_MIN = 200  # with a cache: this many new blobs are read by git grep (of them alone), fewer here
 TEST_PATHS = ("tools/testing/", "net/bpf/test_run.c", "lib/test_")
 TREE_KEY = "tree:"
 BLOB_KEY = "class:"  # a blob's class; its facts (class P) are stored under the bare oid
@@ -298,7 +298,6 @@ class _Reader:
         self.lookups = lookups  # False: the cache is empty, every blob is new
         self.root: pygit2.Tree | None = None  # the tree git grep may read; its link is prepared meanwhile
         self.guessed: set[str] = set()  # blobs stored as '' before git grep said which are not
-        self.new = 0  # blobs added that the cache does not know
         self.grep: GrepCandidates | None = None  # names the candidates: the blobs wait for it
         self.not_grepped: set[str] = set()  # paths git grep does not read (symlinks)
         self.waiting: list[tuple[str, str]] = []
@@ -317,13 +316,11 @@ class _Reader:
             self.known.update({k[len(BLOB_KEY):]: v for k, v in cached.items()})
             blobs = [(p, o) for p, o in blobs if o not in self.known]
         self.waiting.extend(blobs)
-        self.new += len(blobs)
-        # a cold cache means a whole tree to read: start the workers early
+        if self.root is not None and self.lookups:
+            return  # git grep reads the new blobs alone when the walk is done (finish)
+        # a cold cache means a whole tree to read: git grep reads it at C speed, started early
         big = len(self.waiting) >= (COLD_THRESHOLD if not self.lookups else PARALLEL_THRESHOLD)
-        # git grep reads the whole tree at C speed: for a cold cache, or a tree mostly new to it
-        # (another release: 28,000 of v7.2's 37,000 .c files differ from v6.12's)
-        mostly_new = not self.lookups or self.new > MOSTLY_NEW * len(self.seen)
-        if self.grep is None and self.root is not None and big and mostly_new and self.pool is None:
+        if self.grep is None and self.root is not None and big and self.pool is None:
             self.grep = GrepCandidates(self.s.repo.path, str(self.root.id), KFUNC_WORDS, self.s.jobs)
         if self.pool is None and self.grep is None and self.s.jobs > 1 and big:
             import multiprocessing  # only a cold scan needs it
@@ -368,10 +365,31 @@ class _Reader:
             pending = {p: o for p, o in pending.items() if p in self.not_grepped}
         self.waiting = list(pending.items())
 
+    def _take_blob_grep(self) -> None:
+        """The new blobs, read by git grep (only they are inflated); the ones it lists read here."""
+        pending = {o: p for p, o in sorted(self.waiting) if p not in self.not_grepped}  # path order
+        grep = BlobGrep(self.s.repo.path, list(pending), KFUNC_WORDS, self.s.jobs)
+        build = self.s.build_reader(self.root)  # meanwhile, as for a whole tree's grep
+        self.s.semantics_at(self.root)
+        for oid in grep.listed():
+            path = pending.pop(oid, None)
+            if path is not None:
+                self.read.append(oid)
+                found = _in_process(_classify(self.s.repo, [(path, oid)]))
+                self.out.extend(found)
+                if found:
+                    build.guards_of(path)
+        if grep.complete:  # what git grep read and did not list is '' unread
+            self.read.extend(pending)
+            pending = {}
+        self.waiting = [(p, o) for p, o in self.waiting if p in self.not_grepped or o in pending]
+
     def finish(self) -> dict[str, str]:
         """oid -> class of every blob added, for the ones that matter."""
         if self.grep is not None:
             self._take_grep()
+        elif self.root is not None and self.lookups and len(self.waiting) >= BLOB_GREP_MIN:
+            self._take_blob_grep()
         try:
             if self.pool is not None:
                 if self.waiting:
