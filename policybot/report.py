@@ -66,6 +66,8 @@ def render_text(r: AuditResult) -> str:
 
 
 def finding_json(f: Finding) -> dict:
+    """A finding for machines (audit/review JSON, the HTML page's data). ``acknowledged`` is the
+    operator's text; ``ack`` the same as data (the page words it as mail does, without ``source``)."""
     p = f.promise
     return {
         "rule": f.rule, "kfunc": f.kfunc, "kfuncs": list(f.members), "verdict": f.verdict, "message": f.message,
@@ -73,6 +75,9 @@ def finding_json(f: Finding) -> dict:
         "base_location": str(f.base_location) if f.base_location else None,
         "head_location": str(f.head_location) if f.head_location else None,
         "acknowledged": f.acknowledged or None,
+        "ack": None if f.ack is None else {
+            "kind": f.ack.kind, "reason": f.ack.reason, "until": f.ack.until.isoformat() if f.ack.until else None, "source": f.ack.source,
+            "name": f.ack.name, "address": f.ack.address, "where": f.ack.where},
         "notes": list(f.notes),
         "hint": f.hint,
         "declaration": None if p is None else {

@@ -347,3 +347,25 @@ def test_jit_table(tmp_path):
                      "powerpc": ["powerpc", "v6.2", "no", "IS_ENABLED(CONFIG_PPC64)"]}
     assert json.loads(dashboard_json(data))["history"]["jit"]["arch_since"] == {"arm64": "v6.1",
                                                                               "powerpc": "v6.2"}
+
+
+def test_a_published_page_words_an_acknowledgement_as_mail_does(data):
+    """The page may be published (a tree's report_html): an allowlisted break says who allowed it,
+    until when and why, not where the operator's policy file is; the JSON keeps it all."""
+    import datetime as dt
+    import html as htmllib
+    from policybot.policy.audit import Acknowledgement, Finding
+    from policybot.report import finding_json
+    ack = Acknowledgement("allowlist", reason="the replacement lands next cycle", until=dt.date(2025, 6, 30),
+                          source="/etc/policybot/policy.toml:12")
+    f = Finding("KFUNC_REMOVED", "bpf_gone", "violation", "bpf_gone is no longer registered", None, None,
+                None, None, "keep it registered", ack)
+    doc = finding_json(f)
+    assert doc["ack"] == {"kind": "allowlist", "reason": "the replacement lands next cycle", "until": "2025-06-30",
+                          "source": "/etc/policybot/policy.toml:12", "name": "", "address": "", "where": ""}
+    assert doc["acknowledged"] == "allowlist (/etc/policybot/policy.toml:12): the replacement lands next cycle"
+    shown = {**data, "findings": [doc], "policy": {**data["policy"], "path": "/etc/policybot/policy.toml"}}
+    text = htmllib.unescape(render_html(shown))
+    assert "allowed by this tree's operator until 2025-06-30: the replacement lands next cycle" in text
+    assert "/etc/policybot" not in text and "policy.toml" not in text
+    assert "hint: keep it registered" not in text  # an accepted break asks nothing
