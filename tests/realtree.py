@@ -14,6 +14,9 @@ found: a tree that changed must fail loudly, not match another line. A text on s
 picked out with ``nth``/``of`` (the nth of exactly ``of`` lines), or with an anchor that is itself
 on exactly one line: ``after`` gives the first line holding the text at or after the anchor's line,
 ``before`` the last at or before it.
+
+``listed`` gives, by git grep, the kfunc names a tree's set entries write: what a count of
+policybot's inventory is held to, instead of the number one point release gives.
 """
 
 from __future__ import annotations
@@ -77,3 +80,14 @@ def line_of(repo: str, rev: str, path: str, text: str, *, nth: int | None = None
 def at(repo: str, rev: str, path: str, text: str, **where) -> str:
     """``"path:N"``, N the line of ``rev:path`` holding ``text``: how a location prints."""
     return f"{path}:{line_of(repo, rev, path, text, **where)}"
+
+
+def listed(repo: str, rev: str, *pathspecs: str) -> set[str]:
+    """The names of the ``BTF_ID_FLAGS(func, NAME`` entries written in ``rev``'s files under
+    ``pathspecs``, read with ``git grep`` (no scanner code): a count a test can hold policybot's
+    inventory to without writing down the number one point release gives."""
+    out = subprocess.run(["git", "--git-dir", repo, "grep", "-h", "-o", "-E", r"BTF_ID_FLAGS\(func, *\w+", rev,
+                          "--", *pathspecs], capture_output=True, text=True)
+    if out.returncode not in (0, 1):  # 1: no match
+        raise LineLookupError(f"git grep at {rev} -- {' '.join(pathspecs)}: {out.stderr.strip()}")
+    return {m.split(",")[-1].strip() for m in out.stdout.splitlines()}
