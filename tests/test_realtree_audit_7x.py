@@ -5,6 +5,11 @@ linux-source-7.2 (git grep / git show on the kernel_repo tags); the comments
 give file:line in both trees. Everything else the audit reports must be a
 warning or info: a default the tree changed, integer widths, moves, and
 names policybot does not know.
+
+Line numbers in comments are those of linux-source-6.1 6.1.192-3, linux-source-6.12
+6.12.117-1~deb12u1 and linux-source-7.2 7.2.13-1. The assertions find each line by its
+text (tests/realtree.py): another point release moves the comments' numbers, not the
+expectations.
 """
 
 import json
@@ -13,6 +18,8 @@ import subprocess
 import sys
 
 import pytest
+
+from realtree import at
 
 pytestmark = pytest.mark.realtree
 
@@ -169,7 +176,7 @@ def test_trusted_args_default_is_one_finding_for_pointer_kfuncs(result, kernel_r
     (f,) = [f for f in result.findings if f.rule == "KFUNC_DEFAULT_CHANGED"]
     assert f.verdict == "warning"
     # the definition it quotes: 6.12 include/linux/btf.h:69
-    assert str(f.location) == "include/linux/btf.h:69"
+    assert str(f.location) == at(kernel_repo, "v6.12", "include/linux/btf.h", "#define KF_TRUSTED_ARGS")
     assert '"kfunc only takes trusted pointer arguments"' in f.message
     base = result.base
     kept = {k.name for k in base.selected(False)} & {k.name for k in result.head.selected(False)}
@@ -193,18 +200,20 @@ def test_trusted_args_default_is_one_finding_for_pointer_kfuncs(result, kernel_r
     assert not [g for g in result.findings if "+KF_TRUSTED_ARGS" in g.message]
 
 
-def test_opt_renamed_to_nullable_is_one_info(result):
+def test_opt_renamed_to_nullable_is_one_info(result, kernel_repo):
     # 6.12 kernel/bpf/verifier.c:11461 matches "__opt"; 7.2 verifier.c matches "__nullable" (:10930) and no
     # "__opt"; 6.12 helpers.c:2590 void *buffer__opt became 7.2 helpers.c:3052 void *buffer__nullable
     (f,) = [f for f in result.findings if f.rule == "KFUNC_SUFFIX_RENAMED"]
     assert f.verdict == "info" and f.members == ("bpf_dynptr_slice", "bpf_dynptr_slice_rdwr")
-    assert "kernel/bpf/verifier.c:11461 (v6.12)" in f.message
+    opt = at(kernel_repo, "v6.12", "kernel/bpf/verifier.c", 'btf_param_match_suffix(btf, arg, "__opt")')
+    assert f"{opt} (v6.12)" in f.message
 
 
-def test_unknown_suffix_of_72_is_reported_once(result):
+def test_unknown_suffix_of_72_is_reported_once(result, kernel_repo):
     # 7.2 kernel/bpf/verifier.c:10935 btf_param_match_suffix(btf, arg, "__nonown_allowed")
     (f,) = [f for f in result.findings if "__nonown_allowed" in f.message]
-    assert f.rule == "KFUNC_NEEDS_REVIEW" and str(f.location) == "kernel/bpf/verifier.c:10935"
+    assert f.rule == "KFUNC_NEEDS_REVIEW" and str(f.location) == at(
+        kernel_repo, "v7.2", "kernel/bpf/verifier.c", 'btf_param_match_suffix(btf, arg, "__nonown_allowed")')
 
 
 def test_arena_flags_the_verifier_never_reads_are_compatible(result):
@@ -231,16 +240,20 @@ def test_semantics_read_from_each_tree(kernel_repo, kernel_state):
     scanner = Scanner(open_repo(kernel_repo), kernel_state)
     s61, s612, s72 = (scanner.inventory(r).semantics for r in ("v6.1", "v6.12", "v7.2"))
     # 6.1 include/linux/btf.h:19 KF_KPTR_GET (1 << 3); 6.1 checks only "__sz", kernel/bpf/btf.c:6230
-    assert (s61.flag("KF_KPTR_GET").bit, str(s61.flag("KF_KPTR_GET").location)) == (3, "include/linux/btf.h:19")
-    assert s61.suffix_names == ("__sz",) and str(s61.suffix("__sz").location) == "kernel/bpf/btf.c:6230"
-    assert str(s612.flag("KF_TRUSTED_ARGS").location) == "include/linux/btf.h:69"
+    btf_h = "include/linux/btf.h"
+    assert (s61.flag("KF_KPTR_GET").bit, str(s61.flag("KF_KPTR_GET").location)) == (
+        3, at(kernel_repo, "v6.1", btf_h, "#define KF_KPTR_GET"))
+    assert s61.suffix_names == ("__sz",) and str(s61.suffix("__sz").location) == at(
+        kernel_repo, "v6.1", "kernel/bpf/btf.c", 'strncmp(param_name, "__sz", sfx_len)')
+    assert str(s612.flag("KF_TRUSTED_ARGS").location) == at(kernel_repo, "v6.12", btf_h, "#define KF_TRUSTED_ARGS")
     assert s72.flag("KF_TRUSTED_ARGS") is None
     assert (s72.flag("KF_IMPLICIT_ARGS").bit, str(s72.flag("KF_IMPLICIT_ARGS").location)) == \
-        (16, "include/linux/btf.h:81")
+        (16, at(kernel_repo, "v7.2", btf_h, "#define KF_IMPLICIT_ARGS"))
     assert "__opt" in s612.suffix_names and "__opt" not in s72.suffix_names
     # 7.2 tools/bpf/resolve_btfids/main.c:1066 kf_implicit_arg_types[] = { "bpf_prog_aux", "btf_struct_meta" }
     assert s72.implicit_structs == ("bpf_prog_aux", "btf_struct_meta")
-    assert str(s72.implicit_location) == "tools/bpf/resolve_btfids/main.c:1066"
+    assert str(s72.implicit_location) == at(kernel_repo, "v7.2", "tools/bpf/resolve_btfids/main.c",
+                                            "kf_implicit_arg_types[] = {")
     assert s72.enforced("KF_ARENA_RET") is False and s72.enforced("KF_IMPLICIT_ARGS") is True
 
 
@@ -257,7 +270,8 @@ def test_cli_json_keeps_the_list_and_text_shows_the_cause_once(kernel_repo, kern
     text = subprocess.run(args, capture_output=True, text=True)
     assert text.stdout.count("[KFUNC_DEFAULT_CHANGED]") == 1
     line = next(ln for ln in text.stdout.splitlines() if "[KFUNC_DEFAULT_CHANGED]" in ln)
-    assert line.startswith(f"include/linux/btf.h:69: warning[KFUNC_DEFAULT_CHANGED]: {len(default['kfuncs'])} kfuncs: ")
+    defined = at(kernel_repo, "v6.12", "include/linux/btf.h", "#define KF_TRUSTED_ARGS")
+    assert line.startswith(f"{defined}: warning[KFUNC_DEFAULT_CHANGED]: {len(default['kfuncs'])} kfuncs: ")
 
 
 def _show(kernel_repo, rev: str, path: str) -> str:
@@ -315,11 +329,12 @@ def test_messages_say_parameter_in_the_singular_and_what_signature_is_the_same(r
     assert r.message == "renamed to scx_bpf_dsq_insert (same BPF-visible signature, same set)"
 
 
-def test_u32_to_s32_is_signedness_not_width(result):
+def test_u32_to_s32_is_signedness_not_width(result, kernel_repo):
     # 6.12 kernel/trace/bpf_trace.c:1268 bpf_lookup_user_key(u32 serial, u64 flags);
     # 7.2 kernel/bpf/helpers.c:4226 bpf_lookup_user_key(s32 serial, u64 flags): both 32 bits
     (f,) = [f for f in result.findings if f.kfunc == "bpf_lookup_user_key"]
-    assert (f.rule, f.verdict, str(f.location)) == ("KFUNC_SIGNEDNESS_CHANGED", "info", "kernel/bpf/helpers.c:4226")
+    assert (f.rule, f.verdict, str(f.location)) == ("KFUNC_SIGNEDNESS_CHANGED", "info", at(
+        kernel_repo, "v7.2", "kernel/bpf/helpers.c", "__bpf_kfunc struct bpf_key *bpf_lookup_user_key("))
     assert f.message == ("parameter 1 (serial) changed from 'u32' to 's32' (signedness only, same width: "
                          "neither libbpf nor the verifier tells them apart)")
     # widths that do change stay a review: 6.12 helpers.c bpf_dynptr_adjust(..., u32 start, u32 end),

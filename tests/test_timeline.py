@@ -1,4 +1,8 @@
-"""policybot history: per-kfunc history across release tags (policybot/app/history.py)."""
+"""policybot history: per-kfunc history across release tags (policybot/app/history.py).
+
+Line numbers in the real-tree tests' comments are those of linux-source-6.1 6.1.192-3
+and linux-source-6.12 6.12.117-1~deb12u1; no assertion depends on them.
+"""
 
 import csv
 import datetime as dt
