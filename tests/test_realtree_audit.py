@@ -74,7 +74,7 @@ VERIFIED = {
 
 # Not reported, on purpose: 6.1 kernel/trace/bpf_trace.c:1352-1354 takes `struct bpf_dynptr_kern *`,
 # 6.12 :1361-1363 takes `struct bpf_dynptr *`; the verifier treats both as the dynptr argument
-# (6.1 kernel/bpf/btf.c:6504-6506, 6.12 :7497), so no program sees a change (diff.STRUCT_ALIASES).
+# (6.1 kernel/bpf/btf.c:6504-6506, 6.12 :7497), so no program sees a change (kernel/ctype.py STRUCT_ALIASES).
 
 
 @pytest.fixture(scope="module")

@@ -167,7 +167,7 @@ def _trusted_reading(k, kernel_repo) -> bool:
 # 6.12 net/ipv4/fou_bpf.c:15 struct bpf_fou_encap { __be16 sport; __be16 dport; } and
 # net/xfrm/xfrm_interface_bpf.c:25 struct bpf_xfrm_info { u32 if_id; int link; }: structs of scalars that
 # programs fill on their stack, which the verifier takes as memory (KF_ARG_PTR_TO_MEM), so the default
-# does not reach them. policybot does not read struct bodies yet: it still lists these four.
+# does not reach them. policybot reads those bodies (facts._scalar_structs) and leaves the four out.
 SCALAR_STRUCT_KFUNCS = {"bpf_skb_get_fou_encap", "bpf_skb_set_fou_encap", "bpf_skb_get_xfrm_info",
                         "bpf_skb_set_xfrm_info"}
 
@@ -183,8 +183,13 @@ def test_trusted_args_default_is_one_finding_for_pointer_kfuncs(result, kernel_r
     # 6.12 verifier.c:11410 is_kfunc_trusted_args(): KF_TRUSTED_ARGS or KF_RELEASE already were; KF_RCU opts out
     want = {n for n in kept if not {"KF_TRUSTED_ARGS", "KF_RELEASE", "KF_RCU"} & set(base.kfuncs[n].flags)
             and _trusted_reading(base.kfuncs[n], kernel_repo)}
-    assert set(f.members) == want | SCALAR_STRUCT_KFUNCS, set(f.members) ^ (want | SCALAR_STRUCT_KFUNCS)
+    assert set(f.members) == want, set(f.members) ^ want
     assert not SCALAR_STRUCT_KFUNCS & want
+    # each of the four points to its file's struct of scalars, and the inventory says which
+    for name, struct in (("bpf_skb_get_fou_encap", "bpf_fou_encap"), ("bpf_skb_set_xfrm_info", "bpf_xfrm_info")):
+        assert result.head.kfuncs[name].definition.scalar_structs == (struct,)
+    # a struct with a pointer is not one (7.2 kernel/bpf/helpers.c bpf_task_acquire(struct task_struct *))
+    assert result.head.kfuncs["bpf_task_acquire"].definition.scalar_structs == ()
     # the reviewer's count: 23 TCP congestion-control kfuncs (struct sock * / struct tcp_sock *),
     # 5 hid_bpf_* (struct hid_bpf_ctx *), bpf_verify_pkcs7_signature (struct bpf_key *), crash_kexec
     # (struct pt_regs *)

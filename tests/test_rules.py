@@ -432,14 +432,19 @@ def test_rule_kfunc_default_changed(tmp_path, level, verdict):
     # bpf_foo takes a struct pointer and no flag: the new default reaches it. bpf_scalar takes no
     # pointer and bpf_rcu opts out with KF_RCU: both undeclared, so listing them by mistake would not
     # change the verdict; the listed kfuncs are checked too
-    src = kernel({"bpf_foo": FOO, "bpf_scalar": "int|u32 x", "bpf_rcu": (FOO, "KF_RCU")})
+    # bpf_opts takes a struct of scalars its file defines (memory the program fills: not reached);
+    # bpf_obj's struct holds a pointer (an object: reached)
+    structs = ("struct bpf_foo_opts {\n\tu32 flags;\n\t__be16 port;\n\tu8 mac[6];\n\tenum bpf_mode mode;\n};\n"
+               "struct bpf_foo_obj {\n\tstruct sock *sk;\n\tu32 x;\n};\n")
+    src = structs + kernel({"bpf_foo": FOO, "bpf_scalar": "int|u32 x", "bpf_rcu": (FOO, "KF_RCU"),
+                            "bpf_opts": "int|struct bpf_foo_opts *opts", "bpf_obj": "int|struct bpf_foo_obj *o"})
     b = pair(tmp_path, {HELPERS: src, VERIFIER_C: verifier_matching("__k"), BTF_C: "int btf_c;\n"},
              {"include/linux/btf.h": head_btf}, level)
     loc = f"include/linux/btf.h:{line_of(BTF_H, define.strip())}"
     msg = (f"KF_TRUSTED_ARGS ({loc} (v6.8)) is no longer defined in include/linux/btf.h at v6.9: its behaviour "
            "(pointer arguments must be trusted) is now the default of every kfunc; kfuncs without it (or "
            "KF_RELEASE, KF_RCU) that take pointers to kernel objects are now checked that way")
-    assert semantics_findings(b) == [("KFUNC_DEFAULT_CHANGED", "bpf_foo", verdict, loc, msg, ("bpf_foo",))]
+    assert semantics_findings(b) == [("KFUNC_DEFAULT_CHANGED", "bpf_foo", verdict, loc, msg, ("bpf_foo", "bpf_obj"))]
 
 
 @levels(unstable="info", stable="info", expired="info", deprecating="info", deprecated="info",

@@ -12,11 +12,12 @@ import json
 import re
 from dataclasses import asdict, dataclass, field
 
+from .ctype import type_shape
 from .flags import SUFFIXES
 from .csource import CSource, expand_macros, parse_csource, split_top_level, call_args
 
 # Bump when extraction changes: cached facts of an older version are ignored.
-FACTS_VERSION = 10
+FACTS_VERSION = 11
 
 SET_MACROS = {
     "BTF_SET_START": ("BTF_SET_END", "BTF_SET"),
@@ -136,6 +137,8 @@ class FileFacts:
     macros: dict[str, list] = field(default_factory=dict)  # only for headers: name -> [params, body]
     includes: list[list] = field(default_factory=list)
     all_defs: bool = False  # defs holds every function, not only the kfunc-related ones
+    # structs a kept definition points to, defined in this file with scalar members only
+    scalar_structs: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -160,6 +163,7 @@ class FileFacts:
             macros=d["macros"],
             includes=d["includes"],
             all_defs=d["all_defs"],
+            scalar_structs=d["scalar_structs"],
         )
 
 
@@ -195,6 +199,8 @@ def extract_facts(path: str, data: bytes, *, all_defs: bool = False,
     blocks: list[tuple[int, int]] = []
     functions = _functions(src, wanted, blocks)
     facts.defs = {f.name: f for f, _, _ in functions}
+    facts.scalar_structs = _scalar_structs(code, {shape[1] for fd in facts.defs.values() for p in fd.params
+                                                  if (shape := type_shape(p.type))[0] == "struct"})
     for m in _words(_KSET_STRUCT, code):
         open_pos = m.end() - 1
         body = code[open_pos + 1:_matching_brace(code, open_pos)]
@@ -226,6 +232,41 @@ def extract_facts(path: str, data: bytes, *, all_defs: bool = False,
             for e in re.finditer(r"\bBTF_ID\s*\(\s*func\s*,\s*(\w+)\s*\)", code[m.end():body_end if body_end > 0 else None]):
                 facts.dtor_funcs.append([e.group(1), src.line_of(m.end() + e.start())])
     return facts
+
+
+def _scalar_structs(code: str, names: set[str]) -> list[str]:
+    """Which of ``names`` this file defines as a struct of scalars: integers, enums, arrays of
+    them and such structs (7.2 kernel/bpf/verifier.c __btf_type_is_scalar_struct). The verifier
+    takes a pointer to one as memory the program fills, not as an object it must trust.
+    Read conservatively: a pointer, a union or nested braces, a function pointer, an attribute
+    or a type not known as an integer leave the struct out (the verifier's view stays assumed)."""
+    bodies: dict[str, str] = {}
+    for name in names:
+        at = 0
+        while (at := code.find("struct " + name, at)) >= 0:
+            end = at + 7 + len(name)
+            rest = code[end:end + 64].lstrip()
+            if (at == 0 or not (code[at - 1].isalnum() or code[at - 1] == "_")) and rest.startswith("{") \
+                    and not (code[end:end + 1].isalnum() or code[end:end + 1] == "_"):
+                open_pos = code.index("{", end)
+                bodies[name] = code[open_pos + 1:_matching_brace(code, open_pos)]
+                break
+            at = end
+    return sorted(n for n in bodies if _is_scalar_body(bodies[n]))
+
+
+def _is_scalar_body(body: str) -> bool:
+    members = [m.strip() for m in body.split(";")]
+    if "{" in body or "}" in body or not any(members):
+        return False
+    for m in filter(None, members):
+        if "(" in m or "*" in m or "#" in m:
+            return False
+        decl = re.sub(r"\[[^\]]*\]|:\s*\w+", "", m)  # array bounds, bit-field widths
+        words = decl.replace(",", " ").split()
+        if len(words) < 2 or type_shape(" ".join(words[:-1]))[0] not in ("int", "enum"):
+            return False
+    return True
 
 
 def _words(pattern: re.Pattern, text: str, pos: int = 0):

@@ -184,6 +184,9 @@ class Definition:
     guards: tuple[str, ...]
     doc: KernelDoc | None
     build: tuple[BuildGuard, ...] = ()  # build conditions of the definition's file
+    # structs its parameters point to that its file defines with scalar members only: the
+    # verifier takes a pointer to one as memory (KF_ARG_PTR_TO_MEM), not as a trusted object
+    scalar_structs: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -318,6 +321,7 @@ def kfunc_json(k: Kfunc) -> dict:
             "static": d.static,
             "marked": d.marked,
             "guards": list(d.guards),
+            "scalar_structs": list(d.scalar_structs),
             "doc": None if d.doc is None else {
                 "line": d.doc.line, "summary": d.doc.summary,
                 "stability": d.doc.stability or None, "deprecated": d.doc.deprecated or None,

@@ -35,6 +35,7 @@ from .semantics import FILES as SEMANTICS_FILES, Semantics, semantics_of
 from .facts import FACTS_VERSION, FileFacts, entries_from_text, extract_facts
 from .flags import FLAGS, LEGACY_SET_FLAGS, parse_flags
 from .gitrepo import TreePaths, resolve
+from .ctype import type_shape
 from .grep import KFUNC_WORDS, BlobGrep, GrepCandidates, take_prefetched
 from .csource import Macro, expand_macros, parse_csource
 from .kbuild import BASELINE, BuildReader
@@ -797,18 +798,16 @@ class _Linker:
         return out
 
     def _definition(self, name: str, set_facts: FileFacts) -> Definition | None:
-        fd, path = None, None
+        home = None  # the facts of the file that defines it
         if name in set_facts.defs:
-            fd, path = set_facts.defs[name], set_facts.path
+            home = set_facts
         elif (f := next((f for f in self.primary if name in f.defs), None)) is not None:
-            fd, path = f.defs[name], f.path
+            home = f
         else:
-            for f in self._secondary(set_facts.path, name):
-                if name in f.defs:
-                    fd, path = f.defs[name], f.path
-                    break
-        if fd is None:
+            home = next((f for f in self._secondary(set_facts.path, name) if name in f.defs), None)
+        if home is None:
             return None
+        fd, path = home.defs[name], home.path
         # the same parsed definition, semantics and build reader as a tree linked before: the same result
         hit = self.s._definitions.get((id(fd), path))
         if hit is not None and hit[0] is fd and hit[1] is self.semantics and hit[2] is self.build:
@@ -817,8 +816,10 @@ class _Linker:
         suffixes = [self.semantics.suffix_of(p.name) for p in fd.params]
         sig = Signature(fd.return_type, tuple(Param(p.type, p.name, p.suffix if sfx is None else sfx)
                                               for p, sfx in zip(fd.params, suffixes)), fd.variadic)
+        scalar = tuple(sorted({shape[1] for p in fd.params if (shape := type_shape(p.type))[0] == "struct"}
+                              & set(home.scalar_structs)))
         d = Definition(Location(path, fd.line), sig, fd.static, fd.marked, tuple(fd.guards),
-                       kernel_doc(fd.doc, fd.doc_line), self.build.guards_of(path))
+                       kernel_doc(fd.doc, fd.doc_line), self.build.guards_of(path), scalar)
         self.s._definitions[(id(fd), path)] = (fd, self.semantics, self.build, d)
         return d
 

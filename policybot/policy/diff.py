@@ -12,17 +12,11 @@ import re
 from dataclasses import dataclass, field
 from typing import Iterator, Mapping
 
+from ..kernel.ctype import INT_WORDS, QUALIFIERS, type_shape
 from ..kernel.flags import FLAGS, IMPLICIT_PARAM_STRUCTS, SUFFIXES, flag_effect, same_suffix
 from ..kernel.model import Inventory, Kfunc, Location, Param
 from ..kernel.semantics import BTF_H
 from .rules import DEFAULT_VARIANT, render_message
-
-_QUALIFIERS = {"const", "volatile", "__user", "__rcu", "__iomem", "__percpu", "__kernel",
-               "__force", "__nocast", "__restrict", "restrict", "__must_check"}
-_INT_WORDS = {"char", "short", "int", "long", "signed", "unsigned", "bool", "_Bool"}
-_INT_TYPEDEF = re.compile(r"^(__)?[us](8|16|32|64|128)$|^(u?int(8|16|32|64)_t|size_t|ssize_t|"
-                          r"loff_t|off_t|gfp_t|pid_t|uid_t|gid_t|dev_t|umode_t|__be(16|32|64)|"
-                          r"__le(16|32|64)|__wsum|__sum16|phys_addr_t|dma_addr_t|time64_t|ktime_t)$")
 
 
 @dataclass(frozen=True)
@@ -48,40 +42,18 @@ def _change(rule: str, kfunc: str, variant: str, fields: Mapping[str, object], b
     return Change(rule, kfunc, variant, dict(fields), base, head, **rest)
 
 
-# Structs the verifier treats as one argument kind under either name (so a
-# rename between them changes nothing for programs): kernel/bpf/btf.c
-# matches bpf_dynptr_kern in 6.1 and bpf_dynptr from 6.x as the dynptr argument.
-STRUCT_ALIASES = {"bpf_dynptr_kern": "bpf_dynptr"}
-
-
-def type_shape(text: str) -> tuple:
-    """A C type as libbpf compares it: ('int',), ('struct', 'sk_buff', 1) ... qualifiers ignored."""
-    words = [w for w in re.findall(r"[A-Za-z_]\w*|\*|\[\S*\]|\(\*\)", text) if w not in _QUALIFIERS]
-    depth = sum(1 for w in words if w == "*" or w.startswith("["))
-    if "(*)" in words:
-        return ("funcptr", depth)
-    core = [w for w in words if w != "*" and not w.startswith("[")]
-    if core and core[0] in ("struct", "union", "enum") and len(core) > 1:
-        return (core[0], STRUCT_ALIASES.get(core[1], core[1]), depth)
-    if core and (all(w in _INT_WORDS for w in core) or (len(core) == 1 and _INT_TYPEDEF.match(core[0]))):
-        return ("int", depth) if depth else ("int",)
-    if core == ["void"]:
-        return ("void", depth)
-    return ("typedef", " ".join(core), depth)
-
-
 _SIZED_INT = re.compile(r"^(?:__)?([us])(8|16|32|64)$|^(u?)int(8|16|32|64)_t$")
 _WORD_BITS = {"char": 8, "short": 16, "long": 64}  # LP64, as BPF and its JITs
 
 
 def int_kind(text: str) -> tuple[int, bool] | None:
     """(bits, signed) of an integer type policybot can size, else None (gfp_t, __be32, ...)."""
-    words = [w for w in re.findall(r"[A-Za-z_]\w*", text) if w not in _QUALIFIERS]
+    words = [w for w in re.findall(r"[A-Za-z_]\w*", text) if w not in QUALIFIERS]
     if len(words) == 1 and (m := _SIZED_INT.match(words[0])):
         return (int(m.group(2)), m.group(1) == "s") if m.group(1) else (int(m.group(4)), m.group(3) != "u")
     if words in (["size_t"], ["ssize_t"]):
         return 64, words[0] == "ssize_t"
-    if words and all(w in _INT_WORDS for w in words) and not {"bool", "_Bool"} & set(words):
+    if words and all(w in INT_WORDS for w in words) and not {"bool", "_Bool"} & set(words):
         sized = [_WORD_BITS[w] for w in words if w in _WORD_BITS]
         return (sized[0] if sized else 32), "unsigned" not in words
     return None
@@ -386,8 +358,9 @@ def trust_checked_params(k: Kfunc, inv: Inventory) -> tuple[Param, ...]:
     to a struct, except the program's context (bpf_types.h's context type, or the
     kernel one bpf_cast_to_kern_ctx returns trusted), the structs with their own
     kind (kf_arg_btf_ids: bpf_dynptr, bpf_list_head, ...), an iterator kfunc's
-    first argument, memory with a size (followed by __sz/__szk) and the suffixed
-    kinds above. Scalars, void * and scalar pointers are memory; callbacks are code.
+    first argument, memory with a size (followed by __sz/__szk), a struct of scalars
+    its file defines (Definition.scalar_structs) and the suffixed kinds above.
+    Scalars, void * and scalar pointers are memory; callbacks are code.
     """
     params = bpf_params(k, inv)
     sem = inv.semantics
@@ -401,6 +374,8 @@ def trust_checked_params(k: Kfunc, inv: Inventory) -> tuple[Param, ...]:
             continue
         if shape[1] in own or shape[1] in ctx or (iterator and i == 0) or p.suffix in _OWN_KIND_SUFFIXES:
             continue
+        if k.definition and shape[1] in k.definition.scalar_structs:
+            continue  # memory the program fills (verifier.c __btf_type_is_scalar_struct)
         if i + 1 < len(params) and params[i + 1].suffix in _SIZE_SUFFIXES:
             continue
         out.append(p)

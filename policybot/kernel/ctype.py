@@ -1,0 +1,33 @@
+"""C types as the parameters' text writes them, the way libbpf and the verifier compare them."""
+
+from __future__ import annotations
+
+import re
+
+QUALIFIERS = {"const", "volatile", "__user", "__rcu", "__iomem", "__percpu", "__kernel",
+               "__force", "__nocast", "__restrict", "restrict", "__must_check"}
+INT_WORDS = {"char", "short", "int", "long", "signed", "unsigned", "bool", "_Bool"}
+INT_TYPEDEF = re.compile(r"^(__)?[us](8|16|32|64|128)$|^(u?int(8|16|32|64)_t|size_t|ssize_t|"
+                          r"loff_t|off_t|gfp_t|pid_t|uid_t|gid_t|dev_t|umode_t|__be(16|32|64)|"
+                          r"__le(16|32|64)|__wsum|__sum16|phys_addr_t|dma_addr_t|time64_t|ktime_t)$")
+
+# Structs the verifier treats as one argument kind under either name (so a
+# rename between them changes nothing for programs): kernel/bpf/btf.c
+# matches bpf_dynptr_kern in 6.1 and bpf_dynptr from 6.x as the dynptr argument.
+STRUCT_ALIASES = {"bpf_dynptr_kern": "bpf_dynptr"}
+
+
+def type_shape(text: str) -> tuple:
+    """A C type as libbpf compares it: ('int',), ('struct', 'sk_buff', 1) ... qualifiers ignored."""
+    words = [w for w in re.findall(r"[A-Za-z_]\w*|\*|\[\S*\]|\(\*\)", text) if w not in QUALIFIERS]
+    depth = sum(1 for w in words if w == "*" or w.startswith("["))
+    if "(*)" in words:
+        return ("funcptr", depth)
+    core = [w for w in words if w != "*" and not w.startswith("[")]
+    if core and core[0] in ("struct", "union", "enum") and len(core) > 1:
+        return (core[0], STRUCT_ALIASES.get(core[1], core[1]), depth)
+    if core and (all(w in INT_WORDS for w in core) or (len(core) == 1 and INT_TYPEDEF.match(core[0]))):
+        return ("int", depth) if depth else ("int",)
+    if core == ["void"]:
+        return ("void", depth)
+    return ("typedef", " ".join(core), depth)
