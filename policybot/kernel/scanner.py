@@ -350,36 +350,40 @@ class _Reader:
         if self.s.cache is not None:
             self.guessed = {o for p, o in pending.items() if p not in self.not_grepped}
             self.s.cache.store_facts(FACTS_VERSION, {BLOB_KEY + o: "" for o in self.guessed})
-        build = self.s.build_reader(self.root)  # a git grep is always of self.root
-        self.s.semantics_at(self.root)
+        build = self._meanwhile()
         for path in grep.listed():
             oid = pending.get(path)
             if oid is not None and path not in self.not_grepped:
                 del pending[path]
-                self.read.append(oid)
-                found = _in_process(_classify(self.s.repo, [(path, oid)]))
-                self.out.extend(found)
-                if found:
-                    build.guards_of(path)
+                self._read_listed(path, oid, build)
         if grep.complete:  # what git grep read and did not list is '' unread
             self.read.extend(o for p, o in pending.items() if p not in self.not_grepped)
             pending = {p: o for p, o in pending.items() if p in self.not_grepped}
         self.waiting = list(pending.items())
 
+    def _meanwhile(self) -> BuildReader:
+        """What linking self.root needs, prepared while git grep reads: its build reader and semantics."""
+        build = self.s.build_reader(self.root)
+        self.s.semantics_at(self.root)
+        return build
+
+    def _read_listed(self, path: str, oid: str, build: BuildReader) -> None:
+        """A blob git grep listed: read and parsed here, the build conditions of a candidate prepared."""
+        self.read.append(oid)
+        found = _in_process(_classify(self.s.repo, [(path, oid)]))
+        self.out.extend(found)
+        if found:
+            build.guards_of(path)
+
     def _take_blob_grep(self) -> None:
         """The new blobs, read by git grep (only they are inflated); the ones it lists read here."""
         pending = {o: p for p, o in sorted(self.waiting) if p not in self.not_grepped}  # path order
         grep = BlobGrep(self.s.repo.path, list(pending), KFUNC_WORDS, self.s.jobs)
-        build = self.s.build_reader(self.root)  # meanwhile, as for a whole tree's grep
-        self.s.semantics_at(self.root)
+        build = self._meanwhile()
         for oid in grep.listed():
             path = pending.pop(oid, None)
             if path is not None:
-                self.read.append(oid)
-                found = _in_process(_classify(self.s.repo, [(path, oid)]))
-                self.out.extend(found)
-                if found:
-                    build.guards_of(path)
+                self._read_listed(path, oid, build)
         if grep.complete:  # what git grep read and did not list is '' unread
             self.read.extend(pending)
             pending = {}
