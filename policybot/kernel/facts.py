@@ -242,16 +242,9 @@ def _scalar_structs(code: str, names: set[str]) -> list[str]:
     or a type not known as an integer leave the struct out (the verifier's view stays assumed)."""
     bodies: dict[str, str] = {}
     for name in names:
-        at = 0
-        while (at := code.find("struct " + name, at)) >= 0:
-            end = at + 7 + len(name)
-            rest = code[end:end + 64].lstrip()
-            if (at == 0 or not (code[at - 1].isalnum() or code[at - 1] == "_")) and rest.startswith("{") \
-                    and not (code[end:end + 1].isalnum() or code[end:end + 1] == "_"):
-                open_pos = code.index("{", end)
-                bodies[name] = code[open_pos + 1:_matching_brace(code, open_pos)]
-                break
-            at = end
+        m = next(_words(re.compile(r"struct\s+" + re.escape(name) + r"\s*\{"), code), None)
+        if m is not None:
+            bodies[name] = code[m.end():_matching_brace(code, m.end() - 1)]
     return sorted(n for n in bodies if _is_scalar_body(bodies[n]))
 
 
