@@ -68,6 +68,17 @@ def test_glob_matches_only_at_its_depth():
     assert lookup(text, "drivers/net/ethernet/intel/e1000.c").all() == []
 
 
+def test_a_wildcard_inside_the_first_directory_still_matches():
+    # lookups consult only the sections whose F: prefix starts with the path's first
+    # directory; a wildcard before the first '/' leaves no such prefix to index by
+    text = section("BPF HEADERS", "M: H <h@x.org>", "F: inc?ude/linux/bpf.h", "F: ker*/bpf/") + \
+        section("BPF CORE", "M: C <c@x.org>", "F: kernel/bpf/")
+    assert lookup(text, "include/linux/bpf.h").all() == ["H <h@x.org>"]
+    assert lookup(text, "kernel/bpf/core.c").all() == ["H <h@x.org>", "C <c@x.org>"]  # same depth: file order
+    assert lookup(text, "kernelx/bpf/core.c").all() == ["H <h@x.org>"]
+    assert lookup(text, "kernel/trace/bpf_trace.c").all() == []
+
+
 def test_glob_characters():
     text = (section("STAR", "M: S <s@x.org>", "F: include/linux/bpf*")
             + section("QUESTION", "M: Q <q@x.org>", "F: drivers/input/misc/da72??.[ch]"))

@@ -42,6 +42,8 @@ import pygit2
 from ..errors import InputError
 
 _FIELD = re.compile(r"([A-Z]):\s*(.*)")  # compiled once: MAINTAINERS has ~20,000 lines
+_WILDCARD = re.compile(r"[*?\[]")
+_NOT_PLAIN = re.compile(r"[.*?\[]")  # what get_maintainer.pl's directory test cannot name
 
 IsDir = Callable[[str], bool]
 # get_maintainer.pl only mails Linus with --git-chief-penguins
@@ -138,7 +140,7 @@ class _Glob:
     prefix: str = ""  # the literal text before the first wildcard: other paths never match
 
     def __post_init__(self):
-        self.prefix = re.split(r"[*?\[]", self.raw, maxsplit=1)[0]
+        self.prefix = _WILDCARD.split(self.raw, maxsplit=1)[0]
 
     @property
     def regex(self) -> re.Pattern:
@@ -204,6 +206,9 @@ class Maintainers:
     sections: list[Section]
     mailmap: Mailmap = field(default_factory=Mailmap)
     is_dir: IsDir | None = None   # the tree's "is this a directory?", for F: without '/'
+    # section indices by the first directory of their F: prefixes (built on the first lookup)
+    _by_top: dict[str, set[int]] | None = field(default=None, repr=False)
+    _anywhere: set[int] = field(default_factory=set, repr=False)
 
     def for_files(self, paths: list[str], is_dir: IsDir | None = None) -> Recipients:
         is_dir = is_dir or self.is_dir or (lambda _p: False)
@@ -214,8 +219,8 @@ class Maintainers:
         list_addresses: set[str] = set()
         for path in paths:
             path = _canonical(path, is_dir)
-            hits = [(d, i) for i, s in enumerate(self.sections)
-                    if (d := s.depth_for(path, is_dir)) is not None]
+            hits = [(d, i) for i in self._candidates(path)
+                    if (d := self.sections[i].depth_for(path, is_dir)) is not None]
             # deepest first; the script leaves ties in Perl hash order (random per
             # run), here they keep MAINTAINERS order
             for _depth, i in sorted(hits, key=lambda h: (-h[0], h[1])):
@@ -238,6 +243,22 @@ class Maintainers:
                         addresses.add(address.lower())
                         people.append((kind, name, address))
         return self._finish(people, lists)
+
+    def _candidates(self, path: str) -> list[int]:
+        """The sections that may match ``path``, in MAINTAINERS order: those with an F: pattern
+        whose literal prefix starts with the path's first directory, and those that cannot be
+        told by it (N: regexes, prefixes without a '/', THE REST's '*')."""
+        if self._by_top is None:
+            by_top: dict[str, set[int]] = {}
+            anywhere: set[int] = set()
+            for i, section in enumerate(self.sections):
+                for kind, pat in section.files:
+                    if kind == "F" and "/" in pat.prefix:
+                        by_top.setdefault(pat.prefix.split("/", 1)[0], set()).add(i)
+                    else:
+                        anywhere.add(i)
+            self._by_top, self._anywhere = by_top, anywhere
+        return sorted(self._by_top.get(path.split("/", 1)[0], set()) | self._anywhere)
 
     def _finish(self, people, lists) -> Recipients:
         # After .mailmap two entries may turn out to be one person: the later one
@@ -295,7 +316,7 @@ def parse_maintainers(text: str, path: str = "MAINTAINERS", mailmap: str = "") -
         current.entries.append((kind, value))
         try:
             if kind in "FX":
-                glob = _Glob(value, value.count("/"), not re.search(r"[.*?\[]", value))
+                glob = _Glob(value, value.count("/"), not _NOT_PLAIN.search(value))
                 if kind == "F":
                     current.files.append(("F", glob))
                 else:
