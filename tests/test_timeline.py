@@ -9,6 +9,7 @@ import datetime as dt
 import io
 import json
 
+import pygit2
 import pytest
 
 from policybot.errors import ConfigError
@@ -191,6 +192,12 @@ class CountingScanner(Scanner):
         self.per_rev[rev] = dict(self.stats)
         return inv
 
+    def read_ahead(self, trees, label):
+        self._rev = "read-ahead"
+        self.classified["read-ahead"] = []
+        super().read_ahead(trees, label)
+        self.per_rev["read-ahead"] = dict(self.stats)
+
 
 @pytest.fixture
 def counting(monkeypatch):
@@ -207,7 +214,8 @@ def counting(monkeypatch):
     return current
 
 
-def test_one_scanner_and_state_reread_only_changed_blobs(tmp_path, counting):
+def _three_releases(tmp_path):
+    """v6.1 with 31 .c files; v6.2 changes kernel/bpf/helpers.c, v6.3 drivers/d3/f1.c."""
     b = HistoryBuilder(tmp_path / "r")
     filler = {f"drivers/d{i}/f{j}.c": f"int f{i}_{j}(void) {{ return {i * 10 + j}; }}\n"
               for i in range(5) for j in range(6)}
@@ -217,9 +225,15 @@ def test_one_scanner_and_state_reread_only_changed_blobs(tmp_path, counting):
     b.tag("v6.2")
     b.commit({"drivers/d3/f1.c": "int changed(void) { return 0; }\n"}, "three", "2023-04-23")
     b.tag("v6.3")
-    scanner = CountingScanner(b.repo, Cache(tmp_path / "state"))
+    return b
+
+
+def test_one_scanner_and_state_reread_only_changed_blobs(tmp_path, counting):
+    b = _three_releases(tmp_path)
+    scanner = CountingScanner(b.repo, Cache(tmp_path / "state"), jobs=1)  # no read-ahead on one core
     counting.append(scanner)
     kfunc_history(b.repo, scanner)
+    assert scanner.classified.pop("read-ahead") == []
     assert len(scanner.classified["v6.1"]) == 31  # cold: every .c blob
     assert scanner.classified["v6.2"] == ["kernel/bpf/helpers.c"]
     assert scanner.classified["v6.3"] == ["drivers/d3/f1.c"]
@@ -231,6 +245,29 @@ def test_one_scanner_and_state_reread_only_changed_blobs(tmp_path, counting):
     counting[0] = again
     kfunc_history(b.repo, again)
     assert all(v == [] for v in again.classified.values())
+
+
+def test_a_history_reads_every_release_ahead_each_blob_once(tmp_path, counting):
+    b = _three_releases(tmp_path)
+    scanner = CountingScanner(b.repo, Cache(tmp_path / "state"), jobs=2)
+    counting.append(scanner)
+    hs = kfunc_history(b.repo, scanner)
+    ahead = scanner.classified.pop("read-ahead")
+    # v6.1's 31 .c blobs, then the one new blob of v6.2 and of v6.3
+    assert len(ahead) == 33 and len(set(ahead)) == 31
+    assert ahead.count("kernel/bpf/helpers.c") == 2 and ahead.count("drivers/d3/f1.c") == 2
+    trees, todo = set(), [b.repo.revparse_single(t).peel(pygit2.Tree) for t in ("v6.1", "v6.2", "v6.3")]
+    while todo:  # every distinct tree object of the three releases, walked once
+        t = todo.pop()
+        if t.id not in trees:
+            trees.add(t.id)
+            todo.extend(e for e in t if e.type == pygit2.enums.ObjectType.TREE)
+    assert scanner.per_rev["read-ahead"]["trees_walked"] == len(trees) == 17
+    assert all(v == [] for v in scanner.classified.values())  # the releases read nothing more
+    assert all(scanner.per_rev[r]["trees_walked"] == 0 for r in ("v6.1", "v6.2", "v6.3"))
+    # and say what a history of one release at a time says
+    alone = kfunc_history(b.repo, Scanner(b.repo, Cache(tmp_path / "state1"), jobs=1))
+    assert history_json(hs) == history_json(alone)
 
 
 def test_renderers(repo):
@@ -371,3 +408,56 @@ def test_history_json_gives_the_jit_arches_of_each_real_release(kernel_repo, ker
         for a, cond in conditions[tag].items():
             assert cond in doc["arch_conditions"][tag][a], (tag, a)
     assert conditions["v6.12"] == {"powerpc": "IS_ENABLED(CONFIG_PPC64)"}
+
+
+def test_a_history_read_ahead_is_git_grep_of_new_blobs_begun_during_the_walk(tmp_path, counting, monkeypatch):
+    from policybot.kernel import scanner as scanner_module
+    b = _three_releases(tmp_path)
+    b.commit({"drivers/d0/sub/deep.c": "/* no kfunc here */\n"}, "four", "2023-06-25")
+    b.tag("v6.4")
+    greps = []
+
+    class Recorded(scanner_module.BlobGrep):
+        def __init__(self, git_dir, blob_ids, *a, **kw):
+            greps.append(len(blob_ids))
+            super().__init__(git_dir, blob_ids, *a, **kw)
+
+    monkeypatch.setattr(scanner_module, "BlobGrep", Recorded)
+    # as on a kernel tree, in miniature: git grep starts on the blobs of the first levels
+    # that hold 10 (here depth 3: every release's drivers/d*/ and kernel/bpf/, 33 blobs),
+    # a second one reads the rest when the walk is done (v6.4's drivers/d0/sub/deep.c)
+    monkeypatch.setattr(scanner_module, "UNION_EARLY", 10)
+    monkeypatch.setattr(scanner_module, "BLOB_GREP_MIN", 1)
+    scanner = CountingScanner(b.repo, Cache(tmp_path / "state"), jobs=2)
+    counting.append(scanner)
+    hs = kfunc_history(b.repo, scanner)
+    assert greps == [33, 1]
+    # only what git grep listed is read here: helpers.c of v6.1 and of v6.2, and deep.c
+    assert sorted(scanner.classified.pop("read-ahead")) == ["drivers/d0/sub/deep.c"] + ["kernel/bpf/helpers.c"] * 2
+    assert all(v == [] for v in scanner.classified.values())
+    alone = kfunc_history(b.repo, Scanner(b.repo, Cache(tmp_path / "state1"), jobs=1))
+    assert history_json(hs) == history_json(alone)
+
+
+def test_a_read_ahead_that_fails_stops_the_git_grep_it_began(tmp_path, monkeypatch):
+    import os
+    from policybot.kernel import scanner as scanner_module
+    b = _three_releases(tmp_path)
+    started = []
+
+    class Recorded(scanner_module.BlobGrep):
+        def __init__(self, *a, **kw):
+            super().__init__(*a, **kw)
+            started.append(self)
+
+    def fail(self):
+        raise OSError("disk gone")
+
+    monkeypatch.setattr(scanner_module, "BlobGrep", Recorded)
+    monkeypatch.setattr(scanner_module, "UNION_EARLY", 10)
+    monkeypatch.setattr(scanner_module._Reader, "finish", fail)
+    scanner = Scanner(b.repo, Cache(tmp_path / "state"), jobs=2)
+    with pytest.raises(OSError):
+        kfunc_history(b.repo, scanner)
+    assert len(started) == 1
+    assert started[0].proc.poll() is not None and not os.path.exists(started[0].scratch)

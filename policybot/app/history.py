@@ -160,11 +160,17 @@ def release_key(name: str) -> tuple[int, ...]:
     return tuple(int(x) for x in m.groups()) if m else (1 << 30,)
 
 
-def releases_for(repo: pygit2.Repository, tags_glob: str = "v*", history: History | None = None) -> list[Release]:
-    """Release tags (v<major>.<minor>, no -rc) matching ``tags_glob``, oldest version first."""
+def releases_for(repo: pygit2.Repository, tags_glob: str = "v*", history: History | None = None,
+                 upto: str | None = None) -> list[Release]:
+    """Release tags (v<major>.<minor>, no -rc) matching ``tags_glob``, oldest version first;
+    with ``upto``, only those that are this revision or its ancestors."""
     rels = (history or History(repo)).releases()
-    return sorted((r for r in rels if fnmatch.fnmatchcase(r.name, tags_glob)),
-                  key=lambda r: (release_key(r.name), r.date))
+    out = sorted((r for r in rels if fnmatch.fnmatchcase(r.name, tags_glob)),
+                 key=lambda r: (release_key(r.name), r.date))
+    if upto is not None:
+        tip = resolve(repo, upto).id
+        out = [r for r in out if pygit2.Oid(hex=r.commit) == tip or repo.descendant_of(tip, pygit2.Oid(hex=r.commit))]
+    return out
 
 
 def _sig(k: Kfunc) -> str | None:
@@ -244,12 +250,9 @@ def kfunc_history(repo: pygit2.Repository, scanner: Scanner, tags_glob: str = "v
     policy = policy or Policy()
     if include_tests is None:
         include_tests = policy.include_tests
-    releases = releases_for(repo, tags_glob, History(repo, scanner.cache))
-    if upto is not None:
-        tip = resolve(repo, upto).id
-        releases = [r for r in releases
-                    if pygit2.Oid(hex=r.commit) == tip or repo.descendant_of(tip, pygit2.Oid(hex=r.commit))]
+    releases = releases_for(repo, tags_glob, History(repo, scanner.cache), upto)
     overlay = _overlay(policy)
+    scanner.read_ahead([repo[r.commit].tree for r in releases], f"{len(releases)} releases")
     hist: dict[str, KfuncHistory] = {}
     prev_inv: Inventory | None = None
     prev_levels: dict[str, str] = {}
