@@ -73,8 +73,11 @@ def median(samples: list[Sample], what: str = "wall") -> float:
     return statistics.median(getattr(s, what) for s in samples)
 
 
-def kernel_repo() -> str:
-    out = subprocess.run([str(ROOT / "scripts" / "kernel-trees")], check=True, capture_output=True, text=True)
+def kernel_repo(set_name: str = "tests") -> str:
+    """The repository of scripts/kernel-trees: "tests" (v6.1, v6.12, v7.2) or "history" (and v7.3)."""
+    cache = os.environ.get("POLICYBOT_KERNEL_CACHE") or str(Path.home() / ".cache" / "policybot-kernels")
+    out = subprocess.run([str(ROOT / "scripts" / "kernel-trees"), cache, set_name],
+                         check=True, capture_output=True, text=True)
     return out.stdout.strip().splitlines()[-1]
 
 

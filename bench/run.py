@@ -2,6 +2,7 @@
 """Every speed target of policybot in one run, each as a ratio against its reference.
 
     python bench/run.py [REPO] [--runs 3] [--only inventory,audit,review,check,history] [--readme]
+                        [--history-repo REPO]
 
 Each row is the median of --runs separate processes (.pyc files warm, as an
 installed policybot has them: see benchlib.py), measured in the same run as
@@ -66,7 +67,7 @@ def seconds_row(what: str, value: float, grep: float, seconds: float) -> Row:
     return Row(what, value, "s", "git grep", grep, r, f"< {seconds:g} s (quiet: {r:.2f}× git grep)", seconds)
 
 
-def measure(repo: str, runs: int, only: set[str]) -> list[Row]:
+def measure(repo: str, runs: int, only: set[str], history_repo: str | None = None) -> list[Row]:
     rows: list[Row] = []
     m = inventory_bench.measure(repo, "v6.12", runs)  # every run needs these references
     grep, cold = median(m["grep"]), median(m["cold"])
@@ -109,7 +110,7 @@ def measure(repo: str, runs: int, only: set[str]) -> list[Row]:
                 rows.append(seconds_row("`check` of one object against v7.2's source, warm",
                                         median(c["check source warm"]), grep, 0.3))
     if "history" in only:
-        h = history_bench.measure(repo, "v6.12", runs)
+        h = history_bench.measure(history_repo or kernel_repo("history"), "v6.12", runs)
         rows.append(Row(f"`history` over {', '.join(h['tags'])}, cold", median(h["cold"]), "s",
                         "cold inventory (this group's)", median(h["inventory"]), 2.5, "≤ 2.5×"))
         rows.append(Row("the same history (what it must read: every release's blobs)", median(h["cold"]), "s",
@@ -150,6 +151,8 @@ def main() -> int:
     ap.add_argument("--only", default=",".join(GROUPS),
                     help="groups to measure besides inventory (always: it gives the references)")
     ap.add_argument("--readme", action="store_true", help="rewrite README.md's Performance table")
+    ap.add_argument("--history-repo", metavar="REPO", help="for the history rows (default: scripts/kernel-trees "
+                    "CACHE history, four releases)")
     ap.add_argument("--code", metavar="DIR", help="measure the policybot of another checkout (e.g. the "
                     "commit before a change, from `git worktree add`), with this checkout's bench")
     args = ap.parse_args()
@@ -160,7 +163,7 @@ def main() -> int:
         ap.error(f"--only: unknown group(s) {', '.join(sorted(only - set(GROUPS)))}")
     repo = args.repo or kernel_repo()
     warm_bytecode()
-    rows = measure(repo, args.runs, only)
+    rows = measure(repo, args.runs, only, args.history_repo)
     text = table(rows)
     sys.stdout.write(text)
     if args.readme:

@@ -56,6 +56,7 @@ class Cache:
             conn = sqlite3.connect(self.path, timeout=10)
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA cache_size=-32768")  # KiB: a cold scan's inserts stay in memory
             self._local.conn = conn
         return conn
 
@@ -90,8 +91,9 @@ class Cache:
             return
         with self._guard():
             conn = self._conn()
+            # in key order: a cold scan's tens of thousands of rows go in at half the cost
             conn.executemany("INSERT OR REPLACE INTO facts (key, version, data) VALUES (?, ?, ?)",
-                             ((k, version, v) for k, v in rows.items()))
+                             ((k, version, rows[k]) for k in sorted(rows)))
             self._commit(conn)
 
     def _commit(self, conn: sqlite3.Connection) -> None:

@@ -227,7 +227,7 @@ class Scanner:
             return
         self.stats = {"blobs_read": 0, "trees_walked": 0, "files_parsed": 0}
         reader = _Reader(self, label, self.cache.has_facts(FACTS_VERSION))
-        reader.root, reader.union = trees[0], True
+        reader.root, reader.union, reader.roots = trees[0], True, trees
         with reader, self.cache.batch():
             self._walk(trees, reader)
 
@@ -320,6 +320,7 @@ class _Reader:
         self.lookups = lookups  # False: the cache is empty, every blob is new
         self.root: pygit2.Tree | None = None  # the tree git grep may read; its link is prepared meanwhile
         self.union = False  # the blobs of several trees (read_ahead): new ones in one or two blob greps
+        self.roots: list[pygit2.Tree] = []  # those trees (the first is self.root)
         self.early: list[tuple[BlobGrep, dict[str, str]]] = []  # started during the walk
         self.guessed: set[str] = set()  # blobs stored as '' before git grep said which are not
         self.grep: GrepCandidates | None = None  # names the candidates: the blobs wait for it
@@ -408,9 +409,11 @@ class _Reader:
             self.s.cache.store_facts(FACTS_VERSION, {BLOB_KEY + o: "" for o in guess})
 
     def _meanwhile(self) -> BuildReader:
-        """What linking self.root needs, prepared while git grep reads: its build reader and semantics."""
+        """What linking self.root needs, prepared while git grep reads: its build reader and
+        semantics (and the semantics of every tree read ahead)."""
         build = self.s.build_reader(self.root)
-        self.s.semantics_at(self.root)
+        for tree in self.roots or [self.root]:
+            self.s.semantics_at(tree)
         return build
 
     def _read_listed(self, path: str, oid: str, build: BuildReader | None) -> None:
@@ -448,7 +451,10 @@ class _Reader:
             greps = self.early  # started during the walk
             if len(self.waiting) >= BLOB_GREP_MIN:
                 greps.append(self._start_blob_grep())
-            build = self._meanwhile() if greps else None
+            build = None
+            if greps:
+                self._guess_irrelevant(o for _, pending in greps for o in pending)  # one store, in key order
+                build = self._meanwhile()
             for grep, pending in greps:
                 # a listed path may be another tree's: only a single tree's build is prepared
                 self._take_blob_grep(grep, pending, None if self.union else build)
