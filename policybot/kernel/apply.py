@@ -47,9 +47,15 @@ class ScratchRepo:
             Path(parent_dir).mkdir(parents=True, exist_ok=True)
         self.path = Path(tempfile.mkdtemp(prefix="policybot-apply-", dir=parent_dir))
         self.repo = pygit2.init_repository(str(self.path), bare=True)
-        objects = Path(repo.path) / "objects"
-        (self.path / "objects" / "info" / "alternates").write_text(str(objects.resolve()) + "\n")
+        objects = (Path(repo.path) / "objects").resolve()
+        (self.path / "objects" / "info" / "alternates").write_text(str(objects) + "\n")
         self.repo = pygit2.Repository(str(self.path))  # reopen: alternates are read at open
+        # its own objects are thrown away on close: stored at zlib's fastest level, not synced
+        # (an 88 KB blob in 1.9 ms instead of 5 ms; libgit2 cannot read back its level 0)
+        odb = pygit2.Odb()
+        odb.add_backend(pygit2.OdbBackendLoose(str(self.path / "objects"), 1, False), 2)
+        odb.add_disk_alternate(str(objects))
+        self.repo.set_odb(odb)
 
     def close(self) -> None:
         shutil.rmtree(self.path, ignore_errors=True)

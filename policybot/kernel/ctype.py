@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 
 QUALIFIERS = {"const", "volatile", "__user", "__rcu", "__iomem", "__percpu", "__kernel",
@@ -17,6 +18,7 @@ INT_TYPEDEF = re.compile(r"^(__)?[us](8|16|32|64|128)$|^(u?int(8|16|32|64)_t|siz
 STRUCT_ALIASES = {"bpf_dynptr_kern": "bpf_dynptr"}
 
 
+@functools.lru_cache(maxsize=4096)  # a few hundred distinct parameter types per tree, asked per kfunc and tree
 def type_shape(text: str) -> tuple:
     """A C type as libbpf compares it: ('int',), ('struct', 'sk_buff', 1) ... qualifiers ignored."""
     words = [w for w in re.findall(r"[A-Za-z_]\w*|\*|\[\S*\]|\(\*\)", text) if w not in QUALIFIERS]

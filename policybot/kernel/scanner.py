@@ -140,6 +140,7 @@ class Scanner:
         self._records: dict = {}  # kfunc name -> (its parts, Kfunc): an unchanged kfunc is the same object
         self._headers: dict[tuple[str, str], tuple[bytes, dict | None]] = {}  # (oid, path) -> data, macros
         self._texts: dict[str, bytes] = {}  # blobs searched for a definition elsewhere, by oid
+        self._plain_c: dict = {}  # blob id -> whether a .c blob includes no other .c file (_same_build)
         self.stats = {"blobs_read": 0, "trees_walked": 0, "files_parsed": 0}
 
     # -- public -----------------------------------------------------------------
@@ -164,7 +165,7 @@ class Scanner:
         """The build conditions of ``tree``: the last tree's reader, memos and all, when the
         two differ only in .c files kbuild does not read."""
         last = self._build
-        if last is not None and _same_build(last.tree, tree):
+        if last is not None and _same_build(last.tree, tree, self._plain_c):
             last.tree = tree
             return last
         self._build = BuildReader(self.repo, tree, self.kbuild_cache, self.cache, FACTS_VERSION, self.paths)
@@ -495,7 +496,7 @@ class _Reader:
         return {o: c for o, c in classes.items() if c}
 
 
-def _same_build(old: pygit2.Tree, new: pygit2.Tree) -> bool:
+def _same_build(old: pygit2.Tree, new: pygit2.Tree, plain: dict | None = None) -> bool:
     """Whether kbuild.BuildReader reads the same in both trees: every change is to a .c file
     that does not ``#include "x.c"`` (the only .c files it reads), before and after.
 
@@ -504,8 +505,14 @@ def _same_build(old: pygit2.Tree, new: pygit2.Tree) -> bool:
     """
     tree, blob = pygit2.enums.ObjectType.TREE, pygit2.enums.ObjectType.BLOB
 
+    known = {} if plain is None else plain  # by blob id: a series' next tree asks of the last one's blob
+
     def plain_c(e) -> bool:
-        return e.type == blob and e.name.endswith(".c") and b'.c"' not in e.data
+        if e.type != blob or not e.name.endswith(".c"):
+            return False
+        if e.id not in known:
+            known[e.id] = b'.c"' not in e.data
+        return known[e.id]
 
     stack = [(old, new)]
     while stack:

@@ -157,6 +157,7 @@ class Auditor:
         self.today = today or dt.date.today()
         self.history = History(repo, scanner.cache)
         self._manifest_cache: dict[str, dict] = {}
+        self._last_declarations: tuple = ()  # (inventory, tree id, result): a series' next base is this head
 
     # -- declarations ---------------------------------------------------------------
 
@@ -178,7 +179,12 @@ class Auditor:
             raise ConfigError(f"{self.policy.overlay}: {e.strerror}") from None
 
     def declarations(self, inv: Inventory, tree: pygit2.Tree) -> tuple[dict[str, Resolved], list[Problem]]:
-        return collect(inv, self._manifest(tree), self._overlay(), self.policy.include_tests)
+        last = self._last_declarations
+        if last and last[0] is inv and last[1] == tree.id:
+            return last[2]
+        result = collect(inv, self._manifest(tree), self._overlay(), self.policy.include_tests)
+        self._last_declarations = (inv, tree.id, result)
+        return result
 
     def _level_at(self, commit_id: str, decl: Declaration, inv_kfunc) -> str | None:
         """The level ``decl``'s own source gives the kfunc at another commit."""
