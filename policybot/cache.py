@@ -63,6 +63,12 @@ class Cache:
     def _guard(self):
         return _Errors(self.path)
 
+    def after_fork(self) -> None:
+        """In a forked child: new connections from here on. The parent's stay open, unused and
+        never closed (closing one here could checkpoint the parent's write-ahead log)."""
+        self._forked_away = getattr(self, "_forked_away", []) + [self._local]
+        self._local = threading.local()
+
     # -- parse results, by object id ------------------------------------------------
 
     def load_facts(self, version: int, keys: list[str] | None = None) -> dict[str, str]:

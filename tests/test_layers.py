@@ -31,7 +31,7 @@ TOP_LEVEL = {
     "policybot": MODEL, "policybot.errors": MODEL, "policybot.state": MODEL, "policybot.cache": MODEL,
     "policybot.progress": MODEL, "policybot.templating": MODEL, "policybot.vocabulary": MODEL,
     "policybot.gitbuild": MODEL, "policybot.paths": MODEL, "policybot.addresses": MODEL,
-    "policybot.records": MODEL, "policybot.schema": MODEL,
+    "policybot.records": MODEL, "policybot.schema": MODEL, "policybot.forked": MODEL,
     "policybot.check": POLICY, "policybot.report": POLICY, "policybot.sarif": POLICY,
     "policybot.cli": ENTRY, "policybot.scheduler": ENTRY, "policybot.__main__": ENTRY,
 }

@@ -907,3 +907,81 @@ def test_a_cold_review_greps_its_base_before_reading_the_series(tmp_path, capsys
     taken.clear()
     run_one(capsys, tmp_path, mail, "--state-dir", str(tmp_path / "s2"), "--base", "HEAD")
     assert taken == []  # a cache: the scanner reads only what it lacks
+
+
+# -- a long series: its second half judged in a forked child ---------------------------------
+
+
+def _long_series(tmp_path: Path) -> Path:
+    """8 patches on v6.1: 2/8 makes the stable bpf_bar sleepable, 5/8 does not apply (its
+    context drifted), 7/8 removes the stable bpf_foo; the rest change no promise."""
+    build_tree(tmp_path / "linux")
+    g = clone(tmp_path / "linux", tmp_path / "work", git_env(), "long")
+    k = dict(BASE_KFUNCS)
+    g.commit({"kernel/bpf/helpers.c": kernel({**k, "bpf_a": FOO})}, "bpf: add bpf_a")
+    g.commit({"kernel/bpf/helpers.c": kernel({**k, "bpf_a": FOO, "bpf_bar": (FOO, "KF_SLEEPABLE")})},
+             "bpf: make bpf_bar sleepable")
+    g.commit({"README": "Linux kernel\n\nRead the docs.\n"}, "README: point to the docs")
+    g.commit({"kernel/bpf/helpers.c": kernel({**k, "bpf_a": FOO, "bpf_bar": (FOO, "KF_SLEEPABLE"),
+                                              "bpf_b": FOO})}, "bpf: add bpf_b")
+    g.commit({"kernel/bpf/verifier.c": VERIFIER.replace("verifier_line20;", "verifier_changed;")},
+             "bpf: tweak the verifier")
+    last = {"bpf_foo": FOO, "bpf_a": FOO, "bpf_bar": (FOO, "KF_SLEEPABLE"), "bpf_b": FOO, "bpf_c": FOO}
+    g.commit({"kernel/bpf/helpers.c": kernel(last)}, "bpf: add bpf_c")
+    g.commit({"kernel/bpf/helpers.c": kernel({n: v for n, v in last.items() if n != "bpf_foo"})}, "bpf: drop bpf_foo")
+    g.commit({"README": "Linux kernel\n\nRead the docs, twice.\n"}, "README: insist")
+    mails = format_patch(g, tmp_path / "long")
+    assert len(mails) == 9 and " int verifier_line19;\n-int verifier_line20;" in mails[5]
+    mails[5] = mails[5].replace(" int verifier_line19;\n", " int verifier_line19 = 19;\n", 1)
+    mbox = tmp_path / "long.mbox"
+    mbox.write_text("\n".join(mails))
+    return mbox
+
+
+def _review_json(capsys, tmp_path, mbox, state: str) -> dict:
+    import json
+    rc, out, err = review(capsys, "--repo", str(tmp_path / "linux"), "--mbox", str(mbox), "--today", TODAY,
+                          "--from", BOT, "--state-dir", str(tmp_path / state), "--format", "json")
+    assert rc == 1, out + err
+    data = json.loads(out)
+    data.pop("outbox")
+    return data
+
+
+def test_a_long_series_is_judged_in_two_processes_as_in_one(tmp_path, capsys, monkeypatch):
+    from policybot import forked
+    mbox = _long_series(tmp_path)
+    monkeypatch.setattr(forked, "available", lambda: False)
+    alone = _review_json(capsys, tmp_path, mbox, "state1")
+    assert [p["applied"] for p in alone["patches"]] == [True] * 4 + [False] + [True] * 3
+    rules = [[f["rule"] for f in p["findings"]] for p in alone["patches"]]
+    assert rules == [[], ["KFUNC_FLAGS_TIGHTENED"], [], [], [], [], ["KFUNC_REMOVED"], []]
+    children = []
+    real = forked.Forked.result
+
+    def result(self):
+        children.append(self.pid)
+        return real(self)
+
+    monkeypatch.setattr(forked, "available", lambda: True)
+    monkeypatch.setattr(forked.Forked, "result", result)
+    assert _review_json(capsys, tmp_path, mbox, "state2") == alone
+    assert len(children) == 1 and children[0] != os.getpid()
+
+
+def test_a_child_that_fails_has_its_half_judged_here(tmp_path, capsys, monkeypatch):
+    from policybot import forked
+    from policybot.app import series as series_module
+    mbox = _long_series(tmp_path)
+    monkeypatch.setattr(forked, "available", lambda: False)
+    alone = _review_json(capsys, tmp_path, mbox, "state1")
+    parent, real = os.getpid(), series_module._Judge.reviews
+
+    def reviews(self, steps, inv):
+        if os.getpid() != parent:
+            raise MemoryError("the child ran out")
+        return real(self, steps, inv)
+
+    monkeypatch.setattr(forked, "available", lambda: True)
+    monkeypatch.setattr(series_module._Judge, "reviews", reviews)
+    assert _review_json(capsys, tmp_path, mbox, "state2") == alone

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import pygit2
 
+from .. import forked
 from ..errors import InputError
 from ..kernel.apply import PatchDoesNotApply, ScratchRepo
 from ..kernel.flags import flag_effect, parse_flags
@@ -86,33 +87,108 @@ def review_series(repo: pygit2.Repository, scanner: Scanner, policy: Policy, ser
     auditor = Auditor(repo, scanner, policy, today)
     base_inv = scanner.inventory_of_commit(base_commit, base_name)
     promises = auditor.promises_at(base_inv, base_commit, today)
-    reviews = []
     with ScratchRepo(repo, scratch_dir) as scratch:
+        steps = _apply(scratch, base_commit.tree, series.patches, notes)
         # the same object checking as the caller's scanner: the libgit2 setting is process-wide
         patched = Scanner(scratch.repo, scanner.cache, jobs=1, verify_objects=scanner.verify_objects)
         # the patched trees' blobs (a new manifest, too) are only in the scratch repository
-        patched_auditor = Auditor(scratch.repo, patched, policy, today)
-        tree, inv = base_commit.tree, base_inv
-        for patch in series.patches:
-            files = patch_files(patch.diff)
-            where = f"patch {patch.counter}/{patch.expected}"
-            acks = [Ack(name, addr, frozenset(files), base_commit.tree, f"a reply from {sender} to {where}")
-                    for name, addr, sender in _acks(patch)]
-            if _own_acks(patch):
-                notes.append(f"{where}: its own Kfunc-Break-Acked-by tag does not count: it was written by "
-                             "the patch's author; a maintainer acknowledges a break by replying with the tag")
-            try:
-                new_tree = scratch.apply(tree, patch.diff)
-            except PatchDoesNotApply as e:
-                r = PatchReview(patch, False, str(e), files=files)
-                r.findings = judge_diff_text(auditor, patch, inv, promises)
-                reviews.append(r)
-                continue
-            new_inv = patched.inventory_of_tree(new_tree, "", f"{base_name}+{patch.counter}")
-            findings = patched_auditor.judge(inv, tree, new_inv, new_tree, promises, today, acks)
-            reviews.append(PatchReview(patch, True, "", findings, files))
-            tree, inv = new_tree, new_inv
+        judge = _Judge(auditor, patched, Auditor(scratch.repo, patched, policy, today), promises, today, base_name)
+        reviews = _judged(judge, steps, base_inv, scanner.jobs)
     return ReviewResult(series, base_name, str(base_commit.id), how, reviews, notes)
+
+
+@dataclass
+class _Step:
+    """One patch of the series, applied (``new_tree``) or not (``problem``) to ``tree``."""
+    patch: Patch
+    files: tuple[str, ...]
+    acks: list[Ack]
+    tree: pygit2.Tree
+    new_tree: pygit2.Tree | None
+    problem: str = ""
+
+
+def _apply(scratch: ScratchRepo, base_tree: pygit2.Tree, patches: list[Patch], notes: list[str]) -> list[_Step]:
+    """Each patch applied to the tree the ones before it left (one that does not apply changes nothing)."""
+    steps, tree = [], base_tree
+    for patch in patches:
+        files = patch_files(patch.diff)
+        where = f"patch {patch.counter}/{patch.expected}"
+        acks = [Ack(name, addr, frozenset(files), base_tree, f"a reply from {sender} to {where}")
+                for name, addr, sender in _acks(patch)]
+        if _own_acks(patch):
+            notes.append(f"{where}: its own Kfunc-Break-Acked-by tag does not count: it was written by "
+                         "the patch's author; a maintainer acknowledges a break by replying with the tag")
+        try:
+            new_tree = scratch.apply(tree, patch.diff)
+        except PatchDoesNotApply as e:
+            steps.append(_Step(patch, files, acks, tree, None, str(e)))
+            continue
+        steps.append(_Step(patch, files, acks, tree, new_tree))
+        tree = new_tree
+    return steps
+
+
+@dataclass
+class _Judge:
+    auditor: Auditor  # of the real repository: a patch that does not apply is judged by its text
+    patched: Scanner  # of the scratch repository, as the two below
+    patched_auditor: Auditor
+    promises: dict
+    today: dt.date
+    base_name: str
+
+    def reviews(self, steps: list[_Step], inv: Inventory) -> list[PatchReview]:
+        """The steps' findings; ``inv`` is the inventory of the first one's tree."""
+        out = []
+        for st in steps:
+            if st.new_tree is None:
+                out.append(PatchReview(st.patch, False, st.problem,
+                                       judge_diff_text(self.auditor, st.patch, inv, self.promises), st.files))
+                continue
+            new_inv = self.patched.inventory_of_tree(st.new_tree, "", f"{self.base_name}+{st.patch.counter}")
+            findings = self.patched_auditor.judge(inv, st.tree, new_inv, st.new_tree, self.promises,
+                                                  self.today, st.acks)
+            out.append(PatchReview(st.patch, True, "", findings, st.files))
+            inv = new_inv
+        return out
+
+
+FORK_MIN = 6  # applied patches: below this, a second process costs more than it saves
+
+
+def _judged(judge: _Judge, steps: list[_Step], base_inv: Inventory, jobs: int) -> list[PatchReview]:
+    """Every step judged; a long series in two processes, the second half in a forked child
+    (which links its first tree itself). A child that fails has its half redone here."""
+    applied = sum(1 for st in steps if st.new_tree is not None)
+    if jobs < 2 or applied < FORK_MIN or not forked.available():
+        return judge.reviews(steps, base_inv)
+    half = len(steps) // 2
+    tail = steps[half:]
+
+    def second_half() -> list[tuple[bool, str, list[Finding]]]:
+        return [(r.applied, r.problem, r.findings)
+                for r in judge.reviews(tail, _inventory_before(judge, steps, half, base_inv))]
+
+    child = forked.Forked(second_half, judge.patched.cache.after_fork if judge.patched.cache else lambda: None)
+    try:
+        head = judge.reviews(steps[:half], base_inv)
+        try:
+            rest = [PatchReview(st.patch, applied, problem, findings, st.files)
+                    for st, (applied, problem, findings) in zip(tail, child.result())]
+        except forked.ChildFailed:
+            rest = judge.reviews(tail, _inventory_before(judge, steps, half, base_inv))
+    finally:
+        child.close()
+    return head + rest
+
+
+def _inventory_before(judge: _Judge, steps: list[_Step], i: int, base_inv: Inventory) -> Inventory:
+    """The inventory of the tree step ``i`` applies to: the base's, or the last applied patch's."""
+    last = next((st for st in reversed(steps[:i]) if st.new_tree is not None), None)
+    if last is None:
+        return base_inv
+    return judge.patched.inventory_of_tree(last.new_tree, "", f"{judge.base_name}+{last.patch.counter}")
 
 
 def _acks(patch: Patch) -> list[tuple[str, str, str]]:

@@ -1,0 +1,45 @@
+"""One call in a forked child: its value comes back; any failure is the parent's to redo."""
+
+import os
+import time
+
+import pytest
+
+from policybot.forked import ChildFailed, Forked
+
+
+def test_the_child_returns_its_value_and_sees_the_parents_memory():
+    table = {"bpf_foo": [1, 2, 3]}
+    child = Forked(lambda: (os.getpid(), table["bpf_foo"] + [4]))
+    pid, value = child.result()
+    assert pid != os.getpid() and value == [1, 2, 3, 4]
+
+
+def test_what_the_child_raises_is_a_child_failure_with_its_words():
+    def work():
+        raise MemoryError("out of memory in the child")
+
+    with pytest.raises(ChildFailed, match="MemoryError: out of memory in the child"):
+        Forked(work).result()
+
+
+def test_a_child_that_dies_or_sends_what_cannot_be_read_is_a_child_failure():
+    with pytest.raises(ChildFailed, match="status"):
+        Forked(lambda: os._exit(3)).result()
+    with pytest.raises(ChildFailed, match="MemoryError|PicklingError|pickle"):
+        Forked(lambda: lambda: None).result()  # a value pickle cannot send
+
+
+def test_in_child_runs_in_the_child_only():
+    marks = []
+    child = Forked(lambda: list(marks), in_child=lambda: marks.append("child"))
+    assert child.result() == ["child"] and marks == []
+
+
+def test_closing_stops_a_child_still_running_and_reaps_it():
+    child = Forked(lambda: time.sleep(60))
+    pid, start = child.pid, time.monotonic()
+    child.close()
+    assert time.monotonic() - start < 5
+    with pytest.raises(ChildProcessError):  # reaped: no zombie left behind
+        os.waitpid(pid, os.WNOHANG)
