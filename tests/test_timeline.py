@@ -8,6 +8,7 @@ import csv
 import datetime as dt
 import io
 import json
+import os
 
 import pygit2
 import pytest
@@ -201,8 +202,11 @@ class CountingScanner(Scanner):
 
 @pytest.fixture
 def counting(monkeypatch):
-    """Record which blobs the scanner reads (small trees are read in-process by _classify)."""
+    """Record which blobs the scanner reads (small trees are read in-process by _classify), all
+    in this process: no release is linked in a forked child."""
+    from policybot import forked
     from policybot.kernel import scanner as scanner_module
+    monkeypatch.setattr(forked, "available", lambda: False)
     current: list[CountingScanner] = []
     real = scanner_module._classify
 
@@ -461,3 +465,34 @@ def test_a_read_ahead_that_fails_stops_the_git_grep_it_began(tmp_path, monkeypat
         kfunc_history(b.repo, scanner)
     assert len(started) == 1
     assert started[0].proc.poll() is not None and not os.path.exists(started[0].scratch)
+
+
+def test_a_history_links_its_later_releases_in_a_child_as_it_would_here(tmp_path, monkeypatch):
+    from policybot import forked
+    from policybot.app import history as history_module
+    b = _three_releases(tmp_path)
+    b.commit({"drivers/d0/sub/deep.c": "/* no kfunc here */\n"}, "four", "2023-06-25")
+    b.tag("v6.4")
+    monkeypatch.setattr(forked, "available", lambda: False)
+    alone = history_json(kfunc_history(b.repo, Scanner(b.repo, Cache(tmp_path / "state1"), jobs=2)))
+    children, real = [], forked.Forked.result
+
+    def result(self):
+        children.append(self.pid)
+        return real(self)
+
+    monkeypatch.setattr(forked, "available", lambda: True)
+    monkeypatch.setattr(forked.Forked, "result", result)
+    assert history_json(kfunc_history(b.repo, Scanner(b.repo, Cache(tmp_path / "state2"), jobs=2))) == alone
+    assert len(children) == 1
+    # a child that fails: its releases are linked here, with the same result
+    parent, link = os.getpid(), Scanner.inventory_of_commit
+
+    def failing(self, commit, rev=None):
+        if os.getpid() != parent:
+            raise MemoryError("the child ran out")
+        return link(self, commit, rev)
+
+    monkeypatch.setattr(Scanner, "inventory_of_commit", failing)
+    assert history_json(kfunc_history(b.repo, Scanner(b.repo, Cache(tmp_path / "state3"), jobs=2))) == alone
+    assert history_module.FORK_MIN <= 4

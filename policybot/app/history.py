@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 
 import pygit2
 
+from .. import forked
 from ..errors import ConfigError
 from ..policy.config import Policy
 from ..policy.declarations import collect
@@ -253,15 +254,14 @@ def kfunc_history(repo: pygit2.Repository, scanner: Scanner, tags_glob: str = "v
     releases = releases_for(repo, tags_glob, History(repo, scanner.cache), upto)
     overlay = _overlay(policy)
     scanner.read_ahead([repo[r.commit].tree for r in releases], f"{len(releases)} releases")
+    linked = _linked(repo, scanner, releases)
     hist: dict[str, KfuncHistory] = {}
     prev_inv: Inventory | None = None
     prev_levels: dict[str, str] = {}
     prev_rel: Release | None = None
     jits: dict[str, tuple[JitSupport, ...]] = {}
-    for rel in releases:
+    for rel, (inv, jits[rel.name]) in zip(releases, linked):
         commit = repo[rel.commit]
-        inv = scanner.inventory_of_commit(commit, rel.name)
-        jits[rel.name] = kfunc_call_support_of_tree(repo, commit.tree, scanner.kbuild_cache)
         levels = _levels(repo, commit, inv, policy, overlay)
         cur = {k.name: k for k in inv.selected(include_tests)}
         old = {k.name: k for k in prev_inv.selected(include_tests)} if prev_inv else {}
@@ -315,6 +315,36 @@ def kfunc_history(repo: pygit2.Repository, scanner: Scanner, tags_glob: str = "v
             hist[name].test = cur[name].test
         prev_inv, prev_levels, prev_rel = inv, levels, rel
     return Histories((hist[n] for n in sorted(hist)), releases, jits)
+
+
+FORK_MIN = 3  # releases: below this, a second process costs more than it saves
+
+
+def _linked(repo: pygit2.Repository, scanner: Scanner,
+            releases: list[Release]) -> list[tuple[Inventory, tuple[JitSupport, ...]]]:
+    """Each release's inventory and JITs; with several, the second half in a forked child
+    (its blobs are classified by now: linking is all that is left, and it holds the GIL).
+    A child that fails has its half linked here."""
+    def link(rels: list[Release]) -> list[tuple[Inventory, tuple[JitSupport, ...]]]:
+        out = []
+        for rel in rels:
+            commit = repo[rel.commit]
+            out.append((scanner.inventory_of_commit(commit, rel.name),
+                        kfunc_call_support_of_tree(repo, commit.tree, scanner.kbuild_cache)))
+        return out
+
+    if len(releases) < FORK_MIN or scanner.jobs < 2 or not forked.available():
+        return link(releases)
+    half = len(releases) // 2
+    child = forked.Forked(lambda: link(releases[half:]), scanner.cache.after_fork if scanner.cache else lambda: None)
+    try:
+        head = link(releases[:half])
+        try:
+            return head + child.result()
+        except forked.ChildFailed:
+            return head + link(releases[half:])
+    finally:
+        child.close()
 
 
 # -- renderers ------------------------------------------------------------------------
