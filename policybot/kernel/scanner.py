@@ -49,7 +49,7 @@ _PRIMARY = (b"BTF_SET_START", b"BTF_SET8_START", b"BTF_KFUNCS_START", b"btf_kfun
 PARALLEL_THRESHOLD = 3000  # blobs; below this a second process costs more than it saves
 COLD_THRESHOLD = 500  # with an empty cache: a tree this big is read whole (by git grep), start early
 BLOB_GREP_MIN = 200  # with a cache: this many new blobs are read by git grep (of them alone), fewer here
-UNION_EARLY = 5000  # of several trees: git grep starts on this many, while the rest is walked
+UNION_EARLY = 5000  # of several trees: git grep starts on this many new blobs while the rest is walked
 TEST_PATHS = ("tools/testing/", "net/bpf/test_run.c", "lib/test_")
 TREE_KEY = "tree:"
 BLOB_KEY = "class:"  # a blob's class; its facts (class P) are stored under the bare oid
@@ -320,7 +320,7 @@ class _Reader:
         self.rev = rev
         self.lookups = lookups  # False: the cache is empty, every blob is new
         self.root: pygit2.Tree | None = None  # the tree git grep may read; its link is prepared meanwhile
-        self.union = False  # the blobs of several trees (read_ahead): new ones in one or two blob greps
+        self.union = False  # the blobs of several trees (read_ahead): new ones in a blob grep per level
         self.roots: list[pygit2.Tree] = []  # those trees (the first is self.root)
         self.early: list[tuple[BlobGrep, dict[str, str]]] = []  # started during the walk
         self.guessed: set[str] = set()  # blobs stored as '' before git grep said which are not
@@ -357,8 +357,9 @@ class _Reader:
         self.waiting.extend(blobs)
         if self.root is not None and (self.lookups or self.union):
             # git grep reads the new blobs alone when the walk is done (finish); of several
-            # trees, it starts on the first levels' blobs now (their versions in every tree)
-            if self.union and not self.early and len(self.waiting) >= UNION_EARLY:
+            # trees, a grep starts on each level's blobs as soon as the level is walked (a
+            # file's versions in every tree sit at one depth: they are read together)
+            if self.union and len(self.waiting) >= UNION_EARLY:
                 self.early.append(self._start_blob_grep())
             return
         # a cold cache means a whole tree to read: git grep reads it at C speed, started early
