@@ -963,10 +963,20 @@ def test_a_long_series_is_judged_in_two_processes_as_in_one(tmp_path, capsys, mo
         children.append(self.pid)
         return real(self)
 
+    from policybot.app import review as review_module
+    drafted_for, real_mails = [], review_module.review_mails
+
+    def review_mails(judged, **kw):
+        drafted_for.append([r.patch.counter for r in judged.reviews])
+        return real_mails(judged, **kw)
+
+    monkeypatch.setattr(review_module, "review_mails", review_mails)
     monkeypatch.setattr(forked, "available", lambda: True)
     monkeypatch.setattr(forked.Forked, "result", result)
     assert _review_json(capsys, tmp_path, mbox, "state2") == alone
     assert len(children) == 1 and children[0] != os.getpid()
+    # the first half's replies are drafted while the child judges the second half
+    assert drafted_for == [[1, 2, 3, 4], [5, 6, 7, 8]]
 
 
 def test_a_child_that_fails_has_its_half_judged_here(tmp_path, capsys, monkeypatch):

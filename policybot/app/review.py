@@ -111,27 +111,36 @@ def _series_key(raw: bytes, limits: Limits) -> str:
 
 def review(repo: pygit2.Repository, scanner: Scanner, policy: Policy, series: Series, replies: ReplySettings,
            base: str | None, branch: str, today: dt.date | None) -> Reviewed:
+    """The series judged patch by patch, and a reply drafted for each patch with findings. The
+    replies of the patches judged first are drafted while a long series' second half is judged
+    (series.review_series' ``on_judged``)."""
+    queued: list[str] = []
+    refused: list[Refused] = []
+    # MAINTAINERS is read only when a reply is drafted (0.1 s on a real tree)
+    maint = functools.cache(lambda commit: maintainers_at(repo, repo[commit].tree))
+    history = History(repo, scanner.cache)
+
+    def draft(judged: ReviewResult) -> None:
+        drafts = review_mails(judged, tree=replies.tree, list_addr=replies.list_addr,
+                              recipients_for=lambda files: (maint(judged.base_commit).for_files(files).all()
+                                                            if files and maint(judged.base_commit) else []),
+                              is_mailed=replies.outbox.is_mailed,
+                              forward_for=lambda f: way_forward(replies.env, f, history, policy,
+                                                                today or dt.date.today()),
+                              min_verdict=replies.min_verdict, env=replies.env,
+                              own_addr=replies.mail.sender.addr_spec, own_msgid_domain=replies.mail.msgid_domain,
+                              max_recipients=replies.limits.max_recipients,
+                              max_quote_lines=replies.limits.max_quote_lines)
+        for d in drafts:
+            try:
+                queued.extend(queue(replies.outbox, replies.mail, d, replies.tree))
+            except InputError as e:  # one unusable address must not hide the other findings
+                refused.append(Refused(d.subject, str(e)))
+
     result = review_series(repo, scanner, policy, series, base, branch, today,
                            scratch_dir=scanner.cache.state_dir / "scratch",
-                           max_patch_bytes=replies.limits.max_patch_bytes)
-    # MAINTAINERS is read only when a reply is drafted (0.1 s on a real tree)
-    maint = functools.cache(lambda: maintainers_at(repo, repo[result.base_commit].tree))
-    history = History(repo, scanner.cache)
-    drafts = review_mails(result, tree=replies.tree, list_addr=replies.list_addr,
-                          recipients_for=lambda files: maint().for_files(files).all() if files and maint() else [],
-                          is_mailed=replies.outbox.is_mailed,
-                          forward_for=lambda f: way_forward(replies.env, f, history, policy, today or dt.date.today()),
-                          min_verdict=replies.min_verdict, env=replies.env,
-                          own_addr=replies.mail.sender.addr_spec, own_msgid_domain=replies.mail.msgid_domain,
-                          max_recipients=replies.limits.max_recipients,
-                          max_quote_lines=replies.limits.max_quote_lines)
-    out = Reviewed(result)
-    for d in drafts:
-        try:
-            out.queued += queue(replies.outbox, replies.mail, d, replies.tree)
-        except InputError as e:  # one unusable address must not hide the other findings
-            out.refused.append(Refused(d.subject, str(e)))
-    return out
+                           max_patch_bytes=replies.limits.max_patch_bytes, on_judged=draft)
+    return Reviewed(result, queued, refused)
 
 
 def queue(outbox: Outbox, mail: MailConfig, draft: MailDraft, tree: str | None) -> list[str]:

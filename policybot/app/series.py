@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from dataclasses import dataclass, field
+from typing import Callable
 
 import pygit2
 
@@ -71,7 +72,11 @@ def choose_base(repo: pygit2.Repository, series: Series, base_rev: str | None, b
 
 def review_series(repo: pygit2.Repository, scanner: Scanner, policy: Policy, series: Series,
                   base_rev: str | None = None, branch: str = "HEAD", today: dt.date | None = None,
-                  scratch_dir=None, max_patch_bytes: int | None = None) -> ReviewResult:
+                  scratch_dir=None, max_patch_bytes: int | None = None,
+                  on_judged: Callable[[ReviewResult], None] | None = None) -> ReviewResult:
+    """The series' findings, patch by patch. ``on_judged`` is given the patches in order as
+    they are judged (all at once, or a long series' first half while its second is judged),
+    each time as a ReviewResult of those patches that shares the notes of the whole."""
     today = today or dt.date.today()
     for patch in series.patches:
         if max_patch_bytes and len(patch.diff) > max_patch_bytes:
@@ -93,7 +98,12 @@ def review_series(repo: pygit2.Repository, scanner: Scanner, policy: Policy, ser
         patched = Scanner(scratch.repo, scanner.cache, jobs=1, verify_objects=scanner.verify_objects)
         # the patched trees' blobs (a new manifest, too) are only in the scratch repository
         judge = _Judge(auditor, patched, Auditor(scratch.repo, patched, policy, today), promises, today, base_name)
-        reviews = _judged(judge, steps, base_inv, scanner.jobs)
+
+        def judged(some: list[PatchReview]) -> None:
+            if on_judged is not None and some:
+                on_judged(ReviewResult(series, base_name, str(base_commit.id), how, some, notes))
+
+        reviews = _judged(judge, steps, base_inv, scanner.jobs, judged)
     return ReviewResult(series, base_name, str(base_commit.id), how, reviews, notes)
 
 
@@ -157,12 +167,16 @@ class _Judge:
 FORK_MIN = 6  # applied patches: below this, a second process costs more than it saves
 
 
-def _judged(judge: _Judge, steps: list[_Step], base_inv: Inventory, jobs: int) -> list[PatchReview]:
-    """Every step judged; a long series in two processes, the second half in a forked child
-    (which links its first tree itself). A child that fails has its half redone here."""
+def _judged(judge: _Judge, steps: list[_Step], base_inv: Inventory, jobs: int,
+            done: Callable[[list[PatchReview]], None]) -> list[PatchReview]:
+    """Every step judged, each part handed to ``done`` as it is ready; a long series in two
+    processes, the second half in a forked child (which links its first tree itself), the
+    first half handed on while the child still works. A child that fails has its half redone here."""
     applied = sum(1 for st in steps if st.new_tree is not None)
     if jobs < 2 or applied < FORK_MIN or not forked.available():
-        return judge.reviews(steps, base_inv)
+        reviews = judge.reviews(steps, base_inv)
+        done(reviews)
+        return reviews
     half = len(steps) // 2
     tail = steps[half:]
 
@@ -173,6 +187,7 @@ def _judged(judge: _Judge, steps: list[_Step], base_inv: Inventory, jobs: int) -
     child = forked.Forked(second_half, judge.patched.cache.after_fork if judge.patched.cache else lambda: None)
     try:
         head = judge.reviews(steps[:half], base_inv)
+        done(head)
         try:
             rest = [PatchReview(st.patch, applied, problem, findings, st.files)
                     for st, (applied, problem, findings) in zip(tail, child.result())]
@@ -180,6 +195,7 @@ def _judged(judge: _Judge, steps: list[_Step], base_inv: Inventory, jobs: int) -
             rest = judge.reviews(tail, _inventory_before(judge, steps, half, base_inv))
     finally:
         child.close()
+    done(rest)
     return head + rest
 
 
