@@ -914,7 +914,8 @@ def test_a_cold_review_greps_its_base_before_reading_the_series(tmp_path, capsys
 
 def _long_series(tmp_path: Path) -> Path:
     """8 patches on v6.1: 2/8 makes the stable bpf_bar sleepable, 5/8 does not apply (its
-    context drifted), 7/8 removes the stable bpf_foo; the rest change no promise."""
+    context drifted), 7/8 removes the stable bpf_foo; the rest change no promise. Judged in
+    two processes, the child's part starts at 4/8 and links the tree 3/8 left itself."""
     build_tree(tmp_path / "linux")
     g = clone(tmp_path / "linux", tmp_path / "work", git_env(), "long")
     k = dict(BASE_KFUNCS)
@@ -975,8 +976,8 @@ def test_a_long_series_is_judged_in_two_processes_as_in_one(tmp_path, capsys, mo
     monkeypatch.setattr(forked.Forked, "result", result)
     assert _review_json(capsys, tmp_path, mbox, "state2") == alone
     assert len(children) == 1 and children[0] != os.getpid()
-    # the first half's replies are drafted while the child judges the second half
-    assert drafted_for == [[1, 2, 3, 4], [5, 6, 7, 8]]
+    # the first part's replies are drafted while the child judges the rest (three fifths)
+    assert drafted_for == [[1, 2, 3], [4, 5, 6, 7, 8]]
 
 
 def test_a_child_that_fails_has_its_half_judged_here(tmp_path, capsys, monkeypatch):

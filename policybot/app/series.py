@@ -170,14 +170,15 @@ FORK_MIN = 6  # applied patches: below this, a second process costs more than it
 def _judged(judge: _Judge, steps: list[_Step], base_inv: Inventory, jobs: int,
             done: Callable[[list[PatchReview]], None]) -> list[PatchReview]:
     """Every step judged, each part handed to ``done`` as it is ready; a long series in two
-    processes, the second half in a forked child (which links its first tree itself), the
-    first half handed on while the child still works. A child that fails has its half redone here."""
+    processes, the later part in a forked child (which links its first tree itself), the
+    first part handed on while the child still works. A child that fails has its part redone here."""
     applied = sum(1 for st in steps if st.new_tree is not None)
     if jobs < 2 or applied < FORK_MIN or not forked.available():
         reviews = judge.reviews(steps, base_inv)
         done(reviews)
         return reviews
-    half = len(steps) // 2
+    # the child takes three fifths: the parent also drafts its part's replies meanwhile
+    half = len(steps) * 2 // 5
     tail = steps[half:]
 
     def second_half() -> list[tuple[bool, str, list[Finding]]]:
