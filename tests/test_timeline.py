@@ -478,8 +478,9 @@ def test_a_history_links_its_later_releases_in_a_child_as_it_would_here(tmp_path
     children, real = [], forked.Forked.result
 
     def result(self):
-        children.append(self.pid)
-        return real(self)
+        pid, value = self.pid, real(self)
+        children.append(pid)  # only a child that succeeded
+        return value
 
     monkeypatch.setattr(forked, "available", lambda: True)
     monkeypatch.setattr(forked.Forked, "result", result)

@@ -92,35 +92,39 @@ def review_series(repo: pygit2.Repository, scanner: Scanner, policy: Policy, ser
     auditor = Auditor(repo, scanner, policy, today)
     base_inv = scanner.inventory_of_commit(base_commit, base_name)
     promises = auditor.promises_at(base_inv, base_commit, today)
-    with ScratchRepo(repo, scratch_dir) as scratch:
-        steps = _apply(scratch, base_commit.tree, series.patches, notes)
+    steps = _steps(base_commit.tree, series.patches, notes)
+
+    def judge_in(scratch: ScratchRepo) -> _Judge:
         # the same object checking as the caller's scanner: the libgit2 setting is process-wide
         patched = Scanner(scratch.repo, scanner.cache, jobs=1, verify_objects=scanner.verify_objects)
         # the patched trees' blobs (a new manifest, too) are only in the scratch repository
-        judge = _Judge(auditor, patched, Auditor(scratch.repo, patched, policy, today), promises, today, base_name)
+        return _Judge(scratch, scratch_dir, auditor, patched, Auditor(scratch.repo, patched, policy, today),
+                      promises, today, base_name, judge_in)
 
-        def judged(some: list[PatchReview]) -> None:
-            if on_judged is not None and some:
-                on_judged(ReviewResult(series, base_name, str(base_commit.id), how, some, notes))
+    def judged(some: list[PatchReview]) -> None:
+        if on_judged is not None and some:
+            on_judged(ReviewResult(series, base_name, str(base_commit.id), how, some, notes))
 
-        reviews = _judged(judge, steps, base_inv, scanner.jobs, judged)
+    with ScratchRepo(repo, scratch_dir) as scratch:
+        reviews = _judged(judge_in(scratch), steps, base_commit.tree, base_inv, scanner.jobs, judged)
     return ReviewResult(series, base_name, str(base_commit.id), how, reviews, notes)
 
 
 @dataclass
 class _Step:
-    """One patch of the series, applied (``new_tree``) or not (``problem``) to ``tree``."""
+    """One patch of the series, applied (``new_tree``) or not (``problem``) to ``tree``
+    (both None until it is applied)."""
     patch: Patch
     files: tuple[str, ...]
     acks: list[Ack]
-    tree: pygit2.Tree
-    new_tree: pygit2.Tree | None
+    tree: pygit2.Tree | None = None
+    new_tree: pygit2.Tree | None = None
     problem: str = ""
 
 
-def _apply(scratch: ScratchRepo, base_tree: pygit2.Tree, patches: list[Patch], notes: list[str]) -> list[_Step]:
-    """Each patch applied to the tree the ones before it left (one that does not apply changes nothing)."""
-    steps, tree = [], base_tree
+def _steps(base_tree: pygit2.Tree, patches: list[Patch], notes: list[str]) -> list[_Step]:
+    """Each patch with the files it touches and the acks its replies give, in order."""
+    steps = []
     for patch in patches:
         files = patch_files(patch.diff)
         where = f"patch {patch.counter}/{patch.expected}"
@@ -129,24 +133,38 @@ def _apply(scratch: ScratchRepo, base_tree: pygit2.Tree, patches: list[Patch], n
         if _own_acks(patch):
             notes.append(f"{where}: its own Kfunc-Break-Acked-by tag does not count: it was written by "
                          "the patch's author; a maintainer acknowledges a break by replying with the tag")
-        try:
-            new_tree = scratch.apply(tree, patch.diff)
-        except PatchDoesNotApply as e:
-            steps.append(_Step(patch, files, acks, tree, None, str(e)))
-            continue
-        steps.append(_Step(patch, files, acks, tree, new_tree))
-        tree = new_tree
+        steps.append(_Step(patch, files, acks))
     return steps
+
+
+def _apply(scratch: ScratchRepo, tree: pygit2.Tree, steps: list[_Step]) -> pygit2.Tree:
+    """Each step's patch applied to the tree the ones before it left (one that does not apply
+    changes nothing); the tree the last one leaves."""
+    for st in steps:
+        st.tree = tree
+        try:
+            st.new_tree = tree = scratch.apply(tree, st.patch.diff)
+        except PatchDoesNotApply as e:
+            st.problem = str(e)
+    return tree
 
 
 @dataclass
 class _Judge:
+    scratch: ScratchRepo  # where the patches are applied
+    scratch_dir: object  # where a forked child makes its own
     auditor: Auditor  # of the real repository: a patch that does not apply is judged by its text
-    patched: Scanner  # of the scratch repository, as the two below
+    patched: Scanner  # of the scratch repository, as the auditor below
     patched_auditor: Auditor
     promises: dict
     today: dt.date
     base_name: str
+    judge_in: Callable[[ScratchRepo], _Judge]  # the same judge over another scratch repository
+
+    def inventory_of(self, tree: pygit2.Tree, before: list[_Step]) -> Inventory:
+        """The inventory of the tree the last applied step of ``before`` left."""
+        last = next(st for st in reversed(before) if st.new_tree is not None)
+        return self.patched.inventory_of_tree(tree, "", f"{self.base_name}+{last.patch.counter}")
 
     def reviews(self, steps: list[_Step], inv: Inventory) -> list[PatchReview]:
         """The steps' findings; ``inv`` is the inventory of the first one's tree."""
@@ -164,48 +182,46 @@ class _Judge:
         return out
 
 
-FORK_MIN = 6  # applied patches: below this, a second process costs more than it saves
+FORK_MIN = 6  # patches: below this, a second process costs more than it saves
 
 
-def _judged(judge: _Judge, steps: list[_Step], base_inv: Inventory, jobs: int,
+def _judged(judge: _Judge, steps: list[_Step], base_tree: pygit2.Tree, base_inv: Inventory, jobs: int,
             done: Callable[[list[PatchReview]], None]) -> list[PatchReview]:
-    """Every step judged, each part handed to ``done`` as it is ready; a long series in two
-    processes, the later part in a forked child (which links its first tree itself), the
-    first part handed on while the child still works. A child that fails has its part redone here."""
-    applied = sum(1 for st in steps if st.new_tree is not None)
-    if jobs < 2 or applied < FORK_MIN or not forked.available():
+    """Every step applied and judged, each part handed to ``done`` as it is ready. A long series
+    in two processes: the parent applies and judges the first part and hands it on while a
+    forked child applies the rest in a scratch repository of its own (beside the parent's,
+    whose trees it reads) and judges it, linking its first tree itself. A child that fails
+    has its part redone here."""
+    if jobs < 2 or len(steps) < FORK_MIN or not forked.available():
+        _apply(judge.scratch, base_tree, steps)
         reviews = judge.reviews(steps, base_inv)
         done(reviews)
         return reviews
-    # the child takes three fifths: the parent also drafts its part's replies meanwhile
-    half = len(steps) * 2 // 5
-    tail = steps[half:]
+    split = len(steps) * 2 // 5  # the child takes three fifths: the parent also drafts its part's replies
+    head, tail = steps[:split], steps[split:]
+    tree = _apply(judge.scratch, base_tree, head)
 
-    def second_half() -> list[tuple[bool, str, list[Finding]]]:
-        return [(r.applied, r.problem, r.findings)
-                for r in judge.reviews(tail, _inventory_before(judge, steps, half, base_inv))]
+    def later_part() -> list[tuple[bool, str, list[Finding]]]:
+        with ScratchRepo(judge.scratch.repo, judge.scratch_dir) as own:
+            child = judge.judge_in(own)
+            _apply(own, own.repo[tree.id], tail)
+            inv = base_inv if tree.id == base_tree.id else child.inventory_of(tail[0].tree, head)
+            return [(r.applied, r.problem, r.findings) for r in child.reviews(tail, inv)]
 
-    child = forked.Forked(second_half, judge.patched.cache.after_fork if judge.patched.cache else lambda: None)
+    child = forked.Forked(later_part, judge.patched.cache.after_fork if judge.patched.cache else lambda: None)
     try:
-        head = judge.reviews(steps[:half], base_inv)
-        done(head)
+        first = judge.reviews(head, base_inv)
+        done(first)
         try:
             rest = [PatchReview(st.patch, applied, problem, findings, st.files)
                     for st, (applied, problem, findings) in zip(tail, child.result())]
         except forked.ChildFailed:
-            rest = judge.reviews(tail, _inventory_before(judge, steps, half, base_inv))
+            _apply(judge.scratch, tree, tail)
+            rest = judge.reviews(tail, base_inv if tree.id == base_tree.id else judge.inventory_of(tree, head))
     finally:
         child.close()
     done(rest)
-    return head + rest
-
-
-def _inventory_before(judge: _Judge, steps: list[_Step], i: int, base_inv: Inventory) -> Inventory:
-    """The inventory of the tree step ``i`` applies to: the base's, or the last applied patch's."""
-    last = next((st for st in reversed(steps[:i]) if st.new_tree is not None), None)
-    if last is None:
-        return base_inv
-    return judge.patched.inventory_of_tree(last.new_tree, "", f"{judge.base_name}+{last.patch.counter}")
+    return first + rest
 
 
 def _acks(patch: Patch) -> list[tuple[str, str, str]]:
