@@ -19,6 +19,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from ..kernel.ctype import INT_TYPEDEF, INT_WORDS, QUALIFIERS
 from .reader import Btf
 from .types import Kind
 
@@ -70,12 +71,7 @@ def btf_shape(btf: Btf, tid: int, depth: int = MAX_DEPTH) -> Shape:
     return Shape("unknown", text=k.name)
 
 
-_QUALIFIERS = re.compile(r"\b(const|volatile|restrict|__restrict|__user|__rcu|__kernel|__iomem|__percpu|"
-                         r"__force|__must_check|__nocast|__bitwise|struct_group)\b")
-_INT_WORDS = {"char", "short", "int", "long", "signed", "unsigned", "_Bool", "bool"}
-_INT_TYPEDEF = re.compile(r"^(?:__)?[us](?:8|16|32|64|128)$|^(?:__)?(?:le|be)(?:16|32|64)$|^u?int(?:8|16|32|64|ptr)_t$|"
-                          r"^(?:s?size_t|ptrdiff_t|uintptr_t|intptr_t|loff_t|pid_t|uid_t|gid_t|gfp_t|"
-                          r"time64_t|ktime_t|dma_addr_t|phys_addr_t|umode_t|dev_t|sector_t)$")
+_QUALIFIERS = re.compile(r"\b(" + "|".join(sorted(QUALIFIERS)) + r")\b")
 
 
 def text_shape(text: str, local: Btf | None = None) -> Shape:
@@ -93,11 +89,11 @@ def text_shape(text: str, local: Btf | None = None) -> Shape:
     elif words[0] in ("struct", "union", "enum") and len(words) >= 2:
         kind = words[0]
         base = Shape(kind, text=f"{kind} {words[1]}")
-    elif set(words) <= _INT_WORDS:
+    elif set(words) <= INT_WORDS:
         base = Shape("int", text=" ".join(words))
     elif words in (["float"], ["double"], ["long", "double"]):
         base = Shape("float", text=" ".join(words))
-    elif len(words) == 1 and _INT_TYPEDEF.match(words[0]):
+    elif len(words) == 1 and INT_TYPEDEF.match(words[0]):
         base = Shape("int", text=words[0])
     else:
         base = Shape("unknown", text=" ".join(words))

@@ -5,12 +5,15 @@ from __future__ import annotations
 import functools
 import re
 
+# The one list of each, for the source-level diff (type_shape) and the BTF prototype check
+# (btf/compat.text_shape): words dropped from a type, and names that are plain integers.
 QUALIFIERS = {"const", "volatile", "__user", "__rcu", "__iomem", "__percpu", "__kernel",
-               "__force", "__nocast", "__restrict", "restrict", "__must_check"}
+              "__force", "__nocast", "__restrict", "restrict", "__must_check", "__bitwise", "struct_group"}
 INT_WORDS = {"char", "short", "int", "long", "signed", "unsigned", "bool", "_Bool"}
-INT_TYPEDEF = re.compile(r"^(__)?[us](8|16|32|64|128)$|^(u?int(8|16|32|64)_t|size_t|ssize_t|"
-                          r"loff_t|off_t|gfp_t|pid_t|uid_t|gid_t|dev_t|umode_t|__be(16|32|64)|"
-                          r"__le(16|32|64)|__wsum|__sum16|phys_addr_t|dma_addr_t|time64_t|ktime_t)$")
+INT_TYPEDEF = re.compile(r"^(__)?[us](8|16|32|64|128)$|^(__)?(le|be)(16|32|64)$|"
+                         r"^(u?int(8|16|32|64|ptr)_t|s?size_t|ptrdiff_t|loff_t|off_t|gfp_t|"
+                         r"pid_t|uid_t|gid_t|dev_t|umode_t|sector_t|__wsum|__sum16|phys_addr_t|"
+                         r"dma_addr_t|time64_t|ktime_t)$")
 
 # Structs the verifier treats as one argument kind under either name (so a
 # rename between them changes nothing for programs): kernel/bpf/btf.c

@@ -17,7 +17,7 @@ from .flags import SUFFIXES
 from .csource import CSource, expand_macros, parse_csource, split_top_level, call_args
 
 # Bump when extraction changes: cached facts of an older version are ignored.
-FACTS_VERSION = 11
+FACTS_VERSION = 12  # 12: the integer typedefs of btf/compat and the diff are one list (kernel/ctype)
 
 SET_MACROS = {
     "BTF_SET_START": ("BTF_SET_END", "BTF_SET"),
