@@ -224,3 +224,15 @@ def test_warm_check_reads_the_cached_target(capsys, tree, objs, tmp_path):
     assert run(capsys, *args, "--today", "2023-03-01")[1] == first
     run(capsys, *args, "--today", "2023-03-02")
     assert len(list((tmp_path / "check").glob("*.json"))) == 2
+
+
+def test_the_source_diff_and_the_btf_check_agree_on_what_an_integer_is():
+    # one list (kernel/ctype) for both: each had names the other took for a typedef
+    from policybot.btf.compat import text_shape
+    from policybot.kernel.ctype import type_shape
+    for name in ("sector_t", "ptrdiff_t", "le32", "__wsum", "off_t", "ssize_t", "uintptr_t", "__u64"):
+        assert type_shape(name) == ("int",), name
+        assert text_shape(f"const {name}").kind == "int", name
+    for name in ("foo_t", "u33", "bpf_key"):
+        assert type_shape(name)[0] == "typedef" and text_shape(name).kind == "unknown", name
+    assert type_shape("__bitwise u32") == ("int",) and text_shape("__bitwise u32").kind == "int"
