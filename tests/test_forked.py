@@ -43,3 +43,30 @@ def test_closing_stops_a_child_still_running_and_reaps_it():
     assert time.monotonic() - start < 5
     with pytest.raises(ChildProcessError):  # reaped: no zombie left behind
         os.waitpid(pid, os.WNOHANG)
+
+
+def test_nothing_the_child_raises_runs_on_as_a_copy_of_the_parent():
+    class Unprintable(Exception):
+        def __str__(self):
+            raise RuntimeError("no words for it")
+
+    def work():
+        raise Unprintable()
+
+    parent = os.getpid()
+    with pytest.raises(ChildFailed, match="^Unprintable$"):
+        Forked(work).result()
+    assert os.getpid() == parent  # (a child that escaped would be here too, failing this line)
+
+
+def test_a_fork_that_fails_is_a_child_failure_and_leaks_no_descriptor(monkeypatch):
+    def no_fork():
+        raise OSError(11, "Resource temporarily unavailable")
+
+    before = len(os.listdir("/proc/self/fd"))
+    monkeypatch.setattr(os, "fork", no_fork)
+    child = Forked(lambda: 1)
+    with pytest.raises(ChildFailed, match="no child process: Resource temporarily unavailable"):
+        child.result()
+    child.close()
+    assert len(os.listdir("/proc/self/fd")) == before

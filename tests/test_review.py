@@ -939,11 +939,11 @@ def _long_series(tmp_path: Path) -> Path:
     return mbox
 
 
-def _review_json(capsys, tmp_path, mbox, state: str) -> dict:
+def _review_json(capsys, tmp_path, mbox, state: str, expect_rc: int = 1) -> dict:
     import json
     rc, out, err = review(capsys, "--repo", str(tmp_path / "linux"), "--mbox", str(mbox), "--today", TODAY,
                           "--from", BOT, "--state-dir", str(tmp_path / state), "--format", "json")
-    assert rc == 1, out + err
+    assert rc == expect_rc, out + err
     data = json.loads(out)
     data.pop("outbox")
     return data
@@ -997,3 +997,46 @@ def test_a_child_that_fails_has_its_half_judged_here(tmp_path, capsys, monkeypat
     monkeypatch.setattr(forked, "available", lambda: True)
     monkeypatch.setattr(series_module._Judge, "reviews", reviews)
     assert _review_json(capsys, tmp_path, mbox, "state2") == alone
+
+
+def test_a_long_series_whose_first_part_comes_back_to_the_base_is_judged_as_in_one_process(tmp_path, capsys,
+                                                                                          monkeypatch):
+    """1/6 edits README and 2/6 reverts it: the tree 2/6 leaves is the base's again, but the
+    later part starts from the inventory named after 2/6 (messages quote that name)."""
+    from policybot import forked
+    b = HistoryBuilder(tmp_path / "linux")
+    b.commit({"include/linux/btf.h": BTF_H, "kernel/bpf/helpers.c": kernel({"bpf_foo": FOO, "bpf_bar": (FOO, "KF_RCU")}),
+              "kernel/bpf/verifier.c": VERIFIER, "MAINTAINERS": MAINTAINERS, "README": "Linux kernel\n",
+              MANIFEST: manifest(bpf_foo="stable", bpf_bar="stable")}, "Linux 6.1", "2022-12-11T12:00:00")
+    b.tag("v6.1")
+    g = clone(tmp_path / "linux", tmp_path / "work", git_env(), "back")
+    g.commit({"README": "Linux kernel\nmore\n"}, "README: more")
+    g.commit({"README": "Linux kernel\n"}, "README: less")
+    g.commit({"include/linux/btf.h": "".join(ln + "\n" for ln in BTF_H.splitlines() if " KF_RCU " not in ln)},
+             "bpf: retire KF_RCU")
+    for i in range(3):
+        g.commit({f"Documentation/n{i}.txt": f"{i}\n"}, f"doc: note {i}")
+    mbox = tmp_path / "back.mbox"
+    mbox.write_text("\n".join(format_patch(g, tmp_path / "back")))
+    monkeypatch.setattr(forked, "available", lambda: False)
+    alone = _review_json(capsys, tmp_path, mbox, "state1", expect_rc=0)  # a warning only
+    messages = [f["message"] for f in alone["patches"][2]["findings"]]
+    assert messages and all("+2)" in m for m in messages if "btf.h" in m), messages
+    monkeypatch.setattr(forked, "available", lambda: True)
+    assert _review_json(capsys, tmp_path, mbox, "state2", expect_rc=0) == alone
+
+
+def test_a_review_that_fails_while_its_child_works_leaves_no_scratch_repository(tmp_path, capsys, monkeypatch):
+    from policybot import forked
+    from policybot.app import review as review_module
+    mbox = _long_series(tmp_path)
+    monkeypatch.setattr(forked, "available", lambda: True)
+
+    def review_mails(judged, **kw):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(review_module, "review_mails", review_mails)
+    rc, out, err = review(capsys, "--repo", str(tmp_path / "linux"), "--mbox", str(mbox), "--today", TODAY,
+                          "--from", BOT, "--state-dir", str(tmp_path / "state"))
+    assert rc == 2 and "No space left on device" in err and "Traceback" not in err
+    assert list((tmp_path / "state" / "scratch").iterdir()) == []

@@ -40,6 +40,7 @@ from ..kernel.gitrepo import resolve
 from ..kernel.jit import JitSupport, arch_condition, arches, kfunc_call_support_of_tree
 from ..kernel.model import Inventory, Kfunc
 from ..kernel.scanner import Scanner
+from ..progress import Progress
 
 HISTORY_SCHEMA = 1
 
@@ -323,8 +324,8 @@ FORK_MIN = 3  # releases: below this, a second process costs more than it saves
 def _linked(repo: pygit2.Repository, scanner: Scanner,
             releases: list[Release]) -> list[tuple[Inventory, tuple[JitSupport, ...]]]:
     """Each release's inventory and JITs; with several, the second half in a forked child
-    (its blobs are classified by now: linking is all that is left, and it holds the GIL).
-    A child that fails has its half linked here."""
+    (after a read-ahead, linking is all that is left, and it holds the GIL; without one,
+    the child reads its releases itself). A child that fails has its half linked here."""
     def link(rels: list[Release]) -> list[tuple[Inventory, tuple[JitSupport, ...]]]:
         out = []
         for rel in rels:
@@ -336,7 +337,12 @@ def _linked(repo: pygit2.Repository, scanner: Scanner,
     if len(releases) < FORK_MIN or scanner.jobs < 2 or not forked.available():
         return link(releases)
     half = len(releases) // 2
-    child = forked.Forked(lambda: link(releases[half:]), scanner.cache.after_fork if scanner.cache else lambda: None)
+    def in_child() -> None:
+        scanner.progress = Progress(enabled=False)  # the parent's progress line is the parent's
+        if scanner.cache is not None:
+            scanner.cache.after_fork()
+
+    child = forked.Forked(lambda: link(releases[half:]), in_child)
     try:
         head = link(releases[:half])
         try:

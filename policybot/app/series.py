@@ -200,26 +200,34 @@ def _judged(judge: _Judge, steps: list[_Step], base_tree: pygit2.Tree, base_inv:
     split = len(steps) * 2 // 5  # the child takes three fifths: the parent also drafts its part's replies
     head, tail = steps[:split], steps[split:]
     tree = _apply(judge.scratch, base_tree, head)
+    # the inventory the later part starts from: the tree the last applied patch left (named
+    # after it, as messages quote it), even when that tree is the base's again
+    applied = any(st.new_tree is not None for st in head)
+    # the child's scratch repository, made and removed here: a child stopped by the parent
+    # (which failed first) cannot remove it
+    own = ScratchRepo(judge.scratch.repo, judge.scratch_dir)
 
     def later_part() -> list[tuple[bool, str, list[Finding]]]:
-        with ScratchRepo(judge.scratch.repo, judge.scratch_dir) as own:
-            child = judge.judge_in(own)
-            _apply(own, own.repo[tree.id], tail)
-            inv = base_inv if tree.id == base_tree.id else child.inventory_of(tail[0].tree, head)
-            return [(r.applied, r.problem, r.findings) for r in child.reviews(tail, inv)]
+        child = judge.judge_in(own)
+        _apply(own, own.repo[tree.id], tail)
+        inv = child.inventory_of(tail[0].tree, head) if applied else base_inv
+        return [(r.applied, r.problem, r.findings) for r in child.reviews(tail, inv)]
 
-    child = forked.Forked(later_part, judge.patched.cache.after_fork if judge.patched.cache else lambda: None)
     try:
-        first = judge.reviews(head, base_inv)
-        done(first)
+        child = forked.Forked(later_part, judge.patched.cache.after_fork if judge.patched.cache else lambda: None)
         try:
-            rest = [PatchReview(st.patch, applied, problem, findings, st.files)
-                    for st, (applied, problem, findings) in zip(tail, child.result())]
-        except forked.ChildFailed:
-            _apply(judge.scratch, tree, tail)
-            rest = judge.reviews(tail, base_inv if tree.id == base_tree.id else judge.inventory_of(tree, head))
+            first = judge.reviews(head, base_inv)
+            done(first)
+            try:
+                rest = [PatchReview(st.patch, ok, problem, findings, st.files)
+                        for st, (ok, problem, findings) in zip(tail, child.result())]
+            except forked.ChildFailed:
+                _apply(judge.scratch, tree, tail)
+                rest = judge.reviews(tail, judge.inventory_of(tree, head) if applied else base_inv)
+        finally:
+            child.close()
     finally:
-        child.close()
+        own.close()
     done(rest)
     return first + rest
 
