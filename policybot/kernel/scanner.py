@@ -58,6 +58,11 @@ BLOB_KEY = "class:"  # a blob's class; its facts (class P) are stored under the 
 _KFUNC, _KFUNC_UPPER = KFUNC_WORDS
 
 
+def _new_stats() -> dict[str, int]:
+    """What one scan (an inventory, a read-ahead) counts: Scanner.stats, Inventory.stats."""
+    return {"blobs_read": 0, "trees_walked": 0, "files_parsed": 0}
+
+
 def classify(data: bytes) -> str:
     """'P' parse now, 'D' holds marked definitions, '' irrelevant."""
     # Sets are registered through a btf_kfunc_id_set or a check_kfunc_call in
@@ -141,7 +146,7 @@ class Scanner:
         self._headers: dict[tuple[str, str], tuple[bytes, dict | None]] = {}  # (oid, path) -> data, macros
         self._texts: dict[str, bytes] = {}  # blobs searched for a definition elsewhere, by oid
         self._plain_c: dict = {}  # blob id -> whether a .c blob includes no other .c file (_same_build)
-        self.stats = {"blobs_read": 0, "trees_walked": 0, "files_parsed": 0}
+        self.stats = _new_stats()
 
     # -- public -----------------------------------------------------------------
 
@@ -153,7 +158,7 @@ class Scanner:
         return self.inventory_of_tree(commit.tree, str(commit.id), rev or str(commit.id))
 
     def inventory_of_tree(self, tree: pygit2.Tree, commit_id: str, rev: str) -> Inventory:
-        self.stats = {"blobs_read": 0, "trees_walked": 0, "files_parsed": 0}
+        self.stats = _new_stats()
         relevant = self._relevant_files(tree, rev)
         linker = _Linker(self, tree, relevant)
         inv = linker.link()
@@ -226,7 +231,7 @@ class Scanner:
         """
         if self.cache is None or self.jobs < 2 or self.verify_objects or len(trees) < 2:
             return
-        self.stats = {"blobs_read": 0, "trees_walked": 0, "files_parsed": 0}
+        self.stats = _new_stats()
         reader = _Reader(self, label, self.cache.has_facts(FACTS_VERSION))
         reader.root, reader.union, reader.roots = trees[0], True, trees
         with reader, self.cache.batch():
@@ -434,8 +439,8 @@ class _Reader:
         return BlobGrep(self.s.repo.path, list(pending), KFUNC_WORDS, self.s.jobs), pending
 
     def _take_blob_grep(self, grep: BlobGrep, pending: dict[str, str], build: BuildReader | None) -> None:
-        """The blobs a blob grep reads (only they are inflated); the ones it lists read here."""
-        self._guess_irrelevant(pending)
+        """The blobs a blob grep reads (only they are inflated, and finish() has guessed them
+        irrelevant already); the ones it lists read here."""
         for oid in grep.listed():
             path = pending.pop(oid, None)
             if path is not None:
@@ -497,7 +502,7 @@ class _Reader:
         return {o: c for o, c in classes.items() if c}
 
 
-def _same_build(old: pygit2.Tree, new: pygit2.Tree, plain: dict | None = None) -> bool:
+def _same_build(old: pygit2.Tree, new: pygit2.Tree, known: dict) -> bool:
     """Whether kbuild.BuildReader reads the same in both trees: every change is to a .c file
     that does not ``#include "x.c"`` (the only .c files it reads), before and after.
 
@@ -506,9 +511,7 @@ def _same_build(old: pygit2.Tree, new: pygit2.Tree, plain: dict | None = None) -
     """
     tree, blob = pygit2.enums.ObjectType.TREE, pygit2.enums.ObjectType.BLOB
 
-    known = {} if plain is None else plain  # by blob id: a series' next tree asks of the last one's blob
-
-    def plain_c(e) -> bool:
+    def plain_c(e) -> bool:  # ``known`` by blob id: a series' next tree asks of the last one's blob
         if e.type != blob or not e.name.endswith(".c"):
             return False
         if e.id not in known:
