@@ -92,6 +92,25 @@ class Forked(Generic[T]):
         return value
 
 
+A = TypeVar("A")
+
+
+def both(here: Callable[[], A], there: Callable[[], T], redo: Callable[[], T] | None = None,
+         in_child: Callable[[], None] = lambda: None) -> tuple[A, T]:
+    """``here()`` in this process while ``there()`` runs in a forked child: both results.
+    A child that fails has its work redone here, after ``here()``: by ``redo()`` if given
+    (e.g. when the child would have started from state only it built), else ``there()``."""
+    child = Forked(there, in_child)
+    try:
+        mine = here()
+        try:
+            return mine, child.result()
+        except ChildFailed:
+            return mine, (redo or there)()
+    finally:
+        child.close()
+
+
 def _child(read_end: int, write_end: int, work, in_child) -> None:
     """The child's whole life: nothing it raises may run on as a second copy of the parent."""
     status = 1

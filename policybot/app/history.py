@@ -337,20 +337,14 @@ def _linked(repo: pygit2.Repository, scanner: Scanner,
     if len(releases) < FORK_MIN or scanner.jobs < 2 or not forked.available():
         return link(releases)
     half = len(releases) // 2
+
     def in_child() -> None:
         scanner.progress = Progress(enabled=False)  # the parent's progress line is the parent's
         if scanner.cache is not None:
             scanner.cache.after_fork()
 
-    child = forked.Forked(lambda: link(releases[half:]), in_child)
-    try:
-        head = link(releases[:half])
-        try:
-            return head + child.result()
-        except forked.ChildFailed:
-            return head + link(releases[half:])
-    finally:
-        child.close()
+    head, tail = forked.both(lambda: link(releases[:half]), lambda: link(releases[half:]), in_child=in_child)
+    return head + tail
 
 
 # -- renderers ------------------------------------------------------------------------

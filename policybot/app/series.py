@@ -161,9 +161,13 @@ class _Judge:
     base_name: str
     judge_in: Callable[[ScratchRepo], _Judge]  # the same judge over another scratch repository
 
-    def inventory_of(self, tree: pygit2.Tree, before: list[_Step]) -> Inventory:
-        """The inventory of the tree the last applied step of ``before`` left."""
-        last = next(st for st in reversed(before) if st.new_tree is not None)
+    def inventory_of(self, tree: pygit2.Tree, before: list[_Step], base_inv: Inventory) -> Inventory:
+        """The inventory of ``tree``, which the steps ``before`` left: the base's when none of them
+        applied, else named after the last that did (messages quote the name), even when that
+        tree is the base's again."""
+        last = next((st for st in reversed(before) if st.new_tree is not None), None)
+        if last is None:
+            return base_inv
         return self.patched.inventory_of_tree(tree, "", f"{self.base_name}+{last.patch.counter}")
 
     def reviews(self, steps: list[_Step], inv: Inventory) -> list[PatchReview]:
@@ -200,34 +204,27 @@ def _judged(judge: _Judge, steps: list[_Step], base_tree: pygit2.Tree, base_inv:
     split = len(steps) * 2 // 5  # the child takes three fifths: the parent also drafts its part's replies
     head, tail = steps[:split], steps[split:]
     tree = _apply(judge.scratch, base_tree, head)
-    # the inventory the later part starts from: the tree the last applied patch left (named
-    # after it, as messages quote it), even when that tree is the base's again
-    applied = any(st.new_tree is not None for st in head)
     # the child's scratch repository, made and removed here: a child stopped by the parent
     # (which failed first) cannot remove it
     own = ScratchRepo(judge.scratch.repo, judge.scratch_dir)
 
-    def later_part() -> list[tuple[bool, str, list[Finding]]]:
-        child = judge.judge_in(own)
-        _apply(own, own.repo[tree.id], tail)
-        inv = child.inventory_of(tail[0].tree, head) if applied else base_inv
-        return [(r.applied, r.problem, r.findings) for r in child.reviews(tail, inv)]
+    def first_part() -> list[PatchReview]:
+        first = judge.reviews(head, base_inv)
+        done(first)
+        return first
+
+    def later_part(j: _Judge, start: pygit2.Tree) -> list[tuple[bool, str, list[Finding]]]:
+        """The rest applied from ``start`` (in ``j``'s scratch repository) and judged: as data to pickle."""
+        _apply(j.scratch, start, tail)
+        return [(r.applied, r.problem, r.findings) for r in j.reviews(tail, j.inventory_of(start, head, base_inv))]
 
     try:
-        child = forked.Forked(later_part, judge.patched.cache.after_fork if judge.patched.cache else lambda: None)
-        try:
-            first = judge.reviews(head, base_inv)
-            done(first)
-            try:
-                rest = [PatchReview(st.patch, ok, problem, findings, st.files)
-                        for st, (ok, problem, findings) in zip(tail, child.result())]
-            except forked.ChildFailed:
-                _apply(judge.scratch, tree, tail)
-                rest = judge.reviews(tail, judge.inventory_of(tree, head) if applied else base_inv)
-        finally:
-            child.close()
+        first, later = forked.both(first_part, lambda: later_part(judge.judge_in(own), own.repo[tree.id]),
+                                   lambda: later_part(judge, tree),  # the child failed: here, from the parent's tree
+                                   judge.patched.cache.after_fork if judge.patched.cache else lambda: None)
     finally:
         own.close()
+    rest = [PatchReview(st.patch, ok, problem, findings, st.files) for st, (ok, problem, findings) in zip(tail, later)]
     done(rest)
     return first + rest
 
