@@ -75,9 +75,7 @@ def finding_json(f: Finding) -> dict:
         "base_location": str(f.base_location) if f.base_location else None,
         "head_location": str(f.head_location) if f.head_location else None,
         "acknowledged": f.acknowledged or None,
-        "ack": None if f.ack is None else {
-            "kind": f.ack.kind, "reason": f.ack.reason, "until": f.ack.until.isoformat() if f.ack.until else None, "source": f.ack.source,
-            "name": f.ack.name, "address": f.ack.address, "where": f.ack.where},
+        "ack": f.ack.to_json() if f.ack else None,
         "notes": list(f.notes),
         "hint": f.hint,
         "declaration": None if p is None else {

@@ -6,7 +6,6 @@ mail/outbox.py queues and delivers it.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -98,7 +97,7 @@ def finding_view(f: Finding, quote: list[str], forward: str) -> dict:
             ends = str(p.ends.date)
     return {"rule": f.rule, "kfunc": f.kfunc, "kfuncs": list(f.members) if f.grouped else [],
             "verdict": f.verdict, "message": f.message,
-            "ack": dataclasses.asdict(f.ack) if f.ack else None, "quote": quote, "declared": declared, "since": since,
+            "ack": f.ack.to_json() if f.ack else None, "quote": quote, "declared": declared, "since": since,
             "ends": ends, "forward": forward}
 
 

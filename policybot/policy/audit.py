@@ -62,6 +62,11 @@ class Acknowledgement:
     address: str = ""
     where: str = ""  # tag: the reply or commit that carries it
 
+    def to_json(self) -> dict:
+        """As data: finding JSON (and the HTML page from it), mail views."""
+        return {"kind": self.kind, "reason": self.reason, "until": self.until.isoformat() if self.until else None,
+                "source": self.source, "name": self.name, "address": self.address, "where": self.where}
+
     def text(self) -> str:
         if self.kind == "allowlist":
             return f"allowlist ({self.source}): {self.reason}"
