@@ -506,7 +506,6 @@ def cmd_review(args) -> int:
 
     fail_on = check_fail_on(args.fail_on)
     policy = _policy(args)
-    cfg, _ = _config(args)
     scanner = _scanner(args, cfg)
     state = _state(args, cfg)
     limits = cfg.limits
