@@ -70,3 +70,21 @@ def test_a_fork_that_fails_is_a_child_failure_and_leaks_no_descriptor(monkeypatc
         child.result()
     child.close()
     assert len(os.listdir("/proc/self/fd")) == before
+
+
+def test_both_runs_here_and_there_and_redoes_a_failed_child_here_after_here():
+    from policybot.forked import both
+    order = []
+    assert both(lambda: order.append("here") or os.getpid(), lambda: os.getpid())[0] == os.getpid()
+
+    def there():
+        raise MemoryError("the child ran out")
+
+    def here():
+        order.append("here")
+        return 1
+
+    assert both(here, there, redo=lambda: order.append("redo") or 2) == (1, 2)
+    assert order == ["here", "here", "redo"]
+    pid_here, pid_there = both(os.getpid, os.getpid)
+    assert pid_here == os.getpid() != pid_there
