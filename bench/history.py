@@ -31,7 +31,7 @@ def measure(repo: str, rev: str = "v6.12", runs: int = 3) -> dict:
     """{"inventory", "cold", "warm", "greps": [Sample], "tags": [release tag]}; a "greps" sample is
     the wall time of one git grep per release, in turn."""
     import pygit2
-    from policybot.policy.history import RELEASE_TAG
+    from policybot.policy.calendar import RELEASE_TAG
     r = pygit2.Repository(repo)
     tags = sorted((n.removeprefix("refs/tags/") for n in r.references if n.startswith("refs/tags/")
                    and RELEASE_TAG.match(n.removeprefix("refs/tags/"))))

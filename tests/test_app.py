@@ -82,7 +82,7 @@ def test_rules_toml_is_written_in_the_shared_vocabulary():
     import tomllib
     from importlib import resources
 
-    from policybot.vocabulary import PromiseState, Verdict
+    from policybot.model.vocabulary import PromiseState, Verdict
     rules = tomllib.loads(resources.files("policybot.policy").joinpath("rules.toml").read_text())
     assert rules
     for rid, rule in rules.items():

@@ -14,8 +14,9 @@ from treekit import BTF_H, FOO, MANIFEST, kernel, manifest  # noqa: F401  (re-ex
 from policybot.kernel.scanner import Scanner
 from policybot.policy.audit import Auditor
 from policybot.policy.config import Policy, load_policy, parse_window
-from policybot.policy.history import History, add_months
-from policybot.policy.rules import LEVEL_KEYS, VERDICTS, catalogue
+from policybot.policy.calendar import ReleaseCalendar, add_months
+from policybot.model.vocabulary import LEVEL_KEYS, VERDICTS
+from policybot.policy.rules import catalogue
 
 
 
@@ -78,7 +79,7 @@ def test_promise_date_from_annotated_and_lightweight_tags(tmp_path):
     b.commit({"a": "4"}, "four", "2022-04-01T00:00:00")
     b.tag("v6.1", when="2022-04-10T00:00:00")  # annotated: the tagger's date
     b.tag("v6.1-rc1", annotated=False)  # not a release
-    h = History(b.repo)
+    h = ReleaseCalendar(b.repo)
     assert [r.name for r in h.releases()] == ["v6.0", "v6.1"]
     p1 = h.promise_date(str(c1), "release")
     assert (p1.release, p1.date) == ("v6.0", dt.date(2022, 2, 1))
@@ -94,7 +95,7 @@ def test_windows_duration_releases_and_longer_wins(tmp_path):
     for i, month in enumerate((1, 3, 5, 7)):
         b.commit({"a": str(i)}, str(i), f"2023-{month:02d}-01T00:00:00")
         b.tag(f"v6.{i}")
-    h = History(b.repo)
+    h = ReleaseCalendar(b.repo)
     start = dt.date(2023, 1, 1)
     assert h.window_end(start, parse_window("18m", "x")).date == dt.date(2024, 7, 1)
     by_rel = h.window_end(start, parse_window("2 releases", "x"))

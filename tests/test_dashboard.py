@@ -10,7 +10,9 @@ from html.parser import HTMLParser
 import jinja2
 import pytest
 
-from policybot.app.page import build_dashboard, dashboard_json, render_html
+from policybot.app.page import build_dashboard
+from policybot.policy.audit import Auditor
+from policybot.render.page import html as render_html, json_text as dashboard_json
 from policybot.gitbuild import HistoryBuilder
 from policybot.kernel.scanner import Scanner
 from policybot.policy.config import Policy
@@ -70,7 +72,7 @@ def repo(tmp_path):
 
 @pytest.fixture
 def data(repo):
-    return build_dashboard(repo, Scanner(repo), Policy(), "v6.3", TODAY)
+    return build_dashboard(Auditor(repo, Scanner(repo), Policy(), TODAY), "v6.3")
 
 
 @pytest.fixture
@@ -119,7 +121,7 @@ def test_dashboard_data(data):
 
 
 def test_history_stops_at_the_revision(repo):
-    data = build_dashboard(repo, Scanner(repo), Policy(), "v6.2", TODAY)
+    data = build_dashboard(Auditor(repo, Scanner(repo), Policy(), TODAY), "v6.2")
     assert [r["name"] for r in data["history"]["releases"]] == ["v6.1", "v6.2"]
     assert "bpf_dep" not in {b["name"] for b in data["timeline"]["bars"]}
 
@@ -127,7 +129,7 @@ def test_history_stops_at_the_revision(repo):
 def test_no_declarations_no_tags(tmp_path):
     b = HistoryBuilder(tmp_path / "bare")
     b.commit({"include/linux/btf.h": BTF_H, "kernel/bpf/helpers.c": kernel({"bpf_foo": "int|int x"})}, "one")
-    data = build_dashboard(b.repo, Scanner(b.repo), Policy(), "HEAD", TODAY)
+    data = build_dashboard(Auditor(b.repo, Scanner(b.repo), Policy(), TODAY), "HEAD")
     assert data["timeline"]["bars"] == [] and data["history"]["kfuncs"] == []
     html = render_html(data)
     assert html.count('<g class="bar') == 0
@@ -337,7 +339,7 @@ def test_jit_table(tmp_path):
     b.commit({"arch/powerpc/net/bpf_jit_comp.c": jit % "IS_ENABLED(CONFIG_PPC64)"}, "v6.2",
              "2023-02-19T12:00:00")
     b.tag("v6.2")
-    data = build_dashboard(b.repo, Scanner(b.repo), Policy(), "v6.2", TODAY)
+    data = build_dashboard(Auditor(b.repo, Scanner(b.repo), Policy(), TODAY), "v6.2")
     assert data["history"]["jit"]["arches"] == {"v6.1": ["arm64"], "v6.2": ["arm64", "powerpc"]}
     p = Page(render_html(data))
     rows = p.tables["jit-table"]
@@ -354,8 +356,8 @@ def test_a_published_page_words_an_acknowledgement_as_mail_does(data):
     until when and why, not where the operator's policy file is; the JSON keeps it all."""
     import datetime as dt
     import html as htmllib
-    from policybot.policy.audit import Acknowledgement, Finding
-    from policybot.report import finding_json
+    from policybot.model.findings import Acknowledgement, Finding
+    from policybot.render.findings import finding_json
     ack = Acknowledgement("allowlist", reason="the replacement lands next cycle", until=dt.date(2025, 6, 30),
                           source="/etc/policybot/policy.toml:12")
     f = Finding("KFUNC_REMOVED", "bpf_gone", "violation", "bpf_gone is no longer registered", None, None,

@@ -11,7 +11,8 @@ from policybot.gitbuild import HistoryBuilder
 from policybot.kernel.jit import arch_condition, kfunc_call_arches, kfunc_call_support
 from policybot.kernel.kbuild import BASELINE, BuildReader, parse_kbuild, parse_kconfig_types
 from policybot.kernel.scanner import Scanner
-from policybot.app.history import history_json, history_table, kfunc_history
+from policybot.app.history import kfunc_history
+from policybot.render.history import json_text as history_json, table as history_table
 from policybot.policy.diff import diff
 from policybot.cache import Cache
 from treekit import kernel

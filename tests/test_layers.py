@@ -1,17 +1,18 @@
 """The architecture, checked: imports point down the layers, never up, never in a circle.
 
-Layers, lowest first (README's Layout):
-  0 model    shared vocabulary and records, and the plumbing every stage uses
-             (errors, state, cache, progress, templating)
-  1 kernel   git tree -> inventory (kernel/), compiled BTF beside it (btf/)
-  2 policy   inventory -> findings (policy/), and what renders them (check.py,
-             report.py, sarif.py)
-  3 mail     findings -> mail (mail/)
-  4 app      one function per use case (app/), with series.py (a series' per-patch
-             findings) and config.py (the operator's policybot.toml)
-  5 entry    cli.py and scheduler.py: parse and print, or schedule
+Layers, lowest first (docs/design.md):
+  0 model    the records and the shared words (model/), and the plumbing every
+             stage uses (errors, state, cache, progress, templating, paths, ...)
+  1 kernel   git tree -> inventory (kernel/), compiled BTF and BPF objects (btf/)
+  2 policy   inventory -> findings (policy/): declarations, calendar, diff, the
+             one judge, audit, check
+  3 render   results -> text, JSON, CSV, Markdown, SARIF, HTML (render/)
+  4 mail     findings -> mail (mail/)
+  5 app      one function per use case (app/), with the run context
+  6 entry    the CLI (cli/: one module per command) and scheduler.py
 A module may import its own layer or lower ones; the modules of one layer
-must not import each other in a cycle either.
+must not import each other in a cycle either. The CLI imports only the
+application layer, the renderers and the records (and its own modules).
 """
 
 from __future__ import annotations
@@ -23,21 +24,25 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "policybot"
 
-MODEL, KERNEL, POLICY, MAIL, APP, ENTRY = range(6)
-NAMES = ["model", "kernel", "policy", "mail", "app", "entry"]
+MODEL, KERNEL, POLICY, RENDER, MAIL, APP, ENTRY = range(7)
+NAMES = ["model", "kernel", "policy", "render", "mail", "app", "entry"]
 
 # Modules at the top of the package, by layer; packages take their directory's layer.
 TOP_LEVEL = {
     "policybot": MODEL, "policybot.errors": MODEL, "policybot.state": MODEL, "policybot.cache": MODEL,
-    "policybot.progress": MODEL, "policybot.templating": MODEL, "policybot.vocabulary": MODEL,
+    "policybot.progress": MODEL, "policybot.templating": MODEL,
     "policybot.gitbuild": MODEL, "policybot.paths": MODEL, "policybot.addresses": MODEL,
     "policybot.records": MODEL, "policybot.schema": MODEL, "policybot.forked": MODEL,
-    "policybot.check": POLICY, "policybot.report": POLICY, "policybot.sarif": POLICY,
-    "policybot.cli": ENTRY, "policybot.scheduler": ENTRY, "policybot.__main__": ENTRY,
+    "policybot.scheduler": ENTRY, "policybot.__main__": ENTRY,
 }
-PACKAGES = {"kernel": KERNEL, "btf": KERNEL, "policy": POLICY, "mail": MAIL, "app": APP}
-# The object model sits below the kernel stage that fills it.
-SPECIAL = {"policybot.kernel.model": MODEL}
+PACKAGES = {"model": MODEL, "kernel": KERNEL, "btf": KERNEL, "policy": POLICY, "render": RENDER, "mail": MAIL,
+            "app": APP, "cli": ENTRY}
+SPECIAL: dict[str, int] = {}
+# What the CLI may import besides itself: the use cases, the renderers, the records, and the
+# plumbing of the model layer that says what went wrong (errors) or shows progress.
+CLI_MAY_IMPORT = ("policybot.app", "policybot.render", "policybot.model", "policybot.errors",
+                  "policybot.progress", "policybot.scheduler", "policybot")
+
 
 def module_name(path: Path) -> str:
     parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
@@ -112,6 +117,32 @@ def test_no_upward_import():
                 upward.append(f"{modules()[name].relative_to(PACKAGE.parent)}:{line}: {name} ({NAMES[layer(name)]})"
                               f" imports {target} ({NAMES[layer(target)]})")
     assert upward == []
+
+
+def test_the_cli_imports_only_use_cases_renderers_and_records():
+    stray = []
+    for name, edges in graph().items():
+        if not name.startswith("policybot.cli"):
+            continue
+        for line, target in edges:
+            if target.startswith("policybot.cli") or any(target == m or target.startswith(m + ".")
+                                                         for m in CLI_MAY_IMPORT if m != "policybot"):
+                continue
+            if target == "policybot":
+                continue
+            stray.append(f"{modules()[name].relative_to(PACKAGE.parent)}:{line}: {name} imports {target}")
+    assert stray == []
+
+
+def test_a_command_module_imports_nothing_heavy_at_its_top():
+    """`policybot --help` imports every command module: their own imports wait until they run."""
+    heavy = []
+    for path in sorted((PACKAGE / "cli" / "commands").glob("*.py")):
+        for node in ast.parse(path.read_text()).body:
+            if isinstance(node, ast.ImportFrom) and node.level and node.module not in (None, "options", "errors"):
+                if not (node.level == 3 and node.module == "errors"):
+                    heavy.append(f"{path.name}:{node.lineno}: from {'.' * node.level}{node.module}")
+    assert heavy == []
 
 
 def find_cycle(edges: dict[str, set[str]]) -> list[str] | None:

@@ -10,10 +10,12 @@ import subprocess
 
 from policybot.cli import main
 from policybot.gitbuild import HistoryBuilder
-from policybot.kernel.model import Location
+from policybot.model.inventory import Location
 from policybot.kernel.scanner import Scanner
 from policybot.mail.drafts import finding_view, template_env
-from policybot.policy.audit import Acknowledgement, Auditor, Finding, Promise
+from policybot.model.findings import Acknowledgement, Finding
+from policybot.model.promises import Promise
+from policybot.policy.audit import Auditor
 from policybot.policy.config import Policy
 from policybot.policy.declarations import Declaration
 from test_rules import HEAD_DAY, HELPERS, pair
@@ -81,7 +83,7 @@ def test_rename_advice_keeps_the_old_name_registered(tmp_path):
     today = dt.date.fromisoformat(HEAD_DAY)
     auditor = Auditor(b.repo, Scanner(b.repo), Policy(), today)
     [f] = [f for f in auditor.audit("v6.9", "v6.8").findings if f.rule == "KFUNC_RENAMED"]
-    text = way_forward(template_env(), f, auditor.history, Policy(), today)
+    text = way_forward(template_env(), f, auditor.calendar, Policy(), today)
     assert text.startswith("Please keep bpf_foo registered beside the new name; bpf_foo can then be deprecated")
     assert "_v2" not in text
 

@@ -13,7 +13,8 @@ import subprocess
 import pytest
 
 from policybot import forked
-from policybot.app.history import history_json, kfunc_history
+from policybot.app.history import kfunc_history
+from policybot.render.history import json_text as history_json
 from policybot.cache import Cache
 from policybot.cli import main
 from policybot.kernel.gitrepo import open_repo

@@ -18,7 +18,7 @@ import pytest
 from policybot.cli import main
 from policybot.policy.rules import DEFAULT_VARIANT, MessageError, _messages, catalogue, render_message, \
     template_fields
-from policybot.vocabulary import RuleFamily
+from policybot.model.vocabulary import RuleFamily
 
 RULES_TOML = Path(__file__).resolve().parent.parent / "policybot" / "policy" / "rules.toml"
 
@@ -220,7 +220,7 @@ def test_flags_judged_from_the_diff_text(tmp_path):
 
 def _kfunc(name="bpf_foo", prog_types=(), params=(), flags=()):
     from types import SimpleNamespace
-    from policybot.kernel.model import Location
+    from policybot.model.inventory import Location
     loc = Location("kernel/bpf/helpers.c", 10)
     sig = SimpleNamespace(params=tuple(SimpleNamespace(type=t, name=n, suffix=s, c_text=f"{t} {n}")
                                        for t, n, s in params), return_type="int")
@@ -248,7 +248,7 @@ def test_an_unknown_suffix_needs_review():
 def _semantics(flags: dict, suffixes: dict):
     """A tree's flags and suffixes as semantics_changes reads them: name -> (location, comment)."""
     from types import SimpleNamespace
-    from policybot.kernel.model import Location
+    from policybot.model.inventory import Location
 
     def definition(table, name):
         if name not in table:

@@ -8,13 +8,13 @@ from __future__ import annotations
 import json
 
 from policybot.gitbuild import HistoryBuilder
-from policybot.kernel.model import Kfunc, Location, Param, Signature, Definition, Membership
+from policybot.model.inventory import Kfunc, Location, Param, Signature, Definition, Membership
 from policybot.kernel.scanner import Scanner
 from policybot.kernel.semantics import read_flags, read_implicit, read_suffixes
 from policybot.policy.audit import Auditor
 from policybot.policy.config import Policy
 from policybot.policy.diff import bpf_params
-from policybot.report import render_json, render_text
+from policybot.render.audit import json_text as render_json, text as render_text
 from treekit import MANIFEST, kernel, manifest
 
 # A btf.h as the kernel writes it: a trailing comment per flag, a block comment above one.

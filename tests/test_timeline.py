@@ -16,8 +16,9 @@ import pytest
 from policybot.errors import ConfigError
 from policybot.gitbuild import HistoryBuilder
 from policybot.kernel.scanner import Scanner
-from policybot.app.history import (Histories, history_csv, history_json, history_table,
-                                       kfunc_history)
+from policybot.app.history import kfunc_history
+from policybot.model.history import Histories
+from policybot.render.history import csv_text as history_csv, json_text as history_json, table as history_table
 from policybot.policy.config import Policy
 from policybot.cache import Cache
 from treekit import BTF_H, FOO, MANIFEST, kernel

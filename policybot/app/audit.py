@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import datetime as dt
+from typing import TYPE_CHECKING
 
-from ..kernel.scanner import Scanner
-from ..policy.audit import AuditResult, Auditor
-from ..policy.config import Policy
+if TYPE_CHECKING:
+    from ..model.findings import AuditResult
+    from .context import Context
 
 
-def audit(scan: Scanner, policy: Policy, rev: str, base: str | None, today: dt.date | None) -> AuditResult:
-    return Auditor(scan.repo, scan, policy, today).audit(rev, base)
+def audit(ctx: Context, rev: str, base: str | None) -> AuditResult:
+    return ctx.auditor.audit(rev, base)

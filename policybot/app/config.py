@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import ConfigError
-from ..vocabulary import VERDICTS
+from ..model.vocabulary import VERDICTS
 from ..mail.message import MailConfig
 from ..policy.config import Policy, line_of, load_policy, nth_table_line, read_toml
 

@@ -18,46 +18,34 @@ the previous one.
 
 from __future__ import annotations
 
-import csv
-import datetime as dt
 import fnmatch
-import io
-import json
 import re
-from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import pygit2
 
 from .. import forked
-from ..errors import ConfigError
+from ..errors import ConfigError, InputError
 from ..policy.config import Policy
 from ..policy.declarations import collect
 from ..policy.diff import Change, diff
-from ..policy.history import RELEASE_TAG, History, Release
-from ..policy.rules import catalogue, render_message
-from ..vocabulary import RuleFamily
 from ..kernel.gitrepo import resolve
-from ..kernel.jit import JitSupport, arch_condition, arches, kfunc_call_support_of_tree
-from ..kernel.model import Inventory, Kfunc
+from ..kernel.jit import kfunc_call_support_of_tree
 from ..kernel.scanner import Scanner
+from ..model.history import KINDS, Event, Histories, JitSupport, KfuncHistory, RuleMessage
+from ..model.inventory import Inventory, Kfunc
+from ..model.promises import Release
+from ..model.vocabulary import RuleFamily
+from ..policy.calendar import RELEASE_TAG, ReleaseCalendar
+from ..policy.rules import catalogue, render_message
 from ..progress import Progress
 
-HISTORY_SCHEMA = 1
-
-# event kinds, in the order they are listed within one release
-KINDS = ("added", "re-added", "renamed", "removed", "signature", "flags", "prog_types", "guards",
-         "moved", "level", "other")
+if TYPE_CHECKING:
+    from .context import Context
 
 # the kind of event a change of each rule family is (rules.toml's family)
 _KIND_OF_FAMILY = {RuleFamily.SIGNATURE: "signature", RuleFamily.FLAGS: "flags",
                    RuleFamily.REGISTRATION: "prog_types", RuleFamily.BUILD: "guards", RuleFamily.LOCATION: "moved"}
-
-
-@dataclass(frozen=True)
-class RuleMessage:
-    """A rule a change of the history triggers, with the audit's message for it."""
-    rule: str
-    message: str
 
 
 def _triggers(rule: str, variant: str, **fields) -> tuple[RuleMessage]:
@@ -65,108 +53,16 @@ def _triggers(rule: str, variant: str, **fields) -> tuple[RuleMessage]:
     return (RuleMessage(rule, render_message(rule, variant, **fields)),)
 
 
-@dataclass(frozen=True)
-class Event:
-    release: str
-    date: dt.date
-    kind: str  # one of KINDS
-    detail: str  # before -> after, in words
-    rules: tuple[RuleMessage, ...] = ()  # from policy.diff, if any applies
-    other: str | None = None  # the other name of a rename
-
-    @property
-    def gone(self) -> bool:
-        """The kfunc is not in this release under this name any more."""
-        return self.kind == "removed" or (self.kind == "renamed" and self.detail.startswith("renamed to"))
-
-    def to_json(self) -> dict:
-        return {"release": self.release, "date": self.date.isoformat(), "kind": self.kind,
-                "detail": self.detail, "rules": [{"rule": r.rule, "message": r.message} for r in self.rules],
-                "other": self.other}
-
-
-@dataclass
-class KfuncHistory:
-    name: str
-    test: bool = False
-    events: list[Event] = field(default_factory=list)
-    # presence intervals: [first release, last release or None while the newest tag has it]
-    spans: list[list[str | None]] = field(default_factory=list)
-    renamed_from: str | None = None
-    renamed_to: str | None = None
-    level: str = "unstable"  # declared level at the last release that had it
-
-    @property
-    def first_release(self) -> str | None:
-        return self.spans[0][0] if self.spans else None
-
-    @property
-    def last_release(self) -> str | None:
-        """The last release that had the kfunc, or None when the newest release still has it."""
-        return self.spans[-1][1] if self.spans else None
-
-    @property
-    def present(self) -> bool:
-        return bool(self.spans) and self.spans[-1][1] is None
-
-    @property
-    def removed_in(self) -> str | None:
-        """The first release without it (after the last span), or None."""
-        if self.present:
-            return None
-        gone = [e for e in self.events if e.gone]
-        return gone[-1].release if gone else None
-
-    @property
-    def changed_in(self) -> list[str]:
-        """Releases in which something BPF programs see changed (not additions or removals)."""
-        kinds = {"signature", "flags", "prog_types", "guards", "moved", "level", "other"}
-        return list(dict.fromkeys(e.release for e in self.events if e.kind in kinds))
-
-    def to_json(self) -> dict:
-        return {
-            "name": self.name, "test": self.test, "present": self.present,
-            "first_release": self.first_release, "last_release": self.last_release,
-            "removed_in": self.removed_in, "renamed_from": self.renamed_from,
-            "renamed_to": self.renamed_to, "level": self.level, "changed_in": self.changed_in,
-            "spans": [{"first": a, "last": b} for a, b in self.spans],
-            "events": [e.to_json() for e in self.events],
-        }
-
-
-class Histories(list):
-    """A list of KfuncHistory that also knows which releases it covers (oldest first), and
-    which JITs could call kfuncs in each."""
-
-    def __init__(self, items=(), releases: list[Release] | None = None,
-                 jits: dict[str, tuple[JitSupport, ...]] | None = None):
-        super().__init__(items)
-        self.releases: list[Release] = list(releases or [])
-        self.jits: dict[str, tuple[JitSupport, ...]] = dict(jits or {})
-
-    def arches(self) -> dict[str, list[str]]:
-        """release -> architectures whose JIT can call kfuncs (some under a condition)."""
-        return {r.name: arches(self.jits.get(r.name, ())) for r in self.releases}
-
-    def arch_since(self) -> dict[str, str]:
-        """architecture -> the first release (of those covered) whose JIT can call kfuncs."""
-        out: dict[str, str] = {}
-        for release, names in self.arches().items():
-            for a in names:
-                out.setdefault(a, release)
-        return out
-
-
 def release_key(name: str) -> tuple[int, ...]:
     m = RELEASE_TAG.match(name)
     return tuple(int(x) for x in m.groups()) if m else (1 << 30,)
 
 
-def releases_for(repo: pygit2.Repository, tags_glob: str = "v*", history: History | None = None,
+def releases_for(repo: pygit2.Repository, tags_glob: str = "v*", history: ReleaseCalendar | None = None,
                  upto: str | None = None) -> list[Release]:
     """Release tags (v<major>.<minor>, no -rc) matching ``tags_glob``, oldest version first;
     with ``upto``, only those that are this revision or its ancestors."""
-    rels = (history or History(repo)).releases()
+    rels = (history or ReleaseCalendar(repo)).releases()
     out = sorted((r for r in rels if fnmatch.fnmatchcase(r.name, tags_glob)),
                  key=lambda r: (release_key(r.name), r.date))
     if upto is not None:
@@ -252,7 +148,7 @@ def kfunc_history(repo: pygit2.Repository, scanner: Scanner, tags_glob: str = "v
     policy = policy or Policy()
     if include_tests is None:
         include_tests = policy.include_tests
-    releases = releases_for(repo, tags_glob, History(repo, scanner.cache), upto)
+    releases = releases_for(repo, tags_glob, ReleaseCalendar(repo, scanner.cache), upto)
     overlay = _overlay(policy)
     scanner.read_ahead([repo[r.commit].tree for r in releases], f"{len(releases)} releases")
     linked = _linked(repo, scanner, releases)
@@ -347,82 +243,9 @@ def _linked(repo: pygit2.Repository, scanner: Scanner,
     return head + tail
 
 
-# -- renderers ------------------------------------------------------------------------
-
-def _event_text(e: Event) -> str:
-    if e.kind == "renamed":
-        return f"{e.release} {e.detail}"
-    label = {"prog_types": "program types"}.get(e.kind, e.kind)
-    rules = ",".join(r.rule for r in e.rules if r.rule not in ("KFUNC_RENAMED", "KFUNC_REMOVED"))
-    return f"{e.release} {label} {e.detail}" + (f" [{rules}]" if rules else "")
-
-
-def history_table(histories: list[KfuncHistory]) -> str:
-    rows = [("KFUNC", "FIRST", "LAST", "LEVEL", "CHANGES")]
-    for h in histories:
-        changes = [_event_text(e) for e in h.events if e.kind != "added" or len(h.spans) > 1]
-        rows.append((h.name + (" [test]" if h.test else ""), h.first_release or "-",
-                     h.last_release or "-", h.level, "; ".join(changes) or "-"))
-    widths = [max(len(r[i]) for r in rows) for i in range(4)]
-    lines = ["  ".join(r[i].ljust(widths[i]) for i in range(4)) + "  " + r[4] for r in rows]
-    releases = getattr(histories, "releases", None)
-    n = len(rows) - 1
-    scope = ""
-    if releases:
-        scope = f" over {len(releases)} release{'s' if len(releases) != 1 else ''} " \
-                f"({releases[0].name}..{releases[-1].name})"
-    lines.extend(jit_table(histories))
-    lines.append(f"{n} kfunc{'s' if n != 1 else ''}{scope}")
-    return "\n".join(lines) + "\n"
-
-
-def history_json(histories: list[KfuncHistory]) -> str:
-    releases = getattr(histories, "releases", None) or []
-    doc = {
-        "schema": HISTORY_SCHEMA,
-        "releases": [{"name": r.name, "date": r.date.isoformat(), "commit": r.commit} for r in releases],
-        **jit_json(histories),
-        "kfuncs": [h.to_json() for h in histories],
-    }
-    return json.dumps(doc, indent=2) + "\n"
-
-
-def jit_json(histories: list[KfuncHistory]) -> dict:
-    """The JITs able to call kfuncs: per release, since when, and each file's conditions."""
-    if not isinstance(histories, Histories):
-        return {"arches": {}, "arch_since": {}, "arch_conditions": {}, "jit_support": {}}
-    return {
-        "arches": histories.arches(),
-        "arch_since": histories.arch_since(),
-        "arch_conditions": {r.name: {a: arch_condition(histories.jits[r.name], a) or None
-                                     for a in arches(histories.jits.get(r.name, ()))}
-                            for r in histories.releases},
-        "jit_support": {r.name: [s.to_json() for s in histories.jits.get(r.name, ())]
-                        for r in histories.releases},
-    }
-
-
-def jit_table(histories: list[KfuncHistory]) -> list[str]:
-    """One line per release: the architectures whose JIT can call kfuncs, conditions in ()."""
-    if not isinstance(histories, Histories):
-        return []
-    out = []
-    for r in histories.releases:
-        parts = []
-        for a in arches(histories.jits.get(r.name, ())):
-            cond = arch_condition(histories.jits[r.name], a)
-            parts.append(f"{a} ({cond})" if cond else a)
-        out.append(f"kfunc calls at {r.name}: {', '.join(parts) or 'no JIT'}")
-    return out
-
-
-def history_csv(histories: list[KfuncHistory]) -> str:
-    """One row per event."""
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["name", "test", "release", "date", "kind", "detail", "rules", "other"])
-    for h in histories:
-        for e in h.events:
-            w.writerow([h.name, int(h.test), e.release, e.date.isoformat(), e.kind, e.detail,
-                        "|".join(r.rule for r in e.rules), e.other or ""])
-    return buf.getvalue()
+def history(ctx: Context, tags_glob: str) -> Histories:
+    """`policybot history`: every kfunc of the repository over its release tags."""
+    scanner = ctx.scanner
+    if scanner.repo.head_is_unborn:
+        raise InputError(f"{ctx.repo_path}: repository has no commits")
+    return kfunc_history(scanner.repo, scanner, tags_glob, ctx.policy)

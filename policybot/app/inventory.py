@@ -2,27 +2,43 @@
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from ..model.check import CrossCheck
     from ..btf.kfuncs import CompiledKernel
-    from ..kernel.model import Inventory
-    from ..kernel.scanner import Scanner
-    from ..progress import Progress
+    from ..model.inventory import Inventory
+    from .context import Context
 
 
-def scanner(repo_path: str, cache, progress: Progress | None = None, verify_objects: bool = False) -> Scanner:
-    """The scanner of the repository at ``repo_path`` (every use case that reads a tree starts here)."""
-    from ..kernel.gitrepo import open_repo  # pygit2: not for a compiled kernel's use case
-    from ..kernel.scanner import Scanner
-    return Scanner(open_repo(repo_path), cache, progress, verify_objects=verify_objects)
+def inventory(ctx: Context, rev: str) -> Inventory:
+    prefetch_cold(ctx, rev)
+    return ctx.scanner.inventory(rev)
 
 
-def inventory(scan: Scanner, rev: str) -> Inventory:
-    return scan.inventory(rev)
-
-
-def compiled_kernel(btf: list[str], cache_dir: str) -> CompiledKernel:
-    """A compiled kernel's kfuncs: its vmlinux/vmlinuz BTF, then any module's split BTF."""
+def compiled_kernel(ctx: Context, btf: list[str], cross_check_rev: str | None = None
+                    ) -> tuple[CompiledKernel, CrossCheck | None]:
+    """A compiled kernel's kfuncs: its vmlinux/vmlinuz BTF, then any module's split BTF; with
+    ``cross_check_rev``, what the source tree at that revision says of them."""
     from ..btf.kfuncs import read_kernel  # only this use case reads ELF and BTF
-    return read_kernel(btf[0], tuple(btf[1:]), cache_dir=cache_dir)
+    kernel = read_kernel(btf[0], tuple(btf[1:]), cache_dir=ctx.cache_path("btf"))
+    if cross_check_rev is None:
+        return kernel, None
+    from ..policy.check import cross_check
+    return kernel, cross_check(kernel, ctx.scanner, cross_check_rev)
+
+
+def prefetch_cold(ctx: Context, rev: str | None, cache_file: str | None = None) -> None:
+    """An empty cache: start git grep on ``rev``'s tree before the scanner's imports (pygit2's too).
+
+    ``cache_file``: where this command's cache is (default: the state directory's). A wrong
+    guess of ``rev`` costs CPU, not correctness: the scanner takes a grep of its own tree only.
+    """
+    from ..cache import CACHE_FILE
+    from ..kernel.grep import prefetch_grep
+    if not rev or ctx.verify_objects or (os.cpu_count() or 1) < 2:
+        return
+    if os.path.exists(cache_file or ctx.cache_path(CACHE_FILE)):
+        return  # a cache: the scanner reads only what it lacks
+    prefetch_grep(ctx.repo_path, rev)

@@ -11,17 +11,8 @@ from ..errors import InputError
 from ..kernel.maintainers import maintainers_at
 from ..kernel.scanner import Scanner
 from ..mail.drafts import MailDraft, render, subject
-from ..policy.audit import Auditor, earliest_removal, stable_span
-from ..vocabulary import Level
-
-
-def notice(runner, repo, scanner: Scanner, tree: Tree, rev: str, kfunc: str, replacement: str | None,
-           removal_not_before: dt.date | None) -> MailDraft:
-    """Draft the notice of ``kfunc`` at ``rev`` into the runner's outbox (`policybot notice`)."""
-    from ..kernel.gitrepo import resolve
-    auditor = Auditor(repo, scanner, tree.policy, runner.today)
-    return runner.deprecation_notice(repo, scanner, auditor, tree, resolve(repo, rev), kfunc,
-                                     replacement=replacement, removal_not_before=removal_not_before)
+from ..policy.audit import Auditor
+from ..model.vocabulary import Level
 
 
 def notice_draft(repo, scanner: Scanner, auditor: Auditor, tree: Tree, commit, kfunc: str, cfg: Config, env,
@@ -36,8 +27,8 @@ def notice_draft(repo, scanner: Scanner, auditor: Auditor, tree: Tree, commit, k
     level = promise.declaration.level if promise else Level.UNSTABLE
     deprecated_on = promise.since.date if promise and level in (Level.DEPRECATING, Level.DEPRECATED) and promise.since \
         else today
-    stable_since, stable_end = stable_span(auditor.history, tree.policy, promise)
-    earliest = earliest_removal(auditor.history, tree.policy, deprecated_on, promise)
+    stable_since, stable_end = auditor.calendar.stable_span(tree.policy, promise)
+    earliest = auditor.calendar.earliest_removal(deprecated_on, tree.policy, promise)
     if removal_not_before and removal_not_before < earliest:
         why = f"the {tree.policy.notice_period} notice period from {deprecated_on}"
         if stable_end and stable_end >= earliest:

@@ -10,31 +10,32 @@ import dataclasses
 import datetime as dt
 import functools
 import hashlib
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
-
-import pygit2
 
 from .config import Limits
 from ..cache import Cache
 from ..records import revive
 from ..errors import InputError
 from ..kernel.maintainers import maintainers_at
-from ..kernel.scanner import Scanner
 from ..mail import b4wrap
 from ..mail.b4wrap import Series
 from ..mail.drafts import MailDraft, draft_message, render, review_mails
 from ..mail.message import MailConfig
-from ..mail.outbox import Outbox
-from ..policy.audit import Finding, earliest_removal
+from ..mail.outbox import Outbox, SendReport
+from ..model.findings import Finding
+from ..policy.audit import Auditor
+from ..policy.calendar import ReleaseCalendar
 from ..policy.config import Policy
-from ..policy.history import History
 from .series import ReviewResult, review_series
-from ..vocabulary import Verdict
+from ..model.vocabulary import Verdict
 
 if TYPE_CHECKING:
     import jinja2
+
+    from .context import Context
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,59 @@ class Reviewed:
     result: ReviewResult
     queued: list[str] = field(default_factory=list)  # Message-IDs drafted
     refused: list[Refused] = field(default_factory=list)
+    outbox: Path | None = None  # the Maildir they were drafted to
+    sent: SendReport | None = None  # what --send delivered, None when nothing was sent
+
+
+@dataclass(frozen=True)
+class SeriesSource:
+    """Where a series comes from: exactly one of these."""
+    msgid: str | None = None  # a thread on the public-inbox server
+    inbox_url: str | None = None  # that server (default: the config's [inbox] url)
+    data: bytes | None = None  # an mbox read from standard input
+    path: str | None = None  # an mbox file or a Maildir
+
+
+_BASE_COMMIT = re.compile(rb"^base-commit:[ \t]*([0-9a-f]{7,40})[ \t]*\r?$", re.M)
+
+
+def base_guess(source: SeriesSource, base: str | None, branch: str) -> str | None:
+    """The base review_series will choose (``base``, else an mbox file's base-commit, else
+    ``branch``), read without b4: the first 1 MiB of an mbox holds its cover letter's
+    base-commit line. None for a thread not yet read (stdin, a Maildir, a Message-ID): a
+    wrong guess would cost cores."""
+    if base:
+        return base
+    if not source.path or not Path(source.path).is_file():
+        return None
+    try:
+        with open(source.path, "rb") as f:
+            m = _BASE_COMMIT.search(f.read(1 << 20))
+    except OSError:
+        return None  # read_series says why, in its words
+    return m.group(1).decode() if m else branch
+
+
+def review_command(ctx: Context, source: SeriesSource, base: str | None, branch: str, list_addr: str | None,
+                   tree_name: str | None, send: bool) -> Reviewed:
+    """``policybot review``: read the series, judge it, draft the replies, send if asked."""
+    from ..cache import CACHE_FILE
+    from ..kernel.gitrepo import repo_name
+    from ..mail.drafts import template_env
+    from .inventory import prefetch_cold
+    cfg = ctx.config
+    prefetch_cold(ctx, base_guess(source, base, branch), str(ctx.state_dir / CACHE_FILE))
+    scanner, state = ctx.scanner, ctx.state
+    series = read_series(state.state_dir, cfg.limits, msgid=source.msgid, inbox_url=source.inbox_url or cfg.inbox_url,
+                         data=source.data, path=source.path, cache=scanner.cache)
+    mail = ctx.mail
+    replies = ReplySettings(ctx.outbox, mail, tree_name or repo_name(scanner.repo), list_addr or mail.list_addr,
+                            cfg.review_min_verdict, template_env(cfg.templates or None), cfg.limits)
+    reviewed = review(ctx.auditor, series, replies, base, branch)
+    reviewed.outbox = ctx.outbox.maildir
+    if send or mail.send:
+        reviewed.sent = ctx.outbox.send(mail)
+    return reviewed
 
 
 def read_series(state_dir: Path, limits: Limits, msgid: str | None = None, inbox_url: str = "",
@@ -109,24 +163,23 @@ def _series_key(raw: bytes, limits: Limits) -> str:
     return h.hexdigest()
 
 
-def review(repo: pygit2.Repository, scanner: Scanner, policy: Policy, series: Series, replies: ReplySettings,
-           base: str | None, branch: str, today: dt.date | None) -> Reviewed:
+def review(auditor: Auditor, series: Series, replies: ReplySettings, base: str | None, branch: str) -> Reviewed:
     """The series judged patch by patch, and a reply drafted for each patch with findings. The
     replies of the patches judged first are drafted while a long series' second half is judged
     (series.review_series' ``on_judged``)."""
     queued: list[str] = []
     refused: list[Refused] = []
     # MAINTAINERS is read only when a reply is drafted (0.1 s on a real tree)
+    repo = auditor.repo
     maint = functools.cache(lambda commit: maintainers_at(repo, repo[commit].tree))
-    history = History(repo, scanner.cache)
 
     def draft(judged: ReviewResult) -> None:
         drafts = review_mails(judged, tree=replies.tree, list_addr=replies.list_addr,
                               recipients_for=lambda files: (maint(judged.base_commit).for_files(files).all()
                                                             if files and maint(judged.base_commit) else []),
                               is_mailed=replies.outbox.is_mailed,
-                              forward_for=lambda f: way_forward(replies.env, f, history, policy,
-                                                                today or dt.date.today()),
+                              forward_for=lambda f: way_forward(replies.env, f, auditor.calendar, auditor.policy,
+                                                                auditor.today),
                               min_verdict=replies.min_verdict, env=replies.env,
                               own_addr=replies.mail.sender.addr_spec, own_msgid_domain=replies.mail.msgid_domain,
                               max_recipients=replies.limits.max_recipients,
@@ -137,8 +190,7 @@ def review(repo: pygit2.Repository, scanner: Scanner, policy: Policy, series: Se
             except InputError as e:  # one unusable address must not hide the other findings
                 refused.append(Refused(d.subject, str(e)))
 
-    result = review_series(repo, scanner, policy, series, base, branch, today,
-                           scratch_dir=scanner.cache.state_dir / "scratch",
+    result = review_series(auditor, series, base, branch, scratch_dir=auditor.scanner.cache.state_dir / "scratch",
                            max_patch_bytes=replies.limits.max_patch_bytes, on_judged=draft)
     return Reviewed(result, queued, refused)
 
@@ -151,10 +203,10 @@ def queue(outbox: Outbox, mail: MailConfig, draft: MailDraft, tree: str | None) 
     return [str(msg["Message-ID"])] if outbox.queue(msg, draft.keys, draft.kind, tree) else []
 
 
-def way_forward(env: jinja2.Environment, f: Finding, history: History, policy: Policy, today: dt.date) -> str:
+def way_forward(env: jinja2.Environment, f: Finding, calendar: ReleaseCalendar, policy: Policy, today: dt.date) -> str:
     """What the patch's author can do instead: the rule's hint, or for a broken kfunc promise
     how to keep it (and when the old kfunc may go)."""
     if not f.rule.startswith("KFUNC_") or f.verdict not in (Verdict.VIOLATION, Verdict.WARNING):
         return f.hint
     return render(env, "way-forward.txt.j2", rule=f.rule, kfunc=f.kfunc,
-                  removal=str(earliest_removal(history, policy, today, f.promise))).strip()
+                  removal=str(calendar.earliest_removal(today, policy, f.promise))).strip()

@@ -19,11 +19,12 @@ from ..errors import InputError
 from ..kernel.apply import PatchDoesNotApply, ScratchRepo
 from ..kernel.flags import flag_effect, parse_flags
 from ..kernel.gitrepo import resolve
-from ..kernel.model import Inventory
+from ..model.inventory import Inventory
 from ..kernel.scanner import Scanner
 from ..mail.b4wrap import Patch, Series
-from ..policy.audit import ACK_TRAILER, Ack, Auditor, Finding
-from ..policy.config import Policy
+from ..model.findings import Finding
+from ..policy.audit import ACK_TRAILER, Auditor
+from ..policy.judge import Ack
 from ..policy.rules import render_message
 
 
@@ -70,14 +71,13 @@ def choose_base(repo: pygit2.Repository, series: Series, base_rev: str | None, b
     return resolve(repo, branch), branch, "branch"
 
 
-def review_series(repo: pygit2.Repository, scanner: Scanner, policy: Policy, series: Series,
-                  base_rev: str | None = None, branch: str = "HEAD", today: dt.date | None = None,
+def review_series(auditor: Auditor, series: Series, base_rev: str | None = None, branch: str = "HEAD",
                   scratch_dir=None, max_patch_bytes: int | None = None,
                   on_judged: Callable[[ReviewResult], None] | None = None) -> ReviewResult:
     """The series' findings, patch by patch. ``on_judged`` is given the patches in order as
     they are judged (all at once, or a long series' first half while its second is judged),
     each time as a ReviewResult of those patches that shares the notes of the whole."""
-    today = today or dt.date.today()
+    repo, scanner, today = auditor.repo, auditor.scanner, auditor.today
     for patch in series.patches:
         if max_patch_bytes and len(patch.diff) > max_patch_bytes:
             raise InputError(f"<{patch.msgid}>: patch {patch.counter}/{patch.expected} is {len(patch.diff)} "
@@ -89,7 +89,6 @@ def review_series(repo: pygit2.Repository, scanner: Scanner, policy: Policy, ser
     if series.missing:
         notes.append("patches missing from the series: " + ", ".join(f"{i}/{len(series.patches) + len(series.missing)}"
                                                                       for i in series.missing))
-    auditor = Auditor(repo, scanner, policy, today)
     base_inv = scanner.inventory_of_commit(base_commit, base_name)
     promises = auditor.promises_at(base_inv, base_commit, today)
     steps = _steps(base_commit.tree, series.patches, notes)
@@ -98,7 +97,7 @@ def review_series(repo: pygit2.Repository, scanner: Scanner, policy: Policy, ser
         # the same object checking as the caller's scanner: the libgit2 setting is process-wide
         patched = Scanner(scratch.repo, scanner.cache, jobs=1, verify_objects=scanner.verify_objects)
         # the patched trees' blobs (a new manifest, too) are only in the scratch repository
-        return _Judge(scratch, scratch_dir, auditor, patched, Auditor(scratch.repo, patched, policy, today),
+        return _Judge(scratch, scratch_dir, auditor, patched, auditor.reading(patched),
                       promises, today, base_name, judge_in)
 
     def judged(some: list[PatchReview]) -> None:
@@ -179,7 +178,7 @@ class _Judge:
                                        judge_diff_text(self.auditor, st.patch, inv, self.promises), st.files))
                 continue
             new_inv = self.patched.inventory_of_tree(st.new_tree, "", f"{self.base_name}+{st.patch.counter}")
-            findings = self.patched_auditor.judge(inv, st.tree, new_inv, st.new_tree, self.promises,
+            findings = self.patched_auditor.judge_change(inv, st.tree, new_inv, st.new_tree, self.promises,
                                                   self.today, st.acks)
             out.append(PatchReview(st.patch, True, "", findings, st.files))
             inv = new_inv
@@ -259,7 +258,7 @@ def judge_diff_text(auditor: Auditor, patch: Patch, inv: Inventory, promises) ->
         if kfunc is None or (kfunc.test and not auditor.policy.include_tests):
             continue
         if name not in added:
-            out.append(auditor.finding("KFUNC_REMOVED", name, render_message("KFUNC_REMOVED", "diff_text"),
+            out.append(auditor.judge.finding("KFUNC_REMOVED", name, render_message("KFUNC_REMOVED", "diff_text"),
                                        kfunc.location, None, promises.get(name)))
             continue
         a, b = set(parse_flags(old_flags)), set(parse_flags(added[name]))
@@ -269,6 +268,6 @@ def judge_diff_text(auditor: Auditor, patch: Patch, inv: Inventory, promises) ->
                                       ("KFUNC_NEEDS_REVIEW", "review", "flags_diff_text")):
             mine = [d for d, e in deltas if e == effect]
             if mine:
-                out.append(auditor.finding(rule, name, render_message(rule, variant, deltas=" ".join(mine)),
+                out.append(auditor.judge.finding(rule, name, render_message(rule, variant, deltas=" ".join(mine)),
                                            kfunc.location, None, promises.get(name)))
     return [f for f in out if f]

@@ -21,10 +21,11 @@ from ..kernel.gitrepo import open_repo, resolve
 from ..kernel.scanner import Scanner
 from ..mail.drafts import MailDraft, key_part, render, subject, template_env
 from ..mail.outbox import Outbox, SendFailure
-from ..policy.audit import Auditor, Finding
+from ..model.findings import Finding
+from ..policy.audit import Auditor
 from ..progress import Progress
 from ..state import DatabaseError, State
-from ..vocabulary import RunStatus
+from ..model.vocabulary import RunStatus
 from .review import queue
 
 JOBS = ("audit", "review", "notices", "report")
@@ -170,8 +171,8 @@ class Runner:
                 return out
         head = resolve(repo, self.head_ref(tree))
         out.head = str(head.id)
-        scanner = Scanner(repo, self.state.cache, self.progress)
-        auditor = Auditor(repo, scanner, self.policy_for(tree), self.today)
+        auditor = self.auditor(tree, repo)
+        scanner = auditor.scanner
         last = self._last_audited(tree.name)
         if last and last not in repo:
             out.detail = f"last audited commit {last[:12]} is gone (history rewritten?): auditing from scratch"
@@ -199,6 +200,10 @@ class Runner:
         if record:
             self._record_run(tree, "audit", out.base, out.head, out.status, out.detail, out.findings)
         return out
+
+    def auditor(self, tree: Tree, repo: pygit2.Repository) -> Auditor:
+        """The tree's auditor: its repository read through the state's cache, under its policy."""
+        return Auditor(repo, Scanner(repo, self.state.cache, self.progress), self.policy_for(tree), self.today)
 
     def policy_for(self, tree: Tree):
         """The tree's policy, with the configuration's expiry horizon when it sets one."""
@@ -253,10 +258,8 @@ class Runner:
 
     def write_page(self, tree: Tree, head: str) -> None:
         """The stability page (policybot report --html) of the tree's new head."""
-        from .page import page, write_page
-        repo = open_repo(tree.repo)
-        scanner = Scanner(repo, self.state.cache, self.progress)
-        data = page(repo, scanner, self.policy_for(tree), head, self.today)
+        from .page import build_dashboard, write_page
+        data = build_dashboard(self.auditor(tree, open_repo(tree.repo)), head)
         os.makedirs(os.path.dirname(os.path.abspath(tree.report_html)), exist_ok=True)
         write_page(data, tree.report_html)
 
@@ -282,8 +285,7 @@ class Runner:
         new_ids = {_msgid(m) for m in new}
         threads = _threads(msgs)
         tree = self.cfg.trees[0]  # the inbox belongs to the first tree (its list)
-        repo = open_repo(tree.repo)
-        scanner = Scanner(repo, self.state.cache, self.progress)
+        auditor = self.auditor(tree, open_repo(tree.repo))
         limits = self.cfg.limits
         replies = ReplySettings(self.outbox, self.cfg.mail, tree.name, self.cfg.mail.list_addr,
                                 self.cfg.review_min_verdict, self.env, limits)
@@ -297,8 +299,7 @@ class Runner:
                                                              limits.max_message_bytes)
                     except InputError:
                         continue  # a discussion, not a series
-                    reviewed = review(repo, scanner, tree.policy, series, replies, None, self.head_ref(tree),
-                                      self.today)
+                    reviewed = review(auditor, series, replies, None, self.head_ref(tree))
                     summary.queued += reviewed.queued
                     # one unusable address must not hide the others
                     summary.failures += [RunFailure(f"reply {r.subject!r}", r.reason) for r in reviewed.refused]

@@ -17,29 +17,12 @@ it is ``unknown`` and not held against the program.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-
 from ..kernel.ctype import INT_TYPEDEF, INT_WORDS, QUALIFIERS
+from ..model.check import Shape
 from .reader import Btf
 from .types import Kind
 
 MAX_DEPTH = 32  # libbpf's recursion limit
-
-
-@dataclass(frozen=True)
-class Shape:
-    kind: str  # void int ptr array struct union enum fwd float proto unknown
-    inner: Shape | None = None  # ptr, array: the target; proto: the return type
-    params: tuple[Shape, ...] = ()
-    bitfield: bool = False  # an int with a bit offset: libbpf rejects it
-    text: str = ""  # for messages
-
-    def __str__(self) -> str:
-        if self.kind in ("ptr", "array"):
-            return f"pointer to {self.inner}" if self.kind == "ptr" else f"array of {self.inner}"
-        if self.kind == "proto":
-            return f"function of {len(self.params)} parameter{'' if len(self.params) == 1 else 's'}"
-        return self.text or self.kind
 
 
 def btf_shape(btf: Btf, tid: int, depth: int = MAX_DEPTH) -> Shape:

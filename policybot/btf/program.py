@@ -14,46 +14,14 @@ from __future__ import annotations
 
 import bisect
 import struct
-from dataclasses import dataclass
 from pathlib import Path
 
+from ..model.check import BpfObject, Extern, SourceLine
 from .container import BtfFile, load
-from .reader import Btf, BtfError
+from .reader import BtfError
 from .types import Kind, Linkage
 
 KSYMS = ".ksyms"
-
-
-@dataclass(frozen=True)
-class SourceLine:
-    file: str
-    line: int
-    column: int
-    text: str  # the source line as the compiler recorded it
-
-    def __str__(self) -> str:
-        return f"{self.file}:{self.line}"
-
-
-@dataclass(frozen=True)
-class Extern:
-    """One kfunc extern of an object."""
-    name: str  # as declared, flavors included
-    kfunc: str  # the essential name libbpf resolves
-    weak: bool
-    proto: int  # FUNC_PROTO type id in the object's BTF
-    prototype: str  # as C
-    calls: tuple[SourceLine, ...]  # where it is called, when the object has line info
-
-
-@dataclass(frozen=True)
-class BpfObject:
-    path: str
-    btf: Btf
-    externs: tuple[Extern, ...]
-    # functions the object calls through an undefined symbol with no BTF: libbpf
-    # cannot open such an object ("failed to find BTF for extern")
-    undescribed: tuple[str, ...]
 
 
 def essential_name(name: str) -> str:

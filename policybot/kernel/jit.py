@@ -11,31 +11,20 @@ under ``CONFIG_ARCH_RV64I``): both are kept as the support's conditions.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
 import pygit2
 
 from .csource import parse_csource
 from .gitrepo import resolve
 from .kbuild import BuildReader, arch_option, negate
-from .model import Location
+from ..model.history import JitSupport, arches  # noqa: F401 - arches: the JITs of a support tuple
+from ..model.inventory import Location
 
 FUNCTION = "bpf_jit_supports_kfunc_call"
 _DEFINITION = re.compile(r"\b" + FUNCTION + r"\s*\(\s*(?:void)?\s*\)\s*\{")
 _RETURN = re.compile(r"\breturn\b\s*(.*?)\s*;", re.S)
 _TRUE = {"true", "1"}
 _FALSE = {"false", "0"}
-
-
-@dataclass(frozen=True)
-class JitSupport:
-    """One JIT file whose ``bpf_jit_supports_kfunc_call()`` can answer true."""
-    arch: str
-    location: Location  # the definition
-    conditions: tuple[str, ...]  # all must hold (build, #if, returned expression); () = always
-
-    def to_json(self) -> dict:
-        return {"arch": self.arch, "location": str(self.location), "conditions": list(self.conditions)}
 
 
 def _returned(body: str) -> str | None:
@@ -113,10 +102,6 @@ def kfunc_call_support(repo: pygit2.Repository, rev: str) -> tuple[JitSupport, .
 def kfunc_call_arches(repo: pygit2.Repository, rev: str) -> list[str]:
     """The architectures whose JIT can call kfuncs at ``rev`` (under some condition), sorted."""
     return arches(kfunc_call_support(repo, rev))
-
-
-def arches(support: tuple[JitSupport, ...]) -> list[str]:
-    return sorted({s.arch for s in support})
 
 
 def arch_condition(support: tuple[JitSupport, ...], arch: str) -> str:

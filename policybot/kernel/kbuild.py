@@ -37,7 +37,7 @@ import pygit2
 
 from .csource import normalise_condition, parse_csource
 from .gitrepo import TreePaths
-from .model import BuildGuard, Location
+from ..model.inventory import BuildGuard, Location
 
 # A BPF program can call a kfunc only on a kernel with BTF, the bpf() syscall
 # and a JIT (the interpreter cannot call kfuncs): these hold everywhere a

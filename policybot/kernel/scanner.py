@@ -41,7 +41,7 @@ from .csource import Macro, expand_macros, parse_csource
 from .kbuild import BASELINE, BuildReader
 if TYPE_CHECKING:
     from ..cache import Cache
-from .model import (Definition, Diagnostic, Inventory, Kfunc, Location, Membership, Param,
+from ..model.inventory import (Definition, Diagnostic, Inventory, Kfunc, Location, Membership, Param,
                     Signature, kernel_doc)
 
 _PRIMARY = (b"BTF_SET_START", b"BTF_SET8_START", b"BTF_KFUNCS_START", b"btf_kfunc_id_set",

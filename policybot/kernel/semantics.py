@@ -28,7 +28,7 @@ import re
 from typing import Callable
 
 # The records live in the object model, below the readers that fill them.
-from .model import FlagDef, Location, Semantics, SuffixDef
+from ..model.inventory import FlagDef, Location, Semantics, SuffixDef
 
 # Bump when reading changes: cached semantics of an older version are ignored.
 SEMANTICS_VERSION = 2

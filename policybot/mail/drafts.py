@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from ..addresses import address_key, dedupe
-from ..policy.audit import Finding
-from ..policy.rules import severity
+from ..model.findings import Finding
+from ..model.vocabulary import severity
 from ..templating import environment
 from .b4wrap import format_address
 from .quote import parse_hunks, quote_for

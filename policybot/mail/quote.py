@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from ..policy.audit import Finding
+from ..model.findings import Finding
 
 _FILES = re.compile(r"^diff --git a/(\S+) b/(\S+)", re.M)
 

@@ -9,149 +9,26 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 
 import pygit2
 
 from ..addresses import address_key
-from ..errors import InputError
 from ..kernel.gitrepo import resolve
 from ..kernel.maintainers import maintainers_at
-from ..kernel.model import Inventory, Location
 from ..kernel.scanner import Scanner
+from ..model.findings import AuditResult, Finding
+from ..model.inventory import Inventory
+from ..model.promises import Declaration, Promise, PromiseDate, Resolved, Problem
+from ..model.vocabulary import Level, PromiseState, Source, severity
+from .calendar import ReleaseCalendar
 from .config import Policy
-from .declarations import LEVELS, Declaration, Problem, Resolved, collect, parse_declaration_yaml
+from .declarations import LEVELS, collect, parse_declaration_yaml
 from .diff import diff
-from .history import History, PromiseDate, WindowEnd
-from .rules import catalogue, render_message, severity
-from ..vocabulary import VERDICTS, Level, PromiseState, Verdict
+from .judge import Ack, Judge
+from .rules import render_message
 
 ACK_TRAILER = re.compile(r"^Kfunc-Break-Acked-by:\s*(.+?)\s*<([^>]+)>\s*$", re.M | re.I)
-
-
-@dataclass(frozen=True)
-class Promise:
-    """What a kfunc's declaration at the base promises, with dates."""
-    declaration: Declaration
-    level_key: str  # unstable, stable, expired, deprecating, deprecated, deprecated_due
-    since: PromiseDate | None
-    ends: WindowEnd | None  # stable window end, or the earliest removal for deprecated
-    stable_since: PromiseDate | None = None
-
-
-@dataclass(frozen=True)
-class Ack:
-    """A Kfunc-Break-Acked-by tag: who gave it, for which changed files, where it was given."""
-    name: str
-    address: str
-    files: frozenset[str]  # the files the acked change touches
-    tree: pygit2.Tree  # the tree whose MAINTAINERS says who may ack
-    where: str  # a commit id, or "a reply from ... to patch 2/5"
-
-
-@dataclass(frozen=True)
-class Acknowledgement:
-    """Why a break is accepted: an entry of the operator's allowlist, or a maintainer's
-    Kfunc-Break-Acked-by tag. Mail says it in templates/acknowledgement.txt.j2, which
-    leaves out the operator's own file (``source``); ``text`` is for the operator."""
-    kind: str  # "allowlist" or "tag"
-    reason: str = ""  # allowlist: the entry's reason
-    until: dt.date | None = None  # allowlist: the day the entry expires
-    source: str = ""  # allowlist: policy path:line, the operator's local file
-    name: str = ""  # tag: who acknowledged
-    address: str = ""
-    where: str = ""  # tag: the reply or commit that carries it
-
-    def to_json(self) -> dict:
-        """As data: finding JSON (and the HTML page from it), mail views."""
-        return {"kind": self.kind, "reason": self.reason, "until": self.until.isoformat() if self.until else None,
-                "source": self.source, "name": self.name, "address": self.address, "where": self.where}
-
-    def text(self) -> str:
-        if self.kind == "allowlist":
-            return f"allowlist ({self.source}): {self.reason}"
-        return f"acked by {self.name} <{self.address}> with a Kfunc-Break-Acked-by tag in {self.where}"
-
-
-@dataclass(frozen=True)
-class Finding:
-    rule: str
-    kfunc: str
-    verdict: str
-    message: str
-    location: Location | None  # head location where there is one, else base
-    base_location: Location | None
-    head_location: Location | None
-    promise: Promise | None
-    hint: str
-    ack: Acknowledgement | None = None  # why the break is accepted, None if it is not
-    notes: tuple[str, ...] = ()
-    cause: str = ""  # findings of one rule with the same cause are one finding (group_by_cause)
-    kfuncs: tuple[str, ...] = ()  # every kfunc of a grouped finding; ``kfunc`` is its worst member
-
-    @property
-    def acknowledged(self) -> str:
-        """The acknowledgement for the operator (text, JSON, SARIF): "" if there is none."""
-        return self.ack.text() if self.ack else ""
-
-    @property
-    def counts(self) -> bool:
-        return not self.ack
-
-    @property
-    def members(self) -> tuple[str, ...]:
-        return self.kfuncs or ((self.kfunc,) if self.kfunc else ())
-
-    @property
-    def grouped(self) -> bool:
-        """One finding for a cause: many kfuncs, or a change of the tree itself."""
-        return bool(self.kfuncs) or (bool(self.cause) and not self.kfunc)
-
-
-@dataclass
-class AuditResult:
-    base: Inventory | None
-    head: Inventory
-    findings: list[Finding]
-    notes: list[str] = field(default_factory=list)
-    promises: dict[str, Promise] = field(default_factory=dict)
-
-    def worst(self) -> str | None:
-        counted = [f.verdict for f in self.findings if f.counts]
-        return max(counted, key=severity) if counted else None
-
-    def counts(self) -> dict[str, int]:
-        out = {v: 0 for v in reversed(VERDICTS)}
-        for f in self.findings:
-            if f.counts:
-                out[f.verdict] += 1
-        out["acknowledged"] = sum(1 for f in self.findings if f.acknowledged)
-        return out
-
-
-def stable_span(history: History, policy: Policy,
-                promise: Promise | None) -> tuple[dt.date | None, dt.date | None]:
-    """When the kfunc's stable promise began and when it ends: its own, or, for a kfunc
-    deprecated since, the one its declaration made before; (None, None) if it never had one."""
-    if promise is None:
-        return None, None
-    level = promise.declaration.level
-    if level == Level.STABLE and promise.since and promise.ends:
-        return promise.since.date, promise.ends.date
-    if level in (Level.DEPRECATING, Level.DEPRECATED) and promise.stable_since:
-        since = promise.stable_since.date
-        return since, history.window_end(since, policy.stable_window).date
-    return None, None
-
-
-def earliest_removal(history: History, policy: Policy, deprecated_on: dt.date, promise: Promise | None) -> dt.date:
-    """The one rule for when a kfunc may go: the notice period from ``deprecated_on``, never
-    before a declared deprecation's own end, and never before a stable promise ends."""
-    end = history.window_end(deprecated_on, policy.notice_period).date
-    if promise and promise.level_key in (PromiseState.DEPRECATED, PromiseState.DEPRECATED_DUE) and promise.ends:
-        end = max(end, promise.ends.date)
-    _, stable_end = stable_span(history, policy, promise)
-    return max(end, stable_end) if stable_end else end
 
 
 class Auditor:
@@ -160,9 +37,14 @@ class Auditor:
         self.scanner = scanner
         self.policy = policy
         self.today = today or dt.date.today()
-        self.history = History(repo, scanner.cache)
+        self.calendar = ReleaseCalendar(repo, scanner.cache)
+        self.judge = Judge(policy, self.today)
         self._manifest_cache: dict[str, dict] = {}
         self._last_declarations: tuple = ()  # (inventory, tree id, result): a series' next base is this head
+
+    def reading(self, scanner: Scanner) -> Auditor:
+        """The same policy and day, reading another repository (a series' scratch repository)."""
+        return Auditor(scanner.repo, scanner, self.policy, self.today)
 
     # -- declarations ---------------------------------------------------------------
 
@@ -194,7 +76,7 @@ class Auditor:
     def _level_at(self, commit_id: str, decl: Declaration, inv_kfunc) -> str | None:
         """The level ``decl``'s own source gives the kfunc at another commit."""
         tree = self.repo[commit_id].tree
-        if decl.source == "manifest":
+        if decl.source == Source.MANIFEST:
             try:
                 blob = self.repo[tree[self.policy.manifest].id]
             except KeyError:
@@ -209,7 +91,7 @@ class Auditor:
             entry = tree[path]
         except KeyError:
             return None
-        if decl.source == "kernel-doc":
+        if decl.source == Source.KERNEL_DOC:
             facts = self.scanner.facts_of(path, str(entry.id), all_defs=True)
             fd = facts.defs.get(decl.kfunc)
             if not fd or not fd.doc:
@@ -217,22 +99,22 @@ class Auditor:
             m = re.search(r"^\s*Stability:\s*(\S+)", fd.doc, re.M | re.I)
             if m:
                 return m.group(1).lower()
-            return "deprecated" if re.search(r"^\s*Deprecated:", fd.doc, re.M | re.I) else None
-        if decl.source == "kf-flag":
+            return Level.DEPRECATED if re.search(r"^\s*Deprecated:", fd.doc, re.M | re.I) else None
+        if decl.source == Source.KF_FLAG:
             facts = self.scanner.facts_of(path, str(entry.id))
             for s in facts.sets:
                 for e in s.entries:
                     if e.name == decl.kfunc and "KF_DEPRECATED" in e.flags:
-                        return "deprecated"
+                        return Level.DEPRECATED
             return None
         return None
 
     def _introduced(self, head: pygit2.Commit, decl: Declaration, levels: tuple[str, ...]) -> PromiseDate:
         """When ``decl`` (at one of ``levels``) first appeared on head's first-parent line."""
-        commit = self.history.introduced(
+        commit = self.calendar.introduced(
             str(head.id), lambda c: self._level_at(c, decl, None) in levels,
             f"{decl.source}:{decl.kfunc}:{'/'.join(levels)}:{decl.location.path}")
-        return self.history.promise_date(commit, self.policy.date_from)
+        return self.calendar.promise_date(commit, self.policy.date_from)
 
     def _first_seen(self, head: pygit2.Commit, kfunc) -> PromiseDate:
         """For overlay declarations without since: when the kfunc itself appeared."""
@@ -246,8 +128,8 @@ class Auditor:
             facts = self.scanner.facts_of(path, str(entry.id))
             return any(e.name == kfunc.name for s in facts.sets for e in s.entries)
 
-        commit = self.history.introduced(str(head.id), present, f"present:{kfunc.name}:{path}")
-        return self.history.promise_date(commit, self.policy.date_from)
+        commit = self.calendar.introduced(str(head.id), present, f"present:{kfunc.name}:{path}")
+        return self.calendar.promise_date(commit, self.policy.date_from)
 
     def promise(self, resolved: Resolved, inv: Inventory, commit: pygit2.Commit, as_of: dt.date) -> Promise:
         """The promise of ``resolved``'s winning declaration at ``commit``, judged on ``as_of``."""
@@ -255,33 +137,28 @@ class Auditor:
         kfunc = inv.kfuncs[decl.kfunc]
         if decl.level == Level.UNSTABLE:
             return Promise(decl, PromiseState.UNSTABLE, None, None)
-        since = self.history.since(decl.since) if decl.since else None
+        since = self.calendar.since(decl.since) if decl.since else None
         if since is None:
-            if decl.source == "overlay":
+            if decl.source == Source.OVERLAY:
                 since = self._first_seen(commit, kfunc)
             else:
                 since = self._introduced(commit, decl, (decl.level,))
         if decl.level == Level.STABLE:
-            ends = self.history.window_end(since.date, self.policy.stable_window)
+            ends = self.calendar.stable_end(since.date, self.policy)
             return Promise(decl, PromiseState.STABLE if as_of < ends.date else PromiseState.EXPIRED, since, ends)
         stable_since = self._stable_before(commit, decl, kfunc)
         if decl.level == Level.DEPRECATING:
             return Promise(decl, PromiseState.DEPRECATING, since, None, stable_since)
-        # deprecated: the notice period, and never before an earlier stable window ends
-        ends = self.history.window_end(since.date, self.policy.notice_period)
-        if stable_since:
-            stable_end = self.history.window_end(stable_since.date, self.policy.stable_window)
-            if stable_end.date > ends.date:
-                ends = stable_end
+        ends = self.calendar.deprecation_end(since.date, self.policy, stable_since.date if stable_since else None)
         key = PromiseState.DEPRECATED if as_of < ends.date else PromiseState.DEPRECATED_DUE
         return Promise(decl, key, since, ends, stable_since)
 
     def _stable_before(self, commit: pygit2.Commit, decl: Declaration, kfunc) -> PromiseDate | None:
         """When a deprecating/deprecated declaration's source first said stable, if it did."""
-        if decl.source == "overlay":
+        if decl.source == Source.OVERLAY:
             return None
-        chain_start = self._introduced(commit, decl, ("stable", "deprecating", "deprecated"))
-        if chain_start.commit and self._level_at(chain_start.commit, decl, kfunc) == "stable":
+        chain_start = self._introduced(commit, decl, (Level.STABLE, Level.DEPRECATING, Level.DEPRECATED))
+        if chain_start.commit and self._level_at(chain_start.commit, decl, kfunc) == Level.STABLE:
             return chain_start
         return None
 
@@ -291,13 +168,13 @@ class Auditor:
         head_commit = resolve(self.repo, head_rev)
         head = self.scanner.inventory_of_commit(head_commit, head_rev)
         notes = []
-        if self.history.shallow:
+        if self.calendar.shallow:
             notes.append("shallow clone: promise dates are commit dates of the oldest commits available")
-        elif not self.history.releases():
+        elif not self.calendar.releases():
             notes.append("no release tags (v<major>.<minor>): promise dates are commit dates")
         if base_rev is None:
             head_decls, head_problems = self.declarations(head, head_commit.tree)
-            findings = [self._problem(p) for p in head_problems]
+            findings = [self.judge.problem(p) for p in head_problems]
             promises = {n: self.promise(r, head, head_commit, self.today) for n, r in head_decls.items()}
             findings += self._expiring(promises, head)
             return AuditResult(None, head, self._finish(findings, head), notes, promises)
@@ -307,7 +184,7 @@ class Auditor:
         base = self.scanner.inventory_of_commit(base_commit, base_rev)
         as_of = dt.datetime.fromtimestamp(head_commit.commit_time, dt.timezone.utc).date()
         promises = self.promises_at(base, base_commit, as_of)
-        findings = self.judge(base, base_commit.tree, head, head_commit.tree, promises, as_of,
+        findings = self.judge_change(base, base_commit.tree, head, head_commit.tree, promises, as_of,
                               self._acks(base_commit, head_commit))
         return AuditResult(base, head, self._finish(findings, head), notes, promises)
 
@@ -315,7 +192,7 @@ class Auditor:
         decls, _ = self.declarations(base, base_commit.tree)
         return {n: self.promise(r, base, base_commit, as_of) for n, r in decls.items()}
 
-    def judge(self, base: Inventory, base_tree: pygit2.Tree, head: Inventory, head_tree: pygit2.Tree,
+    def judge_change(self, base: Inventory, base_tree: pygit2.Tree, head: Inventory, head_tree: pygit2.Tree,
               promises: dict[str, Promise], as_of: dt.date, acks: list[Ack]) -> list[Finding]:
         """Findings of the change from ``base`` to ``head``, against ``promises``.
 
@@ -327,21 +204,21 @@ class Auditor:
         # only problems the change introduces; and a declaration left behind by a
         # removal is part of that removal's finding
         known = {(p.rule, p.kfunc, p.message) for p in base_problems}
-        findings = [self._problem(p) for p in head_problems
+        findings = [self.judge.problem(p) for p in head_problems
                     if (p.rule, p.kfunc, p.message) not in known
                     and not (p.rule == "DECLARATION_UNKNOWN_KFUNC" and p.kfunc in base.kfuncs)]
         for change in diff(base, head, self.policy.include_tests):
             if not change.kfunc and not change.kfuncs:  # a tree-level change no kfunc carries
-                f = self.finding(change.rule, "", change.message, change.base, change.head, None)
+                f = self.judge.finding(change.rule, "", change.message, change.base, change.head, None)
                 if f:
                     findings.append(replace(f, cause=change.cause))
                 continue
             for name in change.kfuncs or (change.kfunc,):
                 promise = promises.get(name)
                 rule, message = change.rule, change.message
-                if rule == "KFUNC_REMOVED" and promise and promise.level_key == "deprecated":
+                if rule == "KFUNC_REMOVED" and promise and promise.level_key == PromiseState.DEPRECATED:
                     rule, message = "DEPRECATED_REMOVED_EARLY", render_message("DEPRECATED_REMOVED_EARLY")
-                f = self.finding(rule, name, message, change.base, change.head, promise)
+                f = self.judge.finding(rule, name, message, change.base, change.head, promise)
                 if f:
                     f = replace(f, cause=change.cause, kfuncs=(name,) if change.kfuncs else ())
                     findings.append(self._acknowledge(f, acks, base, head))
@@ -349,38 +226,17 @@ class Auditor:
         findings += self._lifecycle(base_decls, head_decls, promises, head, as_of)
         return self._finish(findings, head)
 
-    def _verdict(self, rule: str, level_key: str) -> str:
-        override = self.policy.verdict_overrides.get(rule)
-        return override or catalogue()[rule].verdict[level_key]
-
-    def finding(self, rule: str, kfunc: str, message: str, base: Location | None, head: Location | None,
-                 promise: Promise | None) -> Finding | None:
-        key = promise.level_key if promise else "unstable"
-        verdict = self._verdict(rule, key)
-        if verdict == Verdict.NONE:
-            return None
-        return Finding(rule, kfunc, verdict, message, head or base, base, head, promise, catalogue()[rule].hint)
-
-    def _problem(self, p: Problem) -> Finding:
-        verdict = self._verdict(p.rule, "unstable")
-        message = p.message.removeprefix(f"{p.kfunc}: ") if p.kfunc else p.message
-        return Finding(p.rule, p.kfunc, verdict, message, p.location, None, p.location, None,
-                       catalogue()[p.rule].hint)
-
-    def earliest_removal(self, deprecated_on: dt.date, promise: Promise | None) -> dt.date:
-        return earliest_removal(self.history, self.policy, deprecated_on, promise)
-
     def _lifecycle(self, base_decls, head_decls, promises, head: Inventory, as_of: dt.date) -> list[Finding]:
         out = []
         order = {lvl: i for i, lvl in enumerate(LEVELS)}
         for name, res in head_decls.items():
             new = res.effective
             old = base_decls.get(name)
-            old_level = old.effective.level if old else "unstable"
+            old_level = old.effective.level if old else Level.UNSTABLE
             promise = promises.get(name)
             loc = new.location
-            if new.level in ("deprecating", "deprecated") and old_level != new.level:
-                removal = self.earliest_removal(as_of, promise)
+            if new.level in (Level.DEPRECATING, Level.DEPRECATED) and old_level != new.level:
+                removal = self.calendar.earliest_removal(as_of, self.policy, promise)
                 said = {"level": new.level, "source": new.source, "removal": removal}
                 if new.replacement:
                     message = render_message("DEPRECATION_STARTED", "replacement", **said,
@@ -389,20 +245,20 @@ class Auditor:
                     message = render_message("DEPRECATION_STARTED", "note", **said, note=new.note)
                 else:
                     message = render_message("DEPRECATION_STARTED", "plain", **said)
-                f = self.finding("DEPRECATION_STARTED", name, message,
+                f = self.judge.finding("DEPRECATION_STARTED", name, message,
                                   old.effective.location if old else None, loc, promise)
                 if f:
                     out.append(f)
-            elif old_level in ("stable", "deprecating", "deprecated") and order[new.level] < order[old_level] \
-                    and new.level == "unstable":
-                f = self.finding("STABILITY_DEMOTED", name,
+            elif old_level in (Level.STABLE, Level.DEPRECATING, Level.DEPRECATED) and order[new.level] < order[old_level] \
+                    and new.level == Level.UNSTABLE:
+                f = self.judge.finding("STABILITY_DEMOTED", name,
                                   render_message("STABILITY_DEMOTED", "demoted", level=new.level, old_level=old_level),
                                   old.effective.location, loc, promise)
                 if f:
                     out.append(f)
         for name, old in base_decls.items():
-            if name in head.kfuncs and name not in head_decls and old.effective.level == "stable":
-                f = self.finding("STABILITY_DEMOTED", name, render_message("STABILITY_DEMOTED", "undeclared"),
+            if name in head.kfuncs and name not in head_decls and old.effective.level == Level.STABLE:
+                f = self.judge.finding("STABILITY_DEMOTED", name, render_message("STABILITY_DEMOTED", "undeclared"),
                                   old.effective.location, head.kfuncs[name].location, promises.get(name))
                 if f:
                     out.append(f)
@@ -413,8 +269,8 @@ class Auditor:
         horizon = self.today + dt.timedelta(days=self.policy.expiring_horizon_days)
         for name, p in promises.items():
             if p.ends and self.today <= p.ends.date <= horizon:
-                variant = "stable_window" if p.level_key == "stable" else "notice_period"
-                f = self.finding("PROMISE_EXPIRING", name,
+                variant = "stable_window" if p.level_key == PromiseState.STABLE else "notice_period"
+                f = self.judge.finding("PROMISE_EXPIRING", name,
                                   render_message("PROMISE_EXPIRING", variant, ends=p.ends.date,
                                                  days=(p.ends.date - self.today).days),
                                   None, head.kfuncs[name].location, p)
@@ -441,32 +297,14 @@ class Auditor:
         return out
 
     def _acknowledge(self, f: Finding, acks: list[Ack], base: Inventory, head: Inventory) -> Finding:
-        if f.verdict != Verdict.VIOLATION:
-            return f
-        for entry in self.policy.allow:
-            if entry.kfunc == f.kfunc and entry.rule == f.rule:
-                if self.today <= entry.expires:
-                    return replace(f, ack=Acknowledgement("allowlist", reason=entry.reason, until=entry.expires,
-                                                          source=f"{self.policy.path}:{entry.line}"))
-                f = replace(f, notes=f.notes + (f"allowlist entry {self.policy.path}:{entry.line} expired "
-                                                f"on {entry.expires}",))
+        """The judge's acknowledgement of ``f``, by the files of its kfunc at base and head."""
         kfunc = base.kfuncs.get(f.kfunc) or head.kfuncs.get(f.kfunc)
         files = set(kfunc.files) if kfunc else set()
         if f.kfunc in head.kfuncs:
             files |= set(head.kfuncs[f.kfunc].files)
-        for ack in acks:
-            if not files & ack.files:
-                continue
-            name, addr, where = ack.name, ack.address, ack.where
-            maintainers = self._maintainers_of(ack.tree, sorted(files & ack.files))
-            if maintainers is not None and addr.lower() not in maintainers:
-                f = replace(f, notes=f.notes + (f"the Kfunc-Break-Acked-by tag of {name} <{addr}> in {where} "
-                                                "does not count: not a maintainer of the kfunc's files",))
-                continue
-            return replace(f, ack=Acknowledgement("tag", name=name, address=addr, where=where))
-        return f
+        return self.judge.acknowledge(f, acks, files, self._maintainers_of)
 
-    def _maintainers_of(self, tree: pygit2.Tree, files: list[str]) -> set[str] | None:
+    def _maintainers_of(self, tree, files: list[str]) -> set[str] | None:
         """Addresses of the files' maintainers, or None when the tree has no MAINTAINERS."""
         maint = maintainers_at(self.repo, tree)
         if maint is None:
@@ -506,9 +344,3 @@ def group_by_cause(findings: list[Finding]) -> list[Finding]:
                            else worst.base_location, head_location=first.head_location if not tree_level
                            else worst.head_location))
     return out
-
-
-def check_fail_on(level: str) -> str:
-    if level not in (*VERDICTS, "never"):
-        raise InputError(f"--fail-on: unknown level {level!r} (violation, warning, notice, info, never)")
-    return level

@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import ConfigError
-from .rules import VERDICTS, catalogue
+from ..model.vocabulary import VERDICTS, Verdict
+from .rules import catalogue
 
 _DURATION = re.compile(r"^\s*(\d+)\s*(y|m|w|d)\s*$")
 _RELEASES = re.compile(r"^\s*(\d+)\s*releases?\s*$")
@@ -54,7 +55,7 @@ class Policy:
     manifest: str = "Documentation/bpf/kfunc-stability.yaml"
     overlay: str | None = None  # path of the operator's overlay YAML
     allow: list[AllowEntry] = field(default_factory=list)
-    verdict_overrides: dict[str, str] = field(default_factory=dict)
+    verdict_overrides: dict[str, Verdict] = field(default_factory=dict)
 
 
 def parse_window(text, where: str) -> Window:
@@ -170,7 +171,7 @@ def policy_from_dict(data: dict, path: str, text: str = "") -> Policy:
             raise ConfigError(f"{where}: unknown rule (see `policybot rules`)")
         if verdict not in VERDICTS + ("none",):
             raise ConfigError(f"{where}: unknown verdict {verdict!r} (one of {', '.join(VERDICTS)}, none)")
-        p.verdict_overrides[rule] = verdict
+        p.verdict_overrides[rule] = Verdict(verdict)
     allow = data.get("allow", [])
     if not isinstance(allow, list):
         raise ConfigError(f"{path}:{line_of(text, 'allow')}: 'allow' must be an array of tables ([[allow]])")

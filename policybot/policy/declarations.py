@@ -12,16 +12,16 @@ from __future__ import annotations
 import fnmatch
 import functools
 import re
-from dataclasses import dataclass
 
 import yaml
 
 from ..errors import ConfigError
-from ..kernel.model import Inventory, Kfunc, Location
-from ..vocabulary import LEVELS
+from ..model.inventory import Inventory, Kfunc, Location
+from ..model.promises import Declaration, Problem, Resolved
+from ..model.vocabulary import LEVELS, Level, Source
 from .rules import render_message
 
-SOURCES = ("manifest", "kernel-doc", "kf-flag", "overlay")  # precedence order
+SOURCES = tuple(Source)  # precedence order
 FIELDS = {"stability", "version", "since", "replacement", "note"}
 # A declaration file is a few levels deep and never needs an alias: refusing both
 # keeps a hostile manifest (a 1,000-deep list, an alias bomb) a finding, not a crash.
@@ -50,34 +50,6 @@ class _DeclarationLoader(yaml.SafeLoader):
 def _invalid(variant: str, **fields) -> str:
     """A DECLARATION_INVALID message (rules.toml), also the overlay's error text."""
     return render_message("DECLARATION_INVALID", variant, **fields)
-
-
-@dataclass(frozen=True)
-class Declaration:
-    kfunc: str
-    level: str
-    source: str
-    location: Location
-    version: int | None = None
-    since: str | None = None
-    replacement: str | None = None
-    note: str | None = None
-
-
-@dataclass(frozen=True)
-class Problem:
-    """A declaration that cannot be used: becomes a DECLARATION_* finding."""
-    rule: str
-    kfunc: str
-    location: Location
-    message: str
-
-
-@dataclass
-class Resolved:
-    """What holds for one kfunc: the winning declaration and everything else that was said."""
-    effective: Declaration | None
-    all: list[Declaration]
 
 
 def parse_declaration_yaml(text: str, path: str, *, overlay: bool) -> tuple[list, list[Problem]]:
@@ -161,7 +133,7 @@ def _parse(text: str, path: str, *, overlay: bool) -> tuple[list, list[Problem]]
                     problem(fields["version"][1], "bad_version", name, kfunc=name)
                     continue
             entries.append((name, knode.value, {
-                "level": level[0], "version": version,
+                "level": Level(level[0]), "version": version,
                 "since": _str(fields.get("since", (None,))[0]),
                 "replacement": _str(fields.get("replacement", (None,))[0]),
                 "note": _str(fields.get("note", (None,))[0]),
@@ -192,7 +164,7 @@ def collect(inv: Inventory, manifest: tuple[str, str] | None, overlay: tuple[str
                 problems.append(Problem("DECLARATION_UNKNOWN_KFUNC", name, Location(path, line),
                                         render_message("DECLARATION_UNKNOWN_KFUNC", level=f["level"])))
                 continue
-            add(Declaration(name, source="manifest", location=Location(path, line), **f))
+            add(Declaration(name, source=Source.MANIFEST, location=Location(path, line), **f))
     for k in kfuncs.values():
         doc = k.definition.doc if k.definition else None
         if doc and (doc.stability or doc.deprecated):
@@ -202,11 +174,11 @@ def collect(inv: Inventory, manifest: tuple[str, str] | None, overlay: tuple[str
                 problems.append(Problem("DECLARATION_INVALID", k.name, loc,
                                         _invalid("kernel_doc_level", level=level, levels=", ".join(LEVELS))))
             else:
-                add(Declaration(k.name, level, "kernel-doc", loc, replacement=doc.replacement or None,
+                add(Declaration(k.name, Level(level), Source.KERNEL_DOC, loc, replacement=doc.replacement or None,
                                 note=doc.deprecated or None))
         if "KF_DEPRECATED" in k.flags:
             m = next(m for m in k.memberships if "KF_DEPRECATED" in m.flags)
-            add(Declaration(k.name, "deprecated", "kf-flag", m.location))
+            add(Declaration(k.name, Level.DEPRECATED, Source.KF_FLAG, m.location))
     if overlay:
         path, text = overlay
         entries, _ = parse_declaration_yaml(text, path, overlay=True)
@@ -218,14 +190,14 @@ def collect(inv: Inventory, manifest: tuple[str, str] | None, overlay: tuple[str
                 problems.append(Problem("DECLARATION_UNKNOWN_KFUNC", pattern, Location(path, line),
                                         render_message("DECLARATION_UNKNOWN_KFUNC", level=f["level"])))
             for k in matched:
-                add(Declaration(k.name, source="overlay", location=Location(path, line), **f))
+                add(Declaration(k.name, source=Source.OVERLAY, location=Location(path, line), **f))
     resolved = {}
     for name, decls in by_kfunc.items():
         decls.sort(key=lambda d: SOURCES.index(d.source))
         # an overlay glob may match one kfunc through several entries: the first (most specific) wins
         seen, unique = set(), []
         for d in decls:
-            if d.source == "overlay" and "overlay" in seen:
+            if d.source == Source.OVERLAY and Source.OVERLAY in seen:
                 continue
             seen.add(d.source)
             unique.append(d)

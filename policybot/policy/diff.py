@@ -14,7 +14,7 @@ from typing import Iterator, Mapping
 
 from ..kernel.ctype import INT_WORDS, QUALIFIERS, type_shape
 from ..kernel.flags import FLAGS, IMPLICIT_PARAM_STRUCTS, SUFFIXES, flag_effect, same_suffix
-from ..kernel.model import Inventory, Kfunc, Location, Param
+from ..model.inventory import Inventory, Kfunc, Location, Param
 from ..kernel.semantics import BTF_H
 from .rules import DEFAULT_VARIANT, render_message
 

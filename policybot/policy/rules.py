@@ -9,42 +9,15 @@ from __future__ import annotations
 
 import string
 import tomllib
-from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
-from typing import Iterable, Mapping
 
-from ..vocabulary import LEVEL_KEYS, VERDICTS, RuleFamily  # noqa: F401 - re-exported: rules are read in these words
-
-DEFAULT_VARIANT = ""  # the variant of a rule with one ``message``
+from ..model.rules import DEFAULT_VARIANT, Rule
+from ..model.vocabulary import PromiseState, RuleFamily, Verdict
 
 
 class MessageError(LookupError):
     """A detector asked for a message its rule does not have, or gave the wrong fields: a bug."""
-
-
-@dataclass(frozen=True)
-class Rule:
-    id: str
-    family: RuleFamily
-    summary: str
-    compares: str
-    verdict: dict[str, str]
-    hint: str
-    reference: str
-    messages: Mapping[str, str] = field(default_factory=dict)  # variant -> str.format template
-    aliases: tuple[str, ...] = ()
-
-
-def severity(verdict: str) -> int:
-    return VERDICTS.index(verdict) if verdict in VERDICTS else -1
-
-
-def fails(verdicts: Iterable[str | None], fail_on: str) -> bool:
-    """Whether a verdict reaches ``fail_on`` (the exit status 1 of audit, review and check)."""
-    if fail_on == "never":
-        return False
-    return max((severity(v) for v in verdicts if v is not None), default=-1) >= severity(fail_on)
 
 
 def _messages(rid: str, d: dict) -> dict[str, str]:
@@ -58,7 +31,8 @@ def catalogue() -> dict[str, Rule]:
     data = tomllib.loads(resources.files("policybot.policy").joinpath("rules.toml").read_text())
     out = {}
     for rid, d in data.items():
-        out[rid] = Rule(rid, RuleFamily(d["family"]), d["summary"], d["compares"], dict(d["verdict"]), d["hint"],
+        verdicts = {PromiseState(k): Verdict(v) for k, v in d["verdict"].items()}
+        out[rid] = Rule(rid, RuleFamily(d["family"]), d["summary"], d["compares"], verdicts, d["hint"],
                         d["reference"], _messages(rid, d), tuple(d.get("aliases", ())))
     return out
 

@@ -12,8 +12,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import __version__
-from .policy.rules import catalogue
+from .. import __version__
+from ..policy.rules import catalogue
 
 SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 # verdict -> SARIF level
@@ -77,22 +77,29 @@ def _uri(path: str) -> str:
     return Path(path).as_posix()
 
 
-def render_audit(result) -> str:
-    """``policybot audit --format sarif``."""
+def _results(findings) -> list[Result]:
+    """A finding points at its file and line; a check finding without line info at its object."""
     out = []
-    for f in result.findings:
+    for f in findings:
         loc = f.location
-        what = f"{f.kfunc} {f.message}" if f.kfunc else f.message
-        out.append(Result(f.rule, f.verdict, what, loc.path if loc else None, loc.line if loc else None,
-                          f.acknowledged))
-    return render(out)
+        if f.object:
+            what, path = f"{f.message} [{f.target}]", loc.path if loc else f.object
+        else:
+            what, path = f"{f.kfunc} {f.message}" if f.kfunc else f.message, loc.path if loc else None
+        out.append(Result(f.rule, f.verdict, what, path, loc.line if loc else None, f.acknowledged))
+    return out
 
 
-def render_check(verdicts) -> str:
-    """``policybot check --format sarif``: a finding without line info points at the object."""
-    out = []
-    for v in verdicts:
-        for f in v.findings:
-            path, line = (f.location.file, f.location.line) if f.location else (f.object, None)
-            out.append(Result(f.rule, f.verdict, f"{f.message} [{f.target}]", path, line))
-    return render(out)
+def audit(result) -> str:
+    """``policybot audit --format sarif``."""
+    return render(_results(result.findings))
+
+
+def review(reviewed) -> str:
+    """``policybot review --format sarif``: every patch's findings."""
+    return render(_results(reviewed.result.findings()))
+
+
+def check(verdicts) -> str:
+    """``policybot check --format sarif``."""
+    return render(_results(f for v in verdicts for f in v.findings))

@@ -1,4 +1,5 @@
-"""Dates from history: releases, when a declaration first appeared, when windows end.
+"""The release calendar: releases, when a declaration first appeared, when windows end,
+and the two date rules of the policy (the stable window, the earliest removal), once.
 
 A release is a tag ``v<major>.<minor>`` (no -rc). The promise date of a
 declaration is the first release containing the commit that introduced it
@@ -11,12 +12,13 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable
 
 import pygit2
 
-from .config import Window
+from ..model.promises import Promise, PromiseDate, Release, WindowEnd
+from ..model.vocabulary import Level, PromiseState
+from .config import Policy, Window
 
 if TYPE_CHECKING:
     from ..cache import Cache
@@ -25,32 +27,13 @@ RELEASE_TAG = re.compile(r"^v(\d+)\.(\d+)$")
 DAYS_PER_RELEASE = 63  # ~9 weeks: estimates windows counted in releases not yet made
 
 
-@dataclass(frozen=True)
-class Release:
-    name: str
-    commit: str
-    date: dt.date
-
-
-@dataclass(frozen=True)
-class PromiseDate:
-    date: dt.date
-    release: str | None  # the release that carried the declaration first
-    commit: str | None  # the commit that introduced it
-    how: str  # "release", "commit", "since", "fallback: ..." (said in output)
-
-
-@dataclass(frozen=True)
-class WindowEnd:
-    date: dt.date
-    estimated: bool  # counted in releases that do not exist yet
-
-
 def _date(ts: int, offset_min: int = 0) -> dt.date:
     return dt.datetime.fromtimestamp(ts, dt.timezone(dt.timedelta(minutes=offset_min))).date()
 
 
-class History:
+class ReleaseCalendar:
+    """The release tags of one repository, and the dates of promises counted on them."""
+
     def __init__(self, repo: pygit2.Repository, cache: Cache | None = None):
         self.repo = repo
         self.cache = cache
@@ -180,6 +163,45 @@ class History:
             if by_releases > end:
                 end, estimated = by_releases, est
         return WindowEnd(end, estimated)
+
+    # -- the policy's two date rules ----------------------------------------------------
+
+    def stable_end(self, since: dt.date, policy: Policy) -> WindowEnd:
+        """A stable promise made on ``since`` holds until this day."""
+        return self.window_end(since, policy.stable_window)
+
+    def deprecation_end(self, deprecated_on: dt.date, policy: Policy,
+                        stable_since: dt.date | None = None) -> WindowEnd:
+        """The one rule for when a deprecated kfunc may go: the notice period from
+        ``deprecated_on``, and never before a stable promise made on ``stable_since`` ends."""
+        end = self.window_end(deprecated_on, policy.notice_period)
+        if stable_since is not None:
+            stable = self.stable_end(stable_since, policy)
+            if stable.date > end.date:
+                end = stable
+        return end
+
+    def stable_span(self, policy: Policy, promise: Promise | None) -> tuple[dt.date | None, dt.date | None]:
+        """When the kfunc's stable promise began and when it ends: its own, or, for a kfunc
+        deprecated since, the one its declaration made before; (None, None) if it never had one."""
+        if promise is None:
+            return None, None
+        level = promise.declaration.level
+        if level == Level.STABLE and promise.since and promise.ends:
+            return promise.since.date, promise.ends.date
+        if level in (Level.DEPRECATING, Level.DEPRECATED) and promise.stable_since:
+            since = promise.stable_since.date
+            return since, self.stable_end(since, policy).date
+        return None, None
+
+    def earliest_removal(self, deprecated_on: dt.date, policy: Policy, promise: Promise | None) -> dt.date:
+        """A kfunc deprecated on ``deprecated_on`` may go on this day: the deprecation end
+        from that day, never before a declared deprecation's own end or a stable promise's."""
+        stable_since, _ = self.stable_span(policy, promise)
+        end = self.deprecation_end(deprecated_on, policy, stable_since).date
+        if promise and promise.level_key in (PromiseState.DEPRECATED, PromiseState.DEPRECATED_DUE) and promise.ends:
+            end = max(end, promise.ends.date)
+        return end
 
 
 def add_months(d: dt.date, months: int) -> dt.date:

@@ -1,4 +1,5 @@
-"""The words every layer shares: declared levels, promise states, verdicts, rule families, run statuses.
+"""The words every layer shares: declared levels, declaration sources, promise states, verdicts,
+rule families, run statuses.
 
 StrEnums, so that a member is its text (in JSON, SQL, templates and rules.toml alike).
 """
@@ -14,6 +15,20 @@ class Level(StrEnum):
     STABLE = "stable"
     DEPRECATING = "deprecating"
     DEPRECATED = "deprecated"
+
+
+class Source(StrEnum):
+    """Where a declaration was made, in precedence order (the first wins)."""
+    MANIFEST = "manifest"  # the tree's kfunc manifest (YAML)
+    KERNEL_DOC = "kernel-doc"  # a Stability: or Deprecated: line in the kfunc's kernel-doc
+    KF_FLAG = "kf-flag"  # KF_DEPRECATED in the kfunc's set entry
+    OVERLAY = "overlay"  # the operator's overlay file
+
+
+class AckKind(StrEnum):
+    """Why a break is accepted."""
+    ALLOWLIST = "allowlist"  # an entry of the operator's policy
+    TAG = "tag"  # a maintainer's Kfunc-Break-Acked-by tag
 
 
 class PromiseState(StrEnum):
@@ -61,3 +76,16 @@ class RunStatus(StrEnum):
 LEVELS = tuple(Level)
 LEVEL_KEYS = tuple(PromiseState)
 VERDICTS = tuple(v for v in Verdict if v is not Verdict.NONE)  # ascending severity
+
+
+def severity(verdict: str | None) -> int:
+    """A verdict's rank: -1 for none (or no verdict), then info < notice < warning < violation."""
+    return VERDICTS.index(verdict) if verdict in VERDICTS else -1
+
+
+def fails(verdicts, fail_on: str) -> bool:
+    """Whether a verdict reaches ``fail_on`` (a verdict or "never"): the exit status 1 of
+    audit, review and check."""
+    if fail_on == "never":
+        return False
+    return max((severity(v) for v in verdicts if v is not None), default=-1) >= severity(fail_on)

@@ -1,0 +1,1 @@
+"""One module per command: ``add(sub)`` declares it, ``execute(args)`` runs it."""

@@ -1,0 +1,142 @@
+"""What ``policybot check`` reads and decides: a compiled BPF object's kfunc externs, the
+target kernels it is checked against, and the result per object and target."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+from .findings import Finding
+from .vocabulary import Level, PromiseState
+
+
+@dataclass(frozen=True)
+class Shape:
+    kind: str  # void int ptr array struct union enum fwd float proto unknown
+    inner: Shape | None = None  # ptr, array: the target; proto: the return type
+    params: tuple[Shape, ...] = ()
+    bitfield: bool = False  # an int with a bit offset: libbpf rejects it
+    text: str = ""  # for messages
+
+    def __str__(self) -> str:
+        if self.kind in ("ptr", "array"):
+            return f"pointer to {self.inner}" if self.kind == "ptr" else f"array of {self.inner}"
+        if self.kind == "proto":
+            return f"function of {len(self.params)} parameter{'' if len(self.params) == 1 else 's'}"
+        return self.text or self.kind
+
+
+@dataclass(frozen=True)
+class SourceLine:
+    file: str
+    line: int
+    column: int
+    text: str  # the source line as the compiler recorded it
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}"
+
+
+@dataclass(frozen=True)
+class Extern:
+    """One kfunc extern of an object."""
+    name: str  # as declared, flavors included
+    kfunc: str  # the essential name libbpf resolves
+    weak: bool
+    proto: int  # FUNC_PROTO type id in the object's BTF
+    prototype: str  # as C
+    calls: tuple[SourceLine, ...]  # where it is called, when the object has line info
+
+
+@dataclass(frozen=True)
+class BpfObject:
+    path: str
+    btf: object  # the object's own BTF (a btf.reader.Btf), read lazily
+    externs: tuple[Extern, ...]
+    # functions the object calls through an undefined symbol with no BTF: libbpf
+    # cannot open such an object ("failed to find BTF for extern")
+    undescribed: tuple[str, ...]
+
+
+STATUSES = ("ok", "missing", "incompatible")
+
+
+@dataclass(frozen=True)
+class TargetKfunc:
+    name: str
+    prototype: str  # C, for people
+    shape: Shape | None  # from BTF; None: build it from the texts below
+    return_type: str = ""
+    param_types: tuple[str, ...] = ()
+    flags: tuple[str, ...] | None = None  # None: the target does not say (BTF alone)
+    prog_types: tuple[str, ...] | None = None
+    location: str = ""
+
+
+@dataclass(frozen=True)
+class PolicyView:
+    """What the target's declarations say of one kfunc."""
+    level: Level  # unstable (also undeclared), stable, deprecating, deprecated
+    level_key: PromiseState  # the rule catalogue's key: also expired, deprecated_due
+    promise_ends: dt.date | None  # stable: end of the window
+    earliest_removal: dt.date | None  # deprecated: end of the notice period
+    replacement: str | None
+    declared_at: str = ""
+
+
+UNDECLARED = PolicyView(Level.UNSTABLE, PromiseState.UNSTABLE, None, None, None)
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str
+    kind: str  # "source" or "btf"
+    kfuncs: dict[str, TargetKfunc]
+    policy: dict[str, PolicyView] = field(default_factory=dict)
+    first_release: dict[str, str] = field(default_factory=dict)
+    declared: bool = True  # False for BTF alone: no declarations, levels unknown
+    # architectures whose JIT can call kfuncs at that revision (arch/*/net/); None for BTF alone
+    jit_arches: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True)
+class ExternResult:
+    extern: Extern
+    status: str
+    reason: str
+    target_kfunc: TargetKfunc | None
+    policy: PolicyView
+    first_release: str | None
+
+    declared: bool  # the target says what is declared (a source tree): level and promise are known
+    needs: tuple[str, ...] = ()  # what the kfunc's flags ask of the program calling it
+
+    @property
+    def resolved(self) -> bool:
+        return self.status == "ok"
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """One object checked against one target."""
+    object: BpfObject
+    target: Target
+    externs: tuple[ExternResult, ...]
+    findings: tuple[Finding, ...]
+
+    @property
+    def loads(self) -> bool:
+        return not self.object.undescribed and all(r.resolved or r.extern.weak for r in self.externs)
+
+
+@dataclass(frozen=True)
+class CrossCheck:
+    rev: str
+    commit: str
+    scanner_misses: tuple[str, ...]  # tagged in the BTF, not in the source inventory
+    # tagged because their set is a BTF_KFUNCS set, registered only with
+    # register_btf_fmodret_id_set: attachable by fmod_ret programs, not callable
+    fmodret_only: dict[str, str]  # name -> the set entry's location
+    not_built: tuple[str, ...]  # in the source inventory, not in this kernel's BTF
+
+

@@ -1,0 +1,100 @@
+"""Findings: what the one judge (policybot/policy/judge.py) decided about a change, a tree's
+state or a compiled object, and the results that carry them."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+from .inventory import Inventory, Location
+from .promises import Promise
+from .vocabulary import VERDICTS, AckKind, Verdict, severity
+
+
+@dataclass(frozen=True)
+class Acknowledgement:
+    """Why a break is accepted: an entry of the operator's allowlist, or a maintainer's
+    Kfunc-Break-Acked-by tag. Mail says it in templates/acknowledgement.txt.j2, which
+    leaves out the operator's own file (``source``); ``text`` is for the operator."""
+    kind: AckKind
+    reason: str = ""  # allowlist: the entry's reason
+    until: dt.date | None = None  # allowlist: the day the entry expires
+    source: str = ""  # allowlist: policy path:line, the operator's local file
+    name: str = ""  # tag: who acknowledged
+    address: str = ""
+    where: str = ""  # tag: the reply or commit that carries it
+
+    def to_json(self) -> dict:
+        """As data: finding JSON (and the HTML page from it), mail views."""
+        return {"kind": self.kind, "reason": self.reason, "until": self.until.isoformat() if self.until else None,
+                "source": self.source, "name": self.name, "address": self.address, "where": self.where}
+
+    def text(self) -> str:
+        if self.kind == AckKind.ALLOWLIST:
+            return f"allowlist ({self.source}): {self.reason}"
+        return f"acked by {self.name} <{self.address}> with a Kfunc-Break-Acked-by tag in {self.where}"
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One finding of audit, review or check. ``kfunc`` is the kfunc (check: the extern as
+    declared); ``object`` and ``target`` are set for check's findings about a compiled object."""
+    rule: str
+    kfunc: str
+    verdict: Verdict
+    message: str
+    location: Location | None  # head location where there is one, else base
+    base_location: Location | None
+    head_location: Location | None
+    promise: Promise | None
+    hint: str
+    ack: Acknowledgement | None = None  # why the break is accepted, None if it is not
+    notes: tuple[str, ...] = ()
+    cause: str = ""  # findings of one rule with the same cause are one finding (group_by_cause)
+    kfuncs: tuple[str, ...] = ()  # every kfunc of a grouped finding; ``kfunc`` is its worst member
+    object: str = ""  # check: the BPF object
+    target: str = ""  # check: the kernel it was checked against
+
+    @property
+    def acknowledged(self) -> str:
+        """The acknowledgement for the operator (text, JSON, SARIF): "" if there is none."""
+        return self.ack.text() if self.ack else ""
+
+    @property
+    def counts(self) -> bool:
+        return not self.ack
+
+    @property
+    def members(self) -> tuple[str, ...]:
+        return self.kfuncs or ((self.kfunc,) if self.kfunc else ())
+
+    @property
+    def grouped(self) -> bool:
+        """One finding for a cause: many kfuncs, or a change of the tree itself."""
+        return bool(self.kfuncs) or (bool(self.cause) and not self.kfunc)
+
+    @property
+    def where(self) -> str:
+        """Where it points: file:line, else (check) the object."""
+        return str(self.location) if self.location else self.object
+
+
+@dataclass
+class AuditResult:
+    base: Inventory | None
+    head: Inventory
+    findings: list[Finding]
+    notes: list[str] = field(default_factory=list)
+    promises: dict[str, Promise] = field(default_factory=dict)
+
+    def worst(self) -> Verdict | None:
+        counted = [f.verdict for f in self.findings if f.counts]
+        return max(counted, key=severity) if counted else None
+
+    def counts(self) -> dict[str, int]:
+        out = {v: 0 for v in reversed(VERDICTS)}
+        for f in self.findings:
+            if f.counts:
+                out[f.verdict] += 1
+        out["acknowledged"] = sum(1 for f in self.findings if f.acknowledged)
+        return out

@@ -1,0 +1,58 @@
+"""What the operator's commands print: a weekly run's summary, the outbox, a send, the
+schedule, a drafted notice. Text only: these are read on a terminal or in the journal."""
+
+from __future__ import annotations
+
+
+def run_text(ran) -> str:
+    """(runner, summary) of ``policybot run``: a line per tree, then reviews, failures, mail."""
+    runner, summary = ran
+    out = []
+    for t in summary.trees:
+        rng = f"{t.base[:12]}..{t.head[:12]}" if t.base else (t.head[:12] if t.head else "-")
+        counts: dict[str, int] = {}
+        for f in t.findings:
+            if f.counts:
+                counts[f.verdict] = counts.get(f.verdict, 0) + 1
+        what = ", ".join(f"{n} {v}" for v, n in sorted(counts.items())) or "no findings"
+        out.append(f"{t.tree}: {t.status} {rng}: {what}" + (f" ({t.detail})" if t.detail else ""))
+    out += [f"reviewed: {s}" for s in summary.reviewed]
+    out += [f"failed: {failure.what}: {failure.reason}" for failure in summary.failures]
+    out.append(f"drafted {len(summary.queued)} mail{'s' if len(summary.queued) != 1 else ''} to "
+               f"{runner.outbox.maildir}" + (f"; sent {len(summary.sent)}, failed {len(summary.send_failed)}"
+                                            if summary.sent or summary.send_failed else ""))
+    return "\n".join(out) + "\n"
+
+
+def sent_text(report) -> str:
+    """A SendReport of ``policybot outbox --send``."""
+    out = [f"sent    {msgid}" for msgid in report.sent]
+    out += [f"failed  {failure.msgid}: {failure.error}" for failure in report.failed]
+    return "".join(line + "\n" for line in out)
+
+
+def outbox_text(listing) -> str:
+    """(maildir, pending rows, failures) of ``policybot outbox``."""
+    maildir, rows, failures = listing
+    out = []
+    for row in rows:
+        why = f"\n        {row.last_error}" if row.last_error else ""
+        wait = f" (next try after {row.next_attempt:%Y-%m-%d %H:%M} UTC)" if row.next_attempt else ""
+        out.append(f"{row.status:7} {row.kind:7} {row.msgid}  {row.subject}{wait}{why}")
+    out.append(f"{len(rows)} queued in {maildir}")
+    for f in failures:  # trees and inbox messages `run` could not process
+        out.append(f"failed  {f.kind} {f.key}: {f.reason} ({f.day}; `run --retry-failed` tries again)")
+    return "\n".join(out) + "\n"
+
+
+def schedule_text(runs) -> str:
+    """(job id, next run or None, trigger) of ``policybot schedule --list``."""
+    return "".join(f"{job_id:8} {when.isoformat() if when else 'never':28} {trigger}\n"
+                   for job_id, when, trigger in runs)
+
+
+def notice_text(drafted) -> str:
+    """(draft, maildir) of ``policybot notice``."""
+    draft, maildir = drafted
+    return (f"Subject: {draft.subject}\nTo: {', '.join(draft.to)}\nCc: {', '.join(draft.cc)}\n\n"
+            f"{draft.body}\ndrafted to {maildir}\n")

@@ -1,0 +1,45 @@
+"""A series' review (``policybot review``): per patch, whether it applied and its findings.
+
+Renders app/review.py's ``Reviewed`` (the use case's result, with what was drafted)."""
+
+from __future__ import annotations
+
+import json
+
+from .findings import finding_json, finding_line
+
+
+def _unsent(reviewed) -> list[str]:
+    return [f"no reply drafted to {r.subject!r}: {r.reason}" for r in reviewed.refused]
+
+
+def text(reviewed) -> str:
+    result, series, queued = reviewed.result, reviewed.result.series, reviewed.queued
+    out = [f"policybot: note: {note}" for note in result.notes + _unsent(reviewed)]
+    for r in result.reviews:
+        status = "applied" if r.applied else \
+            f"could not apply {r.patch.counter}/{r.patch.expected} on {result.base_rev}: {r.problem}"
+        out.append(f"{r.patch.subject}: {status}")
+        out += [f"  {finding_line(f)}" for f in r.findings]
+    out += [f"policybot: note: {note}" for note in _unsent(reviewed)]
+    n, np = len(result.findings()), len(result.reviews)
+    out.append(f"review of {series.subject!r} (v{series.revision}, {np} patch{'es' if np != 1 else ''}) on "
+               f"{result.base_rev}: {n} finding{'s' if n != 1 else ''}; drafted {len(queued)} "
+               f"mail{'s' if len(queued) != 1 else ''} to {reviewed.outbox}")
+    if reviewed.sent is not None:
+        out.append(f"sent {len(reviewed.sent.sent)}, failed {len(reviewed.sent.failed)}")
+    return "\n".join(out) + "\n"
+
+
+def json_text(reviewed) -> str:
+    result, series = reviewed.result, reviewed.result.series
+    return json.dumps({
+        "schema": 1, "series": {"subject": series.subject, "revision": series.revision,
+                                "author": series.author, "missing": series.missing},
+        "base": {"rev": result.base_rev, "commit": result.base_commit, "how": result.base_how},
+        "notes": result.notes + _unsent(reviewed),
+        "patches": [{"msgid": r.patch.msgid, "subject": r.patch.subject, "applied": r.applied,
+                     "problem": r.problem or None, "files": list(r.files),
+                     "findings": [finding_json(f) for f in r.findings]} for r in result.reviews],
+        "drafted": reviewed.queued, "outbox": str(reviewed.outbox),
+    }, indent=2) + "\n"
