@@ -109,7 +109,7 @@ def _add_inventory(sub) -> None:
                         "vmlinux or raw BTF such as /sys/kernel/btf/vmlinux; repeat for its modules (.ko). "
                         "With --repo, cross-check them against the source inventory at --rev")
     p.add_argument("--format", choices=("table", "json", "csv"), default="table",
-                   help="table for people (default), json (schema in README), csv")
+                   help="table for people (default), json (schema in docs/inventory.md), csv")
     p.add_argument("--include-tests", action="store_true", help="include test kfuncs")
     p.set_defaults(func=cmd_inventory)
 
