@@ -32,7 +32,7 @@ test: setup tools
 tools:
 	scripts/test-tools
 
-# every speed target, each as a ratio to its reference (README, Performance); --readme rewrites its table
+# every speed target, each as a ratio to its reference (docs/performance.md); --readme rewrites its table
 bench: setup
 	$(BIN)/python bench/run.py
 

@@ -54,8 +54,8 @@ FLAGS: dict[str, FlagInfo] = {f.name: f for f in (
     # (without the verifier's parameters) is compared by the signature detectors
     FlagInfo("KF_IMPLICIT_ARGS", "7.0", "the verifier supplies struct bpf_prog_aux * and "
              "struct btf_struct_meta * parameters", "compatible", "compatible"),
-    FlagInfo("KF_DEPRECATED", "-", "deprecated (a tree's own declaration; README: Declarations, source 3)",
-             "compatible", "compatible"),
+    FlagInfo("KF_DEPRECATED", "-", "deprecated (a tree's own declaration; "
+             "docs/maintainers.md: Declarations, source 3)", "compatible", "compatible"),
 )}
 
 def flag_effect(flag: str, added: bool) -> str:

@@ -27,7 +27,7 @@ def add(sub) -> None:
                    help="list the kfuncs a compiled kernel carries (BTF decl tag bpf_kfunc): a vmlinuz, "
                         "vmlinux or raw BTF such as /sys/kernel/btf/vmlinux; repeat for its modules (.ko). "
                         "With --repo, cross-check them against the source inventory at --rev")
-    options.format_option(p, "inventory", "table for people (default), json (schema in docs/), csv")
+    options.format_option(p, "inventory", "table for people (default), json (schema in docs/inventory.md), csv")
     p.add_argument("--include-tests", action="store_true", help="include test kfuncs")
 
 
