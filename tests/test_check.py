@@ -236,3 +236,22 @@ def test_the_source_diff_and_the_btf_check_agree_on_what_an_integer_is():
     for name in ("foo_t", "u33", "bpf_key"):
         assert type_shape(name)[0] == "typedef" and text_shape(name).kind == "unknown", name
     assert type_shape("__bitwise u32") == ("int",) and text_shape("__bitwise u32").kind == "int"
+
+
+def test_the_policy_verdicts_table_decides_checks_verdicts_as_it_does_audits(capsys, tree, objs, tmp_path):
+    """check asks the one judge: a [verdicts] override in the policy changes its verdict, as it
+    does audit's (it used to read rules.toml's verdict itself and report a violation)."""
+    policy = tmp_path / "policy.toml"
+    policy.write_text('[verdicts]\nEXTERN_MISSING = "info"\n')
+    args = ["check", str(objs["needs_gone"]), "--repo", tree, "--rev", "v6.2", "--today", "2023-03-01"]
+    rc, out, _ = run(capsys, *args, "--format", "json")
+    assert rc == 1 and [(f["extern"], f["verdict"]) for f in json.loads(out)["findings"]] == \
+        [("bpf_gone", "violation")]
+    rc, out, _ = run(capsys, *args, "--format", "json", "--policy", str(policy))
+    assert rc == 0 and [(f["extern"], f["verdict"]) for f in json.loads(out)["findings"]] == [("bpf_gone", "info")]
+    rc, out, _ = run(capsys, *args, "--policy", str(policy))
+    assert rc == 0 and f"needs_gone.bpf.c:{line_of(HERE / 'needs_gone.bpf.c', 'bpf_gone();')}: info[EXTERN_MISSING]: bpf_gone" in out
+    # the override names one rule: the incompatible extern of another object stays a violation
+    rc, out, _ = run(capsys, "check", str(objs["kfunc_user"]), "--repo", tree, "--rev", "v6.2",
+                     "--today", "2023-03-01", "--policy", str(policy))
+    assert rc == 1 and "violation[EXTERN_INCOMPATIBLE]: bpf_changed" in out

@@ -1040,3 +1040,22 @@ def test_a_review_that_fails_while_its_child_works_leaves_no_scratch_repository(
                           "--from", BOT, "--state-dir", str(tmp_path / "state"))
     assert rc == 2 and "No space left on device" in err and "Traceback" not in err
     assert list((tmp_path / "state" / "scratch").iterdir()) == []
+
+
+def test_review_copies_the_list_of_its_configuration(tmp_path, capsys):
+    """review --config: the reply copies the configuration's [mail] list, as the weekly inbox job's
+    does (the command line's --list default used to win over it); --list still overrides it."""
+    mail = single_patch(tmp_path, DROP_FOO, "bpf: drop bpf_foo")
+    mail = mail.replace("\nTo: bpf@vger.kernel.org\n", "\nTo: Jane's Team <team@example.com>\n", 1)
+    config = tmp_path / "policybot.toml"
+    config.write_text('[mail]\nlist = "kfunc-list@example.org"\n')
+    rc, out, err = run_one(capsys, tmp_path, mail, "--config", str(config))
+    assert rc == 1, out + err
+    (f,) = outbox_files(tmp_path / "state" / "outbox")
+    cc = [a.lower() for a in addrs(parse_mail(f), "Cc")]
+    assert "kfunc-list@example.org" in cc
+    rc, out, err = run_one(capsys, tmp_path, mail, "--config", str(config), "--list", "other@example.org",
+                           "--state-dir", str(tmp_path / "s2"))
+    (f,) = outbox_files(tmp_path / "s2" / "outbox")
+    cc = [a.lower() for a in addrs(parse_mail(f), "Cc")]
+    assert "other@example.org" in cc and "kfunc-list@example.org" not in cc
