@@ -32,11 +32,10 @@ def vmlinuz_of(release: str) -> str:
 
 
 def bench_object(out_dir: str) -> str:
-    """tests/bpf/kfunc_user.bpf.c compiled as the tests compile it."""
-    sys.path.insert(0, str(ROOT / "tests" / "bpf"))
-    from build import compile_bpf
-    src = ROOT / "tests" / "bpf" / "kfunc_user.bpf.c"
-    return str(compile_bpf(src, Path(out_dir) / "kfunc_user.bpf.o"))
+    """tests/bpf/kfunc_user.bpf.c compiled as the tests compile it (tests/kit/bpf.py)."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    from kit.bpf import SOURCES, compile_bpf
+    return str(compile_bpf(SOURCES / "kfunc_user.bpf.c", Path(out_dir) / "kfunc_user.bpf.o"))
 
 
 def measure(obj: str, repo: str, rev: str = "v7.2", release: str = "7.2", runs: int = 3) -> dict:

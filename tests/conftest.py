@@ -57,7 +57,7 @@ def smtp_server():
     """start(port=None, **controller_kw) -> (store, port): a real SMTP server on 127.0.0.1."""
     from aiosmtpd.controller import Controller
 
-    from mailkit import SmtpStore, free_port
+    from kit.mail import SmtpStore, free_port
     started = []
 
     def start(port: int | None = None, **kw):

@@ -54,7 +54,7 @@ def judged_from_diff_text(tmp_path, flags_after: str) -> list[tuple[str, str]]:
     from policybot.policy.config import Policy
     from policybot.app.series import judge_diff_text
     from test_rules import HEAD_DAY, HELPERS, pair
-    from treekit import FOO, kernel
+    from kit.trees import FOO, kernel
 
     b = pair(tmp_path, {HELPERS: kernel({"bpf_foo": FOO})}, {HELPERS: kernel({"bpf_foo": FOO})}, "stable")
     today = dt.date.fromisoformat(HEAD_DAY)

@@ -9,17 +9,14 @@ parameter from u64 to a pointer.
 import json
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from policybot.cli import main
 from policybot.gitbuild import HistoryBuilder
-from treekit import BTF_H, MANIFEST, kernel
-
-sys.path.insert(0, str(Path(__file__).resolve().parent / "bpf"))
-from build import HERE, compile_bpf, line_of  # noqa: E402
+from kit.bpf import SOURCES, compile_bpf, line_of
+from kit.trees import BTF_H, MANIFEST, kernel
 
 SHAPES = {"bpf_widths": "int|u8 a, long b", "bpf_fwd": "int|struct cgroup *cgrp", "bpf_enum": "int|u32 mode"}
 BASE = {"bpf_foo": "int|struct task_struct *p, u32 flags", "bpf_old": "int|struct task_struct *p",
@@ -47,7 +44,7 @@ def tree(tmp_path_factory):
 @pytest.fixture(scope="module")
 def objs(tmp_path_factory):
     out = tmp_path_factory.mktemp("objs")
-    return {n: compile_bpf(HERE / f"{n}.bpf.c", out / f"{n}.bpf.o") for n in ("kfunc_user", "needs_gone", "guarded", "shapes")}
+    return {n: compile_bpf(SOURCES / f"{n}.bpf.c", out / f"{n}.bpf.o") for n in ("kfunc_user", "needs_gone", "guarded", "shapes")}
 
 
 def run(capsys, *argv):
@@ -107,7 +104,7 @@ def test_policy_of_each_extern(capsys, tree, objs):
 
 
 def test_call_sites_come_from_line_info(capsys, tree, objs):
-    src = HERE / "kfunc_user.bpf.c"
+    src = SOURCES / "kfunc_user.bpf.c"
     rc, out, _ = run(capsys, "check", str(objs["kfunc_user"]), "--repo", tree, "--rev", "v6.2", "--today", "2023-03-01")
     assert rc == 1  # a violation: the object does not load
     old_line = line_of(src, "r += bpf_old(t);")
@@ -154,14 +151,14 @@ def test_sarif(capsys, tree, objs):
     run0 = doc["runs"][0]
     results = {(r["ruleId"], r["level"], r["locations"][0]["physicalLocation"]["region"]["startLine"])
                for r in run0["results"]}
-    src = HERE / "kfunc_user.bpf.c"
+    src = SOURCES / "kfunc_user.bpf.c"
     assert ("EXTERN_DEPRECATED", "warning", line_of(src, "r += bpf_old(t);")) in results
     assert ("EXTERN_INCOMPATIBLE", "error", line_of(src, "r += bpf_changed(7);")) in results
     assert {r["id"] for r in run0["tool"]["driver"]["rules"]} == {r[0] for r in results}
     # paths under the working directory are relative: code scanning maps them to the checkout
     for r in run0["results"]:
         uri = r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]
-        if str(HERE).startswith(str(Path.cwd())):
+        if str(SOURCES).startswith(str(Path.cwd())):
             assert not uri.startswith("/") and (Path.cwd() / uri).exists(), uri
 
 
@@ -184,7 +181,7 @@ def test_bad_input_is_one_line_and_exit_2(capsys, tree, objs, tmp_path):
     text.write_text("not an object\n")
     rc, out, err = run(capsys, "check", str(text), "--repo", tree, "--rev", "v6.2")
     assert rc == 2 and out == "" and len(err.splitlines()) == 1 and str(text) in err
-    nobtf = compile_bpf(HERE / "guarded.bpf.c", tmp_path / "nobtf.bpf.o", debug=False)
+    nobtf = compile_bpf(SOURCES / "guarded.bpf.c", tmp_path / "nobtf.bpf.o", debug=False)
     rc, out, err = run(capsys, "check", str(nobtf), "--repo", tree, "--rev", "v6.2")
     assert rc == 2 and len(err.splitlines()) == 1 and "no .BTF section" in err and str(nobtf) in err
     # a corrupt .BTF: the type section's length in the header made larger than the data
@@ -250,7 +247,7 @@ def test_the_policy_verdicts_table_decides_checks_verdicts_as_it_does_audits(cap
     rc, out, _ = run(capsys, *args, "--format", "json", "--policy", str(policy))
     assert rc == 0 and [(f["extern"], f["verdict"]) for f in json.loads(out)["findings"]] == [("bpf_gone", "info")]
     rc, out, _ = run(capsys, *args, "--policy", str(policy))
-    assert rc == 0 and f"needs_gone.bpf.c:{line_of(HERE / 'needs_gone.bpf.c', 'bpf_gone();')}: info[EXTERN_MISSING]: bpf_gone" in out
+    assert rc == 0 and f"needs_gone.bpf.c:{line_of(SOURCES / 'needs_gone.bpf.c', 'bpf_gone();')}: info[EXTERN_MISSING]: bpf_gone" in out
     # the override names one rule: the incompatible extern of another object stays a violation
     rc, out, _ = run(capsys, "check", str(objs["kfunc_user"]), "--repo", tree, "--rev", "v6.2",
                      "--today", "2023-03-01", "--policy", str(policy))

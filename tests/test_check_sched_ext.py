@@ -20,9 +20,7 @@ import pytest
 from policybot.cli import main
 from test_btf import binaries, bpftool, dump, extracted, tagged_kfuncs  # noqa: F401  (fixtures)
 from test_timeline import jit_returns_by_grep
-
-sys.path.insert(0, str(Path(__file__).resolve().parent / "bpf"))
-from build import clang  # noqa: E402
+from kit.bpf import clang
 
 pytestmark = pytest.mark.realtree
 

@@ -31,7 +31,6 @@ import re
 import shlex
 import shutil
 import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,13 +40,11 @@ import pytest
 import policybot
 from policybot import __version__
 from policybot.cli import main
+from kit.bpf import SOURCES as BPF_SOURCES, clang, compile_bpf
 
 ROOT = Path(__file__).resolve().parent.parent
 SNAPSHOTS = ROOT / "tests" / "snapshots" / "commands"
 UPDATE = os.environ.get("POLICYBOT_UPDATE_SNAPSHOTS", "") not in ("", "0")
-
-sys.path.insert(0, str(ROOT / "tests" / "bpf"))
-from build import HERE as BPF_SOURCES, clang, compile_bpf  # noqa: E402
 
 # the dates the sample's story happens on (samples/demo uses the same)
 TODAY = "2023-03-01"  # a week after v6.2

@@ -16,7 +16,7 @@ from policybot.render.page import html as render_html, json_text as dashboard_js
 from policybot.gitbuild import HistoryBuilder
 from policybot.kernel.scanner import Scanner
 from policybot.policy.config import Policy
-from treekit import BTF_H, MANIFEST, kernel
+from kit.trees import BTF_H, MANIFEST, kernel
 
 TODAY = dt.date(2025, 1, 1)
 

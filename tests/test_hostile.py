@@ -25,7 +25,7 @@ from policybot.gitbuild import HistoryBuilder
 from policybot.state import State, mails, seen_messages
 from test_review import (BOT, FOO, MAINTAINERS, TODAY, build_tree, clone, format_patch, git_env, msgid_of,
                          outbox_files, parse_mail, run_one, single_patch)
-from treekit import BTF_H, MANIFEST, kernel, manifest
+from kit.trees import BTF_H, MANIFEST, kernel, manifest
 
 DROP_FOO = {"kernel/bpf/helpers.c": kernel({"bpf_bar": FOO})}
 
@@ -428,7 +428,7 @@ def test_smtp_535_echoing_the_auth_blob_is_never_printed_or_stored(tmp_path, cap
 
 
 def test_permanent_refusal_fails_once_temporary_backs_off(tmp_path, capsys, smtp_server):
-    from mailkit import SmtpStore
+    from kit.mail import SmtpStore
     from policybot.mail.outbox import Outbox
 
     class Refusing(SmtpStore):

@@ -22,8 +22,8 @@ from policybot.app.config import load_config
 from policybot.gitbuild import HistoryBuilder
 from policybot.app.weekly import Runner
 from policybot.state import State, mails, runs, tree_state
-from mailkit import free_port
-from treekit import BTF_H, FOO, MANIFEST, kernel
+from kit.mail import free_port
+from kit.trees import BTF_H, FOO, MANIFEST, kernel
 
 BOT = "policybot <policybot@example.org>"
 LIST = "bpf@vger.kernel.org"

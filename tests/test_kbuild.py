@@ -6,7 +6,6 @@ import json
 
 import pytest
 
-import kernel_fixtures as fx
 from policybot.gitbuild import HistoryBuilder
 from policybot.kernel.jit import arch_condition, kfunc_call_arches, kfunc_call_support
 from policybot.kernel.kbuild import BASELINE, BuildReader, parse_kbuild, parse_kconfig_types
@@ -15,7 +14,8 @@ from policybot.app.history import kfunc_history
 from policybot.render.history import json_text as history_json, table as history_table
 from policybot.policy.diff import diff
 from policybot.cache import Cache
-from treekit import kernel
+from kit.trees import kernel
+from kit import eras as fx
 
 TASK = "int|struct task_struct *p"
 

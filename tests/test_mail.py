@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from aiosmtpd.smtp import AuthResult
 
 import policybot
-from mailkit import free_port
+from kit.mail import free_port
 from policybot.errors import ConfigError, InputError
 from policybot.mail.message import (
     MailConfig, build_message, check_no_trailers, message_id,

@@ -4,7 +4,7 @@ import mailbox
 
 from policybot.cli import main
 from policybot.gitbuild import HistoryBuilder
-from treekit import BTF_H, FOO, MANIFEST, kernel, manifest
+from kit.trees import BTF_H, FOO, MANIFEST, kernel, manifest
 
 MAINTAINERS = "BPF\nM:\tAlexei Starovoitov <ast@kernel.org>\nL:\tbpf@vger.kernel.org\nS:\tSupported\nF:\tkernel/bpf/\n"
 

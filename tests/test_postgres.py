@@ -21,7 +21,7 @@ from policybot.mail.message import MailConfig
 from policybot.policy.audit import Auditor
 from policybot.policy.config import Policy
 from policybot.state import SCHEMA_VERSION, State, metadata
-from treekit import BTF_H, FOO, MANIFEST, kernel, manifest
+from kit.trees import BTF_H, FOO, MANIFEST, kernel, manifest
 
 URL = os.environ.get("POLICYBOT_TEST_DATABASE_URL")
 if not URL:

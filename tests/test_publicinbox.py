@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from mailkit import free_port
+from kit.mail import free_port
 from test_review import (BOT, PROXY_VARS, TODAY, msgid_of, outbox_files, parse_mail, review, review_args,
                          series)  # noqa: F401 - the fixture
 

@@ -4,7 +4,7 @@ Each expected finding below was checked by hand against Debian's extracted
 sources (linux-source-6.1 and linux-source-6.12); the comments cite the lines.
 Line numbers in comments are those of linux-source-6.1 6.1.192-3 and
 linux-source-6.12 6.12.117-1~deb12u1. The assertions find each line by its
-text (tests/realtree.py): another point release moves the comments' numbers, not the
+text (tests/kit/realtree.py): another point release moves the comments' numbers, not the
 expectations.
 The other 38 kfuncs of v6.1 were checked too: same set, same KF_* flags, same
 program types, same signature (only `__bpf_kfunc` was added, and the
@@ -19,7 +19,7 @@ import sys
 
 import pytest
 
-from realtree import at
+from kit.realtree import at
 from test_realtree_inventory import independent_count, source_tree
 
 pytestmark = pytest.mark.realtree
@@ -80,7 +80,7 @@ VERIFIED = {
 @pytest.fixture(scope="module")
 def locations(kernel_repo):
     """Where the verified findings point: (base_location, head_location), each line found by its
-    text in v6.1 and v6.12 (tests/realtree.py), not by its number in one point release."""
+    text in v6.1 and v6.12 (tests/kit/realtree.py), not by its number in one point release."""
     def both(path61, text61, path612, text612):
         return at(kernel_repo, "v6.1", path61, text61), at(kernel_repo, "v6.12", path612, text612)
     entry = "BTF_ID_FLAGS(func, crash_kexec, KF_DESTRUCTIVE)"

@@ -8,7 +8,7 @@ names policybot does not know.
 
 Line numbers in comments are those of linux-source-6.1 6.1.192-3, linux-source-6.12
 6.12.117-1~deb12u1 and linux-source-7.2 7.2.13-1. The assertions find each line by its
-text (tests/realtree.py): another point release moves the comments' numbers, not the
+text (tests/kit/realtree.py): another point release moves the comments' numbers, not the
 expectations.
 """
 
@@ -19,7 +19,7 @@ import sys
 
 import pytest
 
-from realtree import at
+from kit.realtree import at
 
 pytestmark = pytest.mark.realtree
 

@@ -6,7 +6,7 @@ file and line. The counts are re-derived by an independent helper
 (``independent_count``) that follows registration in the sources itself.
 Line numbers in comments are those of linux-source-6.1 6.1.192-3 and
 linux-source-6.12 6.12.117-1~deb12u1. The assertions find each line by its
-text (tests/realtree.py): another point release moves the comments' numbers, not the
+text (tests/kit/realtree.py): another point release moves the comments' numbers, not the
 expectations.
 
 Tests marked ``xfail(strict=True)`` document scanner bugs: they pass once
@@ -23,7 +23,7 @@ from pathlib import Path
 import pygit2
 import pytest
 
-from realtree import at, line_of, listed
+from kit.realtree import at, line_of, listed
 
 pytestmark = pytest.mark.realtree
 

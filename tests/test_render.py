@@ -69,7 +69,7 @@ def test_review_writes_sarif_from_the_shared_renderer(tmp_path, capsys):
     """review --format sarif: the same SARIF as audit's and check's, one result per finding."""
     import subprocess
     from policybot.gitbuild import HistoryBuilder
-    from treekit import BTF_H, MANIFEST, kernel
+    from kit.trees import BTF_H, MANIFEST, kernel
     repo = tmp_path / "linux"
     b = HistoryBuilder(repo)
     b.commit({"include/linux/btf.h": BTF_H, "kernel/bpf/helpers.c": kernel({"bpf_foo": "int|int x",

@@ -26,13 +26,13 @@ import pygit2
 import pytest
 
 import policybot
-from mailkit import free_port
+from kit.mail import free_port
 from policybot.cli import main
 from policybot.gitbuild import HistoryBuilder
 from policybot.mail.message import MailConfig, check_no_trailers
 from policybot.mail.outbox import Outbox
 from policybot.state import State
-from treekit import BTF_H, FOO, MANIFEST, kernel, manifest
+from kit.trees import BTF_H, FOO, MANIFEST, kernel, manifest
 
 ROOT = Path(__file__).resolve().parent.parent
 BOT = "policybot <policybot@example.org>"

@@ -184,7 +184,7 @@ def test_explain_shows_family_and_templates(capsys):
 
 def test_deprecation_with_a_note_and_without_anything(tmp_path):
     from test_rules import HELPERS, MANIFEST, findings, kernel, pair
-    from treekit import FOO
+    from kit.trees import FOO
     for name, extra, said in (("note", "    note: use the map instead\n", "; use the map instead"),
                               ("plain", "", "")):
         head = f"kfuncs:\n  bpf_foo:\n    stability: deprecated\n{extra}"
@@ -201,7 +201,7 @@ def test_flags_judged_from_the_diff_text(tmp_path):
     from policybot.policy.audit import Auditor
     from policybot.policy.config import Policy
     from test_rules import HEAD_DAY, HELPERS, kernel, pair
-    from treekit import FOO
+    from kit.trees import FOO
     b = pair(tmp_path, {HELPERS: kernel({"bpf_foo": FOO})}, {HELPERS: kernel({"bpf_foo": FOO})}, "stable")
     auditor = Auditor(b.repo, Scanner(b.repo), Policy(), dt.date.fromisoformat(HEAD_DAY))
     commit = b.repo.revparse_single("v6.8").peel(None)
@@ -320,17 +320,14 @@ def test_kernel_doc_with_an_unknown_level():
 @pytest.fixture(scope="module")
 def guarded(tmp_path_factory):
     """tests/bpf/guarded.bpf.c compiled, as tests/test_rules.py's EXTERN_* fixtures use it."""
-    import sys
-    from test_rules import BPF
-    sys.path.insert(0, str(BPF))
-    from build import compile_bpf
-    return compile_bpf(BPF / "guarded.bpf.c", tmp_path_factory.mktemp("objs") / "guarded.bpf.o")
+    from kit.bpf import SOURCES, compile_bpf
+    return compile_bpf(SOURCES / "guarded.bpf.c", tmp_path_factory.mktemp("objs") / "guarded.bpf.o")
 
 
 @pytest.mark.parametrize("level, said", [("deprecating", ""), ("deprecated", "; removal not before 2025-01-07")])
 def test_extern_deprecated_without_a_replacement(tmp_path, capsys, guarded, level, said):
     from test_rules import DECLARED, RESOLVED, call_site, check_findings, manifest_for, target
-    from treekit import FOO
+    from kit.trees import FOO
     b = target(tmp_path, {**RESOLVED, "bpf_foo2": FOO}, "bpf_foo", level, manifest_for(bpf_foo=DECLARED[level]))
     assert check_findings(capsys, b, guarded) == [
         ("EXTERN_DEPRECATED", "bpf_foo", "warning", call_site("guarded", "return bpf_foo(ctx, 2);"),

@@ -1,6 +1,6 @@
 """One fixture per rule of policy/rules.toml, as cargo-semver-checks keeps one test crate per lint.
 
-Each ``test_rule_<id>`` builds a minimal base/head pair (tests/treekit.py)
+Each ``test_rule_<id>`` builds a minimal base/head pair (tests/kit/trees.py)
 and states the exact finding: rule, kfunc, verdict, location and message.
 It runs once per level the kfunc is declared at on the base (the six
 columns of rules.toml), with the expected verdict written here, literally:
@@ -17,7 +17,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
-import sys
 import tomllib
 from pathlib import Path
 from types import SimpleNamespace
@@ -31,7 +30,8 @@ from policybot.policy.audit import Auditor
 from policybot.policy.config import Policy
 from policybot.policy.rules import catalogue
 from policybot.app.series import judge_diff_text
-from treekit import BTF_H, FOO, MANIFEST, kernel
+from kit.bpf import SOURCES
+from kit.trees import BTF_H, FOO, MANIFEST, kernel
 
 ROOT = Path(__file__).resolve().parent.parent
 RULES_TOML = ROOT / "policybot" / "policy" / "rules.toml"
@@ -469,15 +469,14 @@ def test_rule_kfunc_suffix_renamed(tmp_path, level, verdict):
 # The objects are tests/bpf/*.bpf.c (as tests/test_check.py uses them), compiled in the test run. The
 # level is the one the kfunc an extern names is declared at on the target, v6.9, on HEAD_DAY.
 
-BPF = ROOT / "tests" / "bpf"
+BPF = SOURCES
 # the target's kfuncs every object here resolves (kfunc_user.bpf.c's and guarded.bpf.c's prototypes)
 RESOLVED = {"bpf_foo": FOO, "bpf_old": "int|struct task_struct *p", "bpf_gone": "void|void", "bpf_changed": "int|u64 x"}
 
 
 @pytest.fixture(scope="module")
 def bpf_objects(tmp_path_factory):
-    sys.path.insert(0, str(BPF))
-    from build import compile_bpf  # tests/bpf/build.py, as tests/test_check.py compiles them
+    from kit.bpf import compile_bpf  # as tests/test_check.py compiles them
     out = tmp_path_factory.mktemp("objs")
     return {n: compile_bpf(BPF / f"{n}.bpf.c", out / f"{n}.bpf.o")
             for n in ("kfunc_user", "needs_gone", "guarded", "undescribed")}

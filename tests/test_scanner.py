@@ -7,12 +7,12 @@ from pathlib import Path
 import pygit2
 import pytest
 
-import kernel_fixtures as fx
 from policybot.errors import InputError
 from policybot.gitbuild import HistoryBuilder
 from policybot.kernel.gitrepo import open_repo
 from policybot.kernel.scanner import Scanner
 from policybot.cache import Cache
+from kit import eras as fx
 
 
 def scan(tmp_path, files, rev="HEAD", bare=False, state=None):

@@ -15,7 +15,7 @@ from policybot.policy.audit import Auditor
 from policybot.policy.config import Policy
 from policybot.policy.diff import bpf_params
 from policybot.render.audit import json_text as render_json, text as render_text
-from treekit import MANIFEST, kernel, manifest
+from kit.trees import MANIFEST, kernel, manifest
 
 # A btf.h as the kernel writes it: a trailing comment per flag, a block comment above one.
 BTF_H = """\

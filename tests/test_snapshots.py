@@ -31,8 +31,8 @@ import pytest
 from policybot.cli import main
 from policybot.gitbuild import HistoryBuilder
 from test_jobs import ACKER, BOT, FOO, LIST, WIDER, Bot, W02, W03, W04, W06, report_subject
-from mailkit import free_port
-from treekit import BTF_H, MANIFEST, kernel, manifest
+from kit.mail import free_port
+from kit.trees import BTF_H, MANIFEST, kernel, manifest
 
 SNAPSHOTS = Path(__file__).resolve().parent / "snapshots"
 UPDATE = os.environ.get("POLICYBOT_UPDATE_SNAPSHOTS", "") not in ("", "0")

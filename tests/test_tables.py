@@ -20,7 +20,7 @@ from policybot.kernel.flags import FLAGS
 from policybot.kernel.scanner import Scanner
 from policybot.policy.audit import Auditor
 from policybot.policy.config import Policy, parse_window
-from treekit import BTF_H, FOO, MANIFEST, kernel
+from kit.trees import BTF_H, FOO, MANIFEST, kernel
 
 HELPERS = "kernel/bpf/helpers.c"
 

@@ -21,7 +21,7 @@ from policybot.model.history import Histories
 from policybot.render.history import csv_text as history_csv, json_text as history_json, table as history_table
 from policybot.policy.config import Policy
 from policybot.cache import Cache
-from treekit import BTF_H, FOO, MANIFEST, kernel
+from kit.trees import BTF_H, FOO, MANIFEST, kernel
 
 
 

@@ -1,4 +1,4 @@
-"""Compiling the tests' BPF programs with Debian's clang, in the test run."""
+"""Compiling the tests' BPF programs (tests/bpf/*.bpf.c, SOURCES) with Debian's clang, in the test run."""
 
 import glob
 import shutil
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-HERE = Path(__file__).resolve().parent
+SOURCES = Path(__file__).resolve().parent.parent / "bpf"
 
 
 def clang() -> str:
