@@ -1,4 +1,3 @@
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -7,6 +6,10 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
+
+from kit import btf  # noqa: E402  (tests/kit/: the shared helpers)
+from kit.realtree import KERNEL_CACHE  # noqa: E402  (read on import, before _isolated_environment moves HOME)
+from kit.series import SeriesFixture, make_series  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -21,17 +24,10 @@ def _isolated_environment(tmp_path, monkeypatch):
     monkeypatch.delenv("POLICYBOT_CONFIG", raising=False)
 
 
-def _kernel_cache() -> str:
-    return os.environ.get("POLICYBOT_KERNEL_CACHE") or str(Path.home() / ".cache" / "policybot-kernels")
-
-
-_KERNEL_CACHE = _kernel_cache()  # read before the autouse fixture moves HOME
-
-
 @pytest.fixture(scope="session")
 def kernel_repo() -> str:
     """A bare repository with Debian's linux-source 6.1 (tag v6.1) and 6.12 (tag v6.12)."""
-    out = subprocess.run([str(ROOT / "scripts" / "kernel-trees"), _KERNEL_CACHE],
+    out = subprocess.run([str(ROOT / "scripts" / "kernel-trees"), KERNEL_CACHE],
                          check=True, capture_output=True, text=True)
     return out.stdout.strip().splitlines()[-1]
 
@@ -50,6 +46,24 @@ def real_inventories(kernel_repo, kernel_state):
     repo = open_repo(kernel_repo)
     scanner = Scanner(repo, kernel_state)
     return {rev: scanner.inventory(rev) for rev in ("v6.1", "v6.12")}
+
+
+@pytest.fixture(scope="session")
+def binaries():
+    """{release: {"vmlinuz": path, "ko": [paths]}}: Debian's compiled kernels (scripts/kernel-binaries)."""
+    return btf.kernel_binaries()
+
+
+@pytest.fixture(scope="session")
+def extracted(binaries, kernel_repo, tmp_path_factory):
+    """{release: vmlinux ELF}, decompressed by the v7.2 tree's scripts/extract-vmlinux."""
+    return btf.extract_vmlinux(binaries, kernel_repo, tmp_path_factory.mktemp("vmlinux"))
+
+
+@pytest.fixture
+def series(tmp_path) -> SeriesFixture:
+    """v1 (2 patches, one breaking bpf_bar) and v2 (4 patches) of one series (kit.series.make_series)."""
+    return make_series(tmp_path)
 
 
 @pytest.fixture

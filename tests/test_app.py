@@ -11,8 +11,7 @@ import re
 from pathlib import Path
 
 from policybot.cli import main
-from test_jobs import LIST, TREE, W03, Bot
-from test_scheduler import patch_mail
+from kit.weekly import LIST, TREE, W03, Bot, patch_mail
 
 DATE = re.compile(rb"^Date: .*$", re.M)
 
@@ -53,8 +52,7 @@ def judged_from_diff_text(tmp_path, flags_after: str) -> list[tuple[str, str]]:
     from policybot.policy.audit import Auditor
     from policybot.policy.config import Policy
     from policybot.app.series import judge_diff_text
-    from test_rules import HEAD_DAY, HELPERS, pair
-    from kit.trees import FOO, kernel
+    from kit.trees import FOO, HEAD_DAY, HELPERS, kernel, pair
 
     b = pair(tmp_path, {HELPERS: kernel({"bpf_foo": FOO})}, {HELPERS: kernel({"bpf_foo": FOO})}, "stable")
     today = dt.date.fromisoformat(HEAD_DAY)

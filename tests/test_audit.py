@@ -10,7 +10,7 @@ from policybot.cli import main
 from policybot.errors import ConfigError
 from policybot.gitbuild import HistoryBuilder
 from policybot.kernel.flags import FLAGS
-from kit.trees import BTF_H, FOO, MANIFEST, kernel, manifest  # noqa: F401  (re-exported)
+from kit.trees import BTF_H, FOO, MANIFEST, kernel, manifest
 from policybot.kernel.scanner import Scanner
 from policybot.policy.audit import Auditor
 from policybot.policy.config import Policy, load_policy, parse_window

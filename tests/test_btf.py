@@ -3,7 +3,8 @@
 scripts/kernel-binaries downloads and extracts them. Expectations come from
 other tools, never from the reader: the kernel's own scripts/extract-vmlinux
 decompresses each vmlinuz, bpftool (Debian's) dumps its BTF, and the kfuncs a
-kernel carries are the FUNCs its dump shows a ``bpf_kfunc`` decl tag on.
+kernel carries are the FUNCs its dump shows a ``bpf_kfunc`` decl tag on
+(tests/kit/btf.py; conftest's ``binaries`` and ``extracted`` fixtures).
 """
 
 import bz2
@@ -14,11 +15,9 @@ import re
 import shutil
 import subprocess
 import time
-from pathlib import Path
 
 import pytest
 
-from conftest import _KERNEL_CACHE, ROOT
 from policybot.btf.container import decompress_kernel, load
 from policybot.btf.kfuncs import read_kernel
 from policybot.btf.program import essential_name
@@ -26,71 +25,9 @@ from policybot.btf.reader import Btf, BtfError
 from policybot.btf.types import Kind
 from policybot.cli import main
 from policybot.errors import InputError
+from kit.btf import RELEASES, dump, dump_types, tagged_kfuncs
 
 pytestmark = pytest.mark.realtree
-
-RELEASES = ("6.12", "7.2")
-
-
-@pytest.fixture(scope="session")
-def binaries():
-    """{release: {"vmlinuz": path, "ko": [paths]}} from scripts/kernel-binaries."""
-    out = subprocess.run([str(ROOT / "scripts" / "kernel-binaries"), _KERNEL_CACHE],
-                         check=True, capture_output=True, text=True).stdout
-    found: dict = {}
-    for line in out.splitlines():
-        rel, kind, path = line.split(" ", 2)
-        entry = found.setdefault(rel, {"ko": []})
-        if kind == "ko":
-            entry["ko"].append(Path(path))
-        else:
-            entry[kind] = Path(path)
-    return found
-
-
-def bpftool() -> str:
-    return shutil.which("bpftool") or shutil.which("/usr/sbin/bpftool") or pytest.fail(
-        "no bpftool (Debian: apt-get install bpftool; make test installs it)")
-
-
-@pytest.fixture(scope="session")
-def extracted(binaries, kernel_repo, tmp_path_factory):
-    """{release: vmlinux ELF}, decompressed by the v7.2 tree's scripts/extract-vmlinux."""
-    d = tmp_path_factory.mktemp("vmlinux")
-    script = d / "extract-vmlinux"
-    script.write_bytes(subprocess.run(["git", "-C", kernel_repo, "show", "v7.2:scripts/extract-vmlinux"],
-                                      check=True, capture_output=True).stdout)
-    out = {}
-    for rel in RELEASES:
-        target = d / f"vmlinux-{rel}"
-        with open(target, "wb") as fh:
-            subprocess.run(["sh", str(script), str(binaries[rel]["vmlinuz"])], check=True, stdout=fh)
-        out[rel] = target
-    return out
-
-
-def dump(path: Path, base: Path | None = None) -> str:
-    cmd = [bpftool(), "btf", "dump", *(["-B", str(base)] if base else []), "file", str(path)]
-    return subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
-
-
-_TYPE = re.compile(r"^\[(\d+)\] (\w+) '([^']*)'(.*)$", re.M)
-
-
-def dump_types(text: str) -> dict[int, tuple[str, str, str]]:
-    return {int(m[1]): (m[2], m[3], m[4]) for m in _TYPE.finditer(text)}
-
-
-def tagged_kfuncs(text: str) -> dict[str, int]:
-    """name -> FUNC id of every bpf_kfunc decl tag on a function (component_idx=-1)."""
-    types = dump_types(text)
-    out = {}
-    for tid, (kind, name, rest) in types.items():
-        if kind == "DECL_TAG" and name == "bpf_kfunc" and "component_idx=-1" in rest:
-            target = int(re.search(r"type_id=(\d+)", rest)[1])
-            if target in types and types[target][0] == "FUNC":
-                out[types[target][1]] = target
-    return out
 
 
 @pytest.fixture(scope="session")

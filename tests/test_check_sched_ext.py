@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 
 from policybot.cli import main
-from test_btf import binaries, bpftool, dump, extracted, tagged_kfuncs  # noqa: F401  (fixtures)
-from test_timeline import jit_returns_by_grep
 from kit.bpf import clang
+from kit.btf import bpftool, dump, tagged_kfuncs
+from kit.realtree import jit_returns_by_grep
 
 pytestmark = pytest.mark.realtree
 
@@ -33,7 +33,7 @@ def flavorless(name: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def schedulers(kernel_repo, extracted, tmp_path_factory):  # noqa: F811
+def schedulers(kernel_repo, extracted, tmp_path_factory):
     root = tmp_path_factory.mktemp("sched_ext")
     archive = subprocess.run(["git", "-C", kernel_repo, "archive", "v7.2", "tools/sched_ext", "tools/lib/bpf",
                               "tools/include", "scripts/bpf_doc.py", "include/uapi/linux/bpf.h"],
@@ -113,7 +113,7 @@ def test_schedulers_against_both_source_releases(schedulers, kernel_repo, kernel
     assert simple[("v6.12", "scx_bpf_dsq_insert___v2___compat")] == "missing"
 
 
-def test_schedulers_against_the_7_2_kernels_btf(schedulers, binaries, dumps_72, capsys, tmp_path):  # noqa: F811
+def test_schedulers_against_the_7_2_kernels_btf(schedulers, binaries, dumps_72, capsys, tmp_path):
     tagged = set(tagged_kfuncs(dumps_72))
     docs = check([*map(str, schedulers.values()), "--btf", str(binaries["7.2"]["vmlinuz"]),
                   "--state-dir", str(tmp_path)], capsys)
@@ -125,11 +125,11 @@ def test_schedulers_against_the_7_2_kernels_btf(schedulers, binaries, dumps_72, 
 
 
 @pytest.fixture(scope="module")
-def dumps_72(extracted):  # noqa: F811
+def dumps_72(extracted):
     return dump(extracted["7.2"])
 
 
-def test_btf_target_takes_flags_and_levels_from_the_tree(schedulers, binaries, kernel_repo, kernel_state, capsys):  # noqa: F811
+def test_btf_target_takes_flags_and_levels_from_the_tree(schedulers, binaries, kernel_repo, kernel_state, capsys):
     docs = check([str(schedulers["simple"]), "--btf", str(binaries["7.2"]["vmlinuz"]), "--repo", kernel_repo,
                   "--rev", "v7.2", "--state-dir", str(kernel_state.state_dir)], capsys)
     (d,) = docs
@@ -141,7 +141,7 @@ def test_btf_target_takes_flags_and_levels_from_the_tree(schedulers, binaries, k
     assert e["status"] == "ok" and e["level"] == "unstable" and e["flags"] == want
 
 
-def test_clang_14_objects_lacking_extern_btf_do_not_load(kernel_repo, extracted, schedulers, tmp_path, capsys):  # noqa: F811
+def test_clang_14_objects_lacking_extern_btf_do_not_load(kernel_repo, extracted, schedulers, tmp_path, capsys):
     """Debian bookworm's clang 14 emits no BTF for some called externs: libbpf cannot open the object."""
     import shutil
     cc = shutil.which("clang-14")

@@ -3,9 +3,10 @@ SIGKILL at each step of a pass, then a normal run: no mail lost, none queued
 or sent twice, the state consistent. Also: SMTP down for two weeks, a remote
 that cannot be fetched, the state lock, and the schema 1 -> 2 migration.
 
-The child is ``python -c WRAPPER SPEC policybot-args...``: WRAPPER wraps one
-method (``before``/``after`` its N-th call) with ``os.kill(getpid(), SIGKILL)``
-and then runs ``policybot.cli.main``, so the kill lands at an exact point.
+The child is ``python -c WRAPPER SPEC policybot-args...`` (tests/kit/crash.py):
+WRAPPER wraps one method (``before``/``after`` its N-th call) with
+``os.kill(getpid(), SIGKILL)`` and then runs ``policybot.cli.main``, so the
+kill lands at an exact point.
 """
 
 from __future__ import annotations
@@ -25,35 +26,11 @@ import sqlalchemy as sa
 from policybot.errors import ConfigError, PolicybotError
 from policybot.mail.outbox import Outbox
 from policybot.state import SCHEMA_VERSION, State, mailed_keys, mails, runs
-from test_jobs import (BASE_KFUNCS, LIST, TREE, W02, W03, W04, W06, Bot, body, counts, flat, free_port,
-                       report_subject)
+from kit.crash import WRAPPER
+from kit.mail import body, counts, flat, free_port
+from kit.weekly import BASE_KFUNCS, LIST, TREE, W02, W03, W04, W06, Bot, report_subject
 
 ROOT = Path(__file__).resolve().parent.parent
-
-WRAPPER = r"""
-import importlib, os, signal, sys
-spec, argv = sys.argv[1], sys.argv[2:]
-if spec:
-    when, target, n = spec.split(":")
-    n = int(n)
-    modname, clsname, fname = target.rsplit(".", 2)
-    cls = getattr(importlib.import_module(modname), clsname)
-    orig = getattr(cls, fname)
-    calls = [0]
-
-    def hooked(*a, **kw):
-        calls[0] += 1
-        if when == "before" and calls[0] == n:
-            os.kill(os.getpid(), signal.SIGKILL)
-        result = orig(*a, **kw)
-        if when == "after" and calls[0] == n:
-            os.kill(os.getpid(), signal.SIGKILL)
-        return result
-
-    setattr(cls, fname, hooked)
-from policybot.cli import main
-sys.exit(main(argv))
-"""
 
 
 def child(spec: str, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:

@@ -23,11 +23,10 @@ import sqlalchemy as sa
 from policybot.cli import main
 from policybot.gitbuild import HistoryBuilder
 from policybot.state import State, mails, seen_messages
-from test_review import (BOT, FOO, MAINTAINERS, TODAY, build_tree, clone, format_patch, git_env, msgid_of,
-                         outbox_files, parse_mail, run_one, single_patch)
-from kit.trees import BTF_H, MANIFEST, kernel, manifest
-
-DROP_FOO = {"kernel/bpf/helpers.c": kernel({"bpf_bar": FOO})}
+from kit.mail import BOT, outbox_files, parse_mail
+from kit.series import (DROP_FOO, MAINTAINERS, TODAY, build_tree, clone, format_patch, git_env, msgid_of, run_one,
+                        single_patch)
+from kit.trees import BTF_H, FOO, MANIFEST, kernel, manifest
 
 
 def call(capsys, *argv) -> tuple[int, str, str]:
@@ -474,7 +473,7 @@ def _inbox_patch(tmp_path: Path, upstream: Path, name: str, kfuncs: dict, extra:
     work = tmp_path / f"work-{name.replace(' ', '-')}"
     env = git_env()
     subprocess.run(["git", "clone", "-q", str(upstream), str(work)], check=True, env=env, capture_output=True)
-    from test_review import Git
+    from kit.series import Git
     g = Git(work, env)
     g.commit({"kernel/bpf/helpers.c": kernel(kfuncs) + extra}, f"bpf: {name}")
     (path,) = g("format-patch", "--thread", "--to=bpf@vger.kernel.org", "-o", str(work / "out"), "HEAD~1..HEAD").split()
@@ -483,7 +482,7 @@ def _inbox_patch(tmp_path: Path, upstream: Path, name: str, kfuncs: dict, extra:
 
 def test_run_with_a_poisoned_message_and_a_poisoned_tree(tmp_path, capsys, smtp_server):
     import mailbox
-    from test_jobs import BASE_KFUNCS, TREE, Bot
+    from kit.weekly import BASE_KFUNCS, TREE, Bot
     handler, port = smtp_server()
     bot = Bot(tmp_path, mail=f'send = true\nsmtp_host = "127.0.0.1"\nsmtp_port = {port}\nsmtp_security = "none"\n',
               extra=f'[inbox]\nmaildir = "{tmp_path / "inbox"}"\n[limits]\nmax_patch_bytes = 20000\n')
@@ -532,7 +531,7 @@ def test_run_with_a_poisoned_message_and_a_poisoned_tree(tmp_path, capsys, smtp_
 
 def test_disk_full_during_a_run_is_one_line(tmp_path, capsys, monkeypatch):
     from policybot.mail import outbox
-    from test_jobs import Bot
+    from kit.weekly import Bot
     bot = Bot(tmp_path)
 
     def full(self, name, data):
@@ -544,7 +543,7 @@ def test_disk_full_during_a_run_is_one_line(tmp_path, capsys, monkeypatch):
 
 
 def test_unwritable_report_html_is_one_line(tmp_path, capsys):
-    from test_jobs import TREE, Bot
+    from kit.weekly import TREE, Bot
     bot = Bot(tmp_path)
     (tmp_path / "afile").write_text("x")
     text = bot.config.read_text().replace("quiet_weeks = true", f'quiet_weeks = true\nreport_html = "{tmp_path / "afile" / "page.html"}"')
@@ -554,7 +553,7 @@ def test_unwritable_report_html_is_one_line(tmp_path, capsys):
 
 
 def test_broken_template_in_a_run_is_one_line(tmp_path, capsys):
-    from test_jobs import Bot
+    from kit.weekly import Bot
     tpl = tmp_path / "tpl"
     tpl.mkdir()
     (tpl / "report.txt.j2").write_text("{% for %}\n")
@@ -691,7 +690,7 @@ def test_sender_killed_mid_send_while_another_waits(tmp_path, smtp_server):
     import subprocess
     import sys
     import time
-    from test_crash import WRAPPER
+    from kit.crash import WRAPPER
     handler, port = smtp_server()
     config, state_dir, ids = queued_mails(tmp_path, port, 10)
     args = ["outbox", "--config", str(config), "--send"]
@@ -712,7 +711,7 @@ def test_sender_killed_mid_send_while_another_waits(tmp_path, smtp_server):
 
 def test_inbox_message_with_an_absurd_message_id_is_reviewed_once(tmp_path, capsys, smtp_server):
     import mailbox
-    from test_jobs import BASE_KFUNCS, Bot
+    from kit.weekly import BASE_KFUNCS, Bot
     bot = Bot(tmp_path, extra=f'[inbox]\nmaildir = "{tmp_path / "inbox"}"\n')
     assert bot.run(capsys, "2024-01-08", "--job", "audit")[0] == 0
     patch = _inbox_patch(tmp_path, bot.upstream.path, "drop bpf_foo",

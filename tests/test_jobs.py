@@ -9,9 +9,6 @@ from __future__ import annotations
 import datetime as dt
 import email
 import email.policy
-import mailbox
-import re
-from pathlib import Path
 
 import pygit2
 import pytest
@@ -19,158 +16,13 @@ import sqlalchemy as sa
 
 from policybot.cli import main
 from policybot.app.config import load_config
-from policybot.gitbuild import HistoryBuilder
 from policybot.app.weekly import Runner
-from policybot.state import State, mails, runs, tree_state
-from kit.mail import free_port
-from kit.trees import BTF_H, FOO, MANIFEST, kernel
+from policybot.state import State, runs
+from kit.mail import BOT, body, counts, flat, free_port
+from kit.trees import FOO
+from kit.weekly import ACKER, BASE_KFUNCS, LIST, TREE, W02, W03, W04, W05, W06, W07, WIDER, Bot, report_subject
 
-BOT = "policybot <policybot@example.org>"
-LIST = "bpf@vger.kernel.org"
-HELPERS = "kernel/bpf/helpers.c"
-WIDER = "int|struct task_struct *p, u32 flags, u64 more"
-MAINTAINERS = ("BPF\nM:\tAlexei Starovoitov <ast@kernel.org>\nL:\tbpf@vger.kernel.org\n"
-               "S:\tSupported\nF:\tkernel/bpf/\n")
-ACKER = "Alexei Starovoitov <ast@kernel.org>"  # an M: of kernel/bpf/
 NOT_A_MAINTAINER = "Random Person <random@example.org>"
-EXP_SINCE = "2019-05-01"  # bpf_exp: stable for 5 years from here, i.e. until 2024-05-01
-TREE = "bpf-next"
-
-# Mondays of 2024 (ISO weeks 2..8)
-W02, W03, W04, W05, W06, W07, W08 = ("2024-01-08", "2024-01-15", "2024-01-22", "2024-01-29",
-                                     "2024-02-05", "2024-02-12", "2024-02-19")
-
-
-def report_subject(week: str, tree: str = TREE) -> str:
-    return f"[REPORT] kfunc promises in {tree}, week {week}"
-
-
-def manifest_text(decls: dict) -> str:
-    """decls: name -> level, or a dict of manifest keys (stability, since, replacement, note)."""
-    out = "kfuncs:\n"
-    for name, d in decls.items():
-        d = {"stability": d} if isinstance(d, str) else d
-        out += f"  {name}:\n" + "".join(f"    {k}: {v}\n" for k, v in d.items())
-    return out
-
-
-BASE_KFUNCS = {"bpf_foo": FOO, "bpf_bar": FOO, "bpf_old": FOO, "bpf_exp": FOO}
-BASE_DECLS = {"bpf_foo": "stable", "bpf_bar": "stable", "bpf_old": "unstable",
-              "bpf_exp": {"stability": "stable", "since": EXP_SINCE}}
-
-
-class Upstream:
-    """The bare "upstream" repository, advanced by the test week by week."""
-
-    def __init__(self, path: Path):
-        self.path = path
-        self.b = HistoryBuilder(path, bare=True)
-        self.kfuncs = dict(BASE_KFUNCS)
-        self.decls = dict(BASE_DECLS)
-        self.b.commit({"include/linux/btf.h": BTF_H, HELPERS: kernel(self.kfuncs),
-                       MANIFEST: manifest_text(self.decls), "MAINTAINERS": MAINTAINERS},
-                      "Linux 6.6", "2023-10-29T12:00:00")
-        self.b.tag("v6.6")
-
-    def land(self, message: str, when: str, kfuncs: dict | None = None, decls: dict | None = None,
-             files: dict | None = None) -> str:
-        files = dict(files or {})
-        if kfuncs is not None:
-            self.kfuncs = kfuncs
-            files[HELPERS] = kernel(kfuncs)
-        if decls is not None:
-            self.decls = decls
-            files[MANIFEST] = manifest_text(decls)
-        self.b.commit(files, message, when + "T12:00:00")
-        return self.head
-
-    @property
-    def head(self) -> str:
-        return str(self.b.head)
-
-
-class Bot:
-    """The operator's side: a mirror of upstream, a policybot.toml, a state directory."""
-
-    def __init__(self, tmp_path: Path, quiet_weeks: bool = True, mail: str = "", extra: str = "",
-                 remote: str | None = None, name: str = "policybot.toml"):
-        self.tmp = tmp_path
-        self.upstream = Upstream(tmp_path / "upstream.git")
-        self.mirror = tmp_path / "mirror.git"
-        pygit2.init_repository(str(self.mirror), bare=True)
-        self.state_dir = tmp_path / "botstate"
-        self.outbox = self.state_dir / "outbox"
-        self.config = tmp_path / name
-        remote = str(self.upstream.path) if remote is None else remote
-        self.config.write_text(f"""\
-[state]
-dir = "{self.state_dir}"
-
-[mail]
-from = "{BOT}"
-operator = "ops@example.org"
-list = "{LIST}"
-{mail}
-[schedule]
-inbox_minutes = 0
-{extra}
-[[trees]]
-name = "{TREE}"
-repo = "{self.mirror}"
-remote = "{remote}"
-branch = "master"
-quiet_weeks = {"true" if quiet_weeks else "false"}
-""")
-
-    def run(self, capsys, day: str, *more: str) -> tuple[int, str, str]:
-        capsys.readouterr()
-        rc = main(["run", "--config", str(self.config), "--today", day, *more])
-        out, err = capsys.readouterr()
-        return rc, out, err
-
-    def state(self) -> State:
-        return State(state_dir=self.state_dir)
-
-    def last_audited(self) -> str | None:
-        with self.state().engine.connect() as conn:
-            return conn.execute(sa.select(tree_state.c.last_audited).where(tree_state.c.tree == TREE)).scalar()
-
-    def mail_rows(self) -> list:
-        with self.state().engine.connect() as conn:
-            return list(conn.execute(sa.select(mails)))
-
-    def mails(self) -> dict[str, email.message.EmailMessage]:
-        return outbox_mails(self.outbox)
-
-
-def outbox_mails(maildir: Path) -> dict[str, email.message.EmailMessage]:
-    """Message-ID -> message, for every file in the Maildir; a Message-ID twice fails."""
-    out: dict[str, email.message.EmailMessage] = {}
-    if not maildir.exists():  # nothing ever drafted
-        return out
-    box = mailbox.Maildir(maildir, factory=None, create=False)
-    for key in box.keys():
-        msg = email.message_from_bytes(box.get_bytes(key), policy=email.policy.default)
-        msgid = msg["Message-ID"]
-        assert msgid and msgid not in out, f"{msgid} is in the outbox twice"
-        out[msgid] = msg
-    return out
-
-
-def body(msg) -> str:
-    return msg.get_content()
-
-
-def flat(text: str) -> str:
-    """Text with every run of white space (line wraps) made one space."""
-    return " ".join(text.split())
-
-
-def counts(text: str) -> dict[str, int]:
-    """'N violations, N warnings, N notices, N info' of a report (wrapped anywhere)."""
-    found = dict((w, int(n)) for n, w in re.findall(r"(\d+)\s+(violation|warning|notice|info)s?\b", text))
-    assert set(found) == {"violation", "warning", "notice", "info"}, text
-    return found
 
 
 def section(text: str, heading: str) -> list[str]:

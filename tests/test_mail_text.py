@@ -18,8 +18,7 @@ from policybot.model.promises import Promise
 from policybot.policy.audit import Auditor
 from policybot.policy.config import Policy
 from policybot.policy.declarations import Declaration
-from test_rules import HEAD_DAY, HELPERS, pair
-from kit.trees import BTF_H, FOO, kernel
+from kit.trees import BTF_H, FOO, HEAD_DAY, HELPERS, kernel, pair
 
 
 def test_function_pointer_parameter_is_printed_as_c(kernel_repo, kernel_state):

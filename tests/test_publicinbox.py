@@ -16,9 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from kit.mail import free_port
-from test_review import (BOT, PROXY_VARS, TODAY, msgid_of, outbox_files, parse_mail, review, review_args,
-                         series)  # noqa: F401 - the fixture
+from kit.mail import BOT, free_port, outbox_files, parse_mail
+from kit.series import PROXY_VARS, TODAY, msgid_of, review, review_args
 
 INBOX_ADDR = "bpf@vger.kernel.org"
 
@@ -72,7 +71,7 @@ def public_inbox(tmp_path, monkeypatch):
     pi.stop()
 
 
-def test_review_by_msgid_from_a_real_public_inbox(series, capsys, tmp_path, public_inbox):  # noqa: F811
+def test_review_by_msgid_from_a_real_public_inbox(series, capsys, tmp_path, public_inbox):
     s = series
     for mail in s.v2 + s.v1:
         public_inbox.deliver(mail)
@@ -92,7 +91,7 @@ def test_review_by_msgid_from_a_real_public_inbox(series, capsys, tmp_path, publ
     assert rc == 2 and err.count("\n") == 1 and err.startswith("policybot: ") and "nope@example.org" in err
 
 
-def test_inbox_query_against_a_real_public_inbox(series, capsys, tmp_path, public_inbox):  # noqa: F811
+def test_inbox_query_against_a_real_public_inbox(series, capsys, tmp_path, public_inbox):
     from policybot.cli import main
     s = series
     for mail in s.v2:

@@ -19,8 +19,7 @@ import sys
 
 import pytest
 
-from kit.realtree import at
-from test_realtree_inventory import independent_count, source_tree
+from kit.realtree import at, independent_count, source_tree
 
 pytestmark = pytest.mark.realtree
 

@@ -3,7 +3,8 @@
 Every expected value below was checked by reading the kernel source (grep,
 sed) by hand, not copied from the scanner's output; the comments give the
 file and line. The counts are re-derived by an independent helper
-(``independent_count``) that follows registration in the sources itself.
+(``independent_count``, tests/kit/realtree.py) that follows registration in
+the sources itself.
 Line numbers in comments are those of linux-source-6.1 6.1.192-3 and
 linux-source-6.12 6.12.117-1~deb12u1. The assertions find each line by its
 text (tests/kit/realtree.py): another point release moves the comments' numbers, not the
@@ -16,190 +17,20 @@ the bug is fixed (and then the marker must go).
 from __future__ import annotations
 
 import difflib
-import os
 import re
-from pathlib import Path
 
 import pygit2
 import pytest
 
-from kit.realtree import at, line_of, listed
+from kit.realtree import at, independent_count, line_of, listed, source_tree
 
 pytestmark = pytest.mark.realtree
 
 REVS = ("v6.1", "v6.12")
-TEST_FILE_PREFIXES = ("tools/testing/", "net/bpf/test_run.c")
 TCP_CA_FILES = ("net/ipv4/tcp_bbr.c", "net/ipv4/tcp_cubic.c", "net/ipv4/tcp_dctcp.c")
 
 
-# -- independent derivation of the kfunc list -----------------------------------------
-#
-# How the count is derived (no scanner code involved):
-#  1. Read every .c file of the tree that mentions "btf_kfunc_id_set" (from the
-#     extracted Debian tree when it exists and matches the tag, else from the
-#     git blobs of the tag). Comments and string literals are blanked.
-#  2. Each "struct btf_kfunc_id_set VAR = { ... .set = &SET ... }" maps VAR to SET.
-#  3. A SET is a kfunc set if some VAR naming it is passed to
-#     register_btf_kfunc_id_set(<prog type>, &VAR) in the same file. Sets passed
-#     only to register_btf_fmodret_id_set(&VAR) are fmod_ret allowlists, not kfuncs
-#     (net/mptcp/bpf.c, net/bpf/test_run.c's bpf_test_modify_return_ids), and
-#     BTF_SET_START allowlists (LSM hooks, d_path, verifier deny lists) are never
-#     passed to either, so they drop out.
-#  4. The body between BTF_SET8_START/BTF_KFUNCS_START(SET) and the matching _END
-#     is split into logical lines (backslash continuations joined). Preprocessor
-#     lines are skipped (so the "#define XDP_METADATA_KFUNC(_, __, name, ___)
-#     BTF_ID_FLAGS(func, name, ...)" body in net/core/xdp.c is not an entry), every
-#     "BTF_ID_FLAGS(func, NAME" on the other lines is an entry, and a line that is
-#     a lone identifier is an X-macro list: its #define is looked up in the
-#     file's <...> includes under include/ and each call of a function-like macro
-#     #defined inside the set body is expanded by position (that gives the three
-#     bpf_xdp_metadata_* kfuncs from include/net/xdp.h's XDP_METADATA_KFUNC_xxx).
-#  5. A kfunc is a test kfunc when a set listing it, or its definition, lives in
-#     tools/testing/ or net/bpf/test_run.c (the definition is looked up with a
-#     regex in those test files).
-#  6. "files" = distinct files holding a kfunc set that lists at least one kfunc.
-#
-# Results (also checked by a plain grep/awk pass, see test_kfuncs_md_count_is_naive):
-#   v6.1 : 68 kfuncs, 43 without test kfuncs, 11 files
-#   v6.12: 260 kfuncs, 201 without test kfuncs, 27 files
-# kfuncs.md's "258 (199)" for 6.12 is what a line-based grep gives: it takes the
-# macro parameter "name" of the #define at net/core/xdp.c:828 for a kfunc and
-# misses the three bpf_xdp_metadata_* kfuncs the X-macro expands to:
-# 260 - 3 + 1 = 258, and 201 - 3 + 1 = 199.
-
-_COMMENT_OR_STRING = re.compile(r'/\*.*?\*/|//[^\n]*|"(?:\\.|[^"\\\n])*"', re.S)
-
-
-def _strip(text: str) -> str:
-    return _COMMENT_OR_STRING.sub(lambda m: " " if m.group(0)[0] == "/" else '""', text)
-
-
-def _logical_lines(text: str) -> list[str]:
-    out, buf = [], ""
-    for ln in text.split("\n"):
-        if ln.endswith("\\"):
-            buf += ln[:-1] + " "
-            continue
-        out.append(buf + ln)
-        buf = ""
-    return out
-
-
-class _DirTree:
-    def __init__(self, root: Path):
-        self.root = root
-
-    def c_files(self, needle: bytes):
-        for d, dirs, files in os.walk(self.root):
-            dirs[:] = [x for x in dirs if x != ".git"]
-            for f in files:
-                if f.endswith(".c"):
-                    p = Path(d) / f
-                    data = p.read_bytes()
-                    if needle in data:
-                        yield str(p.relative_to(self.root)), data.decode("utf-8", "replace")
-
-    def read(self, path: str) -> str | None:
-        p = self.root / path
-        return p.read_text("utf-8", "replace") if p.is_file() else None
-
-
-class _GitTree:
-    def __init__(self, repo: pygit2.Repository, rev: str):
-        self.repo = repo
-        self.tree = repo.revparse_single(rev).peel(pygit2.Commit).tree
-
-    def c_files(self, needle: bytes):
-        stack = [(self.tree, "")]
-        while stack:
-            tree, prefix = stack.pop()
-            for e in tree:
-                if e.type == pygit2.enums.ObjectType.TREE:
-                    stack.append((self.repo[e.id], prefix + e.name + "/"))
-                elif e.name.endswith(".c"):
-                    data = self.repo.odb.read(e.id)[1]
-                    if needle in data:
-                        yield prefix + e.name, data.decode("utf-8", "replace")
-
-    def read(self, path: str) -> str | None:
-        try:
-            entry = self.tree[path]
-        except KeyError:
-            return None
-        return self.repo[entry.id].data.decode("utf-8", "replace")
-
-
-def source_tree(kernel_repo: str, rev: str):
-    """The extracted tree next to the repository if it holds the same release, else git."""
-    repo = pygit2.Repository(kernel_repo)
-    git = _GitTree(repo, rev)
-    extracted = Path(kernel_repo).parent / "src" / f"linux-source-{rev[1:]}"
-    if extracted.is_dir():
-        d = _DirTree(extracted)
-        if all(d.read(p) == git.read(p) for p in ("Makefile", "kernel/bpf/btf.c", "net/core/xdp.c")):
-            return d
-    return git
-
-
-def _is_test_file(path: str) -> bool:
-    return path.startswith(TEST_FILE_PREFIXES)
-
-
-def independent_count(tree) -> dict[str, dict]:
-    """kfunc name -> {"sets": files of the kfunc sets listing it, "test": bool}
-    (see the comment above)."""
-    files = dict(tree.c_files(b"btf_kfunc_id_set"))
-    kfuncs: dict[str, set[str]] = {}
-    for path, text in files.items():
-        code = _strip(text)
-        structs = {}
-        for m in re.finditer(r"struct\s+btf_kfunc_id_set\s+(\w+)\s*=\s*\{([^}]*)\}", code):
-            s = re.search(r"\.set\s*=\s*&\s*(\w+)", m.group(2))
-            if s:
-                structs[m.group(1)] = s.group(1)
-        registered = {structs[v] for v in re.findall(
-            r"register_btf_kfunc_id_set\s*\(\s*\w+\s*,\s*&\s*(\w+)\s*\)", code) if v in structs}
-        for set_name in registered:
-            m = re.search(r"BTF_(?:SET8|KFUNCS)_START\(\s*%s\s*\)(.*?)BTF_(?:SET8|KFUNCS)_END\(\s*%s\s*\)"
-                          % (set_name, set_name), code, re.S)
-            assert m, (path, set_name)
-            inner_macros: dict[str, tuple[list[str], str]] = {}
-            names = []
-            for ln in _logical_lines(m.group(1)):
-                st = ln.strip()
-                dm = re.match(r"#\s*define\s+(\w+)\(([^)]*)\)\s*(.*)", st)
-                if dm:
-                    inner_macros[dm.group(1)] = ([p.strip() for p in dm.group(2).split(",")], dm.group(3))
-                    continue
-                if st.startswith("#"):
-                    continue
-                names += re.findall(r"BTF_ID_FLAGS\s*\(\s*func\s*,\s*(\w+)", st)
-                lone = re.fullmatch(r"(\w+)", st)
-                if lone and lone.group(1) != "BTF_ID_UNUSED":
-                    body = None
-                    for inc in re.findall(r"#\s*include\s*<([^>]+)>", text):
-                        htext = tree.read("include/" + inc)
-                        for hl in _logical_lines(_strip(htext or "")):
-                            hm = re.match(r"\s*#\s*define\s+%s\s+(.*)" % lone.group(1), hl)
-                            if hm:
-                                body = hm.group(1)
-                    assert body, (path, st)
-                    for macro, (params, rep) in inner_macros.items():
-                        for call in re.finditer(r"\b%s\s*\(([^()]*)\)" % macro, body):
-                            args = dict(zip(params, (a.strip() for a in call.group(1).split(","))))
-                            expanded = re.sub(r"\b\w+\b", lambda t: args.get(t.group(0), t.group(0)), rep)
-                            names += re.findall(r"BTF_ID_FLAGS\s*\(\s*func\s*,\s*(\w+)", expanded)
-            for n in names:
-                kfuncs.setdefault(n, set()).add(path)
-    # definitions in test files make a kfunc listed elsewhere a test kfunc (step 5)
-    test_code = [_strip(t) for p, t in files.items() if _is_test_file(p)]
-    out = {}
-    for name, paths in kfuncs.items():
-        test = any(_is_test_file(p) for p in paths) or any(
-            re.search(r"(?m)^\w[^;{}()]*\b%s\s*\([^;{}]*\)\s*\{" % name, code) for code in test_code)
-        out[name] = {"sets": paths, "test": test}
-    return out
-
+# -- independent derivation of the kfunc list: independent_count (tests/kit/realtree.py says how) --
 
 @pytest.fixture(scope="module")
 def independent(kernel_repo):

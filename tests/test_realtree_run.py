@@ -16,7 +16,7 @@ import pytest
 from policybot.cli import main
 from policybot.kernel.gitrepo import open_repo
 from policybot.kernel.scanner import Scanner
-from test_realtree_inventory import independent_count, source_tree
+from kit.realtree import independent_count, source_tree
 
 pytestmark = pytest.mark.realtree
 

@@ -54,7 +54,7 @@ def test_revive_rebuilds_nested_records_equal_to_the_stored_ones():
 
 def test_a_repeated_review_reads_its_series_from_the_cache_not_b4(tmp_path, capsys, monkeypatch):
     from policybot.mail import b4wrap
-    from test_review import DROP_FOO, run_one, single_patch
+    from kit.series import DROP_FOO, run_one, single_patch
     mail = single_patch(tmp_path, DROP_FOO, "bpf: drop bpf_foo")
     # hostile headers too: an encoded CR LF and non-ASCII text must come back from the cache as b4 gave them
     mail = mail.replace("Subject: [PATCH] bpf: drop bpf_foo",

@@ -183,8 +183,7 @@ def test_explain_shows_family_and_templates(capsys):
 # -- the wordings tests/test_rules.py's fixtures do not reach, each from its detector ----------------
 
 def test_deprecation_with_a_note_and_without_anything(tmp_path):
-    from test_rules import HELPERS, MANIFEST, findings, kernel, pair
-    from kit.trees import FOO
+    from kit.trees import FOO, HELPERS, MANIFEST, findings, kernel, pair
     for name, extra, said in (("note", "    note: use the map instead\n", "; use the map instead"),
                               ("plain", "", "")):
         head = f"kfuncs:\n  bpf_foo:\n    stability: deprecated\n{extra}"
@@ -200,8 +199,7 @@ def test_flags_judged_from_the_diff_text(tmp_path):
     from policybot.kernel.scanner import Scanner
     from policybot.policy.audit import Auditor
     from policybot.policy.config import Policy
-    from test_rules import HEAD_DAY, HELPERS, kernel, pair
-    from kit.trees import FOO
+    from kit.trees import FOO, HEAD_DAY, HELPERS, kernel, pair
     b = pair(tmp_path, {HELPERS: kernel({"bpf_foo": FOO})}, {HELPERS: kernel({"bpf_foo": FOO})}, "stable")
     auditor = Auditor(b.repo, Scanner(b.repo), Policy(), dt.date.fromisoformat(HEAD_DAY))
     commit = b.repo.revparse_single("v6.8").peel(None)
@@ -326,8 +324,8 @@ def guarded(tmp_path_factory):
 
 @pytest.mark.parametrize("level, said", [("deprecating", ""), ("deprecated", "; removal not before 2025-01-07")])
 def test_extern_deprecated_without_a_replacement(tmp_path, capsys, guarded, level, said):
-    from test_rules import DECLARED, RESOLVED, call_site, check_findings, manifest_for, target
-    from kit.trees import FOO
+    from kit.bpf import call_site
+    from kit.trees import DECLARED, FOO, RESOLVED, check_findings, manifest_for, target
     b = target(tmp_path, {**RESOLVED, "bpf_foo2": FOO}, "bpf_foo", level, manifest_for(bpf_foo=DECLARED[level]))
     assert check_findings(capsys, b, guarded) == [
         ("EXTERN_DEPRECATED", "bpf_foo", "warning", call_site("guarded", "return bpf_foo(ctx, 2);"),

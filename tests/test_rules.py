@@ -15,7 +15,6 @@ change is judged on the head's commit date, 2024-03-10.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import re
 import tomllib
 from pathlib import Path
@@ -23,41 +22,19 @@ from types import SimpleNamespace
 
 import pytest
 
-from policybot.cli import main
 from policybot.gitbuild import HistoryBuilder
 from policybot.kernel.scanner import Scanner
 from policybot.policy.audit import Auditor
 from policybot.policy.config import Policy
 from policybot.policy.rules import catalogue
 from policybot.app.series import judge_diff_text
-from kit.bpf import SOURCES
-from kit.trees import BTF_H, FOO, MANIFEST, kernel
+from kit.bpf import SOURCES, call_site, compile_bpf
+from kit.trees import (BTF_H, DECLARED, FOO, HEAD_DAY, HELPERS, MANIFEST, RESOLVED, check_findings, findings, kernel,
+                       manifest_for, pair, target)
 
 ROOT = Path(__file__).resolve().parent.parent
 RULES_TOML = ROOT / "policybot" / "policy" / "rules.toml"
-HELPERS = "kernel/bpf/helpers.c"
-BASE_DAY, HEAD_DAY = "2024-01-07", "2024-03-10"
-
-# The manifest entry (stability, since) that puts bpf_foo at each level on HEAD_DAY:
-DECLARED = {
-    "unstable": None,  # no declaration at all: unstable by default
-    "stable": ("stable", None),  # since v6.8, 2024-01-07: the 5-year window runs to 2029-01-07
-    "expired": ("stable", "2015-01-01"),  # window ended 2020-01-01
-    "deprecating": ("deprecating", None),
-    "deprecated": ("deprecated", None),  # since v6.8: the 12-month notice period runs to 2025-01-07
-    "deprecated_due": ("deprecated", "2020-01-01"),  # notice period ended 2021-01-01
-}
-LEVELS = tuple(DECLARED)
-
-
-def manifest_for(**decls) -> str:
-    out = "kfuncs:\n" if any(decls.values()) else "kfuncs: {}\n"
-    for name, decl in decls.items():
-        if decl is None:
-            continue
-        level, since = decl
-        out += f"  {name}:\n    stability: {level}\n" + (f"    since: {since}\n" if since else "")
-    return out
+LEVELS = tuple(DECLARED)  # the six columns of rules.toml, in order
 
 
 def line_of(text: str, needle: str, nth: int = 1) -> int:
@@ -73,24 +50,6 @@ def entry_line(src: str, name: str) -> int:
 
 def def_line(src: str, name: str) -> int:
     return line_of(src, f" {name}(")
-
-
-def pair(tmp_path, base_files: dict, head_files: dict, level: str | None = None) -> HistoryBuilder:
-    """v6.8 with ``base_files`` (and bpf_foo declared at ``level``), then v6.9 changing ``head_files``."""
-    files = {"include/linux/btf.h": BTF_H, **base_files}
-    if level is not None and DECLARED[level] and MANIFEST not in files:
-        files[MANIFEST] = manifest_for(bpf_foo=DECLARED[level])
-    b = HistoryBuilder(tmp_path / "repo")
-    b.commit(files, "base", BASE_DAY + "T12:00:00")
-    b.tag("v6.8")
-    b.commit(head_files, "change", HEAD_DAY + "T12:00:00")
-    b.tag("v6.9")
-    return b
-
-
-def findings(b: HistoryBuilder, base: str | None = "v6.8", today: dt.date | None = None) -> list[tuple]:
-    result = Auditor(b.repo, Scanner(b.repo), Policy(), today).audit("v6.9", base)
-    return sorted((f.rule, f.kfunc, f.verdict, str(f.location), f.message) for f in result.findings)
 
 
 def expect(rule: str, verdict: str, location: str, message: str, kfunc: str = "bpf_foo") -> list[tuple]:
@@ -405,7 +364,7 @@ def test_rule_declaration_invalid(tmp_path, level, verdict):
 
 
 # -- the tree's own semantics: a flag or suffix the verifier reads differently ----------------------
-# As tests/test_semantics.py does: a btf.h (treekit's) and a verifier.c, btf.c in the fixture tree.
+# As tests/test_semantics.py does: a btf.h (kit.trees') and a verifier.c, btf.c in the fixture tree.
 
 VERIFIER_C, BTF_C = "kernel/bpf/verifier.c", "kernel/bpf/btf.c"
 
@@ -428,7 +387,7 @@ def semantics_findings(b: HistoryBuilder) -> list[tuple]:
 def test_rule_kfunc_default_changed(tmp_path, level, verdict):
     define = "#define KF_TRUSTED_ARGS (1 << 4)\n"
     head_btf = BTF_H.replace(define, "")
-    assert head_btf != BTF_H  # treekit's btf.h defines it
+    assert head_btf != BTF_H  # kit.trees' btf.h defines it
     # bpf_foo takes a struct pointer and no flag: the new default reaches it. bpf_scalar takes no
     # pointer and bpf_rcu opts out with KF_RCU: both undeclared, so listing them by mistake would not
     # change the verdict; the listed kfuncs are checked too
@@ -466,39 +425,17 @@ def test_rule_kfunc_suffix_renamed(tmp_path, level, verdict):
 
 
 # -- policybot check: a compiled BPF object against a target ----------------------------------------
-# The objects are tests/bpf/*.bpf.c (as tests/test_check.py uses them), compiled in the test run. The
-# level is the one the kfunc an extern names is declared at on the target, v6.9, on HEAD_DAY.
-
-BPF = SOURCES
-# the target's kfuncs every object here resolves (kfunc_user.bpf.c's and guarded.bpf.c's prototypes)
-RESOLVED = {"bpf_foo": FOO, "bpf_old": "int|struct task_struct *p", "bpf_gone": "void|void", "bpf_changed": "int|u64 x"}
+# The objects are tests/bpf/*.bpf.c (as tests/test_check.py uses them), compiled in the test run
+# (tests/kit/bpf.py). The level is the one the kfunc an extern names is declared at on the target,
+# v6.9, on HEAD_DAY. The target resolves every object's kfuncs (RESOLVED, target and check_findings
+# are tests/kit/trees.py's).
 
 
 @pytest.fixture(scope="module")
 def bpf_objects(tmp_path_factory):
-    from kit.bpf import compile_bpf  # as tests/test_check.py compiles them
     out = tmp_path_factory.mktemp("objs")
-    return {n: compile_bpf(BPF / f"{n}.bpf.c", out / f"{n}.bpf.o")
+    return {n: compile_bpf(SOURCES / f"{n}.bpf.c", out / f"{n}.bpf.o")
             for n in ("kfunc_user", "needs_gone", "guarded", "undescribed")}
-
-
-def target(tmp_path, head_kfuncs: dict, declared: str, level: str, head_manifest: str | None = None):
-    """v6.9 with ``head_kfuncs``, ``declared`` declared at ``level`` (v6.8 had RESOLVED)."""
-    manifest = head_manifest or manifest_for(**{declared: DECLARED[level]})
-    return pair(tmp_path, {HELPERS: kernel(RESOLVED), MANIFEST: manifest}, {HELPERS: kernel(head_kfuncs)})
-
-
-def check_findings(capsys, b: HistoryBuilder, obj: Path) -> list[tuple]:
-    argv = ["check", str(obj), "--repo", b.repo.workdir, "--rev", "v6.9", "--today", HEAD_DAY, "--format", "json",
-            "--fail-on", "never"]
-    assert main(argv) == 0
-    (doc,) = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
-    return sorted((f["rule"], f["extern"], f["verdict"], f["location"], f["message"]) for f in doc["findings"])
-
-
-def call_site(program: str, text: str) -> str:
-    src = BPF / f"{program}.bpf.c"
-    return f"{src}:{line_of(src.read_text(), text)}"
 
 
 @levels(unstable="violation", stable="violation", expired="violation", deprecating="violation",
@@ -588,7 +525,7 @@ def test_rule_extern_without_btf(tmp_path, capsys, bpf_objects, level, verdict):
 # -- registration filters -----------------------------------------------------------------------------
 
 def with_filter(src: str, name: str) -> str:
-    """``src`` (treekit.kernel) with its set registered through the .filter callback ``name``."""
+    """``src`` (kit.trees.kernel) with its set registered through the .filter callback ``name``."""
     callback = (f"static int {name}(const struct bpf_prog *prog, u32 kfunc_id)\n{{\n\treturn 0;\n}}\n\n"
                 "static const struct btf_kfunc_id_set generic_kfunc_set")
     return src.replace("static const struct btf_kfunc_id_set generic_kfunc_set", callback) \

@@ -27,7 +27,8 @@ from policybot.cli import main
 from policybot.app.config import Config, load_config
 from policybot.scheduler import build_scheduler, inbox_job, job_definitions, next_runs, weekly_job
 from policybot.state import State, runs
-from test_jobs import BASE_KFUNCS, LIST, Bot, Upstream, body, report_subject
+from kit.mail import body
+from kit.weekly import Bot, patch_mail, report_subject
 
 ROOT = Path(__file__).resolve().parent.parent
 UTC = dt.timezone.utc
@@ -230,18 +231,6 @@ def test_weekly_job_drafts_the_report_and_notices(tmp_path):
     assert bot.last_audited() == up.head
     weekly_job(str(bot.config))  # again: nothing new
     assert len(bot.mails()) == 2
-
-
-def patch_mail(tmp_path: Path) -> bytes:
-    """A `git format-patch`-shaped mail dropping the stable bpf_foo, made on a copy of upstream."""
-    scratch = Upstream(tmp_path / "scratch.git")
-    first = scratch.head
-    scratch.land("bpf: drop bpf_foo", "2024-02-01", kfuncs={k: v for k, v in BASE_KFUNCS.items() if k != "bpf_foo"})
-    patch = scratch.b.repo.diff(first, scratch.head).patch
-    return (f"From: Jane Developer <jane@example.com>\nTo: {LIST}\n"
-            "Subject: [PATCH bpf-next] bpf: drop bpf_foo\nDate: Mon, 05 Feb 2024 10:00:00 +0000\n"
-            "Message-ID: <20240205100000.1-1-jane@example.com>\n\nbpf_foo has no users left.\n\n"
-            f"Signed-off-by: Jane Developer <jane@example.com>\n---\n{patch}-- \n2.43.0\n").encode()
 
 
 def test_inbox_job_reviews_a_new_patch_once(tmp_path):

@@ -213,7 +213,8 @@ def test_one_flag_added_to_many_kfuncs_is_one_finding(tmp_path):
 # -- review mail: one section for the cause -----------------------------------------------------
 
 def test_review_mail_for_a_flag_added_to_many_kfuncs_has_one_section(tmp_path, capsys):
-    from test_review import check_body, outbox_files, parse_mail, run_one, single_patch
+    from kit.mail import check_body, outbox_files, parse_mail
+    from kit.series import run_one, single_patch
     names = [f"bpf_k{i}" for i in range(7)]
     b = HistoryBuilder(tmp_path / "linux")
     b.commit({"include/linux/btf.h": BTF_H, "kernel/bpf/verifier.c": VERIFIER, "kernel/bpf/btf.c": BTF_C,

@@ -10,7 +10,7 @@ from pathlib import Path
 from policybot.app import settings
 from policybot.cli import main
 from policybot.scheduler import inbox_job, job_definitions, weekly_job
-from test_jobs import TREE, Bot
+from kit.weekly import TREE, Bot
 
 
 def tables(db: Path) -> set[str]:

@@ -30,9 +30,9 @@ import pytest
 
 from policybot.cli import main
 from policybot.gitbuild import HistoryBuilder
-from test_jobs import ACKER, BOT, FOO, LIST, WIDER, Bot, W02, W03, W04, W06, report_subject
-from kit.mail import free_port
-from kit.trees import BTF_H, MANIFEST, kernel, manifest
+from kit.mail import BOT, free_port
+from kit.trees import BTF_H, FOO, MANIFEST, kernel, manifest
+from kit.weekly import ACKER, LIST, WIDER, Bot, W02, W03, W04, W06, report_subject
 
 SNAPSHOTS = Path(__file__).resolve().parent / "snapshots"
 UPDATE = os.environ.get("POLICYBOT_UPDATE_SNAPSHOTS", "") not in ("", "0")

@@ -21,6 +21,7 @@ from policybot.model.history import Histories
 from policybot.render.history import csv_text as history_csv, json_text as history_json, table as history_table
 from policybot.policy.config import Policy
 from policybot.cache import Cache
+from kit.realtree import jit_returns_by_grep
 from kit.trees import BTF_H, FOO, MANIFEST, kernel
 
 
@@ -367,20 +368,6 @@ def test_history_on_real_trees(kernel_repo, kernel_state):
 def _git(repo, *args):
     import subprocess
     return subprocess.run(["git", "-C", repo, *args], capture_output=True, text=True, check=True).stdout
-
-
-def jit_returns_by_grep(kernel_repo: str, tag: str) -> dict[str, set[str]]:
-    """arch -> what its JITs' bpf_jit_supports_kfunc_call() return (never "false"), read with git grep."""
-    import re
-    files = _git(kernel_repo, "grep", "-l", "bpf_jit_supports_kfunc_call", tag, "--", "arch/*/net/*.c").split()
-    arches: dict[str, set[str]] = {}
-    for f in files:  # "tag:arch/<arch>/net/<file>.c"
-        m = re.search(r"bool bpf_jit_supports_kfunc_call\(void\)\s*\{\s*return\s+([^;]+);\s*\}",
-                      _git(kernel_repo, "show", f))
-        assert m, f  # a one-statement body in every JIT of these trees
-        if m.group(1) != "false":
-            arches.setdefault(f.split("/")[1], set()).add(m.group(1))
-    return arches
 
 
 def test_history_json_gives_the_jit_arches_of_each_real_release(kernel_repo, kernel_state, capsys):

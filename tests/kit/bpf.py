@@ -1,4 +1,5 @@
-"""Compiling the tests' BPF programs (tests/bpf/*.bpf.c, SOURCES) with Debian's clang, in the test run."""
+"""Compiling the tests' BPF programs (tests/bpf/*.bpf.c, SOURCES) with Debian's clang, in the test
+run, and finding a line of their sources by its text (line_of, call_site)."""
 
 import glob
 import shutil
@@ -36,3 +37,9 @@ def line_of(src: Path, text: str) -> int:
         if text in line:
             return i
     raise AssertionError(f"{text!r} not in {src}")
+
+
+def call_site(program: str, text: str) -> str:
+    """``path:line`` of the first line of tests/bpf/PROGRAM.bpf.c holding ``text``: how check prints a call."""
+    src = SOURCES / f"{program}.bpf.c"
+    return f"{src}:{line_of(src, text)}"

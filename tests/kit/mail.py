@@ -1,8 +1,20 @@
-"""A real SMTP server on 127.0.0.1 for tests (aiosmtpd), and what it accepted."""
+"""Mail in tests: a real SMTP server on 127.0.0.1 (aiosmtpd) and what it accepted (SmtpStore,
+free_port; conftest's smtp_server fixture starts it), and the Maildir outbox read back: its files
+(outbox_files, parse_mail, outbox_mails) and the text of a mail (body, flat, counts, check_body)."""
+
+from __future__ import annotations
 
 import email
+import email.message
 import email.policy
+import mailbox
+import re
 import socket
+from pathlib import Path
+
+from policybot.mail.message import check_no_trailers
+
+BOT = "policybot <policybot@example.org>"  # the From of every test configuration
 
 
 class SmtpStore:
@@ -31,3 +43,55 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+# -- the outbox, read back -----------------------------------------------------------------------
+
+
+def outbox_files(maildir: Path) -> list[Path]:
+    return sorted((maildir / "new").iterdir()) + sorted((maildir / "cur").iterdir())
+
+
+def parse_mail(path: Path) -> email.message.EmailMessage:
+    return email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+
+
+def outbox_mails(maildir: Path) -> dict[str, email.message.EmailMessage]:
+    """Message-ID -> message, for every file in the Maildir; a Message-ID twice fails."""
+    out: dict[str, email.message.EmailMessage] = {}
+    if not maildir.exists():  # nothing ever drafted
+        return out
+    box = mailbox.Maildir(maildir, factory=None, create=False)
+    for key in box.keys():
+        msg = email.message_from_bytes(box.get_bytes(key), policy=email.policy.default)
+        msgid = msg["Message-ID"]
+        assert msgid and msgid not in out, f"{msgid} is in the outbox twice"
+        out[msgid] = msg
+    return out
+
+
+# -- the text of a mail ----------------------------------------------------------------------------
+
+
+def body(msg) -> str:
+    return msg.get_content()
+
+
+def flat(text: str) -> str:
+    """Text with every run of white space (line wraps) made one space."""
+    return " ".join(text.split())
+
+
+def counts(text: str) -> dict[str, int]:
+    """'N violations, N warnings, N notices, N info' of a report (wrapped anywhere)."""
+    found = dict((w, int(n)) for n, w in re.findall(r"(\d+)\s+(violation|warning|notice|info)s?\b", text))
+    assert set(found) == {"violation", "warning", "notice", "info"}, text
+    return found
+
+
+def check_body(body: str) -> None:
+    """Lines of at most 72 characters (quoted lines aside), and none that b4 would read as a trailer."""
+    for line in body.split("\n"):
+        if not line.startswith("> "):
+            assert len(line) <= 72, line
+    assert check_no_trailers(body) == []
