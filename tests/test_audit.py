@@ -172,7 +172,7 @@ def test_signature_changes(tmp_path):
     }
 
 
-# each flag in each direction, with the expected effect written out: tests/test_tables.py
+# each flag in each direction, with the expected effect written out: tests/test_judging_tables.py
 
 
 def test_trusted_args_becoming_the_default_is_no_change(tmp_path):

@@ -1,6 +1,6 @@
 """Guards from the build (policybot/kernel/kbuild.py) and the JITs that can call kfuncs
 (policybot/kernel/jit.py), on trees built here. The real trees are in
-test_realtree_inventory.py and test_timeline.py."""
+test_realtree_inventory.py and test_history.py."""
 
 import json
 

@@ -12,7 +12,7 @@ machine. Paths of the test's scratch directory are written as <tmp>.
 A person reads a snapshot once; from then on any change to a mail's text
 fails here. After a reviewed change of the mail text, regenerate them with
 
-    POLICYBOT_UPDATE_SNAPSHOTS=1 .venv/bin/python -m pytest -q tests/test_snapshots.py
+    POLICYBOT_UPDATE_SNAPSHOTS=1 .venv/bin/python -m pytest -q tests/test_mail_snapshots.py
 
 and review the diff of tests/snapshots/ (`git diff tests/snapshots/`) before committing.
 """
