@@ -35,7 +35,7 @@ from ..kernel.scanner import Scanner
 from ..model.history import KINDS, Event, Histories, JitSupport, KfuncHistory, RuleMessage
 from ..model.inventory import Inventory, Kfunc
 from ..model.promises import Release
-from ..model.vocabulary import RuleFamily
+from ..model.vocabulary import Level, RuleFamily
 from ..policy.calendar import RELEASE_TAG, ReleaseCalendar
 from ..policy.rules import catalogue, render_message
 from ..progress import Progress
@@ -208,7 +208,7 @@ def kfunc_history(repo: pygit2.Repository, scanner: Scanner, tags_glob: str = "v
             hist[name].events.extend(_facet_events(old[name], cur[name], prev_levels.get(name, "unstable"),
                                                    levels.get(name, "unstable"), changes.get(name, []), rel))
         for name in cur:
-            hist[name].level = levels.get(name, "unstable")
+            hist[name].level = levels.get(name, Level.UNSTABLE)
             hist[name].test = cur[name].test
         prev_inv, prev_levels, prev_rel = inv, levels, rel
     return Histories((hist[n] for n in sorted(hist)), releases, jits)

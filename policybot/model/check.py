@@ -7,7 +7,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 
 from .findings import Finding
-from .vocabulary import Level, PromiseState
+from .vocabulary import ExternStatus, Level, PromiseState
 
 
 @dataclass(frozen=True)
@@ -58,7 +58,7 @@ class BpfObject:
     undescribed: tuple[str, ...]
 
 
-STATUSES = ("ok", "missing", "incompatible")
+STATUSES = tuple(ExternStatus)
 
 
 @dataclass(frozen=True)
@@ -102,7 +102,7 @@ class Target:
 @dataclass(frozen=True)
 class ExternResult:
     extern: Extern
-    status: str
+    status: ExternStatus
     reason: str
     target_kfunc: TargetKfunc | None
     policy: PolicyView
@@ -113,7 +113,7 @@ class ExternResult:
 
     @property
     def resolved(self) -> bool:
-        return self.status == "ok"
+        return self.status == ExternStatus.OK
 
 
 @dataclass(frozen=True)

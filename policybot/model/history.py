@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from .inventory import Location
 from .promises import Release
+from .vocabulary import Level
 
 # event kinds, in the order they are listed within one release
 KINDS = ("added", "re-added", "renamed", "removed", "signature", "flags", "prog_types", "guards",
@@ -65,7 +66,7 @@ class KfuncHistory:
     spans: list[list[str | None]] = field(default_factory=list)
     renamed_from: str | None = None
     renamed_to: str | None = None
-    level: str = "unstable"  # declared level at the last release that had it
+    level: Level = Level.UNSTABLE  # declared level at the last release that had it
 
     @property
     def first_release(self) -> str | None:

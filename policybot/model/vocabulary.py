@@ -64,6 +64,13 @@ class RuleFamily(StrEnum):
     OBJECT = "object"  # `policybot check`: a compiled BPF object against a kernel
 
 
+class ExternStatus(StrEnum):
+    """What a BPF object's kfunc extern resolves to on a target kernel, as libbpf decides."""
+    OK = "ok"
+    MISSING = "missing"  # no kfunc of that essential name
+    INCOMPATIBLE = "incompatible"  # libbpf's prototype rule rejects it
+
+
 class RunStatus(StrEnum):
     """How one tree's part of a weekly run ended."""
     OK = "ok"

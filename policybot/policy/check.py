@@ -28,7 +28,7 @@ from ..model.check import (UNDECLARED, BpfObject, CheckResult, CrossCheck, Exter
                            Target, TargetKfunc)
 from ..model.findings import Finding
 from ..model.inventory import Location
-from ..model.vocabulary import Level, PromiseState
+from ..model.vocabulary import ExternStatus, Level, PromiseState
 from .diff import bpf_params
 from .judge import Judge
 from .rules import render_message
@@ -59,19 +59,19 @@ def check(obj: BpfObject, target: Target, judge: Judge) -> CheckResult:
         loc = ext.calls[0] if ext.calls else None
         asked = ext.name if ext.kfunc == ext.name else f"{ext.name} (kfunc {ext.kfunc})"
         if tk is None:
-            status, reason = "missing", f"{ext.kfunc} is not a kfunc of {target.name}"
+            status, reason = ExternStatus.MISSING, f"{ext.kfunc} is not a kfunc of {target.name}"
         else:
             shape = tk.shape or _source_shape(tk, obj)
             reason = incompatibility(btf_shape(obj.btf, ext.proto), shape)
-            status = "incompatible" if reason else "ok"
+            status = ExternStatus.INCOMPATIBLE if reason else ExternStatus.OK
         first = target.first_release.get(ext.kfunc) if tk is not None else None
         results.append(ExternResult(ext, status, reason, tk, policy, first, target.declared, _needs(tk)))
-        if status != "ok":
+        if status != ExternStatus.OK:
             # the level of the kfunc the extern names on the target (unstable when it has none)
             if ext.weak:
                 finding("EXTERN_UNRESOLVED", policy.level_key, ext.name,
                         render_message("EXTERN_UNRESOLVED", extern=asked, reason=reason), loc)
-            elif status == "missing":
+            elif status == ExternStatus.MISSING:
                 finding("EXTERN_MISSING", policy.level_key, ext.name,
                         render_message("EXTERN_MISSING", extern=asked, reason=reason), loc)
             else:
