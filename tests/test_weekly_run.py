@@ -271,6 +271,35 @@ def test_fetch_failure_of_a_url_remote_is_reported(tmp_path, capsys):
     assert url in body(rep)
 
 
+def test_a_failed_tree_is_skipped_until_its_remote_moves(tmp_path, capsys, monkeypatch):
+    """A tree whose audit failed is skipped while the remote's branch is the commit it failed on,
+    and tried again as soon as the remote moves, whatever the mirror's ref says: the mirror
+    moves only on a fetch, which the skipped tree never reached (the report promises "tried
+    again when its head moves")."""
+    from policybot.policy.audit import Auditor
+    bot = Bot(tmp_path)
+    assert bot.run(capsys, W02)[0] == 0  # the baseline
+    failed_on = bot.upstream.land("bpf: more work", "2024-01-10",
+                                  kfuncs={**BASE_KFUNCS, "bpf_new": FOO})
+    real_audit = Auditor.audit
+
+    def poisoned(self, head_rev, base_rev=None):
+        raise RuntimeError("poisoned tree")
+
+    monkeypatch.setattr(Auditor, "audit", poisoned)
+    rc, out, _ = bot.run(capsys, W03)
+    assert rc == 2 and f"{TREE}: error" in out and "poisoned tree" in out
+    monkeypatch.setattr(Auditor, "audit", real_audit)
+    rc, out, _ = bot.run(capsys, W04)  # nothing landed: skipped, and said so
+    assert rc == 2 and f"skipped: failed on {failed_on[:12]}" in out and "tried again when master moves" in out
+    assert bot.last_audited() != failed_on
+    moved = bot.upstream.land("bpf: the fix", "2024-01-24", kfuncs={**BASE_KFUNCS, "bpf_new": FOO, "bpf_newer": FOO})
+    rc, out, _ = bot.run(capsys, W05)
+    assert rc == 0 and "skipped: failed on" not in out, out
+    assert bot.last_audited() == moved
+    assert bot.state().failure("tree", TREE) is None
+
+
 def test_drafted_mails_record_their_tree(tmp_path, capsys):
     bot = Bot(tmp_path)
     assert bot.run(capsys, W02)[0] == 0

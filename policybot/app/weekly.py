@@ -96,10 +96,11 @@ class Runner:
         failed = self.state.failure("tree", tree.name)
         with processing(f"tree {tree.name}"):
             try:
-                if failed and not retry_failed and failed.head and failed.head == self._current_head(tree):
+                if failed and not retry_failed and failed.head and \
+                        failed.head == self._current_head(tree, ask_remote=True):
                     outcome.status, outcome.head = RunStatus.ERROR, None
                     outcome.detail = (f"skipped: failed on {failed.head[:12]} ({failed.reason}); "
-                                      "--retry-failed tries again")
+                                      f"tried again when {tree.branch} moves, or with --retry-failed")
                     summary.failures.append(RunFailure(f"tree {tree.name}", outcome.detail))
                     return outcome
                 if "audit" in jobs or "notices" in jobs or "report" in jobs:
@@ -134,9 +135,18 @@ class Runner:
 
     # -- failures ---------------------------------------------------------------------
 
-    def _current_head(self, tree: Tree) -> str | None:
+    def _current_head(self, tree: Tree, ask_remote: bool = False) -> str | None:
+        """The commit the tree's ref names (the one a failed audit read); with ``ask_remote``,
+        for a tree with a remote, the remote's branch as the remote says now: the mirror's ref
+        moves only on a fetch, which a skipped tree never reaches. None: none can be named."""
         try:
-            return str(resolve(open_repo(tree.repo), self.head_ref(tree)).id)
+            repo = open_repo(tree.repo)
+            if tree.remote and ask_remote:
+                heads = repo.remotes.create_anonymous(tree.remote).list_heads()
+                found = [str(h.oid) for h in heads if h.name == f"refs/heads/{tree.branch}"]
+                if found:
+                    return found[0]
+            return str(resolve(repo, self.head_ref(tree)).id)
         except Exception:  # noqa: BLE001 - no head to name is an answer here
             return None
 
