@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Every speed target of policybot in one run, each as a ratio against its reference.
 
-    python bench/run.py [REPO] [--runs 3] [--only inventory,audit,review,check,history] [--readme]
+    python bench/run.py [REPO] [--runs 3] [--only inventory,audit,review,check,history,config] [--readme]
                         [--history-repo REPO]
 
 Each row is the median of --runs separate processes (.pyc files warm, as an
@@ -27,6 +27,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import audit as audit_bench  # noqa: E402
 import check as check_bench  # noqa: E402
+import config as config_bench  # noqa: E402
 import history as history_bench  # noqa: E402
 import inventory as inventory_bench  # noqa: E402
 import review as review_bench  # noqa: E402
@@ -34,7 +35,7 @@ import benchlib  # noqa: E402
 from benchlib import ROOT, kernel_repo, median, warm_bytecode  # noqa: E402
 
 QUIET_GREP_S = 1.2  # git grep of the reference on the quiet machine (docs/performance.md; 1.09-1.73 s when issue 15 measured it)
-GROUPS = ("inventory", "audit", "review", "check", "history")
+GROUPS = ("inventory", "audit", "review", "check", "history", "config")
 PERFORMANCE = ROOT / "docs" / "performance.md"  # the page whose table --readme rewrites
 BEGIN = "<!-- bench:begin: bench/run.py --readme rewrites this table of docs/performance.md -->"
 END = "<!-- bench:end -->"
@@ -117,6 +118,12 @@ def measure(repo: str, runs: int, only: set[str], history_repo: str | None = Non
                         "cold inventory (this group's)", median(h["inventory"]), 2.5, "≤ 2.5×"))
         rows.append(Row("the same history (what it must read: every release's blobs)", median(h["cold"]), "s",
                         "git grep of each release in turn", median(h["greps"]), 1.3, "≤ 1.3× (as one inventory)"))
+    if "config" in only:
+        c = config_bench.measure(16000, runs)
+        rows.append(Row("reading a `policybot.toml` of 16,000 `[[trees]]`", c["config"][0], "s",
+                        "tomllib of the same file", c["config"][1], 2.0, "≤ 2×"))
+        rows.append(Row("reading a policy of 16,000 `[[allow]]` entries", c["policy"][0], "s",
+                        "tomllib of the same file", c["policy"][1], 2.0, "≤ 2×"))
     return rows
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from ..errors import ConfigError
 from ..model.vocabulary import VERDICTS
 from ..mail.message import MailConfig
-from ..policy.config import Policy, line_of, load_policy, nth_table_line, read_toml
+from ..policy.config import Policy, line_of, load_policy, read_toml, table_lines
 
 _TIME = re.compile(r"^(mon|tue|wed|thu|fri|sat|sun|daily)\s+(\d{1,2}):(\d{2})$")
 
@@ -220,8 +220,10 @@ def _read_trees(cfg: Config, data: dict, src: _Source) -> None:
         raise ConfigError(f"{path}:{line_of(text, 'trees')}: 'trees' must be an array of tables ([[trees]])")
     tree_keys = {"name", "repo", "remote", "branch", "policy", "report_to", "report_html", "quiet_weeks"}
     names = set()
+    lines = table_lines(text, "trees")
+    policies: dict[str, Policy] = {}  # trees sharing a policy file share its one reading
     for i, t in enumerate(trees):
-        line = nth_table_line(text, "trees", i)
+        line = lines[i] if i < len(lines) else 1
         w = f"{path}:{line}: trees[{i}]"
         for key in t:
             if key not in tree_keys:
@@ -238,7 +240,10 @@ def _read_trees(cfg: Config, data: dict, src: _Source) -> None:
         if "branch" in t:
             tree.branch = _typed(t["branch"], str, f"{w}.branch")
         if "policy" in t:
-            tree.policy = load_policy(rel(_typed(t["policy"], str, f"{w}.policy")))
+            policy_path = rel(_typed(t["policy"], str, f"{w}.policy"))
+            if policy_path not in policies:
+                policies[policy_path] = load_policy(policy_path)
+            tree.policy = policies[policy_path]
         if "report_to" in t:
             tree.report_to = _typed(t["report_to"], list, f"{w}.report_to")
         if "report_html" in t:
