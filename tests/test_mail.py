@@ -501,6 +501,18 @@ def test_wrong_password_keeps_mail_and_secret_out_of_errors(outbox, smtp_server,
     assert handler.messages == []
 
 
+def test_a_refused_connection_with_credentials_names_the_exception(outbox, monkeypatch):
+    """Masking hides the secret, not the error: with credentials set, a server that is down
+    reads "ConnectionRefusedError: Connection refused", not "***: Connection refused"."""
+    outbox.queue(review(), ["k1"], "review")
+    monkeypatch.setenv("POLICYBOT_SMTP_USER", "policybot")
+    report = outbox.send(smtp_config(free_port()), smtp_password="Pa55-word-long-enough")
+    assert report.sent == [] and len(report.failed) == 1
+    (row,) = outbox.pending()
+    assert row.last_error.startswith("ConnectionRefusedError: "), row.last_error
+    assert "Pa55" not in row.last_error
+
+
 def test_credentials_without_tls_only_to_loopback(outbox, monkeypatch):
     outbox.queue(review(), ["k1"], "review")
     monkeypatch.setenv("POLICYBOT_SMTP_USER", "u")

@@ -362,12 +362,13 @@ def _describe(e: BaseException, secrets: list[str] | str | None) -> str:
         text = e.strerror
     else:
         text = str(e) or type(e).__name__
-    text = f"{type(e).__name__}: {' '.join(text.split())}"
+    text = " ".join(text.split())
     for secret in secrets or ():
         text = text.replace(secret, "***")
     if secrets:
         text = _BASE64_TOKEN.sub("***", text)
-    return clean_header(text)[:500]
+    # the exception's name is policybot's words, not the server's: never masked
+    return clean_header(f"{type(e).__name__}: {text}")[:500]
 
 
 def _file_name(msgid: str) -> str:
