@@ -62,6 +62,39 @@ class State:
         with self.engine.connect() as conn:
             return conn.execute(sa.select(mailed_keys.c.key).where(mailed_keys.c.key == key)).first() is not None
 
+    def checkpoint(self) -> None:
+        """An SQLite state's write-ahead log moved into the database file, so that the file alone
+        holds everything (a copy of it is a backup). Nothing to do before the engine opened."""
+        if self.sqlite_file is not None and "engine" in self.__dict__:
+            with self.engine.connect() as conn:
+                conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+
+    def backup(self, target: str | os.PathLike) -> Path:
+        """A consistent copy of an SQLite state at ``target`` (SQLite's online backup, safe while
+        another policybot writes), written beside it and renamed into place."""
+        from .schema import redact
+        if self.sqlite_file is None:
+            raise ConfigError(f"{redact(self.url)}: not an SQLite state; back up a PostgreSQL state with "
+                              f"pg_dump (and restore it with pg_restore or psql)")
+        self.engine  # noqa: B018 - opened and migrated: a state that does not exist yet is made, then copied
+        out = Path(target)
+        tmp = out.with_name(out.name + ".tmp")
+        try:
+            src = sqlite3.connect(self.sqlite_file, timeout=30)
+            try:
+                dst = sqlite3.connect(tmp)
+                try:
+                    src.backup(dst)
+                finally:
+                    dst.close()
+            finally:
+                src.close()
+            os.replace(tmp, out)
+        except (OSError, sqlite3.Error) as e:
+            tmp.unlink(missing_ok=True)
+            raise ConfigError(f"{out}: cannot write the backup ({' '.join(str(e).split())})") from None
+        return out
+
     @property
     def schema_version(self) -> int:
         from .schema import meta, sa

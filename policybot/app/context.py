@@ -102,6 +102,12 @@ class Context:
         from ..mail.outbox import Outbox
         return Outbox(self.state, self.state.state_dir / "outbox")
 
+    def close(self) -> None:
+        """The end of a command: an SQLite state it opened is checkpointed, so that the database
+        file alone holds what the command wrote."""
+        if "state" in self.__dict__:
+            self.state.checkpoint()
+
     def cache_path(self, name: str) -> str:
         """A file or directory of the state directory, named before the config modules load
         (``check`` and the cold prefetch stay fast): the rule paths.state_dir applies."""

@@ -20,11 +20,11 @@ import sys
 
 from .. import __version__
 from ..errors import PolicybotError
-from .options import EPILOG
+from .options import EPILOG, close_contexts
 
 # in the order `policybot --help` lists them
-COMMANDS = ("inventory", "audit", "review", "maintainers", "run", "schedule", "notice", "outbox", "history",
-            "report", "check", "rules", "explain")
+COMMANDS = ("inventory", "audit", "review", "maintainers", "run", "schedule", "notice", "outbox", "state",
+            "history", "report", "check", "rules", "explain")
 
 
 def _module(name: str):
@@ -69,7 +69,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        return _module(args.command).execute(args) or 0
+        try:
+            return _module(args.command).execute(args) or 0
+        finally:
+            close_contexts()
     except PolicybotError as e:
         print(f"policybot: {terminal_safe(' '.join(str(e).splitlines()))}", file=sys.stderr)
         return e.exit_status

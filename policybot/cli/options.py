@@ -93,8 +93,12 @@ def today(args) -> dt.date | None:
     return day
 
 
+OPEN: list = []  # the contexts of this invocation: main() closes them when the command ends
+
+
 def context(args, **extra):
-    """The run context of this invocation (app/context.py), from the options it has."""
+    """The run context of this invocation (app/context.py), from the options it has; closed by
+    main() when the command ends, whatever its end."""
     from ..app.context import Context
     from ..app.settings import Overrides
     from ..progress import Progress
@@ -103,6 +107,13 @@ def context(args, **extra):
                           state_dir=getattr(args, "state_dir", None))
     # progress on the real stderr: its own \r and erase-line are the one escape sequence allowed
     progress = Progress(stream=getattr(sys.stderr, "_stream", sys.stderr))
-    return Context(overrides, repo_path=getattr(args, "repo", None), policy_path=getattr(args, "policy", None),
-                   today=today(args), verify_objects=getattr(args, "verify_objects", False), progress=progress,
-                   from_addr=getattr(args, "from_addr", None), takes_config=hasattr(args, "config"), **extra)
+    ctx = Context(overrides, repo_path=getattr(args, "repo", None), policy_path=getattr(args, "policy", None),
+                  today=today(args), verify_objects=getattr(args, "verify_objects", False), progress=progress,
+                  from_addr=getattr(args, "from_addr", None), takes_config=hasattr(args, "config"), **extra)
+    OPEN.append(ctx)
+    return ctx
+
+
+def close_contexts() -> None:
+    while OPEN:
+        OPEN.pop().close()
