@@ -635,7 +635,9 @@ def test_ack_by_a_maintainer_in_a_reply_silences_the_reply(tmp_path, capsys):
     assert "drafted 1 mail" in out
 
 
-def test_reply_goes_to_reply_to(tmp_path, capsys):
+def test_reply_never_goes_to_reply_to(tmp_path, capsys):
+    """The reply goes to the patch's author: a Reply-To is the sender's choice of where the bot's
+    mail goes, and must not steer it elsewhere."""
     mail = single_patch(tmp_path, DROP_FOO, "bpf: drop bpf_foo")
     mail = mail.replace("\nTo: bpf@vger.kernel.org\n", "\nReply-To: Jane at Work <jane@work.example.com>\n"
                         "To: bpf@vger.kernel.org\n", 1)
@@ -643,200 +645,44 @@ def test_reply_goes_to_reply_to(tmp_path, capsys):
     assert rc == 1, out + err
     (f,) = outbox_files(tmp_path / "state" / "outbox")
     msg = parse_mail(f)
-    assert addrs(msg, "To") == ["jane@work.example.com"]
+    assert addrs(msg, "To") == ["jane@example.com"]
     cc = [a.lower() for a in addrs(msg, "Cc")]
     assert "kfunc-list@example.org" in cc and "bpf@vger.kernel.org" in cc
+    assert "jane@work.example.com" not in cc
 
 
-def test_inbox_job_reviews_what_a_public_inbox_search_finds(series, capsys, tmp_path, inbox):
-    handler, url = inbox
-    handler.search = "\n".join(series.v2).encode()
-    config = tmp_path / "policybot.toml"
-    state_dir, repo = tmp_path / "bot", tmp_path / "linux"
-    config.write_text(f'[state]\ndir = "{state_dir}"\n[mail]\nfrom = "{BOT}"\n'
-                      f'[inbox]\nurl = "{url}"\nquery = "s:PATCH AND dfn:kernel/bpf/"\n'
-                      f'[[trees]]\nname = "linux"\nrepo = "{repo}"\nbranch = "v6.1"\n')
-    from policybot.cli import main
-    assert main(["run", "--config", str(config), "--job", "review", "--today", "2025-03-01"]) == 0
-    out = capsys.readouterr().out
-    assert "reviewed: " in out and "drafted 1 mail" in out
-    assert any(cmd == "POST" and "q=s%3APATCH+AND+dfn%3Akernel%2Fbpf%2F" in path for cmd, path in handler.requests)
-    (f,) = outbox_files(tmp_path / "bot" / "outbox")
-    assert parse_mail(f)["In-Reply-To"] == msgid_of(series.v2[3])  # the patch that removes bpf_foo
-    # the next hour: the same threads come back, nothing is reviewed or mailed again
-    assert main(["run", "--config", str(config), "--job", "review", "--today", "2025-03-01"]) == 0
-    out = capsys.readouterr().out
-    assert "reviewed: " not in out and "drafted 0 mails" in out
-
-
-def _spy_prefetch(monkeypatch) -> list[tuple[str, bool]]:
-    """(tree id, whether a prefetched git grep was there to take) of each cold scan."""
-    from policybot.kernel import grep, scanner
-    taken = []
-
-    def take(tree_id, words):
-        found = grep.take_prefetched(tree_id, words)
-        taken.append((str(tree_id), found is not None))
-        return found
-
-    monkeypatch.setattr(os, "cpu_count", lambda: 2)  # the prefetch needs a second core
-    monkeypatch.setattr(scanner, "take_prefetched", take)
-    return taken
-
-
-def test_a_cold_review_greps_its_base_before_reading_the_series(tmp_path, capsys, monkeypatch):
-    """The base-commit line of the mbox names the tree git grep starts on before b4 is imported;
-    --base wins over it; a warm cache starts nothing."""
+def test_a_reply_copies_at_most_a_few_of_the_addresses_the_sender_chose(tmp_path, capsys):
+    """45 addresses in the patch's own Cc: the reply copies the maintainers, the lists and at
+    most limits.max_thread_cc (5) of those, and the run says how many were left out."""
     mail = single_patch(tmp_path, DROP_FOO, "bpf: drop bpf_foo")
-    assert "\nbase-commit: " in mail
-    repo = pygit2.Repository(str(tmp_path / "linux"))
-    v61 = str(repo.revparse_single("v6.1").peel(pygit2.Tree).id)
-    taken = _spy_prefetch(monkeypatch)
-    assert run_one(capsys, tmp_path, mail, "--state-dir", str(tmp_path / "s1"))[0] == 1
-    assert taken == [(v61, True)]
-
-    b = HistoryBuilder(tmp_path / "linux")
-    b.commit({"kernel/bpf/other.c": "int x;\n"}, "later")
-    head = str(b.repo[b.head].tree.id)
-    taken.clear()
-    run_one(capsys, tmp_path, mail, "--state-dir", str(tmp_path / "s2"), "--base", "HEAD")
-    assert taken == [(head, True)]  # the base, scanned cold (the patched trees are not: a cache by then)
-    taken.clear()
-    run_one(capsys, tmp_path, mail, "--state-dir", str(tmp_path / "s2"), "--base", "HEAD")
-    assert taken == []  # a cache: the scanner reads only what it lacks
+    chosen = [f"victim{i}@example.net" for i in range(45)]
+    mail = mail.replace("\nTo: bpf@vger.kernel.org\n", "\nTo: bpf@vger.kernel.org\nCc: " + ", ".join(chosen) + "\n", 1)
+    rc, out, err = run_one(capsys, tmp_path, mail)
+    assert rc == 1, out + err
+    (f,) = outbox_files(tmp_path / "state" / "outbox")
+    msg = parse_mail(f)
+    cc = [a.lower() for a in addrs(msg, "Cc")]
+    assert [a for a in cc if a.startswith("victim")] == chosen[:5]
+    assert "bpf@vger.kernel.org" in cc and "ast@kernel.org" in cc  # the maintainers and the list stay
+    assert "40 recipients of the patch left out" in out and "limits.max_thread_cc = 5" in out
 
 
-# -- a long series: its second half judged in a forked child ---------------------------------
-
-
-def _long_series(tmp_path: Path) -> Path:
-    """8 patches on v6.1: 2/8 makes the stable bpf_bar sleepable, 5/8 does not apply (its
-    context drifted), 7/8 removes the stable bpf_foo; the rest change no promise. Judged in
-    two processes, the child's part starts at 4/8 and links the tree 3/8 left itself."""
+def test_a_long_series_gets_at_most_a_few_replies(tmp_path, capsys):
+    """A series whose two patches each break a stable kfunc, with limits.max_replies_per_series
+    = 1: one reply is drafted, the other is named in a note; both findings are in the output."""
+    config = tmp_path / "policybot.toml"
+    config.write_text("[limits]\nmax_replies_per_series = 1\n")
     build_tree(tmp_path / "linux")
-    g = clone(tmp_path / "linux", tmp_path / "work", git_env(), "long")
-    k = dict(BASE_KFUNCS)
-    g.commit({"kernel/bpf/helpers.c": kernel({**k, "bpf_a": FOO})}, "bpf: add bpf_a")
-    g.commit({"kernel/bpf/helpers.c": kernel({**k, "bpf_a": FOO, "bpf_bar": (FOO, "KF_SLEEPABLE")})},
-             "bpf: make bpf_bar sleepable")
-    g.commit({"README": "Linux kernel\n\nRead the docs.\n"}, "README: point to the docs")
-    g.commit({"kernel/bpf/helpers.c": kernel({**k, "bpf_a": FOO, "bpf_bar": (FOO, "KF_SLEEPABLE"),
-                                              "bpf_b": FOO})}, "bpf: add bpf_b")
-    g.commit({"kernel/bpf/verifier.c": VERIFIER.replace("verifier_line20;", "verifier_changed;")},
-             "bpf: tweak the verifier")
-    last = {"bpf_foo": FOO, "bpf_a": FOO, "bpf_bar": (FOO, "KF_SLEEPABLE"), "bpf_b": FOO, "bpf_c": FOO}
-    g.commit({"kernel/bpf/helpers.c": kernel(last)}, "bpf: add bpf_c")
-    g.commit({"kernel/bpf/helpers.c": kernel({n: v for n, v in last.items() if n != "bpf_foo"})}, "bpf: drop bpf_foo")
-    g.commit({"README": "Linux kernel\n\nRead the docs, twice.\n"}, "README: insist")
-    mails = format_patch(g, tmp_path / "long")
-    assert len(mails) == 9 and " int verifier_line19;\n-int verifier_line20;" in mails[5]
-    mails[5] = mails[5].replace(" int verifier_line19;\n", " int verifier_line19 = 19;\n", 1)
-    mbox = tmp_path / "long.mbox"
-    mbox.write_text("\n".join(mails))
-    return mbox
-
-
-def _review_json(capsys, tmp_path, mbox, state: str, expect_rc: int = 1) -> dict:
-    import json
-    rc, out, err = review(capsys, "--repo", str(tmp_path / "linux"), "--mbox", str(mbox), "--today", TODAY,
-                          "--from", BOT, "--state-dir", str(tmp_path / state), "--format", "json")
-    assert rc == expect_rc, out + err
-    data = json.loads(out)
-    data.pop("outbox")
-    return data
-
-
-def test_a_long_series_is_judged_in_two_processes_as_in_one(tmp_path, capsys, monkeypatch):
-    from policybot import forked
-    mbox = _long_series(tmp_path)
-    monkeypatch.setattr(forked, "available", lambda: False)
-    alone = _review_json(capsys, tmp_path, mbox, "state1")
-    assert [p["applied"] for p in alone["patches"]] == [True] * 4 + [False] + [True] * 3
-    rules = [[f["rule"] for f in p["findings"]] for p in alone["patches"]]
-    assert rules == [[], ["KFUNC_FLAGS_TIGHTENED"], [], [], [], [], ["KFUNC_REMOVED"], []]
-    children = []
-    real = forked.Forked.result
-
-    def result(self):
-        pid, value = self.pid, real(self)
-        children.append(pid)  # only a child that succeeded: no redoing here hides a failing one
-        return value
-
-    from policybot.app import review as review_module
-    drafted_for, real_mails = [], review_module.review_mails
-
-    def review_mails(judged, **kw):
-        drafted_for.append([r.patch.counter for r in judged.reviews])
-        return real_mails(judged, **kw)
-
-    monkeypatch.setattr(review_module, "review_mails", review_mails)
-    monkeypatch.setattr(forked, "available", lambda: True)
-    monkeypatch.setattr(forked.Forked, "result", result)
-    assert _review_json(capsys, tmp_path, mbox, "state2") == alone
-    assert len(children) == 1 and children[0] != os.getpid()
-    # the first part's replies are drafted while the child judges the rest (three fifths)
-    assert drafted_for == [[1, 2, 3], [4, 5, 6, 7, 8]]
-
-
-def test_a_child_that_fails_has_its_half_judged_here(tmp_path, capsys, monkeypatch):
-    from policybot import forked
-    from policybot.app import series as series_module
-    mbox = _long_series(tmp_path)
-    monkeypatch.setattr(forked, "available", lambda: False)
-    alone = _review_json(capsys, tmp_path, mbox, "state1")
-    parent, real = os.getpid(), series_module._Judge.reviews
-
-    def reviews(self, steps, inv):
-        if os.getpid() != parent:
-            raise MemoryError("the child ran out")
-        return real(self, steps, inv)
-
-    monkeypatch.setattr(forked, "available", lambda: True)
-    monkeypatch.setattr(series_module._Judge, "reviews", reviews)
-    assert _review_json(capsys, tmp_path, mbox, "state2") == alone
-
-
-def test_a_long_series_whose_first_part_comes_back_to_the_base_is_judged_as_in_one_process(tmp_path, capsys,
-                                                                                          monkeypatch):
-    """1/6 edits README and 2/6 reverts it: the tree 2/6 leaves is the base's again, but the
-    later part starts from the inventory named after 2/6 (messages quote that name)."""
-    from policybot import forked
-    b = HistoryBuilder(tmp_path / "linux")
-    b.commit({"include/linux/btf.h": BTF_H, "kernel/bpf/helpers.c": kernel({"bpf_foo": FOO, "bpf_bar": (FOO, "KF_RCU")}),
-              "kernel/bpf/verifier.c": VERIFIER, "MAINTAINERS": MAINTAINERS, "README": "Linux kernel\n",
-              MANIFEST: manifest(bpf_foo="stable", bpf_bar="stable")}, "Linux 6.1", "2022-12-11T12:00:00")
-    b.tag("v6.1")
-    g = clone(tmp_path / "linux", tmp_path / "work", git_env(), "back")
-    g.commit({"README": "Linux kernel\nmore\n"}, "README: more")
-    g.commit({"README": "Linux kernel\n"}, "README: less")
-    g.commit({"include/linux/btf.h": "".join(ln + "\n" for ln in BTF_H.splitlines() if " KF_RCU " not in ln)},
-             "bpf: retire KF_RCU")
-    for i in range(3):
-        g.commit({f"Documentation/n{i}.txt": f"{i}\n"}, f"doc: note {i}")
-    mbox = tmp_path / "back.mbox"
-    mbox.write_text("\n".join(format_patch(g, tmp_path / "back")))
-    monkeypatch.setattr(forked, "available", lambda: False)
-    alone = _review_json(capsys, tmp_path, mbox, "state1", expect_rc=0)  # a warning only
-    messages = [f["message"] for f in alone["patches"][2]["findings"]]
-    assert messages and all("+2)" in m for m in messages if "btf.h" in m), messages
-    monkeypatch.setattr(forked, "available", lambda: True)
-    assert _review_json(capsys, tmp_path, mbox, "state2", expect_rc=0) == alone
-
-
-def test_a_review_that_fails_while_its_child_works_leaves_no_scratch_repository(tmp_path, capsys, monkeypatch):
-    from policybot import forked
-    from policybot.app import review as review_module
-    mbox = _long_series(tmp_path)
-    monkeypatch.setattr(forked, "available", lambda: True)
-
-    def review_mails(judged, **kw):
-        raise OSError(28, "No space left on device")
-
-    monkeypatch.setattr(review_module, "review_mails", review_mails)
-    rc, out, err = review(capsys, "--repo", str(tmp_path / "linux"), "--mbox", str(mbox), "--today", TODAY,
-                          "--from", BOT, "--state-dir", str(tmp_path / "state"))
-    assert rc == 2 and "No space left on device" in err and "Traceback" not in err
-    assert list((tmp_path / "state" / "scratch").iterdir()) == []
+    g = clone(tmp_path / "linux", tmp_path / "work", git_env(), "drops")
+    g.commit({"kernel/bpf/helpers.c": kernel({"bpf_bar": FOO})}, "bpf: drop bpf_foo")
+    g.commit({"kernel/bpf/helpers.c": kernel({})}, "bpf: drop bpf_bar")
+    mails = format_patch(g, tmp_path / "p")
+    rc, out, err = run_one(capsys, tmp_path, "\n".join(mails), "--config", str(config))
+    assert rc == 1, out + err
+    assert out.count("violation[KFUNC_REMOVED]") == 2
+    assert len(outbox_files(tmp_path / "state" / "outbox")) == 1
+    assert "1 more replies not drafted (limits.max_replies_per_series = 1): 'Re: [PATCH 2/2] bpf: drop bpf_bar'" \
+        in out, out
 
 
 def test_review_copies_the_list_of_its_configuration(tmp_path, capsys):

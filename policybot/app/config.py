@@ -44,6 +44,8 @@ class Schedule:
 class Limits:
     """Bounds on what a sender can make the bot do (README: Limits)."""
     max_recipients: int = 50  # To + Cc of one reply; maintainers and lists come first
+    max_thread_cc: int = 5  # addresses of the patch's own To/Cc copied on a reply (the sender chose them)
+    max_replies_per_series: int = 8  # replies drafted for one series in one review; the rest are noted
     max_quote_lines: int = 40  # quoted lines per finding in a reply (each cut at 200 characters)
     max_message_bytes: int = 20 * 1024 * 1024  # a larger inbox message is not read
     max_patch_bytes: int = 10 * 1024 * 1024  # a larger patch is not reviewed

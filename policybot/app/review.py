@@ -173,6 +173,8 @@ def review(auditor: Auditor, series: Series, replies: ReplySettings, base: str |
     repo = auditor.repo
     maint = functools.cache(lambda commit: maintainers_at(repo, repo[commit].tree))
 
+    drafted = [0]  # replies this series has had, across its parts
+
     def draft(judged: ReviewResult) -> None:
         drafts = review_mails(judged, tree=replies.tree, list_addr=replies.list_addr,
                               recipients_for=lambda files: (maint(judged.base_commit).for_files(files).all()
@@ -183,7 +185,15 @@ def review(auditor: Auditor, series: Series, replies: ReplySettings, base: str |
                               min_verdict=replies.min_verdict, env=replies.env,
                               own_addr=replies.mail.sender.addr_spec, own_msgid_domain=replies.mail.msgid_domain,
                               max_recipients=replies.limits.max_recipients,
-                              max_quote_lines=replies.limits.max_quote_lines)
+                              max_quote_lines=replies.limits.max_quote_lines,
+                              max_thread_cc=replies.limits.max_thread_cc)
+        cap = replies.limits.max_replies_per_series
+        if drafted[0] + len(drafts) > cap:
+            skipped = drafts[max(cap - drafted[0], 0):]
+            drafts = drafts[:max(cap - drafted[0], 0)]
+            judged.notes.append(f"{len(skipped)} more replies not drafted (limits.max_replies_per_series = "
+                                f"{cap}): {', '.join(repr(d.subject) for d in skipped)}")
+        drafted[0] += len(drafts)
         for d in drafts:
             try:
                 queued.extend(queue(replies.outbox, replies.mail, d, replies.tree))

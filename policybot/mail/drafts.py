@@ -117,28 +117,35 @@ def not_replying(patch, own_addr: str = "", own_msgid_domain: str = "") -> str:
     return ""
 
 
-def capped_recipients(author: str, first: list[str], rest: list[str], limit: int) -> tuple[list[str], int]:
-    """Cc: the patch's own To/Cc (``rest``) and the maintainers and lists (``first``), everyone
-    once, so that To + Cc stays within ``limit``: beyond it, ``rest`` is left out first.
-    Returns the Cc and how many were left out."""
+def capped_recipients(author: str, first: list[str], rest: list[str], limit: int,
+                      max_thread: int | None = None) -> tuple[list[str], int]:
+    """Cc: the maintainers and lists (``first``) and at most ``max_thread`` of the patch's own
+    To/Cc (``rest``: addresses the sender chose), everyone once, so that To + Cc stays within
+    ``limit``: beyond it, ``rest`` is left out first. Returns the Cc and how many were left out."""
     cc = dedupe(list(rest) + list(first), exclude=[author])
-    keep = max(limit - 1, 0)
-    if len(cc) <= keep:
-        return cc, 0
     must = {address_key(a) for a in first}
-    kept = set([a for a in cc if address_key(a) in must][:keep])
-    for a in cc:
-        if len(kept) >= keep:
-            break
-        kept.add(a)
-    out = [a for a in cc if a in kept]
-    return out, len(cc) - len(out)
+    if max_thread is not None:
+        chosen = [a for a in cc if address_key(a) not in must]
+        dropped = set(chosen[max_thread:])
+        kept_cc = [a for a in cc if a not in dropped]
+    else:
+        kept_cc = cc
+    keep = max(limit - 1, 0)
+    if len(kept_cc) > keep:
+        kept = set([a for a in kept_cc if address_key(a) in must][:keep])
+        for a in kept_cc:
+            if len(kept) >= keep:
+                break
+            kept.add(a)
+        kept_cc = [a for a in kept_cc if a in kept]
+    return kept_cc, len(cc) - len(kept_cc)
 
 
 def review_mails(result, *, tree: str, list_addr: str, recipients_for, is_mailed, forward_for,
                  min_verdict: str = "notice", env: jinja2.Environment | None = None,
                  policy_url: str = "", own_addr: str = "", own_msgid_domain: str = "",
-                 max_recipients: int = 50, max_quote_lines: int = 40) -> list[MailDraft]:
+                 max_recipients: int = 50, max_quote_lines: int = 40,
+                 max_thread_cc: int | None = None) -> list[MailDraft]:
     """One reply per patch with findings not mailed before; none for a clean patch.
 
     ``recipients_for(files) -> list[str]`` gives maintainers and lists,
@@ -164,13 +171,16 @@ def review_mails(result, *, tree: str, list_addr: str, recipients_for, is_mailed
             first_name=first_name(p.author_name), tree=tree, base=result.base_rev,
             base_commit=result.base_commit, patch=p, findings=views, policy_url=policy_url,
             applied=r.applied, apply_problem=r.problem or "")
-        author = p.reply_to or format_address(p.author_name, p.author_email)
+        # the patch's author, never a Reply-To: a sender must not steer the bot's mail elsewhere
+        author = format_address(p.author_name, p.author_email)
         kfunc_files = sorted({loc.path for f, _ in todo for loc in (f.base_location, f.head_location) if loc})
         cc, left_out = capped_recipients(author, list(recipients_for(kfunc_files)) + [list_addr],
-                                         list(p.to) + list(p.cc), max_recipients)
+                                         list(p.to) + list(p.cc), max_recipients, max_thread_cc)
         if left_out:
+            bounds = f"limits.max_recipients = {max_recipients}" + \
+                (f", limits.max_thread_cc = {max_thread_cc}" if max_thread_cc is not None else "")
             result.notes.append(f"reply to patch {p.counter}/{p.expected}: {left_out} recipients of the patch "
-                                f"left out (limits.max_recipients = {max_recipients})")
+                                f"left out ({bounds})")
         keys = [k for _, k in todo]
         out.append(MailDraft("review", [author], cc, subject(env, "review", p.subject), body,
                              f"review:{key_part(p.msgid)}:{','.join(sorted(keys))}", keys,
