@@ -648,6 +648,80 @@ def test_reply_goes_to_reply_to(tmp_path, capsys):
     assert "kfunc-list@example.org" in cc and "bpf@vger.kernel.org" in cc
 
 
+# -- once-only: a re-review that adds a finding to answered ones (issue 21) ----------------------------
+
+
+def prose(msg) -> str:
+    """A reply's own words: the quoted hunks (which show every line the patch changes) left out."""
+    return " ".join(" ".join(ln for ln in msg.get_content().split("\n") if not ln.startswith("> ")).split())
+
+
+def rereview(tmp_path, capsys, files: dict, allowed: str, rule: str) -> tuple[str, list]:
+    """The same patch reviewed on the day ``allowed``'s allowlist entry for ``rule`` ends (the
+    patch's other findings are mailed) and on the next (its finding is new): the patch, and the
+    reply mails each day drafted."""
+    mail = single_patch(tmp_path, files, "bpf: rework the generic kfuncs")
+    (tmp_path / "policy.toml").write_text(f'[[allow]]\nkfunc = "{allowed}"\nrule = "{rule}"\n'
+                                          f'reason = "agreed on the list"\nexpires = {TODAY}\n')
+    days = []
+    for day in (TODAY, "2025-03-02"):
+        before = set(outbox_files(tmp_path / "state" / "outbox")) if days else set()
+        rc, out, err = run_one(capsys, tmp_path, mail, "--policy", str(tmp_path / "policy.toml"), "--today", day)
+        assert rc == 1, out + err
+        days.append([parse_mail(p) for p in outbox_files(tmp_path / "state" / "outbox") if p not in before])
+    return mail, days
+
+
+WIDER = "int|struct task_struct *p, u32 flags, u64 more"
+
+
+@pytest.mark.parametrize("files, allowed, rule, first, second", [
+    # two removals: the new finding has the rule of the answered one
+    ({"kernel/bpf/helpers.c": kernel({})}, "bpf_bar", "KFUNC_REMOVED",
+     ("KFUNC_REMOVED", "bpf_foo"), ("KFUNC_REMOVED", "bpf_bar")),
+    # bpf_foo gains a parameter and a flag: the new finding is about the answered kfunc
+    ({"kernel/bpf/helpers.c": kernel({"bpf_foo": (WIDER, "KF_SLEEPABLE"), "bpf_bar": FOO})}, "bpf_foo",
+     "KFUNC_FLAGS_TIGHTENED", ("KFUNC_PARAM_ADDED", "bpf_foo"), ("KFUNC_FLAGS_TIGHTENED", "bpf_foo")),
+], ids=["same-rule", "same-kfunc"])
+def test_a_re_review_mails_the_new_finding_and_not_the_answered_one(tmp_path, capsys, files, allowed, rule,
+                                                                     first, second):
+    """The patch has two breaking findings. On the first day the allowlist accepts one of them:
+    the reply is about the other. The entry has expired the next day: the same patch, reviewed
+    again, gets one more reply, about the newly unaccepted finding only."""
+    mail, (day1, day2) = rereview(tmp_path, capsys, files, allowed, rule)
+    assert len(day1) == 1, "the first review drafted no reply"
+    (msg1,) = day1
+    said = prose(msg1)
+    assert "{} for {}".format(*first) in said and "{} for {}".format(*second) not in said, said
+    assert len(day2) == 1, "the finding that is new on the second day was not mailed"
+    (msg2,) = day2
+    said = prose(msg2)
+    assert "{} for {}".format(*second) in said and "{} for {}".format(*first) not in said, said
+    assert msg2["In-Reply-To"] == msg1["In-Reply-To"]  # the same patch
+    # a third review mails nothing
+    rc, out, err = run_one(capsys, tmp_path, mail, "--policy", str(tmp_path / "policy.toml"), "--today", "2025-03-03")
+    assert rc == 1 and "drafted 0 mails" in out, out + err
+
+
+@pytest.mark.xfail(strict=True, reason="bug (issue 21): a grouped finding's once-only key names only its worst "
+                   "member (drafts.review_mails: review:<msgid>:<rule>:<f.kfunc>); when a member whose "
+                   "acknowledgement ended joins an answered group, the key is the answered one and the "
+                   "newly unacknowledged break is never mailed")
+def test_a_re_review_mails_a_member_that_joins_an_answered_group(tmp_path, capsys):
+    """One change makes bpf_foo and bpf_bar sleepable: one cause, one grouped finding. On the
+    first day the allowlist accepts bpf_foo's change: the reply is about bpf_bar. The next day
+    the entry has expired, the group is {bpf_bar, bpf_foo}: bpf_foo's break is new and must be
+    mailed."""
+    sleepable = (FOO, "KF_SLEEPABLE")
+    _, (first, second) = rereview(tmp_path, capsys, {"kernel/bpf/helpers.c": kernel({"bpf_foo": sleepable,
+                                                                                     "bpf_bar": sleepable})},
+                                  "bpf_foo", "KFUNC_FLAGS_TIGHTENED")
+    (msg1,) = first
+    assert "KFUNC_FLAGS_TIGHTENED for bpf_bar" in prose(msg1) and "bpf_foo" not in prose(msg1)
+    assert len(second) == 1, "bpf_foo's break, no longer acknowledged, was not mailed"
+    assert "bpf_foo" in prose(second[0])
+
+
 def test_inbox_job_reviews_what_a_public_inbox_search_finds(series, capsys, tmp_path, inbox):
     handler, url = inbox
     handler.search = "\n".join(series.v2).encode()
