@@ -20,7 +20,8 @@ from policybot.app.weekly import Runner
 from policybot.state import State, runs
 from kit.mail import BOT, body, counts, flat, free_port
 from kit.trees import FOO
-from kit.weekly import ACKER, BASE_KFUNCS, LIST, TREE, W02, W03, W04, W05, W06, W07, WIDER, Bot, report_subject
+from kit.weekly import (ACKER, BASE_KFUNCS, EXP_SINCE, LIST, TREE, W02, W03, W04, W05, W06, W07, WIDER, Bot,
+                        report_subject)
 
 NOT_A_MAINTAINER = "Random Person <random@example.org>"
 
@@ -340,3 +341,56 @@ def test_a_mail_already_drafted_is_not_built_again(tmp_path, capsys, monkeypatch
     # a new week's report is a new key: it is built (and here refused, which the run reports)
     bot.run(capsys, W03)
     assert set(built) == {report_subject("2024-W03")}
+
+
+# -- once-only: a week that repeats mailed findings and adds one (issue 21) --------------------------
+
+
+def new_mails(bot: Bot, before: dict) -> list[str]:
+    return sorted(m["Subject"] for k, m in bot.mails().items() if k not in before)
+
+
+def test_a_week_that_repeats_a_mailed_ending_and_adds_one_mails_only_the_new_one(tmp_path, capsys):
+    """bpf_exp's promise ends on 2024-05-01: its notice went out in week 6. In week 7 the audit
+    finds it again (every week does, until the day) and one more: bpf_bar, now declared stable
+    from the same day as bpf_exp, so its promise ends the same day. Only bpf_bar's notice is new."""
+    bot = Bot(tmp_path)
+    up = bot.upstream
+    assert bot.run(capsys, W02)[0] == 0
+    assert bot.run(capsys, W06)[0] == 0
+    exp = "[NOTICE] kfunc promise ending: bpf_exp (stable until 2024-05-01)"
+    assert exp in {m["Subject"] for m in bot.mails().values()}
+    before = bot.mails()
+    up.land("bpf: bpf_bar has been stable as long as bpf_exp", "2024-02-07",
+            decls=dict(up.decls, bpf_bar={"stability": "stable", "since": EXP_SINCE}))
+    rc, out, err = bot.run(capsys, W07)
+    assert rc == 0, (out, err)
+    assert new_mails(bot, before) == ["[NOTICE] kfunc promise ending: bpf_bar (stable until 2024-05-01)",
+                                      report_subject("2024-W07")]
+    rep = body(next(m for m in bot.mails().values() if m["Subject"] == report_subject("2024-W07")))
+    ending = section(rep, "Promises ending")
+    assert any("bpf_exp" in ln for ln in ending) and any("bpf_bar" in ln for ln in ending)  # both, in the report
+
+
+def test_a_repeated_audit_range_mails_only_the_new_deprecation(tmp_path, capsys):
+    """Week 4 announced bpf_old's deprecation, then died before it recorded its audited commit
+    (as a crash would leave it). The same day bpf_new was deprecated too, for the same removal
+    date. Week 5 audits the range again: both deprecations; only bpf_new's is announced."""
+    bot = Bot(tmp_path)
+    up = bot.upstream
+    up.land("bpf: add bpf_new", "2024-01-10", kfuncs=dict(up.kfuncs, bpf_new=FOO))  # unstable, as bpf_old
+    assert bot.run(capsys, W03)[0] == 0
+    w3 = up.head
+    up.land("bpf: deprecate bpf_old", "2024-01-17", decls=dict(up.decls, bpf_old="deprecated"))
+    assert bot.run(capsys, W04)[0] == 0
+    old = "[ANN] kfunc deprecation: bpf_old (removal not before 2025-01-17)"
+    assert old in {m["Subject"] for m in bot.mails().values()}
+    bot.state().set_last_audited(TREE, w3)  # the run's last step, undone
+    before = bot.mails()
+    up.land("bpf: deprecate bpf_new", "2024-01-17", decls=dict(up.decls, bpf_new="deprecated"))
+    rc, out, err = bot.run(capsys, W05)
+    assert rc == 0, (out, err)
+    assert new_mails(bot, before) == ["[ANN] kfunc deprecation: bpf_new (removal not before 2025-01-17)",
+                                      report_subject("2024-W05")]
+    rep = body(next(m for m in bot.mails().values() if m["Subject"] == report_subject("2024-W05")))
+    assert "bpf_old" in rep and "bpf_new" in rep  # the report of the range names both
