@@ -738,10 +738,6 @@ def test_a_re_review_mails_the_new_finding_and_not_the_answered_one(tmp_path, ca
     assert rc == 1 and "drafted 0 mails" in out, out + err
 
 
-@pytest.mark.xfail(strict=True, reason="bug (issue 21): a grouped finding's once-only key names only its worst "
-                   "member (drafts.review_mails: review:<msgid>:<rule>:<f.kfunc>); when a member whose "
-                   "acknowledgement ended joins an answered group, the key is the answered one and the "
-                   "newly unacknowledged break is never mailed")
 def test_a_re_review_mails_a_member_that_joins_an_answered_group(tmp_path, capsys):
     """One change makes bpf_foo and bpf_bar sleepable: one cause, one grouped finding. On the
     first day the allowlist accepts bpf_foo's change: the reply is about bpf_bar. The next day

@@ -156,9 +156,10 @@ def review_mails(result, *, tree: str, list_addr: str, recipients_for, is_mailed
     out = []
     for r in result.reviews:
         p = r.patch
-        todo = [(f, f"review:{key_part(p.msgid)}:{f.rule}:{f.kfunc}") for f in r.findings
-                if worth_mailing(f, min_verdict)]
-        todo = [(f, k) for f, k in todo if not is_mailed(k)]
+        # one key per member: a group a new member joins (its allowlist entry expired) is new
+        todo = [(f, [f"review:{key_part(p.msgid)}:{f.rule}:{m}" for m in (f.members or (f.kfunc,))])
+                for f in r.findings if worth_mailing(f, min_verdict)]
+        todo = [(f, ks) for f, ks in todo if not all(is_mailed(k) for k in ks)]
         if not todo:
             continue
         why = not_replying(p, own_addr, own_msgid_domain)
@@ -181,7 +182,7 @@ def review_mails(result, *, tree: str, list_addr: str, recipients_for, is_mailed
                 (f", limits.max_thread_cc = {max_thread_cc}" if max_thread_cc is not None else "")
             result.notes.append(f"reply to patch {p.counter}/{p.expected}: {left_out} recipients of the patch "
                                 f"left out ({bounds})")
-        keys = [k for _, k in todo]
+        keys = [k for _, ks in todo for k in ks if not is_mailed(k)]  # each key is mailed once
         out.append(MailDraft("review", [author], cc, subject(env, "review", p.subject), body,
                              f"review:{key_part(p.msgid)}:{','.join(sorted(keys))}", keys,
                              in_reply_to=p.msgid, references=list(p.references) + [p.msgid]))
