@@ -233,3 +233,21 @@ def test_a_reply_ack_counts_only_from_a_maintainer_of_the_kfuncs_file(tmp_path, 
     rc, removed, drafted = review_with(tmp_path, capsys, (acker, acker),
                                        files={**DROP_FOO, "net/core/dev.c": "int dev;\n"})
     assert (rc, bool(removed["acknowledged"]), len(drafted)) == ((0, True, 0) if acked else (1, False, 1))
+
+
+def test_a_commit_cannot_make_its_own_acker_a_maintainer(tmp_path):
+    """Who may acknowledge is read from the base's MAINTAINERS, as a review reads it: a commit
+    that adds Mallory as a maintainer of helpers.c and removes a stable kfunc with her tag does
+    not accept its own break; the base's maintainer's tag on the same commit does."""
+    b = tree(tmp_path, {HELPERS: kernel({"bpf_foo": FOO, "bpf_bar": FOO}), MANIFEST: manifest(bpf_foo="stable")})
+    mallory = MAINTAINERS + ("\nBPF KFUNC CLEANUP\nM:\tMallory <mallory@evil.example>\nS:\tMaintained\n"
+                             "F:\tkernel/bpf/helpers.c\n")
+    b.commit({HELPERS: kernel({"bpf_bar": FOO}), "MAINTAINERS": mallory},
+             "bpf: drop bpf_foo\n\n" + acked_by("Mallory <mallory@evil.example>"), "2023-02-19T12:00:00")
+    (f,) = [f for f in audit(b).findings if f.rule == "KFUNC_REMOVED"]
+    assert f.verdict == "violation" and not f.acknowledged and "not a maintainer" in " ".join(f.notes)
+    b2 = tree(tmp_path / "b2", {HELPERS: kernel({"bpf_foo": FOO, "bpf_bar": FOO}), MANIFEST: manifest(bpf_foo="stable")})
+    b2.commit({HELPERS: kernel({"bpf_bar": FOO}), "MAINTAINERS": mallory},
+              "bpf: drop bpf_foo\n\n" + acked_by(KEEPER), "2023-02-19T12:00:00")
+    (f,) = [f for f in audit(b2).findings if f.rule == "KFUNC_REMOVED"]
+    assert f.acknowledged and "keeper@example.net" in f.acknowledged

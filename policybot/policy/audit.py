@@ -293,7 +293,7 @@ class Auditor:
             d = self.repo.diff(parent, c.tree) if parent is not None else c.tree.diff_to_tree(swap=True)
             files = frozenset(p for delta in d.deltas for p in (delta.old_file.path, delta.new_file.path))
             for name, addr in acks:
-                out.append(Ack(name, addr, files, c.tree, str(c.id)[:12]))
+                out.append(Ack(name, addr, files, base.tree, str(c.id)[:12]))  # the base says who maintains
         return out
 
     def _acknowledge(self, f: Finding, acks: list[Ack], base: Inventory, head: Inventory) -> Finding:

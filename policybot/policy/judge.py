@@ -27,7 +27,7 @@ class Ack:
     name: str
     address: str
     files: frozenset[str]  # the files the acked change touches
-    tree: object  # the pygit2.Tree whose MAINTAINERS says who may ack
+    tree: object  # the pygit2.Tree whose MAINTAINERS says who may ack: the base, never the acking change
     where: str  # a commit id, or "a reply from ... to patch 2/5"
 
 
