@@ -9,6 +9,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from kit import btf  # noqa: E402  (tests/kit/: the shared helpers)
 from kit.realtree import KERNEL_CACHE  # noqa: E402  (read on import, before _isolated_environment moves HOME)
+from kit.realtree import unmarked_real_tree_use  # noqa: E402
 from kit.series import SeriesFixture, make_series  # noqa: E402
 
 
@@ -22,6 +23,17 @@ def _isolated_environment(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CONFIG_HOME", str(home / ".config"))
     monkeypatch.setenv("POLICYBOT_STATE_DIR", str(tmp_path / "state"))
     monkeypatch.delenv("POLICYBOT_CONFIG", raising=False)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item):
+    """A test that needs the real kernel trees (kit.realtree.REAL_TREE_FIXTURES: kernel_repo, binaries
+    and the fixtures built on them) fails loudly here, before any fixture is set up, unless it is
+    marked realtree: a unit run never fetches, builds or reads the kernel cache. (A session fixture
+    cannot check this itself: its request.node is the session, and it runs for the first test only.)"""
+    why = unmarked_real_tree_use(item)
+    if why:
+        pytest.fail(why, pytrace=False)
 
 
 @pytest.fixture(scope="session")

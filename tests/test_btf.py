@@ -1,4 +1,5 @@
-"""The BTF reader on real distribution kernels: Debian trixie's 6.12 and sid's 7.2.
+"""The BTF reader on real distribution kernels: Debian trixie's 6.12 and sid's 7.2 (the tests
+marked realtree), and on small inputs made here (the rest).
 
 scripts/kernel-binaries downloads and extracts them. Expectations come from
 other tools, never from the reader: the kernel's own scripts/extract-vmlinux
@@ -27,7 +28,8 @@ from policybot.cli import main
 from policybot.errors import InputError
 from kit.btf import RELEASES, dump, dump_types, tagged_kfuncs
 
-pytestmark = pytest.mark.realtree
+# Each test that reads Debian's kernels is marked realtree where it is defined; the unit tests
+# (libbpf's essential-name cut, a corrupt BTF) are not, so a unit run (-m "not realtree") has them.
 
 
 @pytest.fixture(scope="session")
@@ -35,6 +37,7 @@ def dumps(extracted):
     return {rel: dump(extracted[rel]) for rel in RELEASES}
 
 
+@pytest.mark.realtree
 @pytest.mark.parametrize("rel", RELEASES)
 def test_vmlinuz_kfuncs_are_exactly_the_tagged_ones(rel, binaries, dumps, capsys, tmp_path):
     want = tagged_kfuncs(dumps[rel])
@@ -52,6 +55,7 @@ def test_vmlinuz_kfuncs_are_exactly_the_tagged_ones(rel, binaries, dumps, capsys
     assert len(list((tmp_path / "btf").glob("*.json"))) == 1
 
 
+@pytest.mark.realtree
 @pytest.mark.parametrize("rel", RELEASES)
 def test_prototypes_match_bpftool(rel, binaries, dumps):
     """Each kfunc's parameters, by name and count, as bpftool prints its FUNC_PROTO."""
@@ -89,6 +93,7 @@ def _param_name(param: str) -> str:
     return m[1] if m else re.sub(r".*?(\w+)(\[\d+\])?$", r"\1", param)
 
 
+@pytest.mark.realtree
 def test_implicit_args_kfuncs_carry_the_bpf_visible_prototype_on_7_2(binaries, dumps):
     """KF_IMPLICIT_ARGS (7.0): the kfunc's name has the BPF-visible prototype, <name>_impl the full one."""
     text = dumps["7.2"]
@@ -105,6 +110,7 @@ def test_implicit_args_kfuncs_carry_the_bpf_visible_prototype_on_7_2(binaries, d
         assert len(kernel.kfuncs[n].shape.params) == vlen[funcs[n]], n
 
 
+@pytest.mark.realtree
 @pytest.mark.parametrize("rel", RELEASES)
 def test_elf_raw_and_vmlinuz_read_the_same(rel, binaries, extracted, tmp_path):
     objcopy = shutil.which("llvm-objcopy") or pytest.fail("no llvm-objcopy (Debian: llvm)")
@@ -116,6 +122,7 @@ def test_elf_raw_and_vmlinuz_read_the_same(rel, binaries, extracted, tmp_path):
     assert read_kernel(raw).kfuncs.keys() == read_kernel(extracted[rel]).kfuncs.keys()
 
 
+@pytest.mark.realtree
 def test_other_compressions_are_found_by_their_magic(extracted, tmp_path):
     elf = extracted["6.12"].read_bytes()[:3 << 20]  # an ELF's start is all the finding needs
     for name, packed in (("gzip", gzip.compress(elf, 1)), ("xz", lzma.compress(elf, preset=0)),
@@ -128,6 +135,7 @@ def test_other_compressions_are_found_by_their_magic(extracted, tmp_path):
         decompress_kernel(b"nothing to see " * 1000, "notes.txt")
 
 
+@pytest.mark.realtree
 def test_module_split_btf(binaries, extracted):
     base = load(binaries["6.12"]["vmlinuz"])
     for ko in binaries["6.12"]["ko"]:
@@ -145,6 +153,7 @@ def test_module_split_btf(binaries, extracted):
             assert mod.btf.type(tid).name == (types[tid][1] if types[tid][1] != "(anon)" else ""), tid
 
 
+@pytest.mark.realtree
 def test_compressed_modules_are_read_as_shipped(binaries, tmp_path):
     ko = binaries["6.12"]["ko"][0]
     packed = tmp_path / (ko.name + ".xz")
@@ -153,6 +162,7 @@ def test_compressed_modules_are_read_as_shipped(binaries, tmp_path):
     assert read_kernel(vmlinuz, (str(packed),)).kfuncs.keys() == read_kernel(vmlinuz, (str(ko),)).kfuncs.keys()
 
 
+@pytest.mark.realtree
 def test_module_without_its_base_is_bad_input(binaries, capsys):
     ko = binaries["6.12"]["ko"][0]
     assert main(["inventory", "--btf", str(ko)]) == 2
@@ -160,6 +170,7 @@ def test_module_without_its_base_is_bad_input(binaries, capsys):
     assert len(err.splitlines()) == 1 and str(ko) in err and "split BTF" in err
 
 
+@pytest.mark.realtree
 @pytest.mark.parametrize("rel", RELEASES)
 def test_cross_check_with_the_same_release(rel, binaries, kernel_repo, kernel_state, capsys, tmp_path):
     """Every kfunc the BTF tags is in the source inventory, or in an fmodret-only set (named with evidence)."""
@@ -209,6 +220,7 @@ def test_corrupt_btf_is_one_error(tmp_path):
     assert main(["inventory", "--btf", str(path)]) == 2
 
 
+@pytest.mark.realtree
 def test_reading_a_real_vmlinuz_is_quick(binaries):
     """Not a benchmark (bench/ has those): a guard that the type index stays lazy."""
     started = time.perf_counter()

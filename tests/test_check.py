@@ -252,3 +252,109 @@ def test_the_policy_verdicts_table_decides_checks_verdicts_as_it_does_audits(cap
     rc, out, _ = run(capsys, "check", str(objs["kfunc_user"]), "--repo", tree, "--rev", "v6.2",
                      "--today", "2023-03-01", "--policy", str(policy))
     assert rc == 1 and "violation[EXTERN_INCOMPATIBLE]: bpf_changed" in out
+
+
+# -- issue 21: flavored externs, return types, qualifiers, release order ---------------------------
+# A tree of its own with releases past v6.9, where text order and version order differ:
+# v6.2 declares bpf_foo and bpf_old stable, v6.9 deprecates bpf_old for bpf_new, v6.10 adds bpf_v610.
+# The programs are tests/bpf/flavored.bpf.c and tests/bpf/prototypes.bpf.c.
+
+PROTOTYPES = {"bpf_ret_ptr": "struct task_struct *|u32 id", "bpf_ret_ok": "struct task_struct *|u32 id",
+              "bpf_ret_wide": "u64|u32 id",
+              "bpf_cv": "const struct task_struct *|const struct task_struct *p, volatile u64 *counter"}
+V62 = {"bpf_foo": "int|struct task_struct *p, u32 flags", "bpf_old": "int|struct task_struct *p", **PROTOTYPES}
+V69 = {**V62, "bpf_new": "int|struct task_struct *p"}
+V610 = {**V69, "bpf_v610": "int|u32 x"}
+RELEASES_TODAY = "2024-08-01"
+
+
+@pytest.fixture(scope="module")
+def releases(tmp_path_factory):
+    path = tmp_path_factory.mktemp("releases") / "repo"
+    b = HistoryBuilder(path)
+    b.commit({"include/linux/btf.h": BTF_H, "kernel/bpf/helpers.c": kernel(V62),
+              MANIFEST: "kfuncs:\n  bpf_foo:\n    stability: stable\n  bpf_old:\n    stability: stable\n"},
+             "v6.2", "2023-02-19T12:00:00")
+    b.tag("v6.2")
+    b.commit({"kernel/bpf/helpers.c": kernel(V69), MANIFEST: HEAD_MANIFEST}, "v6.9: deprecate bpf_old",
+             "2024-03-10T12:00:00")
+    b.tag("v6.9")
+    b.commit({"kernel/bpf/helpers.c": kernel(V610)}, "v6.10: bpf_v610", "2024-07-14T12:00:00")
+    b.tag("v6.10")
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def new_objs(tmp_path_factory):
+    out = tmp_path_factory.mktemp("objs")
+    return {n: compile_bpf(SOURCES / f"{n}.bpf.c", out / f"{n}.bpf.o") for n in ("flavored", "prototypes")}
+
+
+def check_lines(capsys, tree, obj, *target_args):
+    """The JSON lines of one check, in the order check prints them."""
+    rc, out, _ = run(capsys, "check", str(obj), "--repo", tree, "--today", RELEASES_TODAY, "--format", "json",
+                     "--fail-on", "never", *target_args)
+    assert rc == 0
+    return [json.loads(line) for line in out.splitlines()]
+
+
+def test_releases_are_checked_in_version_order_past_v6_9(capsys, releases, new_objs):
+    docs = check_lines(capsys, releases, new_objs["prototypes"], "--releases", "v6.*")
+    # text order would be v6.10, v6.2, v6.9
+    assert [d["target"] for d in docs] == ["v6.2", "v6.9", "v6.10"]
+    assert [by_name(d)["bpf_v610"]["status"] for d in docs] == ["missing", "missing", "ok"]
+    assert [by_name(d)["bpf_v610"]["first_release"] for d in docs] == [None, None, "v6.10"]
+    # a --rev given too comes first, and a release is not checked twice
+    docs = check_lines(capsys, releases, new_objs["prototypes"], "--rev", "v6.9", "--releases", "v6.*")
+    assert [d["target"] for d in docs] == ["v6.9", "v6.2", "v6.10"]
+
+
+def test_matrix_columns_in_version_order(capsys, releases, new_objs):
+    rc, out, _ = run(capsys, "check", str(new_objs["prototypes"]), "--repo", releases, "--releases", "v6.*",
+                     "--today", RELEASES_TODAY, "--fail-on", "never")
+    assert rc == 0
+    rows = {line.split()[0]: line.split()[1:] for line in out.splitlines() if line.startswith("bpf_v610")}
+    assert rows == {"bpf_v610": ["(weak)", "missing", "missing", "ok"]}  # the columns: v6.2, v6.9, v6.10
+    assert "first target it loads on: v6.2" in out
+
+
+def test_a_changed_return_type_is_incompatible_and_an_int_width_is_not(capsys, releases, new_objs):
+    (doc,) = check_lines(capsys, releases, new_objs["prototypes"], "--rev", "v6.10")
+    e = by_name(doc)
+    # int in the program, struct task_struct * in the kernel: libbpf refuses the extern
+    assert (e["bpf_ret_ptr"]["status"], e["bpf_ret_ptr"]["reason"]) == (
+        "incompatible", "return type: int in the program, pointer to struct task_struct in the kernel")
+    assert e["bpf_ret_ok"]["status"] == "ok"  # the same pointer on both sides
+    # int in the program, u64 in the kernel: integers match whatever their width
+    assert (e["bpf_ret_wide"]["status"], e["bpf_ret_wide"]["reason"]) == ("ok", None)
+    assert [f["extern"] for f in doc["findings"] if f["rule"] == "EXTERN_UNRESOLVED"] == ["bpf_ret_ptr"]
+
+
+def test_const_and_volatile_are_kept_in_printed_prototypes(capsys, releases, new_objs):
+    (doc,) = check_lines(capsys, releases, new_objs["prototypes"], "--rev", "v6.10")
+    cv = by_name(doc)["bpf_cv"]
+    assert cv["status"] == "ok"
+    # the tree's definition, as the source writes it
+    assert cv["target_prototype"] == \
+        "const struct task_struct *bpf_cv(const struct task_struct *p, volatile u64 *counter)"
+    # the program's extern, as its BTF says (clang names no parameter of an extern)
+    assert cv["prototype"] == "const struct task_struct *bpf_cv(const struct task_struct *, volatile __u64 *)"
+
+
+def test_a_flavored_extern_is_judged_as_its_kfunc(capsys, releases, new_objs):
+    old, new = check_lines(capsys, releases, new_objs["flavored"], "--rev", "v6.2", "--rev", "v6.10")
+    for doc in (old, new):
+        e = by_name(doc)
+        assert e["bpf_foo___v2"]["kfunc"] == "bpf_foo" and e["bpf_foo___v2"]["status"] == "ok"
+        # bpf_foo's level and promise, not those of a kfunc named bpf_foo___v2 (there is none)
+        assert e["bpf_foo___v2"]["level"] == e["bpf_foo"]["level"] == "stable"
+        assert e["bpf_foo___v2"]["promise_ends"] == e["bpf_foo"]["promise_ends"] == "2028-02-19"
+        assert e["bpf_foo___v2"]["first_release"] == "v6.2"
+        assert e["bpf_old___compat"]["kfunc"] == "bpf_old" and e["bpf_old___compat"]["status"] == "ok"
+    assert by_name(old)["bpf_old___compat"]["level"] == "stable" and old["findings"] == []
+    compat = by_name(new)["bpf_old___compat"]
+    assert (compat["level"], compat["deprecated"], compat["replacement"]) == ("deprecated", True, "bpf_new")
+    assert [(f["rule"], f["extern"], f["message"]) for f in new["findings"]] == [
+        ("EXTERN_DEPRECATED", "bpf_old___compat", "bpf_old___compat (kfunc bpf_old) is deprecated on v6.10; "
+                                                  "use bpf_new; removal not before 2028-02-19")]
+    assert compat["earliest_removal"] == "2028-02-19"  # bpf_old's stable promise from v6.2 runs until then

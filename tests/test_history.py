@@ -364,12 +364,12 @@ def test_history_on_real_trees(kernel_repo, kernel_state):
     assert not any(x.test for x in default)
 
 
-@pytest.mark.realtree
 def _git(repo, *args):
     import subprocess
     return subprocess.run(["git", "-C", repo, *args], capture_output=True, text=True, check=True).stdout
 
 
+@pytest.mark.realtree
 def test_history_json_gives_the_jit_arches_of_each_real_release(kernel_repo, kernel_state, capsys):
     """`history --format json` against the trees' arch/, read independently with git grep."""
     import re

@@ -346,3 +346,112 @@ def test_parses_persist_in_the_state(built, tmp_path, monkeypatch):
     assert calls == []
     assert {n: k.build for n, k in again.kfuncs.items()} == {n: k.build for n, k in first.kfuncs.items()}
     assert again.kfuncs["scx_bpf_thing"].guards == ("CONFIG_SCHED_CLASS_EXT",)
+
+
+# -- the guard each way of writing a build condition gives (issue 21) -------------------------
+# Each kfunc below is the only one of its file; each file is placed by one branch of one
+# conditional, so the guard the kfunc gets is exactly what that branch means.
+
+BRANCHES_MAKEFILE = """\
+obj-y := core.o
+ifeq ($(CONFIG_LEGACY_X),)
+obj-y += without_legacy.o
+else
+obj-y += with_legacy.o
+endif
+ifneq ($(CONFIG_FLAT_B),y)
+obj-y += not_flat.o
+else
+obj-y += flat.o
+endif
+ifneq ($(CONFIG_TRI_T),y)
+obj-y += tri_not_y.o
+else
+obj-y += tri_y.o
+endif
+ifneq ($(CONFIG_MOD_M),m)
+obj-y += not_module.o
+else
+obj-y += as_module.o
+endif
+"""
+BRANCHES_KCONFIG = """\
+config FLAT_B
+	bool "a bool: never m, so !=y is off and =y is on"
+config TRI_T
+	tristate "a tristate: !=y is n or m"
+config MOD_M
+	tristate "a tristate compared with m"
+"""
+BRANCH_FILES = {  # file -> (kfunc, exact guard, Makefile line, tristate)
+    "without_legacy": ("bpf_without_legacy", "!CONFIG_LEGACY_X", 3, False),
+    "with_legacy": ("bpf_with_legacy", "CONFIG_LEGACY_X", 5, False),
+    "not_flat": ("bpf_not_flat", "!CONFIG_FLAT_B", 8, False),
+    "flat": ("bpf_flat", "CONFIG_FLAT_B", 10, False),
+    "tri_not_y": ("bpf_tri_not_y", "CONFIG_TRI_T!=y", 13, True),
+    "tri_y": ("bpf_tri_y", "CONFIG_TRI_T=y", 15, True),
+    "not_module": ("bpf_not_module", "CONFIG_MOD_M!=m", 18, True),
+    "as_module": ("bpf_as_module", "CONFIG_MOD_M=m", 20, True),
+}
+ARCH_FILES = {  # arch/<name>/net/<name>.c, reached only through the root's arch/$(SRCARCH)/
+    "x86": ("bpf_on_x86", ("CONFIG_X86",)),
+    "powerpc": ("bpf_on_powerpc", ("CONFIG_PPC",)),  # the option is not CONFIG_POWERPC
+    "um": ("bpf_on_um", ("CONFIG_UML",)),
+    "s390": ("bpf_on_s390", ("CONFIG_NET", "CONFIG_S390")),  # its Kbuild descends under CONFIG_NET
+}
+
+
+@pytest.fixture
+def branches(tmp_path):
+    files = {"include/linux/bpf_types.h": fx.BPF_TYPES_H, "include/linux/btf.h": fx.BTF_H,
+             "Kbuild": ROOT_KBUILD, "Makefile": "VERSION = 6\n", "kernel/Makefile": "obj-y += bpf/\n",
+             "kernel/bpf/Makefile": BRANCHES_MAKEFILE, "kernel/bpf/Kconfig": BRANCHES_KCONFIG,
+             "kernel/bpf/core.c": kernel({"bpf_core_thing": TASK})}
+    for stem, (name, *_) in BRANCH_FILES.items():
+        files[f"kernel/bpf/{stem}.c"] = kernel({name: TASK})
+    for arch, (name, _) in ARCH_FILES.items():
+        files[f"arch/{arch}/Kbuild"] = ("obj-$(CONFIG_NET) += net/\n" if arch == "s390" else "obj-y += net/\n")
+        files[f"arch/{arch}/net/Makefile"] = f"obj-y += {arch}.o\n"
+        files[f"arch/{arch}/net/{arch}.c"] = kernel({name: TASK})
+    b = HistoryBuilder(tmp_path / "linux")
+    b.commit(files, "one tree", "2022-12-11T12:00:00")
+    b.tag("v6.1")
+    return Scanner(b.repo).inventory("v6.1")
+
+
+def test_each_branch_of_a_conditional_gives_its_exact_guard(branches):
+    got = {stem: (branches.kfuncs[name].guards,
+                  [(b.condition, str(b.location), b.what, b.tristate) for b in branches.kfuncs[name].build])
+           for stem, (name, *_) in BRANCH_FILES.items()}
+    assert got == {stem: ((guard,), [(guard, f"kernel/bpf/Makefile:{line}", "ifeq", tristate)])
+                   for stem, (_, guard, line, tristate) in BRANCH_FILES.items()}
+
+
+def test_ifeq_empty_is_built_when_the_option_is_unset(branches):
+    # ifeq ($(CONFIG_LEGACY_X),) holds when the option is not set: the opposite of ifneq (..,)
+    assert branches.kfuncs["bpf_without_legacy"].guards == ("!CONFIG_LEGACY_X",)
+    assert branches.kfuncs["bpf_with_legacy"].guards == ("CONFIG_LEGACY_X",)  # its else
+
+
+def test_ifneq_y_with_an_else_on_a_bool_and_on_a_tristate(branches):
+    # a bool is never m: "not y" is "off", and the else is "on"
+    assert branches.kfuncs["bpf_not_flat"].guards == ("!CONFIG_FLAT_B",)
+    assert branches.kfuncs["bpf_flat"].guards == ("CONFIG_FLAT_B",)
+    # a tristate that is not y may still be m: the comparison is kept as written
+    assert branches.kfuncs["bpf_tri_not_y"].guards == ("CONFIG_TRI_T!=y",)
+    assert branches.kfuncs["bpf_tri_y"].guards == ("CONFIG_TRI_T=y",)
+
+
+def test_ifneq_m_and_its_else(branches):
+    # ifneq ($(CONFIG_MOD_M),m): built when MOD_M is y or n; its else is the negation, =m
+    assert branches.kfuncs["bpf_not_module"].guards == ("CONFIG_MOD_M!=m",)
+    assert branches.kfuncs["bpf_as_module"].guards == ("CONFIG_MOD_M=m",)
+
+
+def test_objects_under_arch_srcarch_get_their_arch_option(branches):
+    got = {arch: branches.kfuncs[name].guards for arch, (name, _) in ARCH_FILES.items()}
+    assert got == {arch: guards for arch, (_, guards) in ARCH_FILES.items()}
+    (b,) = branches.kfuncs["bpf_on_powerpc"].build
+    assert (b.condition, str(b.location), b.what) == ("CONFIG_PPC", "Kbuild:3", "directory")
+    # the build conditions of the tree itself stay as they were
+    assert branches.kfuncs["bpf_core_thing"].guards == ()

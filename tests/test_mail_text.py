@@ -8,6 +8,8 @@ import mailbox
 import re
 import subprocess
 
+import pytest
+
 from policybot.cli import main
 from policybot.gitbuild import HistoryBuilder
 from policybot.model.inventory import Location
@@ -21,6 +23,7 @@ from policybot.policy.declarations import Declaration
 from kit.trees import BTF_H, FOO, HEAD_DAY, HELPERS, kernel, pair
 
 
+@pytest.mark.realtree
 def test_function_pointer_parameter_is_printed_as_c(kernel_repo, kernel_state):
     # v6.12's bpf_rbtree_add_impl takes `bool (less)(struct bpf_rb_node *a, const struct bpf_rb_node *b)`
     src = subprocess.run(["git", "-C", kernel_repo, "show", "v6.12:kernel/bpf/helpers.c"], check=True,

@@ -9,6 +9,8 @@ import tomllib
 from importlib import resources
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -34,6 +36,7 @@ def test_rule_references_to_docs_name_a_heading():
     assert not [r for r in rules.values() if "kfuncs.md" in r["reference"] + r["compares"]]
 
 
+@pytest.mark.realtree
 def test_rule_references_point_at_real_documents(kernel_repo):
     for rid, (where, what) in references().items():
         if where.startswith("docs/"):

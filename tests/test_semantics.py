@@ -6,6 +6,9 @@ Fixture trees built here; the real trees are in tests/test_realtree_audit_7x.py.
 from __future__ import annotations
 
 import json
+import re
+
+import pytest
 
 from policybot.gitbuild import HistoryBuilder
 from policybot.model.inventory import Kfunc, Location, Param, Signature, Definition, Membership
@@ -126,6 +129,93 @@ def test_const_does_not_make_an_implicit_parameter_visible():
     assert len(bpf_params(k)) == 2
 
 
+# -- flag values written other than (1 << n) (issue 21) ------------------------------------------
+# btf.h has only ever written (1 << n), but a value is a value: each spelling below is one bit, read
+# as such, and a tree that rewrites its flags in another spelling retires and adds nothing.
+
+SPELLED_BTF_H = """\
+#ifndef _LINUX_BTF_H
+#define KF_ACQUIRE\t0x01 /* kfunc is an acquire function */
+#define KF_RELEASE\t2 /* kfunc is a release function */
+/* Trusted arguments are those which are guaranteed to be valid when passed to
+ * the kfunc.
+ */
+#define KF_TRUSTED_ARGS (1U << 4) /* kfunc only takes trusted pointer arguments */
+#define KF_SLEEPABLE    0x20 /* kfunc may sleep */
+#define KF_RCU          (1UL << 7) /* kfunc takes either rcu or trusted pointer arguments */
+#endif
+"""
+
+
+def test_flag_bits_written_in_hex_decimal_and_unsigned_shifts():
+    text = SPELLED_BTF_H.replace("#endif", "#define KF_HEXED\t(0x100)\n#define KF_DECIMAL\t512\n"
+                                            "#define KF_ZERO\t0\n#define KF_TWO_BITS\t0x3\n#define KF_ONE\t1\n#endif")
+    flags = {f.name: f for f in read_flags("include/linux/btf.h", text.encode())}
+    assert {n: f.bit for n, f in flags.items()} == {
+        "KF_ACQUIRE": 0, "KF_RELEASE": 1, "KF_TRUSTED_ARGS": 4, "KF_SLEEPABLE": 5, "KF_RCU": 7,
+        "KF_HEXED": 8, "KF_DECIMAL": 9, "KF_ONE": 0,
+        "KF_ZERO": None, "KF_TWO_BITS": None}  # no bit, or more than one: no bit to name
+    assert flags["KF_SLEEPABLE"].comment == "kfunc may sleep"
+    assert flags["KF_TRUSTED_ARGS"].comment == "kfunc only takes trusted pointer arguments"
+    assert str(flags["KF_HEXED"].location) == "include/linux/btf.h:10"
+
+
+def test_flags_rewritten_in_another_spelling_keep_their_meaning(tmp_path):
+    # the head writes every flag another way; the kfuncs' own changes are classified as before
+    base = {"bpf_a": FOO, "bpf_b": (FOO, "KF_TRUSTED_ARGS"), "bpf_c": (FOO, "KF_RELEASE"),
+            "bpf_d": (FOO, "KF_ACQUIRE"), "bpf_e": (FOO, "KF_RCU")}
+    head = {"bpf_a": (FOO, "KF_SLEEPABLE"), "bpf_b": FOO, "bpf_c": (FOO, "KF_RELEASE"),
+            "bpf_d": (FOO, "KF_ACQUIRE"), "bpf_e": (FOO, "KF_RCU")}
+    b = _tree(tmp_path, base, head, head_btf=SPELLED_BTF_H)
+    # no flag retired or new (KF_RELEASE, written 2, still holds bpf_c; KF_TRUSTED_ARGS, written
+    # (1U << 4), is no new default): only what each kfunc changed, classified by the flag
+    got = sorted((f.rule, f.kfunc, f.cause) for f in _audit(b).findings)
+    assert got == [("KFUNC_FLAGS_RELAXED", "bpf_b", "flags:-KF_TRUSTED_ARGS"),
+                   ("KFUNC_FLAGS_TIGHTENED", "bpf_a", "flags:+KF_SLEEPABLE")]  # written 0x20
+    assert Scanner(b.repo).inventory("v6.2").semantics.flag_names == (
+        "KF_ACQUIRE", "KF_RCU", "KF_RELEASE", "KF_SLEEPABLE", "KF_TRUSTED_ARGS")
+
+
+@pytest.mark.xfail(strict=True, reason="issue 21: kernel/semantics.py reads (1 << n), hex and decimal values "
+                   "but not BIT(n): a btf.h rewritten with BIT() defines no flag, so every flag looks retired, "
+                   "and a kfunc that gains one at the same time is reported by no rule")
+def test_flags_rewritten_with_bit_keep_their_meaning(tmp_path):
+    with_bit = re.sub(r"\(1 << (\d+)\)", r"BIT(\1)", BTF_H)
+    assert with_bit != BTF_H
+    b = _tree(tmp_path, {"bpf_a": FOO}, {"bpf_a": (FOO, "KF_SLEEPABLE")}, head_btf=with_bit)
+    # today: a false KFUNC_DEFAULT_CHANGED warning (KF_TRUSTED_ARGS "retired") and no violation for
+    # +KF_SLEEPABLE on the stable bpf_a (KF_SLEEPABLE "retired" too, and bpf_a did not carry it before)
+    assert [(f.rule, f.kfunc) for f in _audit(b).findings] == [("KFUNC_FLAGS_TIGHTENED", "bpf_a")]
+    assert {f.name: f.bit for f in read_flags("include/linux/btf.h", with_bit.encode())} == {
+        "KF_ACQUIRE": 0, "KF_RELEASE": 1, "KF_TRUSTED_ARGS": 4, "KF_SLEEPABLE": 5, "KF_RCU": 7}
+
+
+def test_flags_added_in_hex_and_decimal_and_one_retired_in_decimal_are_one_finding_each(tmp_path):
+    base_btf = BTF_H.replace("#endif", "#define KF_OLD_WAY 1024 /* kfunc does it the old way */\n#endif")
+    head_btf = BTF_H.replace("#endif", "#define KF_HOLDS_LOCK 0x100000 /* kfunc holds the lock */\n"
+                                       "#define KF_COUNTED 2097152 /* kfunc counts its calls */\n#endif")
+    b = HistoryBuilder(tmp_path / "repo")
+    b.commit({"include/linux/btf.h": base_btf, "kernel/bpf/verifier.c": VERIFIER, "kernel/bpf/btf.c": BTF_C,
+              "kernel/bpf/helpers.c": kernel({"bpf_a": FOO, "bpf_old": (FOO, "KF_OLD_WAY")}),
+              MANIFEST: manifest(bpf_a="stable", bpf_old="stable")}, "base", "2022-12-11T12:00:00")
+    b.tag("v6.1")
+    b.commit({"include/linux/btf.h": head_btf,
+              "kernel/bpf/helpers.c": kernel({"bpf_a": (FOO, "KF_HOLDS_LOCK"), "bpf_old": (FOO, "KF_COUNTED")})},
+             "head", "2023-02-19T12:00:00")
+    b.tag("v6.2")
+    result = _audit(b)
+    got = sorted((f.rule, f.cause, f.members, str(f.location)) for f in result.findings)
+    assert got == [("KFUNC_NEEDS_REVIEW", "new-flag:KF_COUNTED", ("bpf_old",), "include/linux/btf.h:11"),
+                   ("KFUNC_NEEDS_REVIEW", "new-flag:KF_HOLDS_LOCK", ("bpf_a",), "include/linux/btf.h:10"),
+                   ("KFUNC_NEEDS_REVIEW", "retired-flag:KF_OLD_WAY", ("bpf_old",), "include/linux/btf.h:10")]
+    (added,) = [f for f in result.findings if f.cause == "new-flag:KF_HOLDS_LOCK"]
+    assert "KF_HOLDS_LOCK (bit 20)" in added.message and '"kfunc holds the lock"' in added.message
+    (counted,) = [f for f in result.findings if f.cause == "new-flag:KF_COUNTED"]
+    assert "KF_COUNTED (bit 21)" in counted.message
+    (retired,) = [f for f in result.findings if f.cause == "retired-flag:KF_OLD_WAY"]
+    assert '"kfunc does it the old way"' in retired.message
+
+
 # -- unknown names: one needs-review finding per new name, quoting the tree ----------------------
 
 def test_unknown_flag_and_suffix_get_one_finding_each(tmp_path):
@@ -159,6 +249,54 @@ def test_unknown_flag_nobody_uses_yet_is_still_reported_once(tmp_path):
     b = _tree(tmp_path, {"bpf_a": FOO}, {"bpf_a": FOO}, head_btf=BTF_H.replace("#endif", NEW_FLAG + "#endif"))
     (f,) = _audit(b).findings
     assert f.rule == "KFUNC_NEEDS_REVIEW" and f.members == () and "KF_HOLDS_LOCK" in f.message
+
+
+# -- a suffix renamed: only the kfuncs that took the new name (issue 21) --------------------------
+
+OPT_VERIFIER = VERIFIER + """
+static bool is_kfunc_arg_optional(const struct btf *btf, const struct btf_param *arg)
+{
+\treturn btf_param_match_suffix(btf, arg, "__opt");
+}
+"""
+NULLABLE_VERIFIER = VERIFIER + """
+static bool is_kfunc_arg_nullable(const struct btf *btf, const struct btf_param *arg)
+{
+\treturn btf_param_match_suffix(btf, arg, "__nullable");
+}
+"""
+
+
+def test_suffix_renamed_lists_only_the_kfuncs_that_took_the_new_name(tmp_path):
+    # the verifier stops matching __opt and matches __nullable, which means the same (flags.py)
+    base = {"bpf_took": "int|void *buf__opt, u32 len",
+            "bpf_kept": "int|void *buf__opt, u32 len",  # still __opt: the verifier reads nothing there now
+            "bpf_elsewhere": "int|void *buf__opt, void *extra",  # __nullable on another parameter
+            "bpf_fresh": "int|void *buf, u32 len",  # __nullable on a parameter that had no suffix
+            "bpf_two": "int|void *a__opt, void *b__opt"}  # both renamed
+    head = {"bpf_took": "int|void *buf__nullable, u32 len",
+            "bpf_kept": "int|void *buf__opt, u32 len",
+            "bpf_elsewhere": "int|void *buf, void *extra__nullable",
+            "bpf_fresh": "int|void *buf__nullable, u32 len",
+            "bpf_two": "int|void *a__nullable, void *b__nullable"}
+    b = HistoryBuilder(tmp_path / "repo")
+    b.commit({"include/linux/btf.h": BTF_H, "kernel/bpf/verifier.c": OPT_VERIFIER, "kernel/bpf/btf.c": BTF_C,
+              "kernel/bpf/helpers.c": kernel(base), MANIFEST: manifest(**{n: "stable" for n in base})},
+             "base", "2022-12-11T12:00:00")
+    b.tag("v6.1")
+    b.commit({"kernel/bpf/verifier.c": NULLABLE_VERIFIER, "kernel/bpf/helpers.c": kernel(head)},
+             "head", "2023-02-19T12:00:00")
+    b.tag("v6.2")
+    result = _audit(b)
+    (renamed,) = [f for f in result.findings if f.rule == "KFUNC_SUFFIX_RENAMED"]
+    assert renamed.members == ("bpf_took", "bpf_two")
+    assert renamed.cause == "suffix:__opt->__nullable" and renamed.verdict == "info"
+    at = NULLABLE_VERIFIER[:NULLABLE_VERIFIER.index('"__nullable"')].count("\n") + 1
+    assert str(renamed.location) == f"kernel/bpf/verifier.c:{at}"  # where the head matches __nullable
+    assert "__opt" in renamed.message and "__nullable" in renamed.message
+    # the ones that did not take it are each a finding of their own: their parameter lost its meaning
+    assert sorted((f.rule, f.kfunc) for f in result.findings if f is not renamed) == [
+        ("KFUNC_PARAM_ANNOTATION_TIGHTENED", "bpf_elsewhere"), ("KFUNC_PARAM_ANNOTATION_TIGHTENED", "bpf_kept")]
 
 
 # -- defaults: a flag that leaves btf.h --------------------------------------------------------

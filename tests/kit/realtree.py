@@ -21,7 +21,9 @@ policybot's inventory is held to, instead of the number one point release gives.
 Other readings of the real trees that use no policybot code: ``independent_count`` (with
 ``source_tree``) follows kfunc registration in the sources itself, and ``jit_returns_by_grep``
 reads what each JIT's ``bpf_jit_supports_kfunc_call()`` returns. ``KERNEL_CACHE`` is where
-scripts/kernel-trees and scripts/kernel-binaries keep the trees and kernels they fetch.
+scripts/kernel-trees and scripts/kernel-binaries keep the trees and kernels they fetch;
+``REAL_TREE_FIXTURES`` names the fixtures that reach it, which only a test marked realtree may use
+(``unmarked_real_tree_use``, enforced by conftest.py).
 """
 
 from __future__ import annotations
@@ -40,6 +42,23 @@ def _kernel_cache() -> str:
 
 
 KERNEL_CACHE = _kernel_cache()  # read on import, before conftest's autouse fixture moves HOME
+
+# conftest's session fixtures that run scripts/kernel-trees or scripts/kernel-binaries (which fetch,
+# build or read KERNEL_CACHE), and those built on them. Only a test marked realtree may use one.
+REAL_TREE_FIXTURES = frozenset({"kernel_repo", "binaries", "real_inventories", "extracted"})
+
+
+def unmarked_real_tree_use(item) -> str | None:
+    """Why the collected test ``item`` may not run, or None: it needs a fixture of REAL_TREE_FIXTURES
+    (itself, or through another fixture at any depth) and no realtree mark applies to it (on the
+    function, its class or its module). conftest's pytest_runtest_setup fails such a test before any
+    fixture is set up, so a unit run (``-m "not realtree"``) never fetches or builds the kernel cache."""
+    used = sorted(REAL_TREE_FIXTURES.intersection(getattr(item, "fixturenames", ())))
+    if not used or item.get_closest_marker("realtree") is not None:
+        return None
+    return (f"{item.nodeid} uses {', '.join(used)} (the real kernel trees, {KERNEL_CACHE}) but is not marked "
+            "realtree: mark the test where it is defined (@pytest.mark.realtree), so that a unit run "
+            "(-m \"not realtree\") neither selects it nor fetches the kernel cache")
 
 
 class LineLookupError(AssertionError):
