@@ -17,7 +17,7 @@ from .flags import SUFFIXES
 from .csource import CSource, expand_macros, parse_csource, split_top_level, call_args
 
 # Bump when extraction changes: cached facts of an older version are ignored.
-FACTS_VERSION = 12  # 12: the integer typedefs of btf/compat and the diff are one list (kernel/ctype)
+FACTS_VERSION = 13  # 13: KF_* flags written BIT(n) are read (12: one list of integer typedefs)
 
 SET_MACROS = {
     "BTF_SET_START": ("BTF_SET_END", "BTF_SET"),

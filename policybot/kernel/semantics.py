@@ -38,7 +38,8 @@ IMPLICIT_FILE = "tools/bpf/resolve_btfids/main.c"
 BPF_TYPES_H = "include/linux/bpf_types.h"
 FILES = (BTF_H, *SUFFIX_FILES, IMPLICIT_FILE, BPF_TYPES_H)
 
-_FLAG = re.compile(rb"^[ \t]*#[ \t]*define[ \t]+(KF_\w+)[ \t]+\(?\s*(?:1U?L*\s*<<\s*(\d+)|(0x[0-9a-fA-F]+|\d+))\s*\)?"
+_FLAG = re.compile(rb"^[ \t]*#[ \t]*define[ \t]+(KF_\w+)[ \t]+\(?\s*(?:1U?L*\s*<<\s*(\d+)"
+                   rb"|BIT(?:_ULL)?\s*\(\s*(\d+)\s*\)|(0x[0-9a-fA-F]+|\d+))\s*\)?"
                    rb"[ \t]*(?:/\*(.*?)\*/)?", re.M)
 _SUFFIX_CALL = re.compile(rb"\b\w*param_match_suffix\s*\(([^;{}]*?)\)")
 _SUFFIX_TAIL = re.compile(rb"\bstrncmp\s*\(\s*param_name\s*,\s*\"(__\w+)\"")
@@ -73,11 +74,12 @@ def read_flags(path: str, data: bytes) -> tuple[FlagDef, ...]:
     out = {}
     for m in _FLAG.finditer(data):
         name = m.group(1).decode()
-        bit = int(m.group(2)) if m.group(2) else None
-        if bit is None and m.group(3):
-            value = int(m.group(3), 0)
+        shift = m.group(2) or m.group(3)  # (1 << n), BIT(n)
+        bit = int(shift) if shift else None
+        if bit is None and m.group(4):
+            value = int(m.group(4), 0)
             bit = value.bit_length() - 1 if value and value & (value - 1) == 0 else None
-        comment = _norm(m.group(4)) if m.group(4) else _comment_above(data, m.start())
+        comment = _norm(m.group(5)) if m.group(5) else _comment_above(data, m.start())
         out.setdefault(name, FlagDef(name, bit, comment, Location(path, _line_of(data, m.start()))))
     return tuple(out.values())
 
