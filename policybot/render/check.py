@@ -90,9 +90,10 @@ def matrix(verdicts: list[CheckResult]) -> str:
             label = r.extern.name + (" (weak)" if r.extern.weak else "")
             rows.setdefault(label, {})[v.target.name] = r.status
     rows["loads"] = {v.target.name: "yes" if v.loads else "NO" for v in verdicts}
-    width = max(len(k) for k in rows) + 2
+    # the object is named by the summary lines above: the first column is its externs
+    width = max(len(k) for k in [*rows, "extern"]) + 2
     cols = [max(len(t), 12) + 2 for t in targets]
-    lines = [verdicts[0].object.path.ljust(width) + "".join(t.ljust(c) for t, c in zip(targets, cols))]
+    lines = ["extern".ljust(width) + "".join(t.ljust(c) for t, c in zip(targets, cols))]
     for label, cells in rows.items():
         lines.append(label.ljust(width) + "".join(cells.get(t, "-").ljust(c) for t, c in zip(targets, cols)))
     return "\n".join(line.rstrip() for line in lines) + "\n"
