@@ -53,3 +53,22 @@ def test_progress_only_on_a_terminal():
     p.update(10)
     p.done()
     assert quiet.getvalue() == ""
+
+
+@pytest.mark.parametrize("name", ["policybot.toml", "policy.toml"])
+def test_a_nesting_100000_deep_is_one_line_naming_the_file_and_line(tmp_path, capsys, name):
+    """tomllib recurses once per level: a hostile file once ended in "RecursionError: input nested
+    too deeply", naming nothing; now the file and the line where it nests too deeply."""
+    from policybot.cli import main
+    path = tmp_path / name
+    path.write_text('# a comment with [[[ brackets ]]] and "a # in a string" = "[["\n'
+                    "[mail]\nfrom = 'bot <bot@example.org>'\nx = " + "[" * 100_000 + "]" * 100_000 + "\n")
+    if name == "policy.toml":  # the policy's reader is the same: asked directly, no tree needed
+        from policybot.policy.config import load_policy
+        with pytest.raises(ConfigError) as e:
+            load_policy(path)
+        assert str(e.value) == f"{path}:4: arrays or tables nested more than 32 deep"
+        return
+    assert main(["outbox", "--config", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err == f"policybot: {path}:4: arrays or tables nested more than 32 deep\n"

@@ -50,7 +50,7 @@ def btf_shape(btf: Btf, tid: int, depth: int = MAX_DEPTH) -> Shape:
         return Shape("proto", btf_shape(btf, t.ref, depth - 1),
                      tuple(btf_shape(btf, m.type, depth - 1) for m in t.members))
     if k == Kind.FUNC:
-        return btf_shape(btf, t.ref, depth)
+        return btf_shape(btf, t.ref, depth - 1)  # a FUNC whose type is a FUNC: corrupt, and bounded
     return Shape("unknown", text=k.name)
 
 

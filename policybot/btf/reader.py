@@ -205,14 +205,17 @@ class Btf:
         return None
 
     # C rendering, for people
-    def c_type(self, tid: int, declarator: str = "") -> str:
-        """``tid`` as a C declaration of ``declarator`` (``struct task_struct *p``)."""
+    def c_type(self, tid: int, declarator: str = "", depth: int = 64) -> str:
+        """``tid`` as a C declaration of ``declarator`` (``struct task_struct *p``). ``depth``
+        bounds the nesting (arrays of const of arrays ...): hostile BTF must not recurse without end."""
+        if depth <= 0:
+            raise BtfError(f"{self.name}: type nested too deeply at type {tid}")
         for _ in range(64):
             t = self.type(tid)
             if t.kind == Kind.PTR:
                 inner = self.type(t.ref)
                 if inner.kind == Kind.FUNC_PROTO:
-                    return self._c_proto(inner, f"(*{declarator})")
+                    return self._c_proto(inner, f"(*{declarator})", depth - 1)
                 declarator = "*" + declarator
                 tid = t.ref
                 continue
@@ -222,14 +225,14 @@ class Btf:
                     declarator = f"{word} {declarator}".rstrip()
                     tid = t.ref
                     continue
-                return f"{word} {self.c_type(t.ref, declarator)}"
+                return f"{word} {self.c_type(t.ref, declarator, depth - 1)}"
             if t.kind == Kind.TYPE_TAG:
                 tid = t.ref
                 continue
             if t.kind == Kind.ARRAY:
-                return self.c_type(t.extra[0], f"{declarator}[{t.extra[2]}]")
+                return self.c_type(t.extra[0], f"{declarator}[{t.extra[2]}]", depth - 1)
             if t.kind == Kind.FUNC_PROTO:
-                return self._c_proto(t, declarator)
+                return self._c_proto(t, declarator, depth - 1)
             base = {Kind.STRUCT: "struct ", Kind.UNION: "union ", Kind.ENUM: "enum ",
                     Kind.ENUM64: "enum "}.get(t.kind, "")
             if t.kind == Kind.FWD:
@@ -238,9 +241,9 @@ class Btf:
             return f"{spelled} {declarator}" if declarator else spelled
         raise BtfError(f"{self.name}: type chain too long at type {tid}")
 
-    def _c_proto(self, proto: Type, declarator: str) -> str:
-        params = ", ".join(self.c_type(m.type, m.name) if m.type else "..." for m in proto.members)
-        return self.c_type(proto.ref, f"{declarator}({params or 'void'})")
+    def _c_proto(self, proto: Type, declarator: str, depth: int = 64) -> str:
+        params = ", ".join(self.c_type(m.type, m.name, depth - 1) if m.type else "..." for m in proto.members)
+        return self.c_type(proto.ref, f"{declarator}({params or 'void'})", depth - 1)
 
     def c_function(self, func: Type) -> str:
         """A FUNC as its C prototype: ``struct task_struct *bpf_task_acquire(struct task_struct *p)``."""

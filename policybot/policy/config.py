@@ -112,6 +112,36 @@ def read_toml(path: str | os.PathLike) -> tuple[dict, str]:
         return tomllib.loads(text), text
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{path}: {e}") from None
+    except RecursionError:  # tomllib recurses once per level of nesting
+        raise ConfigError(f"{path}:{_nested_too_deeply(text) or 1}: arrays or tables nested more than "
+                          f"{MAX_TOML_DEPTH} deep") from None
+
+
+MAX_TOML_DEPTH = 32  # where the line of a too deep nesting is said; configurations are a few levels deep
+_OPEN, _CLOSE = frozenset("[{"), frozenset("]}")
+
+
+def _nested_too_deeply(text: str) -> int:
+    """The line where brackets outside strings and comments nest past MAX_TOML_DEPTH, or 0."""
+    depth, line, quote = 0, 1, ""
+    for i, c in enumerate(text):
+        if c == "\n":
+            line += 1
+        if quote:
+            if c == quote and (quote == "'" or text[i - 1] != "\\"):
+                quote = ""
+        elif c in "\"'":
+            quote = c
+        elif c == "#":
+            end = text.find("\n", i)
+            quote = "\n" if end >= 0 else ""  # the comment ends with its line
+        elif c in _OPEN:
+            depth += 1
+            if depth > MAX_TOML_DEPTH:
+                return line
+        elif c in _CLOSE:
+            depth = max(depth - 1, 0)
+    return 0
 
 
 def load_policy(path: str | os.PathLike | None) -> Policy:
