@@ -107,7 +107,8 @@ def _run(jobs: tuple[str, ...], config_path: str | None, db: str | None, state_d
     from .app.weekly import weekly_run
     overrides = settings.Overrides(config=config_path, db=db, state_dir=state_dir)
     cfg = settings.load(overrides)
-    return weekly_run(cfg, settings.open_state(overrides, cfg), jobs=jobs)[1]
+    return weekly_run(cfg, settings.open_state(overrides, cfg), jobs=jobs,
+                      lock_wait=cfg.schedule.lock_wait_seconds)[1]
 
 
 def _guarded(name: str, jobs: tuple[str, ...], config_path: str | None, db: str | None,

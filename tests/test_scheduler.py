@@ -370,7 +370,7 @@ def test_a_failing_job_is_one_log_line_and_the_scheduler_goes_on(tmp_path, caplo
     """issue 11: a tree that cannot be read, or a run that cannot start, never raises into
     APScheduler (which would log a traceback): one line in the log, the failure recorded."""
     import logging
-    bot = Bot(tmp_path)
+    bot = Bot(tmp_path, extra="lock_wait_seconds = 1\n")  # the held lock below: given up after a second
     (tmp_path / "notarepo").write_text("x\n")
     with open(bot.config, "a") as f:
         f.write(f'\n[[trees]]\nname = "broken"\nrepo = "{tmp_path / "notarepo"}"\n')
@@ -384,3 +384,27 @@ def test_a_failing_job_is_one_log_line_and_the_scheduler_goes_on(tmp_path, caplo
         inbox_job(str(bot.config))
     (line,) = [r for r in caplog.records if r.name == "policybot.scheduler"]
     assert "another policybot run holds the lock" in line.getMessage() and line.exc_info is None
+
+
+def test_a_job_due_while_another_runs_waits_for_the_lock_and_runs(tmp_path, caplog):
+    """issue 22: the inbox and weekly jobs due in one minute both run: a job that finds the lock
+    held waits for it (up to [schedule] lock_wait_seconds) instead of failing."""
+    import logging
+    import threading
+    bot = Bot(tmp_path, extra="lock_wait_seconds = 30\n")
+    caplog.set_level(logging.WARNING, logger="policybot")
+    held, release = threading.Event(), threading.Event()
+
+    def other_run():
+        with bot.state().lock():
+            held.set()
+            release.wait(10)
+
+    t = threading.Thread(target=other_run)
+    t.start()
+    held.wait(10)
+    threading.Timer(1.0, release.set).start()
+    weekly_job(str(bot.config))
+    t.join()
+    assert [r for r in caplog.records if r.name == "policybot.scheduler"] == []
+    assert bot.last_audited() is not None  # it ran, after the other run let go

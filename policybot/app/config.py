@@ -38,6 +38,7 @@ class Schedule:
     weekly_hour: int = 6
     weekly_minute: int = 0
     inbox_minutes: int = 60  # 0 = no inbox job
+    lock_wait_seconds: int = 600  # a scheduled job waits this long for a run that holds the lock
 
 
 @dataclass
@@ -181,7 +182,7 @@ def _read_inbox(cfg: Config, data: dict, src: _Source) -> None:
 def _read_schedule(cfg: Config, data: dict, src: _Source) -> None:
     path, text, where = src.path, src.text, src.where
     sch = data.get("schedule", {})
-    _check_keys(sch, {"weekly", "inbox_minutes"}, path, text, "schedule")
+    _check_keys(sch, {"weekly", "inbox_minutes", "lock_wait_seconds"}, path, text, "schedule")
     if "weekly" in sch:
         w = _TIME.match(_typed(sch["weekly"], str, where("weekly", "schedule")).strip().lower())
         if not w or int(w.group(2)) > 23 or int(w.group(3)) > 59:
@@ -191,6 +192,11 @@ def _read_schedule(cfg: Config, data: dict, src: _Source) -> None:
             w.group(1), int(w.group(2)), int(w.group(3))
     if "inbox_minutes" in sch:
         cfg.schedule.inbox_minutes = _typed(sch["inbox_minutes"], int, where("inbox_minutes", "schedule"))
+    if "lock_wait_seconds" in sch:
+        wait = _typed(sch["lock_wait_seconds"], int, where("lock_wait_seconds", "schedule"))
+        if not 0 <= wait <= 86400:
+            raise ConfigError(f"{where('lock_wait_seconds', 'schedule')}: must be 0 to 86400 (a day)")
+        cfg.schedule.lock_wait_seconds = wait
 
 
 def _read_audit(cfg: Config, data: dict, src: _Source) -> None:

@@ -76,10 +76,12 @@ class Runner:
     # -- the pass ------------------------------------------------------------------
 
     def run(self, tree_names: list[str] | None = None, jobs: tuple[str, ...] = JOBS,
-            send: bool | None = None, retry_failed: bool = False) -> RunSummary:
+            send: bool | None = None, retry_failed: bool = False, lock_wait: float = 0.0) -> RunSummary:
+        """One pass; ``lock_wait``: seconds to wait for another run that holds the lock (the
+        scheduler's jobs wait, so that two due in one minute both run)."""
         summary = RunSummary(self.today)
         trees = [self.cfg.tree(n) for n in tree_names] if tree_names else list(self.cfg.trees)
-        with self.state.lock():
+        with self.state.lock(wait=lock_wait):
             for tree in trees:
                 summary.trees.append(self._one_tree(tree, jobs, summary, retry_failed))
             if "review" in jobs:
@@ -367,7 +369,7 @@ def _threads(msgs) -> dict[str, list]:
 
 def weekly_run(cfg: Config, state: State, trees: list[str] | None = None, jobs: tuple[str, ...] = JOBS,
                send: bool | None = None, retry_failed: bool = False, today: dt.date | None = None,
-               progress: Progress | None = None) -> tuple[Runner, RunSummary]:
+               progress: Progress | None = None, lock_wait: float = 0.0) -> tuple[Runner, RunSummary]:
     """One pass of the weekly run (`policybot run`, and each job the scheduler starts)."""
     runner = Runner(cfg, state, today, progress)
-    return runner, runner.run(trees, jobs, send=send, retry_failed=retry_failed)
+    return runner, runner.run(trees, jobs, send=send, retry_failed=retry_failed, lock_wait=lock_wait)
