@@ -77,6 +77,8 @@ class Context:
         """The scanner of the repository (every use case that reads a tree starts here)."""
         from ..kernel.gitrepo import open_repo  # pygit2: not for a compiled kernel's use case
         from ..kernel.scanner import Scanner
+        from ..scratch import remove_orphans
+        remove_orphans(self.state_dir / "scratch")  # what a killed command left
         return Scanner(open_repo(self.repo_path), self.cache, self.progress, verify_objects=self.verify_objects)
 
     @functools.cached_property

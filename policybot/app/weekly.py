@@ -79,7 +79,9 @@ class Runner:
             send: bool | None = None, retry_failed: bool = False, lock_wait: float = 0.0) -> RunSummary:
         """One pass; ``lock_wait``: seconds to wait for another run that holds the lock (the
         scheduler's jobs wait, so that two due in one minute both run)."""
+        from ..scratch import remove_orphans
         summary = RunSummary(self.today)
+        remove_orphans(self.state.state_dir / "scratch")  # what a killed run left
         trees = [self.cfg.tree(n) for n in tree_names] if tree_names else list(self.cfg.trees)
         with self.state.lock(wait=lock_wait):
             for tree in trees:

@@ -11,10 +11,11 @@ from __future__ import annotations
 import posixpath
 import re
 import shutil
-import tempfile
 from pathlib import Path
 
 import pygit2
+
+from .. import scratch
 
 
 
@@ -43,9 +44,7 @@ class ScratchRepo:
 
     def __init__(self, repo: pygit2.Repository, parent_dir: str | Path | None = None):
         self.origin = repo
-        if parent_dir:
-            Path(parent_dir).mkdir(parents=True, exist_ok=True)
-        self.path = Path(tempfile.mkdtemp(prefix="policybot-apply-", dir=parent_dir))
+        self.path = scratch.make("apply", parent_dir)
         self.repo = pygit2.init_repository(str(self.path), bare=True)
         objects = (Path(repo.path) / "objects").resolve()
         # for a scratch repository that borrows this one (a forked child's): its alternate follows it

@@ -75,11 +75,13 @@ class BlobGrep(GrepCandidates):
     system time). ``listed()`` yields blob ids. The scratch directory goes when the grep ends.
     """
 
-    def __init__(self, git_dir: str, blob_ids: list[str], words: tuple[bytes, ...], threads: int = 2):
+    def __init__(self, git_dir: str, blob_ids: list[str], words: tuple[bytes, ...], threads: int = 2,
+                 scratch_parent: str | None = None):
         import shutil
-        import tempfile
+
+        from .. import scratch
         self.blob_ids = blob_ids
-        self.scratch = tempfile.mkdtemp(prefix="policybot-grep-")
+        self.scratch = str(scratch.make("grep", scratch_parent))
         try:
             tree_id = _write_tree(self.scratch, blob_ids)
         except BaseException:

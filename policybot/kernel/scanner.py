@@ -436,7 +436,8 @@ class _Reader:
         """git grep of the waiting blobs (symlinks aside), in path order: (grep, {oid: path})."""
         pending = {o: p for p, o in sorted(self.waiting) if p not in self.not_grepped}
         self.waiting = [(p, o) for p, o in self.waiting if p in self.not_grepped]
-        return BlobGrep(self.s.repo.path, list(pending), KFUNC_WORDS, self.s.jobs), pending
+        parent = str(self.s.cache.state_dir / "scratch") if self.s.cache is not None else None
+        return BlobGrep(self.s.repo.path, list(pending), KFUNC_WORDS, self.s.jobs, parent), pending
 
     def _take_blob_grep(self, grep: BlobGrep, pending: dict[str, str], build: BuildReader | None) -> None:
         """The blobs a blob grep reads (only they are inflated, and finish() has guessed them
