@@ -204,7 +204,7 @@ def test_dynptr_alias(tmp_path, old, new, rules):
     assert [f.rule for f in audit(b).findings] == rules
 
 
-# -- test kfuncs: where they live (README "What counts as a kfunc") ------------------------------------
+# -- test kfuncs: where they live (docs/inventory.md "What counts as a kfunc") ------------------------------------
 
 @pytest.mark.parametrize("set_file, def_file, name, test", [
     ("tools/testing/selftests/bpf/bpf_testmod/bpf_testmod.c", None, "bpf_foo", True),

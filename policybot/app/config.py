@@ -43,7 +43,7 @@ class Schedule:
 
 @dataclass
 class Limits:
-    """Bounds on what a sender can make the bot do (README: Limits)."""
+    """Bounds on what a sender can make the bot do (docs/operators.md: Limits and etiquette)."""
     max_recipients: int = 50  # To + Cc of one reply; maintainers and lists come first
     max_thread_cc: int = 5  # addresses of the patch's own To/Cc copied on a reply (the sender chose them)
     max_replies_per_series: int = 8  # replies drafted for one series in one review; the rest are noted

@@ -1,5 +1,5 @@
 """Every mail policybot writes is built here, the way maintainers accept bot mail
-(README.md: Limits and etiquette): text/plain utf-8, 72 columns, a deterministic
+(docs/operators.md: Limits and etiquette): text/plain utf-8, 72 columns, a deterministic
 Message-ID, RFC 3834 ``Auto-Submitted``, a bot signature, no trailer-shaped
 line, and header values that input cannot break.
 

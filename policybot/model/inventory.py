@@ -6,7 +6,7 @@ import json
 import re
 from dataclasses import asdict, dataclass, field
 
-# Bump when the JSON of ``Inventory.to_json`` changes shape (README documents it).
+# Bump when the JSON of ``Inventory.to_json`` changes shape (docs/inventory.md documents it).
 INVENTORY_SCHEMA = 1
 
 

@@ -1,4 +1,4 @@
-"""Stability declarations, from the four sources README.md (Declarations) lists, in precedence order.
+"""Stability declarations, from the four sources docs/maintainers.md (Declarations) lists, in precedence order.
 
 1. the in-tree manifest (YAML; a malformed one is a finding, not a crash),
 2. ``Stability:`` / ``Deprecated:`` lines of the kfunc's kernel-doc,
