@@ -24,9 +24,7 @@ and review `git diff tests/snapshots/commands/` before committing.
 from __future__ import annotations
 
 import datetime as dt
-import difflib
 import importlib.util
-import os
 import re
 import shlex
 import shutil
@@ -40,11 +38,11 @@ import pytest
 import policybot
 from policybot import __version__
 from policybot.cli import main
+from kit import snapshots
 from kit.bpf import SOURCES as BPF_SOURCES, clang, compile_bpf
 
 ROOT = Path(__file__).resolve().parent.parent
 SNAPSHOTS = ROOT / "tests" / "snapshots" / "commands"
-UPDATE = os.environ.get("POLICYBOT_UPDATE_SNAPSHOTS", "") not in ("", "0")
 
 # the dates the sample's story happens on (samples/demo uses the same)
 TODAY = "2023-03-01"  # a week after v6.2
@@ -148,23 +146,8 @@ def version(text: str) -> str:
     return out
 
 
-def check_snapshot(name: str, text: str) -> None:
-    path = SNAPSHOTS / f"{name}.txt"
-    if UPDATE:
-        SNAPSHOTS.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(text.encode("utf-8"))
-        return
-    assert path.exists(), f"no snapshot {path.name}: run with POLICYBOT_UPDATE_SNAPSHOTS=1 and review it"
-    want = path.read_bytes().decode("utf-8")
-    if text != want:
-        diff = "".join(difflib.unified_diff(want.splitlines(keepends=True), text.splitlines(keepends=True),
-                                            f"tests/snapshots/commands/{path.name}", "output now"))
-        pytest.fail(f"{path.name} differs (POLICYBOT_UPDATE_SNAPSHOTS=1 regenerates it; review the diff):\n{diff}",
-                    pytrace=False)
-
-
 def snapshot(name: str, run: Runner) -> None:
-    check_snapshot(name, run.text())
+    snapshots.check(SNAPSHOTS, name, run.text())
 
 
 @pytest.fixture
@@ -233,7 +216,7 @@ def test_audit(run, sample, fmt):
     assert run("audit", "--repo", sample.repo, "--base", "v6.1", "--rev", "v6.2", "--policy", POLICY,
                "--today", TODAY, "--format", fmt) == 1
     text = run.text()
-    check_snapshot(f"audit-{fmt}", version(text) if fmt == "sarif" else text)
+    snapshots.check(SNAPSHOTS, f"audit-{fmt}", version(text) if fmt == "sarif" else text)
 
 
 def test_audit_of_the_current_state(run, sample):
@@ -317,7 +300,7 @@ def test_schedule_list(run, sample, tmp_path):
 
     text, n = re.subn(r"^(\w+ +)(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?\+00:00)", next_run, text, flags=re.M)
     assert n == 2, text
-    check_snapshot("schedule-list", text)
+    snapshots.check(SNAPSHOTS, "schedule-list", text)
 
 
 # -- notice ----------------------------------------------------------------------------------------
@@ -344,7 +327,7 @@ def test_report(run, sample, tmp_path):
     assert run("report", "--repo", sample.repo, "--rev", "v6.2", "--policy", POLICY, "--today", TODAY,
                "--format", "json", "--html", str(html)) == 0
     snapshot("report-json", run)
-    check_snapshot("report-html", run.normalise(html.read_bytes().decode("utf-8")))
+    snapshots.check(SNAPSHOTS, "report-html", run.normalise(html.read_bytes().decode("utf-8")))
 
 
 # -- rules and explain -----------------------------------------------------------------------------
@@ -386,7 +369,7 @@ def test_check_json(run, sample):
 def test_check_sarif(run, sample):
     assert run("check", sample.user, sample.needs_gone, "--repo", sample.repo, "--rev", "v6.2",
                "--today", TODAY, "--format", "sarif") == 1
-    check_snapshot("check-sarif", version(run.text()))
+    snapshots.check(SNAPSHOTS, "check-sarif", version(run.text()))
 
 
 def test_check_btf(run, sample):
@@ -414,9 +397,7 @@ def test_errors(run, sample):
 # -- last (in file order), so that a regeneration has written every snapshot first -----------------
 
 def test_every_snapshot_is_checked():
-    # a snapshot whose test was removed would rot unseen
-    names = {p.stem for p in SNAPSHOTS.glob("*.txt")}
-    assert names == set(ALL_SNAPSHOTS), names ^ set(ALL_SNAPSHOTS)
+    snapshots.all_checked(SNAPSHOTS, ALL_SNAPSHOTS)
 
 
 ALL_SNAPSHOTS = (

@@ -22,20 +22,17 @@ from __future__ import annotations
 import email
 import email.policy
 import mailbox
-import os
 import re
 from pathlib import Path
 
-import pytest
-
 from policybot.cli import main
 from policybot.gitbuild import HistoryBuilder
+from kit import snapshots
 from kit.mail import BOT, free_port
 from kit.trees import BTF_H, FOO, MANIFEST, kernel, manifest
 from kit.weekly import ACKER, LIST, WIDER, Bot, W02, W03, W04, W06, report_subject
 
 SNAPSHOTS = Path(__file__).resolve().parent / "snapshots"
-UPDATE = os.environ.get("POLICYBOT_UPDATE_SNAPSHOTS", "") not in ("", "0")
 
 
 def mail_text(raw: bytes, tmp_path: Path) -> str:
@@ -56,14 +53,7 @@ def mail_text(raw: bytes, tmp_path: Path) -> str:
 
 
 def check_snapshot(name: str, text: str) -> None:
-    path = SNAPSHOTS / f"{name}.txt"
-    if UPDATE:
-        SNAPSHOTS.mkdir(exist_ok=True)
-        path.write_bytes(text.encode("utf-8"))
-        return
-    assert path.exists(), f"no snapshot {path.name}: run with POLICYBOT_UPDATE_SNAPSHOTS=1 and review it"
-    want = path.read_bytes().decode("utf-8")
-    assert text == want, f"{path.name} differs (POLICYBOT_UPDATE_SNAPSHOTS=1 regenerates it; review the diff)"
+    snapshots.check(SNAPSHOTS, name, text)
 
 
 def outbox(maildir: Path) -> dict[str, bytes]:
@@ -247,9 +237,7 @@ def test_notice_from_the_cli_for_an_unstable_kfunc(tmp_path, capsys):
 # -- last (in file order), so that a regeneration has written every snapshot first -----------------
 
 def test_every_snapshot_is_checked():
-    # a snapshot whose test was removed would rot unseen
-    names = {p.stem for p in SNAPSHOTS.glob("*.txt")}
-    assert names == set(ALL_SNAPSHOTS), names ^ set(ALL_SNAPSHOTS)
+    snapshots.all_checked(SNAPSHOTS, ALL_SNAPSHOTS)
 
 
 ALL_SNAPSHOTS = (

@@ -20,6 +20,8 @@ tests/conftest.py, built from the helpers here.
   crash     WRAPPER: a policybot process killed with SIGKILL at an exact point
   bpf       compiling the BPF programs of tests/bpf/ with clang; a line of their sources
   btf       Debian's compiled kernels (scripts/kernel-binaries), read with bpftool
+  snapshots outputs kept whole in tests/snapshots/ and compared byte for byte (check,
+            all_checked; POLICYBOT_UPDATE_SNAPSHOTS=1 rewrites them)
   realtree  the real kernel trees (scripts/kernel-trees): a line found by its text, and
             readings that use no policybot code (listed, independent_count,
             jit_returns_by_grep)
