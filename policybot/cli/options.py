@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
+import sys
 
 from ..errors import PolicybotError
 from ..model.vocabulary import VERDICTS
@@ -102,7 +103,6 @@ def context(args, **extra):
     from ..app.context import Context
     from ..app.settings import Overrides
     from ..progress import Progress
-    import sys
     overrides = Overrides(config=getattr(args, "config", None), db=getattr(args, "db", None),
                           state_dir=getattr(args, "state_dir", None))
     # progress on the real stderr: its own \r and erase-line are the one escape sequence allowed
