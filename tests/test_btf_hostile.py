@@ -4,12 +4,11 @@ itself end in one line naming the file, exit status 2, quickly and in little mem
 
 from __future__ import annotations
 
-import resource
 import struct
-import subprocess
 import sys
-import time
 from pathlib import Path
+
+from kit.measure import run_measured
 
 ROOT = Path(__file__).resolve().parent.parent
 INT, ARRAY, CONST, FUNC, FUNC_PROTO, DECL_TAG = 1, 3, 10, 12, 13, 17
@@ -51,12 +50,8 @@ def const_array_chain(n: int) -> list[bytes]:
 
 
 def run_inventory(path: Path) -> tuple[int, str, float, int]:
-    start = time.monotonic()
-    run = subprocess.run([sys.executable, "-m", "policybot", "inventory", "--btf", str(path)],
-                         capture_output=True, text=True, timeout=60, cwd=ROOT)
-    seconds = time.monotonic() - start
-    rss_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return run.returncode, run.stdout + run.stderr, seconds, rss_kb
+    run = run_measured([sys.executable, "-m", "policybot", "inventory", "--btf", str(path)], cwd=ROOT)
+    return run.returncode, run.output, run.seconds, run.max_rss_kb
 
 
 def test_a_type_chain_100000_deep_is_one_line_naming_the_file(tmp_path):
