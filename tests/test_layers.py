@@ -33,7 +33,7 @@ TOP_LEVEL = {
     "policybot.progress": MODEL, "policybot.templating": MODEL,
     "policybot.gitbuild": MODEL, "policybot.paths": MODEL, "policybot.addresses": MODEL,
     "policybot.records": MODEL, "policybot.schema": MODEL, "policybot.forked": MODEL,
-    "policybot.scratch": MODEL,
+    "policybot.scratch": MODEL, "policybot.bounded": MODEL,
     "policybot.scheduler": ENTRY, "policybot.__main__": ENTRY,
 }
 PACKAGES = {"model": MODEL, "kernel": KERNEL, "btf": KERNEL, "policy": POLICY, "render": RENDER, "mail": MAIL,

@@ -12,8 +12,10 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .. import bounded
 from ..errors import ConfigError
 from ..model.vocabulary import VERDICTS
+from ..mail.inbox import HttpLimits, Inbox
 from ..mail.message import MailConfig
 from ..policy.config import Policy, line_of, load_policy, read_toml, table_lines
 
@@ -47,9 +49,28 @@ class Limits:
     max_recipients: int = 50  # To + Cc of one reply; maintainers and lists come first
     max_thread_cc: int = 5  # addresses of the patch's own To/Cc copied on a reply (the sender chose them)
     max_replies_per_series: int = 8  # replies drafted for one series in one review; the rest are noted
+    max_replies_per_sender_per_day: int = 16  # reviews to one patch author a day (UTC), over all series
     max_quote_lines: int = 40  # quoted lines per finding in a reply (each cut at 200 characters)
     max_message_bytes: int = 20 * 1024 * 1024  # a larger inbox message is not read
     max_patch_bytes: int = 10 * 1024 * 1024  # a larger patch is not reviewed
+    # every byte from outside (policybot/bounded.py): one file, stream or HTTP body, and
+    # what one compressed stream may become
+    max_input_bytes: int = bounded.Limits.max_input_bytes
+    max_decompressed_bytes: int = bounded.Limits.max_decompressed_bytes
+    # the public-inbox server: connecting, one request from start to last byte, all
+    # requests of one command or run together
+    http_connect_seconds: int = 10
+    http_request_seconds: int = 60
+    http_run_seconds: int = 300
+
+    def reading(self) -> bounded.Limits:
+        return bounded.Limits(self.max_input_bytes, self.max_decompressed_bytes)
+
+    def inbox(self, url: str) -> Inbox:
+        """The public-inbox at ``url``, its requests bounded by these limits (one per command or run)."""
+        from .. import __version__
+        return Inbox(url, HttpLimits(self.http_connect_seconds, self.http_request_seconds, self.http_run_seconds),
+                     f"policybot/{__version__}")
 
 
 @dataclass

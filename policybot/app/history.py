@@ -25,8 +25,8 @@ from typing import TYPE_CHECKING
 import pygit2
 
 from .. import forked
-from ..errors import ConfigError, InputError
-from ..policy.config import Policy
+from ..errors import InputError
+from ..policy.config import Policy, read_overlay
 from ..policy.declarations import collect
 from ..policy.diff import Change, diff
 from ..kernel.gitrepo import resolve
@@ -81,16 +81,6 @@ def _set_delta(a: tuple[str, ...], b: tuple[str, ...], strip: str = "") -> str:
     plus = [f"+{x.removeprefix(strip)}" for x in sorted(set(b) - set(a))]
     minus = [f"-{x.removeprefix(strip)}" for x in sorted(set(a) - set(b))]
     return " ".join(plus + minus)
-
-
-def _overlay(policy: Policy) -> tuple[str, str] | None:
-    if not policy.overlay:
-        return None
-    try:
-        with open(policy.overlay, encoding="utf-8") as fh:
-            return policy.overlay, fh.read()
-    except OSError as e:
-        raise ConfigError(f"{policy.overlay}: {e.strerror}") from None
 
 
 def _levels(repo: pygit2.Repository, commit: pygit2.Commit, inv: Inventory, policy: Policy,
@@ -149,7 +139,7 @@ def kfunc_history(repo: pygit2.Repository, scanner: Scanner, tags_glob: str = "v
     if include_tests is None:
         include_tests = policy.include_tests
     releases = releases_for(repo, tags_glob, ReleaseCalendar(repo, scanner.cache), upto)
-    overlay = _overlay(policy)
+    overlay = read_overlay(policy)
     scanner.read_ahead([repo[r.commit].tree for r in releases], f"{len(releases)} releases")
     linked = _linked(repo, scanner, releases)
     hist: dict[str, KfuncHistory] = {}

@@ -7,15 +7,18 @@ both call ``review``, so they draft the same mail for the same series.
 from __future__ import annotations
 
 import dataclasses
+import email.utils
 import datetime as dt
 import functools
 import hashlib
 import re
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .config import Limits
+from .. import bounded
 from ..cache import Cache
 from ..records import revive
 from ..errors import InputError
@@ -88,9 +91,9 @@ def base_guess(source: SeriesSource, base: str | None, branch: str) -> str | Non
     if not source.path or not Path(source.path).is_file():
         return None
     try:
-        with open(source.path, "rb") as f:
+        with bounded.open_input(source.path) as f:
             m = _BASE_COMMIT.search(f.read(1 << 20))
-    except OSError:
+    except (InputError, OSError):
         return None  # read_series says why, in its words
     return m.group(1).decode() if m else branch
 
@@ -127,20 +130,28 @@ def read_series(state_dir: Path, limits: Limits, msgid: str | None = None, inbox
     nor the messages.
     """
     if msgid:
-        msgs, source = b4wrap.fetch_thread(msgid, inbox_url, state_dir), f"<{msgid}>"
+        msgs, source = b4wrap.fetch_thread(msgid, limits.inbox(inbox_url), state_dir), f"<{msgid}>"
         return b4wrap.series_from_messages(msgs, state_dir, source, limits.max_message_bytes)
     raw = data if data is not None else _mbox_bytes(path)
     key = _series_key(raw, limits) if raw is not None and cache is not None else None
     if key and (hit := cache.get_cached(SERIES_CACHE, key)) is not None:
         return revive(Series, hit)
-    if data is not None:
-        msgs, source = b4wrap.read_messages(data=data, state_dir=state_dir), "<stdin>"
+    skipped: list[str] = []
+    if raw is not None:
+        msgs = b4wrap.read_messages(data=raw, state_dir=state_dir)
+        source = "<stdin>" if data is not None else path
     else:
-        msgs, source = b4wrap.read_messages(path, state_dir=state_dir), path
+        msgs, source = b4wrap.read_messages(path, state_dir=state_dir, skipped=skipped), path
     series = b4wrap.series_from_messages(msgs, state_dir, source, limits.max_message_bytes)
+    series.ignored += skipped
     if key:
         cache.put_cached(SERIES_CACHE, key, dataclasses.asdict(series))
     return series
+
+
+def read_stdin() -> bytes:
+    """Standard input (an mbox piped in), within limits.max_input_bytes."""
+    return bounded.read_stream(sys.stdin.buffer, "<stdin>")
 
 
 SERIES_CACHE = "series"  # the cache's namespace for series by mbox content
@@ -148,11 +159,10 @@ SERIES_CACHE = "series"  # the cache's namespace for series by mbox content
 
 def _mbox_bytes(path: str | None) -> bytes | None:
     """The bytes of an mbox file (None for a Maildir or anything unreadable: b4wrap says why)."""
-    try:
-        p = Path(path) if path else None
-        return p.read_bytes() if p is not None and p.is_file() else None
-    except OSError:
-        return None
+    p = Path(path) if path else None
+    if p is None or p.is_dir() or not p.exists():
+        return None  # b4wrap reads a Maildir and says what is missing
+    return bounded.read_input(p)
 
 
 def _series_key(raw: bytes, limits: Limits) -> str:
@@ -174,6 +184,7 @@ def review(auditor: Auditor, series: Series, replies: ReplySettings, base: str |
     maint = functools.cache(lambda commit: maintainers_at(repo, repo[commit].tree))
 
     drafted = [0]  # replies this series has had, across its parts
+    sender = email.utils.parseaddr(series.author)[1]  # whose patches: replies to them are capped per day
 
     def draft(judged: ReviewResult) -> None:
         drafts = review_mails(judged, tree=replies.tree, list_addr=replies.list_addr,
@@ -193,6 +204,12 @@ def review(auditor: Auditor, series: Series, replies: ReplySettings, base: str |
             drafts = drafts[:max(cap - drafted[0], 0)]
             judged.notes.append(f"{len(skipped)} more replies not drafted (limits.max_replies_per_series = "
                                 f"{cap}): {', '.join(repr(d.subject) for d in skipped)}")
+        per_day = replies.limits.max_replies_per_sender_per_day
+        if sender and drafts and (room := max(per_day - replies.outbox.replies_today(sender), 0)) < len(drafts):
+            skipped, drafts = drafts[room:], drafts[:room]
+            judged.notes.append(f"{len(skipped)} more replies not drafted: {sender} had "
+                                f"limits.max_replies_per_sender_per_day ({per_day}) today: "
+                                f"{', '.join(repr(d.subject) for d in skipped)}")
         drafted[0] += len(drafts)
         for d in drafts:
             try:

@@ -37,8 +37,12 @@ class Overrides:
 
 
 def load(overrides: Overrides) -> Config:
+    """The configuration; its [limits] bound every read of outside bytes from here on."""
+    from .. import bounded
     from .config import config_path, load_config
-    return load_config(config_path(overrides.config))
+    cfg = load_config(config_path(overrides.config))
+    bounded.configure(cfg.limits.reading())
+    return cfg
 
 
 def db_url(overrides: Overrides, cfg: Config | None) -> str | None:

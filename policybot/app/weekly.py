@@ -45,6 +45,9 @@ class TreeOutcome:
     undeclared_new: list[str] = field(default_factory=list)
 
 
+INBOX_QUERY = "query"  # the key of the inbox query's failure: one, whichever the server
+
+
 @dataclass(frozen=True)
 class RunFailure:
     """Something a run could not process (a tree, a thread, a reply), and why."""
@@ -285,11 +288,18 @@ class Runner:
         from .review import ReplySettings, review
         from ..mail import b4wrap
 
-        msgs = []
+        msgs, skipped = [], []
         if self.cfg.inbox_maildir:
-            msgs += b4wrap.read_messages(self.cfg.inbox_maildir, state_dir=self.state.state_dir)
+            msgs += b4wrap.read_messages(self.cfg.inbox_maildir, state_dir=self.state.state_dir, skipped=skipped)
+            summary.failures += [RunFailure("inbox message", why) for why in skipped]
         if self.cfg.inbox_query:
-            msgs += b4wrap.search(self.cfg.inbox_query, self.cfg.inbox_url, self.state.state_dir)
+            inbox = self.cfg.limits.inbox(self.cfg.inbox_url)
+            try:
+                msgs += b4wrap.search(self.cfg.inbox_query, inbox, self.state.state_dir)
+                self.state.clear_failure("inbox", INBOX_QUERY)
+            except InputError as e:  # the server failed us: recorded and said, never a quiet week
+                self.state.record_failure("inbox", INBOX_QUERY, describe(e), self.today)
+                summary.failures.append(RunFailure(f"inbox {inbox.url}", describe(e)))
         seen = self.state.seen_messages()
         if retry_failed:
             seen -= {f.key for f in self.failures() if f.kind == "message"}

@@ -9,17 +9,15 @@ as the kernel's scripts/extract-vmlinux does (zstd, gzip, xz, lzma, bzip2).
 
 from __future__ import annotations
 
-import bz2
 import io
-import lzma
 import struct
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 from elftools.common.exceptions import ELFError
 from elftools.elf.elffile import ELFFile
 
+from .. import bounded
 from ..errors import InputError
 from .reader import MAGIC, Btf, BtfError
 
@@ -53,33 +51,13 @@ class BtfFile:
     elf_kind: str = ""  # "object", "executable", "module", "raw", "vmlinuz"
 
 
-def _decompressors():
-    """(magic, decompress(data, max_length)) for each compressor scripts/extract-vmlinux knows but lzo, lz4."""
-    import zstandard
-
-    def zstd(data, limit=-1):
-        if limit >= 0:
-            return zstandard.ZstdDecompressor().stream_reader(io.BytesIO(data)).read(limit)
-        return zstandard.ZstdDecompressor().decompressobj().decompress(data)  # one frame, not what follows
-
-    def gz(data, limit=-1):
-        return zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(data, max(limit, 0))
-
-    def xz(data, limit=-1):
-        return lzma.LZMADecompressor(lzma.FORMAT_XZ).decompress(data, limit)
-
-    def lz(data, limit=-1):
-        return lzma.LZMADecompressor(lzma.FORMAT_ALONE).decompress(data, limit)
-
-    def bz(data, limit=-1):
-        return bz2.BZ2Decompressor().decompress(data, limit)
-
-    errors = (OSError, EOFError, ValueError, MemoryError, lzma.LZMAError, zlib.error, zstandard.ZstdError)
-    return ((b"\x28\xb5\x2f\xfd", zstd), (b"\x1f\x8b\x08", gz), (b"\xfd7zXZ\x00", xz),
-            (b"\x5d\x00\x00", lz), (b"BZh", bz)), errors
+# the compressors scripts/extract-vmlinux knows but lzo and lz4, by their magic bytes
+KERNEL_CODECS = ((b"\x28\xb5\x2f\xfd", "zstd"), (b"\x1f\x8b\x08", "gzip"), (b"\xfd7zXZ\x00", "xz"),
+                 (b"\x5d\x00\x00", "lzma"), (b"BZh", "bzip2"))
+MODULE_CODECS = {b"\xfd7zXZ\x00": "xz", b"\x28\xb5\x2f\xfd": "zstd"}  # .ko.xz, .ko.zst
 
 
-def _bzimage_payload(data: bytes) -> bytes | None:
+def _bzimage_payload(data: bytes) -> memoryview | None:
     """The compressed kernel inside an x86 bzImage (Documentation/arch/x86/boot.rst)."""
     if len(data) < 0x250 or data[0x202:0x206] != b"HdrS":
         return None
@@ -88,75 +66,81 @@ def _bzimage_payload(data: bytes) -> bytes | None:
     start = (setup_sects + 1) * 512 + payload_offset
     if not payload_length or start + payload_length > len(data):
         return None
-    return data[start:start + payload_length]
+    return memoryview(data)[start:start + payload_length]
 
 
 def decompress_kernel(data: bytes, name: str) -> bytes:
-    """The ELF vmlinux inside a compressed kernel image."""
-    candidates = []
+    """The ELF vmlinux inside a compressed kernel image, at most limits.max_decompressed_bytes."""
+    whole = memoryview(data)
     payload = _bzimage_payload(data)
-    if payload is not None:
-        candidates.append(payload)
-    candidates.append(data)
-    decompressors, errors = _decompressors()
-    view = memoryview(data)
-    for blob in candidates:
-        blob = memoryview(blob) if blob is not data else view
-        raw = bytes(blob) if blob is not view else data
-        for magic, decompress in decompressors:
+    for blob in ([payload] if payload is not None else []) + [whole]:
+        raw = blob.tobytes() if blob is not whole else data  # bytes.find; the payload is a few MB
+        for magic, codec in KERNEL_CODECS:
             pos = raw.find(magic)
             tried = 0
             while pos >= 0 and tried < 16:
                 tried += 1
-                try:
-                    # the first bytes say whether this stream holds an ELF (bzip2 needs a whole block)
-                    if decompress(blob[pos:pos + (2 << 20)], 4) == ELF_MAGIC:
-                        out = decompress(blob[pos:])
-                        if out.startswith(ELF_MAGIC):
-                            return out
-                except errors:
-                    pass
+                # the first bytes say whether this stream holds an ELF (bzip2 needs a whole block)
+                if bounded.inflate_head(codec, blob[pos:pos + (2 << 20)], 4) == ELF_MAGIC:
+                    try:
+                        out = bounded.inflate(codec, blob[pos:], name)
+                    except bounded.TooLarge:
+                        raise
+                    except InputError:
+                        out = b""
+                    if out.startswith(ELF_MAGIC):
+                        return out
                 pos = raw.find(magic, pos + 1)
     raise InputError(f"{name}: not BTF, an ELF file or a compressed kernel image with an ELF inside")
 
 
 def load(path: str | Path, base: Btf | None = None) -> BtfFile:
-    """Read the BTF of ``path``; ``base`` is vmlinux's BTF for a module's split BTF."""
+    """Read the BTF of ``path``; ``base`` is vmlinux's BTF for a module's split BTF.
+
+    An ELF file is read where its section headers point (a vmlinux with DWARF is 1 GB,
+    its .BTF 6 MB); anything else is read whole, within limits.max_input_bytes."""
     name = str(path)
-    try:
-        data = Path(path).read_bytes()
-    except OSError as e:
-        raise InputError(f"{name}: {e.strerror or e}") from None
-    return load_bytes(data, name, base)
+    with bounded.open_input(path) as f:
+        if f.read(4) == ELF_MAGIC:
+            return _from_elf(bounded.CappedFile(f, name), name, base, "")
+    return load_bytes(bounded.read_input(path), name, base)
 
 
 def load_bytes(data: bytes, name: str, base: Btf | None = None) -> BtfFile:
     if len(data) >= 2 and struct.unpack_from("<H", data)[0] in (MAGIC, 0x9FEB):
         return BtfFile(name, Btf(data, name, base), elf_kind="raw")
     kind = ""
-    if data.startswith((b"\xfd7zXZ\x00", b"\x28\xb5\x2f\xfd")):  # a module as distributions ship it: .ko.xz, .ko.zst
-        decompressors, errors = _decompressors()
-        decompress = dict(decompressors)[b"\xfd7zXZ\x00" if data[0] == 0xFD else b"\x28\xb5\x2f\xfd"]
-        try:
-            data = decompress(data)
-        except errors as e:
-            raise InputError(f"{name}: corrupt compressed file: {e}") from None
+    codec = MODULE_CODECS.get(data[:6]) or MODULE_CODECS.get(data[:4])
+    if codec:  # a module as distributions ship it: .ko.xz, .ko.zst
+        data = bounded.inflate(codec, data, name)
     if not data.startswith(ELF_MAGIC):
         data = decompress_kernel(data, name)
         kind = "vmlinuz"
-    return _from_elf(data, name, base, kind)
+    return _from_elf(io.BytesIO(data), name, base, kind)
 
 
-def _from_elf(data: bytes, name: str, base: Btf | None, kind: str) -> BtfFile:
+def _section_bytes(section, name: str) -> bytes:
+    """A section's bytes, its sizes checked against the limits before anything is read."""
+    limits = bounded.limits()
+    if section["sh_type"] != "SHT_NOBITS" and section["sh_size"] > limits.max_input_bytes:
+        raise bounded.TooLarge(f"{name}: section {section.name} is {section['sh_size']} bytes, over "
+                               f"limits.max_input_bytes ({limits.max_input_bytes})")
+    if section.data_size > limits.max_decompressed_bytes:
+        raise bounded.TooLarge(f"{name}: section {section.name} unpacks to {section.data_size} bytes, over "
+                               f"limits.max_decompressed_bytes ({limits.max_decompressed_bytes})")
+    return section.data()
+
+
+def _from_elf(stream, name: str, base: Btf | None, kind: str) -> BtfFile:
     try:
-        elf = ELFFile(io.BytesIO(data))
+        elf = ELFFile(stream)
         sections = {s.name: s for s in elf.iter_sections()}
         btf_sec = sections.get(".BTF")
         if btf_sec is None:
             raise InputError(f"{name}: no .BTF section (built without CONFIG_DEBUG_INFO_BTF, or clang without -g)")
-        btf_data = btf_sec.data()
+        btf_data = _section_bytes(btf_sec, name)
         ext = sections.get(".BTF.ext")
-        ext_data = ext.data() if ext is not None else None
+        ext_data = _section_bytes(ext, name) if ext is not None else None
         etype = elf["e_type"]
         symbols: tuple[Symbol, ...] = ()
         relocations: list[Relocation] = []

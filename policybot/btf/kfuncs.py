@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .compat import Shape, btf_shape
+from .. import bounded
 from .container import load
 from .reader import Btf
 from .types import Kind
@@ -83,11 +84,19 @@ def read_kernel(vmlinux: str | os.PathLike, modules: tuple[str, ...] = (),
 
 
 def _content_key(files: tuple[str, ...]) -> str:
+    """The files' contents; a file over limits.max_input_bytes (a vmlinux with DWARF, of
+    which load() reads only .BTF) by its identity and mtime instead: hashing it would read
+    all of it."""
     h = hashlib.sha256(f"v{CACHE_VERSION}".encode())
     for f in files:
         try:
-            with open(f, "rb") as fh:
-                h.update(hashlib.file_digest(fh, "sha256").digest())
+            with bounded.open_input(f) as fh:  # a FIFO or a device is refused here, unread
+                st = os.fstat(fh.fileno())
+                if st.st_size > bounded.limits().max_input_bytes:
+                    h.update(f"{os.path.realpath(f)}\0{st.st_dev}\0{st.st_ino}\0{st.st_size}\0"
+                             f"{st.st_mtime_ns}".encode())
+                else:
+                    h.update(hashlib.file_digest(fh, "sha256").digest())
         except OSError:
             return ""  # load() names the unreadable file
     return h.hexdigest()

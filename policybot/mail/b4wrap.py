@@ -2,7 +2,7 @@
 
 b4 keeps its configuration in module globals and some of its paths call
 ``sys.exit``; everything here configures it explicitly (no user git config,
-no network unless a thread is fetched), points its cache at policybot's
+no network: mail/inbox.py fetches threads, bounded), points its cache at policybot's
 state directory, and turns its failures into ``InputError``.
 
 What leaves this module is plain data (``Series``, ``Patch``), never b4 objects.
@@ -14,6 +14,7 @@ import email.errors
 import email.header
 import email.headerregistry
 import email.message
+import email.parser
 import email.policy
 import email.utils
 import logging
@@ -22,7 +23,9 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .. import bounded
 from ..errors import InputError
+from .inbox import Inbox
 
 B4_VERSION = "0.16.0"
 DEFAULT_INBOX = "https://lore.kernel.org/all"
@@ -73,8 +76,8 @@ class Series:
     ignored: list[str] = field(default_factory=list)  # messages that are not part of the series
 
 
-def _b4(state_dir: str | os.PathLike | None, inbox_url: str | None = None, network: bool = False):
-    """Import and configure b4 for one call."""
+def _b4(state_dir: str | os.PathLike | None):
+    """Import and configure b4 for one call: no network (mail/inbox.py fetches)."""
     if state_dir:
         cache = Path(state_dir) / "b4"
         cache.mkdir(parents=True, exist_ok=True)
@@ -86,33 +89,32 @@ def _b4(state_dir: str | os.PathLike | None, inbox_url: str | None = None, netwo
         raise InputError(f"b4 {b4.__VERSION__} is installed; policybot is tested with b4 {B4_VERSION}")
     logging.getLogger("b4").setLevel(logging.CRITICAL)
     config = dict(b4.DEFAULT_CONFIG)
-    config["midmask"] = (inbox_url or DEFAULT_INBOX).rstrip("/") + "/%s"
+    config["midmask"] = DEFAULT_INBOX + "/%s"
     b4.MAIN_CONFIG = config
-    b4.can_network = network
+    b4.can_network = False
     b4.LORENODE = None  # rebuilt from midmask on next use
     return b4
 
 
 def read_messages(path: str | os.PathLike | None = None, data: bytes | None = None,
-                  state_dir=None) -> list[email.message.EmailMessage]:
-    """Messages from an mbox file, a Maildir, or raw mbox bytes (stdin)."""
+                  state_dir=None, skipped: list[str] | None = None) -> list[email.message.EmailMessage]:
+    """Messages from an mbox file, a Maildir, or raw mbox bytes (stdin), each file read
+    within limits.max_input_bytes. A Maildir entry that cannot be read (not a regular file,
+    too large) is left out and said in ``skipped``; the others are read."""
     b4 = _b4(state_dir)
     try:
-        if data is not None:
-            msgs = b4.mailsplit_bytes(data)
-        else:
+        if data is None:
             p = Path(path)
             if not p.exists():
                 raise InputError(f"{p}: no such file or directory")
-            if p.is_dir() and not (p / "cur").is_dir():
-                raise InputError(f"{p}: not a Maildir (no cur/ new/ tmp/)")
-            if p.is_file():
-                head = p.read_bytes()[:5]
-                if head and head != b"From ":
-                    # not an mbox: a single message (as saved by a MUA) is accepted as is
-                    msgs = b4.mailsplit_bytes(b"From mboxrd@z Thu Jan  1 00:00:00 1970\n" + p.read_bytes())
-                    return [m for m in msgs if m.get("Message-ID")]
-            msgs = b4.get_msgs_from_mailbox_or_maildir(str(p))
+            if p.is_dir():
+                return _maildir(b4, p, skipped if skipped is not None else [])
+            data = bounded.read_input(p)
+        if data[:5] and data[:5] != b"From ":
+            # not an mbox: a single message (as saved by a MUA) is accepted as is
+            msgs = b4.mailsplit_bytes(b"From mboxrd@z Thu Jan  1 00:00:00 1970\n" + data)
+            return [m for m in msgs if m.get("Message-ID")]
+        msgs = b4.mailsplit_bytes(data)
     except SystemExit:
         raise InputError(f"{path or '<stdin>'}: b4 could not read the messages") from None
     except (OSError, ValueError) as e:
@@ -120,35 +122,48 @@ def read_messages(path: str | os.PathLike | None = None, data: bytes | None = No
     return [m for m in msgs if m is not None]
 
 
-def _remote(inbox_url: str, what: str, call):
-    """A b4 call that talks to a public-inbox server; its failures name the server."""
-    try:
-        return call()
-    except SystemExit:  # some b4 paths exit instead of raising
-        return None
-    except Exception as e:  # liblore/requests errors: the server, not our input
-        raise InputError(f"{inbox_url}: {what} failed: {type(e).__name__}") from None
+def _maildir(b4, path: Path, skipped: list[str]) -> list[email.message.EmailMessage]:
+    """The messages in ``path``'s new/ and cur/, oldest name first (Maildir names start with the time)."""
+    if not (path / "cur").is_dir():
+        raise InputError(f"{path}: not a Maildir (no cur/ new/ tmp/)")
+    parser = email.parser.BytesParser(policy=b4.emlpolicy, _class=email.message.EmailMessage)
+    out = []
+    for entry in sorted((e for sub in ("new", "cur") if (path / sub).is_dir() for e in os.scandir(path / sub)
+                         if not e.name.startswith(".")), key=lambda e: e.name):
+        try:
+            out.append(parser.parsebytes(bounded.read_input(entry.path)))
+        except InputError as e:
+            skipped.append(str(e))
+    return out
 
 
-def fetch_thread(msgid: str, inbox_url: str, state_dir=None) -> list[email.message.EmailMessage]:
-    """The whole thread of ``msgid`` from a public-inbox server (``<url>/<msgid>/t.mbox.gz``)."""
+def fetch_thread(msgid: str, inbox: Inbox, state_dir=None) -> list[email.message.EmailMessage]:
+    """The whole thread of ``msgid`` from a public-inbox server (mail/inbox.py fetches it)."""
     msgid = msgid.strip().strip("<>")
     if not re.fullmatch(r"[!-~]{1,250}", msgid) or "@" not in msgid:
         raise InputError(f"--msgid: {_clean(msgid)[:80]!r} is not a Message-ID")
-    b4 = _b4(state_dir, inbox_url, network=True)
-    msgs = _remote(inbox_url, f"fetching <{msgid}>",
-                   lambda: b4.get_pi_thread_by_msgid(msgid, nocache=True, quiet=True))
-    if not msgs:
-        raise InputError(f"{inbox_url}: no thread found for <{msgid}>")
-    return msgs
+    mbox = inbox.thread(msgid)
+    b4 = _b4(state_dir)
+    msgs = _split(b4, mbox or b"", inbox.url)
+    thread = b4.get_strict_thread(msgs, msgid) if msgs else None
+    if not thread:
+        raise InputError(f"{inbox.url}: no thread found for <{msgid}>")
+    return thread
 
 
-def search(query: str, inbox_url: str, state_dir=None) -> list[email.message.EmailMessage]:
+def search(query: str, inbox: Inbox, state_dir=None) -> list[email.message.EmailMessage]:
     """Messages (whole threads) matching a public-inbox search query, e.g.
     ``dfn:kernel/bpf/helpers.c AND rt:7.days.ago..``; [] when nothing matches."""
-    b4 = _b4(state_dir, inbox_url, network=True)
-    return list(_remote(inbox_url, f"search {query!r}",
-                        lambda: b4.get_pi_search_results(query, nocache=True, full_threads=True)) or [])
+    mbox = inbox.search(query)
+    return _split(_b4(state_dir), mbox, inbox.url) if mbox else []
+
+
+def _split(b4, mbox: bytes, source: str) -> list[email.message.EmailMessage]:
+    """An mbox from the server, split and deduplicated as b4 does (one copy per Message-ID)."""
+    try:
+        return [m for m in b4.split_and_dedupe_pi_results(mbox) if m is not None]
+    except (SystemExit, Exception) as e:  # noqa: BLE001 - the server's bytes, parsed by b4
+        raise InputError(f"{source}: unreadable mbox from the server ({type(e).__name__})") from None
 
 
 def series_from_messages(msgs: list[email.message.EmailMessage], state_dir=None,

@@ -73,6 +73,17 @@ class Outbox:
         with self.state.engine.connect() as conn:
             return list(conn.execute(q))
 
+    def replies_today(self, addr: str) -> int:
+        """Reviews drafted since midnight (UTC) with ``addr`` among their recipients."""
+        import sqlalchemy as sa
+        from ..schema import mails
+        midnight = _now().replace(hour=0, minute=0, second=0, microsecond=0)
+        q = sa.select(sa.func.count()).select_from(mails).where(
+            mails.c.kind == "review", mails.c.created >= midnight,
+            sa.func.lower(mails.c.recipients).contains(json.dumps(addr.lower()), autoescape=True))
+        with self.state.engine.connect() as conn:
+            return conn.execute(q).scalar_one()
+
     def queue(self, msg: EmailMessage, keys: list[str], kind: str, tree: str | None = None) -> bool:
         """Draft ``msg`` about ``keys``; False when this Message-ID was queued before
         (or a concurrent run recorded it or one of the keys first)."""

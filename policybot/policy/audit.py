@@ -22,7 +22,7 @@ from ..model.inventory import Inventory
 from ..model.promises import Declaration, Promise, PromiseDate, Resolved, Problem
 from ..model.vocabulary import Level, PromiseState, Source, severity
 from .calendar import ReleaseCalendar
-from .config import Policy
+from .config import Policy, read_overlay
 from .declarations import LEVELS, collect, parse_declaration_yaml
 from .diff import diff
 from .judge import Ack, Judge
@@ -55,21 +55,11 @@ class Auditor:
             return None
         return self.policy.manifest, self.repo[entry.id].data.decode("utf-8", "replace")
 
-    def _overlay(self) -> tuple[str, str] | None:
-        if not self.policy.overlay:
-            return None
-        try:
-            with open(self.policy.overlay, encoding="utf-8") as fh:
-                return self.policy.overlay, fh.read()
-        except OSError as e:
-            from ..errors import ConfigError
-            raise ConfigError(f"{self.policy.overlay}: {e.strerror}") from None
-
     def declarations(self, inv: Inventory, tree: pygit2.Tree) -> tuple[dict[str, Resolved], list[Problem]]:
         last = self._last_declarations
         if last and last[0] is inv and last[1] == tree.id:
             return last[2]
-        result = collect(inv, self._manifest(tree), self._overlay(), self.policy.include_tests)
+        result = collect(inv, self._manifest(tree), read_overlay(self.policy), self.policy.include_tests)
         self._last_declarations = (inv, tree.id, result)
         return result
 

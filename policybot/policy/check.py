@@ -22,13 +22,14 @@ from typing import TYPE_CHECKING, Callable
 
 from ..btf.compat import btf_shape, incompatibility, text_shape
 from ..btf.kfuncs import CompiledKernel
-from ..errors import InputError
+from ..errors import ConfigError, InputError
 from ..kernel.flags import FLAGS
 from ..model.check import (UNDECLARED, BpfObject, CheckResult, CrossCheck, ExternResult, PolicyView, Shape,
                            Target, TargetKfunc)
 from ..model.findings import Finding
 from ..model.inventory import Location
 from ..model.vocabulary import ExternStatus, Level, PromiseState
+from .config import read_overlay
 from .diff import bpf_params
 from .judge import Judge
 from .rules import render_message
@@ -147,8 +148,8 @@ def source_targets(repo_path: str, revs: list[str], releases_glob: str | None, p
     overlay = ""
     if policy.overlay:
         try:
-            overlay = Path(policy.overlay).read_text(encoding="utf-8")
-        except OSError:
+            overlay = read_overlay(policy)[1]
+        except ConfigError:
             overlay = "unreadable"  # the Auditor names the file when it reads it
     common = [repr(policy), overlay, today.isoformat(), tags, _code_digest(), os.path.realpath(repo_path)]
     out: list[Target | None] = []

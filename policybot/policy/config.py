@@ -9,7 +9,8 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import ConfigError
+from .. import bounded
+from ..errors import ConfigError, InputError
 from ..model.vocabulary import VERDICTS, Verdict
 from .rules import catalogue
 
@@ -100,9 +101,9 @@ def read_toml(path: str | os.PathLike) -> tuple[dict, str]:
     """A TOML file's data and text (the text locates keys for error messages)."""
     path = Path(path)
     try:
-        data = path.read_bytes()
-    except OSError as e:
-        raise ConfigError(f"{path}: {e.strerror}") from None
+        data = bounded.read_input(path)
+    except InputError as e:
+        raise ConfigError(str(e)) from None
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as e:
@@ -115,6 +116,16 @@ def read_toml(path: str | os.PathLike) -> tuple[dict, str]:
     except RecursionError:  # tomllib recurses once per level of nesting
         raise ConfigError(f"{path}:{_nested_too_deeply(text) or 1}: arrays or tables nested more than "
                           f"{MAX_TOML_DEPTH} deep") from None
+
+
+def read_overlay(policy: Policy) -> tuple[str, str] | None:
+    """The policy's overlay file (path, text), or None when it names none."""
+    if not policy.overlay:
+        return None
+    try:
+        return policy.overlay, bounded.read_text(policy.overlay)
+    except InputError as e:
+        raise ConfigError(str(e)) from None
 
 
 MAX_TOML_DEPTH = 32  # where the line of a too deep nesting is said; configurations are a few levels deep

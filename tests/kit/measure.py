@@ -1,42 +1,55 @@
-"""Run one command and measure it alone: exit status, output, wall seconds and the peak
-resident memory of that child (os.wait4), not RUSAGE_CHILDREN's high-water mark over every
-child the test session has reaped, which a git or a compile earlier in the run can own."""
+"""Run one command and measure it alone: exit status, output, wall seconds and its peak resident
+memory. Peak memory is hard to get right: RUSAGE_CHILDREN is the high-water mark over every
+child the test session has reaped, and a child's own ru_maxrss starts at its parent's size when
+it was forked (Linux keeps the high-water mark across exec), which is pytest's, often hundreds
+of MB. So a small launcher (python -S) forks the command and reports its wait4 rusage: the
+command's peak is then counted from the launcher's 10 MB, not pytest's."""
 
 from __future__ import annotations
 
 import os
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 from dataclasses import dataclass
 
+LAUNCHER = """
+import os, sys
+pid = os.fork()
+if pid == 0:
+    os.execvp(sys.argv[2], sys.argv[2:])
+_, status, usage = os.wait4(pid, 0)
+with open(sys.argv[1], "w") as f:
+    f.write(str(usage.ru_maxrss))
+sys.exit(os.waitstatus_to_exitcode(status) % 256 if os.WIFEXITED(status) else 128 + os.WTERMSIG(status))
+"""
+
 
 @dataclass(frozen=True)
 class Measured:
-    returncode: int
-    output: str
+    returncode: int  # -9 when killed at the timeout
+    output: str  # stdout and stderr together
     seconds: float
     max_rss_kb: int
 
 
 def run_measured(argv: list[str], *, timeout: float = 60, **popen) -> Measured:
-    """stdout and stderr together; the child is killed at the timeout (returncode -9)."""
-    with tempfile.TemporaryFile() as out:
+    with tempfile.TemporaryDirectory() as tmp, open(os.path.join(tmp, "out"), "w+b") as out:
+        rss_file = os.path.join(tmp, "rss")
         start = time.monotonic()
-        child = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT,
-                                 stdin=subprocess.DEVNULL, **popen)
-        while True:
-            pid, status, usage = os.wait4(child.pid, os.WNOHANG)
-            if pid:
-                break
-            if time.monotonic() - start > timeout:
-                os.kill(child.pid, signal.SIGKILL)
-                _, status, usage = os.wait4(child.pid, 0)
-                break
-            time.sleep(0.01)
+        child = subprocess.Popen([sys.executable, "-S", "-c", LAUNCHER, rss_file, *argv], stdout=out,
+                                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+                                 **popen)
+        try:
+            returncode = child.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(child.pid, signal.SIGKILL)
+            child.wait()
+            returncode = -9
         seconds = time.monotonic() - start
-        child.returncode = os.waitstatus_to_exitcode(status)  # reaped here; Popen must not wait again
         out.seek(0)
         text = out.read().decode("utf-8", "replace")
-    return Measured(child.returncode, text, seconds, usage.ru_maxrss)
+        rss = int(open(rss_file).read() or 0) if os.path.exists(rss_file) else 0
+    return Measured(returncode, text, seconds, rss)

@@ -43,13 +43,13 @@ def add(sub) -> None:
 
 
 def execute(args) -> int:
-    from ...app.review import SeriesSource, review_command
+    from ...app.review import SeriesSource, read_stdin, review_command
     from ...model.vocabulary import fails
     from ...render import render
     fail_on = options.fail_on(args)
+    ctx = options.context(args)  # first: its config sets the input limits stdin is read within
     source = SeriesSource(msgid=args.msgid, inbox_url=args.inbox_url, path=args.mbox or args.maildir,
-                          data=sys.stdin.buffer.read() if args.stdin else None)
-    reviewed = review_command(options.context(args), source, args.base, args.branch, args.list_addr,
-                              args.tree_name, args.send)
+                          data=read_stdin() if args.stdin else None)
+    reviewed = review_command(ctx, source, args.base, args.branch, args.list_addr, args.tree_name, args.send)
     sys.stdout.write(render("review", args.format, reviewed))
     return 1 if fails([f.verdict for f in reviewed.result.findings() if f.counts], fail_on) else 0
