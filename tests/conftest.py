@@ -25,6 +25,17 @@ def _isolated_environment(tmp_path, monkeypatch):
     monkeypatch.delenv("POLICYBOT_CONFIG", raising=False)
 
 
+@pytest.fixture(autouse=True)
+def _sigpipe_restored():
+    """policybot.cli.main sets SIGPIPE to its default (`policybot ... | head` ends quietly); a test
+    that calls main in-process must not leave it so, or the next test whose in-process server
+    writes to a closed socket kills pytest itself (exit 141, no report)."""
+    import signal
+    before = signal.getsignal(signal.SIGPIPE)
+    yield
+    signal.signal(signal.SIGPIPE, before)
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item):
     """A test that needs the real kernel trees (kit.realtree.REAL_TREE_FIXTURES: kernel_repo, binaries
