@@ -25,4 +25,6 @@ tests/conftest.py, built from the helpers here.
   realtree  the real kernel trees (scripts/kernel-trees): a line found by its text, and
             readings that use no policybot code (listed, independent_count,
             jit_returns_by_grep)
+  measure   one command run as a child and measured alone: exit status, output, wall
+            seconds, peak RSS through a small launcher's wait4 (run_measured)
 """
