@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 from .errors import ConfigError
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 metadata = sa.MetaData()
 
@@ -94,6 +94,21 @@ failures = sa.Table(
     sa.Column("day", sa.Date, nullable=False),  # the run's date
     sa.Column("head", sa.String(64), nullable=True),  # a tree's head when it failed
 )
+# Who uses each kfunc (`policybot census`): one row per program, kfunc and strength, all
+# the rows of a source replaced by each census of it. Schema 5.
+census = sa.Table(
+    "census", metadata,
+    sa.Column("source", sa.String(512), primary_key=True),  # deb:NAME, path:DIR, git:REPO:PATH
+    sa.Column("kfunc", sa.String(200), primary_key=True),  # the essential name
+    sa.Column("program", sa.String(300), primary_key=True),  # the user: sigsnoop-libbpf
+    sa.Column("weak", sa.Boolean, primary_key=True),
+    sa.Column("project", sa.String(200), nullable=False),
+    sa.Column("version", sa.String(200), nullable=False),
+    sa.Column("in_tree", sa.Boolean, nullable=False),
+    sa.Column("location", sa.Text, nullable=False),
+    sa.Column("declared", sa.String(300), nullable=False),
+    sa.Column("seen", sa.Date, nullable=False),  # the census's (possibly injected) date
+)
 
 
 def _migrate_1_to_2(conn) -> None:
@@ -114,7 +129,11 @@ def _migrate_3_to_4(conn) -> None:
 
 # version reached -> the step that reaches it from the one before; tables new in a
 # version are created by create_all, so a step only changes existing tables
-MIGRATIONS = {2: _migrate_1_to_2, 3: _migrate_2_to_3, 4: _migrate_3_to_4}
+def _migrate_4_to_5(conn) -> None:
+    pass  # the census table is new: create_all makes it
+
+
+MIGRATIONS = {2: _migrate_1_to_2, 3: _migrate_2_to_3, 4: _migrate_3_to_4, 5: _migrate_4_to_5}
 
 
 def _sqlite_pragmas(dbapi_conn, _record):

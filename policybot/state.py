@@ -17,10 +17,24 @@ import os
 import sqlite3
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 from .cache import Cache
 from .errors import ConfigError, PolicybotError
 from .paths import ensure_dir, state_dir as resolve_state_dir
+
+
+class CensusRecord(NamedTuple):
+    source: str
+    kfunc: str
+    program: str
+    weak: bool
+    project: str
+    version: str
+    in_tree: bool
+    location: str
+    declared: str
+    seen: dt.date
 
 
 class State:
@@ -222,6 +236,50 @@ class State:
         with self.engine.connect() as conn:
             return {r[0] for r in conn.execute(sa.select(seen_messages.c.msgid))}
 
+    # -- the usage census ---------------------------------------------------------
+
+    def replace_census(self, source: str, uses: list, day) -> None:
+        """``source``'s rows become ``uses`` (model.census.Use), seen on ``day``, in one transaction."""
+        from .schema import census
+        rows, keys = [], set()
+        for u in uses:
+            row = {"source": source[:512], "kfunc": u.kfunc[:200], "program": u.user[:300], "weak": u.weak,
+                   "project": u.project[:200], "version": u.version[:200], "in_tree": u.in_tree,
+                   "location": u.location, "declared": u.declared[:300], "seen": day}
+            key = (row["kfunc"], row["program"], row["weak"])
+            if key not in keys:  # names cut to the columns' widths may meet
+                keys.add(key)
+                rows.append(row)
+        with self.engine.begin() as conn:
+            conn.execute(census.delete().where(census.c.source == source[:512]))
+            if rows:
+                conn.execute(census.insert(), rows)
+
+    def census_rows(self) -> list[CensusRecord]:
+        """Every kept use. An SQLite state is read through the standard library when nothing
+        opened the engine: every audit asks (findings name known users), few need SQLAlchemy."""
+        order = "kfunc, program, weak, source"
+        if self.sqlite_file is not None and "engine" not in self.__dict__:
+            if not self.sqlite_file.exists():
+                return []
+            try:
+                if self._reader is None:
+                    self._reader = sqlite3.connect(self.sqlite_file, timeout=10)
+                rows = self._reader.execute(f"SELECT {', '.join(CensusRecord._fields)} FROM census "
+                                            f"ORDER BY {order}").fetchall()
+            except sqlite3.OperationalError as e:
+                if "no such table" in str(e):
+                    return []
+                raise ConfigError(f"state database {self.sqlite_file}: {' '.join(str(e).split())}") from None
+            except sqlite3.DatabaseError as e:
+                raise ConfigError(f"state database {self.sqlite_file}: {' '.join(str(e).split())}") from None
+            return [CensusRecord(*r[:3], bool(r[3]), *r[4:6], bool(r[6]), *r[7:9], dt.date.fromisoformat(r[9]))
+                    for r in rows]
+        from .schema import census, sa
+        with self.engine.connect() as conn:
+            return [CensusRecord(*r) for r in conn.execute(
+                sa.select(*(census.c[f] for f in CensusRecord._fields)).order_by(sa.text(order)))]
+
     def mark_seen(self, msgids: list[str]) -> None:
         from .schema import seen_messages
         now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
@@ -238,5 +296,5 @@ def __getattr__(name: str):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-_SCHEMA_NAMES = {"SCHEMA_VERSION", "DatabaseError", "metadata", "meta", "mails", "mailed_keys", "tree_state",
+_SCHEMA_NAMES = {"SCHEMA_VERSION", "DatabaseError", "metadata", "meta", "mails", "mailed_keys", "tree_state", "census",
                  "runs", "run_findings", "seen_messages", "failures", "MIGRATIONS"}

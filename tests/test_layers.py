@@ -3,7 +3,8 @@
 Layers, lowest first (docs/design.md):
   0 model    the records and the shared words (model/), and the plumbing every
              stage uses (errors, state, cache, progress, templating, paths, ...)
-  1 kernel   git tree -> inventory (kernel/), compiled BTF and BPF objects (btf/)
+  1 kernel   git tree -> inventory (kernel/), compiled BTF and BPF objects (btf/), who
+             uses each kfunc (usage/)
   2 policy   inventory -> findings (policy/): declarations, calendar, diff, the
              one judge, audit, check
   3 render   results -> text, JSON, CSV, Markdown, SARIF, HTML (render/)
@@ -36,7 +37,7 @@ TOP_LEVEL = {
     "policybot.scratch": MODEL, "policybot.bounded": MODEL,
     "policybot.scheduler": ENTRY, "policybot.__main__": ENTRY,
 }
-PACKAGES = {"model": MODEL, "kernel": KERNEL, "btf": KERNEL, "policy": POLICY, "render": RENDER, "mail": MAIL,
+PACKAGES = {"model": MODEL, "kernel": KERNEL, "btf": KERNEL, "usage": KERNEL, "policy": POLICY, "render": RENDER, "mail": MAIL,
             "app": APP, "cli": ENTRY}
 SPECIAL: dict[str, int] = {}
 # What the CLI may import besides itself: the use cases, the renderers, the records, and the

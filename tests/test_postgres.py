@@ -52,7 +52,7 @@ def tree(tmp_path):
 
 
 def test_schema_and_dialect(pg):
-    assert pg.dialect == "postgresql" and pg.schema_version == SCHEMA_VERSION == 4
+    assert pg.dialect == "postgresql" and pg.schema_version == SCHEMA_VERSION == 5
 
 
 def test_parse_cache_beside_a_postgres_state(pg, tmp_path):

@@ -303,7 +303,7 @@ def test_schema_1_database_is_migrated_keeping_its_data(tmp_path, with_meta):
     d = tmp_path / "s"
     v1_database(d, with_meta)
     state = State(state_dir=d)
-    assert state.schema_version == SCHEMA_VERSION == 4
+    assert state.schema_version == SCHEMA_VERSION == 5
     cols = {c["name"] for c in sa.inspect(state.engine).get_columns("mails")}
     assert "tree" in cols
     with state.engine.connect() as conn:
@@ -312,7 +312,7 @@ def test_schema_1_database_is_migrated_keeping_its_data(tmp_path, with_meta):
                                                                   "queued", None)
         assert conn.execute(sa.select(sa.func.count()).select_from(mailed_keys)).scalar() == 1
         tables = set(sa.inspect(conn).get_table_names())
-        assert {"tree_state", "runs", "run_findings", "seen_messages"} <= tables
+        assert {"tree_state", "runs", "run_findings", "seen_messages", "census"} <= tables
         # schema 4: the caches left the state for their own file (policybot/cache.py)
         assert not tables & {"facts_cache", "commit_dates"}
     outbox = Outbox(state, d / "outbox")
@@ -320,7 +320,7 @@ def test_schema_1_database_is_migrated_keeping_its_data(tmp_path, with_meta):
     assert [r.msgid for r in outbox.pending()] == ["<old@example.org>"]
     # opening again is a no-op; the data is still there
     again = State(state_dir=d)
-    assert again.schema_version == 4
+    assert again.schema_version == 5
     with again.engine.connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(mails)).scalar() == 1
         assert conn.execute(sa.select(sa.func.count()).select_from(sa.table("meta"))).scalar() == 1
@@ -328,10 +328,10 @@ def test_schema_1_database_is_migrated_keeping_its_data(tmp_path, with_meta):
 
 def test_newer_schema_is_refused(tmp_path):
     d = tmp_path / "s"
-    assert State(state_dir=d).schema_version == 4
+    assert State(state_dir=d).schema_version == 5
     db = sqlite3.connect(d / "policybot.sqlite")
-    db.execute("UPDATE meta SET value = '5' WHERE key = 'schema'")
+    db.execute("UPDATE meta SET value = '6' WHERE key = 'schema'")
     db.commit()
     db.close()
-    with pytest.raises(ConfigError, match="has schema 5.*upgrade policybot"):
+    with pytest.raises(ConfigError, match="has schema 6.*upgrade policybot"):
         State(state_dir=d).schema_version  # the engine opens, and migrates, on first use

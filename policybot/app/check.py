@@ -18,6 +18,7 @@ def check(ctx: Context, objects: list[str], revs: list[str], releases: str | Non
     from ..btf.program import read_object
     from ..policy.check import btf_target, check as check_object, source_targets
     from ..policy.judge import Judge
+    from .census import known_users
     from .inventory import compiled_kernel
     read = [read_object(o) for o in objects]
     targets = []
@@ -27,5 +28,5 @@ def check(ctx: Context, objects: list[str], revs: list[str], releases: str | Non
     if btf:
         kernel, _ = compiled_kernel(ctx, btf)
         targets = [btf_target(kernel, targets[0] if targets else None)]
-    judge = Judge(ctx.policy, ctx.today or dt.date.today())
+    judge = Judge(ctx.policy, ctx.today or dt.date.today(), known_users(ctx.state))
     return [check_object(o, t, judge) for o in read for t in targets]

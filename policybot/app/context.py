@@ -89,7 +89,8 @@ class Context:
     def auditor(self) -> Auditor:
         """The repository's auditor under the policy, as of ``today``: the one place a command's is built."""
         from ..policy.audit import Auditor
-        return Auditor(self.scanner.repo, self.scanner, self.policy, self.today)
+        from .census import known_users
+        return Auditor(self.scanner.repo, self.scanner, self.policy, self.today, known_users(self.state))
 
     @property
     def mail(self) -> MailConfig:

@@ -26,6 +26,7 @@ from ..policy.audit import Auditor
 from ..progress import Progress
 from ..state import DatabaseError, State
 from ..model.vocabulary import RunStatus
+from .census import known_users
 from .review import queue
 
 JOBS = ("audit", "review", "notices", "report")
@@ -220,7 +221,8 @@ class Runner:
 
     def auditor(self, tree: Tree, repo: pygit2.Repository) -> Auditor:
         """The tree's auditor: its repository read through the state's cache, under its policy."""
-        return Auditor(repo, Scanner(repo, self.state.cache, self.progress), self.policy_for(tree), self.today)
+        return Auditor(repo, Scanner(repo, self.state.cache, self.progress), self.policy_for(tree), self.today,
+                       known_users(self.state))
 
     def policy_for(self, tree: Tree):
         """The tree's policy, with the configuration's expiry horizon when it sets one."""

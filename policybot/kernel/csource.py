@@ -352,3 +352,9 @@ def split_top_level(text: str, sep: str = ",") -> list[str]:
             start = i + 1
     parts.append(text[start:])
     return parts
+
+
+def code_only(text: str) -> str:
+    """``text`` with comments and string and character literals blanked (same length, same
+    newlines): what a compiler sees as code, for readers that look for declarations."""
+    return _lex(text)[0]

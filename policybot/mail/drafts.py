@@ -13,6 +13,7 @@ from ..addresses import address_key, dedupe
 from ..model.findings import Finding
 from ..model.vocabulary import severity
 from ..templating import environment
+from ..policy.rules import users_sentence
 from .b4wrap import format_address
 from .quote import parse_hunks, quote_for
 
@@ -98,7 +99,8 @@ def finding_view(f: Finding, quote: list[str], forward: str) -> dict:
     return {"rule": f.rule, "kfunc": f.kfunc, "kfuncs": list(f.members) if f.grouped else [],
             "verdict": f.verdict, "message": f.message,
             "ack": f.ack.to_json() if f.ack else None, "quote": quote, "declared": declared, "since": since,
-            "ends": ends, "forward": forward}
+            "ends": ends, "forward": forward,
+            "users": users_sentence(f.rule, f.kfunc, tuple(u.text() for u in f.users)) if f.users else ""}
 
 
 def worth_mailing(f: Finding, min_verdict: str) -> bool:

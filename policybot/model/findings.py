@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 
+from .census import KnownUser
 from .inventory import Inventory, Location
 from .promises import Promise
 from .vocabulary import VERDICTS, AckKind, Verdict, severity
@@ -54,6 +55,7 @@ class Finding:
     kfuncs: tuple[str, ...] = ()  # every kfunc of a grouped finding; ``kfunc`` is its worst member
     object: str = ""  # check: the BPF object
     target: str = ""  # check: the kernel it was checked against
+    users: tuple[KnownUser, ...] = ()  # out-of-tree programs known to call the kfunc (policybot census)
 
     @property
     def acknowledged(self) -> str:

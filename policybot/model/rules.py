@@ -21,3 +21,4 @@ class Rule:
     reference: str
     messages: Mapping[str, str] = field(default_factory=dict)  # variant -> str.format template
     aliases: tuple[str, ...] = ()
+    users: str = ""  # what a finding says of the kfunc's known users (rules.toml: users)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from dataclasses import replace
+from typing import Mapping
 
 import pygit2
 
@@ -17,6 +18,7 @@ from ..addresses import address_key
 from ..kernel.gitrepo import resolve
 from ..kernel.maintainers import maintainers_at
 from ..kernel.scanner import Scanner
+from ..model.census import KnownUser
 from ..model.findings import AuditResult, Finding
 from ..model.inventory import Inventory
 from ..model.promises import Declaration, Promise, PromiseDate, Resolved, Problem
@@ -32,19 +34,20 @@ ACK_TRAILER = re.compile(r"^Kfunc-Break-Acked-by:\s*(.+?)\s*<([^>]+)>\s*$", re.M
 
 
 class Auditor:
-    def __init__(self, repo: pygit2.Repository, scanner: Scanner, policy: Policy, today: dt.date | None = None):
+    def __init__(self, repo: pygit2.Repository, scanner: Scanner, policy: Policy, today: dt.date | None = None,
+                 users: Mapping[str, tuple[KnownUser, ...]] | None = None):
         self.repo = repo
         self.scanner = scanner
         self.policy = policy
         self.today = today or dt.date.today()
         self.calendar = ReleaseCalendar(repo, scanner.cache)
-        self.judge = Judge(policy, self.today)
+        self.judge = Judge(policy, self.today, users)
         self._manifest_cache: dict[str, dict] = {}
         self._last_declarations: tuple = ()  # (inventory, tree id, result): a series' next base is this head
 
     def reading(self, scanner: Scanner) -> Auditor:
         """The same policy and day, reading another repository (a series' scratch repository)."""
-        return Auditor(scanner.repo, scanner, self.policy, self.today)
+        return Auditor(scanner.repo, scanner, self.policy, self.today, self.judge.users)
 
     # -- declarations ---------------------------------------------------------------
 
@@ -328,8 +331,9 @@ def group_by_cause(findings: list[Finding]) -> list[Finding]:
         worst = max(members, key=lambda f: severity(f.verdict))
         first = min(members, key=lambda f: (str(f.location), f.kfunc))
         notes = tuple(dict.fromkeys(n for f in members for n in f.notes))
+        users = tuple({u.user: u for f in members for u in f.users}.values())
         location = worst.location if tree_level else first.location
-        out.append(replace(worst, kfunc=worst.kfunc, kfuncs=names, notes=notes,
+        out.append(replace(worst, kfunc=worst.kfunc, kfuncs=names, notes=notes, users=users,
                            location=location, base_location=first.base_location if not tree_level
                            else worst.base_location, head_location=first.head_location if not tree_level
                            else worst.head_location))

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, replace
-from typing import Callable
+from typing import Callable, Mapping
 
+from ..model.census import KnownUser, essential_name
 from ..model.findings import Acknowledgement, Finding
 from ..model.inventory import Location
 from ..model.promises import Problem, Promise
@@ -36,9 +37,10 @@ MaintainersOf = Callable[[object, list[str]], "set[str] | None"]
 
 
 class Judge:
-    def __init__(self, policy: Policy, today: dt.date):
+    def __init__(self, policy: Policy, today: dt.date, users: Mapping[str, tuple[KnownUser, ...]] | None = None):
         self.policy = policy
         self.today = today
+        self.users = users or {}  # kfunc -> its out-of-tree users (policybot census)
 
     def verdict(self, rule: str, state: PromiseState) -> Verdict:
         return self.policy.verdict_overrides.get(rule) or catalogue()[rule].verdict[state]
@@ -54,7 +56,7 @@ class Judge:
         if verdict == Verdict.NONE:
             return None
         return Finding(rule, kfunc, verdict, message, head or base, base, head, promise, catalogue()[rule].hint,
-                       **extra)
+                       users=self.users.get(essential_name(kfunc), ()) if kfunc else (), **extra)
 
     def problem(self, p: Problem) -> Finding:
         """A declaration problem: judged as about an undeclared kfunc (its declaration is the problem)."""

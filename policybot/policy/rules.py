@@ -33,8 +33,19 @@ def catalogue() -> dict[str, Rule]:
     for rid, d in data.items():
         verdicts = {PromiseState(k): Verdict(v) for k, v in d["verdict"].items()}
         out[rid] = Rule(rid, RuleFamily(d["family"]), d["summary"], d["compares"], verdicts, d["hint"],
-                        d["reference"], _messages(rid, d), tuple(d.get("aliases", ())))
+                        d["reference"], _messages(rid, d), tuple(d.get("aliases", ())), d["users"])
     return out
+
+
+def users_sentence(rule_id: str, kfunc: str, users: tuple[str, ...]) -> str:
+    """What a finding of ``rule_id`` about ``kfunc`` says of its known users ("" for none)."""
+    if not users:
+        return ""
+    template = catalogue()[rule_id].users
+    joined = users[0] if len(users) == 1 else ", ".join(users[:-1]) + " and " + users[-1]
+    fields = {"users": joined, "kfunc": kfunc, "s": "s" if len(users) == 1 else "",
+              "they": "it" if len(users) == 1 else "they"}
+    return template.format(**{k: v for k, v in fields.items() if k in template_fields(template)})
 
 
 def lookup(rule_id: str) -> Rule | None:

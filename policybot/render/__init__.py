@@ -22,6 +22,8 @@ FORMATS: dict[str, dict[str, str]] = {
     "check": {"text": "check:text", "json": "check:json_lines", "sarif": "sarif:check"},
     "history": {"table": "history:table", "json": "history:json_text", "csv": "history:csv_text"},
     "page": {"json": "page:json_text", "html": "page:html"},
+    "census": {"text": "census:run_text", "json": "census:run_json", "csv": "census:run_csv"},
+    "census-table": {"text": "census:table_text", "json": "census:table_json", "csv": "census:table_csv"},
     "rules": {"text": "rules:table", "json": "rules:json_text"},
     "rule": {"text": "rules:explain", "json": "rules:rule_json_text"},
     # the operator's commands: text for a terminal or the journal

@@ -6,7 +6,7 @@ import json
 
 from ..model.findings import AuditResult
 from ..model.vocabulary import Verdict
-from .findings import finding_json, finding_line, promise_text
+from .findings import finding_json, finding_line, promise_text, users_text
 
 AUDIT_SCHEMA = 1
 
@@ -17,6 +17,8 @@ def text(r: AuditResult) -> str:
         lines.append(f"policybot: note: {note}")
     for f in r.findings:
         lines.append(finding_line(f))
+        if f.users:
+            lines.append(f"    users: {users_text(f)}")
         if f.grouped and f.members:
             lines.append(f"    kfuncs: {', '.join(f.members)}")
         if f.rule.startswith("DECLARATION_"):

@@ -7,7 +7,7 @@ import json
 
 from ..model.check import STATUSES, CheckResult, ExternResult
 from ..model.vocabulary import Level
-from .findings import finding_line
+from .findings import finding_line, users_text
 
 
 def extern_json(r: ExternResult) -> dict:
@@ -103,7 +103,10 @@ def text(verdicts: list[CheckResult]) -> str:
     several = len({v.target.name for v in verdicts}) > 1
     out = []
     for v in verdicts:
-        out += [finding_line(f, with_target=several) for f in v.findings]
+        for f in v.findings:
+            out.append(finding_line(f, with_target=several))
+            if f.users:
+                out.append(f"    users: {users_text(f)}")
     by_object: dict[str, list[CheckResult]] = {}
     for v in verdicts:
         by_object.setdefault(v.object.path, []).append(v)

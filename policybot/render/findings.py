@@ -5,6 +5,7 @@ from __future__ import annotations
 from ..model.findings import Finding
 from ..model.promises import Promise
 from ..model.vocabulary import Level, PromiseState
+from ..policy.rules import users_sentence
 
 
 def promise_text(p: Promise | None) -> str:
@@ -36,6 +37,11 @@ def finding_line(f: Finding, with_target: bool = False) -> str:
     return f"{loc}{f.verdict}[{f.rule}]: {what}{ack}{on}"
 
 
+def users_text(f: Finding) -> str:
+    """What the finding says of its kfunc's known users (policy/rules.toml: users), "" for none."""
+    return users_sentence(f.rule, f.kfunc, tuple(u.text() for u in f.users)) if f.users else ""
+
+
 def finding_json(f: Finding) -> dict:
     """A finding for machines (audit/review JSON, the HTML page's data). ``acknowledged`` is the
     operator's text; ``ack`` the same as data (the page words it as mail does, without ``source``)."""
@@ -49,6 +55,7 @@ def finding_json(f: Finding) -> dict:
         "ack": f.ack.to_json() if f.ack else None,
         "notes": list(f.notes),
         "hint": f.hint,
+        "users": [u.to_json() for u in f.users],
         "declaration": None if p is None else {
             "level": p.declaration.level, "source": p.declaration.source,
             "location": str(p.declaration.location), "version": p.declaration.version,

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 
-from .findings import finding_json, finding_line
+from .findings import finding_json, finding_line, users_text
 
 
 def _unsent(reviewed) -> list[str]:
@@ -20,7 +20,10 @@ def text(reviewed) -> str:
         status = "applied" if r.applied else \
             f"could not apply {r.patch.counter}/{r.patch.expected} on {result.base_rev}: {r.problem}"
         out.append(f"{r.patch.subject}: {status}")
-        out += [f"  {finding_line(f)}" for f in r.findings]
+        for f in r.findings:
+            out.append(f"  {finding_line(f)}")
+            if f.users:
+                out.append(f"      users: {users_text(f)}")
     out += [f"policybot: note: {note}" for note in _unsent(reviewed)]
     n, np = len(result.findings()), len(result.reviews)
     out.append(f"review of {series.subject!r} (v{series.revision}, {np} patch{'es' if np != 1 else ''}) on "

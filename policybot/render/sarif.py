@@ -14,6 +14,7 @@ from pathlib import Path
 
 from .. import __version__
 from ..policy.rules import catalogue
+from .findings import users_text
 
 SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 # verdict -> SARIF level
@@ -28,6 +29,8 @@ class Result:
     path: str | None
     line: int | None
     suppressed: str = ""  # why, when the finding is acknowledged
+    users: tuple[str, ...] = ()  # the kfunc's known users ("bpfilter 0.6.0 (strong)")
+    users_text: str = ""  # the sentence about them
 
 
 def render(results: list[Result]) -> str:
@@ -57,6 +60,9 @@ def render(results: list[Result]) -> str:
 def _result(r: Result, index: dict[str, int]) -> dict:
     out = {"ruleId": r.rule, "ruleIndex": index[r.rule], "level": LEVEL.get(r.verdict, "note"),
            "message": {"text": r.message}, "properties": {"verdict": r.verdict}}
+    if r.users:
+        out["message"]["text"] += " " + r.users_text
+        out["properties"]["users"] = list(r.users)
     if r.path:
         loc = {"artifactLocation": {"uri": _uri(r.path)}}
         if r.line:
@@ -86,7 +92,8 @@ def _results(findings) -> list[Result]:
             what, path = f"{f.message} [{f.target}]", loc.path if loc else f.object
         else:
             what, path = f"{f.kfunc} {f.message}" if f.kfunc else f.message, loc.path if loc else None
-        out.append(Result(f.rule, f.verdict, what, path, loc.line if loc else None, f.acknowledged))
+        out.append(Result(f.rule, f.verdict, what, path, loc.line if loc else None, f.acknowledged,
+                          tuple(u.text() for u in f.users), users_text(f)))
     return out
 
 
