@@ -24,6 +24,8 @@ and review `git diff tests/snapshots/commands/` before committing.
 from __future__ import annotations
 
 import datetime as dt
+import email
+import email.policy
 import importlib.util
 import re
 import shlex
@@ -236,6 +238,44 @@ def test_review(run, sample, tmp_path, fmt):
     snapshot(f"review-{fmt}", run)
 
 
+# -- census, and the findings that name its users ----------------------------------------------------
+
+def test_census(run, sample):
+    """The sample's own BPF program as a census source, the kept table three ways."""
+    assert run("census", sample.user, "--name", "sample-user", "--version", "1.0", "--today", TODAY) == 0
+    assert run("census", "--list") == 0
+    assert run("census", "--list", "--by", "user") == 0
+    assert run("census", "--list", "--format", "json") == 0
+    assert run("census", "--list", "--by", "user", "--format", "csv") == 0
+    snapshot("census", run)
+
+
+@pytest.mark.parametrize("fmt", ["text", "json", "sarif"])
+def test_audit_names_known_users(run, sample, fmt):
+    """v6.2 removes bpf_cgroup_acquire, which the sample's program calls: once the census knows
+    it, the finding says whom the removal breaks."""
+    assert run("census", sample.user, "--name", "sample-user", "--version", "1.0", "--today", TODAY) == 0
+    run.blocks.clear()
+    assert run("audit", "--repo", sample.repo, "--base", "v6.1", "--rev", "v6.2", "--policy", POLICY,
+               "--today", TODAY, "--format", fmt) == 1
+    text = run.text()
+    snapshots.check(SNAPSHOTS, f"audit-users-{fmt}", version(text) if fmt == "sarif" else text)
+
+
+def test_review_mail_names_known_users(run, sample, tmp_path):
+    """The sample series tightens bpf_task_acquire's flags; the review and its mail name the
+    program the census found calling it."""
+    config = demo_config(tmp_path)
+    assert run("census", sample.user, "--name", "sample-user", "--version", "1.0", "--today", REVIEW_DAY) == 0
+    run.blocks.clear()
+    assert run("review", "--repo", sample.repo, "--mbox", "samples/series.mbox", "--config", str(config),
+               "--today", REVIEW_DAY) == 1
+    (mail,) = sorted((tmp_path / "state" / "outbox" / "new").iterdir())
+    body = email.message_from_bytes(mail.read_bytes(), policy=email.policy.default).get_content()
+    run.blocks.append(f"--- the drafted mail's body ---\n{body}")
+    snapshot("review-users", run)
+
+
 # -- maintainers -----------------------------------------------------------------------------------
 
 def test_maintainers(run, sample):
@@ -330,6 +370,19 @@ def test_report(run, sample, tmp_path):
     snapshots.check(SNAPSHOTS, "report-html", run.normalise(html.read_bytes().decode("utf-8")))
 
 
+def test_report_lists_known_users(run, sample, tmp_path):
+    """The stability page's users column and per-kfunc list, once the census knows a program."""
+    assert run("census", sample.user, "--name", "sample-user", "--version", "1.0", "--today", TODAY) == 0
+    html = tmp_path / "kfuncs.html"
+    assert run("report", "--repo", sample.repo, "--rev", "v6.2", "--policy", POLICY, "--today", TODAY,
+               "--format", "json", "--html", str(html)) == 0
+    page = html.read_text()
+    # v6.2 still has bpf_task_acquire, which the program calls strong and through a weak flavor
+    assert '<li><span class="mono">bpf_task_acquire</span>: sample_user 1.0 (strong)</li>' in page
+    assert '<td data-col="users" class="num" data-sort="1" title="sample_user 1.0 (strong)">1</td>' in page
+    assert "bpf_cgroup_acquire</span>" not in page  # removed in v6.2: not a kfunc of the page
+
+
 # -- rules and explain -----------------------------------------------------------------------------
 
 @pytest.mark.parametrize("fmt", ["text", "json"])
@@ -405,6 +458,7 @@ ALL_SNAPSHOTS = (
     "inventory-btf-table", "inventory-btf-csv", "inventory-btf-json", "inventory-btf-cross-check",
     "audit-text", "audit-markdown", "audit-json", "audit-sarif", "audit-current-text",
     "review-text", "review-json", "maintainers",
+    "census", "audit-users-text", "audit-users-json", "audit-users-sarif", "review-users",
     "run-week1", "run-week8", "outbox", "schedule-list", "notice",
     "history-table", "history-csv", "history-json", "report-json", "report-html",
     "rules", "rules-json", "explain", "explain-json",

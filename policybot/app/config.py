@@ -84,6 +84,7 @@ class Config:
     inbox_maildir: str = ""
     inbox_url: str = "https://lore.kernel.org/all"
     inbox_query: str = ""  # a public-inbox search whose threads the inbox job reviews
+    census_sources: list[str] = field(default_factory=list)  # read by `policybot census` each weekly run
     schedule: Schedule = field(default_factory=Schedule)
     trees: list[Tree] = field(default_factory=list)
     expiring_horizon_days: int | None = None  # overrides the trees' policies when set
@@ -144,9 +145,10 @@ class _Source:
 
 def _from_dict(data: dict, path: Path, text: str) -> Config:
     cfg = Config(path=str(path))
-    _check_keys(data, {"state", "mail", "inbox", "schedule", "trees", "audit", "limits"}, path, text, "")
+    _check_keys(data, {"state", "mail", "inbox", "schedule", "trees", "audit", "limits", "census"}, path, text, "")
     src = _Source(path, text)
-    for read in (_read_state, _read_mail, _read_inbox, _read_schedule, _read_audit, _read_limits, _read_trees):
+    for read in (_read_state, _read_mail, _read_inbox, _read_census, _read_schedule, _read_audit, _read_limits,
+                 _read_trees):
         read(cfg, data, src)
     return cfg
 
@@ -198,6 +200,18 @@ def _read_inbox(cfg: Config, data: dict, src: _Source) -> None:
         cfg.inbox_maildir = rel(_typed(inbox["maildir"], str, where("maildir", "inbox")))
     if "url" in inbox:
         cfg.inbox_url = _typed(inbox["url"], str, where("url", "inbox"))
+
+
+def _read_census(cfg: Config, data: dict, src: _Source) -> None:
+    path, text, where, rel = src.path, src.text, src.where, src.rel
+    census = data.get("census", {})
+    if not isinstance(census, dict):
+        raise ConfigError(f"{path}:{line_of(text, 'census')}: 'census' must be a table")
+    _check_keys(census, {"sources"}, path, text, "census")
+    if "sources" in census:
+        # a path is relative to the config; REPO@REV[:PATH] keeps its revision part
+        cfg.census_sources = [rel(s.split("@", 1)[0]) + ("@" + s.split("@", 1)[1] if "@" in s else "")
+                              for s in _typed(census["sources"], list, where("sources", "census"))]
 
 
 def _read_schedule(cfg: Config, data: dict, src: _Source) -> None:

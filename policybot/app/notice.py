@@ -47,7 +47,8 @@ def notice_draft(repo, scanner: Scanner, auditor: Auditor, tree: Tree, commit, k
         location=str(d.location if d else k.location), prog_types=", ".join(k.prog_types),
         flags=" | ".join(k.flags), level=level, stable_since=str(stable_since or ""),
         deprecated_on=str(deprecated_on), removal=str(removal), replacement=replacement,
-        contacts=people[:6], list_addr=cfg.mail.list_addr)
+        contacts=people[:6], list_addr=cfg.mail.list_addr,
+        users=[u.text() for u in auditor.judge.users.get(kfunc, ())])
     title = subject(env, "notice", kfunc, str(removal))
     to = [cfg.mail.list_addr]
     cc = dedupe(people + lists, exclude=to)

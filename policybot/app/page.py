@@ -38,7 +38,7 @@ def _iso(d: dt.date | None) -> str | None:
     return d.isoformat() if d else None
 
 
-def _kfunc_row(k, p: Promise | None, today: dt.date, first_release: str | None) -> dict:
+def _kfunc_row(k, p: Promise | None, today: dt.date, first_release: str | None, users=()) -> dict:
     d = p.declaration if p else None
     ends = p.ends.date if p and p.ends else None
     return {
@@ -65,6 +65,7 @@ def _kfunc_row(k, p: Promise | None, today: dt.date, first_release: str | None) 
         "definition": str(k.definition.location) if k.definition else None,
         "signature": k.definition.signature.render(k.name) if k.definition else None,
         "first_release": first_release,
+        "users": [u.to_json() for u in users],  # out-of-tree programs that call it (policybot census)
     }
 
 
@@ -96,7 +97,7 @@ def build_dashboard(auditor: Auditor, rev: str = "HEAD", tags_glob: str = "v*") 
     inv = result.head
     histories = kfunc_history(repo, scanner, tags_glob, policy, upto=rev)
     first = {h.name: h.first_release for h in histories}
-    kfuncs = [_kfunc_row(k, result.promises.get(k.name), today, first.get(k.name))
+    kfuncs = [_kfunc_row(k, result.promises.get(k.name), today, first.get(k.name), auditor.judge.users.get(k.name, ()))
               for k in inv.selected(policy.include_tests)]
     bars = [_bar(n, p) for n, p in sorted(result.promises.items())
             if p.declaration.level in DECLARED]

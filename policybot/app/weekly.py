@@ -65,6 +65,7 @@ class RunSummary:
     send_failed: list[SendFailure] = field(default_factory=list)
     reviewed: list[str] = field(default_factory=list)  # series subjects
     failures: list[RunFailure] = field(default_factory=list)  # what failed this run
+    census: int | None = None  # uses the census found, when the config has census sources
 
 
 class Runner:
@@ -88,6 +89,8 @@ class Runner:
         remove_orphans(self.state.state_dir / "scratch")  # what a killed run left
         trees = [self.cfg.tree(n) for n in tree_names] if tree_names else list(self.cfg.trees)
         with self.state.lock(wait=lock_wait):
+            if self.cfg.census_sources and ("audit" in jobs or "review" in jobs):
+                self.refresh_census(summary)
             for tree in trees:
                 summary.trees.append(self._one_tree(tree, jobs, summary, retry_failed))
             if "review" in jobs:
@@ -140,6 +143,14 @@ class Runner:
                     except Exception:  # noqa: BLE001 - the failure is recorded already
                         pass
         return outcome
+
+    def refresh_census(self, summary: RunSummary) -> None:
+        """The config's census sources read again, before the week's findings name their users.
+        A source that cannot be read keeps its last census and is a failure of the run."""
+        from .census import take_census
+        run = take_census(self.state, self.cfg.census_sources, self.today)
+        summary.census = sum(len(c.uses) for c in run.censuses)
+        summary.failures += [RunFailure("census", problem) for problem in run.problems]
 
     # -- failures ---------------------------------------------------------------------
 

@@ -88,10 +88,16 @@ def table_text(table: CensusTable) -> str:
 
 
 def table_json(table: CensusTable) -> str:
-    groups = _grouped(table.rows, table.by)
-    return json.dumps({"schema": CENSUS_SCHEMA, "by": table.by, table.by + "s": {
-        key: [dict(_use_json(r.use), source=r.source, seen=r.seen.isoformat()) for r in members]
-        for key, members in groups.items()}}, indent=2) + "\n"
+    """By kfunc, each with how many programs in the kernel's tree and outside it use it (the
+    evidence a promise is made from); by user, each program's uses."""
+    out = {}
+    for key, members in _grouped(table.rows, table.by).items():
+        entry = {"uses": [dict(_use_json(r.use), source=r.source, seen=r.seen.isoformat()) for r in members]}
+        if table.by == "kfunc":
+            entry = {"in_tree": len({r.use.user for r in members if r.use.in_tree}),
+                     "out_of_tree": len({r.use.user for r in members if not r.use.in_tree}), **entry}
+        out[key] = entry
+    return json.dumps({"schema": CENSUS_SCHEMA, "by": table.by, table.by + "s": out}, indent=2) + "\n"
 
 
 def table_csv(table: CensusTable) -> str:

@@ -7,7 +7,8 @@ from __future__ import annotations
 def run_text(ran) -> str:
     """(runner, summary) of ``policybot run``: a line per tree, then reviews, failures, mail."""
     runner, summary = ran
-    out = []
+    out = [] if summary.census is None else [f"census: {summary.census} use{'s' if summary.census != 1 else ''} "
+                                              f"of kfuncs kept"]
     for t in summary.trees:
         rng = f"{t.base[:12]}..{t.head[:12]}" if t.base else (t.head[:12] if t.head else "-")
         counts: dict[str, int] = {}
