@@ -113,3 +113,42 @@ def smtp_server():
 def _no_smtp_credentials(monkeypatch):
     monkeypatch.delenv("POLICYBOT_SMTP_USER", raising=False)
     monkeypatch.delenv("POLICYBOT_SMTP_PASSWORD", raising=False)
+
+
+SCHEDULERS = ("simple", "central", "flatcg", "qmap")  # of the 7.2 tree's tools/sched_ext/
+
+
+@pytest.fixture(scope="session")
+def schedulers(kernel_repo, extracted, tmp_path_factory) -> dict[str, Path]:
+    """{name: object}: the 7.2 tree's sched_ext schedulers compiled with clang in the run, against a
+    vmlinux.h bpftool dumps from Debian's 7.2 kernel and the tree's own libbpf headers, into
+    tools/sched_ext/build/ of the tree's files they need (its top-level Kbuild, MAINTAINERS and
+    Makefile too: a kernel tree, whose tools/ programs are in-tree)."""
+    from kit.bpf import clang
+    from kit.btf import bpftool
+    root = tmp_path_factory.mktemp("sched_ext")
+    archive = subprocess.run(["git", "-C", kernel_repo, "archive", "v7.2", "Kbuild", "MAINTAINERS", "Makefile",
+                              "tools/sched_ext", "tools/lib/bpf", "tools/include", "scripts/bpf_doc.py",
+                              "include/uapi/linux/bpf.h"], check=True, capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(root)], input=archive, check=True)
+    gen = root / "gen"
+    gen.mkdir()
+    (gen / "vmlinux.h").write_text(subprocess.run([bpftool(), "btf", "dump", "file", str(extracted["7.2"]),
+                                                   "format", "c"], check=True, capture_output=True,
+                                                  text=True).stdout)
+    (gen / "bpf_helper_defs.h").write_text(subprocess.run(
+        [sys.executable, "scripts/bpf_doc.py", "--header", "--file", "include/uapi/linux/bpf.h"],
+        cwd=root, check=True, capture_output=True, text=True).stdout)
+    src = root / "tools" / "sched_ext"
+    (src / "build").mkdir()
+    out = {}
+    for s in SCHEDULERS:
+        obj = src / "build" / f"scx_{s}.bpf.o"
+        r = subprocess.run([clang(), "-g", "-O2", "-target", "bpf", "-mcpu=v3", "-D__TARGET_ARCH_x86",
+                            "-I", "include", "-I", "include/bpf-compat", "-I", str(gen), "-I", "../lib",
+                            "-I", "../include/uapi", "-c", f"scx_{s}.bpf.c", "-o", str(obj)],
+                           cwd=src, capture_output=True, text=True)
+        if r.returncode == 0:
+            out[s] = obj
+    assert "simple" in out, "scx_simple must compile"
+    return out

@@ -1,6 +1,6 @@
 """policybot check on the 7.2 tree's own sched_ext schedulers, against v6.12 and v7.2.
 
-The schedulers (tools/sched_ext/*.bpf.c) are compiled in the run against a
+The schedulers (tools/sched_ext/*.bpf.c, conftest's schedulers) are compiled in the run against a
 vmlinux.h that bpftool dumps from Debian's 7.2 kernel, with the tree's own
 libbpf headers. Expectations, derived without policybot: libbpf's flavor
 rule (written again here, as a regular expression), which names each
@@ -12,53 +12,21 @@ weak and strong.
 import json
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from policybot.cli import main
-from kit.bpf import clang
-from kit.btf import bpftool, dump, tagged_kfuncs
+from kit.btf import dump, tagged_kfuncs
 from kit.realtree import jit_returns_by_grep
 
 pytestmark = pytest.mark.realtree
 
-SCHEDULERS = ("simple", "central", "flatcg", "qmap")
 
 
 def flavorless(name: str) -> str:
     m = re.match(r"^(.*[^_])___[^_].*$", name)  # greedy: the last X___Y separator
     return m[1] if m else name
-
-
-@pytest.fixture(scope="module")
-def schedulers(kernel_repo, extracted, tmp_path_factory):
-    root = tmp_path_factory.mktemp("sched_ext")
-    archive = subprocess.run(["git", "-C", kernel_repo, "archive", "v7.2", "tools/sched_ext", "tools/lib/bpf",
-                              "tools/include", "scripts/bpf_doc.py", "include/uapi/linux/bpf.h"],
-                             check=True, capture_output=True).stdout
-    subprocess.run(["tar", "-x", "-C", str(root)], input=archive, check=True)
-    gen = root / "gen"
-    gen.mkdir()
-    (gen / "vmlinux.h").write_text(subprocess.run([bpftool(), "btf", "dump", "file", str(extracted["7.2"]),
-                                                   "format", "c"], check=True, capture_output=True,
-                                                  text=True).stdout)
-    (gen / "bpf_helper_defs.h").write_text(subprocess.run(
-        [sys.executable, "scripts/bpf_doc.py", "--header", "--file", "include/uapi/linux/bpf.h"],
-        cwd=root, check=True, capture_output=True, text=True).stdout)
-    src = root / "tools" / "sched_ext"
-    out = {}
-    for s in SCHEDULERS:
-        obj = root / f"scx_{s}.bpf.o"
-        r = subprocess.run([clang(), "-g", "-O2", "-target", "bpf", "-mcpu=v3", "-D__TARGET_ARCH_x86",
-                            "-I", "include", "-I", "include/bpf-compat", "-I", str(gen), "-I", "../lib",
-                            "-I", "../include/uapi", "-c", f"scx_{s}.bpf.c", "-o", str(obj)],
-                           cwd=src, capture_output=True, text=True)
-        if r.returncode == 0:
-            out[s] = obj
-    assert "simple" in out, "scx_simple must compile"
-    return out
 
 
 def registered(kernel_repo: str, rev: str) -> set[str]:
@@ -147,10 +115,10 @@ def test_clang_14_objects_lacking_extern_btf_do_not_load(kernel_repo, extracted,
     cc = shutil.which("clang-14")
     if cc is None:
         pytest.skip("no clang-14 (bookworm's default clang)")
-    src = schedulers["simple"].parent / "tools" / "sched_ext"
+    src = schedulers["simple"].parents[1]
     obj = tmp_path / "scx_simple14.bpf.o"
     r = subprocess.run([cc, "-g", "-O2", "-target", "bpf", "-mcpu=v3", "-D__TARGET_ARCH_x86", "-I", "include",
-                        "-I", "include/bpf-compat", "-I", str(schedulers["simple"].parent / "gen"), "-I", "../lib",
+                        "-I", "include/bpf-compat", "-I", str(schedulers["simple"].parents[3] / "gen"), "-I", "../lib",
                         "-I", "../include/uapi", "-c", "scx_simple.bpf.c", "-o", str(obj)],
                        cwd=src, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr

@@ -18,7 +18,9 @@ _DEFINE = re.compile(r"^[ \t]*#[ \t]*define[ \t]+(\w+)[ \t]+((?:\\\n|[^\n])*)", 
 _STATEMENT = re.compile(r"[^;{}]*;")
 _DECLARATOR = re.compile(r"\b([A-Za-z_]\w*)\s*\(")
 _NOT_A_NAME = frozenset({"__attribute__", "__attribute", "__ksym", "__weak", "__section", "SEC", "sizeof",
-                         "typeof", "__typeof__", "__always_inline", "static", "extern", "const"})
+                         "typeof", "__typeof__", "__always_inline", "static", "extern", "const", "_Pragma",
+                         "__pragma", "asm", "__asm__", "__asm", "_Static_assert", "static_assert",
+                         "__declspec"})
 _WEAK = re.compile(r"\b__weak\b|\bweak\b")
 
 
@@ -41,6 +43,25 @@ def _code(data: bytes | str) -> tuple[str, re.Pattern, re.Pattern]:
             re.compile(r"\b(?:" + "|".join(sorted(weak)) + r")\b"))
 
 
+_PAREN_OR_CALL = re.compile(r"([A-Za-z_]\w*)\s*\(|[()]")
+
+
+def _declarator(body: str, end: int) -> tuple[str, int] | None:
+    """The declared function: the last name with a parameter list outside any parentheses
+    before ``end`` (not ``__attribute__((...))``, not a ``_Pragma("...")`` a macro left)."""
+    depth, found = 0, None
+    for t in _PAREN_OR_CALL.finditer(body, 0, end):
+        if t[0] == ")":
+            depth = max(depth - 1, 0)
+        elif t[0] == "(":
+            depth += 1
+        else:
+            if depth == 0 and t[1] not in _NOT_A_NAME:
+                found = (t[1], t.start(1))
+            depth += 1
+    return found
+
+
 def ksym_externs(data: bytes | str) -> list[KsymExtern]:
     """The kfunc externs ``data`` declares, in order. Linear in its length."""
     code, marker, weak = _code(data)
@@ -50,11 +71,11 @@ def ksym_externs(data: bytes | str) -> list[KsymExtern]:
         mark = marker.search(body)
         if not mark:
             continue
-        # the declarator: the first name followed by a parameter list, before the marker
-        m = next((m for m in _DECLARATOR.finditer(body, 0, mark.start()) if m[1] not in _NOT_A_NAME), None)
-        if m is not None:
-            line = code.count("\n", 0, stmt.start() + m.start(1)) + 1
-            out.append(KsymExtern(m[1], bool(weak.search(body)), line))
+        declarator = _declarator(body, mark.start())
+        if declarator is not None:
+            name, at = declarator
+            line = code.count("\n", 0, stmt.start() + at) + 1
+            out.append(KsymExtern(name, bool(weak.search(body)), line))
     return out
 
 
