@@ -26,6 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import audit as audit_bench  # noqa: E402
+import census as census_bench  # noqa: E402
 import check as check_bench  # noqa: E402
 import config as config_bench  # noqa: E402
 import history as history_bench  # noqa: E402
@@ -35,7 +36,7 @@ import benchlib  # noqa: E402
 from benchlib import ROOT, kernel_repo, median, warm_bytecode  # noqa: E402
 
 QUIET_GREP_S = 1.2  # git grep of the reference on the quiet machine (docs/performance.md; 1.09-1.73 s when issue 15 measured it)
-GROUPS = ("inventory", "audit", "review", "check", "history", "config")
+GROUPS = ("inventory", "audit", "review", "check", "history", "config", "census")
 PERFORMANCE = ROOT / "docs" / "performance.md"  # the page whose table --readme rewrites
 BEGIN = "<!-- bench:begin: bench/run.py --readme rewrites this table of docs/performance.md -->"
 END = "<!-- bench:end -->"
@@ -124,6 +125,14 @@ def measure(repo: str, runs: int, only: set[str], history_repo: str | None = Non
                         "tomllib of the same file", c["config"][1], 2.0, "≤ 2×"))
         rows.append(Row("reading a policy of 16,000 `[[allow]]` entries", c["policy"][0], "s",
                         "tomllib of the same file", c["policy"][1], 2.0, "≤ 2×"))
+    if "census" in only:
+        c = census_bench.measure(runs)
+        ref = median(c["bpftool"])
+        what = f"`census` of {len(census_bench.PACKAGES)} sid packages ({c['objects']} embedded objects)"
+        rows.append(Row(f"{what}, cold", median(c["cold"]), "s", "bpftool btf dump of each object in turn", ref,
+                        1.0, "≤ 1×"))
+        rows.append(Row("the same census, warm", median(c["warm"]), "s", "bpftool btf dump of each object in turn",
+                        ref, 1.0, "≤ 1×"))
     return rows
 
 

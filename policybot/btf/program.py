@@ -61,22 +61,6 @@ def from_btf_file(f: BtfFile) -> BpfObject:
     return BpfObject(f.path, btf, tuple(sorted(externs, key=lambda e: e.name)), undescribed)
 
 
-def extern_functions(f: BtfFile) -> list[tuple[str, bool]]:
-    """(name as declared, weak) of every function the object leaves to its loader: a FUNC with
-    extern linkage in its BTF whose ELF symbol is undefined (global or weak, no type), as
-    libbpf's ``sym_is_extern`` reads symbols. Those in ``.ksyms`` are what libbpf resolves;
-    some loaders resolve others themselves (bpfilter's objects declare ``bpf_dynptr_slice``
-    with no section), and ``.kconfig`` holds variables, never functions."""
-    undefined = {s.name: s.bind for s in f.symbols if s.section == "SHN_UNDEF"
-                 and s.bind in ("STB_GLOBAL", "STB_WEAK")}
-    out = []
-    for tid in f.btf.ids_of_kind(Kind.FUNC):
-        t = f.btf.type(tid)
-        if t.linkage == Linkage.EXTERN and t.name in undefined:
-            out.append((t.name, undefined[t.name] == "STB_WEAK"))
-    return sorted(out)
-
-
 def _line_index(f: BtfFile) -> dict[str, tuple[list[int], list[SourceLine]]]:
     """Per section: sorted instruction byte offsets and the source line of each."""
     data = f.btf_ext

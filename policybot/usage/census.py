@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import re
+import struct
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Callable, Iterator
@@ -23,14 +24,12 @@ from typing import Callable, Iterator
 import pygit2
 
 from .. import bounded
-from ..btf.container import load_bytes
-from ..btf.program import essential_name, extern_functions
 from ..errors import InputError, PolicybotError
 from ..kernel.gitrepo import open_repo, repo_name, resolve
-from ..model.census import Census, Use
+from ..model.census import Census, Use, essential_name
 from .csource import KsymExtern, ksym_externs, references, wrappers
 from .deb import AR_MAGIC, package_files, read_package
-from .embedded import ELF_MAGIC, embedded_objects
+from .embedded import ELF_MAGIC, embedded_objects, object_externs
 
 IN_TREE_DIRS = ("tools/", "samples/")
 C_SUFFIXES = (".c", ".h")
@@ -87,9 +86,12 @@ def _read_elf(path: str, data: bytes, r: _Reading, user: str | None = None) -> N
     for emb in objects:
         where = path if emb.offset == 0 and len(emb.data) == len(data) else f"{path}@{emb.offset:#x}"
         try:
-            externs = extern_functions(load_bytes(emb.data, where))
+            externs = object_externs(emb.data, where)
         except PolicybotError as e:
             r.census.problems.append(str(e))
+            continue
+        except (struct.error, IndexError, ValueError) as e:  # tables that point at nonsense
+            r.census.problems.append(f"{where}: corrupt BPF object: {e}")
             continue
         r.census.objects += 1
         for declared, weak in externs:

@@ -12,6 +12,10 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
+from ..btf.externs import extern_functions
+from ..btf.reader import Btf
+from ..errors import InputError
+
 ELF_MAGIC = b"\x7fELF"
 EM_BPF = 247
 ET_REL = 1
@@ -66,3 +70,42 @@ def embedded_objects(data: bytes, problems: list[str], name: str) -> list[Embedd
             problems.append(f"{name}: BPF object at {pos:#x} not read: {end}")
         pos = data.find(ELF_MAGIC, pos + 1)
     return out
+
+
+SHT_SYMTAB = 2
+STB_GLOBAL, STB_WEAK = 1, 2
+STT_NOTYPE = 0
+
+
+def object_externs(obj: bytes, name: str) -> list[tuple[str, bool]]:
+    """(name as declared, weak) of the extern functions of one cut BPF object (``Embedded.data``,
+    whose header and tables ``bpf_object_end`` checked): its ``.BTF`` read by btf/reader.py, its
+    symbol table read here with struct. Not pyelftools: a census reads a hundred objects, and its
+    parse was 60% of one (docs/performance.md, census row)."""
+    e = "<" if obj[5] == 1 else ">"
+    (shoff,) = struct.unpack_from(e + "Q", obj, 40)
+    shnum, shstrndx = struct.unpack_from(e + "HH", obj, 60)
+    sections = [struct.unpack_from(e + "IIQQQQIIQQ", obj, shoff + i * 64) for i in range(shnum)]
+    if shstrndx >= shnum:
+        raise InputError(f"{name}: corrupt ELF file: no section names")
+    names_at = sections[shstrndx][4]
+
+    def section_name(sh) -> str:
+        end = obj.find(b"\0", names_at + sh[0])
+        return obj[names_at + sh[0]:end].decode("utf-8", "replace") if end >= 0 else ""
+
+    btf = next((sh for sh in sections if section_name(sh) == ".BTF"), None)
+    if btf is None:
+        raise InputError(f"{name}: no .BTF section (built without CONFIG_DEBUG_INFO_BTF, or clang without -g)")
+    undefined: dict[str, bool] = {}
+    for sh in sections:
+        if sh[1] != SHT_SYMTAB or sh[6] >= shnum or sh[9] != 24:
+            continue
+        strings = sections[sh[6]][4]
+        for off in range(sh[4] + 24, sh[4] + sh[5] - 23, 24):  # entry 0 is the null symbol
+            st_name, st_info, _other, st_shndx = struct.unpack_from(e + "IBBH", obj, off)
+            if st_shndx == 0 and st_info >> 4 in (STB_GLOBAL, STB_WEAK) and st_info & 0xF == STT_NOTYPE:
+                end = obj.find(b"\0", strings + st_name)
+                if end > 0:
+                    undefined[obj[strings + st_name:end].decode("utf-8", "replace")] = st_info >> 4 == STB_WEAK
+    return extern_functions(Btf(obj[btf[4]:btf[4] + btf[5]], name), undefined)
