@@ -123,3 +123,19 @@ def test_scheduler_store_on_postgres(pg, tmp_path):
     bg.shutdown(wait=False)
     [(job_id, when, _)] = next_runs(cfg, pg, None)
     assert job_id == "weekly" and when == stored and when.weekday() == 0 and when.hour == 6
+
+
+def test_census_kept_on_postgres(pg):
+    """The census table on PostgreSQL: a source's uses replaced, read back as SQLite reads them."""
+    from policybot.app.census import known_users
+    from policybot.model.census import Use
+    day = dt.date(2026, 12, 3)
+    pg.replace_census("deb:bpfilter", [Use("bpf_dynptr_slice", "bpfilter", "bpfilter", "0.6.0-2", False, False,
+                                           "bpfilter_0.6.0-2_amd64.deb:usr/sbin/bpfilter@0x2a0a0")], day)
+    pg.replace_census("deb:bpfilter", [Use("bpf_dynptr_slice", "bpfilter", "bpfilter", "0.7.0-1", False, True,
+                                           "bpfilter_0.7.0-1_amd64.deb:usr/sbin/bpfilter@0x100")], day)
+    (row,) = pg.census_rows()
+    assert (row.kfunc, row.program, row.version, row.weak, row.seen) == \
+        ("bpf_dynptr_slice", "bpfilter", "0.7.0-1", True, day)
+    (user,) = known_users(pg)["bpf_dynptr_slice"]
+    assert user.text() == "bpfilter 0.7.0-1 (weak)"
