@@ -119,6 +119,10 @@ def test_programs_in_a_kernel_trees_tools_are_in_tree(tmp_path, capsys):
     assert rc == 0, err
     (use,) = kept(capsys)["bpf_foo"]["uses"]
     assert (use["user"], use["project"], use["version"], use["in_tree"]) == ("tools/demo/demo", "linux", "7.2.0", True)
+    # findings name out-of-tree users only: the tree's own tools are the tree's business
+    from policybot.app.census import known_users
+    from policybot.state import State
+    assert known_users(State(state_dir=os.environ["POLICYBOT_STATE_DIR"])) == {}
 
 
 # -- objects, embedded objects, packages ---------------------------------------------------------------

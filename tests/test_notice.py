@@ -53,3 +53,17 @@ def test_notice_for_an_unstable_kfunc_uses_the_notice_period(tmp_path):
     [m] = mails(tmp_path)
     assert m["Subject"] == "[ANN] kfunc deprecation: bpf_foo (removal not before 2026-01-01)"
     assert main(["notice", "bpf_nope", "--repo", path]) == 2
+
+
+def test_notice_names_the_known_users(tmp_path, capsys):
+    """A census that found a program calling bpf_foo: the announcement names it; without one, no line."""
+    path = repo(tmp_path)
+    src = tmp_path / "tool"
+    src.mkdir()
+    (src / "tool.bpf.c").write_text("int bpf_foo(struct task_struct *p, u32 flags) __ksym __weak;\n"
+                                    "int f(void) { return bpf_foo(0, 0); }\n")
+    assert main(["census", str(src), "--name", "tool", "--version", "2.1", "--today", "2025-01-01"]) == 0
+    assert main(["notice", "bpf_foo", "--repo", path, "--today", "2025-01-01"]) == 0
+    [m] = mails(tmp_path)
+    body = m.get_payload(decode=True).decode()
+    assert "Programs known to call it today: tool 2.1 (weak)." in body

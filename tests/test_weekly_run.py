@@ -218,6 +218,25 @@ def test_only_selected_jobs_run(tmp_path, capsys):
     assert rep["Subject"] == report_subject("2024-W03") and counts(body(rep))["violation"] == 1
 
 
+def test_the_weekly_run_reads_the_census_sources_first(tmp_path, capsys):
+    """[census] sources: read again at the start of the run, and an audit on that state names the
+    program a removal breaks; an unreadable source is a failure of the run."""
+    tool = tmp_path / "tool"
+    tool.mkdir()
+    (tool / "tool.bpf.c").write_text("int bpf_foo(struct task_struct *p, u32 flags) __ksym;\n"
+                                     "int f(void) { return bpf_foo(0, 0); }\n")
+    bot = Bot(tmp_path, extra=f'[census]\nsources = ["{tool}", "{tmp_path / "gone"}"]\n')
+    rc, out, _ = bot.run(capsys, W02, "--job", "audit")
+    assert "census: 1 use of kfuncs kept" in out, out
+    assert f"failed: census: {tmp_path / 'gone'}: no such file or directory" in out, out
+    bot.upstream.land("bpf: drop bpf_foo", "2024-01-10",
+                      kfuncs={k: v for k, v in BASE_KFUNCS.items() if k != "bpf_foo"})
+    capsys.readouterr()
+    assert main(["audit", "--repo", str(bot.upstream.path), "--base", "v6.6", "--rev", "HEAD",
+                 "--state-dir", str(bot.state_dir), "--today", W03]) == 1
+    assert "users: This breaks tool (strong): it calls bpf_foo today." in capsys.readouterr().out
+
+
 # -- bugs found while writing the simulation ------------------------------------------------------
 
 
