@@ -37,6 +37,7 @@ CHUNK = 1 << 20
 class Limits:
     max_input_bytes: int = 256 << 20  # one file or stream (a Debian vmlinuz is 15 MB, a kernel .deb 110 MB)
     max_decompressed_bytes: int = 256 << 20  # what one compressed stream may become (a vmlinux is 60 MB)
+    max_declaration_bytes: int = 1 << 20  # a declarations YAML (the tree's manifest, the overlay): 40 KB today
 
 
 _current = Limits()

@@ -339,3 +339,39 @@ def test_a_dead_port_fails_at_once():
     from policybot.mail.inbox import Inbox, InboxError
     with pytest.raises(InboxError, match="refused"):
         Inbox(f"http://127.0.0.1:{free_port()}/all").thread("a@b")
+
+
+# -- structures that are slow to parse -------------------------------------------------------------
+
+
+def test_a_50_mb_overlay_is_refused_unparsed(tmp_path, series):
+    """PyYAML composes 3.5 MB of declarations in 14 s and 270 MB: a 50 MB overlay once passed 2 GB."""
+    overlay = tmp_path / "overlay.yaml"
+    entry = "  bpf_k{}:\n    stability: stable\n    since: 2020-01-01\n"
+    with open(overlay, "w") as f:
+        f.write("kfuncs:\n")
+        for chunk in range(0, 900_000, 10_000):
+            f.write("".join(entry.format(i) for i in range(chunk, chunk + 10_000)))
+    assert overlay.stat().st_size > 50 << 20
+    policy = tmp_path / "policy.toml"
+    policy.write_text(f'[declarations]\noverlay = "{overlay}"\n')
+    run = policybot("audit", "--repo", str(series.repo), "--policy", str(policy))
+    one_line_within_bounds(run, str(overlay), "max_declaration_bytes")
+
+
+def test_a_trees_oversized_manifest_is_a_finding_not_a_parse(tmp_path, capsys):
+    from policybot.cli import main
+    from policybot.gitbuild import HistoryBuilder
+    from kit.trees import BTF_H, FOO, MANIFEST, kernel
+    b = HistoryBuilder(tmp_path / "repo")
+    huge = "kfuncs:\n" + "".join(f"  bpf_k{i}:\n    stability: stable\n" for i in range(40_000))
+    assert len(huge) > 1 << 20
+    b.commit({"include/linux/btf.h": BTF_H, "kernel/bpf/helpers.c": kernel({"bpf_foo": FOO}), MANIFEST: huge},
+             "one", "2024-01-01T00:00:00")
+    capsys.readouterr()
+    start = time.monotonic()
+    main(["audit", "--repo", str(tmp_path / "repo"), "--rev", "HEAD", "--today", "2024-02-01"])
+    out = capsys.readouterr().out
+    assert time.monotonic() - start < SECONDS
+    assert f"{MANIFEST}:1: warning[DECLARATION_INVALID]: {len(huge)} bytes, over limits.max_declaration_bytes " \
+           f"({1 << 20}): not read" in out, out

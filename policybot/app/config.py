@@ -57,6 +57,7 @@ class Limits:
     # what one compressed stream may become
     max_input_bytes: int = bounded.Limits.max_input_bytes
     max_decompressed_bytes: int = bounded.Limits.max_decompressed_bytes
+    max_declaration_bytes: int = bounded.Limits.max_declaration_bytes  # YAML: parsing is slow and large
     # the public-inbox server: connecting, one request from start to last byte, all
     # requests of one command or run together
     http_connect_seconds: int = 10
@@ -64,7 +65,7 @@ class Limits:
     http_run_seconds: int = 300
 
     def reading(self) -> bounded.Limits:
-        return bounded.Limits(self.max_input_bytes, self.max_decompressed_bytes)
+        return bounded.Limits(self.max_input_bytes, self.max_decompressed_bytes, self.max_declaration_bytes)
 
     def inbox(self, url: str) -> Inbox:
         """The public-inbox at ``url``, its requests bounded by these limits (one per command or run)."""
