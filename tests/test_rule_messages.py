@@ -36,6 +36,7 @@ FAMILY = {
     "DECLARATION_INVALID": "declaration",
     "EXTERN_MISSING": "object", "EXTERN_INCOMPATIBLE": "object", "EXTERN_UNRESOLVED": "object",
     "EXTERN_DEPRECATED": "object", "EXTERN_WITHOUT_BTF": "object",
+    "LEDGER_DUE": "ledger", "LEDGER_OVERDUE": "ledger", "LEDGER_FUTURE": "ledger", "LEDGER_WITHDRAWN": "ledger",
 }
 
 _PARAM = {"index", "name", "new", "old"}
@@ -82,7 +83,11 @@ FIELDS = {
         "name_not_plain": set(), "entry_not_mapping": {"kfunc"}, "field_not_plain": {"field", "kfunc"},
         "field_key_not_plain": {"kfunc"}, "unknown_field": {"field", "kfunc", "known"},
         "bad_level": {"got", "kfunc", "levels"}, "bad_version": {"kfunc"},
-        "kernel_doc_level": {"level", "levels"}},
+        "kernel_doc_level": {"level", "levels"}, "too_large": {"limit", "size"}},
+    "LEDGER_DUE": {"same": {"release", "text"}, "renamed": {"named", "release", "text"}},
+    "LEDGER_OVERDUE": {"same": {"current", "release", "text"}, "renamed": {"current", "named", "release", "text"}},
+    "LEDGER_FUTURE": {"same": {"text"}, "renamed": {"named", "release", "text"}},
+    "LEDGER_WITHDRAWN": {"same": {"release", "symbols", "text"}, "renamed": {"named", "release", "symbols", "text"}},
     "EXTERN_MISSING": {"": {"extern", "reason"}},
     "EXTERN_INCOMPATIBLE": {"": {"extern", "prototype", "reason", "target"}},
     "EXTERN_UNRESOLVED": {"": {"extern", "reason"}},

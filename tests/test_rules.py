@@ -311,6 +311,65 @@ def test_rule_promise_expiring(tmp_path, level, verdict):
         "PROMISE_EXPIRING", verdict, loc, f"{what} ends {ends} (37 days)")
 
 
+# -- the ledger of the tree's own dated promises ------------------------------------------------------
+# v6.8 then v6.9 (the release audited: its tag, the fixture tree has no Makefile). The note sits
+# above bpf_foo's definition, which it dates; the verdict is the same in every column.
+
+LEDGER_ALL = dict(unstable="notice", stable="notice", expired="notice", deprecating="notice", deprecated="notice",
+                  deprecated_due="notice")
+
+
+def noted(version: str) -> tuple[str, int]:
+    """helpers.c with bpf_foo, under a sched_ext-style COMPAT note naming ``version``; the note's line."""
+    src = kernel({"bpf_foo": FOO}).replace("__bpf_kfunc int bpf_foo(",
+                                           f"/*\n * COMPAT: Will be removed in {version}.\n */\n"
+                                           "__bpf_kfunc int bpf_foo(", 1)
+    return src, src.split("\n").index(f" * COMPAT: Will be removed in {version}.") + 1
+
+
+@levels(**LEDGER_ALL)
+def test_rule_ledger_due(tmp_path, level, verdict):
+    src, line = noted("v6.9")
+    b = pair(tmp_path, {HELPERS: kernel({"bpf_foo": FOO})}, {HELPERS: src}, level)
+    assert findings(b) == expect("LEDGER_DUE", verdict, f"{HELPERS}:{line}",
+                                 'the tree says "COMPAT: Will be removed in v6.9.": v6.9 is the release audited')
+
+
+@levels(**LEDGER_ALL)
+def test_rule_ledger_overdue(tmp_path, level, verdict):
+    src, line = noted("v6.8")
+    b = pair(tmp_path, {HELPERS: kernel({"bpf_foo": FOO})}, {HELPERS: src}, level)
+    assert findings(b) == expect("LEDGER_OVERDUE", verdict, f"{HELPERS}:{line}",
+                                 'the tree says "COMPAT: Will be removed in v6.8.": v6.8 is out, and v6.9 is audited')
+    # a range where the note was overdue at the base already says nothing again
+    was_overdue, _ = noted("v6.7")
+    b = pair(tmp_path / "again", {HELPERS: was_overdue}, {"README": "x"}, level)
+    assert findings(b) == []
+    # while the audit of the tree as it is lists it
+    assert [f[0] for f in findings(b, None)] == ["LEDGER_OVERDUE"]
+
+
+@levels(unstable="info", stable="info", expired="info", deprecating="info", deprecated="info", deprecated_due="info")
+def test_rule_ledger_future(tmp_path, level, verdict):
+    # 6.19 was the last 6.x: "v6.21" is 7.1
+    src, line = noted("v6.21")
+    b = pair(tmp_path, {HELPERS: kernel({"bpf_foo": FOO})}, {HELPERS: src}, level)
+    assert findings(b) == expect("LEDGER_FUTURE", verdict, f"{HELPERS}:{line}",
+                                 'the tree says "COMPAT: Will be removed in v6.21.": v6.21 is v7.1')
+
+
+@levels(**LEDGER_ALL)
+def test_rule_ledger_withdrawn(tmp_path, level, verdict):
+    src, line = noted("v6.21")
+    b = pair(tmp_path, {HELPERS: src}, {HELPERS: kernel({"bpf_foo": FOO})}, level)
+    assert findings(b) == expect("LEDGER_WITHDRAWN", verdict, f"{HELPERS}:{line}",
+                                 'the note "COMPAT: Will be removed in v6.21." (v6.21, that is v7.1) is gone, '
+                                 "and bpf_foo still here")
+    # the promise kept: the note and bpf_foo gone together is no finding of the ledger
+    b = pair(tmp_path / "kept", {HELPERS: src}, {HELPERS: kernel({})}, level)
+    assert not [f for f in findings(b) if f[0].startswith("LEDGER_")]
+
+
 # -- declarations -----------------------------------------------------------------------------------
 # A declaration problem is judged in the "unstable" column (audit._problem): the other cells are
 # never asked, and are pinned.

@@ -23,7 +23,7 @@ from ..model.promises import Promise
 from ..policy.audit import Auditor
 from ..model.vocabulary import LEVELS
 from ..render import render
-from ..render.findings import finding_json
+from ..render.findings import finding_json, ledger_json
 from ..render.history import jit_json
 from .history import kfunc_history
 
@@ -117,6 +117,7 @@ def build_dashboard(auditor: Auditor, rev: str = "HEAD", tags_glob: str = "v*") 
         "kfuncs": kfuncs,
         "timeline": {"today": today.isoformat(), "bars": bars},
         "findings": [finding_json(f) for f in result.findings],
+        "ledger": ledger_json(result.ledger),
         "history": {
             "releases": [{"name": r.name, "date": r.date.isoformat()} for r in histories.releases],
             "kfuncs": [h.to_json() for h in histories],

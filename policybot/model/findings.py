@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from .census import KnownUser
 from .inventory import Inventory, Location
+from .ledger import LedgerEntry
 from .promises import Promise
 from .vocabulary import VERDICTS, AckKind, Verdict, severity
 
@@ -88,6 +89,7 @@ class AuditResult:
     findings: list[Finding]
     notes: list[str] = field(default_factory=list)
     promises: dict[str, Promise] = field(default_factory=dict)
+    ledger: list[LedgerEntry] = field(default_factory=list)  # the tree's dated promises at the head
 
     def worst(self) -> Verdict | None:
         counted = [f.verdict for f in self.findings if f.counts]

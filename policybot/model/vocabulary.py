@@ -62,6 +62,7 @@ class RuleFamily(StrEnum):
     LIFECYCLE = "lifecycle"  # declared levels moving, promises ending
     DECLARATION = "declaration"  # the declarations themselves
     OBJECT = "object"  # `policybot check`: a compiled BPF object against a kernel
+    LEDGER = "ledger"  # the tree's own dated promises: "will be removed in v6.22"
 
 
 class ExternStatus(StrEnum):

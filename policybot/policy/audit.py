@@ -19,8 +19,10 @@ from ..kernel.gitrepo import resolve
 from ..kernel.maintainers import maintainers_at
 from ..kernel.scanner import Scanner
 from ..model.census import KnownUser
+from ..kernel.ledger import dated_notes, tree_release
 from ..model.findings import AuditResult, Finding
-from ..model.inventory import Inventory
+from ..model.ledger import DatedNote, LedgerEntry, LedgerStatus
+from ..model.inventory import Inventory, Location
 from ..model.promises import Declaration, Promise, PromiseDate, Resolved, Problem
 from ..model.vocabulary import Level, PromiseState, Source, severity
 from .calendar import ReleaseCalendar
@@ -170,7 +172,9 @@ class Auditor:
             findings = [self.judge.problem(p) for p in head_problems]
             promises = {n: self.promise(r, head, head_commit, self.today) for n, r in head_decls.items()}
             findings += self._expiring(promises, head)
-            return AuditResult(None, head, self._finish(findings, head), notes, promises)
+            ledger = self.ledger(head_commit, head)
+            findings += self._ledger_findings(ledger, head, promises)
+            return AuditResult(None, head, self._finish(findings, head), notes, promises, ledger)
         base_commit = resolve(self.repo, base_rev)
         if base_commit.id != head_commit.id and not self.repo.descendant_of(head_commit.id, base_commit.id):
             notes.append(f"{base_rev} is not an ancestor of {head_rev}: comparing the two trees as they are")
@@ -179,7 +183,69 @@ class Auditor:
         promises = self.promises_at(base, base_commit, as_of)
         findings = self.judge_change(base, base_commit.tree, head, head_commit.tree, promises, as_of,
                               self._acks(base_commit, head_commit))
-        return AuditResult(base, head, self._finish(findings, head), notes, promises)
+        ledger = self.ledger(head_commit, head, base_commit, base)
+        # a range reports what changed in the ledger: a note newly due, overdue or withdrawn, not
+        # every note again each week
+        before = {e.note.key: e.status for e in self.ledger(base_commit, base)}
+        changed = [e for e in ledger if before.get(e.note.key) != e.status]
+        findings = self._finish(findings + self._ledger_findings(changed, head, promises), head)
+        return AuditResult(base, head, findings, notes, promises, ledger)
+
+    # -- the ledger of dated promises -------------------------------------------------
+
+    def ledger(self, commit: pygit2.Commit, inv: Inventory, base_commit: pygit2.Commit | None = None,
+               base: Inventory | None = None) -> list[LedgerEntry]:
+        """The dated notes at ``commit`` with their status against its release; with a base, the
+        base's notes that are gone while what they dated is still at ``commit`` (withdrawn)."""
+        tags = self.calendar.release_numbers()
+        current = tree_release(self.repo, commit, tags) or self.calendar.release_of(str(commit.id))
+        files = {f for k in inv.kfuncs.values() for f in k.files}
+        notes = dated_notes(self.repo, commit.tree, files, self.policy.ledger_paths, tags)
+        name = f"v{current[0]}.{current[1]}" if current else ""
+        out = [LedgerEntry(n, _status(n, current), name) for n in notes]
+        if base_commit is not None and base is not None:
+            here = {n.key for n in notes}
+            base_files = {f for k in base.kfuncs.values() for f in k.files}
+            for n in dated_notes(self.repo, base_commit.tree, base_files, self.policy.ledger_paths, tags):
+                if n.key not in here and n.release and n.symbols and self._still_there(n, commit, inv):
+                    out.append(LedgerEntry(n, LedgerStatus.WITHDRAWN, name))
+        return out
+
+    def _still_there(self, note: DatedNote, commit: pygit2.Commit, inv: Inventory) -> bool:
+        if any(s in inv.kfuncs for s in note.symbols):
+            return True
+        try:
+            text = self.repo[commit.tree[note.path].id].data
+        except KeyError:
+            return False
+        return any(re.search(rb"\b" + re.escape(s.encode()) + rb"\s*\(", text) for s in note.symbols)
+
+    def _ledger_findings(self, entries: list[LedgerEntry], head: Inventory,
+                         promises: dict[str, Promise]) -> list[Finding]:
+        out = []
+        for e in entries:
+            n = e.note
+            if e.status == LedgerStatus.UNDATED:
+                continue  # a run-time warning names no release: listed in the ledger, no finding
+            kfunc = next((s for s in n.symbols if s in head.kfuncs), "")
+            rule = f"LEDGER_{e.status.upper()}"
+            variant = "same" if n.named == n.release else "renamed"
+            fields = {"text": n.text.lstrip("/* ").rstrip(" */"), "release": n.release}
+            if variant == "renamed":
+                fields["named"] = n.named
+            if e.status == LedgerStatus.OVERDUE:
+                fields["current"] = e.current
+            if e.status == LedgerStatus.WITHDRAWN:
+                fields["symbols"] = ", ".join(n.symbols)
+            if e.status in (LedgerStatus.FUTURE,) and variant == "same":
+                del fields["release"]
+            loc = Location(n.path, n.line)
+            base, head_loc = (loc, None) if e.status == LedgerStatus.WITHDRAWN else (None, loc)  # withdrawn: at the base
+            f = self.judge.finding(rule, kfunc, render_message(rule, variant, **fields), base, head_loc,
+                                   promises.get(kfunc) if kfunc else None)
+            if f:
+                out.append(f)
+        return out
 
     def promises_at(self, base: Inventory, base_commit: pygit2.Commit, as_of: dt.date) -> dict[str, Promise]:
         decls, _ = self.declarations(base, base_commit.tree)
@@ -338,3 +404,12 @@ def group_by_cause(findings: list[Finding]) -> list[Finding]:
                            else worst.base_location, head_location=first.head_location if not tree_level
                            else worst.head_location))
     return out
+
+
+def _status(note: DatedNote, current: tuple[int, int] | None) -> LedgerStatus:
+    if not note.release:
+        return LedgerStatus.UNDATED
+    named = tuple(int(x) for x in note.release[1:].split("."))
+    if current is None or named > current:
+        return LedgerStatus.FUTURE
+    return LedgerStatus.DUE if named == current else LedgerStatus.OVERDUE

@@ -65,6 +65,24 @@ class ReleaseCalendar:
             self._releases = out
         return self._releases
 
+    def release_numbers(self) -> set[tuple[int, int]]:
+        """(major, minor) of every release tag."""
+        return {tuple(int(x) for x in RELEASE_TAG.match(r.name).groups()) for r in self.releases()}
+
+    def release_of(self, commit_id: str) -> tuple[int, int] | None:
+        """The release a commit belongs to when its tree does not say (no Makefile): a release's
+        own commit, else the release after the newest one it contains."""
+        from ..kernel.ledger import release_of
+        tags = self.release_numbers()
+        below = None
+        for r in self.releases():
+            number = tuple(int(x) for x in RELEASE_TAG.match(r.name).groups())
+            if r.commit == commit_id:
+                return number
+            if self.repo.descendant_of(commit_id, r.commit) and (below is None or number > below):
+                below = number
+        return release_of(below[0], below[1] + 1, tags) if below else None
+
     def release_named(self, name: str) -> Release | None:
         return next((r for r in self.releases() if r.name == name), None)
 

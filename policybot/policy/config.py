@@ -57,6 +57,8 @@ class Policy:
     overlay: str | None = None  # path of the operator's overlay YAML
     allow: list[AllowEntry] = field(default_factory=list)
     verdict_overrides: dict[str, Verdict] = field(default_factory=dict)
+    # where dated notes are read besides the files that define or register kfuncs
+    ledger_paths: tuple[str, ...] = ("tools/sched_ext/", "tools/lib/bpf/")
 
 
 def parse_window(text, where: str) -> Window:
@@ -164,7 +166,7 @@ def load_policy(path: str | os.PathLike | None) -> Policy:
 
 def policy_from_dict(data: dict, path: str, text: str = "") -> Policy:
     p = Policy(path=path)
-    known = {"windows", "declarations", "audit", "allow", "verdicts"}
+    known = {"windows", "declarations", "audit", "allow", "verdicts", "ledger"}
     for key in data:
         if key not in known:
             raise ConfigError(f"{path}:{line_of(text, key)}: unknown "
@@ -206,6 +208,13 @@ def policy_from_dict(data: dict, path: str, text: str = "") -> Policy:
             p.expiring_horizon_days = w.months * 30 + w.days
         else:
             raise ConfigError(f"{where}: unknown key (known: include_tests, expiring_horizon)")
+    for key, value in data.get("ledger", {}).items():
+        where = f"{path}:{line_of(text, key, 'ledger')}: ledger.{key}"
+        if key != "paths":
+            raise ConfigError(f"{where}: unknown key (known: paths)")
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"{where}: must be a list of paths in the tree")
+        p.ledger_paths = tuple(value)
     for rule, verdict in data.get("verdicts", {}).items():
         where = f"{path}:{line_of(text, rule, 'verdicts')}: verdicts.{rule}"
         if rule not in catalogue():

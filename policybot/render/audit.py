@@ -6,7 +6,7 @@ import json
 
 from ..model.findings import AuditResult
 from ..model.vocabulary import Verdict
-from .findings import finding_json, finding_line, promise_text, users_text
+from .findings import finding_json, finding_line, ledger_json, promise_text, users_text
 
 AUDIT_SCHEMA = 1
 
@@ -50,6 +50,7 @@ def json_text(r: AuditResult) -> str:
         "notes": r.notes,
         "counts": r.counts(),
         "findings": [finding_json(f) for f in r.findings],
+        "ledger": ledger_json(r.ledger),
     }
     return json.dumps(doc, indent=2) + "\n"
 

@@ -66,3 +66,11 @@ def finding_json(f: Finding) -> dict:
             "ends": None if not p.ends else {"date": p.ends.date.isoformat(), "estimated": p.ends.estimated},
         },
     }
+
+
+def ledger_json(entries) -> list[dict]:
+    """The tree's dated promises (model.ledger.LedgerEntry), for audit JSON and the page."""
+    return [{"path": e.note.path, "line": e.note.line, "text": e.note.text, "named": e.note.named or None,
+             "release": e.note.release or None, "symbols": list(e.note.symbols), "status": e.status,
+             "audited": e.current or None} for e in entries]
+
