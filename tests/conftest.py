@@ -1,3 +1,4 @@
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -152,3 +153,46 @@ def schedulers(kernel_repo, extracted, tmp_path_factory) -> dict[str, Path]:
             out[s] = obj
     assert "simple" in out, "scx_simple must compile"
     return out
+
+
+LEDGER_PATHS = ("Makefile", "include/linux/btf.h", "kernel/sched/ext", "tools/sched_ext")
+
+
+@pytest.fixture(scope="session")
+def sched_ext_7_3(kernel_repo, tmp_path_factory) -> Path:
+    """A repository of sched_ext as 7.2 and 7.3 have it (LEDGER_PATHS of each tree, tagged v7.2 and
+    v7.3): 7.2 from the tests' repository, 7.3 from Debian's trixie-backports linux-source-7.3
+    (scripts/debian-apt, into the kernel cache when it is not there)."""
+    cache = Path(KERNEL_CACHE)
+    debs = sorted(cache.glob("linux-source-7.3_*.deb"))
+    if not debs:
+        subprocess.run([str(ROOT / "scripts" / "debian-apt"), str(cache), "trixie-backports", "--", "download",
+                        "linux-source-7.3"], cwd=cache, check=True, capture_output=True)
+        debs = sorted(cache.glob("linux-source-7.3_*.deb"))
+    root = tmp_path_factory.mktemp("sched_ext_7_3")
+    repo = root / "repo"
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+
+    def commit(version: str, date: str) -> None:
+        env = dict(os.environ, GIT_AUTHOR_DATE=date, GIT_COMMITTER_DATE=date, GIT_AUTHOR_NAME="t",
+                   GIT_AUTHOR_EMAIL="t@example.org", GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@example.org")
+        subprocess.run(["git", "-C", str(repo), "add", "-A"], check=True, env=env)
+        subprocess.run(["git", "-C", str(repo), "commit", "-q", "-m", f"Linux {version}"], check=True, env=env)
+        subprocess.run(["git", "-C", str(repo), "tag", "-a", "-m", f"Linux {version}", f"v{version}"], check=True,
+                       env=env)
+
+    archive = subprocess.run(["git", "-C", kernel_repo, "archive", "v7.2", *LEDGER_PATHS], check=True,
+                             capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(repo)], input=archive, check=True)
+    commit("7.2", "2026-08-16T21:00:00+00:00")
+    for p in LEDGER_PATHS:
+        subprocess.run(["git", "-C", str(repo), "rm", "-r", "-q", p], check=True)
+    source = subprocess.Popen(["dpkg-deb", "--fsys-tarfile", str(debs[-1])], stdout=subprocess.PIPE)
+    inner = subprocess.Popen(["tar", "-xO", "./usr/src/linux-source-7.3.tar.xz"], stdin=source.stdout,
+                             stdout=subprocess.PIPE)
+    subprocess.run(["tar", "-xJ", "-C", str(repo), "--strip-components=1", "--wildcards",
+                    *(f"linux-source-7.3/{p}" + ("" if "." in p.rsplit("/", 1)[-1] or p == "Makefile" else "/*")
+                      for p in LEDGER_PATHS)], stdin=inner.stdout, check=True)
+    assert inner.wait() == 0 and source.wait() == 0
+    commit("7.3", "2026-10-25T21:00:00+00:00")
+    return repo

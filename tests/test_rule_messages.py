@@ -87,7 +87,7 @@ FIELDS = {
     "LEDGER_DUE": {"same": {"release", "text"}, "renamed": {"named", "release", "text"}},
     "LEDGER_OVERDUE": {"same": {"current", "release", "text"}, "renamed": {"current", "named", "release", "text"}},
     "LEDGER_FUTURE": {"same": {"text"}, "renamed": {"named", "release", "text"}},
-    "LEDGER_WITHDRAWN": {"same": {"release", "symbols", "text"}, "renamed": {"named", "release", "symbols", "text"}},
+    "LEDGER_WITHDRAWN": {"same": {"release", "text", "what"}, "renamed": {"named", "release", "text", "what"}},
     "EXTERN_MISSING": {"": {"extern", "reason"}},
     "EXTERN_INCOMPATIBLE": {"": {"extern", "prototype", "reason", "target"}},
     "EXTERN_UNRESOLVED": {"": {"extern", "reason"}},

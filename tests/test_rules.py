@@ -364,7 +364,7 @@ def test_rule_ledger_withdrawn(tmp_path, level, verdict):
     b = pair(tmp_path, {HELPERS: src}, {HELPERS: kernel({"bpf_foo": FOO})}, level)
     assert findings(b) == expect("LEDGER_WITHDRAWN", verdict, f"{HELPERS}:{line}",
                                  'the note "COMPAT: Will be removed in v6.21." (v6.21, that is v7.1) is gone, '
-                                 "and bpf_foo still here")
+                                 "and what it dated is still here: bpf_foo")
     # the promise kept: the note and bpf_foo gone together is no finding of the ledger
     b = pair(tmp_path / "kept", {HELPERS: src}, {HELPERS: kernel({})}, level)
     assert not [f for f in findings(b) if f[0].startswith("LEDGER_")]

@@ -27,8 +27,11 @@ from .csource import decode
 
 LAST_MINOR = {2: 6, 3: 19, 4: 20, 5: 19, 6: 19}
 _VERSION = r"v(\d+)\.(\d+)\b"
-_DATED = re.compile(r"\b(?:will\s+be\s+removed|to\s+be\s+removed|be\s+dropped|removed?|drop(?:ped)?|deprecated?)\b"
-                    r"[^\n]{0,80}?\b(?:in|after|by|until|before|with)\s+" + _VERSION, re.I)
+# the word and the version in one sentence, either order: "Will be removed in v6.23", "drop compat
+# helper after v6.22", "After v6.23 release, remove the compat handling"
+_WORD = r"\b(?:remov(?:e|ed|al)|drop(?:ped)?|deprecat(?:e|ed|ion))\b"
+_WHEN = r"\b(?:in|after|by|until|before)\s+" + _VERSION
+_DATED = re.compile(_WORD + r"[^.\n]{0,80}?" + _WHEN + "|" + _WHEN + r"[^.\n]{0,60}?" + _WORD, re.I)
 _WARNING = re.compile(r"\bpr_(?:warn|info|notice)(?:_once|_ratelimited)?\s*\([^;]{0,200}?deprecat", re.I)
 _CALLED = re.compile(r"\b([A-Za-z_]\w*)\(\)")
 _DEFINED = re.compile(r"\b([A-Za-z_]\w*)\s*\(")
@@ -97,13 +100,23 @@ def notes_in(path: str, data: bytes, tags: set[tuple[int, int]]) -> list[DatedNo
     for i, line in enumerate(lines):
         m = _DATED.search(line)
         if m:
-            major, minor = int(m[1]), int(m[2])
+            major, minor = int(m[1] or m[3]), int(m[2] or m[4])
             rel = release_of(major, minor, tags)
+            symbols = _symbols(lines, i)
             out.append(DatedNote(path, i + 1, line.strip()[:200], f"v{major}.{minor}", f"v{rel[0]}.{rel[1]}",
-                                 _symbols(lines, i)))
+                                 symbols, "" if symbols else _anchor(lines, i)))
         elif _WARNING.search(line):
             out.append(DatedNote(path, i + 1, line.strip()[:200], "", "", _enclosing(lines, i)))
     return out
+
+
+def _anchor(lines: list[str], i: int) -> str:
+    """What a note inside a function dates: the first line of code under its comment."""
+    _, end = _comment_block(lines, i)
+    for line in lines[end:end + 3]:
+        if line.strip():
+            return line.strip()[:200]
+    return ""
 
 
 def _enclosing(lines: list[str], i: int) -> tuple[str, ...]:

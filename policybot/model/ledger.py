@@ -23,11 +23,13 @@ class DatedNote:
     named: str  # the version it names, "v6.22"; "" for a warning without one
     release: str  # the release that carries that name, "v7.2" (6.20 and later became 7.x); ""
     symbols: tuple[str, ...]  # what it dates: the function defined under it, names written name()
+    anchor: str = ""  # a note inside a function, naming nothing: the first line of code under it
 
     @property
     def key(self) -> tuple:
-        """The same note in another revision: where it is may move, what it says may not."""
-        return (self.path, " ".join(self.text.split()), self.symbols)
+        """The same note in another revision: where it is may move, what it says and dates may not
+        (one file may say "Will be removed in v6.23" above several things)."""
+        return (self.path, " ".join(self.text.split()), self.symbols or (self.anchor,))
 
 
 @dataclass(frozen=True)

@@ -207,17 +207,21 @@ class Auditor:
             here = {n.key for n in notes}
             base_files = {f for k in base.kfuncs.values() for f in k.files}
             for n in dated_notes(self.repo, base_commit.tree, base_files, self.policy.ledger_paths, tags):
-                if n.key not in here and n.release and n.symbols and self._still_there(n, commit, inv):
+                if n.key not in here and n.release and self._still_there(n, commit, inv):
                     out.append(LedgerEntry(n, LedgerStatus.WITHDRAWN, name))
         return out
 
     def _still_there(self, note: DatedNote, commit: pygit2.Commit, inv: Inventory) -> bool:
+        """Whether what ``note`` dated is at ``commit``: a kfunc it names, a function it names
+        defined or called in its file, or the line of code under it."""
         if any(s in inv.kfuncs for s in note.symbols):
             return True
         try:
             text = self.repo[commit.tree[note.path].id].data
         except KeyError:
             return False
+        if not note.symbols:
+            return bool(note.anchor) and note.anchor.encode() in text
         return any(re.search(rb"\b" + re.escape(s.encode()) + rb"\s*\(", text) for s in note.symbols)
 
     def _ledger_findings(self, entries: list[LedgerEntry], head: Inventory,
@@ -236,7 +240,7 @@ class Auditor:
             if e.status == LedgerStatus.OVERDUE:
                 fields["current"] = e.current
             if e.status == LedgerStatus.WITHDRAWN:
-                fields["symbols"] = ", ".join(n.symbols)
+                fields["what"] = ", ".join(n.symbols) or n.anchor
             if e.status in (LedgerStatus.FUTURE,) and variant == "same":
                 del fields["release"]
             loc = Location(n.path, n.line)

@@ -45,7 +45,8 @@ KERNEL_CACHE = _kernel_cache()  # read on import, before conftest's autouse fixt
 
 # conftest's session fixtures that run scripts/kernel-trees or scripts/kernel-binaries (which fetch,
 # build or read KERNEL_CACHE), and those built on them. Only a test marked realtree may use one.
-REAL_TREE_FIXTURES = frozenset({"kernel_repo", "binaries", "real_inventories", "extracted", "schedulers"})
+REAL_TREE_FIXTURES = frozenset({"kernel_repo", "binaries", "real_inventories", "extracted", "schedulers",
+                                "sched_ext_7_3"})
 
 
 def unmarked_real_tree_use(item) -> str | None:
