@@ -50,6 +50,15 @@ def release_of(major: int, minor: int, tags: set[tuple[int, int]]) -> tuple[int,
     return major, minor
 
 
+def release_distance(start: tuple[int, int], end: tuple[int, int], tags: set[tuple[int, int]]) -> int:
+    """How many releases follow ``start`` up to ``end``: 6.1 to 7.2 is 21 (6.2 .. 6.19, 7.0 .. 7.2)."""
+    count, major, minor = 0, *start
+    while (major, minor) < end and count < 1000:
+        major, minor = release_of(major, minor + 1, tags)
+        count += 1
+    return count
+
+
 def tree_release(repo: pygit2.Repository, commit: pygit2.Commit, tags: set[tuple[int, int]]) -> tuple[int, int] | None:
     """The release a commit belongs to: its Makefile's VERSION.PATCHLEVEL (an -rc says the
     coming release), else a release tag on it, else the one after the newest tag below it."""

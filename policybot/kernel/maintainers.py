@@ -210,6 +210,13 @@ class Maintainers:
     _by_top: dict[str, set[int]] | None = field(default=None, repr=False)
     _anywhere: set[int] = field(default_factory=set, repr=False)
 
+    def subsystem_of(self, path: str, is_dir: IsDir | None = None) -> str:
+        """The name of the deepest section that covers ``path`` ("" when none does)."""
+        is_dir = is_dir or self.is_dir or (lambda _p: False)
+        path = _canonical(path, is_dir)
+        hits = [(d, i) for i in self._candidates(path) if (d := self.sections[i].depth_for(path, is_dir)) is not None]
+        return self.sections[min(hits, key=lambda h: (-h[0], h[1]))[1]].name if hits else ""
+
     def for_files(self, paths: list[str], is_dir: IsDir | None = None) -> Recipients:
         is_dir = is_dir or self.is_dir or (lambda _p: False)
         people: list[tuple[str, str, str]] = []   # (M/R/L, name, address)

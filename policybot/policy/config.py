@@ -59,6 +59,10 @@ class Policy:
     verdict_overrides: dict[str, Verdict] = field(default_factory=dict)
     # where dated notes are read besides the files that define or register kfuncs
     ledger_paths: tuple[str, ...] = ("tools/sched_ext/", "tools/lib/bpf/")
+    # `policybot propose`: a kfunc is a candidate for stable with this many independent
+    # out-of-tree users and unchanged (prototype, flags, program types) for this many releases
+    propose_min_users: int = 2
+    propose_min_unchanged_releases: int = 4
 
 
 def parse_window(text, where: str) -> Window:
@@ -166,7 +170,7 @@ def load_policy(path: str | os.PathLike | None) -> Policy:
 
 def policy_from_dict(data: dict, path: str, text: str = "") -> Policy:
     p = Policy(path=path)
-    known = {"windows", "declarations", "audit", "allow", "verdicts", "ledger"}
+    known = {"windows", "declarations", "audit", "allow", "verdicts", "ledger", "propose"}
     for key in data:
         if key not in known:
             raise ConfigError(f"{path}:{line_of(text, key)}: unknown "
@@ -208,6 +212,13 @@ def policy_from_dict(data: dict, path: str, text: str = "") -> Policy:
             p.expiring_horizon_days = w.months * 30 + w.days
         else:
             raise ConfigError(f"{where}: unknown key (known: include_tests, expiring_horizon)")
+    for key, value in data.get("propose", {}).items():
+        where = f"{path}:{line_of(text, key, 'propose')}: propose.{key}"
+        if key not in ("min_users", "min_unchanged_releases"):
+            raise ConfigError(f"{where}: unknown key (known: min_users, min_unchanged_releases)")
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ConfigError(f"{where}: must be a whole number, 0 or more")
+        setattr(p, f"propose_{key}", value)
     for key, value in data.get("ledger", {}).items():
         where = f"{path}:{line_of(text, key, 'ledger')}: ledger.{key}"
         if key != "paths":

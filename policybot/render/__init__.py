@@ -24,6 +24,7 @@ FORMATS: dict[str, dict[str, str]] = {
     "page": {"json": "page:json_text", "html": "page:html"},
     "census": {"text": "census:run_text", "json": "census:run_json", "csv": "census:run_csv"},
     "census-table": {"text": "census:table_text", "json": "census:table_json", "csv": "census:table_csv"},
+    "propose": {"text": "propose:text", "json": "propose:json_text", "mbox": "propose:mbox"},
     "rules": {"text": "rules:table", "json": "rules:json_text"},
     "rule": {"text": "rules:explain", "json": "rules:rule_json_text"},
     # the operator's commands: text for a terminal or the journal

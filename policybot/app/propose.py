@@ -1,0 +1,145 @@
+"""``policybot propose``: from evidence to declarations (issue 24).
+
+For every kfunc of a revision: when it appeared, how many releases its prototype, flags and
+program types have been unchanged, who uses it (the census), what it needs to build, whether
+a successor replaces it. From that, the candidates: for ``stable``, kfuncs undeclared or
+unstable with enough independent out-of-tree users and long enough unchanged ([propose] in
+the policy); for ``deprecating``, those a successor (NAME_v2, NAME___v2, NAME2) replaces, or
+that nobody uses and whose kernel-doc names a replacement. Nothing declared stable is ever
+proposed for anything else: that would break its promise.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING
+
+from ..kernel.gitrepo import resolve
+from ..kernel.ledger import release_distance, tree_release
+from ..model.proposal import Candidate, Evidence, PatchMail, Proposal, Proposed
+from ..model.vocabulary import Level
+from .census import kept_rows
+from .history import kfunc_history
+
+if TYPE_CHECKING:
+    from .context import Context
+
+CHANGES = ("signature", "flags", "prog_types")
+
+
+def _number(tag: str | None) -> tuple[int, int] | None:
+    m = re.fullmatch(r"v(\d+)\.(\d+)", tag or "")
+    return (int(m[1]), int(m[2])) if m else None
+
+
+def propose(ctx: Context, rev: str, tags_glob: str = "v*") -> Proposal:
+    auditor, policy = ctx.auditor, ctx.policy
+    repo, scanner = auditor.repo, auditor.scanner
+    commit = resolve(repo, rev)
+    inv = scanner.inventory_of_commit(commit, rev)
+    decls, _ = auditor.declarations(inv, commit.tree)
+    histories = {h.name: h for h in kfunc_history(repo, scanner, tags_glob, policy, upto=rev)}
+    tags = auditor.calendar.release_numbers()
+    current = tree_release(repo, commit, tags) or auditor.calendar.release_of(str(commit.id))
+    users: dict[str, dict[bool, set[str]]] = {}
+    for row in kept_rows(ctx.state):
+        u = row.use
+        text = " ".join(p for p in (u.user, u.version) if p) + f" ({u.strength})"
+        users.setdefault(u.kfunc, {True: set(), False: set()})[u.in_tree].add(u.user if u.in_tree else text)
+    names = set(inv.kfuncs)
+    out = Proposal(rev, str(commit.id), policy.manifest, policy.propose_min_users,
+                   policy.propose_min_unchanged_releases)
+    for k in inv.selected(policy.include_tests):
+        res = decls.get(k.name)
+        level = res.effective.level if res and res.effective else Level.UNSTABLE
+        h = histories.get(k.name)
+        changes = [e.release for e in (h.events if h else []) if e.kind in CHANGES]
+        since = changes[-1] if changes else (h.first_release if h else None)
+        start = _number(since)
+        unchanged = release_distance(start, current, tags) if start and current else 0
+        successor = next((n for n in sorted(names) if re.fullmatch(re.escape(k.name) + r"(_v\d+|___v\d+|\d)", n)),
+                         None)
+        doc = k.definition.doc if k.definition else None
+        replacement = (res.effective.replacement if res and res.effective else None) or \
+            (doc.replacement if doc and doc.deprecated else None) or None
+        who = users.get(k.name, {True: set(), False: set()})
+        out.evidence.append(Evidence(k.name, str(level), bool(res and res.effective), h.first_release if h else None,
+                                     changes[-1] if changes else None, unchanged, tuple(sorted(who[True])),
+                                     tuple(sorted(who[False])), tuple(k.guards), tuple(k.files), successor,
+                                     replacement))
+        if res and res.effective and level != Level.UNSTABLE:
+            out.already.append(k.name)
+    for e in out.evidence:
+        if e.level != Level.UNSTABLE or e.kfunc in out.already:
+            continue  # declared: nothing to propose (a demotion of a promise never is)
+        if e.successor or (not e.users_in_tree and not e.users_out_of_tree and e.replacement):
+            why = f"{e.successor} replaces it" if e.successor else f"no known user; its kernel-doc names {e.replacement}"
+            out.candidates.append(Candidate(e.kfunc, Proposed.DEPRECATING, why, e))
+        elif len(e.users_out_of_tree) >= out.min_users and e.unchanged_releases >= out.min_unchanged_releases:
+            why = (f"{len(e.users_out_of_tree)} out-of-tree users, unchanged for {e.unchanged_releases} releases "
+                   f"(since {e.last_change or e.first_release})")
+            out.candidates.append(Candidate(e.kfunc, Proposed.STABLE, why, e))
+    out.candidates.sort(key=lambda c: (c.proposed != Proposed.STABLE, -len(c.evidence.users_out_of_tree),
+                                       -c.evidence.unchanged_releases, c.kfunc))
+    return out
+
+
+def declaration_series(ctx: Context, proposal: Proposal, sender: str) -> None:
+    """The candidates written into the tree's manifest, one patch per MAINTAINERS subsystem of
+    their files, each to what get_maintainer.pl names for its kfuncs' files, after a cover
+    letter with the evidence; proposal.series. The patches apply in order on the revision."""
+    import difflib
+
+    from ..kernel.maintainers import maintainers_at
+    from ..mail.drafts import render, subject, template_env
+    repo = ctx.auditor.repo
+    commit = repo[proposal.commit]
+    maint = maintainers_at(repo, commit.tree)
+    try:
+        text = repo[commit.tree[proposal.manifest].id].data.decode("utf-8", "replace")
+    except KeyError:
+        text = ""
+    groups: dict[str, list[Candidate]] = {}
+    for c in proposal.candidates:
+        files = list(c.evidence.files)
+        name = (maint.subsystem_of(files[0]) if maint and files else "") or "BPF"
+        groups.setdefault(name, []).append(c)
+    env = template_env(ctx.config.templates or None)
+    total = len(groups)
+    patches = []
+    for i, (subsystem, members) in enumerate(sorted(groups.items()), 1):
+        new = _with_entries(text, members)
+        diff = "".join(difflib.unified_diff(text.splitlines(keepends=True), new.splitlines(keepends=True),
+                                            "/dev/null" if not text else f"a/{proposal.manifest}",
+                                            f"b/{proposal.manifest}"))
+        files = sorted({f for c in members for f in c.evidence.files})
+        rec = maint.for_files(files) if maint else None
+        body = render(env, "propose-patch.txt.j2", subsystem=subsystem, candidates=members, manifest=proposal.manifest,
+                      rev=proposal.rev)
+        inserted = sum(1 for line in diff.splitlines() if line.startswith("+") and not line.startswith("+++"))
+        deleted = sum(1 for line in diff.splitlines() if line.startswith("-") and not line.startswith("---"))
+        patches.append(PatchMail(subject(env, "propose", i, total, subsystem, len(members)),
+                                 tuple(rec.lists if rec else ()), tuple(rec.people if rec else ()), body,
+                                 proposal.manifest, diff, inserted, deleted))
+        text = new
+    to = tuple(dict.fromkeys(a for p in patches for a in p.to))
+    cc = tuple(dict.fromkeys(a for p in patches for a in p.cc))
+    cover = render(env, "propose-cover.txt.j2", proposal=proposal, subsystems=sorted(groups))
+    proposal.series = [PatchMail(subject(env, "propose", 0, total, "", len(proposal.candidates)), to, cc, cover)] \
+        + patches
+    proposal.sender = sender
+    import email.utils
+    proposal.date = email.utils.formatdate(commit.commit_time)
+
+
+def _with_entries(text: str, members: list[Candidate]) -> str:
+    """The manifest with ``members`` declared under its ``kfuncs:`` key (made when absent)."""
+    entries = "".join(f"  {c.kfunc}:\n    stability: {c.proposed}\n"
+                      + (f"    replacement: {c.evidence.successor}\n" if c.proposed == Proposed.DEPRECATING
+                         and c.evidence.successor else "") for c in members)
+    if not text:
+        return "# kfunc stability declarations (Documentation/bpf/kfuncs.rst)\nkfuncs:\n" + entries
+    m = re.search(r"^kfuncs:[ \t]*(\{\})?[ \t]*$", text, re.M)
+    if m is None:
+        return text.rstrip("\n") + "\nkfuncs:\n" + entries
+    return text[:m.start()] + "kfuncs:\n" + entries + text[m.end() + 1:]
