@@ -72,3 +72,26 @@ def test_a_nesting_100000_deep_is_one_line_naming_the_file_and_line(tmp_path, ca
     assert main(["outbox", "--config", str(path)]) == 2
     err = capsys.readouterr().err
     assert err == f"policybot: {path}:4: arrays or tables nested more than 32 deep\n"
+
+
+@pytest.mark.parametrize("text, message", [
+    ("[propose]\nmin_users = -1\n", "policy.toml:2: propose.min_users: must be a whole number, 0 or more"),
+    ("[propose]\nmin_reviews = 2\n", "policy.toml:2: propose.min_reviews: unknown key (known: min_users, "
+                                     "min_unchanged_releases)"),
+    ("[ledger]\npaths = \"tools/\"\n", "policy.toml:2: ledger.paths: must be a list of paths in the tree"),
+])
+def test_propose_and_ledger_settings_name_key_and_line(tmp_path, text, message):
+    from policybot.policy.config import load_policy
+    path = tmp_path / "policy.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as e:
+        load_policy(str(path))
+    assert str(e.value).endswith(message), str(e.value)
+
+
+def test_propose_and_ledger_settings_are_read(tmp_path):
+    from policybot.policy.config import load_policy
+    path = tmp_path / "policy.toml"
+    path.write_text('[propose]\nmin_users = 3\nmin_unchanged_releases = 6\n[ledger]\npaths = ["tools/bpf/"]\n')
+    p = load_policy(str(path))
+    assert (p.propose_min_users, p.propose_min_unchanged_releases, p.ledger_paths) == (3, 6, ("tools/bpf/",))

@@ -107,8 +107,9 @@ def test_each_upstream_rename_is_one_finding_naming_its_target(result):
     assert set(renamed) == set(RENAMES)
     for old, new in RENAMES.items():
         assert f"renamed to {new} " in renamed[old].message
-    named = {n for f in result.findings for n in f.members}
-    assert not named & set(RENAMES.values())  # the new names are nowhere else
+    # the new names are nowhere else (but in the tree's own dated notes about them, the ledger's)
+    named = {n for f in result.findings if not f.rule.startswith("LEDGER_") for n in f.members}
+    assert not named & set(RENAMES.values())
     assert not {f.kfunc for f in result.findings if f.rule == "KFUNC_REMOVED"} & set(RENAMES)
 
 
@@ -229,7 +230,10 @@ def test_arena_flags_the_verifier_never_reads_are_compatible(result):
 
 
 def test_a_few_dozen_findings_with_one_per_cause(result):
-    assert len(result.findings) <= 40, len(result.findings)
+    # the change's findings; the tree's dated notes that became due or new in the range are the
+    # ledger's (tests/test_realtree_ledger.py)
+    changes = [f for f in result.findings if not f.rule.startswith("LEDGER_")]
+    assert len(changes) <= 40, len(changes)
     causes = [(f.rule, f.cause) for f in result.findings if f.cause]
     assert len(causes) == len(set(causes))
     moved = [f for f in result.findings if f.rule == "KFUNC_MOVED"

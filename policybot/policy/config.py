@@ -168,6 +168,24 @@ def load_policy(path: str | os.PathLike | None) -> Policy:
     return policy_from_dict(data, str(path), text)
 
 
+def _read_propose_and_ledger(p: Policy, data: dict, path, text: str) -> None:
+    """[propose] (the criteria of `policybot propose`) and [ledger] (where dated notes are read)."""
+    for key, value in data.get("propose", {}).items():
+        where = f"{path}:{line_of(text, key, 'propose')}: propose.{key}"
+        if key not in ("min_users", "min_unchanged_releases"):
+            raise ConfigError(f"{where}: unknown key (known: min_users, min_unchanged_releases)")
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ConfigError(f"{where}: must be a whole number, 0 or more")
+        setattr(p, f"propose_{key}", value)
+    for key, value in data.get("ledger", {}).items():
+        where = f"{path}:{line_of(text, key, 'ledger')}: ledger.{key}"
+        if key != "paths":
+            raise ConfigError(f"{where}: unknown key (known: paths)")
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"{where}: must be a list of paths in the tree")
+        p.ledger_paths = tuple(value)
+
+
 def policy_from_dict(data: dict, path: str, text: str = "") -> Policy:
     p = Policy(path=path)
     known = {"windows", "declarations", "audit", "allow", "verdicts", "ledger", "propose"}
@@ -212,20 +230,7 @@ def policy_from_dict(data: dict, path: str, text: str = "") -> Policy:
             p.expiring_horizon_days = w.months * 30 + w.days
         else:
             raise ConfigError(f"{where}: unknown key (known: include_tests, expiring_horizon)")
-    for key, value in data.get("propose", {}).items():
-        where = f"{path}:{line_of(text, key, 'propose')}: propose.{key}"
-        if key not in ("min_users", "min_unchanged_releases"):
-            raise ConfigError(f"{where}: unknown key (known: min_users, min_unchanged_releases)")
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise ConfigError(f"{where}: must be a whole number, 0 or more")
-        setattr(p, f"propose_{key}", value)
-    for key, value in data.get("ledger", {}).items():
-        where = f"{path}:{line_of(text, key, 'ledger')}: ledger.{key}"
-        if key != "paths":
-            raise ConfigError(f"{where}: unknown key (known: paths)")
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise ConfigError(f"{where}: must be a list of paths in the tree")
-        p.ledger_paths = tuple(value)
+    _read_propose_and_ledger(p, data, path, text)
     for rule, verdict in data.get("verdicts", {}).items():
         where = f"{path}:{line_of(text, rule, 'verdicts')}: verdicts.{rule}"
         if rule not in catalogue():
