@@ -79,3 +79,28 @@ def test_propose_ranks_by_evidence_and_its_series_applies(tmp_path, capsys):
     assert doc["candidates"] == [] and sorted(doc["declared"]) == ["bpf_baz", "bpf_foo"]
     levels = {e["kfunc"]: e["level"] for e in doc["evidence"]}
     assert levels["bpf_foo"] == "stable" and levels["bpf_baz"] == "deprecating"
+
+
+def test_a_series_that_writes_kernel_doc_stability_lines(tmp_path, capsys):
+    """[propose] write = "kernel-doc": a kfunc with a kernel-doc comment gets a "Stability:" line
+    in it (and "Deprecated:" naming its successor); one without stays in the manifest."""
+    b = tree(tmp_path)
+    helpers = b.repo.revparse_single("v6.8").peel(1).tree["kernel/bpf/helpers.c"]
+    text = b.repo[helpers.id].data.decode()
+    documented = text.replace("__bpf_kfunc int bpf_foo(", "/**\n * bpf_foo() - find a task\n */\n"
+                                                          "__bpf_kfunc int bpf_foo(", 1)
+    b.commit({"kernel/bpf/helpers.c": documented}, "bpf: document bpf_foo", "2023-09-01T12:00:00")
+    users(tmp_path, capsys)
+    policy = tmp_path / "policy.toml"
+    policy.write_text('[propose]\nwrite = "kernel-doc"\n')
+    mbox = propose(capsys, b.repo.workdir, "--rev", "HEAD", "--policy", str(policy), "--format", "mbox",
+                   "--from", "Jane <jane@example.org>")
+    assert "+ * Stability: stable\n" in mbox and "diff --git a/kernel/bpf/helpers.c b/kernel/bpf/helpers.c" in mbox
+    assert "+  bpf_baz:\n+    stability: deprecating\n" in mbox  # no kernel-doc: the manifest
+    (tmp_path / "series.mbox").write_text(mbox)
+    git = ["git", "-C", b.repo.workdir, "-c", "user.name=t", "-c", "user.email=t@example.org"]
+    subprocess.run(git + ["checkout", "-q", "-f", "HEAD"], check=True)
+    am = subprocess.run(git + ["am", "--empty=drop", str(tmp_path / "series.mbox")], capture_output=True, text=True)
+    assert am.returncode == 0, am.stdout + am.stderr
+    doc = json.loads(propose(capsys, b.repo.workdir, "--rev", "HEAD", "--policy", str(policy), "--format", "json"))
+    assert sorted(doc["declared"]) == ["bpf_baz", "bpf_foo"] and doc["candidates"] == []

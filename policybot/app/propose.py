@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from ..kernel.gitrepo import resolve
 from ..kernel.ledger import release_distance, tree_release
-from ..model.proposal import Candidate, Evidence, PatchMail, Proposal, Proposed
+from ..model.proposal import Candidate, Evidence, FileDiff, PatchMail, Proposal, Proposed
 from ..model.vocabulary import Level
 from .census import kept_rows
 from .history import kfunc_history
@@ -38,7 +38,10 @@ def propose(ctx: Context, rev: str, tags_glob: str = "v*") -> Proposal:
     commit = resolve(repo, rev)
     inv = scanner.inventory_of_commit(commit, rev)
     decls, _ = auditor.declarations(inv, commit.tree)
-    histories = {h.name: h for h in kfunc_history(repo, scanner, tags_glob, policy, upto=rev)}
+    history = kfunc_history(repo, scanner, tags_glob, policy, upto=rev)
+    histories = {h.name: h for h in history}
+    by_release = history.arches()
+    jit = tuple(by_release[history.releases[-1].name]) if history.releases else ()
     tags = auditor.calendar.release_numbers()
     current = tree_release(repo, commit, tags) or auditor.calendar.release_of(str(commit.id))
     users: dict[str, dict[bool, set[str]]] = {}
@@ -48,7 +51,7 @@ def propose(ctx: Context, rev: str, tags_glob: str = "v*") -> Proposal:
         users.setdefault(u.kfunc, {True: set(), False: set()})[u.in_tree].add(u.user if u.in_tree else text)
     names = set(inv.kfuncs)
     out = Proposal(rev, str(commit.id), policy.manifest, policy.propose_min_users,
-                   policy.propose_min_unchanged_releases)
+                   policy.propose_min_unchanged_releases, policy.propose_write)
     for k in inv.selected(policy.include_tests):
         res = decls.get(k.name)
         level = res.effective.level if res and res.effective else Level.UNSTABLE
@@ -65,8 +68,9 @@ def propose(ctx: Context, rev: str, tags_glob: str = "v*") -> Proposal:
         who = users.get(k.name, {True: set(), False: set()})
         out.evidence.append(Evidence(k.name, str(level), bool(res and res.effective), h.first_release if h else None,
                                      changes[-1] if changes else None, unchanged, tuple(sorted(who[True])),
-                                     tuple(sorted(who[False])), tuple(k.guards), tuple(k.files), successor,
-                                     replacement))
+                                     tuple(sorted(who[False])), tuple(k.guards), jit, tuple(k.files), successor,
+                                     replacement, str(k.definition.location) if k.definition else "",
+                                     doc.line if doc else 0))
         if res and res.effective and level != Level.UNSTABLE:
             out.already.append(k.name)
     for e in out.evidence:
@@ -85,20 +89,28 @@ def propose(ctx: Context, rev: str, tags_glob: str = "v*") -> Proposal:
 
 
 def declaration_series(ctx: Context, proposal: Proposal, sender: str) -> None:
-    """The candidates written into the tree's manifest, one patch per MAINTAINERS subsystem of
-    their files, each to what get_maintainer.pl names for its kfuncs' files, after a cover
-    letter with the evidence; proposal.series. The patches apply in order on the revision."""
-    import difflib
+    """The candidates declared the tree's way ([propose] write: entries of the manifest, or a
+    "Stability:" line in each kfunc's kernel-doc comment, the manifest for those without one),
+    one patch per MAINTAINERS subsystem of their files, each to what get_maintainer.pl names for
+    those files, after a cover letter with the evidence; proposal.series. The patches apply in
+    order on the revision."""
+    import email.utils
 
     from ..kernel.maintainers import maintainers_at
     from ..mail.drafts import render, subject, template_env
     repo = ctx.auditor.repo
     commit = repo[proposal.commit]
     maint = maintainers_at(repo, commit.tree)
-    try:
-        text = repo[commit.tree[proposal.manifest].id].data.decode("utf-8", "replace")
-    except KeyError:
-        text = ""
+    texts: dict[str, str] = {}  # path -> its text as the patches so far leave it
+
+    def current(path: str) -> str:
+        if path not in texts:
+            try:
+                texts[path] = repo[commit.tree[path].id].data.decode("utf-8", "surrogateescape")
+            except KeyError:
+                texts[path] = ""
+        return texts[path]
+
     groups: dict[str, list[Candidate]] = {}
     for c in proposal.candidates:
         files = list(c.evidence.files)
@@ -108,28 +120,52 @@ def declaration_series(ctx: Context, proposal: Proposal, sender: str) -> None:
     total = len(groups)
     patches = []
     for i, (subsystem, members) in enumerate(sorted(groups.items()), 1):
-        new = _with_entries(text, members)
-        diff = "".join(difflib.unified_diff(text.splitlines(keepends=True), new.splitlines(keepends=True),
-                                            "/dev/null" if not text else f"a/{proposal.manifest}",
-                                            f"b/{proposal.manifest}"))
-        files = sorted({f for c in members for f in c.evidence.files})
-        rec = maint.for_files(files) if maint else None
-        body = render(env, "propose-patch.txt.j2", subsystem=subsystem, candidates=members, manifest=proposal.manifest,
-                      rev=proposal.rev)
-        inserted = sum(1 for line in diff.splitlines() if line.startswith("+") and not line.startswith("+++"))
-        deleted = sum(1 for line in diff.splitlines() if line.startswith("-") and not line.startswith("---"))
+        edits: dict[str, str] = {}
+        in_manifest = []
+        for c in members:
+            path, _, line = c.evidence.definition.rpartition(":")
+            if proposal.write == "kernel-doc" and c.evidence.doc_line and path:
+                edits[path] = _with_stability(edits.get(path, current(path)), c, c.evidence.doc_line, int(line))
+            else:
+                in_manifest.append(c)
+        if in_manifest:
+            edits[proposal.manifest] = _with_entries(current(proposal.manifest), in_manifest)
+        diffs = tuple(_diff(path, current(path), new) for path, new in sorted(edits.items()))
+        texts.update(edits)
+        rec = maint.for_files(sorted({f for c in members for f in c.evidence.files})) if maint else None
+        body = render(env, "propose-patch.txt.j2", subsystem=subsystem, candidates=members,
+                      files=[d.path for d in diffs], rev=proposal.rev)
         patches.append(PatchMail(subject(env, "propose", i, total, subsystem, len(members)),
-                                 tuple(rec.lists if rec else ()), tuple(rec.people if rec else ()), body,
-                                 proposal.manifest, diff, inserted, deleted))
-        text = new
+                                 tuple(rec.lists if rec else ()), tuple(rec.people if rec else ()), body, diffs))
     to = tuple(dict.fromkeys(a for p in patches for a in p.to))
     cc = tuple(dict.fromkeys(a for p in patches for a in p.cc))
     cover = render(env, "propose-cover.txt.j2", proposal=proposal, subsystems=sorted(groups))
     proposal.series = [PatchMail(subject(env, "propose", 0, total, "", len(proposal.candidates)), to, cc, cover)] \
         + patches
     proposal.sender = sender
-    import email.utils
     proposal.date = email.utils.formatdate(commit.commit_time)
+
+
+def _diff(path: str, old: str, new: str) -> FileDiff:
+    import difflib
+    diff = "".join(difflib.unified_diff(old.splitlines(keepends=True), new.splitlines(keepends=True),
+                                        "/dev/null" if not old else f"a/{path}", f"b/{path}"))
+    lines = diff.splitlines()
+    return FileDiff(path, diff, sum(1 for ln in lines if ln.startswith("+") and not ln.startswith("+++")),
+                    sum(1 for ln in lines if ln.startswith("-") and not ln.startswith("---")))
+
+
+def _with_stability(text: str, c: Candidate, doc_line: int, definition_line: int) -> str:
+    """``text`` with a "Stability:" line (and for a successor, a "Deprecated:" line) at the end of
+    the kernel-doc comment that starts at ``doc_line``, as kernel-doc sections are written."""
+    lines = text.split("\n")
+    end = next((i for i in range(doc_line - 1, min(definition_line, len(lines))) if lines[i].strip() == "*/"), None)
+    if end is None:
+        return text
+    added = [" *", f" * Stability: {c.proposed}"]
+    if c.proposed == Proposed.DEPRECATING and c.evidence.successor:
+        added.append(f" * Deprecated: use {c.evidence.successor}() instead.")
+    return "\n".join(lines[:end] + added + lines[end:])
 
 
 def _with_entries(text: str, members: list[Candidate]) -> str:

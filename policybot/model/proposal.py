@@ -22,9 +22,12 @@ class Evidence:
     users_in_tree: tuple[str, ...]
     users_out_of_tree: tuple[str, ...]  # "bpfilter 0.6.0-2 (strong)"
     guards: tuple[str, ...]  # the Kconfig options it needs
+    jit_arches: tuple[str, ...]  # architectures whose JIT can call kfuncs at the newest release read
     files: tuple[str, ...]
     successor: str | None  # a newer kfunc of the same name: NAME_v2, NAME___v2, NAME2
     replacement: str | None  # named in its kernel-doc
+    definition: str = ""  # path:line of its definition
+    doc_line: int = 0  # the line of its kernel-doc comment's "/**", 0 when it has none
 
 
 @dataclass(frozen=True)
@@ -39,9 +42,10 @@ class Candidate:
 class Proposal:
     rev: str
     commit: str
-    manifest: str  # where declarations are written
+    manifest: str  # where declarations are written ("manifest" mode, and kfuncs without kernel-doc)
     min_users: int
     min_unchanged_releases: int
+    write: str = "manifest"  # or "kernel-doc": a "Stability:" line in each kfunc's kernel-doc comment
     candidates: list[Candidate] = field(default_factory=list)  # stable first, ranked; then deprecating
     evidence: list[Evidence] = field(default_factory=list)  # every kfunc, by name
     already: list[str] = field(default_factory=list)  # kfuncs declared at the revision
@@ -51,13 +55,18 @@ class Proposal:
 
 
 @dataclass(frozen=True)
+class FileDiff:
+    path: str
+    diff: str  # unified diff, "--- /dev/null" for a new file
+    inserted: int
+    deleted: int
+
+
+@dataclass(frozen=True)
 class PatchMail:
     """One mail of the declarations series: [PATCH 0/n] (the cover letter, no diff) to n/n."""
     subject: str
     to: tuple[str, ...]
     cc: tuple[str, ...]
     body: str
-    path: str = ""  # the file the diff changes
-    diff: str = ""  # unified diff, "" for the cover letter
-    inserted: int = 0
-    deleted: int = 0
+    diffs: tuple[FileDiff, ...] = ()

@@ -63,6 +63,7 @@ class Policy:
     # out-of-tree users and unchanged (prototype, flags, program types) for this many releases
     propose_min_users: int = 2
     propose_min_unchanged_releases: int = 4
+    propose_write: str = "manifest"  # or "kernel-doc": how the series declares (the tree's own way)
 
 
 def parse_window(text, where: str) -> Window:
@@ -172,8 +173,13 @@ def _read_propose_and_ledger(p: Policy, data: dict, path, text: str) -> None:
     """[propose] (the criteria of `policybot propose`) and [ledger] (where dated notes are read)."""
     for key, value in data.get("propose", {}).items():
         where = f"{path}:{line_of(text, key, 'propose')}: propose.{key}"
+        if key == "write":
+            if value not in ("manifest", "kernel-doc"):
+                raise ConfigError(f"{where}: must be \"manifest\" or \"kernel-doc\", got {value!r}")
+            p.propose_write = value
+            continue
         if key not in ("min_users", "min_unchanged_releases"):
-            raise ConfigError(f"{where}: unknown key (known: min_users, min_unchanged_releases)")
+            raise ConfigError(f"{where}: unknown key (known: min_users, min_unchanged_releases, write)")
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             raise ConfigError(f"{where}: must be a whole number, 0 or more")
         setattr(p, f"propose_{key}", value)

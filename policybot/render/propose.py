@@ -20,7 +20,8 @@ def text(p: Proposal) -> str:
         out.append(f"{c.kfunc}: propose {c.proposed}: {c.why}")
         users = ", ".join(e.users_out_of_tree) or "none known"
         out.append(f"    first release: {e.first_release or '-'}; out-of-tree users: {users}; "
-                   f"in-tree users: {len(e.users_in_tree)}" + (f"; needs {', '.join(e.guards)}" if e.guards else ""))
+                   f"in-tree users: {len(e.users_in_tree)}" + (f"; needs {', '.join(e.guards)}" if e.guards else "")
+                   + (f"; JITs that call kfuncs: {', '.join(e.jit_arches)}" if e.jit_arches else ""))
     declared = f"; {len(p.already)} already declared" if p.already else ""
     stable = sum(1 for c in p.candidates if c.proposed == "stable")
     out.append(f"propose at {p.rev}: {len(p.evidence)} kfuncs, {stable} for stable, "
@@ -55,13 +56,17 @@ def mbox(p: Proposal) -> str:
             head += [f"In-Reply-To: {cover_id}", f"References: {cover_id}"]
         head += ["MIME-Version: 1.0", "Content-Type: text/plain; charset=UTF-8", "Content-Transfer-Encoding: 8bit"]
         body = m.body.rstrip("\n") + "\n"
-        if m.diff:
-            changed = m.inserted + m.deleted
-            body += (f"---\n {m.path} | {changed} {'+' * min(m.inserted, 60)}{'-' * min(m.deleted, 60)}\n"
-                     f" 1 file changed, {m.inserted} insertion{'s' if m.inserted != 1 else ''}(+)"
-                     + (f", {m.deleted} deletion{'s' if m.deleted != 1 else ''}(-)" if m.deleted else "") + "\n\n"
-                     f"diff --git a/{m.path} b/{m.path}\n"
-                     + ("new file mode 100644\n" if m.diff.startswith("--- /dev/null") else "") + m.diff)
+        if m.diffs:
+            width = max(len(d.path) for d in m.diffs)
+            stat = "".join(f" {d.path.ljust(width)} | {d.inserted + d.deleted} "
+                           f"{'+' * min(d.inserted, 60)}{'-' * min(d.deleted, 60)}\n" for d in m.diffs)
+            ins, dels = sum(d.inserted for d in m.diffs), sum(d.deleted for d in m.diffs)
+            n = len(m.diffs)
+            stat += (f" {n} file{'s' if n != 1 else ''} changed, {ins} insertion{'s' if ins != 1 else ''}(+)"
+                     + (f", {dels} deletion{'s' if dels != 1 else ''}(-)" if dels else "") + "\n")
+            body += "---\n" + stat + "".join(
+                f"\ndiff --git a/{d.path} b/{d.path}\n" + ("new file mode 100644\n" if d.diff.startswith("--- /dev/null")
+                                                       else "") + d.diff for d in m.diffs)
         elif total == 0:
             body += "\n(no kfunc meets the criteria: nothing to declare)\n"
         out.append("\n".join(head) + "\n\n" + body + f"-- \npolicybot {__version__}\n")
