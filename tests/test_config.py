@@ -77,7 +77,8 @@ def test_a_nesting_100000_deep_is_one_line_naming_the_file_and_line(tmp_path, ca
 @pytest.mark.parametrize("text, message", [
     ("[propose]\nmin_users = -1\n", "policy.toml:2: propose.min_users: must be a whole number, 0 or more"),
     ("[propose]\nmin_reviews = 2\n", "policy.toml:2: propose.min_reviews: unknown key (known: min_users, "
-                                     "min_unchanged_releases)"),
+                                     "min_unchanged_releases, write)"),
+    ("[propose]\nwrite = \"yaml\"\n", "policy.toml:2: propose.write: must be \"manifest\" or \"kernel-doc\", got 'yaml'"),
     ("[ledger]\npaths = \"tools/\"\n", "policy.toml:2: ledger.paths: must be a list of paths in the tree"),
 ])
 def test_propose_and_ledger_settings_name_key_and_line(tmp_path, text, message):
