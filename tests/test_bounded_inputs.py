@@ -145,7 +145,9 @@ def test_a_2_gb_sparse_file_is_refused_by_its_size(tmp_path, series):
     path = tmp_path / "sparse.btf"
     with open(path, "wb") as f:
         f.truncate(2 << 30)
-    one_line_within_bounds(policybot("inventory", "--btf", str(path)), str(path), "max_input_bytes")
+    # refused by its size, before a byte is read
+    one_line_within_bounds(policybot("inventory", "--btf", str(path)), str(path), "is 2147483648 bytes",
+                           "max_input_bytes")
     mbox = tmp_path / "sparse.mbox"
     os.link(path, mbox)
     one_line_within_bounds(policybot("review", "--repo", str(series.repo), "--mbox", str(mbox)), str(mbox),

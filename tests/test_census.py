@@ -76,10 +76,12 @@ void scx_bpf_dsq_insert___v2___compat(struct task_struct *p, u64 dsq_id,
                                       u64 slice, u64 enq_flags) __ksym __weak;
 extern const int bpf_prog_active __ksym;
 int bpf_hidden(int x) __kfunc_weak;
+int bpf_in_parens(struct foo *p, u32 BPF_ARG(flags)) __ksym;
 """
     got = [(e.name, e.weak, e.line) for e in ksym_externs(src)]
     assert got == [("bpf_task_from_pid", False, 6), ("bpf_task_release", True, 7),
-                   ("scx_bpf_dsq_insert___v2___compat", True, 8), ("bpf_hidden", True, 11)]
+                   ("scx_bpf_dsq_insert___v2___compat", True, 8), ("bpf_hidden", True, 11),
+                   ("bpf_in_parens", False, 12)]
 
 
 def test_a_program_uses_what_the_headers_wrappers_call(tmp_path, capsys):

@@ -1,6 +1,6 @@
 """`policybot propose` on a tree made here (issue 24): two out-of-tree programs (a census of their
 sources) call bpf_foo, unchanged since v6.1, so it is proposed stable; bpf_baz has bpf_baz_v2, so
-it is proposed deprecating; bpf_bar changed its prototype in v6.7 and has one user, so it is not.
+it is proposed deprecating; bpf_bar has two users too but changed its prototype in v6.7, so it is not.
 The mbox applies with git am, and a second propose on the result finds them declared."""
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ def tree(tmp_path):
 def users(tmp_path, capsys):
     src = tmp_path / "tools-out-there"
     src.mkdir()
-    for name, calls in (("alpha", ("bpf_foo",)), ("beta", ("bpf_foo", "bpf_bar"))):
+    for name, calls in (("alpha", ("bpf_foo",)), ("beta", ("bpf_foo", "bpf_bar")), ("gamma", ("bpf_bar",))):
         (src / f"{name}.bpf.c").write_text("".join(f"int {k}(struct task_struct *p, u32 flags) __ksym;\n" for k in calls)
                                            + "int f(void) { return " + " + ".join(f"{k}(0, 0)" for k in calls)
                                            + "; }\n")
