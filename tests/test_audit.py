@@ -9,7 +9,6 @@ import pytest
 from policybot.cli import main
 from policybot.errors import ConfigError
 from policybot.gitbuild import HistoryBuilder
-from policybot.kernel.flags import FLAGS
 from kit.trees import BTF_H, FOO, MANIFEST, kernel, manifest
 from policybot.kernel.scanner import Scanner
 from policybot.policy.audit import Auditor

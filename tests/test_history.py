@@ -373,7 +373,6 @@ def _git(repo, *args):
 def test_history_json_gives_the_jit_arches_of_each_real_release(kernel_repo, kernel_state, capsys):
     """`history --format json` against the trees' arch/, read independently with git grep."""
     import re
-    import subprocess
 
     from policybot.cli import main
 

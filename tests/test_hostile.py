@@ -12,7 +12,6 @@ import gc
 import os
 import re
 import socket
-import sqlite3
 import threading
 from pathlib import Path
 
@@ -22,7 +21,7 @@ import sqlalchemy as sa
 
 from policybot.cli import main
 from policybot.gitbuild import HistoryBuilder
-from policybot.state import State, mails, seen_messages
+from policybot.state import State, mails
 from kit.mail import BOT, outbox_files, parse_mail
 from kit.series import (DROP_FOO, MAINTAINERS, TODAY, build_tree, clone, format_patch, git_env, msgid_of, run_one,
                         single_patch)
@@ -430,7 +429,6 @@ def test_smtp_535_echoing_the_auth_blob_is_never_printed_or_stored(tmp_path, cap
 
 def test_permanent_refusal_fails_once_temporary_backs_off(tmp_path, capsys, smtp_server):
     from kit.mail import SmtpStore
-    from policybot.mail.outbox import Outbox
 
     class Refusing(SmtpStore):
         code = "554 5.7.1 go away"
@@ -545,7 +543,7 @@ def test_disk_full_during_a_run_is_one_line(tmp_path, capsys, monkeypatch):
 
 
 def test_unwritable_report_html_is_one_line(tmp_path, capsys):
-    from kit.weekly import TREE, Bot
+    from kit.weekly import Bot
     bot = Bot(tmp_path)
     (tmp_path / "afile").write_text("x")
     text = bot.config.read_text().replace("quiet_weeks = true", f'quiet_weeks = true\nreport_html = "{tmp_path / "afile" / "page.html"}"')

@@ -21,8 +21,6 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-import pytest
-
 PACKAGE = Path(__file__).resolve().parent.parent / "policybot"
 
 MODEL, KERNEL, POLICY, RENDER, MAIL, APP, ENTRY = range(7)

@@ -89,7 +89,7 @@ def _series(repo: str, base: str, path: str, n: int) -> tuple[str, list[str]]:
         mails.append(f"From series-{k} Mon Sep 17 00:00:00 2001\n"
                      + header.format(s=k, i=k, thread=thread,
                                      subject=f"[PATCH bpf-next {k}/{n}] bpf: make {m.group(1)} sleepable")
-                     + f"Make it sleepable.\n\nSigned-off-by: Jane Developer <jane@example.com>\n---\n"
+                     + "Make it sleepable.\n\nSigned-off-by: Jane Developer <jane@example.com>\n---\n"
                      + f"diff --git a/{path} b/{path}\nindex {ids[0]}..{ids[1]} 100644\n{body}-- \n2.39.5\n")
     return "\n".join(mails), changed
 

@@ -7,8 +7,6 @@ import ast
 import json
 from pathlib import Path
 
-import pytest
-
 from policybot import render
 from policybot.cli import build_parser, main
 

@@ -8,8 +8,6 @@ from __future__ import annotations
 import json
 import re
 
-import pytest
-
 from policybot.gitbuild import HistoryBuilder
 from policybot.model.inventory import Kfunc, Location, Param, Signature, Definition, Membership
 from policybot.kernel.scanner import Scanner

@@ -11,7 +11,6 @@ import email
 import email.policy
 
 import pygit2
-import pytest
 import sqlalchemy as sa
 
 from policybot.cli import main
