@@ -183,32 +183,33 @@ class Auditor:
         promises = self.promises_at(base, base_commit, as_of)
         findings = self.judge_change(base, base_commit.tree, head, head_commit.tree, promises, as_of,
                               self._acks(base_commit, head_commit))
-        ledger = self.ledger(head_commit, head, base_commit, base)
+        base_ledger = self.ledger(base_commit, base)
+        ledger = self.ledger(head_commit, head, base_ledger)
         # a range reports what changed in the ledger: a note newly due, overdue or withdrawn, not
         # every note again each week
-        before = {e.note.key: e.status for e in self.ledger(base_commit, base)}
+        before = {e.note.key: e.status for e in base_ledger}
         changed = [e for e in ledger if before.get(e.note.key) != e.status]
         findings = self._finish(findings + self._ledger_findings(changed, head, promises), head)
         return AuditResult(base, head, findings, notes, promises, ledger)
 
     # -- the ledger of dated promises -------------------------------------------------
 
-    def ledger(self, commit: pygit2.Commit, inv: Inventory, base_commit: pygit2.Commit | None = None,
-               base: Inventory | None = None) -> list[LedgerEntry]:
-        """The dated notes at ``commit`` with their status against its release; with a base, the
-        base's notes that are gone while what they dated is still at ``commit`` (withdrawn)."""
+    def ledger(self, commit: pygit2.Commit, inv: Inventory,
+               base_ledger: list[LedgerEntry] | None = None) -> list[LedgerEntry]:
+        """The dated notes at ``commit`` with their status against its release; with the base's
+        ledger, the base's notes that are gone while what they dated is still at ``commit``
+        (withdrawn)."""
         tags = self.calendar.release_numbers()
         current = tree_release(self.repo, commit, tags) or self.calendar.release_of(str(commit.id))
         files = {f for k in inv.kfuncs.values() for f in k.files}
         notes = dated_notes(self.repo, commit.tree, files, self.policy.ledger_paths, tags)
         name = f"v{current[0]}.{current[1]}" if current else ""
         out = [LedgerEntry(n, _status(n, current), name) for n in notes]
-        if base_commit is not None and base is not None:
-            here = {n.key for n in notes}
-            base_files = {f for k in base.kfuncs.values() for f in k.files}
-            for n in dated_notes(self.repo, base_commit.tree, base_files, self.policy.ledger_paths, tags):
-                if n.key not in here and n.release and self._still_there(n, commit, inv):
-                    out.append(LedgerEntry(n, LedgerStatus.WITHDRAWN, name))
+        here = {n.key for n in notes}
+        for e in base_ledger or ():
+            n = e.note
+            if n.key not in here and n.release and self._still_there(n, commit, inv):
+                out.append(LedgerEntry(n, LedgerStatus.WITHDRAWN, name))
         return out
 
     def _still_there(self, note: DatedNote, commit: pygit2.Commit, inv: Inventory) -> bool:
