@@ -13,7 +13,7 @@ from ..addresses import address_key, dedupe
 from ..model.findings import Finding
 from ..model.vocabulary import severity
 from ..templating import environment
-from ..policy.rules import users_sentence
+from ..render.findings import users_text
 from .b4wrap import format_address
 from .quote import parse_hunks, quote_for
 
@@ -100,7 +100,7 @@ def finding_view(f: Finding, quote: list[str], forward: str) -> dict:
             "verdict": f.verdict, "message": f.message,
             "ack": f.ack.to_json() if f.ack else None, "quote": quote, "declared": declared, "since": since,
             "ends": ends, "forward": forward,
-            "users": users_sentence(f.rule, f.kfunc, tuple(u.text() for u in f.users)) if f.users else ""}
+            "users": users_text(f)}
 
 
 def worth_mailing(f: Finding, min_verdict: str) -> bool:
