@@ -15,7 +15,7 @@ import re
 from typing import TYPE_CHECKING
 
 from ..kernel.gitrepo import resolve
-from ..kernel.ledger import release_distance, tree_release
+from ..kernel.ledger import release_distance
 from ..model.proposal import Candidate, Evidence, FileDiff, PatchMail, Proposal, Proposed
 from ..model.vocabulary import Level
 from .census import kept_rows
@@ -43,7 +43,7 @@ def propose(ctx: Context, rev: str, tags_glob: str = "v*") -> Proposal:
     by_release = history.arches()
     jit = tuple(by_release[history.releases[-1].name]) if history.releases else ()
     tags = auditor.calendar.release_numbers()
-    current = tree_release(repo, commit, tags) or auditor.calendar.release_of(str(commit.id))
+    current = auditor.calendar.release_of_commit(commit)
     users: dict[str, dict[bool, set[str]]] = {}
     for row in kept_rows(ctx.state):
         u = row.use

@@ -59,17 +59,25 @@ def release_distance(start: tuple[int, int], end: tuple[int, int], tags: set[tup
     return count
 
 
-def tree_release(repo: pygit2.Repository, commit: pygit2.Commit, tags: set[tuple[int, int]]) -> tuple[int, int] | None:
-    """The release a commit belongs to: its Makefile's VERSION.PATCHLEVEL (an -rc says the
-    coming release), else a release tag on it, else the one after the newest tag below it."""
+def makefile_version(makefile: bytes) -> tuple[int, ...]:
+    """(VERSION, PATCHLEVEL, SUBLEVEL) of a kernel's top-level Makefile, as far as it says them."""
+    parts = dict(re.findall(rb"^(VERSION|PATCHLEVEL|SUBLEVEL)\s*=\s*(\d+)\s*$", makefile[:4096], re.M))
+    out: list[int] = []
+    for key in (b"VERSION", b"PATCHLEVEL", b"SUBLEVEL"):
+        if key not in parts:
+            break
+        out.append(int(parts[key]))
+    return tuple(out)
+
+
+def tree_release(repo: pygit2.Repository, commit: pygit2.Commit) -> tuple[int, int] | None:
+    """The release a commit's tree says it is: its Makefile's VERSION.PATCHLEVEL (an -rc says
+    the coming release); None without one (the calendar then asks the tags)."""
     try:
-        makefile = repo[commit.tree["Makefile"].id].data[:4096]
-        parts = dict(re.findall(rb"^(VERSION|PATCHLEVEL)\s*=\s*(\d+)\s*$", makefile, re.M))
-        if b"VERSION" in parts and b"PATCHLEVEL" in parts:
-            return int(parts[b"VERSION"]), int(parts[b"PATCHLEVEL"])
+        version = makefile_version(repo[commit.tree["Makefile"].id].data)
     except KeyError:
-        pass
-    return None
+        return None
+    return (version[0], version[1]) if len(version) >= 2 else None
 
 
 def _comment_block(lines: list[str], i: int) -> tuple[int, int]:

@@ -19,7 +19,7 @@ from ..kernel.gitrepo import resolve
 from ..kernel.maintainers import maintainers_at
 from ..kernel.scanner import Scanner
 from ..model.census import KnownUser
-from ..kernel.ledger import dated_notes, tree_release
+from ..kernel.ledger import dated_notes
 from ..model.findings import AuditResult, Finding
 from ..model.ledger import DatedNote, LedgerEntry, LedgerStatus
 from ..model.inventory import Inventory, Location
@@ -200,7 +200,7 @@ class Auditor:
         ledger, the base's notes that are gone while what they dated is still at ``commit``
         (withdrawn)."""
         tags = self.calendar.release_numbers()
-        current = tree_release(self.repo, commit, tags) or self.calendar.release_of(str(commit.id))
+        current = self.calendar.release_of_commit(commit)
         files = {f for k in inv.kfuncs.values() for f in k.files}
         notes = dated_notes(self.repo, commit.tree, files, self.policy.ledger_paths, tags)
         name = f"v{current[0]}.{current[1]}" if current else ""

@@ -69,10 +69,15 @@ class ReleaseCalendar:
         """(major, minor) of every release tag."""
         return {tuple(int(x) for x in RELEASE_TAG.match(r.name).groups()) for r in self.releases()}
 
-    def release_of(self, commit_id: str) -> tuple[int, int] | None:
-        """The release a commit belongs to when its tree does not say (no Makefile): a release's
-        own commit, else the release after the newest one it contains."""
-        from ..kernel.ledger import release_of
+    def release_of_commit(self, commit: pygit2.Commit) -> tuple[int, int] | None:
+        """The release a commit belongs to: what its tree's Makefile says (an -rc says the coming
+        release); without one, a release's own commit, else the release after the newest one it
+        contains."""
+        from ..kernel.ledger import release_of, tree_release
+        said = tree_release(self.repo, commit)
+        if said:
+            return said
+        commit_id = str(commit.id)
         tags = self.release_numbers()
         below = None
         for r in self.releases():

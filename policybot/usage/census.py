@@ -26,6 +26,7 @@ import pygit2
 from .. import bounded
 from ..errors import InputError, PolicybotError
 from ..kernel.gitrepo import open_repo, repo_name, resolve
+from ..kernel.ledger import makefile_version
 from ..model.census import Census, Use, essential_name
 from .csource import KsymExtern, ksym_externs, references, wrappers
 from .deb import AR_MAGIC, package_files, read_package
@@ -181,12 +182,6 @@ def _kernel_root(path: str) -> str | None:
         d = parent
 
 
-def _kernel_version(makefile: bytes) -> str:
-    """"7.2.0" from a top-level Makefile's VERSION, PATCHLEVEL and SUBLEVEL."""
-    parts = dict(re.findall(rb"^(VERSION|PATCHLEVEL|SUBLEVEL)\s*=\s*(\d+)\s*$", makefile[:4096], re.M))
-    return ".".join(parts[k].decode() for k in (b"VERSION", b"PATCHLEVEL", b"SUBLEVEL") if k in parts)
-
-
 def _walk(top: str) -> Iterator[str]:
     """Files under ``top``, sorted, never through a symbolic link (no loops)."""
     stack = [top]
@@ -210,7 +205,8 @@ def _path_census(spec: str, name, version, on_file) -> list[Census]:
     root = _kernel_root(top)
     if root:
         try:
-            tree_version = _kernel_version(bounded.read_input(os.path.join(root, "Makefile"), cap=1 << 20))
+            makefile = bounded.read_input(os.path.join(root, "Makefile"), cap=1 << 20)
+            tree_version = ".".join(map(str, makefile_version(makefile)))
         except InputError:
             tree_version = ""
         origin = Origin(f"path:{top}", name or "linux", version or tree_version, True)
