@@ -39,6 +39,10 @@ def users(tmp_path, capsys):
         (src / f"{name}.bpf.c").write_text("".join(f"int {k}(struct task_struct *p, u32 flags) __ksym;\n" for k in calls)
                                            + "int f(void) { return " + " + ".join(f"{k}(0, 0)" for k in calls)
                                            + "; }\n")
+    # alpha also asks for a flavor of bpf_foo, weak: still one program, one user
+    (src / "alpha.bpf.c").write_text((src / "alpha.bpf.c").read_text().replace(
+        "int f(void)", "int bpf_foo___v2(struct task_struct *p, u32 flags) __ksym __weak;\n"
+                       "int g(void) { return bpf_foo___v2(0, 0); }\nint f(void)"))
     capsys.readouterr()
     assert main(["census", str(src), "--name", "out-there", "--version", "1.0", "--today", "2024-01-01"]) == 0
 

@@ -44,11 +44,12 @@ def propose(ctx: Context, rev: str, tags_glob: str = "v*") -> Proposal:
     jit = tuple(by_release[history.releases[-1].name]) if history.releases else ()
     tags = auditor.calendar.release_numbers()
     current = auditor.calendar.release_of_commit(commit)
-    users: dict[str, dict[bool, set[str]]] = {}
+    # out-of-tree users as findings name them (one per program, its strongest use); in-tree by name
+    outside = auditor.judge.users
+    inside: dict[str, set[str]] = {}
     for row in kept_rows(ctx.state):
-        u = row.use
-        text = " ".join(p for p in (u.user, u.version) if p) + f" ({u.strength})"
-        users.setdefault(u.kfunc, {True: set(), False: set()})[u.in_tree].add(u.user if u.in_tree else text)
+        if row.use.in_tree:
+            inside.setdefault(row.use.kfunc, set()).add(row.use.user)
     names = set(inv.kfuncs)
     out = Proposal(rev, str(commit.id), policy.manifest, policy.propose_min_users,
                    policy.propose_min_unchanged_releases, policy.propose_write)
@@ -65,10 +66,10 @@ def propose(ctx: Context, rev: str, tags_glob: str = "v*") -> Proposal:
         doc = k.definition.doc if k.definition else None
         replacement = (res.effective.replacement if res and res.effective else None) or \
             (doc.replacement if doc and doc.deprecated else None) or None
-        who = users.get(k.name, {True: set(), False: set()})
         out.evidence.append(Evidence(k.name, str(level), bool(res and res.effective), h.first_release if h else None,
-                                     changes[-1] if changes else None, unchanged, tuple(sorted(who[True])),
-                                     tuple(sorted(who[False])), tuple(k.guards), jit, tuple(k.files), successor,
+                                     changes[-1] if changes else None, unchanged, tuple(sorted(inside.get(k.name, ()))),
+                                     tuple(sorted(u.text() for u in outside.get(k.name, ()))), tuple(k.guards), jit,
+                                     tuple(k.files), successor,
                                      replacement, str(k.definition.location) if k.definition else "",
                                      doc.line if doc else 0))
         if res and res.effective and level != Level.UNSTABLE:
