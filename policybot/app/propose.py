@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from .context import Context
 
 CHANGES = ("signature", "flags", "prog_types")
+_SUCCESSOR = (re.compile(r"(.+)_v\d+"), re.compile(r"(.+)___v\d+"), re.compile(r"(.+)\d"))
 
 
 def _number(tag: str | None) -> tuple[int, int] | None:
@@ -50,7 +51,14 @@ def propose(ctx: Context, rev: str, tags_glob: str = "v*") -> Proposal:
     for row in kept_rows(ctx.state):
         if row.use.in_tree:
             inside.setdefault(row.use.kfunc, set()).add(row.use.user)
-    names = set(inv.kfuncs)
+    # NAME -> the first (by name) of the revision's kfuncs that is NAME_vN, NAME___vN or NAME
+    # and a digit: one pass over the names, each read as each of the three
+    successors: dict[str, str] = {}
+    for name in sorted(inv.kfuncs):
+        for suffix in _SUCCESSOR:
+            m = suffix.fullmatch(name)
+            if m:
+                successors.setdefault(m[1], name)
     out = Proposal(rev, str(commit.id), policy.manifest, policy.propose_min_users,
                    policy.propose_min_unchanged_releases, policy.propose_write)
     for k in inv.selected(policy.include_tests):
@@ -61,8 +69,7 @@ def propose(ctx: Context, rev: str, tags_glob: str = "v*") -> Proposal:
         since = changes[-1] if changes else (h.first_release if h else None)
         start = _number(since)
         unchanged = release_distance(start, current, tags) if start and current else 0
-        successor = next((n for n in sorted(names) if re.fullmatch(re.escape(k.name) + r"(_v\d+|___v\d+|\d)", n)),
-                         None)
+        successor = successors.get(k.name)
         doc = k.definition.doc if k.definition else None
         replacement = (res.effective.replacement if res and res.effective else None) or \
             (doc.replacement if doc and doc.deprecated else None) or None
