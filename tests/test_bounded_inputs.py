@@ -15,7 +15,6 @@ import http.server
 import lzma
 import os
 import struct
-import sys
 import threading
 import time
 import zlib
@@ -24,18 +23,12 @@ from pathlib import Path
 import pytest
 
 from kit.mail import BOT, free_port
-from kit.measure import run_measured
-from kit.series import PROXY_VARS, TODAY, msgid_of
+from kit.measure import run_policybot
+from kit.series import TODAY, msgid_of
 from kit.weekly import Bot, patch_mail
 
-ROOT = Path(__file__).resolve().parent.parent
 SECONDS, RSS_KB = 10, 500 * 1024
 ZEROS = 300 << 20
-
-
-def policybot(*args: str, env: dict | None = None):
-    child_env = {k: v for k, v in (env or os.environ).items() if k not in PROXY_VARS}
-    return run_measured([sys.executable, "-m", "policybot", *args], cwd=ROOT, env=child_env, timeout=60)
 
 
 def one_line_within_bounds(run, *expect: str) -> None:
@@ -84,20 +77,20 @@ def bzimage(payload: bytes) -> bytes:
 def test_a_kernel_image_bomb_stops_at_the_decompression_limit(tmp_path, bombs, codec):
     path = tmp_path / f"vmlinuz-{codec}"
     path.write_bytes(b"junk before the payload" + bombs[codec])  # found by its magic, as extract-vmlinux does
-    one_line_within_bounds(policybot("inventory", "--btf", str(path)), str(path), "max_decompressed_bytes")
+    one_line_within_bounds(run_policybot("inventory", "--btf", str(path)), str(path), "max_decompressed_bytes")
 
 
 def test_a_bzimage_bomb_stops_at_the_decompression_limit(tmp_path, bombs):
     path = tmp_path / "vmlinuz"
     path.write_bytes(bzimage(bombs["gzip"]))
-    one_line_within_bounds(policybot("inventory", "--btf", str(path)), str(path), "max_decompressed_bytes")
+    one_line_within_bounds(run_policybot("inventory", "--btf", str(path)), str(path), "max_decompressed_bytes")
 
 
 @pytest.mark.parametrize("codec,suffix", [("xz", ".ko.xz"), ("zstd", ".ko.zst")])
 def test_a_compressed_module_bomb_stops_at_the_decompression_limit(tmp_path, bombs, codec, suffix):
     path = tmp_path / f"evil{suffix}"
     path.write_bytes(bombs[codec])
-    one_line_within_bounds(policybot("inventory", "--btf", str(path)), str(path), "max_decompressed_bytes")
+    one_line_within_bounds(run_policybot("inventory", "--btf", str(path)), str(path), "max_decompressed_bytes")
 
 
 def elf_with_btf_section(btf_header: bytes, btf_body: bytes, flags: int = 0, size: int | None = None) -> bytes:
@@ -120,7 +113,7 @@ def test_a_compressed_btf_section_claiming_2_gb_is_refused_before_inflating(tmp_
     chdr = struct.pack("<IIQQ", ELFCOMPRESS_ZLIB, 0, 2 << 30, 1)
     path = tmp_path / "evil.o"
     path.write_bytes(elf_with_btf_section(chdr, zlib.compress(bytes(ZEROS), 1), SHF_COMPRESSED))
-    one_line_within_bounds(policybot("inventory", "--btf", str(path)), str(path), ".BTF", "max_decompressed_bytes")
+    one_line_within_bounds(run_policybot("inventory", "--btf", str(path)), str(path), ".BTF", "max_decompressed_bytes")
 
 
 # -- files that never end -------------------------------------------------------------------------
@@ -129,15 +122,15 @@ def test_a_compressed_btf_section_claiming_2_gb_is_refused_before_inflating(tmp_
 def test_a_fifo_is_refused_without_waiting_for_a_writer(tmp_path, series):
     fifo = tmp_path / "btf.fifo"
     os.mkfifo(fifo)
-    one_line_within_bounds(policybot("inventory", "--btf", str(fifo)), str(fifo), "FIFO")
+    one_line_within_bounds(run_policybot("inventory", "--btf", str(fifo)), str(fifo), "FIFO")
     mbox = tmp_path / "series.fifo"
     os.mkfifo(mbox)
-    one_line_within_bounds(policybot("review", "--repo", str(series.repo), "--mbox", str(mbox)), str(mbox), "FIFO")
+    one_line_within_bounds(run_policybot("review", "--repo", str(series.repo), "--mbox", str(mbox)), str(mbox), "FIFO")
 
 
 def test_dev_zero_is_refused(series):
-    one_line_within_bounds(policybot("inventory", "--btf", "/dev/zero"), "/dev/zero", "device")
-    one_line_within_bounds(policybot("audit", "--repo", str(series.repo), "--policy", "/dev/zero"), "/dev/zero",
+    one_line_within_bounds(run_policybot("inventory", "--btf", "/dev/zero"), "/dev/zero", "device")
+    one_line_within_bounds(run_policybot("audit", "--repo", str(series.repo), "--policy", "/dev/zero"), "/dev/zero",
                            "device")
 
 
@@ -146,11 +139,11 @@ def test_a_2_gb_sparse_file_is_refused_by_its_size(tmp_path, series):
     with open(path, "wb") as f:
         f.truncate(2 << 30)
     # refused by its size, before a byte is read
-    one_line_within_bounds(policybot("inventory", "--btf", str(path)), str(path), "is 2147483648 bytes",
+    one_line_within_bounds(run_policybot("inventory", "--btf", str(path)), str(path), "is 2147483648 bytes",
                            "max_input_bytes")
     mbox = tmp_path / "sparse.mbox"
     os.link(path, mbox)
-    one_line_within_bounds(policybot("review", "--repo", str(series.repo), "--mbox", str(mbox)), str(mbox),
+    one_line_within_bounds(run_policybot("review", "--repo", str(series.repo), "--mbox", str(mbox)), str(mbox),
                            "max_input_bytes")
 
 
@@ -159,7 +152,7 @@ def test_an_elf_whose_btf_section_claims_2_gb_of_a_sparse_file_is_refused_unread
     with open(path, "wb") as f:
         f.write(elf_with_btf_section(b"", b"", size=2 << 30))
         f.truncate(3 << 30)
-    one_line_within_bounds(policybot("inventory", "--btf", str(path)), str(path), ".BTF", "max_input_bytes")
+    one_line_within_bounds(run_policybot("inventory", "--btf", str(path)), str(path), ".BTF", "max_input_bytes")
 
 
 def test_a_maildir_entry_that_is_a_fifo_is_skipped_and_the_rest_read(tmp_path):
@@ -267,7 +260,7 @@ def hostile_server():
 def review_msgid(series, url: str, config: Path | None = None):
     cover = msgid_of(series.v2[0]).strip("<>")
     extra = ["--config", str(config)] if config else []
-    return policybot("review", "--repo", str(series.repo), "--msgid", cover, "--inbox-url", url,
+    return run_policybot("review", "--repo", str(series.repo), "--msgid", cover, "--inbox-url", url,
                      "--today", TODAY, "--from", BOT, *extra)
 
 
@@ -357,7 +350,7 @@ def test_a_50_mb_overlay_is_refused_unparsed(tmp_path, series):
     assert overlay.stat().st_size > 50 << 20
     policy = tmp_path / "policy.toml"
     policy.write_text(f'[declarations]\noverlay = "{overlay}"\n')
-    run = policybot("audit", "--repo", str(series.repo), "--policy", str(policy))
+    run = run_policybot("audit", "--repo", str(series.repo), "--policy", str(policy))
     one_line_within_bounds(run, str(overlay), "max_declaration_bytes")
 
 

@@ -5,12 +5,10 @@ itself end in one line naming the file, exit status 2, quickly and in little mem
 from __future__ import annotations
 
 import struct
-import sys
 from pathlib import Path
 
-from kit.measure import run_measured
+from kit.measure import run_policybot
 
-ROOT = Path(__file__).resolve().parent.parent
 INT, ARRAY, CONST, FUNC, FUNC_PROTO, DECL_TAG = 1, 3, 10, 12, 13, 17
 
 
@@ -50,7 +48,7 @@ def const_array_chain(n: int) -> list[bytes]:
 
 
 def run_inventory(path: Path) -> tuple[int, str, float, int]:
-    run = run_measured([sys.executable, "-m", "policybot", "inventory", "--btf", str(path)], cwd=ROOT)
+    run = run_policybot("inventory", "--btf", str(path))
     return run.returncode, run.output, run.seconds, run.max_rss_kb
 
 

@@ -10,26 +10,19 @@ import json
 import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from kit.bpf import SOURCES, compile_bpf
-from kit.measure import run_measured
+from kit.bpf import SOURCES, compile_bpf, extern_symbols, flavorless
+from kit.measure import run_policybot
 from policybot.cli import main
 from policybot.usage.csource import ksym_externs, references, wrappers
 
-ROOT = Path(__file__).resolve().parent.parent
 TODAY = "2026-12-03"
 # tests/bpf/kfunc_user.bpf.c, read by eye: (declared name, weak)
 KFUNC_USER = {("bpf_foo", False), ("bpf_foo___v2", True), ("bpf_old", False), ("bpf_gone", True),
               ("bpf_changed", False)}
-
-
-def flavorless(name: str) -> str:
-    m = re.match(r"^(.*[^_])___[^_].*$", name)  # libbpf: everything before the last X___Y separator
-    return m[1] if m else name
 
 
 def census(capsys, *args) -> tuple[int, str, str]:
@@ -48,17 +41,6 @@ def kept(capsys, by: str = "kfunc") -> dict:
 def kfunc_user_object(tmp_path_factory) -> bytes:
     out = tmp_path_factory.mktemp("obj") / "kfunc_user.bpf.o"
     return compile_bpf(SOURCES / "kfunc_user.bpf.c", out).read_bytes()
-
-
-def readelf_externs(obj: Path) -> set[tuple[str, bool]]:
-    """(name, weak) of the object's undefined global or weak symbols, as readelf prints them."""
-    out = subprocess.run(["readelf", "-sW", str(obj)], capture_output=True, text=True, check=True).stdout
-    found = set()
-    for line in out.splitlines():
-        cols = line.split()
-        if len(cols) >= 8 and cols[6] == "UND" and cols[4] in ("GLOBAL", "WEAK") and cols[3] == "NOTYPE":
-            found.add((cols[7], cols[4] == "WEAK"))
-    return found
 
 
 # -- C sources ------------------------------------------------------------------------------------
@@ -133,7 +115,7 @@ def test_programs_in_a_kernel_trees_tools_are_in_tree(tmp_path, capsys):
 def test_an_object_and_the_same_object_embedded_in_a_host(tmp_path, capsys, kfunc_user_object):
     obj = tmp_path / "kfunc_user.bpf.o"
     obj.write_bytes(kfunc_user_object)
-    assert readelf_externs(obj) == KFUNC_USER  # the expectation, read by readelf too
+    assert set(extern_symbols(obj).items()) == KFUNC_USER  # the expectation, read by readelf too
     host = tmp_path / "bin" / "mytool"
     host.parent.mkdir()
     # a skeleton's bytes sit in the host's .rodata: here, between two runs of other bytes
@@ -199,11 +181,6 @@ def test_csv_and_text_lists(tmp_path, capsys, kfunc_user_object):
 # -- hostile input ---------------------------------------------------------------------------------
 
 
-def hostile_run(*args: str, state: Path):
-    env = dict(os.environ, POLICYBOT_STATE_DIR=str(state))
-    return run_measured([sys.executable, "-m", "policybot", "census", *args], cwd=ROOT, env=env, timeout=60)
-
-
 def test_bad_files_are_one_line_each_and_the_rest_is_read(tmp_path, kfunc_user_object):
     d = tmp_path / "src"
     d.mkdir()
@@ -216,7 +193,7 @@ def test_bad_files_are_one_line_each_and_the_rest_is_read(tmp_path, kfunc_user_o
         f.truncate(2 << 30)
     os.symlink(d, d / "loop")  # a directory link to itself
     os.mkfifo(d / "fifo.c")
-    run = hostile_run(str(d), state=tmp_path / "state")
+    run = run_policybot("census", str(d), POLICYBOT_STATE_DIR=str(tmp_path / "state"))
     assert run.returncode == 2 and "Traceback" not in run.output, run.output
     problems = [line for line in run.output.splitlines() if line.startswith("policybot: ")]
     assert any("truncated.bpf.o" in p for p in problems), problems
@@ -248,7 +225,7 @@ def test_a_decompression_bomb_inside_a_package_is_one_line(tmp_path):
     deb = tmp_path / "bomb_1_amd64.deb"
     deb.write_bytes(b"!<arch>\n" + member("debian-binary", b"2.0\n") + member("control.tar.gz", control.getvalue())
                     + member("data.tar.xz", bomb))
-    run = hostile_run(str(deb), state=tmp_path / "state")
+    run = run_policybot("census", str(deb), POLICYBOT_STATE_DIR=str(tmp_path / "state"))
     assert run.returncode == 2 and "Traceback" not in run.output, run.output
     assert "policybot: " in run.output and "data.tar.xz" in run.output and "max_decompressed_bytes" in run.output
     assert run.seconds < 10 and run.max_rss_kb < 500 * 1024, (run.seconds, run.max_rss_kb)

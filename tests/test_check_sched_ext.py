@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from policybot.cli import main
+from kit.bpf import flavorless, undefined_symbols
 from kit.btf import dump, tagged_kfuncs
 from kit.realtree import jit_returns_by_grep
 
@@ -24,27 +25,11 @@ pytestmark = pytest.mark.realtree
 
 
 
-def flavorless(name: str) -> str:
-    m = re.match(r"^(.*[^_])___[^_].*$", name)  # greedy: the last X___Y separator
-    return m[1] if m else name
-
-
 def registered(kernel_repo: str, rev: str) -> set[str]:
     text = subprocess.run(["git", "-C", kernel_repo, "grep", "-h", "-o", "-E",
                            r"BTF_ID_FLAGS\(func, *[A-Za-z0-9_]+", rev, "--", "*.c", "*.h"],
                           capture_output=True, text=True, check=True).stdout
     return {line.split(",")[-1].strip() for line in text.splitlines()}
-
-
-def symbols(obj: Path) -> dict[str, str]:
-    """Undefined symbols -> GLOBAL/WEAK, from readelf."""
-    out = {}
-    for line in subprocess.run(["readelf", "-sW", str(obj)], check=True, capture_output=True,
-                               text=True).stdout.splitlines():
-        f = line.split()
-        if len(f) >= 8 and f[6] == "UND" and f[4] in ("GLOBAL", "WEAK"):
-            out[f[7]] = f[4]
-    return out
 
 
 def check(args, capsys):
@@ -60,7 +45,7 @@ def test_schedulers_against_both_source_releases(schedulers, kernel_repo, kernel
     assert len(docs) == 2 * len(schedulers)
     flavors = set()
     for d in docs:
-        syms = symbols(Path(d["object"]))
+        syms = {n: bind for n, (bind, _) in undefined_symbols(Path(d["object"])).items()}
         have = names[d["target"]]
         for e in d["externs"]:
             assert e["kfunc"] == flavorless(e["name"]), e["name"]
@@ -127,7 +112,7 @@ def test_clang_14_objects_lacking_extern_btf_do_not_load(kernel_repo, extracted,
     # type 10, a call: R_BPF_64_32 in llvm, R_BPF_INSN_DISP32 in binutils
     called = {line.split()[-1] for line in relocs.splitlines() if re.search(r"R_BPF_64_32\b|R_BPF_INSN_DISP32", line)}
     named = set(re.findall(r"^\[\d+\] (?:FUNC|VAR) '([^']+)'", dump(obj), re.M))
-    want = sorted((called & set(symbols(obj))) - named)
+    want = sorted((called & set(undefined_symbols(obj))) - named)
     (d,) = check([str(obj), "--repo", kernel_repo, "--rev", "v7.2"], capsys)
     assert d["without_btf"] == want
     assert d["loads"] is (not want)

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from kit.bpf import extern_symbols, flavorless
 from kit.btf import dump
 from kit.realtree import KERNEL_CACHE
 from policybot.cli import main
@@ -28,11 +29,6 @@ pytestmark = pytest.mark.realtree
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("bpfilter", "libbpf-tools", "bpftune", "libbpftune0")
 TODAY = "2026-12-03"
-
-
-def flavorless(name: str) -> str:
-    m = re.match(r"^(.*[^_])___[^_].*$", name)
-    return m[1] if m else name
 
 
 @pytest.fixture(scope="module")
@@ -69,12 +65,7 @@ def cut_objects(data: bytes) -> list[bytes]:
 def extern_functions(obj: Path) -> set[tuple[str, bool]]:
     """(name, weak): FUNCs of extern linkage in the BTF (bpftool) that are undefined symbols (readelf)."""
     funcs = set(re.findall(r"^\[\d+\] FUNC '([^']+)' type_id=\d+ linkage=extern$", dump(obj), re.M))
-    undefined = {}
-    for line in subprocess.run(["readelf", "-sW", str(obj)], capture_output=True, text=True,
-                               check=True).stdout.splitlines():
-        cols = line.split()
-        if len(cols) >= 8 and cols[6] == "UND" and cols[3] == "NOTYPE" and cols[4] in ("GLOBAL", "WEAK"):
-            undefined[cols[7]] = cols[4] == "WEAK"
+    undefined = extern_symbols(obj)
     return {(name, undefined[name]) for name in funcs if name in undefined}
 
 

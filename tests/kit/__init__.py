@@ -18,7 +18,8 @@ tests/conftest.py, built from the helpers here.
             (Upstream), the operator's mirror, config and state (Bot), the Mondays, a
             patch mail for the inbox job
   crash     WRAPPER: a policybot process killed with SIGKILL at an exact point
-  bpf       compiling the BPF programs of tests/bpf/ with clang; a line of their sources
+  bpf       compiling the BPF programs of tests/bpf/ with clang; a line of their sources;
+            libbpf's flavor rule and readelf's symbols, without policybot
   btf       Debian's compiled kernels (scripts/kernel-binaries), read with bpftool
   snapshots outputs kept whole in tests/snapshots/ and compared byte for byte (check,
             all_checked; POLICYBOT_UPDATE_SNAPSHOTS=1 rewrites them)
@@ -26,5 +27,6 @@ tests/conftest.py, built from the helpers here.
             readings that use no policybot code (listed, independent_count,
             jit_returns_by_grep)
   measure   one command run as a child and measured alone: exit status, output, wall
-            seconds, peak RSS through a small launcher's wait4 (run_measured)
+            seconds, peak RSS through a small launcher's wait4 (run_measured; run_policybot
+            for `python -m policybot` of this checkout)
 """

@@ -1,7 +1,10 @@
 """Compiling the tests' BPF programs (tests/bpf/*.bpf.c, SOURCES) with Debian's clang, in the test
-run, and finding a line of their sources by its text (line_of, call_site)."""
+run, finding a line of their sources by its text (line_of, call_site), and reading objects without
+policybot: libbpf's flavor rule (flavorless) and readelf's symbols (undefined_symbols,
+extern_symbols)."""
 
 import glob
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -43,3 +46,26 @@ def call_site(program: str, text: str) -> str:
     """``path:line`` of the first line of tests/bpf/PROGRAM.bpf.c holding ``text``: how check prints a call."""
     src = SOURCES / f"{program}.bpf.c"
     return f"{src}:{line_of(src, text)}"
+
+
+def flavorless(name: str) -> str:
+    """libbpf's flavor rule, written again as a regular expression: everything before the last
+    X___Y separator (X, Y not '_')."""
+    m = re.match(r"^(.*[^_])___[^_].*$", name)  # greedy: the last separator
+    return m[1] if m else name
+
+
+def undefined_symbols(obj: Path) -> dict[str, tuple[str, str]]:
+    """Undefined global or weak symbols of an object, as readelf prints them: name -> (bind, type)."""
+    out = {}
+    for line in subprocess.run(["readelf", "-sW", str(obj)], check=True, capture_output=True,
+                               text=True).stdout.splitlines():
+        cols = line.split()
+        if len(cols) >= 8 and cols[6] == "UND" and cols[4] in ("GLOBAL", "WEAK"):
+            out[cols[7]] = (cols[4], cols[3])
+    return out
+
+
+def extern_symbols(obj: Path) -> dict[str, bool]:
+    """name -> weak, of the symbols libbpf's sym_is_extern takes: undefined, global or weak, NOTYPE."""
+    return {n: bind == "WEAK" for n, (bind, kind) in undefined_symbols(obj).items() if kind == "NOTYPE"}

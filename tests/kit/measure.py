@@ -14,6 +14,11 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass
+from pathlib import Path
+
+from kit.series import PROXY_VARS
+
+ROOT = Path(__file__).resolve().parent.parent.parent
 
 LAUNCHER = """
 import os, sys
@@ -53,3 +58,11 @@ def run_measured(argv: list[str], *, timeout: float = 60, **popen) -> Measured:
         text = out.read().decode("utf-8", "replace")
         rss = int(open(rss_file).read() or 0) if os.path.exists(rss_file) else 0
     return Measured(returncode, text, seconds, rss)
+
+
+def run_policybot(*args: str, timeout: float = 60, **env: str) -> Measured:
+    """``python -m policybot ARGS`` of this checkout, measured alone, with ``env`` added to the
+    environment and no proxy (the tests' servers are on 127.0.0.1)."""
+    child_env = {k: v for k, v in os.environ.items() if k not in PROXY_VARS} | env
+    return run_measured([sys.executable, "-m", "policybot", *args], cwd=ROOT, env=child_env, timeout=timeout)
+
