@@ -56,7 +56,8 @@ class TooLarge(InputError):
     """Input over one of the limits."""
 
 
-def _over(name: str, what: str, size: int | str, key: str, cap: int) -> TooLarge:
+def too_large(name: str, what: str, size: int | str, key: str, cap: int) -> TooLarge:
+    """The error of ``name`` over ``limits.key``: "NAME: WHAT SIZE bytes, over limits.KEY (CAP); ..."."""
     return TooLarge(f"{name}: {what} {size} bytes, over limits.{key} ({cap}); raise it in the config's [limits]")
 
 
@@ -89,7 +90,7 @@ def read_input(path: str | os.PathLike, *, cap: int | None = None, stream_ok: bo
     with open_input(path, stream_ok=stream_ok) as f:
         st = os.fstat(f.fileno())
         if stat.S_ISREG(st.st_mode) and st.st_size > cap:
-            raise _over(str(path), "is", st.st_size, "max_input_bytes", cap)
+            raise too_large(str(path), "is", st.st_size, "max_input_bytes", cap)
         return read_stream(f, str(path), cap)
 
 
@@ -111,7 +112,7 @@ def read_stream(f: BinaryIO, name: str, cap: int | None = None) -> bytes:
         while chunk := f.read(min(CHUNK, cap + 1 - len(buf))):
             buf += chunk
             if len(buf) > cap:
-                raise _over(name, "more than", cap, "max_input_bytes", cap)
+                raise too_large(name, "more than", cap, "max_input_bytes", cap)
     except OSError as e:
         raise InputError(f"{name}: {e.strerror or e}") from None
     return bytes(buf)
@@ -141,7 +142,7 @@ class CappedFile(io.RawIOBase):
         n = self.f.readinto(b)
         self.read_so_far += n or 0
         if self.read_so_far > self.cap:
-            raise _over(self.name, "read more than", self.cap, "max_input_bytes", self.cap)
+            raise too_large(self.name, "read more than", self.cap, "max_input_bytes", self.cap)
         return n
 
     def close(self) -> None:
@@ -218,7 +219,7 @@ def inflate(codec: str, data, name: str, cap: int | None = None, members: bool =
         for piece in _pieces(codec, data, members):
             out += piece
             if len(out) > cap:
-                raise _over(name, f"{codec} data decompresses to more than", cap, "max_decompressed_bytes", cap)
+                raise too_large(name, f"{codec} data decompresses to more than", cap, "max_decompressed_bytes", cap)
     except _codec_errors() as e:
         raise InputError(f"{name}: corrupt {codec} data: {e}") from None
     return bytes(out)

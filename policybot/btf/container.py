@@ -123,11 +123,11 @@ def _section_bytes(section, name: str) -> bytes:
     """A section's bytes, its sizes checked against the limits before anything is read."""
     limits = bounded.limits()
     if section["sh_type"] != "SHT_NOBITS" and section["sh_size"] > limits.max_input_bytes:
-        raise bounded.TooLarge(f"{name}: section {section.name} is {section['sh_size']} bytes, over "
-                               f"limits.max_input_bytes ({limits.max_input_bytes})")
+        raise bounded.too_large(name, f"section {section.name} is", section["sh_size"], "max_input_bytes",
+                                limits.max_input_bytes)
     if section.data_size > limits.max_decompressed_bytes:
-        raise bounded.TooLarge(f"{name}: section {section.name} unpacks to {section.data_size} bytes, over "
-                               f"limits.max_decompressed_bytes ({limits.max_decompressed_bytes})")
+        raise bounded.too_large(name, f"section {section.name} unpacks to", section.data_size,
+                                "max_decompressed_bytes", limits.max_decompressed_bytes)
     return section.data()
 
 
