@@ -36,7 +36,7 @@ from ..model.history import KINDS, Event, Histories, JitSupport, KfuncHistory, R
 from ..model.inventory import Inventory, Kfunc
 from ..model.promises import Release
 from ..model.vocabulary import Level, RuleFamily
-from ..policy.calendar import RELEASE_TAG, ReleaseCalendar
+from ..policy.calendar import ReleaseCalendar, release_number
 from ..policy.rules import catalogue, render_message
 from ..progress import Progress
 
@@ -54,8 +54,7 @@ def _triggers(rule: str, variant: str, **fields) -> tuple[RuleMessage]:
 
 
 def release_key(name: str) -> tuple[int, ...]:
-    m = RELEASE_TAG.match(name)
-    return tuple(int(x) for x in m.groups()) if m else (1 << 30,)
+    return release_number(name) or (1 << 30,)
 
 
 def releases_for(repo: pygit2.Repository, tags_glob: str = "v*", history: ReleaseCalendar | None = None,

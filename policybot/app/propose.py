@@ -18,6 +18,7 @@ from ..kernel.gitrepo import resolve
 from ..kernel.ledger import release_distance
 from ..model.proposal import Candidate, Evidence, FileDiff, PatchMail, Proposal, Proposed
 from ..model.vocabulary import Level
+from ..policy.calendar import release_number
 from .census import kept_rows
 from .history import kfunc_history
 
@@ -26,11 +27,6 @@ if TYPE_CHECKING:
 
 CHANGES = ("signature", "flags", "prog_types")
 _SUCCESSOR = (re.compile(r"(.+)_v\d+"), re.compile(r"(.+)___v\d+"), re.compile(r"(.+)\d"))
-
-
-def _number(tag: str | None) -> tuple[int, int] | None:
-    m = re.fullmatch(r"v(\d+)\.(\d+)", tag or "")
-    return (int(m[1]), int(m[2])) if m else None
 
 
 def propose(ctx: Context, rev: str, tags_glob: str = "v*") -> Proposal:
@@ -67,7 +63,7 @@ def propose(ctx: Context, rev: str, tags_glob: str = "v*") -> Proposal:
         h = histories.get(k.name)
         changes = [e.release for e in (h.events if h else []) if e.kind in CHANGES]
         since = changes[-1] if changes else (h.first_release if h else None)
-        start = _number(since)
+        start = release_number(since)
         unchanged = release_distance(start, current, tags) if start and current else 0
         successor = successors.get(k.name)
         doc = k.definition.doc if k.definition else None

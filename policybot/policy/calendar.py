@@ -27,6 +27,12 @@ RELEASE_TAG = re.compile(r"^v(\d+)\.(\d+)$")
 DAYS_PER_RELEASE = 63  # ~9 weeks: estimates windows counted in releases not yet made
 
 
+def release_number(name: str | None) -> tuple[int, int] | None:
+    """(major, minor) of a release tag's name, "v7.2" -> (7, 2); None for any other name."""
+    m = RELEASE_TAG.match(name or "")
+    return (int(m[1]), int(m[2])) if m else None
+
+
 def _date(ts: int, offset_min: int = 0) -> dt.date:
     return dt.datetime.fromtimestamp(ts, dt.timezone(dt.timedelta(minutes=offset_min))).date()
 
@@ -61,13 +67,13 @@ class ReleaseCalendar:
                     commit = obj.peel(pygit2.Commit)
                     when = _date(commit.commit_time, commit.commit_time_offset)
                 out.append(Release(name, str(commit.id), when))
-            out.sort(key=lambda r: (r.date, tuple(int(x) for x in RELEASE_TAG.match(r.name).groups())))
+            out.sort(key=lambda r: (r.date, release_number(r.name)))
             self._releases = out
         return self._releases
 
     def release_numbers(self) -> set[tuple[int, int]]:
         """(major, minor) of every release tag."""
-        return {tuple(int(x) for x in RELEASE_TAG.match(r.name).groups()) for r in self.releases()}
+        return {release_number(r.name) for r in self.releases()}
 
     def release_of_commit(self, commit: pygit2.Commit) -> tuple[int, int] | None:
         """The release a commit belongs to: what its tree's Makefile says (an -rc says the coming
@@ -81,7 +87,7 @@ class ReleaseCalendar:
         tags = self.release_numbers()
         below = None
         for r in self.releases():
-            number = tuple(int(x) for x in RELEASE_TAG.match(r.name).groups())
+            number = release_number(r.name)
             if r.commit == commit_id:
                 return number
             if self.repo.descendant_of(commit_id, r.commit) and (below is None or number > below):

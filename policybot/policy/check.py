@@ -137,12 +137,12 @@ def source_targets(repo_path: str, revs: list[str], releases_glob: str | None, p
     tags = sorted((r.shorthand, str(r.target)) for r in repo.references.iterator(pygit2.enums.ReferenceFilter.TAGS))
     names = list(revs)
     if releases_glob:
-        from .calendar import RELEASE_TAG
+        from .calendar import RELEASE_TAG, release_number
         matched = [n for n, _ in tags if RELEASE_TAG.match(n) and fnmatch.fnmatchcase(n, releases_glob)]
         if not matched:
             raise InputError(f"{repo_path}: no release tag matches {releases_glob!r} "
                              f"(tags: {', '.join(n for n, _ in tags) or 'none'})")
-        matched.sort(key=lambda n: tuple(int(x) for x in RELEASE_TAG.match(n).groups()))
+        matched.sort(key=release_number)
         names += [n for n in matched if n not in names]
     commits = {rev: str(resolve(repo, rev).id) for rev in names}
     overlay = ""
