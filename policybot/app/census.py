@@ -16,14 +16,14 @@ if TYPE_CHECKING:
 
 
 def take_census(state: State, sources: list[str], today: dt.date, name: str | None = None,
-                version: str | None = None, progress=None) -> CensusRun:
+                version: str | None = None) -> CensusRun:
     """Read each source and keep what it found, replacing that source's earlier census. A
     source that cannot be read at all keeps its earlier census and is said in ``failed``."""
     from ..usage.census import census
     run = CensusRun()
     for spec in sources:
         try:
-            found = census(spec, name, version, on_file=None)
+            found = census(spec, name, version)
         except PolicybotError as e:
             run.failed.append(str(e))
             continue

@@ -19,7 +19,7 @@ import re
 import struct
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
-from typing import Callable, Iterator
+from typing import Iterator
 
 import pygit2
 
@@ -52,14 +52,13 @@ class _Reading:
     c_files: dict[str, bytes] = field(default_factory=dict)  # path -> C text
 
 
-def census(spec: str, name: str | None = None, version: str | None = None,
-           on_file: Callable[[str], None] | None = None) -> list[Census]:
+def census(spec: str, name: str | None = None, version: str | None = None) -> list[Census]:
     """The census of ``spec``: one ``Census`` per source it holds (each Debian package is one)."""
     if os.path.lexists(spec):
-        return _path_census(spec, name, version, on_file)
+        return _path_census(spec, name, version)
     m = re.fullmatch(r"(.+?)@([^:]+)(?::(.*))?", spec)
     if m and os.path.isdir(m[1]):
-        return [_git_census(m[1], m[2], (m[3] or "").strip("/"), name, version, on_file)]
+        return [_git_census(m[1], m[2], (m[3] or "").strip("/"), name, version)]
     raise InputError(f"{spec}: no such file or directory (a git source is REPO@REV[:PATH])")
 
 
@@ -200,7 +199,7 @@ def _walk(top: str) -> Iterator[str]:
                 yield e.path
 
 
-def _path_census(spec: str, name, version, on_file) -> list[Census]:
+def _path_census(spec: str, name, version) -> list[Census]:
     top = os.path.abspath(spec)
     root = _kernel_root(top)
     if root:
@@ -219,13 +218,11 @@ def _path_census(spec: str, name, version, on_file) -> list[Census]:
     for path in files:
         rel = os.path.relpath(path, root) if root else (os.path.relpath(path, top) if path != top else
                                                          os.path.basename(path))
-        if on_file:
-            on_file(rel)
         try:
             with bounded.open_input(path) as f:
                 head = f.read(8)
             if head.startswith(AR_MAGIC) and path.endswith(".deb"):
-                packages.append(_deb_census(path, on_file))
+                packages.append(_deb_census(path))
                 continue
             if not (head.startswith(ELF_MAGIC) or (path.endswith(C_SUFFIXES))):
                 continue
@@ -237,7 +234,7 @@ def _path_census(spec: str, name, version, on_file) -> list[Census]:
     return ([own] if keep_own else []) + packages
 
 
-def _deb_census(path: str, on_file) -> Census:
+def _deb_census(path: str) -> Census:
     try:
         package = read_package(path)
     except PolicybotError as e:
@@ -257,7 +254,7 @@ def _deb_census(path: str, on_file) -> Census:
     return _finish(r)
 
 
-def _git_census(repo_path: str, rev: str, under: str, name, version, on_file) -> Census:
+def _git_census(repo_path: str, rev: str, under: str, name, version) -> Census:
     repo = open_repo(repo_path)
     commit = resolve(repo, rev)
     tree = commit.tree
@@ -290,7 +287,5 @@ def _git_census(repo_path: str, rev: str, under: str, name, version, on_file) ->
             if blob.size > cap:
                 r.census.problems.append(f"{rev}:{path}: {blob.size} bytes, over limits.max_input_bytes ({cap})")
                 continue
-            if on_file:
-                on_file(path)
             _read_file(path, blob.data, r)
     return _finish(r)
