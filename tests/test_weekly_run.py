@@ -279,15 +279,21 @@ def test_configured_expiry_horizon_decides_the_notice(tmp_path, capsys):
     assert "bpf_exp" not in rep
 
 
-def test_fetch_failure_of_a_url_remote_is_reported(tmp_path, capsys):
+def test_fetch_failure_of_a_url_remote_is_mailed_to_the_operator_alone(tmp_path, capsys):
+    """The operator's fault stays private (issue 26): no report to the list, one mail to
+    mail.operator naming the URL, recorded; the same fault again that week is not mailed again."""
     url = f"http://127.0.0.1:{free_port()}/upstream.git"  # loopback, nothing listens
     bot = Bot(tmp_path, remote=url)
     rc, out, err = bot.run(capsys, W02)
     assert rc == 2
     assert "fetch-failed" in out, (out, err)
-    (rep,) = bot.mails().values()
-    assert rep["Subject"] == report_subject("2024-W02")
-    assert url in body(rep)
+    (mail,) = bot.mails().values()
+    assert mail["Subject"] == "[policybot] 1 problem in the run of 2024-01-08"
+    assert [a.addr_spec for a in mail["To"].addresses] == ["ops@example.org"] and mail["Cc"] is None
+    assert url in flat(body(mail)) and f"tree {TREE}" in body(mail)
+    assert bot.state().failure("tree", TREE).reason.startswith("fetching master from")
+    assert bot.run(capsys, "2024-01-09")[0] == 2
+    assert len(bot.mails()) == 1  # once a week
 
 
 def test_a_failed_tree_is_skipped_until_its_remote_moves(tmp_path, capsys, monkeypatch):
@@ -356,9 +362,11 @@ def test_a_mail_already_drafted_is_not_built_again(tmp_path, capsys, monkeypatch
     rc, out, err = bot.run(capsys, W02)  # the same week: the report's key is recorded
     assert (rc, built) == (0, []), (out, err)
     assert "drafted 0 mails" in out
-    # a new week's report is a new key: it is built (and here refused, which the run reports)
-    bot.run(capsys, W03)
-    assert set(built) == {report_subject("2024-W03")}
+    # a new week's report is a new key: it is built (and here refused, which the run reports,
+    # and mails to the operator: that mail is built, and refused, too)
+    rc, out, err = bot.run(capsys, W03)
+    assert set(built) == {report_subject("2024-W03"), "[policybot] 1 problem in the run of 2024-01-15"}
+    assert rc == 2 and "failed: mail to the operator: AssertionError: built again" in out, (out, err)
 
 
 # -- once-only: a week that repeats mailed findings and adds one (issue 21) --------------------------

@@ -32,6 +32,12 @@ class Tree:
     report_to: list[str] = field(default_factory=list)
     report_html: str = ""  # write the stability page here after each weekly run
     quiet_weeks: bool = False  # send a "nothing changed" report too
+    # the subject tags ("[PATCH bpf-next]") of the inbox series meant for this tree; None: its name
+    tags: list[str] | None = None
+
+    def subject_tags(self) -> list[str]:
+        """The tags routed here, lower case (docs/operators.md: Routing inbox series)."""
+        return [t.lower() for t in (self.tags if self.tags is not None else [self.name])]
 
 
 @dataclass
@@ -262,7 +268,7 @@ def _read_trees(cfg: Config, data: dict, src: _Source) -> None:
     trees = data.get("trees", [])
     if not isinstance(trees, list):
         raise ConfigError(f"{path}:{line_of(text, 'trees')}: 'trees' must be an array of tables ([[trees]])")
-    tree_keys = {"name", "repo", "remote", "branch", "policy", "report_to", "report_html", "quiet_weeks"}
+    tree_keys = {"name", "repo", "remote", "branch", "policy", "report_to", "report_html", "quiet_weeks", "tags"}
     names = set()
     lines = table_lines(text, "trees")
     policies: dict[str, Policy] = {}  # trees sharing a policy file share its one reading
@@ -294,4 +300,6 @@ def _read_trees(cfg: Config, data: dict, src: _Source) -> None:
             tree.report_html = rel(_typed(t["report_html"], str, f"{w}.report_html"))
         if "quiet_weeks" in t:
             tree.quiet_weeks = _typed(t["quiet_weeks"], bool, f"{w}.quiet_weeks")
+        if "tags" in t:
+            tree.tags = _typed(t["tags"], list, f"{w}.tags")
         cfg.trees.append(tree)

@@ -12,7 +12,9 @@ SVG are inline, and everything is readable without JavaScript.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -21,6 +23,7 @@ from ..errors import PolicybotError
 from ..kernel.gitrepo import repo_name
 from ..model.promises import Promise
 from ..policy.audit import Auditor
+from ..model.findings import Finding
 from ..model.vocabulary import LEVELS
 from ..render import render
 from ..render.findings import finding_json, ledger_json
@@ -90,8 +93,19 @@ def _bar(name: str, p: Promise) -> dict:
             "since_release": p.since.release if p.since else None, "segments": segments}
 
 
-def build_dashboard(auditor: Auditor, rev: str = "HEAD", tags_glob: str = "v*") -> dict:
-    """Everything the HTML page shows, as JSON-ready data, as of the auditor's day."""
+@dataclass(frozen=True)
+class Week:
+    """What the weekly run's page shows beside its report: the tree, the week and its findings."""
+    tree: str  # the page is titled with the tree's name ...
+    described: str  # ... and `git describe` of its head
+    name: str  # "2024-W07"
+    base: str | None  # the week's range base..head (None: the first run, no range)
+    findings: list[Finding]
+
+
+def build_dashboard(auditor: Auditor, rev: str = "HEAD", tags_glob: str = "v*", week: Week | None = None) -> dict:
+    """Everything the HTML page shows, as JSON-ready data, as of the auditor's day. With ``week``
+    (the weekly run), its title and findings are the tree's and the week's: those of its report."""
     repo, scanner, policy, today = auditor.repo, auditor.scanner, auditor.policy, auditor.today
     result = auditor.audit(rev)
     inv = result.head
@@ -123,7 +137,15 @@ def build_dashboard(auditor: Auditor, rev: str = "HEAD", tags_glob: str = "v*") 
             "kfuncs": [h.to_json() for h in histories],
             "jit": jit_json(histories),
         },
-    }
+    } | (_week(week, result) if week else {})
+
+
+def _week(week: Week, result) -> dict:
+    """The page's title and findings as the week's report has them."""
+    counts = dataclasses.replace(result, findings=week.findings).counts()
+    return {"repo": week.tree, "rev": week.described, "counts": counts,
+            "findings": [finding_json(f) for f in week.findings],
+            "week": {"name": week.name, "base": week.base[:12] if week.base else None}}
 
 
 def write_page(data: dict, path: str | Path) -> Path:

@@ -8,6 +8,7 @@ range again and mails nothing twice.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import os
@@ -47,6 +48,25 @@ class TreeOutcome:
 
 
 INBOX_QUERY = "query"  # the key of the inbox query's failure: one, whichever the server
+SKIPPED = "skipped"  # the failures' kind of an inbox series no configured tree is for
+
+
+@dataclass(frozen=True)
+class SeriesReviewed:
+    """An inbox series judged on one tree: how it was routed there, its counts, replies drafted."""
+    tree: str
+    subject: str
+    how: str  # routing.BY_BASE, BY_TAG, BY_APPLYING
+    counts: dict[str, int]  # verdict -> findings that count
+    replies: int
+
+
+def _counts(findings: list[Finding]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for f in findings:
+        if f.counts:
+            out[f.verdict] = out.get(f.verdict, 0) + 1
+    return out
 
 
 @dataclass(frozen=True)
@@ -54,6 +74,7 @@ class RunFailure:
     """Something a run could not process (a tree, a thread, a reply), and why."""
     what: str
     reason: str
+    private: bool = False  # the operator's to fix (a tree, a credential, SMTP): mailed to them alone
 
 
 @dataclass
@@ -63,7 +84,8 @@ class RunSummary:
     queued: list[str] = field(default_factory=list)  # Message-IDs drafted this run
     sent: list[str] = field(default_factory=list)
     send_failed: list[SendFailure] = field(default_factory=list)
-    reviewed: list[str] = field(default_factory=list)  # series subjects
+    reviewed: list[SeriesReviewed] = field(default_factory=list)  # an entry per series and tree
+    skipped: list[RunFailure] = field(default_factory=list)  # inbox series no configured tree is for
     failures: list[RunFailure] = field(default_factory=list)  # what failed this run
     census: int | None = None  # uses the census found, when the config has census sources
 
@@ -83,7 +105,9 @@ class Runner:
     def run(self, tree_names: list[str] | None = None, jobs: tuple[str, ...] = JOBS,
             send: bool | None = None, retry_failed: bool = False, lock_wait: float = 0.0) -> RunSummary:
         """One pass; ``lock_wait``: seconds to wait for another run that holds the lock (the
-        scheduler's jobs wait, so that two due in one minute both run)."""
+        scheduler's jobs wait, so that two due in one minute both run). The trees are audited,
+        then the inbox reviewed against them, then each tree's week reported (the report names
+        the series the inbox skipped) and its audited commit moved."""
         from ..scratch import remove_orphans
         summary = RunSummary(self.today)
         remove_orphans(self.state.state_dir / "scratch")  # what a killed run left
@@ -91,58 +115,73 @@ class Runner:
         with self.state.lock(wait=lock_wait):
             if self.cfg.census_sources and ("audit" in jobs or "review" in jobs):
                 self.refresh_census(summary)
-            for tree in trees:
-                summary.trees.append(self._one_tree(tree, jobs, summary, retry_failed))
+            summary.trees = [self._audit_phase(tree, jobs, summary, retry_failed) for tree in trees]
             if "review" in jobs:
                 self.review_inbox(summary, retry_failed)
+            for tree, outcome in zip(trees, summary.trees):
+                self._finish_tree(tree, outcome, jobs, summary)
+            self.operator_mail(summary)
             if send if send is not None else self.cfg.mail.send:
                 report = self.outbox.send(self.cfg.mail, retry_failed=retry_failed)
                 summary.sent, summary.send_failed = report.sent, report.failed
+                if report.failed:  # SMTP down or refusing us: the operator's mail waits for the next send
+                    summary.failures += [RunFailure(f"sending {f.msgid}", f.error, private=True)
+                                         for f in report.failed]
+                    self.operator_mail(summary)
         return summary
 
-    def _one_tree(self, tree: Tree, jobs: tuple[str, ...], summary: RunSummary, retry_failed: bool) -> TreeOutcome:
-        """One tree's pass. A tree that fails is recorded with its reason and does not stop the
-        others; while its head stays the commit it failed on, later runs skip it unless asked."""
+    def _audit_phase(self, tree: Tree, jobs: tuple[str, ...], summary: RunSummary, retry_failed: bool) -> TreeOutcome:
+        """One tree fetched and audited (its notices queued). A tree that fails is recorded with its
+        reason and does not stop the others; while its head stays the commit it failed on, later
+        runs skip it unless asked."""
         outcome = TreeOutcome(tree.name)
         failed = self.state.failure("tree", tree.name)
-        with processing(f"tree {tree.name}"):
-            try:
-                if failed and not retry_failed and failed.head and \
-                        failed.head == self._current_head(tree, ask_remote=True):
-                    outcome.status, outcome.head = RunStatus.ERROR, None
-                    outcome.detail = (f"skipped: failed on {failed.head[:12]} ({failed.reason}); "
-                                      f"tried again when {tree.branch} moves, or with --retry-failed")
-                    summary.failures.append(RunFailure(f"tree {tree.name}", outcome.detail))
-                    return outcome
-                if "audit" in jobs or "notices" in jobs or "report" in jobs:
-                    outcome = self.audit_tree(tree, summary, record="audit" in jobs,
-                                              notices="notices" in jobs)
-                if "report" in jobs:
-                    self.weekly_report(tree, outcome, summary)
-                    if tree.report_html and outcome.head:
-                        self.write_page(tree, outcome.head)
-                if "audit" in jobs and outcome.head and outcome.status != RunStatus.FETCH_FAILED:
-                    # last: a crash before this repeats the range, and its mails are once-only
-                    self._set_last_audited(tree.name, outcome.head)
-                if failed:
-                    self.state.clear_failure("tree", tree.name)
-            except ENVIRONMENT:
-                raise  # the machine, not the tree: stop the run (one line, exit 2)
-            except Exception as e:  # noqa: BLE001 - poison: record it, carry on with the next tree
-                reason = describe(e)
-                outcome.status, outcome.detail = RunStatus.ERROR, reason
-                head = self._current_head(tree)
-                self.state.record_failure("tree", tree.name, reason, self.today, head)
-                self._record_run(tree, "audit", None, head, RunStatus.ERROR, reason, [])
-                summary.failures.append(RunFailure(f"tree {tree.name}", reason))
-                if "report" in jobs:  # the week's report says the tree failed
-                    try:
-                        self.weekly_report(tree, outcome, summary)
-                    except ENVIRONMENT:
-                        raise
-                    except Exception:  # noqa: BLE001 - the failure is recorded already
-                        pass
+        if failed and not retry_failed and failed.head and \
+                failed.head == self._current_head(tree, ask_remote=True):
+            outcome.status, outcome.head = RunStatus.ERROR, None
+            outcome.detail = (f"skipped: failed on {failed.head[:12]} ({failed.reason}); "
+                              f"tried again when {tree.branch} moves, or with --retry-failed")
+            # said in the run's output, mailed to the operator when it first failed
+            summary.failures.append(RunFailure(f"tree {tree.name}", outcome.detail))
+            return outcome
+        if not ("audit" in jobs or "notices" in jobs or "report" in jobs):
+            return outcome
+        with processing(f"tree {tree.name}"), self._poison(tree, outcome, summary):
+            outcome = self.audit_tree(tree, summary, record="audit" in jobs, notices="notices" in jobs)
+            if outcome.status == RunStatus.FETCH_FAILED:  # tried again on every run
+                self.state.record_failure("tree", tree.name, outcome.detail, self.today)
+                summary.failures.append(RunFailure(f"tree {tree.name}", outcome.detail, private=True))
         return outcome
+
+    def _finish_tree(self, tree: Tree, outcome: TreeOutcome, jobs: tuple[str, ...], summary: RunSummary) -> None:
+        """The tree's week reported (never a failure of the operator's: that is mailed to them) and,
+        last, its audited commit moved: a crash before this repeats the range, its mails once-only."""
+        if outcome.status == RunStatus.ERROR and outcome.head is None:
+            return  # skipped, or failed in its audit: recorded, and in the operator's mail
+        with processing(f"tree {tree.name}"), self._poison(tree, outcome, summary):
+            if "report" in jobs and outcome.status != RunStatus.FETCH_FAILED:
+                self.weekly_report(tree, outcome, summary)
+                if tree.report_html and outcome.head:
+                    self.write_page(tree, outcome)
+            if "audit" in jobs and outcome.head and outcome.status != RunStatus.FETCH_FAILED:
+                self._set_last_audited(tree.name, outcome.head)
+            if outcome.status != RunStatus.FETCH_FAILED and self.state.failure("tree", tree.name):
+                self.state.clear_failure("tree", tree.name)
+
+    @contextlib.contextmanager
+    def _poison(self, tree: Tree, outcome: TreeOutcome, summary: RunSummary):
+        """A tree that fails: recorded with its reason, for the operator; the run goes on."""
+        try:
+            yield
+        except ENVIRONMENT:
+            raise  # the machine, not the tree: stop the run (one line, exit 2)
+        except Exception as e:  # noqa: BLE001 - poison: record it, carry on with the next tree
+            reason = describe(e)
+            outcome.status, outcome.detail, outcome.head = RunStatus.ERROR, reason, None
+            head = self._current_head(tree)
+            self.state.record_failure("tree", tree.name, reason, self.today, head)
+            self._record_run(tree, "audit", None, head, RunStatus.ERROR, reason, [])
+            summary.failures.append(RunFailure(f"tree {tree.name}", reason, private=True))
 
     def refresh_census(self, summary: RunSummary) -> None:
         """The config's census sources read again, before the week's findings name their users.
@@ -150,7 +189,7 @@ class Runner:
         from .census import take_census
         run = take_census(self.state, self.cfg.census_sources, self.today)
         summary.census = sum(len(c.uses) for c in run.censuses)
-        summary.failures += [RunFailure("census", problem) for problem in run.problems]
+        summary.failures += [RunFailure("census", problem, private=True) for problem in run.problems]
 
     # -- failures ---------------------------------------------------------------------
 
@@ -267,40 +306,105 @@ class Runner:
 
     # -- the weekly report ------------------------------------------------------------------
 
-    def weekly_report(self, tree: Tree, out: TreeOutcome, summary: RunSummary) -> None:
+    def week(self) -> str:
         year, week, _ = self.today.isocalendar()
-        key = f"report:{tree.name}:{year}-W{week:02d}"
+        return f"{year}-W{week:02d}"
+
+    def public_failures(self) -> list:
+        """What the weekly report says could not be processed: the list's mail (a message that
+        failed; a series no configured tree is for, skipped in the last 7 days), never the
+        operator's own faults (a tree, the inbox server, SMTP: those are mailed to the operator)."""
+        since = self.today - dt.timedelta(days=7)
+        return [f for f in self.failures()
+                if f.kind == "message" or (f.kind == SKIPPED and f.day >= since)]
+
+    def weekly_report(self, tree: Tree, out: TreeOutcome, summary: RunSummary) -> None:
+        week = self.week()
+        key = f"report:{tree.name}:{week}"
+        failures = self.public_failures()
         quiet = out.status in (RunStatus.UNCHANGED, RunStatus.BASELINE) and not out.findings and not out.expiring \
-            and not self.failures()
+            and not failures
         if quiet and not tree.quiet_weeks:
             return
         counts = {v: sum(1 for f in out.findings if f.verdict == v and f.counts)
                   for v in ("violation", "warning", "notice", "info")}
-        body = render(self.env, "report.txt.j2", 
-            tree=tree.name, week=f"{year}-W{week:02d}", out=out, counts=counts,
+        body = render(self.env, "report.txt.j2",
+            tree=tree.name, week=week, out=out, counts=counts,
             acknowledged=[f for f in out.findings if f.ack],
             important=[f for f in out.findings if f.counts and f.verdict in ("violation", "warning", "notice")],
-            horizon=self.policy_for(tree).expiring_horizon_days, failures=self.failures())
+            horizon=self.policy_for(tree).expiring_horizon_days,
+            failures=[f for f in failures if f.kind != SKIPPED], skipped=[f for f in failures if f.kind == SKIPPED])
         to = tree.report_to or [self.cfg.mail.list_addr]
-        draft = MailDraft("report", to, [], subject(self.env, "report", tree.name, f"{year}-W{week:02d}"),
-                          body, key, [key])
+        draft = MailDraft("report", to, [], subject(self.env, "report", tree.name, week), body, key, [key])
         self._queue(draft, summary, tree.name)
 
-    def write_page(self, tree: Tree, head: str) -> None:
-        """The stability page (policybot report --html) of the tree's new head."""
-        from .page import build_dashboard, write_page
-        data = build_dashboard(self.auditor(tree, open_repo(tree.repo)), head)
+    def write_page(self, tree: Tree, out: TreeOutcome) -> None:
+        """The stability page (policybot report --html) of the tree's new head, titled with the
+        tree's name and `git describe` of its head, its findings the week's (those of its report)."""
+        from ..kernel.gitrepo import describe
+        from .page import Week, build_dashboard, write_page
+        repo = open_repo(tree.repo)
+        week = Week(tree.name, describe(repo, out.head), self.week(), out.base, out.findings)
+        data = build_dashboard(self.auditor(tree, repo), out.head, week=week)
         os.makedirs(os.path.dirname(os.path.abspath(tree.report_html)), exist_ok=True)
         write_page(data, tree.report_html)
+
+    # -- the operator ----------------------------------------------------------------------
+
+    def operator_mail(self, summary: RunSummary) -> None:
+        """The run's faults of the operator's (a tree that cannot be fetched or read, the inbox
+        server, a census source, SMTP) in one mail to the operator alone, each once a week."""
+        todo = [(f, _fault_key(self.week(), f)) for f in dict.fromkeys(summary.failures) if f.private]
+        todo = [(f, k) for f, k in todo if not self.outbox.is_mailed(k)]
+        if not todo:
+            return
+        problems = [f for f, _ in todo]
+        body = render(self.env, "operator.txt.j2", day=str(self.today), problems=problems,
+                      config=self.cfg.path, state_dir=str(self.state.state_dir))
+        keys = [k for _, k in todo]
+        draft = MailDraft("operator", [self.cfg.mail.operator_addr], [],
+                          subject(self.env, "operator", str(self.today), len(problems)), body,
+                          f"operator:{self.today}:{','.join(keys)}", keys)
+        try:
+            self._queue(draft, summary, None)
+        except ENVIRONMENT:
+            raise
+        except Exception as e:  # noqa: BLE001 - the faults are in the run's output and recorded
+            summary.failures.append(RunFailure("mail to the operator", describe(e)))
 
     # -- the inbox ------------------------------------------------------------------------
 
     def review_inbox(self, summary: RunSummary, retry_failed: bool = False) -> None:
         if not (self.cfg.inbox_maildir or self.cfg.inbox_query) or not self.cfg.trees:
             return
-        from .review import ReplySettings, review
-        from ..mail import b4wrap
+        msgs = self._inbox_messages(summary)
+        seen = self.state.seen_messages()
+        if retry_failed:
+            seen -= {f.key for f in self.failures() if f.kind in ("message", SKIPPED)}
+        new = [m for m in msgs if _msgid(m) and key_part(_msgid(m)) not in seen]
+        if not new:
+            return
+        new_ids = {_msgid(m) for m in new}
+        heads = self._inbox_heads()
+        for root, thread in _threads(msgs).items():
+            if not any(_msgid(m) in new_ids for m in thread):
+                continue
+            with processing(f"thread <{root[:200]}>"):
+                try:
+                    self._review_thread(thread, heads, summary)
+                except ENVIRONMENT:
+                    raise
+                except Exception as e:  # noqa: BLE001 - poison: record it, review the other threads
+                    reason = describe(e)
+                    for m in thread:
+                        if _msgid(m) in new_ids:
+                            self.state.record_failure("message", key_part(_msgid(m)), reason, self.today)
+                    summary.failures.append(RunFailure(f"thread <{root[:200]}>", reason))
+        self.state.mark_seen([key_part(_msgid(m)) for m in new])
 
+    def _inbox_messages(self, summary: RunSummary) -> list:
+        """The inbox's messages: the Maildir's and the query's (a server that fails is the operator's)."""
+        from ..mail import b4wrap
         msgs, skipped = [], []
         if self.cfg.inbox_maildir:
             msgs += b4wrap.read_messages(self.cfg.inbox_maildir, state_dir=self.state.state_dir, skipped=skipped)
@@ -312,46 +416,53 @@ class Runner:
                 self.state.clear_failure("inbox", INBOX_QUERY)
             except InputError as e:  # the server failed us: recorded and said, never a quiet week
                 self.state.record_failure("inbox", INBOX_QUERY, describe(e), self.today)
-                summary.failures.append(RunFailure(f"inbox {inbox.url}", describe(e)))
-        seen = self.state.seen_messages()
-        if retry_failed:
-            seen -= {f.key for f in self.failures() if f.kind == "message"}
-        new = [m for m in msgs if _msgid(m) and key_part(_msgid(m)) not in seen]
-        if not new:
-            return
-        new_ids = {_msgid(m) for m in new}
-        threads = _threads(msgs)
-        tree = self.cfg.trees[0]  # the inbox belongs to the first tree (its list)
-        auditor = self.auditor(tree, open_repo(tree.repo))
-        limits = self.cfg.limits
-        replies = ReplySettings(self.outbox, self.cfg.mail, tree.name, self.cfg.mail.list_addr,
-                                self.cfg.review_min_verdict, self.env, limits)
-        for root, thread in threads.items():
-            if not any(_msgid(m) in new_ids for m in thread):
+                summary.failures.append(RunFailure(f"inbox {inbox.url}", describe(e), private=True))
+        return msgs
+
+    def _inbox_heads(self) -> list:
+        """Each configured tree's head as the inbox sees it; a tree that cannot be read is left
+        out (its audit says why)."""
+        from .routing import Head
+        heads = []
+        for tree in self.cfg.trees:
+            try:
+                repo = open_repo(tree.repo)
+                heads.append(Head(tree, repo, resolve(repo, self.head_ref(tree))))
+            except InputError:
                 continue
-            with processing(f"thread <{root[:200]}>"):
-                try:
-                    try:
-                        series = b4wrap.series_from_messages(thread, self.state.state_dir, f"thread <{root}>",
-                                                             limits.max_message_bytes)
-                    except InputError:
-                        continue  # a discussion, not a series
-                    reviewed = review(auditor, series, replies, None, self.head_ref(tree))
-                    summary.queued += reviewed.queued
-                    # one unusable address must not hide the others
-                    summary.failures += [RunFailure(f"reply {r.subject!r}", r.reason) for r in reviewed.refused]
-                    summary.reviewed.append(series.subject)
-                    for m in thread:
-                        self.state.clear_failure("message", key_part(_msgid(m)))
-                except ENVIRONMENT:
-                    raise
-                except Exception as e:  # noqa: BLE001 - poison: record it, review the other threads
-                    reason = describe(e)
-                    for m in thread:
-                        if _msgid(m) in new_ids:
-                            self.state.record_failure("message", key_part(_msgid(m)), reason, self.today)
-                    summary.failures.append(RunFailure(f"thread <{root[:200]}>", reason))
-        self.state.mark_seen([key_part(_msgid(m)) for m in new])
+        return heads
+
+    def _review_thread(self, thread: list, heads: list, summary: RunSummary) -> None:
+        """One thread: its series routed to the trees it is for and judged on each with that tree's
+        policy; a series for no tree is a skip, recorded and said (the run, the weekly report)."""
+        from .review import ReplySettings, review
+        from .routing import route, series_subject
+        from ..mail import b4wrap
+        limits = self.cfg.limits
+        try:
+            series = b4wrap.series_from_messages(thread, self.state.state_dir, f"thread <{_msgid(thread[0])}>",
+                                                 limits.max_message_bytes)
+        except InputError:
+            return  # a discussion, not a series
+        title = series_subject(series)
+        found = route(series, heads, self.state.state_dir / "scratch")
+        if not found.heads:
+            self.state.record_failure(SKIPPED, key_part(_msgid(thread[0])), f"{title}: {found.why}", self.today)
+            summary.skipped.append(RunFailure(title, found.why))
+            return
+        for head in found.heads:
+            tree = head.tree
+            replies = ReplySettings(self.outbox, self.cfg.mail, tree.name, self.cfg.mail.list_addr,
+                                    self.cfg.review_min_verdict, self.env, limits)
+            reviewed = review(self.auditor(tree, head.repo), series, replies, None, self.head_ref(tree))
+            summary.queued += reviewed.queued
+            # one unusable address must not hide the others
+            summary.failures += [RunFailure(f"reply {r.subject!r}", r.reason) for r in reviewed.refused]
+            summary.reviewed.append(SeriesReviewed(tree.name, title, found.how, _counts(reviewed.result.findings()),
+                                                   len(reviewed.queued)))
+        for m in thread:
+            self.state.clear_failure("message", key_part(_msgid(m)))
+            self.state.clear_failure(SKIPPED, key_part(_msgid(m)))
 
     # -- state -----------------------------------------------------------------------------
 
@@ -372,6 +483,12 @@ class Runner:
             "rule": f.rule, "kfunc": f.kfunc, "verdict": f.verdict,
             "location": str(f.location) if f.location else None, "message": f.message,
             "acknowledged": f.acknowledged or None} for f in findings])
+
+
+def _fault_key(week: str, fault: RunFailure) -> str:
+    """The once-a-week key of an operator's fault (its reason hashed: it may be long)."""
+    import hashlib
+    return f"operator:{week}:" + hashlib.sha256(f"{fault.what}\n{fault.reason}".encode()).hexdigest()[:24]
 
 
 def _msgid(msg) -> str:

@@ -82,3 +82,13 @@ def repo_name(repo: pygit2.Repository) -> str:
     if path.endswith("/.git"):
         path = path[:-5]
     return os.path.basename(path)
+
+
+def describe(repo: pygit2.Repository, commit: str) -> str:
+    """``git describe --tags`` of ``commit`` ("v7.2-3-g1234abcd5678"), or its short id when no tag
+    is behind it."""
+    try:
+        return repo.describe(commit, describe_strategy=pygit2.enums.DescribeStrategy.TAGS,
+                             show_commit_oid_as_fallback=True, abbreviated_size=12)
+    except (KeyError, ValueError, pygit2.GitError):
+        return commit[:12]

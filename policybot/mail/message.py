@@ -71,6 +71,13 @@ class MailConfig:
             raise ConfigError(f"mail.msgid_domain {self.msgid_domain!r} is not a domain name")
 
     @property
+    def operator_addr(self) -> str:
+        """Where the operator's own mail goes (a run's faults): mail.operator when it is an address,
+        else the bot's From address."""
+        contact = self.operator_contact.strip()
+        return contact if "@" in contact and "://" not in contact else self.from_addr
+
+    @property
     def sender(self) -> Address:
         try:
             found = _addresses([self.from_addr], "mail.from")

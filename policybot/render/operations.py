@@ -15,14 +15,20 @@ def run_text(ran) -> str:
         for f in t.findings:
             if f.counts:
                 counts[f.verdict] = counts.get(f.verdict, 0) + 1
-        what = ", ".join(f"{n} {v}" for v, n in sorted(counts.items())) or "no findings"
-        out.append(f"{t.tree}: {t.status} {rng}: {what}" + (f" ({t.detail})" if t.detail else ""))
-    out += [f"reviewed: {s}" for s in summary.reviewed]
+        out.append(f"{t.tree}: {t.status} {rng}: {_counts(counts)}" + (f" ({t.detail})" if t.detail else ""))
+    # an inbox series: the tree it was judged on, how it was routed there, what was found
+    out += [f"reviewed: {s.tree}: {s.subject} (by {s.how}): {_counts(s.counts)}; "
+            f"{s.replies} repl{'y' if s.replies == 1 else 'ies'}" for s in summary.reviewed]
+    out += [f"skipped: {s.what}: {s.reason}" for s in summary.skipped]
     out += [f"failed: {failure.what}: {failure.reason}" for failure in summary.failures]
     out.append(f"drafted {len(summary.queued)} mail{'s' if len(summary.queued) != 1 else ''} to "
                f"{runner.outbox.maildir}" + (f"; sent {len(summary.sent)}, failed {len(summary.send_failed)}"
                                             if summary.sent or summary.send_failed else ""))
     return "\n".join(out) + "\n"
+
+
+def _counts(counts: dict[str, int]) -> str:
+    return ", ".join(f"{n} {v}" for v, n in sorted(counts.items())) or "no findings"
 
 
 def sent_text(report) -> str:
