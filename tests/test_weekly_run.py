@@ -313,7 +313,7 @@ def test_a_failed_tree_is_skipped_until_its_remote_moves(tmp_path, capsys, monke
 
     monkeypatch.setattr(Auditor, "audit", poisoned)
     rc, out, _ = bot.run(capsys, W03)
-    assert rc == 2 and f"{TREE}: error" in out and "poisoned tree" in out
+    assert rc == 2 and f"{TREE}: error" in out and "poisoned tree" in out, (out, _)
     monkeypatch.setattr(Auditor, "audit", real_audit)
     rc, out, _ = bot.run(capsys, W04)  # nothing landed: skipped, and said so
     assert rc == 2 and f"skipped: failed on {failed_on[:12]}" in out and "tried again when master moves" in out

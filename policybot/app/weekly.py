@@ -18,7 +18,8 @@ import pygit2
 
 from .config import Config, Tree
 from ..errors import ConfigError, InputError, describe, processing
-from ..kernel.gitrepo import open_repo, resolve
+from ..addresses import dedupe
+from ..kernel.gitrepo import describe as git_describe, open_repo, resolve
 from ..kernel.scanner import Scanner
 from ..mail.drafts import MailDraft, key_part, render, subject, template_env
 from ..mail.outbox import Outbox, SendFailure
@@ -263,8 +264,7 @@ class Runner:
         current = auditor.audit(out.head)
         out.expiring = [f for f in current.findings if f.rule == "PROMISE_EXPIRING"]
         if notices:
-            for f in out.expiring:
-                self._expiring_notice(tree, head, f, summary)
+            self._expiring_notices(tree, repo, head, out.expiring, summary)
         if record:
             self._record_run(tree, "audit", out.base, out.head, out.status, out.detail, out.findings)
         return out
@@ -292,17 +292,25 @@ class Runner:
         self._queue(draft, summary, tree.name)
         return draft
 
-    def _expiring_notice(self, tree: Tree, commit, f: Finding, summary: RunSummary) -> None:
-        p = f.promise
-        key = f"expiring:{tree.name}:{f.kfunc}:{p.ends.date}"
-        body = render(self.env, "expiring.txt.j2", 
-            tree=tree.name, kfunc=f.kfunc, finding=f, level=p.declaration.level,
-            declaration=str(p.declaration.location), ends=str(p.ends.date),
-            days=(p.ends.date - self.today).days, head=str(commit.id)[:12])
-        draft = MailDraft("notice", [self.cfg.mail.list_addr], [],
-                          subject(self.env, "expiring", f.kfunc, p.declaration.level, str(p.ends.date)),
-                          body, key, [key])
-        self._queue(draft, summary, tree.name)
+    def _expiring_notices(self, tree: Tree, repo, commit, expiring: list[Finding], summary: RunSummary) -> None:
+        """The promises ending within the horizon, one mail per MAINTAINERS section and week
+        listing its kfuncs not mailed before, Cc the section's maintainers and lists."""
+        todo = [(f, f"expiring:{tree.name}:{f.kfunc}:{f.promise.ends.date}") for f in expiring]
+        todo = [(f, k) for f, k in todo if not self.outbox.is_mailed(k)]
+        for section, group in _by_section(repo, commit, todo).items():
+            entries = [{"kfunc": f.kfunc, "level": f.promise.declaration.level, "ends": str(f.promise.ends.date),
+                        "declaration": str(f.promise.declaration.location), "days": (f.promise.ends.date - self.today).days}
+                       for f, _ in group.items]
+            body = render(self.env, "expiring.txt.j2", tree=tree.name, section=section, kfuncs=entries,
+                          head=git_describe(repo, str(commit.id)))
+            first = entries[0]
+            title = subject(self.env, "expiring", first["kfunc"], first["level"], first["ends"]) if len(entries) == 1 \
+                else subject(self.env, "expiring_group", len(entries), section or tree.name, tree.name)
+            keys = [k for _, k in group.items]
+            to = [self.cfg.mail.list_addr]
+            draft = MailDraft("notice", to, dedupe(group.cc, exclude=to), title, body,
+                              f"expiring:{tree.name}:{section}:{self.week()}:{','.join(sorted(keys))}", keys)
+            self._queue(draft, summary, tree.name)
 
     # -- the weekly report ------------------------------------------------------------------
 
@@ -341,10 +349,9 @@ class Runner:
     def write_page(self, tree: Tree, out: TreeOutcome) -> None:
         """The stability page (policybot report --html) of the tree's new head, titled with the
         tree's name and `git describe` of its head, its findings the week's (those of its report)."""
-        from ..kernel.gitrepo import describe
         from .page import Week, build_dashboard, write_page
         repo = open_repo(tree.repo)
-        week = Week(tree.name, describe(repo, out.head), self.week(), out.base, out.findings)
+        week = Week(tree.name, git_describe(repo, out.head), self.week(), out.base, out.findings)
         data = build_dashboard(self.auditor(tree, repo), out.head, week=week)
         os.makedirs(os.path.dirname(os.path.abspath(tree.report_html)), exist_ok=True)
         write_page(data, tree.report_html)
@@ -483,6 +490,29 @@ class Runner:
             "rule": f.rule, "kfunc": f.kfunc, "verdict": f.verdict,
             "location": str(f.location) if f.location else None, "message": f.message,
             "acknowledged": f.acknowledged or None} for f in findings])
+
+
+@dataclass
+class _Section:
+    """A MAINTAINERS section's share of a week's notices: (finding, key) pairs, and whom to Cc."""
+    items: list = field(default_factory=list)
+    cc: list[str] = field(default_factory=list)
+
+
+def _by_section(repo, commit, todo: list) -> dict[str, _Section]:
+    """(finding, key) pairs grouped by the MAINTAINERS section of each kfunc's file ("" when the
+    tree has no MAINTAINERS or no section covers it), each with its section's M:, R: and L:."""
+    from ..kernel.maintainers import maintainers_at
+    maint = maintainers_at(repo, commit.tree) if todo else None
+    out: dict[str, _Section] = {}
+    for f, key in todo:
+        path = f.location.path if f.location else ""
+        section = maint.subsystem_of(path) if maint and path else ""
+        group = out.setdefault(section, _Section())
+        group.items.append((f, key))
+        if maint and path:
+            group.cc = dedupe(group.cc + maint.for_files([path]).all())
+    return out
 
 
 def _fault_key(week: str, fault: RunFailure) -> str:

@@ -141,3 +141,28 @@ def patch_mail(tmp_path: Path) -> bytes:
             "Subject: [PATCH bpf-next] bpf: drop bpf_foo\nDate: Mon, 05 Feb 2024 10:00:00 +0000\n"
             "Message-ID: <20240205100000.1-1-jane@example.com>\n\nbpf_foo has no users left.\n\n"
             f"Signed-off-by: Jane Developer <jane@example.com>\n---\n{patch}-- \n2.43.0\n").encode()
+
+
+def run_config(tmp_path: Path, remote: Path, trees: list[dict], extra: str = "") -> tuple[Path, Path]:
+    """A policybot.toml with several trees sharing one mirror fetched from ``remote``: each tree a
+    dict of [[trees]] keys (name; branch, tags, ...), quiet weeks reported. (config, state dir)"""
+    mirror = tmp_path / "mirror.git"
+    if not mirror.exists():
+        pygit2.init_repository(str(mirror), bare=True)
+    state_dir = tmp_path / "botstate"
+    text = (f'[state]\ndir = "{state_dir}"\n\n[mail]\nfrom = "{BOT}"\noperator = "ops@example.org"\n'
+            f'list = "{LIST}"\n\n[schedule]\ninbox_minutes = 0\n{extra}\n')
+    for t in trees:
+        keys = {"repo": str(mirror), "remote": str(remote), "branch": "master", "quiet_weeks": True, **t}
+        text += "[[trees]]\n" + "".join(f"{k} = {_toml(v)}\n" for k, v in keys.items()) + "\n"
+    config = tmp_path / "policybot.toml"
+    config.write_text(text)
+    return config, state_dir
+
+
+def _toml(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml(v) for v in value) + "]"
+    return '"' + str(value) + '"'

@@ -1,0 +1,149 @@
+"""The weekly run with two trees and one inbox (issue 26): each series goes to the tree it was
+written for (its base-commit, else its subject tag, else the trees it applies to), judged with
+that tree's policy; a series for no tree is a visible skip; the operator's faults are mailed to
+the operator alone.
+
+The world: a bare upstream repository (kit.weekly.Upstream) with two branches, ``master`` (the
+tree "stable", tag ``bpf``) and ``next`` (the tree "bpf-next", tag ``bpf-next``), which adds
+bpf_next1, declared stable; one mirror fetched from it; an inbox Maildir.
+"""
+
+from __future__ import annotations
+
+import mailbox
+from pathlib import Path
+
+from policybot.app.config import load_config
+from policybot.gitbuild import HistoryBuilder
+from policybot.state import State
+from kit.mail import body, flat
+from kit.trees import FOO, HELPERS, kernel
+from kit.weekly import BASE_KFUNCS, LIST, W02, WIDER, Upstream, report_subject, run_config
+
+NEXT_KFUNCS = {**BASE_KFUNCS, "bpf_next1": FOO}
+
+
+class TwoTrees:
+    """Upstream with master and next, a mirror, an inbox and a config naming both trees."""
+
+    def __init__(self, tmp_path: Path, stable_branch: str = "master"):
+        self.tmp = tmp_path
+        self.up = Upstream(tmp_path / "upstream.git")
+        self.stable_head = self.up.head
+        self.up.b.branch = "next"  # the next branch: one commit on top of master
+        self.next_head = self.up.land("bpf: add bpf_next1", "2024-01-03", kfuncs=NEXT_KFUNCS,
+                                      decls=dict(self.up.decls, bpf_next1="stable"))
+        self.inbox = tmp_path / "inbox"
+        mailbox.Maildir(self.inbox, create=True)
+        self.config, self.state_dir = run_config(tmp_path, self.up.path, [
+            {"name": "stable", "branch": stable_branch, "tags": ["bpf"]},
+            {"name": "bpf-next", "branch": "next", "tags": ["bpf-next"]}],
+            extra=f'[inbox]\nmaildir = "{self.inbox}"\n')
+
+    def post(self, subject: str, msgid: str, before: dict, after: dict, base: str | None = None) -> None:
+        """A patch mail changing kernel/bpf/helpers.c from ``before``'s kfuncs to ``after``'s."""
+        scratch = HistoryBuilder(self.tmp / f"scratch-{msgid}.git", bare=True)
+        first = scratch.commit({HELPERS: kernel(before)}, "before")
+        second = scratch.commit({HELPERS: kernel(after)}, "after")
+        self.post_diff(subject, msgid, scratch.repo.diff(first, second).patch, base)
+
+    def post_diff(self, subject: str, msgid: str, diff: str, base: str | None = None) -> None:
+        trailer = f"\nbase-commit: {base}\n" if base else ""
+        mailbox.Maildir(self.inbox).add(
+            (f"From: Jane Developer <jane@example.com>\nTo: {LIST}\nSubject: {subject}\n"
+             f"Date: Mon, 08 Jan 2024 10:00:00 +0000\nMessage-ID: <{msgid}@example.com>\n\n"
+             f"The change.\n\nSigned-off-by: Jane Developer <jane@example.com>\n---\n{diff}{trailer}-- \n2.43.0\n"
+             ).encode())
+
+
+def run(capsys, config: Path, day: str, *more: str) -> tuple[int, str, str]:
+    from policybot.cli import main
+    capsys.readouterr()
+    rc = main(["run", "--config", str(config), "--today", day, *more])
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+def outbox(state_dir: Path) -> dict:
+    from kit.mail import outbox_mails
+    return {m["Subject"]: m for m in outbox_mails(state_dir / "outbox").values()}
+
+
+def test_subject_tags():
+    from policybot.app.routing import subject_tags
+    assert subject_tags("[PATCH bpf-next v2 1/3] bpf: x") == ["bpf-next"]
+    assert subject_tags("[RFC PATCH net-next] x") == ["net-next"]
+    assert subject_tags("[PATCH v3 0/7] x") == [] and subject_tags("bpf: x") == []
+    assert subject_tags("[PATCH BPF] x") == ["bpf"]
+
+
+def test_each_series_goes_to_the_tree_it_was_written_for(tmp_path, capsys):
+    w = TwoTrees(tmp_path)
+    without_next1 = {k: v for k, v in NEXT_KFUNCS.items() if k != "bpf_next1"}
+    # 1: no tag, its base-commit is next's head: judged on bpf-next alone (on master the patch does
+    # not even apply, and bpf_next1 is no kfunc there)
+    w.post("[PATCH] bpf: drop bpf_next1", "s1", NEXT_KFUNCS, without_next1, base=w.next_head)
+    # 2: tagged bpf-next, no base-commit; it applies to both heads: the tag decides
+    w.post("[PATCH bpf-next] bpf: drop bpf_foo", "s2", BASE_KFUNCS,
+           {k: v for k, v in BASE_KFUNCS.items() if k != "bpf_foo"})
+    # 3: no base, no tag: the trees whose head it applies to, each with its own findings
+    w.post("[PATCH] bpf: widen bpf_bar", "s3", BASE_KFUNCS, {**BASE_KFUNCS, "bpf_bar": WIDER})
+    # 4: a tag no tree has, a file no tree has: a skip
+    w.post_diff("[PATCH net-next] net: tune the widget", "s4",
+                "diff --git a/net/core/widget.c b/net/core/widget.c\n--- a/net/core/widget.c\n"
+                "+++ b/net/core/widget.c\n@@ -1,3 +1,3 @@\n int a;\n-int b;\n+long b;\n int c;\n")
+    rc, out, err = run(capsys, w.config, W02)
+    assert rc == 0, (out, err)
+    lines = out.splitlines()
+    assert "reviewed: bpf-next: [PATCH] bpf: drop bpf_next1 (by base-commit): 1 violation; 1 reply" in lines, out
+    assert "reviewed: bpf-next: [PATCH bpf-next] bpf: drop bpf_foo (by tag): 1 violation; 1 reply" in lines, out
+    assert "reviewed: stable: [PATCH] bpf: widen bpf_bar (by applies): 1 violation; 1 reply" in lines, out
+    # the same finding on the second tree is not mailed twice (one reply per finding of a patch)
+    assert "reviewed: bpf-next: [PATCH] bpf: widen bpf_bar (by applies): 1 violation; 0 replies" in lines, out
+    assert not any(ln.startswith("reviewed: stable: [PATCH] bpf: drop bpf_next1") for ln in lines)
+    assert not any(ln.startswith("reviewed: stable: [PATCH bpf-next]") for ln in lines)
+    assert ("skipped: [PATCH net-next] net: tune the widget: its subject tag net-next names no tree; "
+            "it applies to no tree's head") in lines, out
+    # the reply to 1 is bpf-next's, judged at next's head
+    mails = outbox(w.state_dir)
+    reply = body(mails["Re: [PATCH] bpf: drop bpf_next1"])
+    assert f"bpf-next at {w.next_head[:12]}" in flat(reply) and "bpf_next1" in reply
+    assert "stable at" not in flat(reply)
+    # the skip is recorded, and each tree's weekly report says it
+    skipped = State(state_dir=w.state_dir).failure("skipped", "s4@example.com")
+    assert skipped and skipped.reason.startswith("[PATCH net-next] net: tune the widget: ")
+    for tree in ("stable", "bpf-next"):
+        rep = flat(body(mails[report_subject("2024-W02", tree)]))
+        assert "1 series on the list matched no tree this bot follows and was not reviewed:" in rep, rep
+        assert "[PATCH net-next] net: tune the widget: its subject tag net-next names no tree" in rep
+    # seen: a second run reviews nothing again, skips nothing again
+    rc, out, err = run(capsys, w.config, W02)
+    assert rc == 0 and "reviewed: " not in out and "skipped: " not in out, out
+
+
+def test_a_tree_with_a_mistyped_branch_mails_the_operator_alone(tmp_path, capsys):
+    """A branch that is not there: the other tree runs; nothing is drafted to the list about the
+    fault (its report is not written); one mail to mail.operator, recorded, once that week."""
+    w = TwoTrees(tmp_path, stable_branch="mastr")
+    rc, out, err = run(capsys, w.config, W02)
+    assert rc == 2, (out, err)
+    assert "stable: error -" in out and "failed: tree stable: " in out and "mastr" in out, out
+    assert "bpf-next: baseline " in out, out
+    mails = outbox(w.state_dir)
+    assert set(mails) == {report_subject("2024-W02", "bpf-next"), "[policybot] 1 problem in the run of 2024-01-08"}
+    rep = mails[report_subject("2024-W02", "bpf-next")]
+    assert "mastr" not in body(rep) and "could not" not in body(rep).lower()
+    op = mails["[policybot] 1 problem in the run of 2024-01-08"]
+    assert [a.addr_spec for a in op["To"].addresses] == ["ops@example.org"] and op["Cc"] is None
+    assert "tree stable" in body(op) and "mastr" in flat(body(op))
+    assert State(state_dir=w.state_dir).failure("tree", "stable") is not None
+    # to the list: every mail drafted is a report of the tree that ran
+    assert all(LIST not in (m["To"] or "") or m["Subject"].startswith("[REPORT]") for m in mails.values())
+    rc, out, err = run(capsys, w.config, "2024-01-09")
+    assert rc == 2 and len(outbox(w.state_dir)) == 2, out  # the same fault, the same week: not again
+
+
+def test_tags_default_to_the_trees_name(tmp_path):
+    config, _ = run_config(tmp_path, tmp_path, [{"name": "bpf-next"}, {"name": "net", "tags": ["net", "NET-next"]}])
+    cfg = load_config(config)
+    assert [t.subject_tags() for t in cfg.trees] == [["bpf-next"], ["net", "net-next"]]
