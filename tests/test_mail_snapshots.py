@@ -203,12 +203,28 @@ def test_weekly_mails(tmp_path, capsys):
     check_snapshot("expiring-stable", mail_text(new[ending], tmp_path))
 
 
-def test_report_of_a_failed_fetch(tmp_path, capsys):
+def test_operator_mail_of_a_failed_fetch(tmp_path, capsys):
+    """The operator's fault goes to mail.operator alone, not into the list's report (issue 26)."""
     port = free_port()
     bot = Bot(tmp_path, remote=f"http://127.0.0.1:{port}/upstream.git")  # loopback, nothing listens
     assert bot.run(capsys, W02)[0] == 2
     (raw,) = outbox(bot.outbox).values()
-    check_snapshot("report-fetch-failed", mail_text(raw, tmp_path).replace(f":{port}/", ":<port>/"))
+    check_snapshot("operator-fetch-failed", mail_text(raw, tmp_path).replace(f":{port}/", ":<port>/"))
+
+
+def test_expiry_notices_grouped_per_maintainers_section(tmp_path, capsys):
+    """Two promises of kernel/bpf/ ending the same day: one notice listing both, Cc the section's
+    maintainer (issue 26), not a mail per kfunc."""
+    bot = Bot(tmp_path)
+    up = bot.upstream
+    up.land("bpf: bpf_bar is as old as bpf_exp", "2024-01-03",
+            decls=dict(up.decls, bpf_bar={"stability": "stable", "since": "2019-05-01"}))
+    assert bot.run(capsys, W02)[0] == 0
+    assert bot.run(capsys, W06)[0] == 0
+    notices = {s: m for s, m in outbox(bot.outbox).items() if s.startswith("[NOTICE]")}
+    assert list(notices) == ["[NOTICE] kfunc promises ending: 2 kfuncs of BPF in bpf-next"]
+    check_snapshot("expiring-grouped", mail_text(notices["[NOTICE] kfunc promises ending: 2 kfuncs of BPF in "
+                                                       "bpf-next"], tmp_path))
 
 
 # -- policybot notice ----------------------------------------------------------------------------------
@@ -243,8 +259,8 @@ def test_every_snapshot_is_checked():
 ALL_SNAPSHOTS = (
     "review-cli", "review-cli-unapplied", "review-runner",
     "report-baseline", "report-findings", "report-deprecation", "report-unchanged-expiring",
-    "report-fetch-failed",
+    "operator-fetch-failed",
     "notice-cli-stable", "notice-cli-unstable-no-replacement", "notice-runner-deprecated",
     "notice-runner-deprecating-stable",
-    "expiring-stable", "expiring-deprecated",
+    "expiring-stable", "expiring-deprecated", "expiring-grouped",
 )
