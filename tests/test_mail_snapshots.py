@@ -229,6 +229,22 @@ def test_expiry_notices_grouped_per_maintainers_section(tmp_path, capsys):
                                                        "bpf-next"], tmp_path))
 
 
+def test_deprecations_of_a_week_grouped_per_maintainers_section(tmp_path, capsys):
+    """Two kfuncs of kernel/bpf/ deprecated in one week: one [ANN] listing both, Cc the section's
+    maintainer (issue 26), not an announcement per kfunc."""
+    bot = Bot(tmp_path)
+    up = bot.upstream
+    up.land("bpf: add bpf_new", "2024-01-03", kfuncs=dict(up.kfuncs, bpf_new=FOO))
+    assert bot.run(capsys, W02)[0] == 0
+    up.land("bpf: deprecate bpf_old and bpf_new", "2024-01-10",
+            decls=dict(up.decls, bpf_old="deprecated", bpf_new={"stability": "deprecated", "replacement": "bpf_foo"}))
+    assert bot.run(capsys, W03)[0] == 0
+    anns = {s: m for s, m in outbox(bot.outbox).items() if s.startswith("[ANN]")}
+    title = "[ANN] kfunc deprecation: 2 kfuncs of BPF in bpf-next (removal not before 2025-01-10)"
+    assert list(anns) == [title]
+    check_snapshot("notice-grouped", mail_text(anns[title], tmp_path))
+
+
 # -- policybot notice ----------------------------------------------------------------------------------
 
 def notice_tree(tmp_path: Path, level: str) -> str:
@@ -263,6 +279,6 @@ ALL_SNAPSHOTS = (
     "report-baseline", "report-findings", "report-deprecation", "report-unchanged-expiring",
     "operator-fetch-failed",
     "notice-cli-stable", "notice-cli-unstable-no-replacement", "notice-runner-deprecated",
-    "notice-runner-deprecating-stable",
+    "notice-runner-deprecating-stable", "notice-grouped",
     "expiring-stable", "expiring-deprecated", "expiring-grouped",
 )

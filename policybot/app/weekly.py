@@ -241,7 +241,6 @@ class Runner:
         head = resolve(repo, self.head_ref(tree))
         out.head = str(head.id)
         auditor = self.auditor(tree, repo)
-        scanner = auditor.scanner
         last = self._last_audited(tree.name)
         if last and last not in repo:
             out.detail = f"last audited commit {last[:12]} is gone (history rewritten?): auditing from scratch"
@@ -258,9 +257,8 @@ class Runner:
             out.undeclared_new = sorted(n for n, k in result.head.kfuncs.items()
                                         if n not in result.base.kfuncs and not k.test and n not in head_decls)
             if record:
-                for f in result.findings:
-                    if f.rule == "DEPRECATION_STARTED":
-                        self.deprecation_notice(repo, scanner, auditor, tree, head, f.kfunc, summary)
+                self._deprecation_notices(repo, auditor, tree, head, summary,
+                                          [f.kfunc for f in result.findings if f.rule == "DEPRECATION_STARTED"])
         current = auditor.audit(out.head)
         out.expiring = [f for f in current.findings if f.rule == "PROMISE_EXPIRING"]
         if notices:
@@ -291,6 +289,21 @@ class Runner:
         draft.keys = [f"notice:{tree.name}:{kfunc}:{draft.keys[0]}{key_suffix}"]
         self._queue(draft, summary, tree.name)
         return draft
+
+    def _deprecation_notices(self, repo, auditor: Auditor, tree: Tree, commit: pygit2.Commit, summary: RunSummary,
+                             kfuncs: list[str]) -> None:
+        """The deprecations the week started, one [ANN] per MAINTAINERS section listing its kfuncs
+        not announced before, Cc the section's maintainers and lists."""
+        from .notice import announcement, grouped_draft
+        groups: dict[str, list] = {}
+        for kfunc in kfuncs:
+            a = announcement(repo, auditor.scanner, auditor, tree, commit, kfunc, self.cfg, None, None, self.today)
+            key = f"notice:{tree.name}:{kfunc}:{a.ident}"
+            if not self.outbox.is_mailed(key):
+                groups.setdefault(a.section, []).append((a, key))
+        for group in groups.values():
+            draft = grouped_draft([a for a, _ in group], [k for _, k in group], tree, self.week(), self.cfg, self.env)
+            self._queue(draft, summary, tree.name)
 
     def _expiring_notices(self, tree: Tree, repo, commit, expiring: list[Finding], summary: RunSummary) -> None:
         """The promises ending within the horizon, one mail per MAINTAINERS section and week
