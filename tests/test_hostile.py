@@ -511,11 +511,13 @@ def test_run_with_a_poisoned_message_and_a_poisoned_tree(tmp_path, capsys, smtp_
         rows = {(r.kind, r.reason.split(":")[0]) for r in conn.execute(sa.select(failures))}
     assert ("tree", str(tmp_path / "notarepo")) in rows or any(k == "tree" for k, _ in rows)
     assert any(k == "message" for k, _ in rows)
-    # the weekly report says what failed and why
-    reports = [m for m in (email.message_from_bytes(raw, policy=email.policy.default)
-                           for _, _, raw in handler.envelopes) if m["Subject"].startswith("[REPORT]")]
-    poisoned = [m for m in reports if "poisoned" in m["Subject"]]
-    assert poisoned and "could not be audited" in poisoned[-1].get_content()
+    # the poisoned tree: no report to the list; the operator is told what failed and why, alone
+    sent_mails = [email.message_from_bytes(raw, policy=email.policy.default) for _, _, raw in handler.envelopes]
+    assert not [m for m in sent_mails if m["Subject"].startswith("[REPORT]") and "poisoned" in m["Subject"]]
+    to_operator = [m for m in sent_mails if m["Subject"].startswith("[policybot]")]
+    assert to_operator and all(m["To"] == "ops@example.org" and m["Cc"] is None for m in to_operator)
+    text = " ".join(to_operator[0].get_content().split())
+    assert f"tree poisoned {tmp_path / 'notarepo'}: not a git repository" in text, text
     rc, out, err = bot.run(capsys, "2024-01-22", "--job", "report", "--tree", TREE)
     last = email.message_from_bytes(handler.envelopes[-1][2], policy=email.policy.default).get_content()
     assert "Could not be processed" in last and "max_patch_bytes" in last, last

@@ -107,7 +107,8 @@ def test_inbox_query_against_a_real_public_inbox(series, capsys, tmp_path, publi
     capsys.readouterr()
     assert main(["run", "--config", str(config), "--job", "review", "--today", TODAY]) == 0
     out = capsys.readouterr().out
-    assert "reviewed: bpf: kfunc work" in out and "drafted 1 mail" in out, out
+    assert "reviewed: linux: [PATCH v2 0/4] bpf: kfunc work (by base-commit): 1 violation; 1 reply" in out, out
+    assert "drafted 1 mail" in out, out
     (f,) = outbox_files(tmp_path / "bot" / "outbox")
     assert parse_mail(f)["In-Reply-To"] == msgid_of(s.v2[3])
     # the next hour: the same threads come back; nothing is reviewed or mailed again

@@ -167,25 +167,30 @@ def test_smtp_down_two_weeks_then_everything_delivered_once(tmp_path, capsys, sm
     up = bot.upstream
 
     bot.run(capsys, W02)  # (the exit status of a run whose mail could not be sent is not pinned here)
-    # a server that is down fails no mail for good: it stays queued, with the reason
-    assert [r.status for r in mail_rows(bot)] == ["queued"]
+    # a server that is down fails no mail for good: it stays queued, with the reason; the
+    # operator is told (by mail, queued for when the server is back)
+    assert [(r.kind, r.status) for r in mail_rows(bot)] == [("report", "queued"), ("operator", "queued")]
+    (op,) = [m for m in bot.mails().values() if m["Subject"].startswith("[policybot]")]
+    assert f"sending mail through 127.0.0.1:{port}" in body(op) and "refused" in body(op).lower()
+    assert [a.addr_spec for a in op["To"].addresses] == ["ops@example.org"]
     up.land("bpf: drop bpf_foo", "2024-01-10", kfuncs={k: v for k, v in BASE_KFUNCS.items() if k != "bpf_foo"})
     bot.run(capsys, W03)
-    rows = mail_rows(bot)  # last week's report and this week's
+    rows = [r for r in mail_rows(bot) if r.kind != "operator"]  # last week's report and this week's
     assert len(rows) == 2 and all(r.status == "queued" for r in rows)
     assert sorted(r.attempts for r in rows) == [1, 2]
     assert all("refused" in r.last_error.lower() for r in rows)
+    assert [r.kind for r in mail_rows(bot)].count("operator") == 2  # one a week
 
     handler, _ = smtp_server(port)
     up.land("bpf: deprecate bpf_old", "2024-01-17", decls=dict(up.decls, bpf_old="deprecated"))
     rc, out, err = bot.run(capsys, W04)
     assert rc == 0, (out, err)
     got = bot.mails()
-    assert len(got) == 4  # W02, W03, W04 reports and the W04 deprecation notice
+    assert len(got) == 6  # W02, W03, W04 reports, the W04 deprecation notice, 2 mails to the operator
     delivered = collections.Counter(handler.msgids())
     assert set(delivered) == set(got) and set(delivered.values()) == {1}
-    rows = {r.msgid: r for r in mail_rows(bot)}
-    assert all(r.status == "sent" for r in rows.values())
+    rows = {r.msgid: r for r in mail_rows(bot) if r.kind != "operator"}
+    assert all(r.status == "sent" for r in mail_rows(bot))
     assert sorted(r.attempts for r in rows.values()) == [1, 1, 2, 3]
     # the next run of the week: nothing sent again
     assert bot.run(capsys, W04)[0] == 0
@@ -210,17 +215,19 @@ def test_fetch_failure_is_reported_and_nothing_stale_is_audited(tmp_path, capsys
     assert bot.last_audited() == base
     mirror = pygit2.Repository(str(bot.mirror))
     assert str(mirror.references["refs/remotes/policybot/master"].target) == base
-    week3 = [m for m in bot.mails().values() if m["Subject"] == report_subject("2024-W03")]
-    assert len(week3) == 1
-    rep = body(week3[0])
-    assert "fetch" in rep and str(up.path) in flat(rep) and "Audited" not in rep
+    # no report to the list for a week nothing could be audited in; the operator is told, alone
+    assert not [m for m in bot.mails().values() if m["Subject"] == report_subject("2024-W03")]
+    (op,) = [m for m in bot.mails().values() if m["Subject"] == "[policybot] 1 problem in the run of 2024-01-15"]
+    assert [a.addr_spec for a in op["To"].addresses] == ["ops@example.org"]
+    assert "fetch" in body(op) and str(up.path) in flat(body(op)), body(op)
     assert not any(m["Subject"].startswith(("[ANN]", "[NOTICE]")) for m in bot.mails().values())
     with bot.state().engine.connect() as conn:
         last = conn.execute(sa.select(runs).order_by(runs.c.id.desc())).first()
     assert (last.status, last.base, last.head) == ("fetch-failed", None, None)
-    # the same week again: still failing, still one report
+    # the same week again: still failing, still one mail to the operator
+    before = set(bot.mails())
     assert bot.run(capsys, W03)[0] == 2
-    assert len([m for m in bot.mails().values() if m["Subject"] == report_subject("2024-W03")]) == 1
+    assert set(bot.mails()) == before
 
     # upstream is back, with one more change landed meanwhile: the whole range is audited, once
     away.rename(up.path)

@@ -126,8 +126,9 @@ class Runner:
                 report = self.outbox.send(self.cfg.mail, retry_failed=retry_failed)
                 summary.sent, summary.send_failed = report.sent, report.failed
                 if report.failed:  # SMTP down or refusing us: the operator's mail waits for the next send
-                    summary.failures += [RunFailure(f"sending {f.msgid}", f.error, private=True)
-                                         for f in report.failed]
+                    server = f"sending mail through {self.cfg.mail.smtp_host}:{self.cfg.mail.smtp_port}"
+                    summary.failures += [RunFailure(server, error, private=True)
+                                         for error in dict.fromkeys(f.error for f in report.failed)]
                     self.operator_mail(summary)
         return summary
 
