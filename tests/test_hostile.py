@@ -516,7 +516,7 @@ def test_run_with_a_poisoned_message_and_a_poisoned_tree(tmp_path, capsys, smtp_
     assert not [m for m in sent_mails if m["Subject"].startswith("[REPORT]") and "poisoned" in m["Subject"]]
     to_operator = [m for m in sent_mails if m["Subject"].startswith("[policybot]")]
     assert to_operator and all(m["To"] == "ops@example.org" and m["Cc"] is None for m in to_operator)
-    text = " ".join(to_operator[0].get_content().split())
+    text = " ".join(to_operator[0].get_content().replace("\n    | ", " ").split())
     assert f"tree poisoned {tmp_path / 'notarepo'}: not a git repository" in text, text
     rc, out, err = bot.run(capsys, "2024-01-22", "--job", "report", "--tree", TREE)
     last = email.message_from_bytes(handler.envelopes[-1][2], policy=email.policy.default).get_content()
