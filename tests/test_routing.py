@@ -119,6 +119,13 @@ def test_each_series_goes_to_the_tree_it_was_written_for(tmp_path, capsys):
     # seen: a second run reviews nothing again, skips nothing again
     rc, out, err = run(capsys, w.config, W02)
     assert rc == 0 and "reviewed: " not in out and "skipped: " not in out, out
+    # the operator maps net-next to stable: --retry-failed routes the skipped series again
+    w.config.write_text(w.config.read_text().replace('tags = ["bpf"]', 'tags = ["bpf", "net-next"]'))
+    rc, out, err = run(capsys, w.config, W02, "--job", "review", "--retry-failed")
+    assert rc == 0, (out, err)
+    assert [ln for ln in out.splitlines() if ln.startswith(("reviewed: ", "skipped: "))] == [
+        "reviewed: stable: [PATCH net-next] net: tune the widget (by tag): no findings; 0 replies"], out
+    assert State(state_dir=w.state_dir).failure("skipped", "s4@example.com") is None
 
 
 def test_a_tree_with_a_mistyped_branch_mails_the_operator_alone(tmp_path, capsys):
@@ -141,6 +148,15 @@ def test_a_tree_with_a_mistyped_branch_mails_the_operator_alone(tmp_path, capsys
     assert all(LIST not in (m["To"] or "") or m["Subject"].startswith("[REPORT]") for m in mails.values())
     rc, out, err = run(capsys, w.config, "2024-01-09")
     assert rc == 2 and len(outbox(w.state_dir)) == 2, out  # the same fault, the same week: not again
+
+
+def test_tags_must_be_a_list_of_strings(tmp_path):
+    import pytest
+    from policybot.errors import ConfigError
+    config, _ = run_config(tmp_path, tmp_path, [{"name": "bpf-next"}])
+    config.write_text(config.read_text() + 'tags = "bpf-next"\n')
+    with pytest.raises(ConfigError, match=r"policybot.toml:\d+: trees\[0\].tags: must be a list of strings"):
+        load_config(config)
 
 
 def test_tags_default_to_the_trees_name(tmp_path):

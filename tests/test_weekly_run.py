@@ -344,6 +344,26 @@ def test_weekly_run_writes_the_stability_page(tmp_path, capsys):
     assert not list(page.parent.glob("*.tmp"))
 
 
+def test_the_weekly_page_shows_the_weeks_findings_under_the_trees_name(tmp_path, capsys):
+    """The page beside a report with 1 violation says 1 violation (the week's findings, not the
+    head's state, which has none), and is titled with the tree's name and `git describe`."""
+    import re
+    bot = Bot(tmp_path)
+    page = tmp_path / "www" / "bpf-next.html"
+    bot.config.write_text(bot.config.read_text() + f'report_html = "{page}"\n')
+    assert bot.run(capsys, W02)[0] == 0
+    head = bot.upstream.land("bpf: drop bpf_foo", "2024-01-10",
+                             kfuncs={k: v for k, v in BASE_KFUNCS.items() if k != "bpf_foo"})
+    assert bot.run(capsys, W03)[0] == 0
+    rep = body(next(m for m in bot.mails().values() if m["Subject"] == report_subject("2024-W03")))
+    assert counts(rep)["violation"] == 1
+    html = page.read_text()
+    title = f"kfunc stability: {TREE} at v6.6-1-g{head[:12]}"  # one commit after the tag v6.6
+    assert f"<title>{title}</title>" in html, re.findall("<title>.*?</title>", html)
+    assert "findings: 1 violations, 0 warnings, 0 notices, 0 info" in html
+    assert "findings of week 2024-W03" in html and "KFUNC_REMOVED" in html
+
+
 def test_a_mail_already_drafted_is_not_built_again(tmp_path, capsys, monkeypatch):
     """The runner's once-only pre-check: keys recorded -> the draft is not even rendered into a
     message (a template an operator broke since cannot fail a run that mails nothing)."""

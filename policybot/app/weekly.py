@@ -167,8 +167,8 @@ class Runner:
                     self.write_page(tree, outcome)
             if "audit" in jobs and outcome.head and outcome.status != RunStatus.FETCH_FAILED:
                 self._set_last_audited(tree.name, outcome.head)
-            if outcome.status != RunStatus.FETCH_FAILED and self.state.failure("tree", tree.name):
-                self.state.clear_failure("tree", tree.name)
+            if outcome.head and outcome.status != RunStatus.FETCH_FAILED and self.state.failure("tree", tree.name):
+                self.state.clear_failure("tree", tree.name)  # read this run: an inbox job alone reads no tree
 
     @contextlib.contextmanager
     def _poison(self, tree: Tree, outcome: TreeOutcome, summary: RunSummary):
