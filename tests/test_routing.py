@@ -13,6 +13,8 @@ from __future__ import annotations
 import mailbox
 from pathlib import Path
 
+import pytest
+
 from policybot.app.config import load_config
 from policybot.gitbuild import HistoryBuilder
 from policybot.state import State
@@ -67,6 +69,36 @@ def run(capsys, config: Path, day: str, *more: str) -> tuple[int, str, str]:
 def outbox(state_dir: Path) -> dict:
     from kit.mail import outbox_mails
     return {m["Subject"]: m for m in outbox_mails(state_dir / "outbox").values()}
+
+
+@pytest.mark.realtree
+def test_routing_beside_the_real_7_2_tree(tmp_path, capsys, kernel_repo):
+    """The real v7.2 tree (tag bpf) beside a small bpf-next whose head is a series' base: the
+    base-commit and the tag send their series to bpf-next, never to 7.2; a series for neither
+    (a hunk 7.2's net/core/dev.c does not have) is a skip. The inbox job alone: no tree is audited."""
+    w = TwoTrees(tmp_path)
+    config, state_dir = run_config(tmp_path, w.up.path, [
+        {"name": "linux-7.2", "repo": kernel_repo, "branch": "v7.2", "tags": ["bpf"]},
+        {"name": "bpf-next", "branch": "next"}], extra=f'[inbox]\nmaildir = "{w.inbox}"\n')
+    text = config.read_text()
+    config.write_text(text[:text.index("remote = ")] + text[text.index("branch = "):])  # 7.2: no remote
+    assert run(capsys, config, W02, "--job", "audit", "--tree", "bpf-next")[0] == 0  # fetches next
+    w.post("[PATCH] bpf: drop bpf_next1", "r1", NEXT_KFUNCS,
+           {k: v for k, v in NEXT_KFUNCS.items() if k != "bpf_next1"}, base=w.next_head)
+    w.post("[PATCH bpf-next] bpf: drop bpf_foo", "r2", BASE_KFUNCS,
+           {k: v for k, v in BASE_KFUNCS.items() if k != "bpf_foo"})
+    w.post_diff("[PATCH net-next] net: tune the widget", "r3",
+                "diff --git a/net/core/dev.c b/net/core/dev.c\n--- a/net/core/dev.c\n+++ b/net/core/dev.c\n"
+                "@@ -1,3 +1,3 @@\n no such line\n-int policybot_widget;\n+long policybot_widget;\n nor this\n")
+    rc, out, err = run(capsys, config, W02, "--job", "review")
+    assert rc == 0, (out, err)
+    lines = [ln for ln in out.splitlines() if ln.startswith(("reviewed: ", "skipped: "))]
+    assert lines == [
+        "reviewed: bpf-next: [PATCH] bpf: drop bpf_next1 (by base-commit): 1 violation; 1 reply",
+        "reviewed: bpf-next: [PATCH bpf-next] bpf: drop bpf_foo (by tag): 1 violation; 1 reply",
+        "skipped: [PATCH net-next] net: tune the widget: its subject tag net-next names no tree; "
+        "it applies to no tree's head"], out
+    assert State(state_dir=state_dir).failure("skipped", "r3@example.com") is not None
 
 
 def test_subject_tags():
@@ -151,7 +183,6 @@ def test_a_tree_with_a_mistyped_branch_mails_the_operator_alone(tmp_path, capsys
 
 
 def test_tags_must_be_a_list_of_strings(tmp_path):
-    import pytest
     from policybot.errors import ConfigError
     config, _ = run_config(tmp_path, tmp_path, [{"name": "bpf-next"}])
     config.write_text(config.read_text() + 'tags = "bpf-next"\n')
