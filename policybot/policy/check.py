@@ -60,7 +60,9 @@ def check(obj: BpfObject, target: Target, judge: Judge) -> CheckResult:
         loc = ext.where
         asked = ext.name if ext.kfunc == ext.name else f"{ext.name} (kfunc {ext.kfunc})"
         first = target.first_release.get(ext.kfunc) if tk is not None else None
-        results.append(ExternResult(ext, status, reason, tk, policy, first, target.declared, _needs(tk)))
+        # a function that is no kfunc (an address use) has no declared level
+        declared = target.declared and (tk is None or tk.name in target.kfuncs)
+        results.append(ExternResult(ext, status, reason, tk, policy, first, declared, _needs(tk)))
         if status != ExternStatus.OK:
             # the level of the kfunc the extern names on the target (unstable when it has none)
             if ext.weak:
@@ -314,7 +316,7 @@ def _functions_of(auditor: Auditor, commit, names: set[str]) -> dict[str, Target
     address-only extern resolves to. As in a compiled kernel's BTF, any definition counts, whatever
     the config options it needs (a tree is every build of it); the first one found is kept."""
     from ..kernel.grep import files_naming
-    from ..model.inventory import Signature
+    from ..model.inventory import Param, Signature
     out: dict[str, TargetKfunc] = {}
     if not names:
         return out
@@ -326,7 +328,7 @@ def _functions_of(auditor: Auditor, commit, names: set[str]) -> dict[str, Target
                 continue
             d = auditor.scanner.facts_of(path, oid, all_defs=True).defs.get(name)
             if d is not None:
-                sig = Signature(d.return_type, tuple(d.params), d.variadic)
+                sig = Signature(d.return_type, tuple(Param(p.type, p.name, p.suffix) for p in d.params), d.variadic)
                 out[name] = TargetKfunc(name, sig.render(name), None, d.return_type, tuple(p.type for p in d.params),
                                         location=f"{path}:{d.line}", guards=tuple(d.guards))
                 break

@@ -20,6 +20,7 @@ tests/conftest.py, built from the helpers here.
   crash     WRAPPER: a policybot process killed with SIGKILL at an exact point
   bpf       compiling the BPF programs of tests/bpf/ with clang; a line of their sources;
             libbpf's flavor rule and readelf's symbols, without policybot
+  sarif     SARIF checked against the OASIS 2.1.0 schema a PyPI package ships (validate)
   btf       Debian's compiled kernels (scripts/kernel-binaries), read with bpftool
   snapshots outputs kept whole in tests/snapshots/ and compared byte for byte (check,
             all_checked; POLICYBOT_UPDATE_SNAPSHOTS=1 rewrites them)
