@@ -429,7 +429,10 @@ def test_check_sarif(run, sample):
     assert run("check", sample.user, sample.needs_gone, "--repo", sample.repo, "--rev", "v6.2",
                "--today", TODAY, "--format", "sarif") == 1
     sarif.validate(run.out)
-    snapshots.check(SNAPSHOTS, "check-sarif", version(run.text()))
+    # a fingerprint hashes the object's path, here under a new temporary directory in each run
+    # (tests/test_check.py holds two runs on one input to equal fingerprints)
+    text = re.sub(r'("policybotFinding/v1": )"[0-9a-f]{64}"', r'\1"<sha256>"', version(run.text()))
+    snapshots.check(SNAPSHOTS, "check-sarif", text)
 
 
 def test_check_btf(run, sample):
