@@ -431,3 +431,26 @@ def test_sarif_runs_per_target_with_stable_fingerprints(capsys, tree, objs):
     assert "note" not in levels and {"error", "warning"} <= levels
     noted = validate(run(capsys, *args, "--fail-on", "info")[1])
     assert "EXTERN_UNRESOLVED" in {r["ruleId"] for x in noted["runs"] for r in x["results"] if r["level"] == "note"}
+
+
+def test_a_fingerprint_survives_moved_lines(capsys, tree, tmp_path):
+    """The same program with its lines moved down, built to the same object path: same fingerprints,
+    other lines."""
+    src = (SOURCES / "kfunc_user.bpf.c").read_text()
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    (tmp_path / "a" / "prog.bpf.c").write_text(src)
+    (tmp_path / "b" / "prog.bpf.c").write_text(src.replace("\n", "\n\n\n", 1))
+    obj = tmp_path / "prog.bpf.o"
+    args = ["check", str(obj), "--repo", tree, "--rev", "v6.1", "--rev", "v6.2", "--today", "2023-03-01",
+            "--format", "sarif", "--fail-on", "info"]
+    seen = []
+    for d in ("a", "b"):
+        compile_bpf(tmp_path / d / "prog.bpf.c", obj)
+        doc = validate(run(capsys, *args)[1])
+        seen.append([(r["partialFingerprints"]["policybotFinding/v1"],
+                      r["locations"][0]["physicalLocation"]["region"]["startLine"])
+                     for x in doc["runs"] for r in x["results"]])
+    (a, b) = seen
+    assert a and [fp for fp, _ in a] == [fp for fp, _ in b]
+    assert [line + 2 for _, line in a] == [line for _, line in b]
