@@ -454,3 +454,46 @@ def test_a_fingerprint_survives_moved_lines(capsys, tree, tmp_path):
     (a, b) = seen
     assert a and [fp for fp, _ in a] == [fp for fp, _ in b]
     assert [line + 2 for _, line in a] == [line for _, line in b]
+
+
+def test_objects_inside_a_program_and_a_package(capsys, tree, objs, tmp_path):
+    """A program that carries BPF objects (here /bin/true with two objects appended, found by their
+    ELF headers as a skeleton's are) and a Debian package holding it (dpkg-deb --build): each
+    embedded object is checked as if given alone."""
+    host_bytes = Path("/bin/true").read_bytes()
+    gone, guarded = objs["needs_gone"].read_bytes(), objs["guarded"].read_bytes()
+    pad = b"\0" * (-len(host_bytes) % 8)
+    program = tmp_path / "pkg" / "usr" / "sbin" / "prog"
+    program.parent.mkdir(parents=True)
+    program.write_bytes(host_bytes + pad + gone + guarded)
+    at_gone, at_guarded = len(host_bytes) + len(pad), len(host_bytes) + len(pad) + len(gone)
+    rc, out, _ = run(capsys, "check", str(program), "--repo", tree, "--rev", "v6.2", "--format", "json",
+                     "--fail-on", "never")
+    lines = [json.loads(line) for line in out.splitlines()]
+    assert [(d["object"], d["loads"]) for d in lines] == [(f"{program}@{at_gone:#x}", False),
+                                                          (f"{program}@{at_guarded:#x}", True)]
+    assert by_name(lines[0])["bpf_gone"]["status"] == "missing"
+    (tmp_path / "pkg" / "DEBIAN").mkdir()
+    (tmp_path / "pkg" / "DEBIAN" / "control").write_text(
+        "Package: prog\nVersion: 1.0\nArchitecture: all\nMaintainer: t <t@example.org>\nDescription: t\n")
+    deb = tmp_path / "prog_1.0_all.deb"
+    subprocess.run(["dpkg-deb", "--root-owner-group", "-Zxz", "--build", str(tmp_path / "pkg"), str(deb)],
+                   check=True, capture_output=True)
+    rc, out, _ = run(capsys, "check", str(deb), "--repo", tree, "--rev", "v6.2", "--format", "json",
+                     "--fail-on", "never")
+    assert [json.loads(line)["object"] for line in out.splitlines()] == [
+        f"{deb.name}:usr/sbin/prog@{at_gone:#x}", f"{deb.name}:usr/sbin/prog@{at_guarded:#x}"]
+    # a program that carries none is bad input, said in one line
+    rc, out, err = run(capsys, "check", "/bin/true", "--repo", tree, "--rev", "v6.2")
+    assert rc == 2 and out == "" and err.strip() == "policybot: /bin/true: no BPF object in it"
+
+
+def test_an_address_use_of_a_function_the_tree_lacks_is_missing(capsys, tmp_path, objs):
+    b = HistoryBuilder(tmp_path / "repo")
+    b.commit({"include/linux/btf.h": BTF_H, "kernel/bpf/helpers.c": kernel(BASE)}, "base", "2022-12-11T12:00:00")
+    b.tag("v6.1")
+    rc, docs = check_json(capsys, str(tmp_path / "repo"), objs["func_address"], "v6.1", extra=["--fail-on", "never"])
+    (e,) = docs["v6.1"]["externs"]
+    assert (e["status"], e["uses"], e["reason"]) == ("missing", "address",
+                                                     "bpf_fentry_test1 is no kernel function of v6.1")
+    assert docs["v6.1"]["loads"] is False
