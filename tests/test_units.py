@@ -4,7 +4,8 @@ most 2.0, ``systemd-analyze verify`` finds nothing, and a real ``policybot run``
 an audit, a review of an inbox patch, a mail sent over SMTP to 127.0.0.1), traced with
 strace, makes only the system calls the units' SystemCallFilter= allows, opens only the
 socket families RestrictAddressFamilies= allows, maps no memory writable and executable
-(MemoryDenyWriteExecute=) and writes only under its state directory and $TMPDIR
+(MemoryDenyWriteExecute=), touches no device PrivateDevices= hides and no part of /proc
+but its own (ProcSubset=pid) and writes only under its state directory and $TMPDIR
 (ProtectSystem=strict, StateDirectory=, PrivateTmp=). systemd-analyze and strace come from
 scripts/test-tools (Debian's systemd and strace): the tests never skip for want of them.
 """
@@ -15,8 +16,10 @@ import mailbox
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pygit2
@@ -142,6 +145,10 @@ def allowed_calls(unit: Path) -> set[str]:
 TRACED = re.compile(r"^\d+\s+(?:<\.\.\. )?([a-z_0-9]+)(?:\(| resumed>)")
 OPEN_FOR_WRITING = re.compile(r'^\d+\s+(?:openat|open|creat)\((?:AT_FDCWD, )?"([^"]+)", ([A-Z_|]+)')
 SOCKET = re.compile(r"^\d+\s+socket\((AF_[A-Z0-9]+)")
+PATH = re.compile(r'"(/(?:proc|dev)/[^"]*)"')
+# what PrivateDevices= leaves in /dev, and the part of /proc ProcSubset=pid shows
+PRIVATE_DEV = re.compile(r"/dev/(null|zero|full|random|urandom|tty|ptmx|pts|shm|mqueue|hugepages|std(in|out|err)|fd)(/|$)")
+OWN_PROC = re.compile(r"/proc/(self|thread-self|\d+)(/|$)")
 WX_MAPPING = re.compile(r"^\d+\s+(?:mmap|mprotect|pkey_mprotect)\(.*PROT_WRITE\|PROT_EXEC|PROT_EXEC\|PROT_WRITE")
 
 
@@ -177,20 +184,22 @@ branch = "master"
     return config, state
 
 
-def test_a_real_run_stays_inside_the_sandbox(tmp_path, smtp_server):
-    store, port = smtp_server()
-    config, state = world(tmp_path, port)
+def traced(argv: list[str], tmp_path: Path, state: Path) -> tuple[subprocess.Popen, Path, Path]:
+    """``python -m policybot ARGV`` under strace -f, as the service runs it: the system user's
+    home is the state directory, a private $TMPDIR. (strace, its output, the TMPDIR)"""
     tmp = tmp_path / "tmp"
-    tmp.mkdir()
-    trace = tmp_path / "strace.out"
+    tmp.mkdir(exist_ok=True)
+    trace = tmp_path / f"strace-{argv[0]}.out"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("POLICYBOT_", "XDG_", "GIT_"))}
-    env.update(HOME=str(state), TMPDIR=str(tmp))  # the system user's home is the state directory
-    done = subprocess.run([shutil.which("strace"), "-f", "-qq", "-o", str(trace), sys.executable, "-m", "policybot",
-                           "run", "--config", str(config)], cwd=tmp, env=env, capture_output=True, text=True,
-                          timeout=600)
-    assert done.returncode == 0, done.stdout + done.stderr
-    # the run did its work: the reply to the patch went out over SMTP
-    assert b"Subject: Re: [PATCH bpf-next] bpf: drop bpf_foo" in b"".join(raw for _, _, raw in store.messages)
+    env.update(HOME=str(state), TMPDIR=str(tmp))
+    proc = subprocess.Popen([shutil.which("strace"), "-f", "-qq", "-o", str(trace), sys.executable, "-m",
+                             "policybot", *argv], cwd=tmp, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    return proc, trace, tmp
+
+
+def check_sandbox(trace: Path, state: Path, tmp: Path) -> None:
+    """What the trace did is what the units allow."""
     lines = trace.read_text().splitlines()
     made = {m.group(1) for line in lines if (m := TRACED.match(line))}
     if os.geteuid() == 0:
@@ -200,7 +209,43 @@ def test_a_real_run_stays_inside_the_sandbox(tmp_path, smtp_server):
     families = {m.group(1) for line in lines if (m := SOCKET.match(line))}
     assert families <= {"AF_INET", "AF_INET6", "AF_UNIX"}, families
     assert [line for line in lines if WX_MAPPING.match(line)] == []
+    touched = {m.group(1) for line in lines for m in PATH.finditer(line)}
+    assert sorted(p for p in touched if not (PRIVATE_DEV.match(p) or OWN_PROC.match(p))) == []
     writable = (str(state) + "/", str(tmp) + "/", "/dev/null")
     written = {m.group(1) for line in lines if (m := OPEN_FOR_WRITING.match(line))
                and re.search(r"O_WRONLY|O_RDWR|O_CREAT", m.group(2))}
     assert sorted(p for p in written if not p.startswith(writable)) == []
+
+
+def test_a_real_run_stays_inside_the_sandbox(tmp_path, smtp_server):
+    """policybot-run.service's command: a whole pass."""
+    store, port = smtp_server()
+    config, state = world(tmp_path, port)
+    proc, trace, tmp = traced(["run", "--config", str(config)], tmp_path, state)
+    out, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0, out + err
+    # the run did its work: the reply to the patch went out over SMTP
+    assert b"Subject: Re: [PATCH bpf-next] bpf: drop bpf_foo" in b"".join(raw for _, _, raw in store.messages)
+    check_sandbox(trace, state, tmp)
+
+
+def test_the_scheduler_starts_and_stops_inside_the_sandbox(tmp_path, smtp_server):
+    """policybot.service's command: the scheduler's start (its threads, its job store in the
+    state database) and its stop on SIGTERM; the jobs it runs are the pass traced above."""
+    _, port = smtp_server()
+    config, state = world(tmp_path, port)
+    proc, trace, tmp = traced(["schedule", "--config", str(config)], tmp_path, state)
+    try:
+        deadline = time.monotonic() + 60
+        while "policybot schedule: started" not in (trace.read_text() if trace.exists() else ""):
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+            time.sleep(0.1)
+        pid = int(trace.read_text().split(None, 1)[0])  # the python strace started
+        os.kill(pid, signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0 and err.splitlines()[-1] == "policybot schedule: stopped", err
+    check_sandbox(trace, state, tmp)
