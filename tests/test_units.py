@@ -101,6 +101,8 @@ def test_the_state_directory_is_the_one_policybot_uses(name):
 
 
 def test_the_timer_starts_the_one_pass_service():
+    """A .timer runs nothing itself (systemd-analyze security rates it as if it were a bare
+    service): what it starts is policybot-run.service, rated above."""
     d = directives(CONFIG / "policybot-run.timer")
     assert d.get("Unit", ["policybot-run.service"]) == ["policybot-run.service"]
     assert directives(CONFIG / "policybot-run.service")["ExecStart"][0].split()[1:] == ["run"]
