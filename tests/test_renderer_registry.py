@@ -37,7 +37,7 @@ def test_format_is_declared_once():
 def test_each_commands_formats_are_its_kinds_in_the_registry():
     kinds = {"inventory": "inventory", "audit": "audit", "review": "review", "check": "check",
              "history": "history", "report": "page", "rules": "rules", "explain": "rule", "census": "census",
-             "propose": "propose"}
+             "propose": "propose", "doctor": "doctor"}
     assert format_choices() == {c: render.formats(k) for c, k in kinds.items()}
     # census --list renders the kept table in the formats census offers
     assert render.formats("census-table") == render.formats("census")

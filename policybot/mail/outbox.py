@@ -298,6 +298,26 @@ def smtp_credentials(config: MailConfig, password: str | None = None) -> tuple[s
     return user, password
 
 
+def probe_smtp(config: MailConfig) -> str:
+    """Connect to the SMTP server as a send would (EHLO, STARTTLS or TLS, AUTH when credentials
+    are set) and leave without sending: what was done, in one line. Raises InputError naming
+    the server and what failed (never a credential)."""
+    import smtplib
+    user, password = smtp_credentials(config)
+    where = f"{config.smtp_host}:{config.smtp_port}"
+    try:
+        smtp = _connect(config, user, password)
+        try:
+            smtp.quit()
+        except (OSError, smtplib.SMTPException):
+            pass
+    except (OSError, smtplib.SMTPException) as e:
+        raise InputError(f"SMTP server {where}: {_describe(e, _secrets(user, password))}") from None
+    steps = ["EHLO", {"starttls": "STARTTLS", "tls": "TLS", "none": "no TLS"}[config.smtp_security]]
+    steps.append(f"AUTH as {user}" if user else "no AUTH")
+    return f"SMTP server {where}: connected, {', '.join(steps)}; nothing sent"
+
+
 def _read_auth_file(path: Path) -> tuple[str | None, str | None]:
     try:
         st = path.stat()

@@ -10,7 +10,7 @@ tests/conftest.py, built from the helpers here.
             pair of the rule fixtures (pair, findings) and a target for `policybot check`
             (target, check_findings)
   eras      small kernel-like source files, one per era and trap of kfuncs.md
-  mail      a real SMTP server on 127.0.0.1 (SmtpStore, free_port), the outbox read
+  mail      a real SMTP server on 127.0.0.1 (SmtpStore, free_port, authenticator), the outbox read
             back, the text of a mail
   series    a tree and a patch series written with the git CLI (git format-patch), and
             `policybot review` run on them
