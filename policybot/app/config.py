@@ -15,7 +15,8 @@ from pathlib import Path
 from .. import bounded
 from ..errors import ConfigError
 from ..model.vocabulary import VERDICTS
-from ..mail.inbox import HttpLimits, Inbox
+from ..mail.http import HttpLimits
+from ..mail.inbox import Inbox
 from ..mail.message import MailConfig
 from ..policy.config import Policy, line_of, load_policy, read_toml, table_lines
 
