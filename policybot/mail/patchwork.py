@@ -162,7 +162,6 @@ def _why(status: int, data: bytes) -> str:
     except (ValueError, UnicodeDecodeError):
         pass
     detail = " ".join(detail.split())[:200]
-    hint = {401: ": the token was refused (patchwork.token_file)",
-            403: ": refused (patchwork.token_file: a token of one of the project's maintainers may post checks)"
-            }.get(status, "")
+    hint = (": refused (patchwork.token_file: a token of one of the project's maintainers may post checks)"
+            if status in (401, 403) else "")
     return (f" ({detail})" if detail else "") + hint
