@@ -52,6 +52,13 @@ class CheckTarget:
     env: jinja2.Environment
 
 
+def raise_if_failed(report: CheckReport | None) -> None:
+    """The checks' failure as the error of the command (one line, exit 2), once its output
+    is written and its replies are in the outbox."""
+    if report is not None and report.failure:
+        raise PatchworkError(f"patchwork checks not posted: {report.failure}")
+
+
 def patch_state(review: PatchReview) -> str:
     """The check state of one judged patch."""
     if not review.applied:

@@ -47,6 +47,7 @@ def add(sub) -> None:
 
 
 def execute(args) -> int:
+    from ...app.patchwork import raise_if_failed
     from ...app.review import SeriesSource, read_stdin, review_command
     from ...model.vocabulary import fails
     from ...render import render
@@ -56,7 +57,5 @@ def execute(args) -> int:
                           data=read_stdin() if args.stdin else None, patchwork_series=args.patchwork_series)
     reviewed = review_command(ctx, source, args.base, args.branch, args.list_addr, args.tree_name, args.send)
     sys.stdout.write(render("review", args.format, reviewed))
-    if reviewed.checks and reviewed.checks.failure:  # the replies are in the outbox; the checks failed
-        from ...mail.patchwork import PatchworkError
-        raise PatchworkError(f"patchwork checks not posted: {reviewed.checks.failure}")
+    raise_if_failed(reviewed.checks)  # the replies are in the outbox, the findings printed
     return 1 if fails([f.verdict for f in reviewed.result.findings() if f.counts], fail_on) else 0
