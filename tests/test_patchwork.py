@@ -101,6 +101,25 @@ def test_a_check_is_posted_again_only_where_the_newest_one_differs(patchwork_ser
     assert [c["state"] for c in checks(pw, patches[0])] == ["fail", "success"]  # the newest wins
     assert [c["state"] for c in checks(pw, patches[3])] == ["success"]
 
+    # a pending check never replaces a conclusive one (Kernel Patches Daemon's rule)
+    from policybot.mail.patchwork import CheckPost, Patchwork
+    client = Patchwork(pw.url, PROJECT, pw.token)
+    pid = client.patch_by_msgid(patches[2])
+    assert client.sync_check(pid, CheckPost("pending", CONTEXT, "judging")) is False
+    assert [c["state"] for c in checks(pw, patches[2])] == ["fail"]
+
+
+def test_verify_accepts_a_maintainers_token_and_names_what_it_refuses(patchwork_server):
+    """What `policybot doctor` can ask: the token and the project, nothing posted."""
+    from policybot.mail.patchwork import Patchwork, PatchworkError
+    pw = patchwork_server
+    assert Patchwork(pw.url, PROJECT, pw.token).verify() == f"{pw.url}: token accepted, project 'bpf'"
+    with pytest.raises(PatchworkError, match=r"HTTP 403 \(Invalid token.\): refused") as e:
+        Patchwork(pw.url, PROJECT, "0" * 40).verify()
+    assert e.value.refused
+    with pytest.raises(PatchworkError, match=r"projects/nosuch/: HTTP 404"):
+        Patchwork(pw.url, "nosuch", pw.token).verify()
+
 
 @pytest.mark.parametrize("which", ["wrong", "stranger"])
 def test_a_refused_token_is_one_line_exit_2_and_the_mail_is_kept(patchwork_server, tmp_path, capsys, which):

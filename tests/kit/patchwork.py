@@ -3,7 +3,7 @@ tarball found (tarball), unpacked, migrated, a project with a maintainer and an 
 mails loaded with ``manage.py parsemail`` (Patchwork.parsemail), the server run with
 ``manage.py runserver`` (start_patchwork), and its REST API read back (Patchwork.api).
 
-The server runs in .venv-patchwork (scripts/patchwork-venv, `make tools`: Django 5.1,
+The server runs in .venv-patchwork (found by venv; scripts/patchwork-venv, `make tools`: Django 5.1,
 djangorestframework 3.15, django-filter 24.3 from PyPI). Without the tarball or the virtualenv
 the test fails and says how to get them: tests never skip for want of a tool."""
 
@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 import tarfile
 import time
 import urllib.error
@@ -27,7 +28,7 @@ from kit.series import PROXY_VARS
 ROOT = Path(__file__).resolve().parents[2]
 TARBALL_ENV = "POLICYBOT_PATCHWORK_TARBALL"
 TARBALL = "patchwork-3.2.1.tar.gz"
-VENV = ROOT / ".venv-patchwork"
+VENV_ENV = "POLICYBOT_PATCHWORK_VENV"
 PROJECT, LIST_ID, LIST_ADDR = "bpf", "bpf.vger.kernel.org", "bpf@vger.kernel.org"
 HOW_TO_GET = (f"set {TARBALL_ENV} to patchwork v3.2.1's source (in a clone of github.com/getpatchwork/patchwork: "
               f"git archive --prefix=patchwork-3.2.1/ -o {TARBALL} v3.2.1)")
@@ -48,6 +49,18 @@ stranger = User.objects.create_user("stranger", "stranger@example.org", "unused"
 print(Token.objects.create(user=bot).key, Token.objects.create(user=stranger).key)
 """
 
+def venv() -> Path:
+    """.venv-patchwork: $POLICYBOT_PATCHWORK_VENV, else the checkout's, else the one beside the
+    .venv running the tests (scripts/mutate runs them in a copy of the tree)."""
+    candidates = [os.environ.get(VENV_ENV, ""), str(ROOT / ".venv-patchwork"),
+                  str(Path(sys.executable).parents[2] / ".venv-patchwork")]
+    for c in candidates:
+        if c and (Path(c) / "bin" / "python").exists():
+            return Path(c)
+    pytest.fail(f"no {ROOT / '.venv-patchwork'} (the patchwork server's virtualenv): run scripts/patchwork-venv "
+                "(`make tools` does)", pytrace=False)
+
+
 def tarball() -> Path:
     """The vendored source: $POLICYBOT_PATCHWORK_TARBALL, else ../shared/vendor beside the
     checkout, else /work/shared/vendor; none: the test fails saying how to make one."""
@@ -66,11 +79,12 @@ class Patchwork:
     stranger_token: str  # a user's who maintains nothing: the server refuses its checks
     src: Path
     env: dict
+    python: str  # .venv-patchwork's
     process: subprocess.Popen | None = None
     started_seconds: float = 0.0  # what the start cost, from unpacking to the first answer
 
     def manage(self, *args: str, stdin: str | None = None) -> str:
-        out = subprocess.run([str(VENV / "bin" / "python"), "manage.py", *args], cwd=self.src, env=self.env,
+        out = subprocess.run([self.python, "manage.py", *args], cwd=self.src, env=self.env,
                              input=stdin, capture_output=True, text=True, timeout=300)
         if out.returncode != 0:
             raise RuntimeError(f"manage.py {args[0]} failed: {out.stderr.strip()[-2000:]}")
@@ -106,9 +120,7 @@ def _needed(name: str) -> bool:
 def start_patchwork(tmp: Path) -> Patchwork:
     """Unpack, migrate, make the project and tokens, run the server; returns once it answers."""
     started = time.monotonic()
-    if not (VENV / "bin" / "python").exists():
-        pytest.fail(f"no {VENV} (the patchwork server's virtualenv): run scripts/patchwork-venv "
-                    "(`make tools` does)", pytrace=False)
+    python = str(venv() / "bin" / "python")
     with tarfile.open(tarball()) as tar:  # the server's code only: no docs, static files or its tests
         tar.extractall(tmp, members=[m for m in tar.getmembers() if _needed(m.name)], filter="data")
     (src,) = [p for p in tmp.iterdir() if (p / "manage.py").is_file()]
@@ -116,10 +128,10 @@ def start_patchwork(tmp: Path) -> Patchwork:
     env.update(DJANGO_SETTINGS_MODULE="patchwork.settings.dev", DATABASE_TYPE="sqlite3",
                DATABASE_NAME=str(tmp / "patchwork.sqlite3"))
     port = free_port()
-    pw = Patchwork(f"http://127.0.0.1:{port}", "", "", src, env)
+    pw = Patchwork(f"http://127.0.0.1:{port}", "", "", src, env, python)
     pw.token, pw.stranger_token = pw.manage("shell", "-c", SETUP).split()
     log = open(tmp / "runserver.log", "wb")
-    pw.process = subprocess.Popen([str(VENV / "bin" / "python"), "manage.py", "runserver", "--noreload",
+    pw.process = subprocess.Popen([python, "manage.py", "runserver", "--noreload",
                                    "--skip-checks", f"127.0.0.1:{port}"], cwd=src, env=env,
                                   stdout=log, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 60
