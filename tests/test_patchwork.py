@@ -5,7 +5,6 @@ checks read back through the server's REST API. Nothing is mocked."""
 
 from __future__ import annotations
 
-import email.utils
 import json
 import mailbox
 import urllib.request
@@ -198,3 +197,14 @@ def test_the_weekly_inbox_job_posts_the_checks_and_records_a_refusal(patchwork_s
     assert check["state"] == "fail" and check["target_url"] == f"{ARCHIVE}/{reply.strip('<>')}/"
     assert not [f for f in State(state_dir=bot.state_dir).failures() if f.kind == "patchwork"]
     assert len(bot.mails()) == 1  # and no mail twice
+
+
+def test_without_the_source_the_test_fails_in_one_line_saying_how_to_get_it(tmp_path, monkeypatch):
+    from kit.patchwork import tarball
+    monkeypatch.setenv("POLICYBOT_PATCHWORK_TARBALL", str(tmp_path / "missing.tar.gz"))
+    with pytest.raises(pytest.fail.Exception) as e:
+        tarball()
+    message = str(e.value)
+    assert "\n" not in message and str(tmp_path / "missing.tar.gz") in message
+    assert "POLICYBOT_PATCHWORK_TARBALL" in message
+    assert "git archive --prefix=patchwork-3.2.1/ -o patchwork-3.2.1.tar.gz v3.2.1" in message

@@ -62,14 +62,16 @@ def venv() -> Path:
 
 
 def tarball() -> Path:
-    """The vendored source: $POLICYBOT_PATCHWORK_TARBALL, else ../shared/vendor beside the
-    checkout, else /work/shared/vendor; none: the test fails saying how to make one."""
-    candidates = [os.environ.get(TARBALL_ENV, ""), str(ROOT.parent / "shared" / "vendor" / TARBALL),
-                  f"/work/shared/vendor/{TARBALL}"]
+    """The vendored source: $POLICYBOT_PATCHWORK_TARBALL when set, else ../shared/vendor beside
+    the checkout, else /work/shared/vendor; none: the test fails saying how to make one."""
+    if os.environ.get(TARBALL_ENV):
+        candidates = [os.environ[TARBALL_ENV]]
+    else:
+        candidates = [str(ROOT.parent / "shared" / "vendor" / TARBALL), f"/work/shared/vendor/{TARBALL}"]
     for c in candidates:
-        if c and Path(c).is_file():
+        if Path(c).is_file():
             return Path(c)
-    pytest.fail(f"no patchwork source ({', '.join(c for c in candidates if c)}): {HOW_TO_GET}", pytrace=False)
+    pytest.fail(f"no patchwork source ({', '.join(candidates)}): {HOW_TO_GET}", pytrace=False)
 
 
 @dataclass
