@@ -208,3 +208,31 @@ def test_without_the_source_the_test_fails_in_one_line_saying_how_to_get_it(tmp_
     assert "\n" not in message and str(tmp_path / "missing.tar.gz") in message
     assert "POLICYBOT_PATCHWORK_TARBALL" in message
     assert "git archive --prefix=patchwork-3.2.1/ -o patchwork-3.2.1.tar.gz v3.2.1" in message
+
+
+def test_a_server_down_is_said_once_per_run_and_recorded_for_every_patch(tmp_path, capsys):
+    """Two threads in the inbox, the patchwork server down: one line in the run's output, a
+    failure recorded per patch, both replies drafted."""
+    from policybot.cli import main
+    from policybot.state import State
+    from kit.mail import free_port
+    from kit.weekly import Bot, W03, patch_mail
+    first = patch_mail(tmp_path)
+    second = first.replace(b"<20240205100000.1-1-jane@example.com>", b"<20240205110000.1-1-jane@example.com>")
+    second = second.replace(b"Subject: [PATCH bpf-next] bpf: drop bpf_foo", b"Subject: [PATCH bpf-next] bpf: bye bpf_foo")
+    inbox = tmp_path / "inbox"
+    for m in (first, second):
+        mailbox.Maildir(inbox, create=True).add(m)
+    tok = tmp_path / "tok"
+    tok.write_text("0" * 40 + "\n")
+    tok.chmod(0o600)
+    bot = Bot(tmp_path, extra=f'[inbox]\nmaildir = "{inbox}"\n[patchwork]\nurl = "http://127.0.0.1:{free_port()}"\n'
+                              f'project = "{PROJECT}"\ntoken_file = "{tok}"\n')
+    assert main(["run", "--config", str(bot.config), "--job", "audit", "--today", W03]) == 0
+    capsys.readouterr()
+    main(["run", "--config", str(bot.config), "--job", "review", "--today", W03])
+    out, err = capsys.readouterr()
+    assert len([line for line in out.splitlines() if line.startswith("failed: patchwork")]) == 1, out
+    assert len(bot.mails()) == 2
+    failed = {f.key for f in State(state_dir=bot.state_dir).failures() if f.kind == "patchwork"}
+    assert failed == {"20240205100000.1-1-jane@example.com", "20240205110000.1-1-jane@example.com"}
