@@ -22,6 +22,8 @@ def run_text(ran) -> str:
         out.append(f"{t.tree}: {t.status} {rng}: {what}" + (f" ({t.detail})" if t.detail else ""))
     out += [f"reviewed: {s}" for s in summary.reviewed]
     out += [f"failed: {failure.what}: {failure.reason}" for failure in summary.failures]
+    if summary.checked:
+        out.append(f"patchwork: {len(summary.checked)} check{'s' if len(summary.checked) != 1 else ''} posted")
     out.append(f"drafted {len(summary.queued)} mail{'s' if len(summary.queued) != 1 else ''} to "
                f"{runner.outbox.maildir}" + (f"; sent {len(summary.sent)}, failed {len(summary.send_failed)}"
                                             if summary.sent or summary.send_failed else ""))

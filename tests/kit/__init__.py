@@ -12,6 +12,9 @@ tests/conftest.py, built from the helpers here.
   eras      small kernel-like source files, one per era and trap of kfuncs.md
   mail      a real SMTP server on 127.0.0.1 (SmtpStore, free_port, authenticator), the outbox read
             back, the text of a mail
+  patchwork a real patchwork 3.2.1 server (the vendored source, sqlite) on 127.0.0.1
+            (start_patchwork), mails loaded with parsemail, checks read back (checks),
+            and a 4-patch series whose checks differ (four_patch_series, STATES)
   series    a tree and a patch series written with the git CLI (git format-patch), and
             `policybot review` run on them
   weekly    the weekly runner's world: an upstream repository advanced week by week
