@@ -189,3 +189,28 @@ def test_json_and_the_exit_status_without_a_config(tmp_path, capsys, monkeypatch
     monkeypatch.delenv("POLICYBOT_CONFIG", raising=False)
     assert main(["doctor"]) == 2
     assert "give --config FILE or set $POLICYBOT_CONFIG" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("token", ["maintainer", "unknown"])
+def test_the_patchwork_token_is_tried_and_nothing_posted(tmp_path, capsys, smtp_server, patchwork_server, token):
+    """Against the real patchwork server: a token it accepts is ok, one it does not know is the
+    problem, named with the key to fix (Patchwork.verify posts nothing)."""
+    from kit.patchwork import PROJECT
+    pw = patchwork_server
+    secret = tmp_path / "pw-token"
+    secret.write_text((pw.token if token == "maintainer" else "0" * 40) + "\n")
+    secret.chmod(0o600)
+    store, port = smtp_server()
+    bot = Bot(tmp_path, mail=smtp(port),
+              extra=f'[patchwork]\nurl = "{pw.url}"\nproject = "{PROJECT}"\ntoken_file = "{secret}"\n')
+    rc, lines = doctor(capsys, bot)
+    if token == "maintainer":
+        assert rc == 0, lines
+        assert line_of(lines, "patchwork") == f"ok       patchwork: {pw.url}: token accepted, project 'bpf'"
+    else:
+        assert rc == 1
+        assert problems(lines) == [line_of(lines, "patchwork")]
+        assert line_of(lines, "patchwork").startswith(f"PROBLEM  patchwork: {pw.url}/api/1.3/users/")
+        assert "HTTP 403" in line_of(lines, "patchwork") and "fix [patchwork] url, project or token_file" in \
+            line_of(lines, "patchwork")
+    assert store.messages == []

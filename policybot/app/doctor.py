@@ -69,11 +69,15 @@ def check_smtp(cfg: Config, overrides: settings.Overrides) -> list[CheckResult]:
 
 
 def check_patchwork(cfg: Config, overrides: settings.Overrides) -> list[CheckResult]:
-    """PATCHWORK CHECK (issue 25): the place for patchwork's token check. The integrator wires
-    policybot/mail/patchwork.py's token-check function here: with a [patchwork] section, one
-    CheckResult("patchwork", OK or PROBLEM, ...) naming the server and, for a problem, the key
-    to fix. This branch's configuration has no [patchwork]: nothing to check."""
-    return []
+    """With a [patchwork] section: the token file reads, the server accepts the token and has
+    the project (Patchwork.verify: nothing is posted). Without one: nothing to check."""
+    if not cfg.patchwork.url:
+        return []
+    try:
+        client = cfg.patchwork_client()
+        return [CheckResult("patchwork", OK, client.verify())]
+    except PolicybotError as e:
+        return [CheckResult("patchwork", PROBLEM, f"{e} (fix [patchwork] url, project or token_file)")]
 
 
 def check_state(cfg: Config, overrides: settings.Overrides) -> list[CheckResult]:
