@@ -29,6 +29,7 @@ from ..progress import Progress
 from ..state import DatabaseError, State
 from ..model.vocabulary import RunStatus
 from .census import known_users
+from .patchwork import FAILURE_KIND as CHECK_FAILURE
 from .review import queue
 
 JOBS = ("audit", "review", "notices", "report")
@@ -89,6 +90,7 @@ class RunSummary:
     skipped: list[RunFailure] = field(default_factory=list)  # inbox series no configured tree is for
     failures: list[RunFailure] = field(default_factory=list)  # what failed this run
     census: int | None = None  # uses the census found, when the config has census sources
+    checked: list[str] = field(default_factory=list)  # patches given a patchwork check this run
 
 
 class Runner:
@@ -100,6 +102,7 @@ class Runner:
         self.progress = progress or Progress(enabled=False)
         self.outbox = Outbox(state, state.state_dir / "outbox")
         self.env = template_env(cfg.templates or None)
+        self.checks_down = ""  # why the patchwork server failed this run: asked no more
 
     # -- the pass ------------------------------------------------------------------
 
@@ -401,18 +404,19 @@ class Runner:
         msgs = self._inbox_messages(summary)
         seen = self.state.seen_messages()
         if retry_failed:
-            seen -= {f.key for f in self.failures() if f.kind in ("message", SKIPPED)}
+            seen -= {f.key for f in self.failures() if f.kind in ("message", SKIPPED, CHECK_FAILURE)}
         new = [m for m in msgs if _msgid(m) and key_part(_msgid(m)) not in seen]
         if not new:
             return
         new_ids = {_msgid(m) for m in new}
         heads = self._inbox_heads()
+        checks = self._check_target(summary)
         for root, thread in _threads(msgs).items():
             if not any(_msgid(m) in new_ids for m in thread):
                 continue
             with processing(f"thread <{root[:200]}>"):
                 try:
-                    self._review_thread(thread, heads, summary)
+                    self._review_thread(thread, heads, summary, checks)
                 except ENVIRONMENT:
                     raise
                 except Exception as e:  # noqa: BLE001 - poison: record it, review the other threads
@@ -453,9 +457,10 @@ class Runner:
                 continue
         return heads
 
-    def _review_thread(self, thread: list, heads: list, summary: RunSummary) -> None:
+    def _review_thread(self, thread: list, heads: list, summary: RunSummary, checks=None) -> None:
         """One thread: its series routed to the trees it is for and judged on each with that tree's
-        policy; a series for no tree is a skip, recorded and said (the run, the weekly report)."""
+        policy; a series for no tree is a skip, recorded and said (the run, the weekly report).
+        The patchwork checks (``checks``, when configured) are those of the first tree it went to."""
         from .review import ReplySettings, review
         from .routing import route, series_subject
         from ..mail import b4wrap
@@ -471,7 +476,7 @@ class Runner:
             self.state.record_failure(SKIPPED, key_part(_msgid(thread[0])), f"{title}: {found.why}", self.today)
             summary.skipped.append(RunFailure(title, found.why))
             return
-        for head in found.heads:
+        for i, head in enumerate(found.heads):
             tree = head.tree
             replies = ReplySettings(self.outbox, self.cfg.mail, tree.name, self.cfg.mail.list_addr,
                                     self.cfg.review_min_verdict, self.env, limits)
@@ -481,9 +486,33 @@ class Runner:
             summary.failures += [RunFailure(f"reply {r.subject!r}", r.reason) for r in reviewed.refused]
             summary.reviewed.append(SeriesReviewed(tree.name, title, found.how, _counts(reviewed.result.findings()),
                                                    len(reviewed.queued)))
+            if checks is not None and i == 0:
+                self._post_checks(checks, reviewed.result, summary)
         for m in thread:
             self.state.clear_failure("message", key_part(_msgid(m)))
             self.state.clear_failure(SKIPPED, key_part(_msgid(m)))
+
+    def _check_target(self, summary: RunSummary):
+        """The [patchwork] checks' target, None when not configured or its token cannot be
+        read (a recorded failure: the run reviews and mails without checks)."""
+        from .review import check_target
+        try:
+            return check_target(self.cfg, self.env)
+        except (ConfigError, InputError) as e:
+            self.state.record_failure(CHECK_FAILURE, "token", describe(e), self.today)
+            summary.failures.append(RunFailure("patchwork", describe(e), private=True))
+            return None
+
+    def _post_checks(self, checks, result, summary: RunSummary) -> None:
+        """The series' checks; a failure is recorded per patch and said once per run."""
+        from .patchwork import post_checks
+        report = post_checks(checks, result, self.outbox, self.state, self.today, self.checks_down)
+        if report.failure and not self.checks_down:
+            self.checks_down = report.failure
+            summary.failures.append(RunFailure(f"patchwork {checks.client.url}", report.failure, private=True))
+        elif not report.failure:
+            self.state.clear_failure(CHECK_FAILURE, "token")
+        summary.checked += report.posted
 
     # -- state -----------------------------------------------------------------------------
 
