@@ -94,8 +94,8 @@ def test_routing_beside_the_real_7_2_tree(tmp_path, capsys, kernel_repo):
     assert rc == 0, (out, err)
     lines = sorted(ln for ln in out.splitlines() if ln.startswith(("reviewed: ", "skipped: ")))
     assert lines == [  # sorted: the Maildir's order is the directory's
-        "reviewed: bpf-next: [PATCH] bpf: drop bpf_next1 (by base-commit): 1 violation; 1 reply",
         "reviewed: bpf-next: [PATCH bpf-next] bpf: drop bpf_foo (by tag): 1 violation; 1 reply",
+        "reviewed: bpf-next: [PATCH] bpf: drop bpf_next1 (by base-commit): 1 violation; 1 reply",
         "skipped: [PATCH net-next] net: tune the widget: its subject tag net-next names no tree; "
         "it applies to no tree's head"], out
     assert State(state_dir=state_dir).failure("skipped", "r3@example.com") is not None
