@@ -182,7 +182,14 @@ def test_the_weekly_inbox_job_posts_the_checks_and_records_a_refusal(patchwork_s
     out, err = capsys.readouterr()
     failed = [line for line in out.splitlines() if line.startswith("failed: patchwork")]
     assert len(failed) == 1 and "HTTP 403 (Invalid token.)" in failed[0], out
-    assert len(bot.mails()) == 1  # the reply is drafted all the same
+
+    def replies() -> list[str]:
+        return [k for k, m in bot.mails().items() if m["Subject"].startswith("Re: ")]
+
+    assert len(replies()) == 1  # the reply is drafted all the same
+    # a refused token is the operator's to fix: one mail to them alone (issue 26)
+    (op,) = [m for m in bot.mails().values() if m["Subject"].startswith("[policybot]")]
+    assert op["To"] == "ops@example.org" and "HTTP 403 (Invalid token.)" in op.get_content()
     msgid = "20240205100000.1-1-jane@example.com"
     assert ("patchwork", msgid) in {(f.kind, f.key) for f in State(state_dir=bot.state_dir).failures()}
     assert checks(pw, msgid) == []
@@ -193,10 +200,10 @@ def test_the_weekly_inbox_job_posts_the_checks_and_records_a_refusal(patchwork_s
     out, err = capsys.readouterr()
     assert "patchwork: 1 check posted" in out, out + err
     (check,) = checks(pw, msgid)
-    (reply,) = bot.mails()
+    (reply,) = replies()
     assert check["state"] == "fail" and check["target_url"] == f"{ARCHIVE}/{reply.strip('<>')}/"
     assert not [f for f in State(state_dir=bot.state_dir).failures() if f.kind == "patchwork"]
-    assert len(bot.mails()) == 1  # and no mail twice
+    assert len(replies()) == 1 and len(bot.mails()) == 2  # and no mail twice
 
 
 def test_without_the_source_the_test_fails_in_one_line_saying_how_to_get_it(tmp_path, monkeypatch):
@@ -233,6 +240,10 @@ def test_a_server_down_is_said_once_per_run_and_recorded_for_every_patch(tmp_pat
     main(["run", "--config", str(bot.config), "--job", "review", "--today", W03])
     out, err = capsys.readouterr()
     assert len([line for line in out.splitlines() if line.startswith("failed: patchwork")]) == 1, out
-    assert len(bot.mails()) == 2
+    mails = list(bot.mails().values())
+    assert len([m for m in mails if m["Subject"].startswith("Re: ")]) == 2
+    # the server down is the operator's to fix: one mail to them alone (issue 26)
+    (op,) = [m for m in mails if m["Subject"].startswith("[policybot]")]
+    assert op["To"] == "ops@example.org" and "patchwork http://127.0.0.1:" in op.get_content()
     failed = {f.key for f in State(state_dir=bot.state_dir).failures() if f.kind == "patchwork"}
     assert failed == {"20240205100000.1-1-jane@example.com", "20240205110000.1-1-jane@example.com"}

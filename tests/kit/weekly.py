@@ -1,6 +1,7 @@
 """The weekly runner's world for tests: a bare upstream repository the test advances week by week
 (Upstream), the operator's mirror, policybot.toml and state directory (Bot), the Mondays the
-weeks fall on, and a patch mail made on a copy of upstream for the inbox job."""
+weeks fall on, a patch mail made on a copy of upstream for the inbox job, and a policybot.toml
+of several trees sharing one mirror (run_config)."""
 
 from __future__ import annotations
 
