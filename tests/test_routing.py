@@ -136,6 +136,7 @@ def test_each_series_goes_to_the_tree_it_was_written_for(tmp_path, capsys):
     assert not any(ln.startswith("reviewed: stable: [PATCH bpf-next]") for ln in lines)
     assert ("skipped: [PATCH net-next] net: tune the widget: its subject tag net-next names no tree; "
             "it applies to no tree's head") in lines, out
+    assert "inbox: 3 series reviewed (bpf-next: 3, stable: 1), 1 skipped" in lines, out
     # the reply to 1 is bpf-next's, judged at next's head
     mails = outbox(w.state_dir)
     reply = body(mails["Re: [PATCH] bpf: drop bpf_next1"])
