@@ -37,9 +37,11 @@ class TwoTrees:
                                       decls=dict(self.up.decls, bpf_next1="stable"))
         self.inbox = tmp_path / "inbox"
         mailbox.Maildir(self.inbox, create=True)
+        # bpf-next's own policy: a parameter added is a warning there, not a violation
+        (tmp_path / "next-policy.toml").write_text('[verdicts]\nKFUNC_PARAM_ADDED = "warning"\n')
         self.config, self.state_dir = run_config(tmp_path, self.up.path, [
             {"name": "stable", "branch": stable_branch, "tags": ["bpf"]},
-            {"name": "bpf-next", "branch": "next", "tags": ["bpf-next"]}],
+            {"name": "bpf-next", "branch": "next", "tags": ["bpf-next"], "policy": "next-policy.toml"}],
             extra=f'[inbox]\nmaildir = "{self.inbox}"\n')
 
     def post(self, subject: str, msgid: str, before: dict, after: dict, base: str | None = None) -> None:
@@ -130,8 +132,9 @@ def test_each_series_goes_to_the_tree_it_was_written_for(tmp_path, capsys):
     assert "reviewed: bpf-next: [PATCH] bpf: drop bpf_next1 (by base-commit): 1 violation; 1 reply" in lines, out
     assert "reviewed: bpf-next: [PATCH bpf-next] bpf: drop bpf_foo (by tag): 1 violation; 1 reply" in lines, out
     assert "reviewed: stable: [PATCH] bpf: widen bpf_bar (by applies): 1 violation; 1 reply" in lines, out
-    # the same finding on the second tree is not mailed twice (one reply per finding of a patch)
-    assert "reviewed: bpf-next: [PATCH] bpf: widen bpf_bar (by applies): 1 violation; 0 replies" in lines, out
+    # judged on bpf-next with its own policy; the finding is not mailed twice (one reply per finding
+    # of a patch)
+    assert "reviewed: bpf-next: [PATCH] bpf: widen bpf_bar (by applies): 1 warning; 0 replies" in lines, out
     assert not any(ln.startswith("reviewed: stable: [PATCH] bpf: drop bpf_next1") for ln in lines)
     assert not any(ln.startswith("reviewed: stable: [PATCH bpf-next]") for ln in lines)
     assert ("skipped: [PATCH net-next] net: tune the widget: its subject tag net-next names no tree; "
