@@ -8,6 +8,7 @@ third parameter to bpf_foo (no neutral value: no wrapper) and to bpf_bar (the sa
 policy file gives a fallback), and leaves bpf_keep alone.
 """
 
+import dataclasses
 import json
 import re
 import subprocess
@@ -166,7 +167,7 @@ def test_self_check_reports_a_weak_extern_that_resolves_on_no_release():
     fits = Variant("scx_bpf_dsq_move_to_local", "scx_bpf_dsq_move_to_local___v1", "bool",
                    (CParam("u64", "dsq_id"),), ("v7.2",), Promise("unstable"))
     nowhere = Variant("scx_bpf_gone", "scx_bpf_gone___compat", "void", (), ("v6.12",), Promise("unstable"))
-    dead = self_check([(v.extern, True, v) for v in (two, fits, nowhere)], targets)
+    dead = self_check([two, fits, nowhere], targets)
     assert [(d.extern, d.kfunc, d.weak) for d in dead] == [
         ("scx_bpf_dsq_move_to_local___v2", "scx_bpf_dsq_move_to_local", True),
         ("scx_bpf_gone___compat", "scx_bpf_gone", True)]
@@ -174,6 +175,6 @@ def test_self_check_reports_a_weak_extern_that_resolves_on_no_release():
                                "v7.2: 2 parameters in the program, 1 in the kernel")
     assert dead[1].reasons[0] == "v6.12: scx_bpf_gone is not a kfunc of v6.12"
     # a strong extern must resolve on every release: one that resolves on one is reported
-    strong = self_check([(fits.extern, False, fits)], targets[:1] + [Target("v6.1", "source", {})])
+    strong = self_check([dataclasses.replace(fits, weak=False)], targets[:1] + [Target("v6.1", "source", {})])
     assert [(d.extern, d.weak, d.reasons) for d in strong] == [
         ("scx_bpf_dsq_move_to_local___v1", False, ("v6.1: scx_bpf_dsq_move_to_local is not a kfunc of v6.1",))]

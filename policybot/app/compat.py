@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ..errors import InputError
-from ..model.compat import CompatHeader, CParam, Promise, Variant
+from ..model.compat import CompatHeader, CParam, Promise, Prototype, Variant
 from ..policy.calendar import release_number
 
 if TYPE_CHECKING:
@@ -51,14 +51,14 @@ def used_names(paths: list[str]) -> set[str]:
     return out
 
 
-def _prototypes(scanner, repo, rel, include_tests: bool) -> dict[str, tuple[str, tuple[CParam, ...]]]:
+def _prototypes(scanner, repo, rel, include_tests: bool) -> dict[str, Prototype]:
     from ..policy.diff import bpf_params
     inv = scanner.inventory_of_commit(repo[rel.commit], rel.name)
     out = {}
     for k in inv.selected(include_tests):
         if k.definition is not None:
-            out[k.name] = (k.definition.signature.return_type,
-                           tuple(CParam(p.type, p.name) for p in bpf_params(k, inv)))
+            out[k.name] = Prototype(k.definition.signature.return_type,
+                                    tuple(CParam(p.type, p.name) for p in bpf_params(k, inv)))
     return out
 
 
@@ -86,7 +86,7 @@ def compat(ctx: Context, releases: str, kfunc_files: list[str]) -> CompatHeader:
     header = CompatHeader(ctx.repo_path, first, last, tuple(names), filtered_by=tuple(kfunc_files))
     header.entries = _entries(history, protos, promises, names, policy.compat_fallbacks, used)
     externs = {v.extern: v for e in header.entries for v in e.variants}
-    header.dead = self_check([(n, True, v) for n, v in sorted(externs.items())], targets)
+    header.dead = self_check([v for _, v in sorted(externs.items())], targets)
     return header
 
 

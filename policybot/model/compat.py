@@ -38,6 +38,13 @@ class CParam:
 
 
 @dataclass(frozen=True)
+class Prototype:
+    """A kfunc's prototype as BPF programs call it in one release (implicit arguments dropped)."""
+    return_type: str
+    params: tuple[CParam, ...]
+
+
+@dataclass(frozen=True)
 class Promise:
     """What the declarations of the last release carrying a variant say of it."""
     level: str  # unstable, stable, deprecating, deprecated
@@ -60,6 +67,7 @@ class Variant:
     bridge: Bridge = Bridge.DIRECT
     why: str = ""  # Bridge.NONE: what cannot be made up
     call: str = ""  # the call expression the wrapper makes (arguments cast as needed)
+    weak: bool = True  # how the header declares it (every variant is weak: none is in every release)
 
     @property
     def first(self) -> str:

@@ -25,10 +25,10 @@ from ..btf.compat import incompatibility, text_shape
 from ..kernel.ctype import ANNOTATIONS
 from ..model.census import essential_name
 from ..model.check import Shape, Target
-from ..model.compat import (Bridge, CParam, DeadExtern, Entry, EntryKind, Promise, Variant)
+from ..model.compat import Bridge, CParam, DeadExtern, Entry, EntryKind, Promise, Prototype, Variant
 
-# a release's BPF-visible prototypes: kfunc -> (return type, parameters)
-Prototypes = dict[str, tuple[str, tuple[CParam, ...]]]
+# a release's BPF-visible prototypes by kfunc
+Prototypes = dict[str, Prototype]
 
 
 _ANNOTATION = re.compile(r"\b(?:" + "|".join(sorted(ANNOTATIONS)) + r")\b\s*")
@@ -44,9 +44,8 @@ def _norm(ctype: str) -> str:
     return re.sub(r"\s+", " ", ctype.replace("*", " * ")).strip()
 
 
-def _key(proto: tuple[str, tuple[CParam, ...]]) -> tuple[str, tuple[str, ...]]:
-    ret, params = proto
-    return _norm(ret), tuple(_norm(p.type) for p in params)
+def _key(proto: Prototype) -> tuple[str, tuple[str, ...]]:
+    return _norm(proto.return_type), tuple(_norm(p.type) for p in proto.params)
 
 
 def chains(renamed_from: dict[str, str], successors: dict[str, str], names: Iterable[str]) -> dict[str, list[str]]:
@@ -90,9 +89,9 @@ def variants_of(chain: list[str], releases: list[str], protos: dict[str, Prototy
         seen = numbering.setdefault(name, [])
         if key not in seen:
             seen.append(key)
-        ret, params = protos[rels[-1]][name]
-        ret = c_type(ret)
-        params = tuple(CParam(c_type(p.type), p.name or f"arg{j}") for j, p in enumerate(params, 1))
+        proto = protos[rels[-1]][name]
+        ret = c_type(proto.return_type)
+        params = tuple(CParam(c_type(p.type), p.name or f"arg{j}") for j, p in enumerate(proto.params, 1))
         after = releases.index(rels[-1]) + 1
         nxt = releases[after] if after < len(releases) else None
         gone = nxt if nxt and name not in protos[nxt] else None
@@ -196,11 +195,12 @@ def _shape(ret: str, params: Iterable[str]) -> Shape:
     return Shape("proto", text_shape(ret), tuple(text_shape(p) for p in params))
 
 
-def self_check(externs: list[tuple[str, bool, Variant]], targets: list[Target]) -> list[DeadExtern]:
-    """``externs`` (name, weak, variant) against every release: a strong one must resolve on
-    each, a weak one on at least one (libbpf's flavor and prototype rules, as ``check`` applies them)."""
+def self_check(externs: list[Variant], targets: list[Target]) -> list[DeadExtern]:
+    """The header's externs against every release: a strong one must resolve on each, a weak
+    one on at least one (libbpf's flavor and prototype rules, as ``check`` applies them)."""
     dead = []
-    for name, weak, v in externs:
+    for v in externs:
+        name, weak = v.extern, v.weak
         kfunc = essential_name(name)
         mine = _shape(v.return_type, (p.type for p in v.params))
         reasons = []
