@@ -5,7 +5,8 @@ The tree (tags v6.8, v6.9) is written here, so each expectation comes from how i
 v6.9 renames bpf_old_name to bpf_new_name (same prototype, same set: the history's rename),
 widens bpf_width's parameter and result (u32 -> u64, int -> long: bridged by casts), adds a
 third parameter to bpf_foo (no neutral value: no wrapper) and to bpf_bar (the same, but the
-policy file gives a fallback), and leaves bpf_keep alone.
+policy file gives a fallback), makes bpf_result return an int where it returned nothing and
+bpf_kind take a pointer where it took a u64 (no wrapper either), and leaves bpf_keep alone.
 """
 
 import dataclasses
@@ -25,10 +26,11 @@ from kit.trees import BTF_H, kernel
 
 BASE = {"bpf_old_name": "int|struct task_struct *p", "bpf_width": "int|u32 x",
         "bpf_foo": "int|struct task_struct *p, u32 flags", "bpf_bar": "int|struct task_struct *p, u32 flags",
-        "bpf_keep": "void|u64 x"}
+        "bpf_keep": "void|u64 x", "bpf_result": "void|u64 x", "bpf_kind": "int|u64 x"}
 HEAD = {"bpf_new_name": "int|struct task_struct *p", "bpf_width": "long|u64 x",
         "bpf_foo": "int|struct task_struct *p, u32 flags, u64 extra",
-        "bpf_bar": "int|struct task_struct *p, u32 flags, u64 extra", "bpf_keep": "void|u64 x"}
+        "bpf_bar": "int|struct task_struct *p, u32 flags, u64 extra", "bpf_keep": "void|u64 x",
+        "bpf_result": "int|u64 x", "bpf_kind": "int|struct task_struct *x"}
 FALLBACK = "return bpf_bar___v1(p, flags);"
 POLICY = f'[compat."bpf_bar"]\nfallback = "{FALLBACK}"\n'
 
@@ -64,7 +66,7 @@ def test_each_kind_of_change(capsys, tree, tmp_path):
     assert (rc, err) == (0, "")
     # one entry per kfunc that differs; bpf_keep did not
     entries = sorted(set(re.findall(r"^/\*\n \* (\w+): ", header, re.M)))
-    assert entries == ["bpf_bar", "bpf_foo", "bpf_new_name", "bpf_width"]
+    assert entries == ["bpf_bar", "bpf_foo", "bpf_kind", "bpf_new_name", "bpf_result", "bpf_width"]
 
     rename = block(header, "bpf_new_name")
     assert "renamed within the range (earlier names: bpf_old_name)" in rename
@@ -86,6 +88,15 @@ def test_each_kind_of_change(capsys, tree, tmp_path):
             "an added argument has no neutral value to drop.") in foo
     assert "extern int bpf_foo___v1(struct task_struct *p, u32 flags) __ksym __weak;" in foo
     assert "extern int bpf_foo___v2(struct task_struct *p, u32 flags, u64 extra) __ksym __weak;" in foo
+
+    result = block(header, "bpf_result")
+    assert "__compat_bpf_result" not in result
+    assert ("No wrapper for bpf_result: bpf_result (v6.8) returns nothing and bpf_result returns int: "
+            "no value can be made up.") in result
+    kind = block(header, "bpf_kind")
+    assert "__compat_bpf_kind" not in kind
+    assert ("No wrapper for bpf_kind: parameter 1 is u64 in bpf_kind (v6.8) and struct task_struct * in "
+            "bpf_kind: a cast would change its meaning.") in kind
 
 
 def test_the_operators_fallback_is_the_wrappers_last_resort(capsys, tree, tmp_path):
