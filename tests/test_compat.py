@@ -143,6 +143,10 @@ def test_the_header_compiles_and_each_wrapper_resolves_on_both_releases(capsys, 
     assert docs["v6.8"]["loads"] and docs["v6.9"]["loads"]
     for e in docs["v6.9"]["externs"]:
         assert e["kfunc"] == flavorless(e["name"])
+    # the object itself narrows a header to the kfuncs it calls
+    rc, narrowed, _ = compat(capsys, tree, tmp_path, "--kfuncs", str(obj))
+    assert rc == 0
+    assert sorted(set(re.findall(r"^/\*\n \* (\w+): ", narrowed, re.M))) == ["bpf_bar", "bpf_new_name", "bpf_width"]
 
 
 def test_kfuncs_narrows_the_header_to_what_a_source_names(capsys, tree, tmp_path):
@@ -189,3 +193,14 @@ def test_self_check_reports_a_weak_extern_that_resolves_on_no_release():
     strong = self_check([dataclasses.replace(fits, weak=False)], targets[:1] + [Target("v6.1", "source", {})])
     assert [(d.extern, d.weak, d.reasons) for d in strong] == [
         ("scx_bpf_dsq_move_to_local___v1", False, ("v6.1: scx_bpf_dsq_move_to_local is not a kfunc of v6.1",))]
+
+
+def test_a_bad_fallback_note_or_kfuncs_file_is_one_line_and_nothing_written(capsys, tree, tmp_path):
+    policy = tmp_path / "policy.toml"
+    policy.write_text('[windows]\nstable = "5y"\n\n[compat."bpf_bar"]\nfallbak = "return 0;"\n')
+    rc, out, err = compat(capsys, tree, tmp_path, "--policy", str(policy))
+    assert (rc, out) == (2, "")
+    assert err.strip() == f"policybot: {policy}:5: compat.bpf_bar.fallbak: unknown key (known: fallback)"
+    rc, out, err = compat(capsys, tree, tmp_path, "--kfuncs", str(tmp_path / "nowhere.bpf.c"))
+    assert (rc, out) == (2, "")
+    assert str(tmp_path / "nowhere.bpf.c") in err and len(err.strip().splitlines()) == 1
