@@ -28,13 +28,16 @@ test: setup tools
 		$(BIN)/python -m pytest -q -ra tests/test_postgres.py tests/test_mail.py
 
 # Debian's chromium, public-inbox, clang, llvm, libbpf-dev and bpftool: the tests
-# use each for real and never skip for want of one (scripts/test-tools installs them).
+# use each for real and never skip for want of one (scripts/test-tools installs them);
+# .venv-patchwork: Django and djangorestframework from PyPI, for the real patchwork
+# server of tests/test_patchwork.py (scripts/patchwork-venv).
 tools:
 	scripts/test-tools
+	PYTHON=$(PYTHON) scripts/patchwork-venv
 
 # every speed target, each as a ratio to its reference (docs/performance.md); --readme rewrites its table
 bench: setup
 	$(BIN)/python bench/run.py
 
 clean:
-	rm -rf $(VENV)
+	rm -rf $(VENV) .venv-patchwork

@@ -118,6 +118,23 @@ def read_stream(f: BinaryIO, name: str, cap: int | None = None) -> bytes:
     return bytes(buf)
 
 
+def read_secret(path: str | os.PathLike, what: str) -> list[str]:
+    """The lines of a file holding ``what`` (a password, a token): it must be owned by the
+    user and readable by nobody else (mode 0600), else a ConfigError says so."""
+    from .errors import ConfigError
+    try:
+        st = os.stat(path)
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read the {what} file ({e.strerror})") from None
+    if st.st_mode & (stat.S_IRWXG | stat.S_IRWXO) or st.st_uid != os.getuid():
+        raise ConfigError(f"{path}: {what} file must be owned by you and have mode 0600 "
+                          f"(it has mode {stat.S_IMODE(st.st_mode):04o})")
+    try:
+        return read_text(path, cap=1 << 16).splitlines()
+    except InputError as e:
+        raise ConfigError(str(e)) from None
+
+
 class CappedFile(io.RawIOBase):
     """A seekable file whose reads together stop at ``cap`` bytes."""
 

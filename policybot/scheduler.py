@@ -10,10 +10,13 @@ day numbers are off by one in 3.x, so days are given by name.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 import signal
+import sys
 
+from apscheduler.events import EVENT_SCHEDULER_SHUTDOWN, EVENT_SCHEDULER_START
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.cron import CronTrigger
@@ -86,13 +89,43 @@ def next_runs(cfg: Config, state: State, config_path: str | None,
     return out
 
 
+def log_to_stderr() -> None:
+    """policybot's log lines (INFO and up) on stderr, one line each, which systemd puts in the
+    journal: the scheduler's start, each job's start and result, its stop (once per process)."""
+    logger = logging.getLogger("policybot")
+    if not any(getattr(h, "policybot_stderr", False) for h in logger.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        handler.policybot_stderr = True  # type: ignore[attr-defined]
+        logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+
+
+def _log_start_and_stop(scheduler: BlockingScheduler, state: State) -> None:
+    from .schema import redact
+
+    def started(event) -> None:
+        jobs = "; ".join(f"{job.id} next at {job.next_run_time.isoformat() if job.next_run_time else 'never'}"
+                         for job in scheduler.get_jobs())
+        log.info("policybot schedule: started on %s: %s", redact(state.url), jobs or "no jobs")
+
+    def stopped(event) -> None:
+        log.info("policybot schedule: stopped")
+
+    scheduler.add_listener(started, EVENT_SCHEDULER_START)
+    scheduler.add_listener(stopped, EVENT_SCHEDULER_SHUTDOWN)
+
+
 def run_forever(cfg: Config, state: State, config_path: str | None, overrides: dict | None = None) -> None:
+    log_to_stderr()
     scheduler = build_scheduler(cfg, state, config_path, overrides)
+    _log_start_and_stop(scheduler, state)
 
     def stop(signum, frame):
         if scheduler.running:
             scheduler.shutdown(wait=True)  # the running job finishes; the next start resumes
         else:
+            log.info("policybot schedule: stopped while starting")
             raise SystemExit(0)  # stopped while starting: nothing ran, nothing to finish
 
     signal.signal(signal.SIGTERM, stop)
@@ -108,19 +141,25 @@ def _run(jobs: tuple[str, ...], config_path: str | None, db: str | None, state_d
     overrides = settings.Overrides(config=config_path, db=db, state_dir=state_dir)
     cfg = settings.load(overrides)
     return weekly_run(cfg, settings.open_state(overrides, cfg), jobs=jobs,
-                      lock_wait=cfg.schedule.lock_wait_seconds)[1]
+                      lock_wait=cfg.schedule.lock_wait_seconds)
 
 
 def _guarded(name: str, jobs: tuple[str, ...], config_path: str | None, db: str | None,
              state_dir: str | None) -> None:
-    """One job run; whatever fails is one log line (never a traceback in the scheduler's log),
-    and the next run time stays: a failed tree or message is recorded by the run itself."""
+    """One job run, its start and its result in the log: the lines `policybot run` prints
+    (a line per tree with what happened and its counts, the series reviewed, the mail), each
+    failure a warning. Whatever fails is one log line (never a traceback in the scheduler's
+    log), and the next run time stays: a failed tree or message is recorded by the run itself."""
     from .errors import describe
+    from .render import render
+    log.info("policybot %s job: started", name)
     try:
-        summary = _run(jobs, config_path, db, state_dir)
+        runner, summary = _run(jobs, config_path, db, state_dir)
     except Exception as e:  # noqa: BLE001 - the scheduler must keep running
         log.error("policybot %s job failed: %s", name, describe(e))
         return
+    for line in render("run", "text", (runner, dataclasses.replace(summary, failures=[]))).splitlines():
+        log.info("policybot %s job: %s", name, line)
     for failure in summary.failures:
         log.warning("policybot %s job: %s failed: %s", name, failure.what, failure.reason)
 

@@ -167,6 +167,28 @@ def open_engine(url: str, where) -> sa.engine.Engine:
     return engine
 
 
+def stored_version(url: str, where) -> int | None:
+    """The schema version the database at ``url`` holds, read without migrating or writing
+    anything; None for a database without policybot's tables. Errors name ``where``."""
+    try:
+        engine = sa.create_engine(url, future=True)
+        try:
+            with engine.connect() as conn:
+                existing = sa.inspect(conn).get_table_names()
+                if "meta" in existing:
+                    found = conn.execute(sa.select(meta.c.value).where(meta.c.key == "schema")).scalar()
+                    return int(found) if found is not None else None
+                return 1 if "facts_cache" in existing else None
+        finally:
+            engine.dispose()
+    except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError) as e:
+        raise ConfigError(f"state database URL {redact(url)!r}: {e}") from None
+    except sa.exc.DatabaseError as e:  # not a database, corrupted, unreachable, unreadable
+        raise ConfigError(f"state database {where}: {' '.join(str(e.orig).split())}") from None
+    except ValueError as e:
+        raise ConfigError(f"state database {where}: unreadable schema version ({e})") from None
+
+
 def migrate(engine: sa.engine.Engine, url: str) -> None:
     with engine.begin() as conn:
         existing = sa.inspect(conn).get_table_names()

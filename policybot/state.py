@@ -37,6 +37,22 @@ class CensusRecord(NamedTuple):
     seen: dt.date
 
 
+def inspect(url: str | None, state_dir: str | os.PathLike | None) -> tuple[str, int | None]:
+    """(where, schema version) of the state database as it is: opened read-only, created and
+    changed in nothing. None: it does not exist yet, or has no tables (the first run makes
+    them). Raises ConfigError when it cannot be read (not a database, corrupted, unreachable)."""
+    from .schema import redact, stored_version
+    if url and not url.startswith("sqlite:///"):
+        return redact(url), stored_version(url, redact(url))
+    path = Path(url[len("sqlite:///"):].split("?", 1)[0]) if url else resolve_state_dir(state_dir) / "policybot.sqlite"
+    if not path.exists():
+        return str(path), None
+    if not os.access(path, os.R_OK | os.W_OK):
+        raise ConfigError(f"state database {path}: not readable and writable by this user")
+    from urllib.parse import quote
+    return str(path), stored_version(f"sqlite:///file:{quote(str(path))}?mode=ro&uri=true", path)
+
+
 class State:
     def __init__(self, url: str | None = None, state_dir: str | os.PathLike | None = None):
         self.state_dir = resolve_state_dir(state_dir)

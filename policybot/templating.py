@@ -31,6 +31,21 @@ def environment(override: str | None = None, html: bool = False) -> jinja2.Envir
     return _Deferred(override, html)  # type: ignore[return-value]
 
 
+def broken(env: jinja2.Environment, names: list[str]) -> list[str]:
+    """One line per template of ``names`` that does not compile in ``env``: its file, line and
+    the error (a syntax error, an unknown filter, a template it includes that is missing)."""
+    import jinja2
+    problems = []
+    for name in names:
+        try:
+            env.get_template(name)
+        except jinja2.TemplateSyntaxError as e:
+            problems.append(f"{e.filename or name}:{e.lineno}: {' '.join(str(e.message).split())}")
+        except jinja2.TemplateError as e:
+            problems.append(f"{name}: {' '.join(str(e).split())}")
+    return problems
+
+
 class _Deferred:
     """A jinja2.Environment created on first use; every attribute is the environment's."""
 

@@ -90,6 +90,16 @@ def series(tmp_path) -> SeriesFixture:
     return make_series(tmp_path)
 
 
+@pytest.fixture(scope="session")
+def patchwork_server(tmp_path_factory):
+    """A real patchwork 3.2.1 on 127.0.0.1 with sqlite, a project "bpf" and a maintainer's token
+    (kit.patchwork.start_patchwork); each test loads its own series."""
+    from kit.patchwork import start_patchwork
+    pw = start_patchwork(tmp_path_factory.mktemp("patchwork"))
+    yield pw
+    pw.stop()
+
+
 @pytest.fixture
 def smtp_server():
     """start(port=None, **controller_kw) -> (store, port): a real SMTP server on 127.0.0.1."""

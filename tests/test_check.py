@@ -16,6 +16,7 @@ import pytest
 from policybot.cli import main
 from policybot.gitbuild import HistoryBuilder
 from kit.bpf import SOURCES, compile_bpf, line_of
+from kit.sarif import validate
 from kit.trees import BTF_H, MANIFEST, kernel
 
 SHAPES = {"bpf_widths": "int|u8 a, long b", "bpf_fwd": "int|struct cgroup *cgrp", "bpf_enum": "int|u32 mode"}
@@ -27,12 +28,18 @@ HEAD_MANIFEST = ("kfuncs:\n  bpf_foo:\n    stability: stable\n"
                  "  bpf_old:\n    stability: deprecated\n    replacement: bpf_new\n")
 
 
+# a function of the tree that is no kfunc, whose address tests/bpf/func_address.bpf.c loads
+TEST_RUN = "net/bpf/test_run.c"
+FENTRY_TEST1 = "noinline int bpf_fentry_test1(int a)\n{\n\treturn a + 1;\n}\n"
+
+
 @pytest.fixture(scope="module")
 def tree(tmp_path_factory):
     path = tmp_path_factory.mktemp("tree") / "repo"
     b = HistoryBuilder(path)
     b.commit({"include/linux/btf.h": BTF_H, "kernel/bpf/helpers.c": kernel(BASE),
-              MANIFEST: "kfuncs:\n  bpf_foo:\n    stability: stable\n  bpf_old:\n    stability: stable\n"},
+              MANIFEST: "kfuncs:\n  bpf_foo:\n    stability: stable\n  bpf_old:\n    stability: stable\n",
+              TEST_RUN: FENTRY_TEST1},
              "base", "2022-12-11T12:00:00")
     b.tag("v6.1")
     b.commit({"kernel/bpf/helpers.c": kernel(HEAD), MANIFEST: HEAD_MANIFEST}, "deprecate bpf_old",
@@ -44,7 +51,8 @@ def tree(tmp_path_factory):
 @pytest.fixture(scope="module")
 def objs(tmp_path_factory):
     out = tmp_path_factory.mktemp("objs")
-    return {n: compile_bpf(SOURCES / f"{n}.bpf.c", out / f"{n}.bpf.o") for n in ("kfunc_user", "needs_gone", "guarded", "shapes")}
+    return {n: compile_bpf(SOURCES / f"{n}.bpf.c", out / f"{n}.bpf.o")
+            for n in ("kfunc_user", "needs_gone", "guarded", "shapes", "dead_fallback", "func_address")}
 
 
 def run(capsys, *argv):
@@ -146,7 +154,7 @@ def test_sarif(capsys, tree, objs):
     rc, out, _ = run(capsys, "check", str(objs["kfunc_user"]), "--repo", tree, "--rev", "v6.2",
                      "--today", "2023-03-01", "--format", "sarif")
     assert rc == 1
-    doc = json.loads(out)
+    doc = validate(out)
     assert doc["version"] == "2.1.0"
     run0 = doc["runs"][0]
     results = {(r["ruleId"], r["level"], r["locations"][0]["physicalLocation"]["region"]["startLine"])
@@ -167,7 +175,7 @@ def test_audit_sarif_matches_its_json(capsys, tree):
     rc_sarif, out_sarif, _ = run(capsys, "audit", "--repo", tree, "--base", "v6.1", "--rev", "v6.2", "--format", "sarif")
     assert rc_json == rc_sarif
     findings = json.loads(out_json)["findings"]
-    results = json.loads(out_sarif)["runs"][0]["results"]
+    results = validate(out_sarif)["runs"][0]["results"]
     assert findings, "the tree removes a kfunc: audit must find it"
     want = sorted((f["rule"], f["location"]) for f in findings)
     got = sorted((r["ruleId"], "{}:{}".format(r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"],
@@ -358,3 +366,134 @@ def test_a_flavored_extern_is_judged_as_its_kfunc(capsys, releases, new_objs):
         ("EXTERN_DEPRECATED", "bpf_old___compat", "bpf_old___compat (kfunc bpf_old) is deprecated on v6.10; "
                                                   "use bpf_new; removal not before 2028-02-19")]
     assert compat["earliest_removal"] == "2028-02-19"  # bpf_old's stable promise from v6.2 runs until then
+
+
+# -- issue 27: dead fallbacks, address uses, SARIF for code scanning ---------------------------------
+
+def test_a_weak_flavor_that_resolves_on_no_target_is_a_dead_fallback(capsys, tree, objs):
+    """dead_fallback.bpf.c: bpf_foo___v2 asks libbpf for bpf_foo with a third parameter that no
+    target has; bpf_new___v2 asks for a kfunc v6.2 has."""
+    obj, src = objs["dead_fallback"], SOURCES / "dead_fallback.bpf.c"
+    rc, docs = check_json(capsys, tree, obj, "v6.1", "v6.2", extra=["--fail-on", "warning"])
+    assert rc == 1  # the warning
+    for d in docs.values():
+        e = by_name(d)
+        assert e["bpf_foo___v2"]["status"] == "incompatible" and e["bpf_foo___v2"]["dead_fallback"] is True
+        assert e["bpf_new___v2"]["dead_fallback"] is False
+    assert by_name(docs["v6.2"])["bpf_new___v2"]["status"] == "ok"
+    rc, out, _ = run(capsys, "check", str(obj), "--repo", tree, "--rev", "v6.1", "--rev", "v6.2", "--fail-on", "never")
+    # at the declaration (the object's DWARF), not at the call
+    decl = line_of(src, "bpf_foo___v2(struct task_struct *p")
+    assert decl != line_of(src, "return bpf_foo___v2(")
+    dead = [line for line in out.splitlines() if "warning[EXTERN_DEAD_FALLBACK]" in line]
+    assert dead == [f"{src}:{decl}: warning[EXTERN_DEAD_FALLBACK]: bpf_foo___v2 (kfunc bpf_foo): weak, and resolves "
+                    "on none of the 2 targets (incompatible on v6.1, v6.2): the code it guards never runs there "
+                    "[v6.1, v6.2]"]
+    assert "hint[EXTERN_DEAD_FALLBACK]: " in out
+    # one target says nothing of the others: no dead fallback
+    rc, out, _ = run(capsys, "check", str(obj), "--repo", tree, "--rev", "v6.1", "--fail-on", "never")
+    assert "EXTERN_DEAD_FALLBACK" not in out.split("hint[")[0]
+
+
+def test_an_address_use_resolves_against_any_function_of_the_tree(capsys, tree, objs):
+    """func_address.bpf.c loads bpf_fentry_test1's address and never calls it (get_func_ip_test):
+    libbpf resolves it against any kernel function of that name, and the tree defines one, no
+    kfunc, in net/bpf/test_run.c."""
+    rc, docs = check_json(capsys, tree, objs["func_address"], "v6.1", "v6.2")
+    src = SOURCES / "func_address.bpf.c"
+    assert rc == 0
+    for d in docs.values():
+        (e,) = d["externs"]
+        assert (e["name"], e["status"], e["uses"], e["calls"]) == ("bpf_fentry_test1", "ok", "address", [])
+        assert e["address_uses"] == [f"{src}:{line_of(src, '== &bpf_fentry_test1')}"]
+        assert d["loads"] is True
+    # the same name called (needs_gone calls bpf_gone, a kfunc v6.2 lacks) stays missing
+    _, docs = check_json(capsys, tree, objs["needs_gone"], "v6.2", extra=["--fail-on", "never"])
+    assert by_name(docs["v6.2"])["bpf_gone"]["uses"] == "call"
+
+
+def test_sarif_runs_per_target_with_stable_fingerprints(capsys, tree, objs):
+    args = ["check", str(objs["kfunc_user"]), str(objs["dead_fallback"]), "--repo", tree, "--rev", "v6.1",
+            "--rev", "v6.2", "--today", "2023-03-01", "--format", "sarif"]
+    first = validate(run(capsys, *args)[1])
+    second = validate(run(capsys, *args, "--today", "2023-03-02")[1])
+    assert [r["automationDetails"]["id"] for r in first["runs"]] == [
+        "policybot/check/v6.1/", "policybot/check/v6.2/", "policybot/check/all-targets/"]
+
+    def prints(doc):
+        return [[(r["ruleId"], r["partialFingerprints"]["policybotFinding/v1"]) for r in x["results"]]
+                for x in doc["runs"]]
+    assert prints(first) == prints(second)
+    fps = [fp for x in prints(first) for _, fp in x]
+    assert len(set(fps)) == len(fps)  # one per finding
+    # notes (EXTERN_UNRESOLVED is info) only when --fail-on asks for them
+    levels = {r["level"] for x in first["runs"] for r in x["results"]}
+    assert "note" not in levels and {"error", "warning"} <= levels
+    noted = validate(run(capsys, *args, "--fail-on", "info")[1])
+    assert "EXTERN_UNRESOLVED" in {r["ruleId"] for x in noted["runs"] for r in x["results"] if r["level"] == "note"}
+
+
+def test_a_fingerprint_survives_moved_lines(capsys, tree, tmp_path):
+    """The same program with its lines moved down, built to the same object path: same fingerprints,
+    other lines."""
+    src = (SOURCES / "kfunc_user.bpf.c").read_text()
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    (tmp_path / "a" / "prog.bpf.c").write_text(src)
+    (tmp_path / "b" / "prog.bpf.c").write_text(src.replace("\n", "\n\n\n", 1))
+    obj = tmp_path / "prog.bpf.o"
+    args = ["check", str(obj), "--repo", tree, "--rev", "v6.1", "--rev", "v6.2", "--today", "2023-03-01",
+            "--format", "sarif", "--fail-on", "info"]
+    seen = []
+    for d in ("a", "b"):
+        compile_bpf(tmp_path / d / "prog.bpf.c", obj)
+        doc = validate(run(capsys, *args)[1])
+        seen.append([(r["partialFingerprints"]["policybotFinding/v1"],
+                      r["locations"][0]["physicalLocation"]["region"]["startLine"])
+                     for x in doc["runs"] for r in x["results"]])
+    (a, b) = seen
+    assert a and [fp for fp, _ in a] == [fp for fp, _ in b]
+    assert [line + 2 for _, line in a] == [line for _, line in b]
+
+
+def test_objects_inside_a_program_and_a_package(capsys, tree, objs, tmp_path):
+    """A program that carries BPF objects (here /bin/true with two objects appended, found by their
+    ELF headers as a skeleton's are) and a Debian package holding it (dpkg-deb --build): each
+    embedded object is checked as if given alone."""
+    host_bytes = Path("/bin/true").read_bytes()
+    gone, guarded = objs["needs_gone"].read_bytes(), objs["guarded"].read_bytes()
+    pad = b"\0" * (-len(host_bytes) % 8)
+    program = tmp_path / "pkg" / "usr" / "sbin" / "prog"
+    program.parent.mkdir(parents=True)
+    program.write_bytes(host_bytes + pad + gone + guarded)
+    at_gone, at_guarded = len(host_bytes) + len(pad), len(host_bytes) + len(pad) + len(gone)
+    rc, out, _ = run(capsys, "check", str(program), "--repo", tree, "--rev", "v6.2", "--format", "json",
+                     "--fail-on", "never")
+    lines = [json.loads(line) for line in out.splitlines()]
+    assert [(d["object"], d["loads"]) for d in lines] == [(f"{program}@{at_gone:#x}", False),
+                                                          (f"{program}@{at_guarded:#x}", True)]
+    assert by_name(lines[0])["bpf_gone"]["status"] == "missing"
+    (tmp_path / "pkg" / "DEBIAN").mkdir()
+    (tmp_path / "pkg" / "DEBIAN" / "control").write_text(
+        "Package: prog\nVersion: 1.0\nArchitecture: all\nMaintainer: t <t@example.org>\nDescription: t\n")
+    deb = tmp_path / "prog_1.0_all.deb"
+    subprocess.run(["dpkg-deb", "--root-owner-group", "-Zxz", "--build", str(tmp_path / "pkg"), str(deb)],
+                   check=True, capture_output=True)
+    rc, out, _ = run(capsys, "check", str(deb), "--repo", tree, "--rev", "v6.2", "--format", "json",
+                     "--fail-on", "never")
+    assert [json.loads(line)["object"] for line in out.splitlines()] == [
+        f"{deb.name}:usr/sbin/prog@{at_gone:#x}", f"{deb.name}:usr/sbin/prog@{at_guarded:#x}"]
+    # a program that carries none is bad input, said in one line
+    rc, out, err = run(capsys, "check", "/bin/true", "--repo", tree, "--rev", "v6.2")
+    assert rc == 2 and out == "" and err.strip() == "policybot: /bin/true: no BPF object in it"
+
+
+def test_an_address_use_of_a_function_the_tree_lacks_is_missing(capsys, tmp_path, objs):
+    b = HistoryBuilder(tmp_path / "repo")
+    b.commit({"include/linux/btf.h": BTF_H, "kernel/bpf/helpers.c": kernel(BASE)}, "base", "2022-12-11T12:00:00")
+    b.tag("v6.1")
+    rc, docs = check_json(capsys, str(tmp_path / "repo"), objs["func_address"], "v6.1", extra=["--fail-on", "never"])
+    (e,) = docs["v6.1"]["externs"]
+    assert (e["status"], e["uses"], e["reason"]) == ("missing", "address",
+                                                     "bpf_fentry_test1 is no kernel function of v6.1")
+    assert docs["v6.1"]["loads"] is False

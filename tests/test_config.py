@@ -30,11 +30,38 @@ def test_shipped_example_loads():
      r"policybot.toml:4: trees\[1\].name: duplicate tree name 'a'"),
     ('[[trees]]\nname = "a"\nrepo = "r"\nbranchh = "x"\n', r"policybot.toml:1: trees\[0\].branchh: unknown key"),
     ('[state\n', r"policybot.toml: .*line 1"),
+    ('[patchwork]\nurl = "https://pw.example.org"\nproject = "bpf"\n',
+     r"policybot.toml:1: patchwork.token_file: missing"),
+    ('[patchwork]\nurl = "https://pw.example.org"\nproject = "bpf"\ntoken_file = "t"\ncontext = "policy bot"\n',
+     r"policybot.toml:5: patchwork.context: letters, digits, - and _ only"),
+    ('[patchwork]\nurl = "pw.example.org"\nproject = "bpf"\ntoken_file = "t"\n',
+     r"policybot.toml:2: patchwork.url: not an http\(s\) URL"),
+    ('[patchwork]\nurl = "https://pw.example.org"\nprojects = "bpf"\n', r"policybot.toml:3: patchwork.projects: unknown key"),
 ])
 def test_errors_name_key_and_line(tmp_path, text, message):
     (tmp_path / "policybot.toml").write_text(text)
     with pytest.raises(ConfigError, match=message):
         load_config(tmp_path / "policybot.toml")
+
+
+def test_patchwork_settings_and_the_token_file(tmp_path):
+    """[patchwork] read, its token_file taken from the config's directory and read only when it
+    is its owner's alone (mode 0600)."""
+    (tmp_path / "policybot.toml").write_text('[patchwork]\nurl = "https://pw.example.org"\nproject = "bpf"\n'
+                                             'token_file = "pw-token"\n')
+    cfg = load_config(tmp_path / "policybot.toml")
+    assert (cfg.patchwork.url, cfg.patchwork.project, cfg.patchwork.context) == (
+        "https://pw.example.org", "bpf", "policybot")
+    assert cfg.patchwork.token_file == str(tmp_path / "pw-token")
+    (tmp_path / "pw-token").write_text("s3cret-token\n")
+    (tmp_path / "pw-token").chmod(0o644)
+    with pytest.raises(ConfigError, match="pw-token: patchwork token file must be owned by you and have mode 0600") as e:
+        cfg.patchwork_client()
+    assert "s3cret" not in str(e.value)
+    (tmp_path / "pw-token").chmod(0o600)
+    assert cfg.patchwork_client().token == "s3cret-token"
+    assert cfg.patchwork_client(with_token=False).token == ""
+    assert load_config(None).patchwork_client() is None  # no [patchwork]: no checks
 
 
 def test_progress_only_on_a_terminal():

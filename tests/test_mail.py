@@ -17,10 +17,9 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from aiosmtpd.smtp import AuthResult
 
 import policybot
-from kit.mail import free_port
+from kit.mail import authenticator, free_port
 from policybot.errors import ConfigError, InputError
 from policybot.mail.message import (
     MailConfig, build_message, check_no_trailers, message_id,
@@ -448,13 +447,6 @@ def test_draft_moved_to_cur_by_a_mua_is_still_sent(outbox, smtp_server):
 
 
 # -- credentials -----------------------------------------------------------------
-
-
-def authenticator(user: bytes, password: bytes):
-    def check(server, session, envelope, mechanism, auth_data):
-        ok = auth_data.login == user and auth_data.password == password
-        return AuthResult(success=ok, handled=False)  # handled=False: the server answers 535
-    return check
 
 
 def auth_file(tmp_path, mode: int, password: str = "s3cret-pass") -> Path:

@@ -5,7 +5,7 @@ and as objects compiled in the run (conftest's schedulers).
 
 The expectation is an independent reading, made here without policybot's code: dpkg-deb unpacks
 and names each package; each ELF file's embedded BPF objects are found by their ELF header
-(EM_BPF, 247) and cut at the end of their section header table by this file's own struct
+(EM_BPF, 247) and cut at the end of their section header table by kit.bpf.cut_objects's own struct
 reading; then `bpftool btf dump` names the extern functions of each object's BTF and `readelf -s`
 says which are undefined and whether weak. No count is written down from today's packages."""
 
@@ -13,53 +13,25 @@ from __future__ import annotations
 
 import json
 import re
-import struct
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from kit.bpf import extern_symbols, flavorless
+from kit.bpf import cut_objects, extern_symbols, flavorless
 from kit.btf import dump
-from kit.realtree import KERNEL_CACHE
+from kit.realtree import debian_packages
 from policybot.cli import main
 
 pytestmark = pytest.mark.realtree
 
-ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("bpfilter", "libbpf-tools", "bpftune", "libbpftune0")
 TODAY = "2026-12-03"
 
 
 @pytest.fixture(scope="module")
 def debs(tmp_path_factory) -> dict[str, Path]:
-    where = tmp_path_factory.mktemp("debs")
-    subprocess.run([str(ROOT / "scripts" / "debian-apt"), str(KERNEL_CACHE), "sid", "--", "download", *PACKAGES],
-                   cwd=where, check=True, capture_output=True)
-    found = {}
-    for deb in where.glob("*.deb"):
-        name = subprocess.run(["dpkg-deb", "-f", str(deb), "Package"], capture_output=True, text=True,
-                              check=True).stdout.strip()
-        found[name] = deb
-    assert set(found) == set(PACKAGES), found
-    return found
-
-
-def cut_objects(data: bytes) -> list[bytes]:
-    """The EM_BPF relocatables inside ``data``: 64-bit little-endian ELF header, cut at the end of
-    the section header table (llvm writes it last)."""
-    out, pos = [], data.find(b"\x7fELF")
-    while pos >= 0:
-        head = data[pos:pos + 64]
-        if len(head) == 64 and head[4] == 2 and head[5] == 1 and struct.unpack_from("<H", head, 18)[0] == 247:
-            shoff = struct.unpack_from("<Q", head, 40)[0]
-            shentsize, shnum = struct.unpack_from("<HH", head, 58)
-            end = pos + shoff + shentsize * shnum
-            out.append(data[pos:end])
-            pos = data.find(b"\x7fELF", end)
-        else:
-            pos = data.find(b"\x7fELF", pos + 1)
-    return out
+    return debian_packages(tmp_path_factory.mktemp("debs"), *PACKAGES)
 
 
 def extern_functions(obj: Path) -> set[tuple[str, bool]]:

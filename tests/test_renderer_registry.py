@@ -37,7 +37,7 @@ def test_format_is_declared_once():
 def test_each_commands_formats_are_its_kinds_in_the_registry():
     kinds = {"inventory": "inventory", "audit": "audit", "review": "review", "check": "check",
              "history": "history", "report": "page", "rules": "rules", "explain": "rule", "census": "census",
-             "propose": "propose"}
+             "propose": "propose", "doctor": "doctor"}
     assert format_choices() == {c: render.formats(k) for c, k in kinds.items()}
     # census --list renders the kept table in the formats census offers
     assert render.formats("census-table") == render.formats("census")
@@ -88,8 +88,11 @@ def test_review_writes_sarif_from_the_shared_renderer(tmp_path, capsys):
     mbox.write_text(patch.replace("Subject:", "Message-Id: <p1@example.com>\nTo: bpf@vger.kernel.org\nSubject:", 1))
     rc = main(["review", "--repo", str(repo), "--mbox", str(mbox), "--format", "sarif", "--today", "2025-01-01",
                "--from", "bot <bot@example.org>"])
-    doc = json.loads(capsys.readouterr().out)
+    from kit.sarif import validate
+    doc = validate(capsys.readouterr().out)
     results = doc["runs"][0]["results"]
     assert rc == 1 and doc["version"] == "2.1.0"
+    assert doc["runs"][0]["automationDetails"] == {"id": "policybot/review/"}
+    assert set(results[0]["partialFingerprints"]) == {"policybotFinding/v1"}
     assert [(r["ruleId"], r["level"]) for r in results] == [("KFUNC_REMOVED", "error")]
     assert results[0]["message"]["text"].startswith("bpf_foo ")

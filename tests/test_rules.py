@@ -15,6 +15,7 @@ change is judged on the head's commit date, 2024-03-10.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 import tomllib
 from pathlib import Path
@@ -22,6 +23,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from policybot.cli import main
 from policybot.gitbuild import HistoryBuilder
 from policybot.kernel.scanner import Scanner
 from policybot.policy.audit import Auditor
@@ -29,6 +31,7 @@ from policybot.policy.config import Policy
 from policybot.policy.rules import catalogue
 from policybot.app.series import judge_diff_text
 from kit.bpf import SOURCES, call_site, compile_bpf
+from kit.bpf import line_of as bpf_line_of
 from kit.trees import (BTF_H, DECLARED, FOO, HEAD_DAY, HELPERS, MANIFEST, RESOLVED, check_findings, findings, kernel,
                        manifest_for, pair, target)
 
@@ -540,6 +543,31 @@ def test_rule_extern_unresolved(tmp_path, capsys, bpf_objects, level, verdict):
         assert check_findings(capsys, b, bpf_objects["guarded"]) == expect(
             "EXTERN_UNRESOLVED", verdict, where, "bpf_gone___compat (kfunc bpf_gone): bpf_gone is not a kfunc of "
             "v6.9; weak, so left unresolved (bpf_ksym_exists() is false)", "bpf_gone___compat")
+
+
+@levels(unstable="warning", stable="warning", expired="warning", deprecating="warning", deprecated="warning",
+        deprecated_due="warning")
+def test_rule_extern_dead_fallback(tmp_path, capsys, bpf_objects, level, verdict):
+    if level != "unstable":
+        # an extern that resolves nowhere names no kfunc with a level on any target: judged unstable
+        pinned("EXTERN_DEAD_FALLBACK", level, verdict)
+        return
+    # guarded.bpf.c: the weak bpf_gone___compat(void); v6.8's bpf_gone takes a u64, v6.9 has none
+    b = pair(tmp_path, {HELPERS: kernel({**RESOLVED, "bpf_gone": "int|u64 x"})},
+             {HELPERS: kernel({n: s for n, s in RESOLVED.items() if n != "bpf_gone"})})
+    argv = ["check", str(bpf_objects["guarded"]), "--repo", b.repo.workdir, "--rev", "v6.8", "--rev", "v6.9",
+            "--today", HEAD_DAY, "--format", "sarif", "--fail-on", "never"]
+    assert main(argv) == 0
+    runs = json.loads(capsys.readouterr().out)["runs"]
+    got = [(r["ruleId"], r["level"], r["message"]["text"],
+            "{}:{}".format(r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"].rsplit("/", 1)[-1],
+                           r["locations"][0]["physicalLocation"]["region"]["startLine"]))
+           for run in runs for r in run["results"]]
+    src = SOURCES / "guarded.bpf.c"
+    # at the extern's declaration (DWARF), not at its call
+    assert got == [("EXTERN_DEAD_FALLBACK", verdict, "bpf_gone___compat (kfunc bpf_gone): weak, and resolves on none "
+                    "of the 2 targets (incompatible on v6.8; missing on v6.9): the code it guards never runs there "
+                    "[v6.8, v6.9]", f"guarded.bpf.c:{bpf_line_of(src, 'bpf_gone___compat(void)')}")]
 
 
 # the earliest removal `policybot check` states at each deprecated level (see DECLARED)

@@ -28,7 +28,7 @@ from policybot.app.config import Config, load_config
 from policybot.scheduler import build_scheduler, inbox_job, job_definitions, next_runs, weekly_job
 from policybot.state import State, runs
 from kit.mail import body
-from kit.weekly import Bot, patch_mail, report_subject
+from kit.weekly import BASE_KFUNCS, Bot, patch_mail, report_subject
 
 ROOT = Path(__file__).resolve().parent.parent
 UTC = dt.timezone.utc
@@ -341,6 +341,58 @@ def test_run_missed_while_down_happens_once_at_start(tmp_path):
         assert conn.execute(sa.select(sa.func.count()).select_from(runs)).scalar() == 1  # once (coalesced)
     when = stored(state)[1].next_run_time
     assert when > dt.datetime.now(UTC) and DAYS[when.weekday()] == far_day()
+
+
+class Lines:
+    """A child's stderr read line by line as it comes (the journal's view of it)."""
+
+    def __init__(self, stream):
+        self.lines: list[str] = []
+        self._thread = threading.Thread(target=self._read, args=(stream,), daemon=True)
+        self._thread.start()
+
+    def _read(self, stream) -> None:
+        for line in stream:
+            self.lines.append(line.rstrip("\n"))
+
+    def rest(self) -> list[str]:
+        self._thread.join(10)
+        return self.lines
+
+
+def test_the_journal_gets_the_start_each_job_result_and_the_stop(tmp_path):
+    """issue 26: a scheduler that ran a job printed nothing; now its stderr (the journal under
+    systemd) says it started and when each job is next, each job's start and result (the tree,
+    what happened, the counts, the mail), and that it stopped."""
+    bot = Bot(tmp_path, extra=f'weekly = "{far_day()} 06:00"\n')
+    weekly_job(str(bot.config))  # the baseline
+    base = bot.upstream.head
+    head = bot.upstream.land("bpf: drop bpf_foo", "2024-02-01",
+                             kfuncs={k: v for k, v in BASE_KFUNCS.items() if k != "bpf_foo"})
+    path = str(bot.config)
+    state = State(state_dir=load_config(path).state_dir)
+    persist(build_scheduler(load_config(path), state, path))
+    set_next_run(state, dt.datetime.now(UTC) - dt.timedelta(days=2))  # due at once
+    proc = start_scheduler(bot.config)
+    err = Lines(proc.stderr)
+    try:
+        wait_for(lambda: any(" job: drafted " in line for line in err.lines), 60, "the job's result", proc)
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(10)
+    lines = err.rest()
+    assert proc.returncode == 0, lines
+    assert lines[0].startswith(f"policybot schedule: started on sqlite:///{bot.state_dir}/policybot.sqlite: "
+                               f"weekly next at "), lines
+    job = [line for line in lines if line.startswith("policybot weekly job: ")]
+    assert job[0] == "policybot weekly job: started"
+    (tree,) = [line for line in job if line.startswith("policybot weekly job: bpf-next: ")]
+    assert f"{base[:12]}..{head[:12]}" in tree and "1 violation" in tree, tree
+    # this week's report went out with the baseline: the job drafted nothing new
+    assert f"policybot weekly job: drafted 0 mails to {bot.outbox}" in job, job
+    assert lines[-1] == "policybot schedule: stopped"
+    assert "Traceback" not in "\n".join(lines)
 
 
 SIGTERM_AT = r"""

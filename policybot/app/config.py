@@ -15,7 +15,9 @@ from pathlib import Path
 from .. import bounded
 from ..errors import ConfigError
 from ..model.vocabulary import VERDICTS
-from ..mail.inbox import HttpLimits, Inbox
+from ..mail.http import HttpLimits
+from ..mail.inbox import Inbox
+from ..mail.patchwork import Patchwork
 from ..mail.message import MailConfig
 from ..policy.config import Policy, line_of, load_policy, read_toml, table_lines
 
@@ -75,6 +77,18 @@ class Limits:
 
 
 @dataclass
+class PatchworkSettings:
+    """Where the review's checks go ([patchwork]); no url: none are posted."""
+    url: str = ""  # the server, e.g. https://patchwork.kernel.org
+    project: str = ""  # the project's link name there, e.g. netdevbpf
+    token_file: str = ""  # a file (mode 0600) holding the API token of one of its maintainers
+    context: str = "policybot"  # the slug of our checks on the list
+
+
+_SLUG = re.compile(r"^[-a-zA-Z0-9_]{1,255}$")  # a check's context (patchwork's SlugField)
+
+
+@dataclass
 class Config:
     path: str = "<defaults>"
     state_dir: str = ""
@@ -90,6 +104,20 @@ class Config:
     trees: list[Tree] = field(default_factory=list)
     expiring_horizon_days: int | None = None  # overrides the trees' policies when set
     limits: Limits = field(default_factory=Limits)
+    patchwork: PatchworkSettings = field(default_factory=PatchworkSettings)
+
+    def patchwork_client(self, with_token: bool = True) -> Patchwork | None:
+        """The [patchwork] server under these limits, its token read (None: not configured).
+        ``with_token=False``: for reading a series, which needs none."""
+        from .. import __version__
+        from ..mail.patchwork import read_token
+        pw, lim = self.patchwork, self.limits
+        if not pw.url:
+            return None
+        token = read_token(pw.token_file) if with_token and pw.token_file else ""
+        return Patchwork(pw.url, pw.project, token,
+                         HttpLimits(lim.http_connect_seconds, lim.http_request_seconds, lim.http_run_seconds),
+                         f"policybot/{__version__}")
 
     def tree(self, name: str) -> Tree:
         for t in self.trees:
@@ -146,10 +174,11 @@ class _Source:
 
 def _from_dict(data: dict, path: Path, text: str) -> Config:
     cfg = Config(path=str(path))
-    _check_keys(data, {"state", "mail", "inbox", "schedule", "trees", "audit", "limits", "census"}, path, text, "")
+    _check_keys(data, {"state", "mail", "inbox", "schedule", "trees", "audit", "limits", "census",
+                       "patchwork"}, path, text, "")
     src = _Source(path, text)
     for read in (_read_state, _read_mail, _read_inbox, _read_census, _read_schedule, _read_audit, _read_limits,
-                 _read_trees):
+                 _read_patchwork, _read_trees):
         read(cfg, data, src)
     return cfg
 
@@ -255,6 +284,27 @@ def _read_limits(cfg: Config, data: dict, src: _Source) -> None:
         if n < 1:
             raise ConfigError(f"{where(key, 'limits')}: must be at least 1")
         setattr(cfg.limits, key, n)
+
+
+def _read_patchwork(cfg: Config, data: dict, src: _Source) -> None:
+    path, text, where, rel = src.path, src.text, src.where, src.rel
+    pw = data.get("patchwork", {})
+    if not isinstance(pw, dict):
+        raise ConfigError(f"{path}:{line_of(text, 'patchwork')}: 'patchwork' must be a table")
+    _check_keys(pw, {f.name for f in dataclasses.fields(PatchworkSettings)}, path, text, "patchwork")
+    for key in pw:
+        setattr(cfg.patchwork, key, _typed(pw[key], str, where(key, "patchwork")))
+    if not pw:
+        return
+    for key in ("url", "project", "token_file"):
+        if not getattr(cfg.patchwork, key):
+            raise ConfigError(f"{path}:{line_of(text, 'patchwork')}: patchwork.{key}: missing (the checks need "
+                              "url, project and token_file)")
+    if not re.match(r"^https?://[^/]", cfg.patchwork.url):
+        raise ConfigError(f"{where('url', 'patchwork')}: not an http(s) URL")
+    if not _SLUG.match(cfg.patchwork.context):
+        raise ConfigError(f"{where('context', 'patchwork')}: letters, digits, - and _ only (a slug)")
+    cfg.patchwork.token_file = rel(cfg.patchwork.token_file)
 
 
 def _read_trees(cfg: Config, data: dict, src: _Source) -> None:

@@ -32,6 +32,7 @@ from ..model.findings import Finding
 from ..policy.audit import Auditor
 from ..policy.calendar import ReleaseCalendar
 from ..policy.config import Policy
+from .patchwork import CheckReport, CheckTarget, post_checks
 from .series import ReviewResult, review_series
 from ..model.vocabulary import Verdict
 
@@ -67,6 +68,7 @@ class Reviewed:
     refused: list[Refused] = field(default_factory=list)
     outbox: Path | None = None  # the Maildir they were drafted to
     sent: SendReport | None = None  # what --send delivered, None when nothing was sent
+    checks: CheckReport | None = None  # the patchwork checks, None when [patchwork] is not set
 
 
 @dataclass(frozen=True)
@@ -76,6 +78,7 @@ class SeriesSource:
     inbox_url: str | None = None  # that server (default: the config's [inbox] url)
     data: bytes | None = None  # an mbox read from standard input
     path: str | None = None  # an mbox file or a Maildir
+    patchwork_series: int | None = None  # a series on the config's [patchwork] server
 
 
 _BASE_COMMIT = re.compile(rb"^base-commit:[ \t]*([0-9a-f]{7,40})[ \t]*\r?$", re.M)
@@ -106,24 +109,47 @@ def review_command(ctx: Context, source: SeriesSource, base: str | None, branch:
     from ..mail.drafts import template_env
     from .inventory import prefetch_cold
     cfg = ctx.config
+    env = template_env(cfg.templates or None)
+    checks = check_target(cfg, env)
+    if source.patchwork_series is not None:
+        source = SeriesSource(data=patchwork_mbox(cfg, source.patchwork_series),
+                              path=f"patchwork series {source.patchwork_series}")
     prefetch_cold(ctx, base_guess(source, base, branch), str(ctx.state_dir / CACHE_FILE))
     scanner, state = ctx.scanner, ctx.state
     series = read_series(state.state_dir, cfg.limits, msgid=source.msgid, inbox_url=source.inbox_url or cfg.inbox_url,
                          data=source.data, path=source.path, cache=scanner.cache)
     mail = ctx.mail
     replies = ReplySettings(ctx.outbox, mail, tree_name or repo_name(scanner.repo), list_addr or mail.list_addr,
-                            cfg.review_min_verdict, template_env(cfg.templates or None), cfg.limits)
+                            cfg.review_min_verdict, env, cfg.limits)
     reviewed = review(ctx.auditor, series, replies, base, branch)
     reviewed.outbox = ctx.outbox.maildir
     if send or mail.send:
         reviewed.sent = ctx.outbox.send(mail)
+    if checks is not None:  # after the mail is drafted: a server that fails costs no mail
+        reviewed.checks = post_checks(checks, reviewed.result, ctx.outbox, state, ctx.auditor.today)
     return reviewed
+
+
+def check_target(cfg, env: jinja2.Environment) -> CheckTarget | None:
+    """Where the checks go ([patchwork], its token read now: a bad file is said before the
+    review), None when the config sets no [patchwork]."""
+    client = cfg.patchwork_client()
+    return CheckTarget(client, cfg.patchwork.context, cfg.inbox_url, env) if client else None
+
+
+def patchwork_mbox(cfg, series_id: int) -> bytes:
+    """The mbox of series ``series_id`` on the config's [patchwork] server."""
+    from ..errors import ConfigError
+    client = cfg.patchwork_client(with_token=False)
+    if client is None:
+        raise ConfigError(f"{cfg.path}: --patchwork-series needs the server: [patchwork] url and project")
+    return client.series_mbox(series_id)
 
 
 def read_series(state_dir: Path, limits: Limits, msgid: str | None = None, inbox_url: str = "",
                 data: bytes | None = None, path: str | None = None, cache: Cache | None = None) -> Series:
     """The series to review: a thread fetched by Message-ID, an mbox read from ``data``, or
-    the mbox or Maildir at ``path``.
+    the mbox or Maildir at ``path`` (with ``data``: the name of where it came from).
 
     With a ``cache``, the series b4 found in an mbox is kept by the mbox's content (and
     b4's version, b4wrap's code and the size limit): reading it again loads neither b4
@@ -139,7 +165,7 @@ def read_series(state_dir: Path, limits: Limits, msgid: str | None = None, inbox
     skipped: list[str] = []
     if raw is not None:
         msgs = b4wrap.read_messages(data=raw, state_dir=state_dir)
-        source = "<stdin>" if data is not None else path
+        source = path or "<stdin>"
     else:
         msgs, source = b4wrap.read_messages(path, state_dir=state_dir, skipped=skipped), path
     series = b4wrap.series_from_messages(msgs, state_dir, source, limits.max_message_bytes)

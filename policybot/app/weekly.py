@@ -27,6 +27,7 @@ from ..progress import Progress
 from ..state import DatabaseError, State
 from ..model.vocabulary import RunStatus
 from .census import known_users
+from .patchwork import FAILURE_KIND as CHECK_FAILURE
 from .review import queue
 
 JOBS = ("audit", "review", "notices", "report")
@@ -66,6 +67,7 @@ class RunSummary:
     reviewed: list[str] = field(default_factory=list)  # series subjects
     failures: list[RunFailure] = field(default_factory=list)  # what failed this run
     census: int | None = None  # uses the census found, when the config has census sources
+    checked: list[str] = field(default_factory=list)  # patches given a patchwork check this run
 
 
 class Runner:
@@ -77,6 +79,7 @@ class Runner:
         self.progress = progress or Progress(enabled=False)
         self.outbox = Outbox(state, state.state_dir / "outbox")
         self.env = template_env(cfg.templates or None)
+        self.checks_down = ""  # why the patchwork server failed this run: asked no more
 
     # -- the pass ------------------------------------------------------------------
 
@@ -315,7 +318,7 @@ class Runner:
                 summary.failures.append(RunFailure(f"inbox {inbox.url}", describe(e)))
         seen = self.state.seen_messages()
         if retry_failed:
-            seen -= {f.key for f in self.failures() if f.kind == "message"}
+            seen -= {f.key for f in self.failures() if f.kind in ("message", CHECK_FAILURE)}
         new = [m for m in msgs if _msgid(m) and key_part(_msgid(m)) not in seen]
         if not new:
             return
@@ -326,6 +329,7 @@ class Runner:
         limits = self.cfg.limits
         replies = ReplySettings(self.outbox, self.cfg.mail, tree.name, self.cfg.mail.list_addr,
                                 self.cfg.review_min_verdict, self.env, limits)
+        checks = self._check_target(summary)
         for root, thread in threads.items():
             if not any(_msgid(m) in new_ids for m in thread):
                 continue
@@ -343,6 +347,8 @@ class Runner:
                     summary.reviewed.append(series.subject)
                     for m in thread:
                         self.state.clear_failure("message", key_part(_msgid(m)))
+                    if checks is not None:
+                        self._post_checks(checks, reviewed.result, summary)
                 except ENVIRONMENT:
                     raise
                 except Exception as e:  # noqa: BLE001 - poison: record it, review the other threads
@@ -352,6 +358,28 @@ class Runner:
                             self.state.record_failure("message", key_part(_msgid(m)), reason, self.today)
                     summary.failures.append(RunFailure(f"thread <{root[:200]}>", reason))
         self.state.mark_seen([key_part(_msgid(m)) for m in new])
+
+    def _check_target(self, summary: RunSummary):
+        """The [patchwork] checks' target, None when not configured or its token cannot be
+        read (a recorded failure: the run reviews and mails without checks)."""
+        from .review import check_target
+        try:
+            return check_target(self.cfg, self.env)
+        except (ConfigError, InputError) as e:
+            self.state.record_failure(CHECK_FAILURE, "token", describe(e), self.today)
+            summary.failures.append(RunFailure("patchwork", describe(e)))
+            return None
+
+    def _post_checks(self, checks, result, summary: RunSummary) -> None:
+        """The series' checks; a failure is recorded per patch and said once per run."""
+        from .patchwork import post_checks
+        report = post_checks(checks, result, self.outbox, self.state, self.today, self.checks_down)
+        if report.failure and not self.checks_down:
+            self.checks_down = report.failure
+            summary.failures.append(RunFailure(f"patchwork {checks.client.url}", report.failure))
+        elif not report.failure:
+            self.state.clear_failure(CHECK_FAILURE, "token")
+        summary.checked += report.posted
 
     # -- state -----------------------------------------------------------------------------
 

@@ -26,7 +26,7 @@ from .reader import Btf
 from .types import Kind
 
 KFUNC_TAG = "bpf_kfunc"
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: every FUNC's name (functions)
 
 
 @dataclass(frozen=True)
@@ -46,6 +46,8 @@ class CompiledKernel:
     files: tuple[str, ...]
     kfuncs: dict[str, CompiledKfunc]
     types: int  # number of types read (vmlinux)
+    # every FUNC of its BTF, kfunc or not: what an extern whose address alone is loaded resolves to
+    functions: frozenset[str] = frozenset()
 
 
 def kfuncs_of(btf: Btf, origin: str) -> dict[str, CompiledKfunc]:
@@ -73,11 +75,14 @@ def read_kernel(vmlinux: str | os.PathLike, modules: tuple[str, ...] = (),
             return cached
     base = load(vmlinux)
     table = kfuncs_of(base.btf, "vmlinux")
+    functions = {base.btf.type(i).name for i in base.btf.ids_of_kind(Kind.FUNC)}
     for m in modules:
         mod = load(m, base=base.btf)
         for name, k in kfuncs_of(mod.btf, Path(m).name).items():
             table.setdefault(name, k)
-    kernel = CompiledKernel(str(vmlinux), files, dict(sorted(table.items())), base.btf.count - 1)
+        functions |= {mod.btf.type(i).name for i in mod.btf.ids_of_kind(Kind.FUNC)}
+    kernel = CompiledKernel(str(vmlinux), files, dict(sorted(table.items())), base.btf.count - 1,
+                            frozenset(functions))
     if key is not None:
         _cache_put(Path(cache_dir), key, kernel)
     return kernel
@@ -118,13 +123,14 @@ def _cache_get(cache_dir: Path, key: str, files: tuple[str, ...]) -> CompiledKer
         d = json.loads((cache_dir / f"{key}.json").read_text())
         return CompiledKernel(files[0], files, {
             k["name"]: CompiledKfunc(k["name"], k["prototype"], _shape_from(k["shape"]), k["origin"],
-                                     k["btf_id"], k["tag_id"]) for k in d["kfuncs"]}, d["types"])
+                                     k["btf_id"], k["tag_id"]) for k in d["kfuncs"]}, d["types"],
+                              frozenset(d["functions"]))
     except (OSError, ValueError, KeyError, TypeError, IndexError):
         return None  # no cache, or one we cannot use: read the files
 
 
 def _cache_put(cache_dir: Path, key: str, kernel: CompiledKernel) -> None:
-    data = {"types": kernel.types, "kfuncs": [
+    data = {"types": kernel.types, "functions": sorted(kernel.functions), "kfuncs": [
         {"name": k.name, "prototype": k.prototype, "shape": _shape_json(k.shape), "origin": k.origin,
          "btf_id": k.btf_id, "tag_id": k.tag_id} for k in kernel.kfuncs.values()]}
     try:

@@ -23,8 +23,8 @@ from ..errors import PolicybotError
 from .options import EPILOG, close_contexts
 
 # in the order `policybot --help` lists them
-COMMANDS = ("inventory", "audit", "review", "maintainers", "run", "schedule", "notice", "outbox", "state",
-            "history", "report", "check", "compat", "census", "propose", "rules", "explain")
+COMMANDS = ("inventory", "audit", "review", "maintainers", "run", "schedule", "doctor", "notice", "outbox",
+            "state", "history", "report", "check", "compat", "census", "propose", "rules", "explain")
 
 
 def _module(name: str):

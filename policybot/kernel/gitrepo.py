@@ -35,6 +35,17 @@ def resolve(repo: pygit2.Repository, rev: str) -> pygit2.Commit:
     return commit
 
 
+def remote_branches(repo: pygit2.Repository, url: str) -> dict[str, str]:
+    """branch -> commit id of the remote at ``url`` as it says now (nothing fetched, nothing
+    written to ``repo``)."""
+    try:
+        heads = repo.remotes.create_anonymous(url).list_heads()
+    except (pygit2.GitError, KeyError, ValueError) as e:
+        raise InputError(f"{url}: cannot list its branches ({' '.join(str(e).split())})") from None
+    prefix = "refs/heads/"
+    return {h.name[len(prefix):]: str(h.oid) for h in heads if h.name.startswith(prefix)}
+
+
 class TreePaths:
     """Entries of trees by path, through subtrees kept by id.
 

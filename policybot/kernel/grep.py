@@ -156,3 +156,20 @@ def take_prefetched(tree_id, words: tuple[bytes, ...]) -> GrepCandidates | None:
     while _prefetched:
         _prefetched.popitem()[1].cancel()
     return found
+
+
+def files_naming(git_dir: str, tree_id: str, words: list[str], threads: int = 2) -> dict[str, list[str]]:
+    """word -> the .c files of the tree ``tree_id`` that hold it as a whole word (`git grep -w`):
+    where a function of that name may be defined. Nothing when git cannot run."""
+    out: dict[str, list[str]] = {w: [] for w in words}
+    for word in words:
+        cmd = ["git", "--no-replace-objects", "--git-dir", git_dir, "grep", "--no-color", "-l", "-z", "-w", "-F",
+               f"--threads={threads}", "-e", word, tree_id, "--", "*.c"]
+        try:
+            r = subprocess.run(cmd, capture_output=True, env=_git_env(), stdin=subprocess.DEVNULL, check=False)
+        except OSError:
+            return out
+        prefix = (tree_id + ":").encode()
+        out[word] = [p[len(prefix):].decode("utf-8", "surrogateescape") if p.startswith(prefix) else
+                     p.decode("utf-8", "surrogateescape") for p in r.stdout.split(b"\0") if p]
+    return out

@@ -21,13 +21,13 @@ import json
 import logging
 import os
 import re
-import stat
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from email.message import EmailMessage
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .. import bounded
 from ..errors import ConfigError, InputError
 from ..state import State
 from .message import MailConfig, clean_header
@@ -65,6 +65,17 @@ class Outbox:
 
     def is_mailed(self, key: str) -> bool:
         return self.state.is_mailed(key)
+
+    def reply_about(self, key_prefix: str) -> str | None:
+        """The Message-ID of the newest mail drafted about a key starting with ``key_prefix``
+        (a patch's replies are keyed ``review:MSGID:...``), None when there is none."""
+        import sqlalchemy as sa
+        from ..schema import mailed_keys, mails
+        q = (sa.select(mails.c.msgid).join(mailed_keys, mailed_keys.c.msgid == mails.c.msgid)
+             .where(mailed_keys.c.key.startswith(key_prefix, autoescape=True))
+             .order_by(mails.c.created.desc(), mails.c.msgid.desc()).limit(1))
+        with self.state.engine.connect() as conn:
+            return conn.execute(q).scalar()
 
     def pending(self) -> list:
         import sqlalchemy as sa
@@ -298,15 +309,28 @@ def smtp_credentials(config: MailConfig, password: str | None = None) -> tuple[s
     return user, password
 
 
-def _read_auth_file(path: Path) -> tuple[str | None, str | None]:
+def probe_smtp(config: MailConfig) -> str:
+    """Connect to the SMTP server as a send would (EHLO, STARTTLS or TLS, AUTH when credentials
+    are set) and leave without sending: what was done, in one line. Raises InputError naming
+    the server and what failed (never a credential)."""
+    import smtplib
+    user, password = smtp_credentials(config)
+    where = f"{config.smtp_host}:{config.smtp_port}"
     try:
-        st = path.stat()
-        if st.st_mode & (stat.S_IRWXG | stat.S_IRWXO) or st.st_uid != os.getuid():
-            raise ConfigError(f"{path}: SMTP credentials file must be owned by you and have mode 0600 "
-                              f"(it has mode {stat.S_IMODE(st.st_mode):04o})")
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except OSError as e:
-        raise ConfigError(f"{path}: cannot read the SMTP credentials file ({e.strerror})") from None
+        smtp = _connect(config, user, password)
+        try:
+            smtp.quit()
+        except (OSError, smtplib.SMTPException):
+            pass
+    except (OSError, smtplib.SMTPException) as e:
+        raise InputError(f"SMTP server {where}: {_describe(e, _secrets(user, password))}") from None
+    steps = ["EHLO", {"starttls": "STARTTLS", "tls": "TLS", "none": "no TLS"}[config.smtp_security]]
+    steps.append(f"AUTH as {user}" if user else "no AUTH")
+    return f"SMTP server {where}: connected, {', '.join(steps)}; nothing sent"
+
+
+def _read_auth_file(path: Path) -> tuple[str | None, str | None]:
+    lines = bounded.read_secret(path, "SMTP credentials")
     if len(lines) < 2 or not lines[0].strip() or not lines[1]:
         raise ConfigError(f"{path}: expected the SMTP user on line 1 and the password on line 2")
     return lines[0].strip(), lines[1]

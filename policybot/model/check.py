@@ -46,6 +46,25 @@ class Extern:
     proto: int  # FUNC_PROTO type id in the object's BTF
     prototype: str  # as C
     calls: tuple[SourceLine, ...]  # where it is called, when the object has line info
+    # how the object uses it: a call instruction (R_BPF_64_32: libbpf makes it a
+    # BPF_PSEUDO_KFUNC_CALL) or a 64-bit load of its address (R_BPF_64_64, ld_imm64:
+    # BPF_PSEUDO_BTF_ID, which the verifier accepts for any kernel function)
+    called: bool = True
+    addressed: tuple[SourceLine, ...] = ()  # where its address is loaded, from line info
+    address_taken: bool = False
+    declared_at: SourceLine | None = None  # its declaration, from the object's DWARF (-g)
+
+    @property
+    def address_only(self) -> bool:
+        """Its address is loaded and it is never called: libbpf resolves it against any kernel
+        function of that name, and the verifier takes the address (no kfunc set is asked)."""
+        return self.address_taken and not self.called
+
+    @property
+    def where(self) -> SourceLine | None:
+        """Where a finding about it points: its first call, else its first address use, else
+        its declaration."""
+        return (self.calls or self.addressed or (self.declared_at,))[0]
 
 
 @dataclass(frozen=True)
@@ -56,6 +75,7 @@ class BpfObject:
     # functions the object calls through an undefined symbol with no BTF: libbpf
     # cannot open such an object ("failed to find BTF for extern")
     undescribed: tuple[str, ...]
+    source: bytes | None = None  # the object's bytes when it was cut out of a program or package
 
 
 STATUSES = tuple(ExternStatus)
@@ -71,6 +91,10 @@ class TargetKfunc:
     flags: tuple[str, ...] | None = None  # None: the target does not say (BTF alone)
     prog_types: tuple[str, ...] | None = None
     location: str = ""
+    guards: tuple[str, ...] = ()  # a source tree's config guards of the kfunc (its inventory's)
+    # a compiled kernel's function that is tagged bpf_kfunc but no program may call: its set is
+    # registered only for fmod_ret (the source says so); its address may still be taken
+    callable: bool = True
 
 
 @dataclass(frozen=True)
@@ -97,6 +121,14 @@ class Target:
     declared: bool = True  # False for BTF alone: no declarations, levels unknown
     # architectures whose JIT can call kfuncs at that revision (arch/*/net/); None for BTF alone
     jit_arches: tuple[str, ...] | None = None
+    # functions that are no kfunc, for an extern whose address alone is used (libbpf resolves it
+    # against any kernel function of that name): a source tree's function definitions of the
+    # names asked, a compiled kernel's FUNCs (their prototypes when at hand)
+    functions: dict[str, TargetKfunc] = field(default_factory=dict)
+    # a compiled kernel checked with its source: kfuncs of the source this build left out
+    # (name -> the source's config guards of it, () for none)
+    not_built: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    source: str = ""  # the source revision a compiled kernel's policy comes from
 
 
 @dataclass(frozen=True)
@@ -127,6 +159,17 @@ class CheckResult:
     @property
     def loads(self) -> bool:
         return not self.object.undescribed and all(r.resolved or r.extern.weak for r in self.externs)
+
+
+@dataclass(frozen=True)
+class CheckRun:
+    """Every object against every target, and what only the targets together say (dead fallbacks)."""
+    results: tuple[CheckResult, ...]
+    findings: tuple[Finding, ...] = ()  # about an object over all its targets
+    problems: tuple[str, ...] = ()  # embedded objects that could not be read
+
+    def all_findings(self) -> list[Finding]:
+        return [f for v in self.results for f in v.findings] + list(self.findings)
 
 
 @dataclass(frozen=True)

@@ -24,8 +24,8 @@ from ..btf.compat import btf_shape, incompatibility, text_shape
 from ..btf.kfuncs import CompiledKernel
 from ..errors import ConfigError, InputError
 from ..kernel.flags import FLAGS
-from ..model.check import (UNDECLARED, BpfObject, CheckResult, CrossCheck, ExternResult, PolicyView, Shape,
-                           Target, TargetKfunc)
+from ..model.check import (UNDECLARED, BpfObject, CheckResult, CrossCheck, Extern, ExternResult, PolicyView,
+                           Shape, Target, TargetKfunc)
 from ..model.findings import Finding
 from ..model.inventory import Location
 from ..model.vocabulary import ExternStatus, Level, PromiseState
@@ -55,18 +55,14 @@ def check(obj: BpfObject, target: Target, judge: Judge) -> CheckResult:
     for sym in obj.undescribed:
         finding("EXTERN_WITHOUT_BTF", "unstable", sym, render_message("EXTERN_WITHOUT_BTF", symbol=sym), None)
     for ext in obj.externs:
-        tk = target.kfuncs.get(ext.kfunc)
-        policy = target.policy.get(ext.kfunc, UNDECLARED) if tk else UNDECLARED
-        loc = ext.calls[0] if ext.calls else None
+        status, reason, tk = resolve(ext, target, obj)
+        policy = target.policy.get(ext.kfunc, UNDECLARED) if tk and tk.name in target.kfuncs else UNDECLARED
+        loc = ext.where
         asked = ext.name if ext.kfunc == ext.name else f"{ext.name} (kfunc {ext.kfunc})"
-        if tk is None:
-            status, reason = ExternStatus.MISSING, f"{ext.kfunc} is not a kfunc of {target.name}"
-        else:
-            shape = tk.shape or _source_shape(tk, obj)
-            reason = incompatibility(btf_shape(obj.btf, ext.proto), shape)
-            status = ExternStatus.INCOMPATIBLE if reason else ExternStatus.OK
         first = target.first_release.get(ext.kfunc) if tk is not None else None
-        results.append(ExternResult(ext, status, reason, tk, policy, first, target.declared, _needs(tk)))
+        # a function that is no kfunc (an address use) has no declared level
+        declared = target.declared and (tk is None or tk.name in target.kfuncs)
+        results.append(ExternResult(ext, status, reason, tk, policy, first, declared, _needs(tk)))
         if status != ExternStatus.OK:
             # the level of the kfunc the extern names on the target (unstable when it has none)
             if ext.weak:
@@ -91,6 +87,85 @@ def check(obj: BpfObject, target: Target, judge: Judge) -> CheckResult:
     return CheckResult(obj, target, tuple(results), tuple(findings))
 
 
+def resolve(ext: Extern, target: Target, obj: BpfObject) -> tuple[ExternStatus, str, TargetKfunc | None]:
+    """What libbpf and the verifier make of one extern on ``target``: its status, why it does not
+    resolve, and what it resolves to.
+
+    A call (BPF_PSEUDO_KFUNC_CALL) needs a kfunc: a function of a registered kfunc set. An
+    extern whose address alone is loaded (ld_imm64, BPF_PSEUDO_BTF_ID) needs any kernel
+    function of that name: libbpf looks the name up among all the BTF's FUNCs, and the verifier
+    takes the address without asking any kfunc set (kernel/bpf/verifier.c: check_pseudo_btf_id).
+    Either way libbpf compares the prototypes when it has both."""
+    name = ext.kfunc
+    tk = target.kfuncs.get(name)
+    if tk is not None and not tk.callable and ext.called:
+        return (ExternStatus.MISSING, f"{name} is tagged bpf_kfunc in {target.name}, but its set is registered "
+                f"only for fmod_ret ({target.source or 'the source'} says so): the verifier refuses the call", None)
+    if tk is None and ext.address_only:
+        tk = target.functions.get(name)
+        if tk is None:
+            return ExternStatus.MISSING, f"{name} is no kernel function of {target.name}", None
+    if tk is None:
+        return ExternStatus.MISSING, _missing_reason(name, target), None
+    if tk.shape is None and not tk.return_type and not tk.param_types and tk.name not in target.kfuncs:
+        return ExternStatus.OK, "", tk  # a function whose prototype the target does not keep
+    shape = tk.shape or _source_shape(tk, obj)
+    reason = incompatibility(btf_shape(obj.btf, ext.proto), shape)
+    return (ExternStatus.INCOMPATIBLE if reason else ExternStatus.OK), reason, tk
+
+
+def _missing_reason(name: str, target: Target) -> str:
+    """Why a kfunc is not there: with the source a compiled kernel was built from, the config
+    guards of the source's kfunc that this build left out."""
+    if name not in target.not_built:
+        return f"{name} is not a kfunc of {target.name}"
+    guards = target.not_built[name]
+    if guards:
+        return (f"{name} is not a kfunc of {target.name}: {target.source} has it behind "
+                f"{' && '.join(guards)}, which this build did not set")
+    return (f"{name} is not a kfunc of {target.name}, though {target.source} has it with no config guard "
+            f"that explains its absence")
+
+
+def dead_fallbacks(results: list[CheckResult], judge: Judge) -> list[Finding]:
+    """Weak externs that resolve on none of an object's targets (two or more): the code behind
+    their bpf_ksym_exists() never runs on any of them. The finding points at the extern's
+    declaration (the object's DWARF), else where it is used."""
+    from ..btf.program import declaration_lines
+    by_object: dict[str, list[CheckResult]] = {}
+    for v in results:
+        by_object.setdefault(v.object.path, []).append(v)
+    out = []
+    for path, group in by_object.items():
+        if len({v.target.name for v in group}) < 2:
+            continue
+        dead: dict[str, list[ExternResult]] = {}
+        for v in group:
+            for r in v.externs:
+                if r.extern.weak:
+                    dead.setdefault(r.extern.name, []).append(r)
+        dead = {n: rs for n, rs in dead.items() if not any(r.resolved for r in rs)}
+        if not dead:
+            continue
+        obj = group[0].object
+        lines = declaration_lines(obj.source or obj.path, set(dead), obj.path)
+        for n, rs in dead.items():
+            ext = rs[0].extern
+            asked = ext.name if ext.kfunc == ext.name else f"{ext.name} (kfunc {ext.kfunc})"
+            by_status: dict[str, list[str]] = {}
+            for v, r in zip(group, rs):
+                by_status.setdefault(str(r.status), []).append(v.target.name)
+            reasons = "; ".join(f"{s} on {', '.join(ts)}" for s, ts in by_status.items())
+            loc = lines.get(n) or ext.where
+            f = judge.finding("EXTERN_DEAD_FALLBACK", n, render_message(
+                "EXTERN_DEAD_FALLBACK", extern=asked, count=len(group), reasons=reasons), None,
+                Location(loc.file, loc.line) if loc else None, None, state=PromiseState.UNSTABLE, object=path,
+                target=", ".join(v.target.name for v in group))
+            if f:
+                out.append(f)
+    return out
+
+
 def _needs(tk: TargetKfunc | None) -> tuple[str, ...]:
     """What the kfunc's flags ask of the program calling it."""
     flags = tk.flags if tk else None
@@ -105,23 +180,29 @@ def _source_shape(tk: TargetKfunc, obj: BpfObject) -> Shape:
 
 # -- targets --------------------------------------------------------------------------
 
-def btf_target(kernel: CompiledKernel, policy_from: Target | None = None) -> Target:
-    """A compiled kernel; flags, program types and policy from a source target when given."""
+def btf_target(kernel: CompiledKernel, policy_from: Target | None = None,
+               fmodret_only: tuple[str, ...] = ()) -> Target:
+    """A compiled kernel; flags, program types and policy from a source target when given, and
+    what that source says this build lacks (``not_built``: the source's kfuncs missing here, with
+    their config guards) or tags without letting programs call it (``fmodret_only``). An
+    address-only extern resolves against any FUNC of the kernel's BTF (``kernel.functions``)."""
     src = policy_from.kfuncs if policy_from else {}
     kfuncs = {n: TargetKfunc(n, k.prototype, k.shape, flags=src[n].flags if n in src else None,
                              prog_types=src[n].prog_types if n in src else None,
-                             location=f"{k.origin} [btf {k.btf_id}]")
+                             location=f"{k.origin} [btf {k.btf_id}]", callable=n not in fmodret_only)
               for n, k in kernel.kfuncs.items()}
+    functions = {n: TargetKfunc(n, n + "(...)", None, location="btf") for n in kernel.functions}
+    not_built = {n: k.guards for n, k in src.items() if n not in kernel.kfuncs}
     return Target(kernel.name, "btf", kfuncs, policy_from.policy if policy_from else {},
-                  policy_from.first_release if policy_from else {}, declared=policy_from is not None)
-
-
+                  policy_from.first_release if policy_from else {}, declared=policy_from is not None,
+                  functions=functions, not_built=not_built, source=policy_from.name if policy_from else "")
 
 
 def source_targets(repo_path: str, revs: list[str], releases_glob: str | None, policy: Policy,
                    auditor: Callable[[], Auditor], today: dt.date | None,
-                   cache_dir: str | None = None) -> list[Target]:
-    """Targets for revisions of a source tree: the inventory and the promises valid there.
+                   cache_dir: str | None = None, functions: frozenset[str] = frozenset()) -> list[Target]:
+    """Targets for revisions of a source tree: the inventory and the promises valid there, and
+    the definitions of ``functions`` (names whose address alone an object loads) in its .c files.
 
     A target is cached as JSON under a key naming everything it depends on
     (commit, release tags, policy and overlay, the day, policybot's own
@@ -151,7 +232,8 @@ def source_targets(repo_path: str, revs: list[str], releases_glob: str | None, p
             overlay = read_overlay(policy)[1]
         except ConfigError:
             overlay = "unreadable"  # the Auditor names the file when it reads it
-    common = [repr(policy), overlay, today.isoformat(), tags, _code_digest(), os.path.realpath(repo_path)]
+    common = [repr(policy), overlay, today.isoformat(), tags, _code_digest(), os.path.realpath(repo_path),
+              sorted(functions)]
     out: list[Target | None] = []
     keys = {}
     for rev in names:
@@ -159,7 +241,7 @@ def source_targets(repo_path: str, revs: list[str], releases_glob: str | None, p
         out.append(_target_get(cache_dir, keys[rev]))
     if all(out):
         return out  # type: ignore[return-value]
-    computed = _compute_source_targets(auditor(), [n for n, t in zip(names, out) if t is None], today)
+    computed = _compute_source_targets(auditor(), [n for n, t in zip(names, out) if t is None], today, functions)
     for i, rev in enumerate(names):
         if out[i] is None:
             out[i] = computed[rev]
@@ -177,7 +259,8 @@ def _code_digest() -> str:
     return h.hexdigest()
 
 
-def _compute_source_targets(auditor: Auditor, names: list[str], today: dt.date) -> dict[str, Target]:
+def _compute_source_targets(auditor: Auditor, names: list[str], today: dt.date,
+                            functions: frozenset[str] = frozenset()) -> dict[str, Target]:
     from ..kernel.gitrepo import resolve
     from ..kernel.jit import kfunc_call_arches
 
@@ -207,12 +290,14 @@ def _compute_source_targets(auditor: Auditor, names: list[str], today: dt.date) 
             d = k.definition
             if d is None:
                 kfuncs[k.name] = TargetKfunc(k.name, k.name + "(?)", Shape("unknown", text="no definition"),
-                                             flags=k.flags, prog_types=k.prog_types, location=str(k.location))
+                                             flags=k.flags, prog_types=k.prog_types, location=str(k.location),
+                                             guards=k.guards)
                 continue
             visible = bpf_params(k, inv)  # as the tree's resolve_btfids builds the BPF prototype
             shown = replace(d.signature, params=visible)
             kfuncs[k.name] = TargetKfunc(k.name, shown.render(k.name), None, d.signature.return_type,
-                                         tuple(p.type for p in visible), k.flags, k.prog_types, str(d.location))
+                                         tuple(p.type for p in visible), k.flags, k.prog_types, str(d.location),
+                                         k.guards)
         # the first release carrying each kfunc: releases this revision contains, oldest first
         first: dict[str, str] = {}
         for rel in releases:
@@ -221,7 +306,32 @@ def _compute_source_targets(auditor: Auditor, names: list[str], today: dt.date) 
             for name in inventory_at(rel.commit).kfuncs:
                 first.setdefault(name, rel.name)
         out[rev] = Target(rev, "source", kfuncs, views, first,
-                          jit_arches=tuple(kfunc_call_arches(repo, str(commit.id))))
+                          jit_arches=tuple(kfunc_call_arches(repo, str(commit.id))),
+                          functions=_functions_of(auditor, commit, functions - set(kfuncs)))
+    return out
+
+
+def _functions_of(auditor: Auditor, commit, names: set[str]) -> dict[str, TargetKfunc]:
+    """A source tree's definitions of ``names`` (functions, static or not, in its .c files): what an
+    address-only extern resolves to. As in a compiled kernel's BTF, any definition counts, whatever
+    the config options it needs (a tree is every build of it); the first one found is kept."""
+    from ..kernel.grep import files_naming
+    from ..model.inventory import Param, Signature
+    out: dict[str, TargetKfunc] = {}
+    if not names:
+        return out
+    for name, paths in files_naming(auditor.repo.path, str(commit.tree.id), sorted(names)).items():
+        for path in paths:
+            try:
+                oid = str(commit.tree[path].id)
+            except KeyError:
+                continue
+            d = auditor.scanner.facts_of(path, oid, all_defs=True).defs.get(name)
+            if d is not None:
+                sig = Signature(d.return_type, tuple(Param(p.type, p.name, p.suffix) for p in d.params), d.variadic)
+                out[name] = TargetKfunc(name, sig.render(name), None, d.return_type, tuple(p.type for p in d.params),
+                                        location=f"{path}:{d.line}", guards=tuple(d.guards))
+                break
     return out
 
 
@@ -232,7 +342,9 @@ def _target_json(t: Target) -> dict:
             "kfuncs": [[k.name, k.prototype, k.return_type, list(k.param_types),
                         list(k.flags) if k.flags is not None else None,
                         list(k.prog_types) if k.prog_types is not None else None, k.location,
-                        k.shape is not None] for k in t.kfuncs.values()],
+                        k.shape is not None, list(k.guards)] for k in t.kfuncs.values()],
+            "functions": [[k.name, k.prototype, k.return_type, list(k.param_types), k.location]
+                          for k in t.functions.values()],
             "policy": {n: [p.level, p.level_key, day(p.promise_ends), day(p.earliest_removal), p.replacement,
                            p.declared_at] for n, p in t.policy.items()},
             "first_release": t.first_release,
@@ -248,15 +360,17 @@ def _target_get(cache_dir: str | None, key: str) -> Target | None:
         def day(v):
             return dt.date.fromisoformat(v) if v else None
         kfuncs = {}
-        for name, proto, ret, params, flags, progs, loc, no_definition in d["kfuncs"]:
+        for name, proto, ret, params, flags, progs, loc, no_definition, guards in d["kfuncs"]:
             kfuncs[name] = TargetKfunc(name, proto, Shape("unknown", text="no definition") if no_definition
                                        else None, ret, tuple(params), tuple(flags) if flags is not None else None,
-                                       tuple(progs) if progs is not None else None, loc)
+                                       tuple(progs) if progs is not None else None, loc, tuple(guards))
+        functions = {name: TargetKfunc(name, proto, None, ret, tuple(params), location=loc)
+                     for name, proto, ret, params, loc in d["functions"]}
         policy = {n: PolicyView(Level(v[0]), PromiseState(v[1]), day(v[2]), day(v[3]), v[4], v[5])
                   for n, v in d["policy"].items()}
         arches = d["jit_arches"]
         return Target(d["name"], d["kind"], kfuncs, policy, d["first_release"],
-                      jit_arches=tuple(arches) if arches is not None else None)
+                      jit_arches=tuple(arches) if arches is not None else None, functions=functions)
     except (OSError, ValueError, KeyError, TypeError, IndexError):
         return None
 

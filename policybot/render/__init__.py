@@ -34,6 +34,7 @@ FORMATS: dict[str, dict[str, str]] = {
     "sent": {"text": "operations:sent_text"},
     "schedule": {"text": "operations:schedule_text"},
     "notice": {"text": "operations:notice_text"},
+    "doctor": {"text": "operations:doctor_text", "json": "operations:doctor_json"},
 }
 
 

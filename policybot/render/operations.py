@@ -1,7 +1,10 @@
 """What the operator's commands print: a weekly run's summary, the outbox, a send, the
-schedule, a drafted notice. Text only: these are read on a terminal or in the journal."""
+schedule, a drafted notice, the doctor's findings. Text (read on a terminal or in the
+journal), and JSON for the doctor (read by monitoring)."""
 
 from __future__ import annotations
+
+import json
 
 
 def run_text(ran) -> str:
@@ -19,6 +22,8 @@ def run_text(ran) -> str:
         out.append(f"{t.tree}: {t.status} {rng}: {what}" + (f" ({t.detail})" if t.detail else ""))
     out += [f"reviewed: {s}" for s in summary.reviewed]
     out += [f"failed: {failure.what}: {failure.reason}" for failure in summary.failures]
+    if summary.checked:
+        out.append(f"patchwork: {len(summary.checked)} check{'s' if len(summary.checked) != 1 else ''} posted")
     out.append(f"drafted {len(summary.queued)} mail{'s' if len(summary.queued) != 1 else ''} to "
                f"{runner.outbox.maildir}" + (f"; sent {len(summary.sent)}, failed {len(summary.send_failed)}"
                                             if summary.sent or summary.send_failed else ""))
@@ -57,3 +62,18 @@ def notice_text(drafted) -> str:
     draft, maildir = drafted
     return (f"Subject: {draft.subject}\nTo: {', '.join(draft.to)}\nCc: {', '.join(draft.cc)}\n\n"
             f"{draft.body}\ndrafted to {maildir}\n")
+
+
+def doctor_text(results) -> str:
+    """The CheckResults of ``policybot doctor``: a line each (problems marked), then the count."""
+    out = [f"{'PROBLEM' if r.status == 'problem' else r.status:8} {r.check}: {r.detail}" for r in results]
+    problems = sum(r.status == "problem" for r in results)
+    out.append(f"{problems} problem{'s' if problems != 1 else ''}" + (": fix each line marked PROBLEM, then "
+                                                                       "run policybot doctor again"
+                                                                       if problems else ": ready to run"))
+    return "\n".join(out) + "\n"
+
+
+def doctor_json(results) -> str:
+    checks = [{"check": r.check, "status": str(r.status), "detail": r.detail} for r in results]
+    return json.dumps({"problems": sum(r.status == "problem" for r in results), "checks": checks}, indent=2) + "\n"

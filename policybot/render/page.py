@@ -77,7 +77,8 @@ def timeline_layout(timeline: dict) -> dict:
 
 # -- rendering ------------------------------------------------------------------------------
 
-def _environment() -> jinja2.Environment:
+def page_environment() -> jinja2.Environment:
+    """The page's templates (always the bundled ones), HTML-escaped, with the page's filters."""
     env = environment(html=True)
     env.filters["flagtext"] = lambda flags: " ".join(f.removeprefix("KF_") for f in flags)
     return env
@@ -89,6 +90,6 @@ VERDICT_RANK = {"violation": 0, "warning": 1, "notice": 2, "info": 3}
 
 def html(data: dict) -> str:
     """The page: self-contained HTML (inline CSS, JS and SVG)."""
-    template = _environment().get_template(TEMPLATE)
+    template = page_environment().get_template(TEMPLATE)
     return template.render(d=data, layout=timeline_layout(data["timeline"]), level_rank=LEVEL_RANK,
                            verdict_rank=VERDICT_RANK)

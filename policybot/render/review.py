@@ -31,6 +31,10 @@ def text(reviewed) -> str:
                f"mail{'s' if len(queued) != 1 else ''} to {reviewed.outbox}")
     if reviewed.sent is not None:
         out.append(f"sent {len(reviewed.sent.sent)}, failed {len(reviewed.sent.failed)}")
+    if (c := reviewed.checks) is not None:
+        out.append(f"patchwork: {len(c.posted)} check{'s' if len(c.posted) != 1 else ''} posted, "
+                   f"{len(c.unchanged)} unchanged" + (f", {len(c.unknown)} patch{'es' if len(c.unknown) != 1 else ''}"
+                                                      " not on the server" if c.unknown else ""))
     return "\n".join(out) + "\n"
 
 
@@ -45,4 +49,6 @@ def json_text(reviewed) -> str:
                      "problem": r.problem or None, "files": list(r.files),
                      "findings": [finding_json(f) for f in r.findings]} for r in result.reviews],
         "drafted": reviewed.queued, "outbox": str(reviewed.outbox),
+        **({"checks": {"posted": c.posted, "unchanged": c.unchanged, "unknown": c.unknown,
+                       "failure": c.failure or None}} if (c := reviewed.checks) is not None else {}),
     }, indent=2) + "\n"

@@ -99,14 +99,65 @@ def _results(findings) -> list[Result]:
 
 def audit(result) -> str:
     """``policybot audit --format sarif``."""
-    return render(_results(result.findings))
+    return _identified(render(_results(result.findings)), list(result.findings), "audit")
 
 
 def review(reviewed) -> str:
     """``policybot review --format sarif``: every patch's findings."""
-    return render(_results(reviewed.result.findings()))
+    findings = list(reviewed.result.findings())
+    return _identified(render(_results(findings)), findings, "review")
 
 
-def check(verdicts) -> str:
-    """``policybot check --format sarif``."""
-    return render(_results(f for v in verdicts for f in v.findings))
+def _identified(text: str, findings: list, command: str) -> str:
+    """``text`` (one run) with its code-scanning category and a fingerprint per result of what it
+    is about (rule, kfunc, file), never of its line: stable while the code moves."""
+    doc = json.loads(text)
+    body = doc["runs"][0]
+    body["automationDetails"] = {"id": f"policybot/{command}/"}
+    for out, f in zip(body["results"], findings):
+        loc = f.location
+        out["partialFingerprints"] = {"policybotFinding/v1": fingerprint(
+            f.rule, f.kfunc or "", _uri(loc.path) if loc else "")}
+    return json.dumps(doc, indent=2) + "\n"
+
+
+def check(run, fail_on: str = "violation") -> str:
+    """``policybot check --format sarif``: one run per target, each with its code-scanning
+    category (``runAutomationDetails.id`` "policybot/check/TARGET/"), so that a scan of one
+    kernel never closes another's alerts; dead fallbacks (about all targets) in a run of their
+    own. Each result has a fingerprint of what it is about (rule, object, extern, target), not of
+    where or when: a later run of the same input has the same ones. Notes (info and notice
+    verdicts) only when ``fail_on`` asks for them."""
+    keep = _kept(fail_on)
+    runs: dict[str, list] = {}
+    for v in run.results:
+        runs.setdefault(v.target.name, []).extend(f for f in v.findings if keep(f.verdict))
+    if run.findings:
+        runs.setdefault("all-targets", []).extend(f for f in run.findings if keep(f.verdict))
+    doc = json.loads(render([]))
+    doc["runs"] = [_check_run(target, findings) for target, findings in runs.items()]
+    return json.dumps(doc, indent=2) + "\n"
+
+
+def _kept(fail_on: str):
+    """Which verdicts a check's SARIF keeps: warnings and violations, and notes only when
+    ``fail_on`` is notice or info (a note at "never" or "warning" is noise in code scanning)."""
+    from ..model.vocabulary import severity
+    floor = min(severity(fail_on), severity("warning")) if fail_on != "never" else severity("warning")
+    return lambda verdict: severity(verdict) >= floor
+
+
+def _check_run(target: str, findings: list) -> dict:
+    results = _results(findings)
+    body = json.loads(render(results))["runs"][0]
+    body["automationDetails"] = {"id": f"policybot/check/{target}/"}
+    for out, f in zip(body["results"], findings):
+        out["partialFingerprints"] = {"policybotFinding/v1": fingerprint(
+            f.rule, _uri(f.object) if f.object else "", f.kfunc or "", f.target or target)}
+    return body
+
+
+def fingerprint(*parts: str) -> str:
+    """A stable identity for code scanning: the sha256 of what a finding is about."""
+    import hashlib
+    return hashlib.sha256("\0".join(parts).encode()).hexdigest()

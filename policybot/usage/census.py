@@ -30,7 +30,7 @@ from ..kernel.ledger import makefile_version
 from ..model.census import Census, Use, essential_name
 from .csource import KsymExtern, ksym_externs, references, wrappers
 from .deb import AR_MAGIC, package_files, read_package
-from .embedded import ELF_MAGIC, embedded_objects, object_externs
+from .embedded import ELF_MAGIC, bpf_objects, object_externs
 
 IN_TREE_DIRS = ("tools/", "samples/")
 C_SUFFIXES = (".c", ".h")
@@ -81,12 +81,10 @@ def _in_tree(path: str, origin: Origin) -> bool:
 
 def _read_elf(path: str, data: bytes, r: _Reading, user: str | None = None) -> None:
     """The kfunc externs of every BPF object in ``data`` (itself, or embedded)."""
-    objects = embedded_objects(data, r.census.problems, path)
     user = user or _user(path, r.origin.kernel_root)
-    for emb in objects:
-        where = path if emb.offset == 0 and len(emb.data) == len(data) else f"{path}@{emb.offset:#x}"
+    for where, obj in bpf_objects(path, data, r.census.problems):
         try:
-            externs = object_externs(emb.data, where)
+            externs = object_externs(obj, where)
         except PolicybotError as e:
             r.census.problems.append(str(e))
             continue

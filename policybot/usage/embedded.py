@@ -72,6 +72,57 @@ def embedded_objects(data: bytes, problems: list[str], name: str) -> list[Embedd
     return out
 
 
+def bpf_objects(path: str, data: bytes, problems: list[str]) -> list[tuple[str, bytes]]:
+    """(where, bytes) of each BPF object in ``data`` (the file ``path``): ``path`` itself when it is
+    one, else ``path@OFFSET`` for each one embedded in it."""
+    return [(path if emb.offset == 0 and len(emb.data) == len(data) else f"{path}@{emb.offset:#x}", emb.data)
+            for emb in embedded_objects(data, problems, path)]
+
+
+def file_kind(path: str) -> str:
+    """"bpf" (a BPF object file), "elf" (another ELF file: a program or library that may embed
+    some), "deb" (a Debian package), or "other", from the file's first bytes."""
+    from .. import bounded
+    from .deb import AR_MAGIC
+    with bounded.open_input(path) as fh:
+        head = fh.read(64)
+    if head.startswith(AR_MAGIC):
+        return "deb"
+    if not head.startswith(ELF_MAGIC):
+        return "other"
+    return "bpf" if _bpf_header(head) else "elf"
+
+
+def _bpf_header(head: bytes) -> bool:
+    if len(head) < 20 or head[5] not in (1, 2):
+        return False
+    e_type, e_machine = struct.unpack_from("<HH" if head[5] == 1 else ">HH", head, 16)
+    return e_machine == EM_BPF and e_type == ET_REL
+
+
+def objects_in_file(path: str, problems: list[str]) -> list[tuple[str, bytes]]:
+    """Every BPF object of a file: a BPF object, an executable or shared library that embeds some,
+    or a Debian package (``NAME.deb:PATH[@OFFSET]`` for each in its files). What census and
+    check read alike; objects that cannot be cut are said in ``problems``."""
+    import os
+
+    from .. import bounded
+    from .deb import AR_MAGIC, package_files, read_package
+    with bounded.open_input(path) as fh:
+        head = fh.read(8)
+    if head.startswith(AR_MAGIC):
+        out = []
+        package = read_package(path)
+        for rel, data in package_files(package, path):
+            if data.startswith(ELF_MAGIC):
+                out += bpf_objects(f"{os.path.basename(path)}:{rel}", data, problems)
+        return out
+    if not head.startswith(ELF_MAGIC):
+        raise InputError(f"{path}: neither an ELF file (a BPF object, an executable, a shared library) "
+                         f"nor a Debian package")
+    return bpf_objects(path, bounded.read_input(path), problems)
+
+
 SHT_SYMTAB = 2
 STB_GLOBAL, STB_WEAK = 1, 2
 STT_NOTYPE = 0

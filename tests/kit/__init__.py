@@ -10,8 +10,11 @@ tests/conftest.py, built from the helpers here.
             pair of the rule fixtures (pair, findings) and a target for `policybot check`
             (target, check_findings)
   eras      small kernel-like source files, one per era and trap of kfuncs.md
-  mail      a real SMTP server on 127.0.0.1 (SmtpStore, free_port), the outbox read
+  mail      a real SMTP server on 127.0.0.1 (SmtpStore, free_port, authenticator), the outbox read
             back, the text of a mail
+  patchwork a real patchwork 3.2.1 server (the vendored source, sqlite) on 127.0.0.1
+            (start_patchwork), mails loaded with parsemail, checks read back (checks),
+            and a 4-patch series whose checks differ (four_patch_series, STATES)
   series    a tree and a patch series written with the git CLI (git format-patch), and
             `policybot review` run on them
   weekly    the weekly runner's world: an upstream repository advanced week by week
@@ -20,6 +23,7 @@ tests/conftest.py, built from the helpers here.
   crash     WRAPPER: a policybot process killed with SIGKILL at an exact point
   bpf       compiling the BPF programs of tests/bpf/ with clang; a line of their sources;
             libbpf's flavor rule and readelf's symbols, without policybot
+  sarif     SARIF checked against the OASIS 2.1.0 schema a PyPI package ships (validate)
   btf       Debian's compiled kernels (scripts/kernel-binaries), read with bpftool
   snapshots outputs kept whole in tests/snapshots/ and compared byte for byte (check,
             all_checked; POLICYBOT_UPDATE_SNAPSHOTS=1 rewrites them)

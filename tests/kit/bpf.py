@@ -1,7 +1,7 @@
 """Compiling the tests' BPF programs (tests/bpf/*.bpf.c, SOURCES) with Debian's clang, in the test
 run, finding a line of their sources by its text (line_of, call_site), and reading objects without
-policybot: libbpf's flavor rule (flavorless) and readelf's symbols (undefined_symbols,
-extern_symbols)."""
+policybot: libbpf's flavor rule (flavorless), readelf's symbols (undefined_symbols,
+extern_symbols) and the BPF objects a program embeds (cut_objects)."""
 
 import glob
 import re
@@ -69,3 +69,22 @@ def undefined_symbols(obj: Path) -> dict[str, tuple[str, str]]:
 def extern_symbols(obj: Path) -> dict[str, bool]:
     """name -> weak, of the symbols libbpf's sym_is_extern takes: undefined, global or weak, NOTYPE."""
     return {n: bind == "WEAK" for n, (bind, kind) in undefined_symbols(obj).items() if kind == "NOTYPE"}
+
+
+def cut_objects(data: bytes) -> list[bytes]:
+    """The EM_BPF relocatables inside ``data`` (a program or library that embeds libbpf skeletons),
+    read without policybot: 64-bit little-endian ELF header, cut at the end of the section header
+    table (llvm writes it last)."""
+    import struct
+    out, pos = [], data.find(b"\x7fELF")
+    while pos >= 0:
+        head = data[pos:pos + 64]
+        if len(head) == 64 and head[4] == 2 and head[5] == 1 and struct.unpack_from("<H", head, 18)[0] == 247:
+            shoff = struct.unpack_from("<Q", head, 40)[0]
+            shentsize, shnum = struct.unpack_from("<HH", head, 58)
+            end = pos + shoff + shentsize * shnum
+            out.append(data[pos:end])
+            pos = data.find(b"\x7fELF", end)
+        else:
+            pos = data.find(b"\x7fELF", pos + 1)
+    return out

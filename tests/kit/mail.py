@@ -1,6 +1,7 @@
 """Mail in tests: a real SMTP server on 127.0.0.1 (aiosmtpd) and what it accepted (SmtpStore,
-free_port; conftest's smtp_server fixture starts it), and the Maildir outbox read back: its files
-(outbox_files, parse_mail, outbox_mails) and the text of a mail (body, flat, counts, check_body)."""
+free_port, authenticator; conftest's smtp_server fixture starts it), and the Maildir outbox read
+back: its files (outbox_files, parse_mail, outbox_mails) and the text of a mail (body, flat,
+counts, check_body)."""
 
 from __future__ import annotations
 
@@ -36,6 +37,16 @@ class SmtpStore:
     def msgids(self) -> list[str]:
         return [email.message_from_bytes(raw, policy=email.policy.default)["Message-ID"]
                 for _, _, raw in self.envelopes]
+
+
+def authenticator(user: bytes, password: bytes):
+    """aiosmtpd's authenticator= that takes ``user`` with ``password`` only (others get 535)."""
+    from aiosmtpd.smtp import AuthResult
+
+    def check(server, session, envelope, mechanism, auth_data):
+        ok = auth_data.login == user and auth_data.password == password
+        return AuthResult(success=ok, handled=False)  # handled=False: the server answers 535
+    return check
 
 
 def free_port() -> int:

@@ -319,3 +319,19 @@ def jit_returns_by_grep(kernel_repo: str, tag: str) -> dict[str, set[str]]:
         if m.group(1) != "false":
             arches.setdefault(f.split("/")[1], set()).add(m.group(1))
     return arches
+
+
+def debian_packages(where, *packages: str, suite: str = "sid") -> dict:
+    """{package name: .deb}: ``packages`` downloaded into ``where`` in the run by scripts/debian-apt
+    (apt's own cache under KERNEL_CACHE), each named by what dpkg-deb reads in it."""
+    from pathlib import Path
+    root = Path(__file__).resolve().parents[2]
+    subprocess.run([str(root / "scripts" / "debian-apt"), str(KERNEL_CACHE), suite, "--", "download", *packages],
+                   cwd=where, check=True, capture_output=True)
+    found = {}
+    for deb in Path(where).glob("*.deb"):
+        name = subprocess.run(["dpkg-deb", "-f", str(deb), "Package"], capture_output=True, text=True,
+                              check=True).stdout.strip()
+        found[name] = deb
+    assert set(found) == set(packages), found
+    return found

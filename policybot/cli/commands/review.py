@@ -13,15 +13,19 @@ def add(sub) -> None:
         description="Apply a patch series in memory (no work tree is touched) on --base, the series' "
                     "base-commit, or --branch; judge each patch against the promises valid at the "
                     "base; print the findings and draft one reply per patch with findings into the "
-                    "outbox (a Maildir). Mail is only sent with --send.",
+                    "outbox (a Maildir). Mail is only sent with --send. With [patchwork] in the "
+                    "config, each patch also gets a check there (posted only when it changes).",
         epilog="examples:\n  b4 mbox -o- <msgid> | policybot review --repo ~/linux -\n"
                "  policybot review --repo linux.git --mbox series.mbox --base bpf-next/master\n"
-               "  policybot review --repo linux.git --msgid 20260101.1234-1-dev@example.org --send\n")
+               "  policybot review --repo linux.git --msgid 20260101.1234-1-dev@example.org --send\n"
+               "  policybot review --repo linux.git --config policybot.toml --patchwork-series 1234\n")
     options.repo_options(p, rev=False)
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--mbox", metavar="FILE", help="an mbox (or a single saved message)")
     src.add_argument("--maildir", metavar="DIR", help="a Maildir holding the series")
     src.add_argument("--msgid", metavar="ID", help="fetch the thread from the public-inbox server")
+    src.add_argument("--patchwork-series", metavar="ID", type=int,
+                     help="fetch the series' mbox from the config's [patchwork] server")
     src.add_argument("-", dest="stdin", action="store_true", help="read an mbox from standard input")
     p.add_argument("--base", metavar="REV", help="apply on this revision (default: the series' "
                    "base-commit if the repository has it, else --branch)")
@@ -43,13 +47,15 @@ def add(sub) -> None:
 
 
 def execute(args) -> int:
+    from ...app.patchwork import raise_if_failed
     from ...app.review import SeriesSource, read_stdin, review_command
     from ...model.vocabulary import fails
     from ...render import render
     fail_on = options.fail_on(args)
     ctx = options.context(args)  # first: its config sets the input limits stdin is read within
     source = SeriesSource(msgid=args.msgid, inbox_url=args.inbox_url, path=args.mbox or args.maildir,
-                          data=read_stdin() if args.stdin else None)
+                          data=read_stdin() if args.stdin else None, patchwork_series=args.patchwork_series)
     reviewed = review_command(ctx, source, args.base, args.branch, args.list_addr, args.tree_name, args.send)
     sys.stdout.write(render("review", args.format, reviewed))
+    raise_if_failed(reviewed.checks)  # the replies are in the outbox, the findings printed
     return 1 if fails([f.verdict for f in reviewed.result.findings() if f.counts], fail_on) else 0
