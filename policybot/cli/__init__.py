@@ -24,7 +24,7 @@ from .options import EPILOG, close_contexts
 
 # in the order `policybot --help` lists them
 COMMANDS = ("inventory", "audit", "review", "maintainers", "run", "schedule", "doctor", "notice", "outbox",
-            "state", "history", "report", "check", "census", "propose", "rules", "explain")
+            "state", "history", "report", "check", "compat", "census", "propose", "rules", "explain")
 
 
 def _module(name: str):
