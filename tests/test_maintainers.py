@@ -294,3 +294,70 @@ def test_same_as_get_maintainer_pl_for_every_kfunc_file(kernel_repo, kernel_stat
     assert "Christian Brauner <brauner@kernel.org>" in stable["drivers/android/binder.c"]
     assert '"Arve Hjønnevåg" <arve@android.com>' in stable["drivers/android/binder.c"]
     assert stable["README"] == ["linux-kernel@vger.kernel.org"]
+
+
+def _flag_patch(repo, tree) -> str:
+    """A format-patch mail adding a KF_* flag to include/linux/btf.h and a check of it to
+    kernel/bpf/verifier.c of ``tree`` (the diff made with difflib, not by policybot)."""
+    import difflib
+
+    def hunk(path: str, anchor: str, added: str) -> str:
+        old = repo[tree[path].id].data.decode("utf-8").splitlines(keepends=True)
+        i = next(n for n, ln in enumerate(old) if anchor in ln) + 1
+        new = old[:i] + [added] + old[i:]
+        body = "".join(difflib.unified_diff(old, new, f"a/{path}", f"b/{path}", n=3))
+        return f"diff --git a/{path} b/{path}\nindex 1111111..2222222 100644\n{body}"
+
+    diff = hunk("include/linux/btf.h", "#define KF_RCU_PROTECTED", "#define KF_TEST_ONLY    (1 << 30) /* test */\n") \
+        + hunk("kernel/bpf/verifier.c", "static bool is_kfunc_rcu_protected(", "\t/* KF_TEST_ONLY */\n")
+    return ("From 0123456789abcdef0123456789abcdef01234567 Mon Sep 17 00:00:00 2001\n"
+            "From: Jane Developer <jane@example.com>\nDate: Sun, 2 Mar 2025 10:00:00 +0000\n"
+            "Subject: [PATCH bpf-next] bpf: add KF_TEST_ONLY\nMessage-Id: <flag-1@example.com>\n\n"
+            "A flag for tests.\n\nSigned-off-by: Jane Developer <jane@example.com>\n---\n"
+            " include/linux/btf.h   | 1 +\n kernel/bpf/verifier.c | 1 +\n 2 files changed, 2 insertions(+)\n\n"
+            f"{diff}-- \n2.39.5\n")
+
+
+@pytest.mark.realtree
+def test_a_patch_gets_what_get_maintainer_pl_gives_for_it(kernel_repo, tmp_path):
+    """issue 25: a reply to a patch adding a flag to btf.h and verifier.c is copied to exactly
+    what ``get_maintainer.pl --nogit --nogit-fallback PATCH`` lists for that patch (its files and
+    its K: keywords), read from the real 7.2 script and tree."""
+    from policybot.kernel.gitrepo import open_repo, resolve
+    from policybot.mail.b4wrap import read_messages, series_from_messages
+
+    repo = open_repo(kernel_repo)
+    tree = resolve(repo, "v7.2").tree
+    root = tmp_path / "linux"
+    _extract(repo, tree, root, [])
+    mail = _flag_patch(repo, tree)
+    (tmp_path / "flag.patch").write_text(mail)
+    args = ["--no-tree", "--nogit", "--nogit-fallback", "--norolestats", str(tmp_path / "flag.patch")]
+    expect = {script: subprocess.run(["perl", f"scripts/{script}", *args], cwd=root, capture_output=True,
+                                     check=True, encoding="utf-8").stdout.splitlines()
+              for script in ("get_maintainer_stable.pl", "get_maintainer.pl")}
+    (patch,) = series_from_messages(read_messages(data=mail.encode(), state_dir=tmp_path / "s"),
+                                    tmp_path / "s", "flag.patch", 0).patches
+    got = load_maintainers(repo, tree).for_patch(patch.as_patch_file()).all()
+    assert got == expect["get_maintainer_stable.pl"] and sorted(got) == sorted(expect["get_maintainer.pl"])
+    # more than the files a finding names: the verifier's reviewers come with verifier.c
+    ours_for_btf_h = load_maintainers(repo, tree).for_files(["include/linux/btf.h"]).all()
+    assert set(got) > set(ours_for_btf_h)
+
+
+def test_a_patch_adds_the_sections_its_keywords_match_after_its_files():
+    """get_maintainer.pl on a patch: K: regexes match the intro (headers, message, diffstat) and
+    the changed lines only, never context lines; their sections come after the files'."""
+    text = BPF + "\n" + section("XDP", "M:\tXdp Person <xdp@example.org>", "K:\t(?:\\b|_)xdp(?:\\b|_)") \
+        + "\n" + section("PIDFD", "M:\tPid Person <pid@example.org>", "K:\t(?i)pidfd") + "\n" + THE_REST
+    m = parse_maintainers(text)
+    diff = ("diff --git a/kernel/bpf/core.c b/kernel/bpf/core.c\n--- a/kernel/bpf/core.c\n+++ b/kernel/bpf/core.c\n"
+            "@@ -1,3 +1,3 @@\n int xdp_context;\n-int a;\n+int b;\n")
+    assert m.for_patch("Subject: [PATCH] bpf: tidy\n\n" + diff).all() == [
+        "Alexei Starovoitov <ast@kernel.org>", "Martin KaFai Lau <martin.lau@linux.dev>",
+        "Daniel Borkmann <daniel@iogearbox.net>", "bpf@vger.kernel.org", "linux-kernel@vger.kernel.org"]
+    got = m.for_patch("Subject: [PATCH] bpf: tidy for xdp\n\n" + diff.replace("+int b;", "+int PIDFD_b;")).all()
+    # the K: lines are the script's 10th and 13th type/value lines (indices 9 and 12): Perl sorts
+    # them as strings, "12" before "9"
+    assert got[3:5] == ["Pid Person <pid@example.org>", "Xdp Person <xdp@example.org>"]
+    assert "Xdp Person <xdp@example.org>" not in m.for_patch(diff.replace("Subject", "X")).all()  # context line

@@ -984,3 +984,26 @@ def test_review_copies_the_list_of_its_configuration(tmp_path, capsys):
     (f,) = outbox_files(tmp_path / "s2" / "outbox")
     cc = [a.lower() for a in addrs(parse_mail(f), "Cc")]
     assert "other@example.org" in cc and "kfunc-list@example.org" not in cc
+
+
+def test_each_reply_greets_and_addresses_its_own_patch_author(tmp_path, capsys):
+    """issue 25: a series Jane sends holds a patch Bob wrote (git format-patch writes his in-body
+    From line): its reply greets Bob and goes to him, Jane, the series' author, in Cc; Jane's own
+    patch's reply greets her."""
+    build_tree(tmp_path / "linux")
+    g = clone(tmp_path / "linux", tmp_path / "work", git_env(), "x")
+    g.commit({"kernel/bpf/helpers.c": kernel({"bpf_bar": FOO})}, "bpf: drop bpf_foo")
+    (g.work / "kernel/bpf/helpers.c").write_text(kernel({}))
+    g("commit", "-qam", "bpf: drop bpf_bar\n\nSigned-off-by: Bob Other <bob@example.org>",
+      "--author", "Bob Other <bob@example.org>")
+    mails = format_patch(g, tmp_path / "p", "--from=Jane Developer <jane@example.com>")
+    assert "\nFrom: Bob Other <bob@example.org>\n" in mails[-1]  # the in-body From line
+    rc, out, err = run_one(capsys, tmp_path, "\n".join(mails))
+    assert rc == 1, out + err
+    replies = {subject_of(f.read_text()): parse_mail(f) for f in outbox_files(tmp_path / "state" / "outbox")}
+    jane = next(m for s, m in replies.items() if "drop bpf_foo" in s)
+    bob = next(m for s, m in replies.items() if "drop bpf_bar" in s)
+    assert addrs(jane, "To") == ["jane@example.com"] and prose(jane).startswith("Hi Jane,")
+    assert addrs(bob, "To") == ["bob@example.org"] and prose(bob).startswith("Hi Bob,")
+    assert "jane@example.com" in [a.lower() for a in addrs(bob, "Cc")]
+    assert "jane@example.com" not in [a.lower() for a in addrs(jane, "Cc")]  # she is its To

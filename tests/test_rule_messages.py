@@ -217,7 +217,7 @@ def test_flags_judged_from_the_diff_text(tmp_path):
     judged = " (judged from the diff text: the patch does not apply)"
     assert got == [
         ("KFUNC_FLAGS_TIGHTENED", "violation", "flags +KF_SLEEPABLE" + judged),
-        ("KFUNC_NEEDS_REVIEW", "warning",
+        ("KFUNC_NEEDS_REVIEW", "notice",
          "flags +KF_MYSTERY: policybot does not know what the verifier does with this flag" + judged)]
 
 
