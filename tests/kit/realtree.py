@@ -319,3 +319,23 @@ def jit_returns_by_grep(kernel_repo: str, tag: str) -> dict[str, set[str]]:
         if m.group(1) != "false":
             arches.setdefault(f.split("/")[1], set()).add(m.group(1))
     return arches
+
+
+def patch_mail(repo: str, rev: str, edits: dict[str, tuple[str, str]], subject: str,
+               author: str = "Jane Developer <jane@example.com>", msgid: str = "real-1@example.com") -> str:
+    """A ``git format-patch``-shaped mail changing ``rev``'s files: ``edits`` maps a path to
+    (the text of the one line to change, its replacement lines); the diff is made with difflib
+    from ``git show`` (no policybot code)."""
+    import difflib
+    diff, stat = "", ""
+    for path, (line, new) in edits.items():
+        old = list(_lines(repo, rev, path))
+        i = _only(repo, rev, path, line) - 1
+        head = old[:i] + new.split("\n") + old[i + 1:]
+        body = "".join(f"{ln}\n" for ln in difflib.unified_diff(old, head, f"a/{path}", f"b/{path}", n=3,
+                                                                  lineterm=""))
+        diff += f"diff --git a/{path} b/{path}\nindex 1111111..2222222 100644\n{body}"
+        stat += f" {path} | 1 +\n"
+    return (f"From 0123456789abcdef0123456789abcdef01234567 Mon Sep 17 00:00:00 2001\nFrom: {author}\n"
+            f"Date: Sun, 2 Mar 2025 10:00:00 +0000\nSubject: [PATCH bpf-next] {subject}\nMessage-Id: <{msgid}>\n"
+            f"To: bpf@vger.kernel.org\n\nThe change.\n\nSigned-off-by: {author}\n---\n{stat}\n{diff}-- \n2.39.5\n")
