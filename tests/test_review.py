@@ -1096,3 +1096,30 @@ def test_an_unknown_flag_on_the_real_tree_is_a_notice_question_until_answered(ke
     rc, out, err = review(capsys, *args, "--state-dir", str(tmp_path / "s2"))
     assert "KFUNC_NEEDS_REVIEW" not in out and "info[KFUNC_FLAGS_RELAXED]" in out, out + err
     assert "drafted 0 mails" in out
+
+
+def test_a_removal_names_the_replacement_a_deprecation_warning_names(tmp_path, capsys):
+    """issue 25: the kfunc's own body warns "bpf_foo is deprecated, use bpf_bar() instead": the
+    reply to its removal names bpf_bar, and lists the files under tools/ that still call bpf_foo."""
+    b = build_tree(tmp_path / "linux")
+    warned = kernel(BASE_KFUNCS).replace(
+        "__bpf_kfunc int bpf_foo(struct task_struct *p, u32 flags)\n{\n",
+        "__bpf_kfunc int bpf_foo(struct task_struct *p, u32 flags)\n{\n"
+        '\tpr_warn_once("bpf_foo is deprecated, use bpf_bar() instead\\n");\n', 1)
+    assert "pr_warn_once" in warned
+    b.commit({"kernel/bpf/helpers.c": warned, "tools/testing/selftests/bpf/progs/foo.c": "int f(void) "
+              "{ return bpf_foo(0, 0); }\n", "tools/lib/other.c": "int bpf_foo_like;\n"},
+             "bpf: warn about bpf_foo", "2023-01-02T12:00:00")
+    b.tag("v6.1.1")
+    g = clone(tmp_path / "linux", tmp_path / "work", git_env(), "x")
+    g("reset", "-q", "--hard", "v6.1.1")
+    (g.work / "kernel/bpf/helpers.c").write_text(kernel({"bpf_bar": FOO}))
+    g("commit", "-qam", "bpf: drop bpf_foo\n\nSigned-off-by: Jane Developer <jane@example.com>")
+    mail = g("format-patch", "--stdout", "--thread", "-1", "HEAD")
+    rc, out, err = run_one(capsys, tmp_path, mail, "--base", "v6.1.1")
+    assert rc == 1, out + err
+    (f,) = outbox_files(tmp_path / "state" / "outbox")
+    text = prose(parse_mail(f))
+    assert "Its callers can move to bpf_bar meanwhile." in text
+    assert "These files of v6.1.1 name bpf_foo and would have to change with it: " \
+           "tools/testing/selftests/bpf/progs/foo.c Thanks," in text

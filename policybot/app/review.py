@@ -250,12 +250,25 @@ class Forward:
         return [p for p in files_naming(self.auditor.repo.path, str(self.tree.id), kfunc) if p not in mine]
 
     def replacement(self, f: Finding) -> str:
-        """The kfunc the declaration or the base's kernel-doc ("Deprecated: use bpf_x()") names."""
+        """The kfunc the declaration, the base's kernel-doc ("Deprecated: use bpf_x()") or a
+        deprecation warning in the kfunc's body (``pr_warn_once("... deprecated, use bpf_x")``) names."""
+        from ..model.inventory import KernelDoc
         if f.promise and f.promise.declaration.replacement:
             return f.promise.declaration.replacement
         k = self.auditor.scanner.inventory(self.base_commit).kfuncs.get(f.kfunc)
-        doc = k.definition.doc if k and k.definition else None
-        return doc.replacement if doc else ""
+        if not (k and k.definition):
+            return ""
+        if k.definition.doc and k.definition.doc.replacement:
+            return k.definition.doc.replacement
+        loc = k.definition.location
+        try:
+            text = self.auditor.repo[self.tree[loc.path].id].data.decode("utf-8", "replace")
+        except KeyError:
+            return ""
+        body = "\n".join(text.split("\n")[loc.line - 1:]).split("\n}\n", 1)[0]
+        warnings = [w for w in re.findall(r'"((?:[^"\\\n]|\\.)*)"', body) if "deprecat" in w.lower()]
+        named = (KernelDoc(0, "", deprecated=w).replacement for w in warnings)
+        return next((r for r in named if r and r != f.kfunc), "")
 
     def definitions(self, names: list[str]) -> list[str]:
         """Each name's definition in the base: the ``#define KF_X`` line of btf.h, or the verifier
@@ -263,8 +276,9 @@ class Forward:
         from ..kernel.semantics import BTF_H, SUFFIX_FILES
         out = []
         for name in names:
-            pattern = re.compile(rf"#\s*define\s+{re.escape(name)}\b" if name.startswith("KF_")
-                                 else rf'"{re.escape(name)}"')
+            # a flag's #define, or its enum line; a suffix's string in the verifier
+            pattern = re.compile(rf"#\s*define\s+{re.escape(name)}\b|^\s*{re.escape(name)}\s*(?:=|,)"
+                                 if name.startswith("KF_") else rf'"{re.escape(name)}"')
             for path in (BTF_H,) if name.startswith("KF_") else SUFFIX_FILES:
                 try:
                     text = self.auditor.repo[self.tree[path].id].data.decode("utf-8", "replace")
