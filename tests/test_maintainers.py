@@ -12,6 +12,7 @@ import pytest
 from policybot.errors import InputError
 from policybot.gitbuild import HistoryBuilder
 from policybot.kernel.maintainers import load_maintainers, parse_maintainers
+from kit.realtree import get_maintainer, maintainers_checkout, patch_mail
 
 BPF = """\
 BPF [CORE]
@@ -236,27 +237,6 @@ RULE_FILES = [
     "fs/smb/client/cifsfs.c",                                       # R: with comments, moderated
     "README",                                                       # THE REST only
 ]
-TIE_SORT = "\tforeach my $line (sort {$hash{$b} <=> $hash{$a}} keys %hash) {"
-TIE_SORT_STABLE = "\tforeach my $line (sort {$hash{$b} <=> $hash{$a} || $a <=> $b} keys %hash) {"
-
-
-def _extract(repo, tree, root, files):
-    """Only what get_maintainer.pl reads, plus every directory: it tests F:
-    patterns with -d, so directories must exist for it to see them."""
-    def walk(t, prefix):
-        for e in t:
-            if e.type_str == "tree":
-                os.makedirs(root / prefix / e.name, exist_ok=True)
-                walk(repo[e.id], f"{prefix}{e.name}/")
-    walk(tree, "")
-    for path in ["MAINTAINERS", ".mailmap", "scripts/get_maintainer.pl", *files]:
-        (root / path).write_bytes(repo[tree[path].id].data)
-    script = (root / "scripts/get_maintainer.pl").read_text(encoding="utf-8")
-    assert script.count(TIE_SORT) == 1, "get_maintainer.pl changed: revisit the tie-order patch"
-    (root / "scripts/get_maintainer_stable.pl").write_text(
-        script.replace(TIE_SORT, TIE_SORT_STABLE), encoding="utf-8")
-
-
 def _perl(root, script, path):
     out = subprocess.run(["perl", f"scripts/{script}", *GM_ARGS, path], cwd=root,
                          capture_output=True, check=True, encoding="utf-8")
@@ -276,7 +256,7 @@ def test_same_as_get_maintainer_pl_for_every_kfunc_file(kernel_repo, kernel_stat
     files += RULE_FILES
     tree = resolve(repo, "v6.12").tree
     root = tmp_path / "linux"
-    _extract(repo, tree, root, files)
+    maintainers_checkout(repo, tree, root, files)
     ours = load_maintainers(repo, tree)
 
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
@@ -296,26 +276,12 @@ def test_same_as_get_maintainer_pl_for_every_kfunc_file(kernel_repo, kernel_stat
     assert stable["README"] == ["linux-kernel@vger.kernel.org"]
 
 
-def _flag_patch(repo, tree) -> str:
-    """A format-patch mail adding a KF_* flag to include/linux/btf.h and a check of it to
-    kernel/bpf/verifier.c of ``tree`` (the diff made with difflib, not by policybot)."""
-    import difflib
-
-    def hunk(path: str, anchor: str, added: str) -> str:
-        old = repo[tree[path].id].data.decode("utf-8").splitlines(keepends=True)
-        i = next(n for n, ln in enumerate(old) if anchor in ln) + 1
-        new = old[:i] + [added] + old[i:]
-        body = "".join(difflib.unified_diff(old, new, f"a/{path}", f"b/{path}", n=3))
-        return f"diff --git a/{path} b/{path}\nindex 1111111..2222222 100644\n{body}"
-
-    diff = hunk("include/linux/btf.h", "#define KF_RCU_PROTECTED", "#define KF_TEST_ONLY    (1 << 30) /* test */\n") \
-        + hunk("kernel/bpf/verifier.c", "static bool is_kfunc_rcu_protected(", "\t/* KF_TEST_ONLY */\n")
-    return ("From 0123456789abcdef0123456789abcdef01234567 Mon Sep 17 00:00:00 2001\n"
-            "From: Jane Developer <jane@example.com>\nDate: Sun, 2 Mar 2025 10:00:00 +0000\n"
-            "Subject: [PATCH bpf-next] bpf: add KF_TEST_ONLY\nMessage-Id: <flag-1@example.com>\n\n"
-            "A flag for tests.\n\nSigned-off-by: Jane Developer <jane@example.com>\n---\n"
-            " include/linux/btf.h   | 1 +\n kernel/bpf/verifier.c | 1 +\n 2 files changed, 2 insertions(+)\n\n"
-            f"{diff}-- \n2.39.5\n")
+FLAG_EDITS = {  # a flag added to btf.h and tested in verifier.c
+    "include/linux/btf.h": ("#define KF_RCU_PROTECTED", "#define KF_RCU_PROTECTED (1 << 11) /* kfunc should be "
+                            "protected by rcu cs when they are invoked */\n#define KF_TEST_ONLY (1 << 30) /* test */"),
+    "kernel/bpf/verifier.c": ("return meta->kfunc_flags & KF_RCU_PROTECTED;",
+                              "\treturn meta->kfunc_flags & (KF_RCU_PROTECTED | KF_TEST_ONLY);"),
+}
 
 
 @pytest.mark.realtree
@@ -329,17 +295,14 @@ def test_a_patch_gets_what_get_maintainer_pl_gives_for_it(kernel_repo, tmp_path)
     repo = open_repo(kernel_repo)
     tree = resolve(repo, "v7.2").tree
     root = tmp_path / "linux"
-    _extract(repo, tree, root, [])
-    mail = _flag_patch(repo, tree)
+    maintainers_checkout(repo, tree, root, [])
+    mail = patch_mail(kernel_repo, "v7.2", FLAG_EDITS, "bpf: add KF_TEST_ONLY")
     (tmp_path / "flag.patch").write_text(mail)
     args = ["--no-tree", "--nogit", "--nogit-fallback", "--norolestats", str(tmp_path / "flag.patch")]
-    expect = {script: subprocess.run(["perl", f"scripts/{script}", *args], cwd=root, capture_output=True,
-                                     check=True, encoding="utf-8").stdout.splitlines()
-              for script in ("get_maintainer_stable.pl", "get_maintainer.pl")}
     (patch,) = series_from_messages(read_messages(data=mail.encode(), state_dir=tmp_path / "s"),
                                     tmp_path / "s", "flag.patch", 0).patches
     got = load_maintainers(repo, tree).for_patch(patch.as_patch_file()).all()
-    assert got == expect["get_maintainer_stable.pl"] and sorted(got) == sorted(expect["get_maintainer.pl"])
+    assert got == get_maintainer(root, *args) and sorted(got) == sorted(get_maintainer(root, *args, stable=False))
     # more than the files a finding names: the verifier's reviewers come with verifier.c
     ours_for_btf_h = load_maintainers(repo, tree).for_files(["include/linux/btf.h"]).all()
     assert set(got) > set(ours_for_btf_h)

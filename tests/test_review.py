@@ -8,6 +8,7 @@ HTTP server, and hostile input that must give one line or a clean review.
 from __future__ import annotations
 
 import email
+import email.utils
 import email.policy
 import gzip
 import http.server
@@ -1068,6 +1069,8 @@ REAL_FLAG_EDITS = {
                             "arguments supplied by the verifier */\n#define KF_TEST_NEW (1 << 17) /* for tests */"),
     "kernel/bpf/helpers.c": ("BTF_ID_FLAGS(func, bpf_task_acquire, KF_ACQUIRE | KF_RCU | KF_RET_NULL)",
                              "BTF_ID_FLAGS(func, bpf_task_acquire, KF_ACQUIRE | KF_RCU | KF_RET_NULL | KF_TEST_NEW)"),
+    "kernel/bpf/verifier.c": ("return meta->kfunc_flags & KF_RCU_PROTECTED;",
+                              "\treturn meta->kfunc_flags & (KF_RCU_PROTECTED | KF_TEST_NEW);"),
 }
 
 
@@ -1076,7 +1079,7 @@ def test_an_unknown_flag_on_the_real_tree_is_a_notice_question_until_answered(ke
     """issue 25 on the real 7.2 tree: a patch defining KF_TEST_NEW and giving it to the stable
     bpf_task_acquire is one notice question quoting the definition; after the operator's
     ``[semantics] KF_TEST_NEW = "relaxing"`` it is info, and nothing is mailed."""
-    from kit.realtree import patch_mail
+    from kit.realtree import get_maintainer, maintainers_checkout, patch_mail
     mbox = tmp_path / "flag.mbox"
     mbox.write_text(patch_mail(kernel_repo, "v7.2", REAL_FLAG_EDITS, "bpf: add KF_TEST_NEW"))
     (tmp_path / "overlay.yaml").write_text("kfuncs:\n  bpf_task_acquire:\n    stability: stable\n")
@@ -1090,6 +1093,15 @@ def test_an_unknown_flag_on_the_real_tree_is_a_notice_question_until_answered(ke
     (f,) = outbox_files(tmp_path / "s1" / "outbox")
     body = parse_mail(f).get_content()
     assert body.count("> +#define KF_TEST_NEW (1 << 17) /* for tests */\n") == 1
+    assert body.count("> +\treturn meta->kfunc_flags & (KF_RCU_PROTECTED | KF_TEST_NEW);\n") == 1
+    # copied to exactly what the tree's get_maintainer.pl lists for the patch, and the list it went to
+    repo = pygit2.Repository(kernel_repo)
+    maintainers_checkout(repo, repo.revparse_single("v7.2").peel(pygit2.Tree), tmp_path / "linux", [])
+    listed = get_maintainer(tmp_path / "linux", "--no-tree", "--nogit", "--nogit-fallback", "--norolestats",
+                            str(mbox))
+    assert len(listed) > 5
+    want = {email.utils.parseaddr(a)[1].lower() for a in listed} | {"bpf@vger.kernel.org"}
+    assert sorted(a.lower() for a in addrs(parse_mail(f), "Cc")) == sorted(want - {"jane@example.com"})
     assert "NOTICE KFUNC_NEEDS_REVIEW" in body and "WARNING" not in body
     assert 'KF_TEST_NEW = "tightening"' in body
     policy.write_text(policy.read_text() + '\n[semantics]\nKF_TEST_NEW = "relaxing"\n')
