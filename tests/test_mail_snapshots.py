@@ -133,21 +133,28 @@ def test_review_reply_to_a_patch_that_does_not_apply(tmp_path, capsys):
 
 # every way forward but the tightening's and the signature's (review-cli has those): bpf_foo renamed,
 # bpf_bar (whose declaration names bpf_baz instead, and which a selftest and a sample call) removed,
-# and a flag policybot does not know given to bpf_baz, with the verifier hunk that acts on it;
+# a flag policybot does not know given to bpf_baz, with the verifier hunk that acts on it, and a
+# suffix it does not know on a new kfunc's parameter;
 # the patch is Bob's, sent by Jane
-VERIFIER_C = "".join(f"int verifier_line{i};\n" for i in range(12))
-FAMILIES_BASE = {**REVIEW_BASE, "kernel/bpf/verifier.c": VERIFIER_C,
-                 "kernel/bpf/helpers.c": kernel({"bpf_foo": FOO, "bpf_bar": WIDER, "bpf_baz": FOO}),
+VERIFIER_C = "".join(f"int verifier_line{i};\n" for i in range(30))
+FAMILIES_BASE = {**REVIEW_BASE, "kernel/bpf/verifier.c": VERIFIER_C, "kernel/bpf/btf.c": "int btf_line;\n",
+                 "kernel/bpf/helpers.c": kernel({"bpf_foo": FOO, "bpf_bar": WIDER, "bpf_baz": FOO,
+                                                 "bpf_qux": "int|struct bpf_map *map"}),
                  "tools/testing/selftests/bpf/progs/bar.c": "int x(void) { return bpf_bar(0, 0); }\n",
                  "samples/bpf/bar_user.c": "/* calls bpf_bar */\n",
                  "tools/other.c": "int bpf_barn;\n",  # another name: not a user
                  MANIFEST: "kfuncs:\n  bpf_foo:\n    stability: stable\n  bpf_bar:\n    stability: stable\n"
-                           "    replacement: bpf_baz\n  bpf_baz:\n    stability: stable\n"}
-FAMILIES = {"kernel/bpf/helpers.c": kernel({"bpf_foo_new": FOO, "bpf_baz": (FOO, "KF_TEST_NEW")}),
+                           "    replacement: bpf_baz\n  bpf_baz:\n    stability: stable\n"
+                           "  bpf_qux:\n    stability: stable\n"}
+FAMILIES = {"kernel/bpf/helpers.c": kernel({"bpf_foo_new": FOO, "bpf_baz": (FOO, "KF_TEST_NEW"),
+                                            "bpf_qux": "int|struct bpf_map *map__const_map"}),
             "include/linux/btf.h": BTF_H + "#define KF_TEST_NEW (1 << 20) /* for tests */\n",
             "kernel/bpf/verifier.c": VERIFIER_C.replace("int verifier_line6;\n", "int verifier_line6;\n"
                                                       "\tif ((meta->kfunc_flags & KF_TEST_NEW) && !perfmon_capable())\n"
-                                                      "\t\treturn -EPERM;\n")}
+                                                      "\t\treturn -EPERM;\n")
+                                      .replace("int verifier_line25;\n", "int verifier_line25;\n"
+                                               "\tif (btf_param_match_suffix(btf, arg, \"__const_map\"))\n"
+                                               "\t\treturn KF_ARG_CONST_MAP;\n")}
 
 
 def test_review_reply_of_every_way_forward(tmp_path, capsys):
