@@ -242,12 +242,15 @@ class Maintainers:
         (the module's docstring: its files, then its keywords)."""
         files, intro, changed = patch_lines(text)
         order = self._file_sections(files, is_dir)
+        # a keyword is first looked for in all the lines at once (a line's match is a match there,
+        # ^ and $ at each line), and only then line by line: a 5 MB patch costs 66 searches, not 7 million
+        joined = "\n".join(intro + changed)
         hits = []
         for i, section in enumerate(self.sections):
             for tvi, pattern in section.keywords:
                 regex = _keyword_regex(pattern)
-                if regex is not None and (any(regex.search(ln) for ln in intro)
-                                          or any(regex.search(ln) for ln in changed)):
+                if regex is not None and _keyword_regex(pattern, re.MULTILINE).search(joined) and \
+                        any(regex.search(ln) for ln in (*intro, *changed)):
                     hits.append((str(tvi), i))
         return self._recipients(order + [i for _, i in sorted(hits)])
 
@@ -364,13 +367,13 @@ def patch_lines(text: str) -> tuple[list[str], list[str], list[str]]:
 
 
 @functools.lru_cache(maxsize=None)
-def _keyword_regex(pattern: str) -> re.Pattern | None:
+def _keyword_regex(pattern: str, flags: int = 0) -> re.Pattern | None:
     """A K: value as Python reads a Perl /x regex; None when Python cannot read it. Perl's
     ``(?i)`` inside a pattern runs to its end: a scoped group here."""
     if pattern.startswith("(?i)"):
         pattern = f"(?i:{pattern[4:]})"
     try:
-        return re.compile(pattern, re.VERBOSE)
+        return re.compile(pattern, re.VERBOSE | flags)
     except re.error:
         return None
 
