@@ -1135,3 +1135,23 @@ def test_a_removal_names_the_replacement_a_deprecation_warning_names(tmp_path, c
     assert "Its callers can move to bpf_bar meanwhile." in text
     assert "These files of v6.1.1 name bpf_foo and would have to change with it: " \
            "tools/testing/selftests/bpf/progs/foo.c Thanks," in text
+
+
+def test_a_known_to_the_tree_unknown_to_policybot_flag_is_asked_quoting_its_define(tmp_path, capsys):
+    """A flag the base's btf.h already defines, new on a stable kfunc: the question quotes the
+    base's #define line (the patch has no hunk defining it)."""
+    b = build_tree(tmp_path / "linux")
+    btf_h = BTF_H + "#define KF_MYSTERY (1 << 25) /* a mystery */\n"
+    b.commit({"include/linux/btf.h": btf_h}, "btf: KF_MYSTERY", "2023-01-02T12:00:00")
+    b.tag("v6.1.1")
+    line = btf_h.count("\n")
+    g = clone(tmp_path / "linux", tmp_path / "work", git_env(), "x")
+    g("reset", "-q", "--hard", "v6.1.1")
+    g.commit({"kernel/bpf/helpers.c": kernel({"bpf_foo": (FOO, "KF_MYSTERY"), "bpf_bar": FOO})}, "bpf: mystery")
+    mail = g("format-patch", "--stdout", "--thread", "-1", "HEAD")
+    rc, out, err = run_one(capsys, tmp_path, mail, "--base", "v6.1.1")
+    assert "notice[KFUNC_NEEDS_REVIEW]" in out and "drafted 1 mail" in out, out + err
+    (f,) = outbox_files(tmp_path / "state" / "outbox")
+    body = parse_mail(f).get_content()
+    assert f"include/linux/btf.h:{line} defines it:\n> #define KF_MYSTERY (1 << 25) /* a mystery */\n" in body
+    assert 'KF_MYSTERY = "tightening"' in body

@@ -270,7 +270,7 @@ class Forward:
         named = (KernelDoc(0, "", deprecated=w).replacement for w in warnings)
         return next((r for r in named if r and r != f.kfunc), "")
 
-    def definitions(self, names: list[str]) -> list[str]:
+    def definitions(self, names: list[str]) -> list[dict]:
         """Each name's definition in the base: the ``#define KF_X`` line of btf.h, or the verifier
         line that matches the suffix; a name the base does not define (the patch does) gives none."""
         from ..kernel.semantics import BTF_H, SUFFIX_FILES
@@ -286,7 +286,7 @@ class Forward:
                     continue
                 hit = next(((i, ln) for i, ln in enumerate(text.split("\n"), 1) if pattern.search(ln)), None)
                 if hit:
-                    out.append(f"{path}:{hit[0]}: {hit[1].strip()}")
+                    out.append({"where": f"{path}:{hit[0]}", "text": hit[1].strip()})
                     break
         return out
 
