@@ -12,6 +12,7 @@ import pytest
 from policybot.errors import InputError
 from policybot.gitbuild import HistoryBuilder
 from policybot.kernel.maintainers import load_maintainers, parse_maintainers
+from kit.realtree import get_maintainer, maintainers_checkout, patch_mail
 
 BPF = """\
 BPF [CORE]
@@ -236,27 +237,6 @@ RULE_FILES = [
     "fs/smb/client/cifsfs.c",                                       # R: with comments, moderated
     "README",                                                       # THE REST only
 ]
-TIE_SORT = "\tforeach my $line (sort {$hash{$b} <=> $hash{$a}} keys %hash) {"
-TIE_SORT_STABLE = "\tforeach my $line (sort {$hash{$b} <=> $hash{$a} || $a <=> $b} keys %hash) {"
-
-
-def _extract(repo, tree, root, files):
-    """Only what get_maintainer.pl reads, plus every directory: it tests F:
-    patterns with -d, so directories must exist for it to see them."""
-    def walk(t, prefix):
-        for e in t:
-            if e.type_str == "tree":
-                os.makedirs(root / prefix / e.name, exist_ok=True)
-                walk(repo[e.id], f"{prefix}{e.name}/")
-    walk(tree, "")
-    for path in ["MAINTAINERS", ".mailmap", "scripts/get_maintainer.pl", *files]:
-        (root / path).write_bytes(repo[tree[path].id].data)
-    script = (root / "scripts/get_maintainer.pl").read_text(encoding="utf-8")
-    assert script.count(TIE_SORT) == 1, "get_maintainer.pl changed: revisit the tie-order patch"
-    (root / "scripts/get_maintainer_stable.pl").write_text(
-        script.replace(TIE_SORT, TIE_SORT_STABLE), encoding="utf-8")
-
-
 def _perl(root, script, path):
     out = subprocess.run(["perl", f"scripts/{script}", *GM_ARGS, path], cwd=root,
                          capture_output=True, check=True, encoding="utf-8")
@@ -276,7 +256,7 @@ def test_same_as_get_maintainer_pl_for_every_kfunc_file(kernel_repo, kernel_stat
     files += RULE_FILES
     tree = resolve(repo, "v6.12").tree
     root = tmp_path / "linux"
-    _extract(repo, tree, root, files)
+    maintainers_checkout(repo, tree, root, files)
     ours = load_maintainers(repo, tree)
 
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
@@ -294,3 +274,53 @@ def test_same_as_get_maintainer_pl_for_every_kfunc_file(kernel_repo, kernel_stat
     assert "Christian Brauner <brauner@kernel.org>" in stable["drivers/android/binder.c"]
     assert '"Arve Hjønnevåg" <arve@android.com>' in stable["drivers/android/binder.c"]
     assert stable["README"] == ["linux-kernel@vger.kernel.org"]
+
+
+FLAG_EDITS = {  # a flag added to btf.h and tested in verifier.c
+    "include/linux/btf.h": ("#define KF_RCU_PROTECTED", "#define KF_RCU_PROTECTED (1 << 11) /* kfunc should be "
+                            "protected by rcu cs when they are invoked */\n#define KF_TEST_ONLY (1 << 30) /* test */"),
+    "kernel/bpf/verifier.c": ("return meta->kfunc_flags & KF_RCU_PROTECTED;",
+                              "\treturn meta->kfunc_flags & (KF_RCU_PROTECTED | KF_TEST_ONLY);"),
+}
+
+
+@pytest.mark.realtree
+def test_a_patch_gets_what_get_maintainer_pl_gives_for_it(kernel_repo, tmp_path):
+    """issue 25: a reply to a patch adding a flag to btf.h and verifier.c is copied to exactly
+    what ``get_maintainer.pl --nogit --nogit-fallback PATCH`` lists for that patch (its files and
+    its K: keywords), read from the real 7.2 script and tree."""
+    from policybot.kernel.gitrepo import open_repo, resolve
+    from policybot.mail.b4wrap import read_messages, series_from_messages
+
+    repo = open_repo(kernel_repo)
+    tree = resolve(repo, "v7.2").tree
+    root = tmp_path / "linux"
+    maintainers_checkout(repo, tree, root, [])
+    mail = patch_mail(kernel_repo, "v7.2", FLAG_EDITS, "bpf: add KF_TEST_ONLY")
+    (tmp_path / "flag.patch").write_text(mail)
+    args = ["--no-tree", "--nogit", "--nogit-fallback", "--norolestats", str(tmp_path / "flag.patch")]
+    (patch,) = series_from_messages(read_messages(data=mail.encode(), state_dir=tmp_path / "s"),
+                                    tmp_path / "s", "flag.patch", 0).patches
+    got = load_maintainers(repo, tree).for_patch(patch.as_patch_file()).all()
+    assert got == get_maintainer(root, *args) and sorted(got) == sorted(get_maintainer(root, *args, stable=False))
+    # more than the files a finding names: the verifier's reviewers come with verifier.c
+    ours_for_btf_h = load_maintainers(repo, tree).for_files(["include/linux/btf.h"]).all()
+    assert set(got) > set(ours_for_btf_h)
+
+
+def test_a_patch_adds_the_sections_its_keywords_match_after_its_files():
+    """get_maintainer.pl on a patch: K: regexes match the intro (headers, message, diffstat) and
+    the changed lines only, never context lines; their sections come after the files'."""
+    text = BPF + "\n" + section("XDP", "M:\tXdp Person <xdp@example.org>", "K:\t(?:\\b|_)xdp(?:\\b|_)") \
+        + "\n" + section("PIDFD", "M:\tPid Person <pid@example.org>", "K:\t(?i)pidfd") + "\n" + THE_REST
+    m = parse_maintainers(text)
+    diff = ("diff --git a/kernel/bpf/core.c b/kernel/bpf/core.c\n--- a/kernel/bpf/core.c\n+++ b/kernel/bpf/core.c\n"
+            "@@ -1,3 +1,3 @@\n int xdp_context;\n-int a;\n+int b;\n")
+    assert m.for_patch("Subject: [PATCH] bpf: tidy\n\n" + diff).all() == [
+        "Alexei Starovoitov <ast@kernel.org>", "Martin KaFai Lau <martin.lau@linux.dev>",
+        "Daniel Borkmann <daniel@iogearbox.net>", "bpf@vger.kernel.org", "linux-kernel@vger.kernel.org"]
+    got = m.for_patch("Subject: [PATCH] bpf: tidy for xdp\n\n" + diff.replace("+int b;", "+int PIDFD_b;")).all()
+    # the K: lines are the script's 10th and 13th type/value lines (indices 9 and 12): Perl sorts
+    # them as strings, "12" before "9"
+    assert got[3:5] == ["Pid Person <pid@example.org>", "Xdp Person <xdp@example.org>"]
+    assert "Xdp Person <xdp@example.org>" not in m.for_patch(diff.replace("Subject", "X")).all()  # context line

@@ -228,14 +228,14 @@ def test_unknown_flag_and_suffix_get_one_finding_each(tmp_path):
     assert ("include/linux/btf.h:13 (v6.2): \"The verifier checks that the caller holds the kfunc's lock "
             "for the whole call.\"") in flag.message
     assert str(flag.location) == "include/linux/btf.h:13"  # NEW_FLAG sits before #endif here
-    assert flag.members == ("bpf_a", "bpf_b") and flag.verdict == "warning"  # stable kfuncs carry it
+    assert flag.members == ("bpf_a", "bpf_b") and flag.verdict == "notice"  # stable kfuncs carry it: a question
     assert "__locked" in suffix.message and str(suffix.location) == "kernel/bpf/verifier.c:18"
     assert "An argument named __locked must point to an object whose lock the program holds" in suffix.message
     assert suffix.members == ("bpf_c",)
     # nothing else: the per-kfunc flag and suffix changes are that one finding's
     assert [f for f in result.findings if f not in review] == []
     text = render_text(result)
-    assert "kernel/bpf/verifier.c:18: warning[KFUNC_NEEDS_REVIEW]: 1 kfunc: the verifier matches an " \
+    assert "kernel/bpf/verifier.c:18: notice[KFUNC_NEEDS_REVIEW]: 1 kfunc: the verifier matches an " \
            "argument suffix policybot does not know: __locked" in text
     assert text.count("KF_HOLDS_LOCK") == 1 and "    kfuncs: bpf_a, bpf_b\n" in text
 

@@ -157,7 +157,7 @@ def kfunc_history(repo: pygit2.Repository, scanner: Scanner, tags_glob: str = "v
         changes: dict[str, list[Change]] = {}
         renames: dict[str, str] = {}  # old name -> new name
         if prev_inv is not None:
-            for c in diff(prev_inv, inv, include_tests):
+            for c in diff(prev_inv, inv, include_tests, policy.semantics):
                 if c.rule == "KFUNC_RENAMED" and c.new_name:
                     renames[c.kfunc] = c.new_name
                 elif c.rule != "KFUNC_REMOVED":

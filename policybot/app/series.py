@@ -262,8 +262,9 @@ def judge_diff_text(auditor: Auditor, patch: Patch, inv: Inventory, promises) ->
                                        kfunc.location, None, promises.get(name)))
             continue
         a, b = set(parse_flags(old_flags)), set(parse_flags(added[name]))
-        deltas = [(f"+{x}", flag_effect(x, added=True)) for x in sorted(b - a)] + \
-                 [(f"-{x}", flag_effect(x, added=False)) for x in sorted(a - b)]
+        answers = auditor.policy.semantics
+        deltas = [(f"+{x}", flag_effect(x, added=True, answers=answers)) for x in sorted(b - a)] + \
+                 [(f"-{x}", flag_effect(x, added=False, answers=answers)) for x in sorted(a - b)]
         for rule, effect, variant in (("KFUNC_FLAGS_TIGHTENED", "breaking", "diff_text"),
                                       ("KFUNC_NEEDS_REVIEW", "review", "flags_diff_text")):
             mine = [d for d, e in deltas if e == effect]

@@ -62,6 +62,17 @@ class Patch:
     date: str
     reply_trailers: tuple[Trailer, ...] = ()  # each trailer a reply gave the patch, with its sender
     automated: str = ""  # why this is mail from a machine (RFC 3834, a DSN), "" when it is not
+    # who sent the mail (its From header): the author above, unless the body starts with the
+    # author's own "From:" line, as git format-patch writes it for a patch by someone else
+    sender_name: str = ""
+    sender_email: str = ""
+    preamble: str = ""  # the body before the diff: commit message, "---", notes and diffstat
+
+    def as_patch_file(self) -> str:
+        """The patch as ``git format-patch`` wrote it, as far as the mail tells (get_maintainer.pl
+        reads the headers' and the commit message's words too)."""
+        sender = format_address(self.sender_name or self.author_name, self.sender_email or self.author_email)
+        return f"From: {sender}\nSubject: {self.subject}\n\n{self.preamble}{self.diff}"
 
 
 @dataclass
@@ -202,7 +213,7 @@ def series_from_messages(msgs: list[email.message.EmailMessage], state_dir=None,
             continue
         patches.append(_patch(b4, lmsg))
     cover = _patch(b4, lser.patches[0]) if lser.patches and lser.patches[0] is not None else None
-    author = f"{lser.fromname} <{lser.fromemail}>" if lser.fromemail else ""
+    author = format_address(lser.fromname or "", lser.fromemail) if lser.fromemail else ""
     base = lser.base_commit
     if base is None and cover is not None:
         m = re.search(r"^base-commit:\s*([0-9a-f]{7,40})\s*$", cover.commit_message, re.M)
@@ -285,12 +296,24 @@ def _addresses(msg, header: str) -> tuple[str, ...]:
     return tuple(out)
 
 
+_IN_BODY_FROM = re.compile(r"\A\s*From:[ \t]*(.+?)[ \t]*\n")
+
+
+def _in_body_author(body: str) -> tuple[str, str] | None:
+    """The author's "From:" line that opens a body (git format-patch, for another's patch), or None."""
+    m = _IN_BODY_FROM.match(body)
+    if not m:
+        return None
+    name, addr = email.utils.parseaddr(_decoded(m.group(1)))
+    return (_clean(name) or _clean(addr), _clean(addr)) if "@" in addr else None
+
+
 def _patch(b4, lmsg) -> Patch:
     msg = lmsg.msg
     body = lmsg.body or ""
     diff = ""
     m = _DIFF_START.search(body)
-    commit_message = body[:m.start()] if m else body
+    preamble = commit_message = body[:m.start()] if m else body
     if m:
         rest = body[m.start():]
         sig = _SIG.search(rest)
@@ -309,10 +332,13 @@ def _patch(b4, lmsg) -> Patch:
         if getattr(t, "name", None) and source is not None and source is not lmsg:
             replies.append(Trailer(_clean(str(t.name)), _clean(str(t.value)), _clean(source.fromemail or "")))
     reply_to = _addresses(msg, "Reply-To")
+    sender = (_clean(lmsg.fromname or ""), _clean(lmsg.fromemail or ""))
+    author = _in_body_author(body) or sender
     return Patch(
         msgid=_clean(lmsg.msgid), subject=_clean(lmsg.full_subject), counter=lmsg.counter,
-        expected=lmsg.expected, revision=lmsg.revision, author_name=_clean(lmsg.fromname or ""),
-        author_email=_clean(lmsg.fromemail or ""), reply_to=reply_to[0] if reply_to else "",
+        expected=lmsg.expected, revision=lmsg.revision, author_name=author[0],
+        author_email=author[1], sender_name=sender[0], sender_email=sender[1], preamble=preamble if m else "",
+        reply_to=reply_to[0] if reply_to else "",
         to=_addresses(msg, "To"), cc=_addresses(msg, "Cc"),
         references=tuple(_clean(r) for r in lmsg.references), diff=diff,
         commit_message=commit_message, trailers=tuple(trailers), date=header_text(msg, "Date"),

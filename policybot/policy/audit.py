@@ -271,7 +271,7 @@ class Auditor:
         findings = [self.judge.problem(p) for p in head_problems
                     if (p.rule, p.kfunc, p.message) not in known
                     and not (p.rule == "DECLARATION_UNKNOWN_KFUNC" and p.kfunc in base.kfuncs)]
-        for change in diff(base, head, self.policy.include_tests):
+        for change in diff(base, head, self.policy.include_tests, self.policy.semantics):
             if not change.kfunc and not change.kfuncs:  # a tree-level change no kfunc carries
                 f = self.judge.finding(change.rule, "", change.message, change.base, change.head, None)
                 if f:

@@ -13,10 +13,12 @@ from dataclasses import dataclass, field
 from typing import Iterator, Mapping
 
 from ..kernel.ctype import INT_WORDS, QUALIFIERS, type_shape
-from ..kernel.flags import FLAGS, IMPLICIT_PARAM_STRUCTS, SUFFIXES, flag_effect, same_suffix
+from ..kernel.flags import FLAGS, IMPLICIT_PARAM_STRUCTS, SUFFIXES, answered_effect, flag_effect, same_suffix
 from ..model.inventory import Inventory, Kfunc, Location, Param
 from ..kernel.semantics import BTF_H
 from .rules import DEFAULT_VARIANT, render_message
+
+Answers = Mapping[str, str] | None  # the policy's [semantics]: name -> kernel/flags.py ANSWERS
 
 
 @dataclass(frozen=True)
@@ -118,33 +120,37 @@ def _retired(base: Inventory, head: Inventory, kind: str) -> set[str]:
     return a - b if a is not None and b is not None else set()
 
 
-def _new_unknown(base: Inventory, head: Inventory, kind: str) -> set[str]:
-    """Names the head tree defines anew that policybot does not know."""
+def _new_unknown(base: Inventory, head: Inventory, kind: str, answers: Answers = None) -> set[str]:
+    """Names the head tree defines anew that neither policybot nor the operator (``answers``, the
+    policy's [semantics]) knows."""
     a, b = _defined(base, kind), _defined(head, kind)
     known = FLAGS if kind == "flag" else SUFFIXES
-    return {n for n in b - a if n not in known} if a is not None and b is not None else set()
+    return {n for n in b - a if n not in known and n not in (answers or {})} \
+        if a is not None and b is not None else set()
 
 
 def retired_flags(base: Inventory, head: Inventory) -> set[str]:
     return _retired(base, head, "flag")
 
 
-def new_unknown_flags(base: Inventory, head: Inventory) -> set[str]:
-    return _new_unknown(base, head, "flag")
+def new_unknown_flags(base: Inventory, head: Inventory, answers: Answers = None) -> set[str]:
+    return _new_unknown(base, head, "flag", answers)
 
 
 def retired_suffixes(base: Inventory, head: Inventory) -> set[str]:
     return _retired(base, head, "suffix")
 
 
-def new_unknown_suffixes(base: Inventory, head: Inventory) -> set[str]:
-    return _new_unknown(base, head, "suffix")
+def new_unknown_suffixes(base: Inventory, head: Inventory, answers: Answers = None) -> set[str]:
+    return _new_unknown(base, head, "suffix", answers)
 
 
-def diff(base: Inventory, head: Inventory, include_tests: bool = False) -> Iterator[Change]:
+def diff(base: Inventory, head: Inventory, include_tests: bool = False, answers: Answers = None) -> Iterator[Change]:
+    """The changes from ``base`` to ``head``; ``answers`` (the policy's [semantics]) say what the
+    flags and suffixes policybot does not know do, as the operator recorded it."""
     old = {k.name: k for k in base.selected(include_tests)}
     new = {k.name: k for k in head.selected(include_tests)}
-    yield from semantics_changes(base, head, old, new)
+    yield from semantics_changes(base, head, old, new, answers)
     yield from removed_and_renamed(old, new, base, head)
     # each detector compares the kfunc's two records read in their trees' meaning: with the
     # same meaning (a patch that leaves btf.h and the verifier alone), equal records differ in nothing
@@ -153,8 +159,8 @@ def diff(base: Inventory, head: Inventory, include_tests: bool = False) -> Itera
         a, b = old[name], new[name]
         if same_meaning and a == b:
             continue
-        yield from signature_changes(a, b, base, head)
-        yield from flag_changes(a, b, base, head)
+        yield from signature_changes(a, b, base, head, answers)
+        yield from flag_changes(a, b, base, head, answers)
         yield from prog_type_changes(a, b)
         yield from filter_changes(a, b)
         yield from guard_changes(a, b)
@@ -178,7 +184,7 @@ def removed_and_renamed(old: dict[str, Kfunc], new: dict[str, Kfunc],
 
 
 def signature_changes(a: Kfunc, b: Kfunc, base: Inventory | None = None,
-                      head: Inventory | None = None) -> Iterator[Change]:
+                      head: Inventory | None = None, answers: Answers = None) -> Iterator[Change]:
     if not (a.definition and b.definition):
         return
     loc_a, loc_b = a.definition.location, b.definition.location
@@ -197,7 +203,7 @@ def signature_changes(a: Kfunc, b: Kfunc, base: Inventory | None = None,
     elif verdict == "signedness":
         yield _change("KFUNC_SIGNEDNESS_CHANGED", a.name, "return", types, loc_a, loc_b)
     # unknown suffixes whose coming or going is one tree-level change (semantics_changes)
-    tree_level = {s for s in new_unknown_suffixes(base, head) | retired_suffixes(base, head)
+    tree_level = {s for s in new_unknown_suffixes(base, head, answers) | retired_suffixes(base, head)
                   if s not in SUFFIXES} if base and head else set()
     for i, (x, y) in enumerate(zip(pa, pb), 1):
         verdict = compare_types(x.type, y.type)
@@ -214,8 +220,7 @@ def signature_changes(a: Kfunc, b: Kfunc, base: Inventory | None = None,
         sa, sb = same_suffix(ra_), same_suffix(rb_)
         if sa == sb:
             continue
-        added = SUFFIXES[sb].adding if sb in SUFFIXES else ("compatible" if not sb else "review")
-        removed = SUFFIXES[sa].removing if sa in SUFFIXES else ("compatible" if not sa else "review")
+        added, removed = _suffix_effect(sb, True, answers), _suffix_effect(sa, False, answers)
         names = {"index": i, "old_name": x.name, "new_name": y.name}
         if "breaking" in (added, removed):
             variant = _SUFFIX_EFFECT.get(sb, "narrower")
@@ -241,10 +246,20 @@ _SUFFIX_EFFECT = {"__k": "known_constant", "__szk": "known_constant", "__str": "
                   "__uninit": "uninitialised"}
 
 
-def flag_changes(a: Kfunc, b: Kfunc, base: Inventory, head: Inventory) -> Iterator[Change]:
+def _suffix_effect(suffix: str, added: bool, answers: Answers) -> str:
+    """What a parameter gaining (or losing) ``suffix`` does: policybot's table, else the operator's answer."""
+    if not suffix:
+        return "compatible"
+    if suffix in SUFFIXES:
+        return SUFFIXES[suffix].adding if added else SUFFIXES[suffix].removing
+    answer = (answers or {}).get(suffix)
+    return answered_effect(answer, added) if answer else "review"
+
+
+def flag_changes(a: Kfunc, b: Kfunc, base: Inventory, head: Inventory, answers: Answers = None) -> Iterator[Change]:
     # a flag the head tree no longer defines, or a new one policybot does not know,
     # is one tree-level change (semantics_changes), not one per kfunc
-    tree_level = retired_flags(base, head) | new_unknown_flags(base, head) | {"KF_DEPRECATED"}
+    tree_level = retired_flags(base, head) | new_unknown_flags(base, head, answers) | {"KF_DEPRECATED"}
     fa, fb = set(a.flags) - tree_level, set(b.flags) - tree_level
     tight, relaxed, review, unread = [], [], [], []
     for sign, flags, inv in (("+", sorted(fb - fa), head), ("-", sorted(fa - fb), base)):
@@ -252,7 +267,7 @@ def flag_changes(a: Kfunc, b: Kfunc, base: Inventory, head: Inventory) -> Iterat
             if inv.semantics is not None and inv.semantics.enforced(flag) is False:
                 unread.append(f"{sign}{flag}")  # the verifier of that tree never tests it
                 continue
-            effect = flag_effect(flag, added=sign == "+")
+            effect = flag_effect(flag, added=sign == "+", answers=answers)
             {"breaking": tight, "compatible": relaxed}.get(effect, review).append(f"{sign}{flag}")
     loc_a, loc_b = a.location, b.location
 
@@ -383,7 +398,7 @@ def trust_checked_params(k: Kfunc, inv: Inventory) -> tuple[Param, ...]:
 
 
 def semantics_changes(base: Inventory, head: Inventory, old: dict[str, Kfunc],
-                      new: dict[str, Kfunc]) -> Iterator[Change]:
+                      new: dict[str, Kfunc], answers: Answers = None) -> Iterator[Change]:
     """Flags and suffixes the trees define differently: each one change listing the kfuncs it touches."""
     sb, sh = base.semantics, head.semantics
     if sb is None or sh is None:
@@ -406,7 +421,7 @@ def semantics_changes(base: Inventory, head: Inventory, old: dict[str, Kfunc],
             if hit:
                 yield _change("KFUNC_NEEDS_REVIEW", "", "retired_flag", was, d.location, None,
                               cause=f"retired-flag:{flag}", kfuncs=hit)
-    for flag in sorted(new_unknown_flags(base, head)):
+    for flag in sorted(new_unknown_flags(base, head, answers)):
         d = sh.flag(flag)
         hit = tuple(sorted(n for n, k in new.items() if flag in k.flags))
         fields = {"flag": flag, "definition": _quote(d.location, d.comment, head.rev)}
@@ -431,7 +446,7 @@ def semantics_changes(base: Inventory, head: Inventory, old: dict[str, Kfunc],
         elif carried:
             yield _change("KFUNC_NEEDS_REVIEW", "", "retired_suffix", was, d.location, None,
                           cause=f"retired-suffix:{suffix}", kfuncs=tuple(carried))
-    for suffix in sorted(new_unknown_suffixes(base, head)):
+    for suffix in sorted(new_unknown_suffixes(base, head, answers)):
         d = sh.suffix(suffix)
         hit = tuple(sorted(n for n, k in new.items() if k.definition
                            and any(p.suffix == suffix for p in bpf_params(k, head))))
