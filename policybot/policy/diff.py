@@ -31,6 +31,7 @@ class Change:
     # one cause that touches many kfuncs: changes with the same rule and cause are one finding
     cause: str = ""
     kfuncs: tuple[str, ...] = ()  # a tree-level change (kfunc ""): the kfuncs it touches
+    hunk: Location | None = None  # a change located in the base only: where its lines were in the head
 
     @property
     def message(self) -> str:
@@ -174,28 +175,79 @@ def removed_and_renamed(old: dict[str, Kfunc], new: dict[str, Kfunc],
             yield _change("KFUNC_RENAMED", name, "old", {"new_name": twin.name},
                           k.location, twin.location, new_name=twin.name)
         else:
-            yield _change("KFUNC_REMOVED", name, "registry", {}, k.location, None)
+            yield _change("KFUNC_REMOVED", name, "registry", {}, k.location, None,
+                          hunk=removal_point(k, old, new))
+
+
+def removal_point(k: Kfunc, old: dict[str, Kfunc], new: dict[str, Kfunc]) -> Location | None:
+    """Where in the head the removed kfunc's registration line was (where a diff's hunk shows
+    it removed, or replaced): the line after the head's line of the entry that preceded it in
+    its set in the base, else the line of the entry that followed it, else the set's first
+    entry in the head (entries that replaced it). None when the head has no entry of that set
+    in that file."""
+    m = k.memberships[0]
+    siblings = sorted((n.location.line, name) for name, o in old.items() if name in new
+                      for n in o.memberships if n.set_name == m.set_name and n.location.path == m.location.path)
+
+    def head_line(name: str) -> int | None:
+        return next((n.location.line for n in new[name].memberships
+                     if n.set_name == m.set_name and n.location.path == m.location.path), None)
+
+    before = [head_line(name) for line, name in reversed(siblings) if line < m.location.line]
+    after = [head_line(name) for line, name in siblings if line > m.location.line]
+    if (line := next((x for x in before if x is not None), None)) is not None:
+        return Location(m.location.path, line + 1)
+    if (line := next((x for x in after if x is not None), None)) is not None:
+        return Location(m.location.path, line)
+    # no entry of the base survived: the set's entries in the head replaced them there
+    lines = [n.location.line for o in new.values() for n in o.memberships
+             if n.set_name == m.set_name and n.location.path == m.location.path]
+    return Location(m.location.path, min(lines)) if lines else None
+
+
+def _type_cause(kind: str, old: str, new: str) -> str:
+    """The cause of a type change: the same change of type is one cause, whichever kfunc, parameter
+    or return value it reaches (integers by width and sign: '__u32' -> 'u64' is 'u32->u64')."""
+    def name(text: str) -> str:
+        k = int_kind(text)
+        return f"{'s' if k[1] else 'u'}{k[0]}" if k else re.sub(r"\s+", " ", text.strip())
+    return f"{kind}:{name(old)}->{name(new)}"
 
 
 def signature_changes(a: Kfunc, b: Kfunc, base: Inventory | None = None,
                       head: Inventory | None = None) -> Iterator[Change]:
+    """One change per edit of the prototype. A parameter added or removed is the one change of
+    the parameter list: its message shows both lists, and comparing the parameters by position
+    past the edit would report the same edit again as retyped parameters."""
     if not (a.definition and b.definition):
         return
     loc_a, loc_b = a.definition.location, b.definition.location
     pa, pb = bpf_params(a, base), bpf_params(b, head)
     if len(pa) != len(pb):
         rule = "KFUNC_PARAM_ADDED" if len(pb) > len(pa) else "KFUNC_PARAM_REMOVED"
+        old, new = _plist(pa), _plist(pb)
         yield _change(rule, a.name, DEFAULT_VARIANT, {"count": len(pb), "s": "s" if len(pb) != 1 else "",
-                      "old_count": len(pa), "old_params": _plist(pa), "new_params": _plist(pb)}, loc_a, loc_b)
+                      "old_count": len(pa), "old_params": old, "new_params": new}, loc_a, loc_b,
+                      cause=f"params:({old})->({new})")
     ra, rb = a.definition.signature.return_type, b.definition.signature.return_type
     verdict = compare_types(ra, rb)
     types = {"old": ra, "new": rb}
     if verdict == "changed":
-        yield _change("KFUNC_RETURN_TYPE_CHANGED", a.name, DEFAULT_VARIANT, types, loc_a, loc_b)
+        yield _change("KFUNC_RETURN_TYPE_CHANGED", a.name, DEFAULT_VARIANT, types, loc_a, loc_b,
+                      cause=_type_cause("type", ra, rb))
     elif verdict == "int-width":
-        yield _change("KFUNC_NEEDS_REVIEW", a.name, "return_width", types, loc_a, loc_b)
+        yield _change("KFUNC_NEEDS_REVIEW", a.name, "return_width", types, loc_a, loc_b,
+                      cause=_type_cause("width", ra, rb))
     elif verdict == "signedness":
-        yield _change("KFUNC_SIGNEDNESS_CHANGED", a.name, "return", types, loc_a, loc_b)
+        yield _change("KFUNC_SIGNEDNESS_CHANGED", a.name, "return", types, loc_a, loc_b,
+                      cause=_type_cause("sign", ra, rb))
+    if len(pa) == len(pb):
+        yield from _param_changes(a, pa, pb, base, head, loc_a, loc_b)
+
+
+def _param_changes(a: Kfunc, pa: tuple[Param, ...], pb: tuple[Param, ...], base: Inventory | None,
+                   head: Inventory | None, loc_a: Location, loc_b: Location) -> Iterator[Change]:
+    """The parameters of a list of the same length, compared one by one."""
     # unknown suffixes whose coming or going is one tree-level change (semantics_changes)
     tree_level = {s for s in new_unknown_suffixes(base, head) | retired_suffixes(base, head)
                   if s not in SUFFIXES} if base and head else set()
@@ -203,11 +255,14 @@ def signature_changes(a: Kfunc, b: Kfunc, base: Inventory | None = None,
         verdict = compare_types(x.type, y.type)
         param = {"index": i, "name": y.name or x.name, "old": x.type, "new": y.type}
         if verdict == "changed":
-            yield _change("KFUNC_PARAM_TYPE_CHANGED", a.name, DEFAULT_VARIANT, param, loc_a, loc_b)
+            yield _change("KFUNC_PARAM_TYPE_CHANGED", a.name, DEFAULT_VARIANT, param, loc_a, loc_b,
+                          cause=_type_cause("type", x.type, y.type))
         elif verdict == "int-width":
-            yield _change("KFUNC_NEEDS_REVIEW", a.name, "param_width", param, loc_a, loc_b)
+            yield _change("KFUNC_NEEDS_REVIEW", a.name, "param_width", param, loc_a, loc_b,
+                          cause=_type_cause("width", x.type, y.type))
         elif verdict == "signedness":
-            yield _change("KFUNC_SIGNEDNESS_CHANGED", a.name, "param", param, loc_a, loc_b)
+            yield _change("KFUNC_SIGNEDNESS_CHANGED", a.name, "param", param, loc_a, loc_b,
+                          cause=_type_cause("sign", x.type, y.type))
         ra_, rb_ = x.suffix, y.suffix  # as each revision's verifier matches them (the scanner reads it)
         if rb_ in tree_level or ra_ in tree_level or _renamed_suffix(ra_, rb_, base, head):
             continue
@@ -220,9 +275,11 @@ def signature_changes(a: Kfunc, b: Kfunc, base: Inventory | None = None,
         if "breaking" in (added, removed):
             variant = _SUFFIX_EFFECT.get(sb, "narrower")
             yield _change("KFUNC_PARAM_ANNOTATION_TIGHTENED", a.name, variant,
-                          names | ({"old_suffix": sa} if variant == "narrower" else {}), loc_a, loc_b)
+                          names | ({"old_suffix": sa} if variant == "narrower" else {}), loc_a, loc_b,
+                          cause=f"suffix:{sa or '-'}->{sb or '-'}")
         elif "review" in (added, removed) or (sa and sb):
-            yield _change("KFUNC_NEEDS_REVIEW", a.name, "annotation", names, loc_a, loc_b)
+            yield _change("KFUNC_NEEDS_REVIEW", a.name, "annotation", names, loc_a, loc_b,
+                          cause=f"suffix:{sa or '-'}->{sb or '-'}")
 
 
 def _renamed_suffix(old: str, new: str, base: Inventory | None, head: Inventory | None) -> bool:
