@@ -14,7 +14,7 @@ from typing import Iterator, Mapping
 
 from ..kernel.ctype import INT_WORDS, QUALIFIERS, type_shape
 from ..kernel.flags import FLAGS, IMPLICIT_PARAM_STRUCTS, SUFFIXES, flag_effect, same_suffix
-from ..model.inventory import Inventory, Kfunc, Location, Param
+from ..model.inventory import Inventory, Kfunc, Location, Param, SuffixDef
 from ..kernel.semantics import BTF_H
 from .rules import DEFAULT_VARIANT, render_message
 
@@ -439,6 +439,23 @@ def trust_checked_params(k: Kfunc, inv: Inventory) -> tuple[Param, ...]:
     return tuple(out)
 
 
+def _definition_point(d, before: tuple, after: tuple) -> Location | None:
+    """Where in the head a definition the base had was: the head's line of the definition that
+    followed it in its file in the base (the comment above a definition may stay when the
+    definition goes), else the line after the one that preceded it (``before``/``after``: the
+    base's and the head's FlagDefs or SuffixDefs). None when none of its file survives."""
+    def name(x) -> str:
+        return x.suffix if isinstance(x, SuffixDef) else x.name
+    now = {name(x): x.location for x in after or () if x.location.path == d.location.path}
+    mine = sorted((x.location.line, name(x)) for x in before or ()
+                  if x.location.path == d.location.path and name(x) in now)
+    nxt = [now[n].line for line, n in mine if line > d.location.line]
+    if nxt:
+        return Location(d.location.path, nxt[0])
+    prev = [now[n].line for line, n in reversed(mine) if line < d.location.line]
+    return Location(d.location.path, prev[0] + 1) if prev else None
+
+
 def semantics_changes(base: Inventory, head: Inventory, old: dict[str, Kfunc],
                       new: dict[str, Kfunc]) -> Iterator[Change]:
     """Flags and suffixes the trees define differently: each one change listing the kfuncs it touches."""
@@ -457,12 +474,13 @@ def semantics_changes(base: Inventory, head: Inventory, old: dict[str, Kfunc],
             if hit:
                 yield _change("KFUNC_DEFAULT_CHANGED", "", DEFAULT_VARIANT,
                               was | {"meaning": info.meaning, "exempt": ", ".join(info.default_exempt)},
-                              d.location, None, cause=f"default:{flag}", kfuncs=hit)
+                              d.location, None, cause=f"default:{flag}", kfuncs=hit,
+                              hunk=_definition_point(d, sb.flags, sh.flags))
         else:
             hit = tuple(n for n in kept if flag in old[n].flags)
             if hit:
                 yield _change("KFUNC_NEEDS_REVIEW", "", "retired_flag", was, d.location, None,
-                              cause=f"retired-flag:{flag}", kfuncs=hit)
+                              cause=f"retired-flag:{flag}", kfuncs=hit, hunk=_definition_point(d, sb.flags, sh.flags))
     for flag in sorted(new_unknown_flags(base, head)):
         d = sh.flag(flag)
         hit = tuple(sorted(n for n, k in new.items() if flag in k.flags))
@@ -487,7 +505,8 @@ def semantics_changes(base: Inventory, head: Inventory, old: dict[str, Kfunc],
                               d.location, to.location, cause=f"suffix:{suffix}->{info.same_as}", kfuncs=hit)
         elif carried:
             yield _change("KFUNC_NEEDS_REVIEW", "", "retired_suffix", was, d.location, None,
-                          cause=f"retired-suffix:{suffix}", kfuncs=tuple(carried))
+                          cause=f"retired-suffix:{suffix}", kfuncs=tuple(carried),
+                          hunk=_definition_point(d, sb.suffixes, sh.suffixes))
     for suffix in sorted(new_unknown_suffixes(base, head)):
         d = sh.suffix(suffix)
         hit = tuple(sorted(n for n, k in new.items() if k.definition
