@@ -101,13 +101,20 @@ class Finding:
         else its base file:line followed by " (in BASE)", which editors do not take for a place
         of their checkout; else (check) the object."""
         if self.in_base:
-            return str(self.hunk) if self.hunk else f"{self.base_location} (in {self.base_rev or 'base'})"
+            return str(self.hunk) if self.hunk else f"{self.base_location} (in {_rev_name(self.base_rev)})"
         return str(self.location) if self.location else self.object
 
     @property
     def was(self) -> str:
         """Where a finding located in the base was, when ``where`` is its head hunk: "kernel/bpf/x.c:10 in v6.12"."""
-        return f"{self.base_location} in {self.base_rev or 'base'}" if self.in_base and self.hunk else ""
+        return f"{self.base_location} in {_rev_name(self.base_rev)}" if self.in_base and self.hunk else ""
+
+
+def _rev_name(rev: str) -> str:
+    """A revision as a line names it: a commit id by its first 12 digits (as git's short ids)."""
+    if not rev:
+        return "base"
+    return rev[:12] if len(rev) == 40 and all(c in "0123456789abcdef" for c in rev) else rev
 
 
 @dataclass

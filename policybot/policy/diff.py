@@ -14,7 +14,7 @@ from typing import Iterator, Mapping
 
 from ..kernel.ctype import INT_WORDS, QUALIFIERS, type_shape
 from ..kernel.flags import FLAGS, IMPLICIT_PARAM_STRUCTS, SUFFIXES, flag_effect, same_suffix
-from ..model.inventory import Inventory, Kfunc, Location, Param, SuffixDef
+from ..model.inventory import Inventory, Kfunc, Location, Param
 from ..kernel.semantics import BTF_H
 from .rules import DEFAULT_VARIANT, render_message
 
@@ -439,16 +439,17 @@ def trust_checked_params(k: Kfunc, inv: Inventory) -> tuple[Param, ...]:
     return tuple(out)
 
 
-def _definition_point(d, before: tuple, after: tuple) -> Location | None:
-    """Where in the head a definition the base had was: the head's line of the definition that
-    followed it in its file in the base (the comment above a definition may stay when the
-    definition goes), else the line after the one that preceded it (``before``/``after``: the
-    base's and the head's FlagDefs or SuffixDefs). None when none of its file survives."""
-    def name(x) -> str:
-        return x.suffix if isinstance(x, SuffixDef) else x.name
-    now = {name(x): x.location for x in after or () if x.location.path == d.location.path}
-    mine = sorted((x.location.line, name(x)) for x in before or ()
-                  if x.location.path == d.location.path and name(x) in now)
+def _definition_point(d, sb, sh, kind: str) -> Location | None:
+    """Where in the head a definition the base had (``d``, a flag or a suffix: ``kind``) was: the
+    head's line of the definition that followed it in its file in the base (the comment above a
+    definition may stay when the definition goes), else the line after the one that preceded
+    it. None when none of its file's definitions survives."""
+    def places(sem) -> dict[str, Location]:
+        names = sem.flag_names if kind == "flag" else sem.suffix_names
+        defs = {n: (sem.flag(n) if kind == "flag" else sem.suffix(n)) for n in names}
+        return {n: x.location for n, x in defs.items() if x.location.path == d.location.path}
+    now, was = places(sh), places(sb)
+    mine = sorted((loc.line, n) for n, loc in was.items() if n in now)
     nxt = [now[n].line for line, n in mine if line > d.location.line]
     if nxt:
         return Location(d.location.path, nxt[0])
@@ -475,12 +476,12 @@ def semantics_changes(base: Inventory, head: Inventory, old: dict[str, Kfunc],
                 yield _change("KFUNC_DEFAULT_CHANGED", "", DEFAULT_VARIANT,
                               was | {"meaning": info.meaning, "exempt": ", ".join(info.default_exempt)},
                               d.location, None, cause=f"default:{flag}", kfuncs=hit,
-                              hunk=_definition_point(d, sb.flags, sh.flags))
+                              hunk=_definition_point(d, sb, sh, "flag"))
         else:
             hit = tuple(n for n in kept if flag in old[n].flags)
             if hit:
                 yield _change("KFUNC_NEEDS_REVIEW", "", "retired_flag", was, d.location, None,
-                              cause=f"retired-flag:{flag}", kfuncs=hit, hunk=_definition_point(d, sb.flags, sh.flags))
+                              cause=f"retired-flag:{flag}", kfuncs=hit, hunk=_definition_point(d, sb, sh, "flag"))
     for flag in sorted(new_unknown_flags(base, head)):
         d = sh.flag(flag)
         hit = tuple(sorted(n for n, k in new.items() if flag in k.flags))
@@ -506,7 +507,7 @@ def semantics_changes(base: Inventory, head: Inventory, old: dict[str, Kfunc],
         elif carried:
             yield _change("KFUNC_NEEDS_REVIEW", "", "retired_suffix", was, d.location, None,
                           cause=f"retired-suffix:{suffix}", kfuncs=tuple(carried),
-                          hunk=_definition_point(d, sb.suffixes, sh.suffixes))
+                          hunk=_definition_point(d, sb, sh, "suffix"))
     for suffix in sorted(new_unknown_suffixes(base, head)):
         d = sh.suffix(suffix)
         hit = tuple(sorted(n for n, k in new.items() if k.definition
