@@ -4,7 +4,7 @@ is never shown as a line of the head the user has checked out.
 Text, JSON and SARIF point at the head's line where the removed entry was (where a diff shows the
 hunk that removed it) and say where it was in the base; without such a line the text line reads
 ``path:line (in BASE):``, which editors do not take for a place of their checkout, and SARIF
-claims no head line (a logical location, the kfunc). Expected lines are read from the fixture's
+claims no head line (the file without a region, and the kfunc as a logical location). Expected lines are read from the fixture's
 own text.
 """
 
@@ -92,7 +92,9 @@ def test_without_a_head_line_nothing_claims_one(tmp_path):
     j = finding_json(f)
     assert (j["tree"], j["revision"], j["hunk"], j["location"]) == ("base", "v6.8", None, f"{HELPERS}:{was}")
     (r,) = sarif_results(result)
-    assert r["locations"] == [{"logicalLocations": [{"name": "bpf_foo", "kind": "function"}]}]
+    # the file, no line of it (GitHub rejects a whole upload for a result without an artifact)
+    assert r["locations"] == [{"physicalLocation": {"artifactLocation": {"uri": HELPERS}},
+                               "logicalLocations": [{"name": "bpf_foo", "kind": "function"}]}]
     assert r["message"]["text"] == (f"bpf_foo is no longer in any registered kfunc set (at {HELPERS}:{was} "
                                     "(in v6.8))")
 
