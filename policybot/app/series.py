@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable
 
 import pygit2
@@ -19,9 +19,10 @@ from ..errors import InputError
 from ..kernel.apply import PatchDoesNotApply, ScratchRepo
 from ..kernel.flags import flag_effect, parse_flags
 from ..kernel.gitrepo import resolve
-from ..model.inventory import Inventory
+from ..model.inventory import Inventory, Location
 from ..kernel.scanner import Scanner
 from ..mail.b4wrap import Patch, Series
+from ..mail.quote import parse_hunks
 from ..model.findings import Finding
 from ..policy.audit import ACK_TRAILER, Auditor
 from ..policy.judge import Ack
@@ -252,14 +253,16 @@ def judge_diff_text(auditor: Auditor, patch: Patch, inv: Inventory, promises) ->
     added: dict[str, str] = {}
     for sign, name, flags in _ENTRY_LINE.findall(patch.diff):
         (removed if sign == "-" else added)[name] = flags or ""
+    places = _entry_places(patch.diff)
     out = []
     for name, old_flags in removed.items():
         kfunc = inv.kfuncs.get(name)
         if kfunc is None or (kfunc.test and not auditor.policy.include_tests):
             continue
         if name not in added:
-            out.append(auditor.judge.finding("KFUNC_REMOVED", name, render_message("KFUNC_REMOVED", "diff_text"),
-                                       kfunc.location, None, promises.get(name)))
+            f = auditor.judge.finding("KFUNC_REMOVED", name, render_message("KFUNC_REMOVED", "diff_text"),
+                                      kfunc.location, None, promises.get(name))
+            out.append(f and replace(f, hunk=places.get(("-", name))))
             continue
         a, b = set(parse_flags(old_flags)), set(parse_flags(added[name]))
         answers = auditor.policy.semantics
@@ -270,5 +273,22 @@ def judge_diff_text(auditor: Auditor, patch: Patch, inv: Inventory, promises) ->
             mine = [d for d, e in deltas if e == effect]
             if mine:
                 out.append(auditor.judge.finding(rule, name, render_message(rule, variant, deltas=" ".join(mine)),
-                                           kfunc.location, None, promises.get(name)))
-    return [f for f in out if f]
+                                           kfunc.location, places.get(("+", name)), promises.get(name)))
+    return [replace(f, base_rev=inv.rev) for f in out if f]
+
+
+def _entry_places(diff_text: str) -> dict[tuple[str, str], Location]:
+    """Where the patch's hunks put each set entry it adds ("+", name) or removes ("-", name), on
+    the side of the patched file: a removed line is at the line that follows it there."""
+    out: dict[tuple[str, str], Location] = {}
+    for h in parse_hunks(diff_text):
+        for i, (text, _, new) in enumerate(h.lines):
+            m = _ENTRY_LINE.match(text)
+            if not m:
+                continue
+            if m.group(1) == "-":
+                new = next((ln[2] for ln in h.lines[i + 1:] if ln[2] is not None), None) or \
+                    next((ln[2] + 1 for ln in reversed(h.lines[:i]) if ln[2] is not None), None)
+            if new is not None:
+                out.setdefault((m.group(1), m.group(2)), Location(h.path, new))
+    return out

@@ -33,6 +33,7 @@ class Change:
     # one cause that touches many kfuncs: changes with the same rule and cause are one finding
     cause: str = ""
     kfuncs: tuple[str, ...] = ()  # a tree-level change (kfunc ""): the kfuncs it touches
+    hunk: Location | None = None  # a change located in the base only: where its lines were in the head
 
     @property
     def message(self) -> str:
@@ -180,28 +181,80 @@ def removed_and_renamed(old: dict[str, Kfunc], new: dict[str, Kfunc],
             yield _change("KFUNC_RENAMED", name, "old", {"new_name": twin.name},
                           k.location, twin.location, new_name=twin.name)
         else:
-            yield _change("KFUNC_REMOVED", name, "registry", {}, k.location, None)
+            yield _change("KFUNC_REMOVED", name, "registry", {}, k.location, None,
+                          hunk=removal_point(k, old, new))
+
+
+def removal_point(k: Kfunc, old: dict[str, Kfunc], new: dict[str, Kfunc]) -> Location | None:
+    """Where in the head the removed kfunc's registration line was (where a diff's hunk shows
+    it removed, or replaced): the line after the head's line of the entry that preceded it in
+    its set in the base, else the line of the entry that followed it, else the set's first
+    entry in the head (entries that replaced it). None when the head has no entry of that set
+    in that file."""
+    m = k.memberships[0]
+    siblings = sorted((n.location.line, name) for name, o in old.items() if name in new
+                      for n in o.memberships if n.set_name == m.set_name and n.location.path == m.location.path)
+
+    def head_line(name: str) -> int | None:
+        return next((n.location.line for n in new[name].memberships
+                     if n.set_name == m.set_name and n.location.path == m.location.path), None)
+
+    before = [head_line(name) for line, name in reversed(siblings) if line < m.location.line]
+    after = [head_line(name) for line, name in siblings if line > m.location.line]
+    if (line := next((x for x in before if x is not None), None)) is not None:
+        return Location(m.location.path, line + 1)
+    if (line := next((x for x in after if x is not None), None)) is not None:
+        return Location(m.location.path, line)
+    # no entry of the base survived: the set's entries in the head replaced them there
+    lines = [n.location.line for o in new.values() for n in o.memberships
+             if n.set_name == m.set_name and n.location.path == m.location.path]
+    return Location(m.location.path, min(lines)) if lines else None
+
+
+def _type_cause(kind: str, old: str, new: str) -> str:
+    """The cause of a type change: the same change of type is one cause, whichever kfunc, parameter
+    or return value it reaches (integers by width and sign: '__u32' -> 'u64' is 'u32->u64')."""
+    def name(text: str) -> str:
+        k = int_kind(text)
+        return f"{'s' if k[1] else 'u'}{k[0]}" if k else re.sub(r"\s+", " ", text.strip())
+    return f"{kind}:{name(old)}->{name(new)}"
 
 
 def signature_changes(a: Kfunc, b: Kfunc, base: Inventory | None = None,
                       head: Inventory | None = None, answers: Answers = None) -> Iterator[Change]:
+    """One change per edit of the prototype. A parameter added or removed is the one change of
+    the parameter list: its message shows both lists, and comparing the parameters by position
+    past the edit would report the same edit again as retyped parameters."""
     if not (a.definition and b.definition):
         return
     loc_a, loc_b = a.definition.location, b.definition.location
     pa, pb = bpf_params(a, base), bpf_params(b, head)
     if len(pa) != len(pb):
         rule = "KFUNC_PARAM_ADDED" if len(pb) > len(pa) else "KFUNC_PARAM_REMOVED"
+        old, new = _plist(pa), _plist(pb)
         yield _change(rule, a.name, DEFAULT_VARIANT, {"count": len(pb), "s": "s" if len(pb) != 1 else "",
-                      "old_count": len(pa), "old_params": _plist(pa), "new_params": _plist(pb)}, loc_a, loc_b)
+                      "old_count": len(pa), "old_params": old, "new_params": new}, loc_a, loc_b,
+                      cause=f"params:({old})->({new})")
     ra, rb = a.definition.signature.return_type, b.definition.signature.return_type
     verdict = compare_types(ra, rb)
     types = {"old": ra, "new": rb}
     if verdict == "changed":
-        yield _change("KFUNC_RETURN_TYPE_CHANGED", a.name, DEFAULT_VARIANT, types, loc_a, loc_b)
+        yield _change("KFUNC_RETURN_TYPE_CHANGED", a.name, DEFAULT_VARIANT, types, loc_a, loc_b,
+                      cause=_type_cause("type", ra, rb))
     elif verdict == "int-width":
-        yield _change("KFUNC_NEEDS_REVIEW", a.name, "return_width", types, loc_a, loc_b)
+        yield _change("KFUNC_NEEDS_REVIEW", a.name, "return_width", types, loc_a, loc_b,
+                      cause=_type_cause("width", ra, rb))
     elif verdict == "signedness":
-        yield _change("KFUNC_SIGNEDNESS_CHANGED", a.name, "return", types, loc_a, loc_b)
+        yield _change("KFUNC_SIGNEDNESS_CHANGED", a.name, "return", types, loc_a, loc_b,
+                      cause=_type_cause("sign", ra, rb))
+    if len(pa) == len(pb):
+        yield from _param_changes(a, pa, pb, base, head, loc_a, loc_b, answers)
+
+
+def _param_changes(a: Kfunc, pa: tuple[Param, ...], pb: tuple[Param, ...], base: Inventory | None,
+                   head: Inventory | None, loc_a: Location, loc_b: Location,
+                   answers: Answers = None) -> Iterator[Change]:
+    """The parameters of a list of the same length, compared one by one."""
     # unknown suffixes whose coming or going is one tree-level change (semantics_changes)
     tree_level = {s for s in new_unknown_suffixes(base, head, answers) | retired_suffixes(base, head)
                   if s not in SUFFIXES} if base and head else set()
@@ -209,11 +262,14 @@ def signature_changes(a: Kfunc, b: Kfunc, base: Inventory | None = None,
         verdict = compare_types(x.type, y.type)
         param = {"index": i, "name": y.name or x.name, "old": x.type, "new": y.type}
         if verdict == "changed":
-            yield _change("KFUNC_PARAM_TYPE_CHANGED", a.name, DEFAULT_VARIANT, param, loc_a, loc_b)
+            yield _change("KFUNC_PARAM_TYPE_CHANGED", a.name, DEFAULT_VARIANT, param, loc_a, loc_b,
+                          cause=_type_cause("type", x.type, y.type))
         elif verdict == "int-width":
-            yield _change("KFUNC_NEEDS_REVIEW", a.name, "param_width", param, loc_a, loc_b)
+            yield _change("KFUNC_NEEDS_REVIEW", a.name, "param_width", param, loc_a, loc_b,
+                          cause=_type_cause("width", x.type, y.type))
         elif verdict == "signedness":
-            yield _change("KFUNC_SIGNEDNESS_CHANGED", a.name, "param", param, loc_a, loc_b)
+            yield _change("KFUNC_SIGNEDNESS_CHANGED", a.name, "param", param, loc_a, loc_b,
+                          cause=_type_cause("sign", x.type, y.type))
         ra_, rb_ = x.suffix, y.suffix  # as each revision's verifier matches them (the scanner reads it)
         if rb_ in tree_level or ra_ in tree_level or _renamed_suffix(ra_, rb_, base, head):
             continue
@@ -225,9 +281,11 @@ def signature_changes(a: Kfunc, b: Kfunc, base: Inventory | None = None,
         if "breaking" in (added, removed):
             variant = _SUFFIX_EFFECT.get(sb, "narrower")
             yield _change("KFUNC_PARAM_ANNOTATION_TIGHTENED", a.name, variant,
-                          names | ({"old_suffix": sa} if variant == "narrower" else {}), loc_a, loc_b)
+                          names | ({"old_suffix": sa} if variant == "narrower" else {}), loc_a, loc_b,
+                          cause=f"suffix:{sa or '-'}->{sb or '-'}")
         elif "review" in (added, removed) or (sa and sb):
-            yield _change("KFUNC_NEEDS_REVIEW", a.name, "annotation", names, loc_a, loc_b)
+            yield _change("KFUNC_NEEDS_REVIEW", a.name, "annotation", names, loc_a, loc_b,
+                          cause=f"suffix:{sa or '-'}->{sb or '-'}")
 
 
 def _renamed_suffix(old: str, new: str, base: Inventory | None, head: Inventory | None) -> bool:
@@ -397,6 +455,24 @@ def trust_checked_params(k: Kfunc, inv: Inventory) -> tuple[Param, ...]:
     return tuple(out)
 
 
+def _definition_point(d, sb, sh, kind: str) -> Location | None:
+    """Where in the head a definition the base had (``d``, a flag or a suffix: ``kind``) was: the
+    head's line of the definition that followed it in its file in the base (the comment above a
+    definition may stay when the definition goes), else the line after the one that preceded
+    it. None when none of its file's definitions survives."""
+    def places(sem) -> dict[str, Location]:
+        names = sem.flag_names if kind == "flag" else sem.suffix_names
+        defs = {n: (sem.flag(n) if kind == "flag" else sem.suffix(n)) for n in names}
+        return {n: x.location for n, x in defs.items() if x.location.path == d.location.path}
+    now, was = places(sh), places(sb)
+    mine = sorted((loc.line, n) for n, loc in was.items() if n in now)
+    nxt = [now[n].line for line, n in mine if line > d.location.line]
+    if nxt:
+        return Location(d.location.path, nxt[0])
+    prev = [now[n].line for line, n in reversed(mine) if line < d.location.line]
+    return Location(d.location.path, prev[0] + 1) if prev else None
+
+
 def semantics_changes(base: Inventory, head: Inventory, old: dict[str, Kfunc],
                       new: dict[str, Kfunc], answers: Answers = None) -> Iterator[Change]:
     """Flags and suffixes the trees define differently: each one change listing the kfuncs it touches."""
@@ -415,12 +491,13 @@ def semantics_changes(base: Inventory, head: Inventory, old: dict[str, Kfunc],
             if hit:
                 yield _change("KFUNC_DEFAULT_CHANGED", "", DEFAULT_VARIANT,
                               was | {"meaning": info.meaning, "exempt": ", ".join(info.default_exempt)},
-                              d.location, None, cause=f"default:{flag}", kfuncs=hit)
+                              d.location, None, cause=f"default:{flag}", kfuncs=hit,
+                              hunk=_definition_point(d, sb, sh, "flag"))
         else:
             hit = tuple(n for n in kept if flag in old[n].flags)
             if hit:
                 yield _change("KFUNC_NEEDS_REVIEW", "", "retired_flag", was, d.location, None,
-                              cause=f"retired-flag:{flag}", kfuncs=hit)
+                              cause=f"retired-flag:{flag}", kfuncs=hit, hunk=_definition_point(d, sb, sh, "flag"))
     for flag in sorted(new_unknown_flags(base, head, answers)):
         d = sh.flag(flag)
         hit = tuple(sorted(n for n, k in new.items() if flag in k.flags))
@@ -445,7 +522,8 @@ def semantics_changes(base: Inventory, head: Inventory, old: dict[str, Kfunc],
                               d.location, to.location, cause=f"suffix:{suffix}->{info.same_as}", kfuncs=hit)
         elif carried:
             yield _change("KFUNC_NEEDS_REVIEW", "", "retired_suffix", was, d.location, None,
-                          cause=f"retired-suffix:{suffix}", kfuncs=tuple(carried))
+                          cause=f"retired-suffix:{suffix}", kfuncs=tuple(carried),
+                          hunk=_definition_point(d, sb, sh, "suffix"))
     for suffix in sorted(new_unknown_suffixes(base, head, answers)):
         d = sh.suffix(suffix)
         hit = tuple(sorted(n for n, k in new.items() if k.definition
