@@ -151,7 +151,9 @@ def test_patch_that_does_not_apply_is_judged_from_its_diff_text(tmp_path, capsys
     (tmp_path / "one.mbox").write_text(mail)
     rc, out, err = review(capsys, "--repo", str(tmp_path / "linux"), "--mbox", str(tmp_path / "one.mbox"),
                           "--today", TODAY, "--from", BOT)
-    assert rc == 1, out + err
+    # no patch applied: exit 2 (the series was not judged), said in one line after the output
+    assert rc == 2, out + err
+    assert re.fullmatch(r"policybot: review: no patch of the series applied on [0-9a-f]{12}\n", err), err
     assert "[PATCH] bpf: drop bpf_bar: could not apply 1/1 on " in out
     assert "violation[KFUNC_REMOVED]: bpf_bar" in out
     (f,) = outbox_files(tmp_path / "state" / "outbox")
@@ -512,9 +514,9 @@ def test_hostile_binary_patch(tmp_path, capsys):
     assert "GIT binary patch" in mail
     rc, out, err = run_one(capsys, tmp_path, mail)
     no_traceback(out, err)
-    assert rc == 1, out + err  # the kfunc change is judged whether or not the blob applies
-    assert "violation[KFUNC_REMOVED]: bpf_foo" in out
-    assert re.search(r"^\[PATCH\] bpf: drop bpf_foo, add a blob: (applied|could not apply 1/1 on )", out, re.M)
+    assert "violation[KFUNC_REMOVED]: bpf_foo" in out  # judged whether or not the blob applies
+    how = re.search(r"^\[PATCH\] bpf: drop bpf_foo, add a blob: (applied|could not apply 1/1 on )", out, re.M)
+    assert rc == (1 if how.group(1) == "applied" else 2), out + err
     (f,) = outbox_files(tmp_path / "state" / "outbox")
     check_body(parse_mail(f).get_content())
 
@@ -557,7 +559,7 @@ def test_hostile_paths_climbing_out_of_the_tree(tmp_path, capsys):
     assert "diff --git a/../../x b/../../x" in mail
     rc, out, err = run_one(capsys, tmp_path, mail)
     no_traceback(out, err)
-    assert rc == 0, out + err
+    assert rc == 2, out + err  # its one patch did not apply
     assert "[PATCH] docs: escape: could not apply 1/1 on " in out
     assert "outside the tree" in out and "../../x" in out
     assert not (tmp_path / "x").exists() and not (tmp_path.parent / "x").exists()
