@@ -11,6 +11,7 @@ import email
 import email.policy
 import gzip
 import http.server
+import json
 import mailbox
 import os
 import re
@@ -505,6 +506,49 @@ def test_hostile_five_megabyte_patch(tmp_path, capsys):
     no_traceback(out, err)
     assert "[PATCH] docs: a very big file: applied" in out
     assert outbox_files(tmp_path / "state" / "outbox") == []
+
+
+def test_plain_format_patch_output_without_message_ids(tmp_path, capsys):
+    """`git format-patch` as a maintainer runs it (no --thread: no Message-ID): reviewed, with ids
+    made from each patch that stay the same from run to run and name no list message; the reply
+    goes to the author only and claims no thread."""
+    build_tree(tmp_path / "linux")
+    g = clone(tmp_path / "linux", tmp_path / "work", git_env(), "x")
+    g.commit({"kernel/bpf/helpers.c": kernel({**BASE_KFUNCS, "bpf_new": FOO})}, "bpf: add bpf_new")
+    g.commit({"kernel/bpf/helpers.c": kernel({"bpf_bar": FOO, "bpf_new": FOO})}, "bpf: drop bpf_foo")
+    names = g("format-patch", "--cover-letter", "--base=v6.1", "-o", str(tmp_path / "out"), "v6.1..HEAD").split()
+    mails = [Path(n).read_text() for n in names]
+    assert len(mails) == 3 and not any(re.search(r"^Message-I[dD]:", m, re.M | re.I) for m in mails)
+    assert all(re.match(r"From [0-9a-f]{40} Mon Sep 17 00:00:00 2001\n", m) for m in mails)
+    (tmp_path / "series.mbox").write_text("".join(mails))
+    args = ("--repo", str(tmp_path / "linux"), "--mbox", str(tmp_path / "series.mbox"), "--today", TODAY,
+            "--from", BOT)
+    rc, out, err = review(capsys, *args, "--format", "json")
+    assert rc == 1, out + err
+    data = json.loads(out)
+    ids = [p["msgid"] for p in data["patches"]]
+    assert [p["applied"] for p in data["patches"]] == [True, True]
+    assert len(set(ids)) == 2 and all(re.fullmatch(r"format-patch\.[0-9a-f]{32}@policybot\.invalid", i) for i in ids)
+    (f,) = outbox_files(tmp_path / "state" / "outbox")
+    msg = parse_mail(f)
+    assert addrs(msg, "To") == ["jane@example.com"] and msg["Cc"] is None  # nobody else saw the patch
+    assert msg["In-Reply-To"] is None and msg["References"] is None  # no list thread to claim
+    assert subject_of(f.read_text()) == "Re: [PATCH 2/2] bpf: drop bpf_foo"
+    assert any(n.startswith("reply to patch 2/2: to its author only") for n in data["notes"]), data["notes"]
+    # the same ids on the next run: what was drafted is not drafted again
+    rc2, out2, _ = review(capsys, *args, "--format", "json")
+    assert rc2 == 1 and [p["msgid"] for p in json.loads(out2)["patches"]] == ids
+    assert json.loads(out2)["drafted"] == [] and len(outbox_files(tmp_path / "state" / "outbox")) == 1
+
+
+def test_a_patch_mail_from_the_list_keeps_its_thread(tmp_path, capsys):
+    """The same patch with its Message-ID (format-patch --thread): the reply joins the list thread."""
+    mail = single_patch(tmp_path, DROP_FOO, "bpf: drop bpf_foo")
+    rc, out, err = run_one(capsys, tmp_path, mail)
+    assert rc == 1, out + err
+    (f,) = outbox_files(tmp_path / "state" / "outbox")
+    msg = parse_mail(f)
+    assert msg["In-Reply-To"] == msgid_of(mail) and "bpf@vger.kernel.org" in addrs(msg, "Cc")
 
 
 def test_hostile_binary_patch(tmp_path, capsys):

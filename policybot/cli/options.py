@@ -59,7 +59,7 @@ def default_repo(args) -> None:
     needed = getattr(args, "repo_needed", False)
     if getattr(args, "repo", None) or not (needed(args) if callable(needed) else needed):
         return
-    from ..kernel.gitrepo import enclosing_repo
+    from ..app.context import enclosing_repo
     args.repo = enclosing_repo()
 
 
