@@ -294,3 +294,82 @@ def test_same_as_get_maintainer_pl_for_every_kfunc_file(kernel_repo, kernel_stat
     assert "Christian Brauner <brauner@kernel.org>" in stable["drivers/android/binder.c"]
     assert '"Arve Hjønnevåg" <arve@android.com>' in stable["drivers/android/binder.c"]
     assert stable["README"] == ["linux-kernel@vger.kernel.org"]
+
+
+# -- a patch file, read as get_maintainer.pl reads one -------------------------------------------
+
+def _patch_on_7_2(kernel_repo, work):
+    """`git format-patch` of a commit on v7.2 (in a repository borrowing the real tree's objects):
+    it changes kernel/bpf/helpers.c and net/core/filter.c, adds a driver file (--- /dev/null) and
+    renames a selftest; its subject and +lines say "bpf" (BPF [GENERAL]'s K: line)."""
+    repo = pygit2.init_repository(str(work), bare=True)
+    (work / "objects" / "info" / "alternates").write_text(os.path.join(kernel_repo, "objects") + "\n")
+    base = pygit2.Repository(kernel_repo).revparse_single("v7.2").peel(pygit2.Commit)
+    index = pygit2.Index()
+    index.read_tree(base.tree)
+
+    def put(path, data):
+        index.add(pygit2.IndexEntry(path, repo.create_blob(data), pygit2.enums.FileMode.BLOB))
+    for path in ("kernel/bpf/helpers.c", "net/core/filter.c"):
+        put(path, repo[base.tree[path].id].data + b"\n/* bpf: a comment */\n")
+    put("drivers/net/ethernet/intel/ice/ice_kfunc_new.c", b"// SPDX-License-Identifier: GPL-2.0\nint x;\n")
+    old = "tools/testing/selftests/bpf/progs/kfunc_call_test.c"
+    put(old.replace("kfunc_call_test", "kfunc_call_renamed"), repo[base.tree[old].id].data)
+    index.remove(old)
+    sig = pygit2.Signature("Jane Developer", "jane@example.com", 1740823200, 0)
+    commit = repo.create_commit(None, sig, sig, "bpf: touch a few files\n\nSigned-off-by: Jane Developer "
+                                "<jane@example.com>\n", index.write_tree(repo), [base.id])
+    out = subprocess.run(["git", "-C", str(work), "format-patch", "-M", "-1", "--stdout", str(commit)],
+                         capture_output=True, check=True, env={**os.environ, "GIT_CONFIG_GLOBAL": os.devnull})
+    return out.stdout
+
+
+@pytest.mark.realtree
+def test_a_patch_file_same_as_get_maintainer_pl(kernel_repo, tmp_path, capsys):
+    from policybot.cli import main
+    patch = tmp_path / "x.patch"
+    patch.write_bytes(_patch_on_7_2(kernel_repo, tmp_path / "work.git"))
+    text = patch.read_text()
+    assert "--- /dev/null" in text and "rename from tools/testing/selftests/bpf/progs/kfunc_call_test.c" in text
+    repo = pygit2.Repository(kernel_repo)
+    root = tmp_path / "linux"
+    _extract(repo, repo.revparse_single("v7.2").peel(pygit2.Commit).tree, root, [])
+    args = ["--no-tree", "--nogit", "--nogit-fallback", "--norolestats", str(patch)]
+    want = subprocess.run(["perl", "scripts/get_maintainer_stable.pl", *args], cwd=root, capture_output=True,
+                          check=True, encoding="utf-8").stdout.splitlines()
+    plain = subprocess.run(["perl", "scripts/get_maintainer.pl", *args], cwd=root, capture_output=True,
+                           check=True, encoding="utf-8").stdout.splitlines()
+    capsys.readouterr()
+    assert main(["maintainers", "--repo", kernel_repo, "--rev", "v7.2", str(patch)]) == 0
+    got = capsys.readouterr().out.splitlines()
+    assert got == want and sorted(got) == sorted(plain)
+    # beyond the files' own sections: the BPF keyword, the networking and Intel driver people
+    assert "bpf@vger.kernel.org" in got and "netdev@vger.kernel.org" in got
+    assert "intel-wired-lan@lists.osuosl.org" in got and len(got) > 10
+    # the file names alone (no patch) give fewer: the patch's keywords count
+    capsys.readouterr()
+    files = ["kernel/bpf/helpers.c", "net/core/filter.c"]
+    assert main(["maintainers", "--repo", kernel_repo, "--rev", "v7.2", *files]) == 0
+    assert set(capsys.readouterr().out.splitlines()) < set(got)
+
+
+def test_a_path_no_revision_has_is_refused(tmp_path, capsys):
+    from policybot.cli import main
+    b = HistoryBuilder(tmp_path / "repo")
+    b.commit({"MAINTAINERS": BPF + "\n" + THE_REST, "kernel/bpf/gone.c": "x\n", "kernel/bpf/core.c": "y\n"},
+             "one", "2024-01-01T00:00:00")
+    b.tag("v1")
+    b.commit({"kernel/bpf/gone.c": None}, "gone", "2024-02-01T00:00:00")
+    repo = str(tmp_path / "repo")
+    capsys.readouterr()
+    assert main(["maintainers", "--repo", repo, "kernel/bpf/nope.c"]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err == (f"policybot: kernel/bpf/nope.c: no such path in {repo} (at HEAD nor at any "
+                                 "branch or tag), and not a patch\n")
+    # a path of another revision (deleted since) and a directory are paths
+    assert main(["maintainers", "--repo", repo, "kernel/bpf/gone.c", "kernel/bpf"]) == 0
+    assert capsys.readouterr().out.splitlines()[0] == "Alexei Starovoitov <ast@kernel.org>"
+    # a file on disk that is no patch is refused too
+    (tmp_path / "notes.txt").write_text("just words\n")
+    assert main(["maintainers", "--repo", repo, str(tmp_path / "notes.txt")]) == 2
+    assert "not a patch" in capsys.readouterr().err

@@ -33,6 +33,7 @@ What get_maintainer.pl does, and so what this does:
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 from typing import Callable
@@ -44,6 +45,14 @@ from ..errors import InputError
 _FIELD = re.compile(r"([A-Z]):\s*(.*)")  # compiled once: MAINTAINERS has ~20,000 lines
 _WILDCARD = re.compile(r"[*?\[]")
 _NOT_PLAIN = re.compile(r"[.*?\[]")  # what get_maintainer.pl's directory test cannot name
+
+# the lines of a patch that name paths, as get_maintainer.pl reads them
+_MODE_CHANGE = re.compile(r"^ mode change [0-7]+ => [0-7]+ (\S+)\s*$")
+_RENAME = re.compile(r"^rename (?:from|to) (\S+)\s*$")
+_DIFF_GIT = re.compile(r"^diff --git a/(\S+) b/(\S+)\s*$")
+_FIXES = re.compile(r"^Fixes:\s+([0-9a-fA-F]{6,40})")
+_OLD_NEW = re.compile(r"^\+\+\+\s+(\S+)|^---\s+(\S+)")
+_HUNK = re.compile(r"^@@ -(\d+),(\d+)")
 
 IsDir = Callable[[str], bool]
 # get_maintainer.pl only mails Linus with --git-chief-penguins
@@ -206,6 +215,8 @@ class Maintainers:
     sections: list[Section]
     mailmap: Mailmap = field(default_factory=Mailmap)
     is_dir: IsDir | None = None   # the tree's "is this a directory?", for F: without '/'
+    # K: lines as (the script's index of the line, section index, regex), in MAINTAINERS order
+    keywords: list[tuple[int, int, str]] = field(default_factory=list)
     # section indices by the first directory of their F: prefixes (built on the first lookup)
     _by_top: dict[str, set[int]] | None = field(default=None, repr=False)
     _anywhere: set[int] = field(default_factory=set, repr=False)
@@ -217,13 +228,36 @@ class Maintainers:
         hits = [(d, i) for i in self._candidates(path) if (d := self.sections[i].depth_for(path, is_dir)) is not None]
         return self.sections[min(hits, key=lambda h: (-h[0], h[1]))[1]].name if hits else ""
 
-    def for_files(self, paths: list[str], is_dir: IsDir | None = None) -> Recipients:
+    def for_files(self, paths: list[str], is_dir: IsDir | None = None, keyword_hits: list[int] = ()) -> Recipients:
+        """Who MAINTAINERS assigns to ``paths``, then to the sections whose K: lines matched a
+        patch (``keyword_hits``: scan_patch's indices), as get_maintainer.pl adds them."""
         is_dir = is_dir or self.is_dir or (lambda _p: False)
         people: list[tuple[str, str, str]] = []   # (M/R/L, name, address)
         lists: list[tuple[str, str, str]] = []
         names: set[str] = set()
         addresses: set[str] = set()
         list_addresses: set[str] = set()
+
+        def take(section: Section) -> None:
+            for kind, value in section.entries:
+                if kind == "L":
+                    address, extra = (value.split(None, 1) + ["", ""])[:2]
+                    if "<" in value:  # "L: Team <addr>": the script would take "Team"
+                        address = _parse_email(value)[1] or address
+                    if (not address or "subscribers-only" in extra
+                            or address.lower() in list_addresses):
+                        continue
+                    list_addresses.add(address.lower())
+                    lists.append(("L", "", address))
+                elif kind in "MR":
+                    name, address = _parse_email(value)
+                    if not address or name.lower() in names or address.lower() in addresses:
+                        continue
+                    if name:
+                        names.add(name.lower())
+                    addresses.add(address.lower())
+                    people.append((kind, name, address))
+
         for path in paths:
             path = _canonical(path, is_dir)
             hits = [(d, i) for i in self._candidates(path)
@@ -231,25 +265,35 @@ class Maintainers:
             # deepest first; the script leaves ties in Perl hash order (random per
             # run), here they keep MAINTAINERS order
             for _depth, i in sorted(hits, key=lambda h: (-h[0], h[1])):
-                for kind, value in self.sections[i].entries:
-                    if kind == "L":
-                        address, extra = (value.split(None, 1) + ["", ""])[:2]
-                        if "<" in value:  # "L: Team <addr>": the script would take "Team"
-                            address = _parse_email(value)[1] or address
-                        if (not address or "subscribers-only" in extra
-                                or address.lower() in list_addresses):
-                            continue
-                        list_addresses.add(address.lower())
-                        lists.append(("L", "", address))
-                    elif kind in "MR":
-                        name, address = _parse_email(value)
-                        if not address or name.lower() in names or address.lower() in addresses:
-                            continue
-                        if name:
-                            names.add(name.lower())
-                        addresses.add(address.lower())
-                        people.append((kind, name, address))
+                take(self.sections[i])
+        section_of = {tvi: i for tvi, i, _ in self.keywords}
+        for tvi in sorted({str(t) for t in keyword_hits}):  # the script sorts them as strings
+            take(self.sections[section_of[int(tvi)]])
         return self._finish(people, lists)
+
+    def scan_patch(self, text: str) -> tuple[list[str], list[int]]:
+        """The paths a patch (a .patch, ``git format-patch`` output, an mbox) touches and the K:
+        lines it matches, read line by line as get_maintainer.pl reads a patch file: ``diff
+        --git``, ``---``/``+++`` (``/dev/null`` becoming ``dev/null``), ``rename from/to`` and
+        ``mode change`` lines name paths; K: regexes match any other line before the first
+        ``---``/``+++`` line and the +/- lines after it. ([] paths: no patch.) Fixes: lines
+        are left out: the script reads them only from git history (--nogit)."""
+        files: list[str] = []
+        hits: set[int] = set()
+        in_diff = False
+        for line in re.findall(r"[^\n]*\n|[^\n]+\Z", text):  # Perl's lines, each with its newline
+            if m := (_MODE_CHANGE.match(line) or _RENAME.match(line)):
+                files.append(m.group(1))
+            elif m := _DIFF_GIT.match(line):
+                files += [m.group(1), m.group(2)]
+            elif _FIXES.match(line) or _HUNK.match(line):
+                continue
+            elif m := _OLD_NEW.match(line):
+                files.append(re.sub(r"^[^/]*/", "", m.group(1) or m.group(2), count=1))
+                in_diff = True
+            else:
+                hits.update(tvi for tvi, _, rx in self.keywords if _keyword(rx, in_diff).search(line))
+        return sorted(set(files)), sorted(hits)
 
     def _candidates(self, path: str) -> list[int]:
         """The sections that may match ``path``, in MAINTAINERS order: those with an F: pattern
@@ -301,6 +345,15 @@ def _canonical(path: str, is_dir: IsDir) -> str:
     return path
 
 
+@functools.cache
+def _keyword(regex: str, in_diff: bool) -> re.Pattern:
+    """A K: regex as the script matches it: anywhere in a line of a patch's introduction, after
+    a +/- at the start of a line of its diff (the script puts "^[+-].*" before the regex)."""
+    flags = re.match(r"\(\?[aiLmsux]+\)", regex)  # Perl's (?i) may follow the prefix, Python's must lead
+    lead = flags.group() if flags else ""
+    return re.compile(lead + ("^[+-].*" if in_diff else "") + regex[len(lead):], re.VERBOSE)
+
+
 # -- reading -----------------------------------------------------------------------
 
 def parse_maintainers(text: str, path: str = "MAINTAINERS", mailmap: str = "") -> Maintainers:
@@ -309,20 +362,27 @@ def parse_maintainers(text: str, path: str = "MAINTAINERS", mailmap: str = "") -
     Tolerant like get_maintainer.pl: unknown letters and stray lines are kept
     or ignored; only a regex that cannot compile is an error."""
     sections: list[Section] = []
+    keywords: list[tuple[int, int, str]] = []
     header, header_line, current = "", 0, None
+    tvi = 0  # the script's index of the line (its @typevalue: every line but blank and # ones)
     for lineno, line in enumerate(text.split("\n"), 1):
         m = _FIELD.match(line)
         if not m:
             if line.strip() and not line.lstrip().startswith("#"):
                 header, header_line, current = line.strip(), lineno, None
+                tvi += 1
             continue
         kind, value = m.groups()
         if current is None:
             current = Section(header, header_line or lineno)
             sections.append(current)
         current.entries.append((kind, value))
+        tvi += 1
         try:
-            if kind in "FX":
+            if kind == "K":
+                _keyword(value, False), _keyword(value, True)
+                keywords.append((tvi - 1, len(sections) - 1, value))
+            elif kind in "FX":
                 glob = _Glob(value, value.count("/"), not _NOT_PLAIN.search(value))
                 if kind == "F":
                     current.files.append(("F", glob))
@@ -332,7 +392,7 @@ def parse_maintainers(text: str, path: str = "MAINTAINERS", mailmap: str = "") -
                 current.files.append(("N", re.compile(value, re.VERBOSE)))
         except re.error as e:
             raise InputError(f"{path}:{lineno}: bad {kind}: pattern '{value}': {e}") from None
-    return Maintainers(sections, Mailmap.parse(mailmap))
+    return Maintainers(sections, Mailmap.parse(mailmap), keywords=keywords)
 
 
 def load_maintainers(repo: pygit2.Repository, tree: pygit2.Tree) -> Maintainers:
