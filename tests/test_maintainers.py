@@ -317,7 +317,7 @@ def _patch_on_7_2(kernel_repo, work):
     put(old.replace("kfunc_call_test", "kfunc_call_renamed"), repo[base.tree[old].id].data)
     index.remove(old)
     sig = pygit2.Signature("Jane Developer", "jane@example.com", 1740823200, 0)
-    commit = repo.create_commit(None, sig, sig, "bpf: touch a few files\n\nSigned-off-by: Jane Developer "
+    commit = repo.create_commit(None, sig, sig, "bpf: touch a few files\n\nSo that a PIDFD user sees it.\n\nSigned-off-by: Jane Developer "
                                 "<jane@example.com>\n", index.write_tree(repo), [base.id])
     out = subprocess.run(["git", "-C", str(work), "format-patch", "-M", "-1", "--stdout", str(commit)],
                          capture_output=True, check=True, env={**os.environ, "GIT_CONFIG_GLOBAL": os.devnull})
@@ -346,6 +346,7 @@ def test_a_patch_file_same_as_get_maintainer_pl(kernel_repo, tmp_path, capsys):
     # beyond the files' own sections: the BPF keyword, the networking and Intel driver people
     assert "bpf@vger.kernel.org" in got and "netdev@vger.kernel.org" in got
     assert "intel-wired-lan@lists.osuosl.org" in got and len(got) > 10
+    assert "Christian Brauner <brauner@kernel.org>" in got  # (.mailmap) PIDFD API's K: (?i)pidfd, in the message
     # the file names alone (no patch) give fewer: the patch's keywords count
     capsys.readouterr()
     files = ["kernel/bpf/helpers.c", "net/core/filter.c"]
@@ -373,3 +374,40 @@ def test_a_path_no_revision_has_is_refused(tmp_path, capsys):
     (tmp_path / "notes.txt").write_text("just words\n")
     assert main(["maintainers", "--repo", repo, str(tmp_path / "notes.txt")]) == 2
     assert "not a patch" in capsys.readouterr().err
+
+
+KEYWORDS = """\
+BPF [GENERAL]
+M:	B <b@x.org>
+F:	kernel/bpf/
+K:	(?:\\b|_)bpf(?:\\b|_)
+""" + "".join(f"\nFILLER {i}\nM:	F{i} <f{i}@x.org>\nF:	filler{i}/\n" for i in range(3)) + """
+PIDFD API
+M:	P <p@x.org>
+K:	(?i)pidfd
+""" + THE_REST
+
+
+def test_a_patch_is_read_as_get_maintainer_pl_reads_one():
+    maint = parse_maintainers(KEYWORDS)
+    # the script's own line indices (every line but blank and comment ones): "15" sorts before "3"
+    assert [(tvi, maint.sections[i].name) for tvi, i, _ in maint.keywords] == [(3, "BPF [GENERAL]"),
+                                                                              (15, "PIDFD API")]
+    patch = ("From 0123 Mon Sep 17 00:00:00 2001\nSubject: [PATCH] net: a change\n\n"
+             "Nothing about the keywords here.\n---\n"
+             "diff --git a/net/new.c b/net/new.c\nnew file mode 100644\n--- /dev/null\n+++ b/net/new.c\n"
+             "@@ -0,0 +1 @@\n+int x;\n"
+             "diff --git a/tools/old.c b/tools/new.c\nsimilarity index 90%\nrename from tools/old.c\n"
+             "rename to tools/new.c\n"
+             "diff --git a/kernel/x.c b/kernel/x.c\n--- a/kernel/x.c\n+++ b/kernel/x.c\n@@ -1,3 +1,3 @@\n"
+             " context says pidfd and bpf_x\n-old\n+new\n")
+    files, hits = maint.scan_patch(patch)
+    assert files == ["dev/null", "kernel/x.c", "net/new.c", "tools/new.c", "tools/old.c"]
+    assert hits == []  # a keyword on a context line of the diff does not count
+    _, hits = maint.scan_patch(patch.replace("+new\n", "+new PIDFD\n"))
+    assert hits == [15]  # on a + line it does, (?i) and all
+    _, hits = maint.scan_patch(patch.replace("Nothing about", "bpf: about").replace("+new\n", "+new PIDFD\n"))
+    assert hits == [3, 15]  # and anywhere before the diff
+    # keyword sections come after the files' own, in the script's (string) order of their lines
+    assert maint.for_files(["kernel/x.c"], keyword_hits=[3, 15]).all() == [
+        "P <p@x.org>", "B <b@x.org>", "linux-kernel@vger.kernel.org"]
