@@ -1030,3 +1030,34 @@ def test_review_copies_the_list_of_its_configuration(tmp_path, capsys):
     (f,) = outbox_files(tmp_path / "s2" / "outbox")
     cc = [a.lower() for a in addrs(parse_mail(f), "Cc")]
     assert "other@example.org" in cc and "kfunc-list@example.org" not in cc
+
+
+# -- a day of list traffic: a series that touches no kfunc code is skipped (the inbox job) ---------
+
+def _series_of(tmp_path, mail: str):
+    from policybot.mail import b4wrap
+    msgs = b4wrap.read_messages(data=mail.encode(), state_dir=tmp_path / "state")
+    return b4wrap.series_from_messages(msgs, tmp_path / "state")
+
+
+@pytest.mark.parametrize("files, skipped", [
+    ({"kernel/bpf/verifier.c": VERIFIER.replace("verifier_line3;", "verifier_three;")}, True),  # no kfunc code
+    ({"kernel/bpf/new.c": "int plain(void) { return 0; }\n"}, True),  # a new .c file without kfunc code
+    ({"kernel/bpf/helpers.c": kernel({**BASE_KFUNCS, "bpf_new": FOO})}, False),  # a file the inventory reads
+    ({"kernel/bpf/new.c": "__bpf_kfunc int bpf_x(void) { return 0; }\n"}, False),  # says kfunc: may add one
+    ({"kernel/bpf/verifier.c": VERIFIER + "/* see the kfunc docs */\n"}, False),  # ... in any .c file
+    ({"README": "Linux kernel\nmore\n"}, False),  # not a .c file: a header, Kbuild, the manifest may matter
+])
+def test_a_series_that_cannot_matter_is_skipped(tmp_path, files, skipped):
+    from policybot.app.series import review_series
+    from policybot.kernel.scanner import Scanner
+    from policybot.policy.audit import Auditor
+    from policybot.policy.config import Policy
+    import datetime as dt
+    series = _series_of(tmp_path, single_patch(tmp_path, files, "bpf: a change"))
+    repo = pygit2.Repository(str(tmp_path / "linux"))
+    auditor = Auditor(repo, Scanner(repo), Policy(), dt.date(2025, 3, 1))
+    (r,) = review_series(auditor, series, "v6.1", skip_unrelated=True).reviews
+    assert (r.skipped, r.applied) == (skipped, not skipped)
+    (full,) = review_series(auditor, series, "v6.1").reviews  # `policybot review` applies every patch
+    assert (full.skipped, full.applied) == (False, True)
