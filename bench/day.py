@@ -119,13 +119,8 @@ def make_day(repo: str, out: Path, patches: int, share: float) -> tuple[list[Pat
     for i in range(patches):
         author = f"Developer {i} <dev{i}@example.org>"
         if k < n_kfunc and i % every == 0:
-            path = kfiles[k % len(kfiles)]
+            path, old, new, kfunc, what = _kfunc_change(repo, kfiles, k, used)
             k += 1
-            old = git(repo, "show", f"{BASE}:{path}").decode("utf-8", "surrogateescape")
-            try:
-                new, kfunc, what = review_bench.change(path, old, "flags", used)
-            except SystemExit:  # every kfunc of this file changed already: a plain patch instead
-                continue
             touched.append(kfunc)
             subject = f"[PATCH bpf-next] bpf: {what} {kfunc}"
         else:
@@ -141,6 +136,19 @@ def make_day(repo: str, out: Path, patches: int, share: float) -> tuple[list[Pat
         mail.write_text(_header(i, subject, author) + body, encoding="utf-8", errors="surrogateescape")
         mails.append(mail)
     return mails, sorted(touched)
+
+
+def _kfunc_change(repo: str, kfiles: list[str], k: int, used: set[str]) -> tuple[str, str, str, str, str]:
+    """(path, old, new, kfunc, what): the next kfunc file from the ``k``-th on with a kfunc not changed yet."""
+    for j in range(len(kfiles)):
+        path = kfiles[(k + j) % len(kfiles)]
+        old = git(repo, "show", f"{BASE}:{path}").decode("utf-8", "surrogateescape")
+        try:
+            new, kfunc, what = review_bench.change(path, old, "flags", used)
+        except SystemExit:  # every kfunc of this file changed already
+            continue
+        return path, old, new, kfunc, what
+    raise SystemExit("bench: no kfunc left to change")
 
 
 def _header(i: int, subject: str, author: str) -> str:
