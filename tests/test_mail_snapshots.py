@@ -126,7 +126,7 @@ def test_review_reply_to_a_patch_that_does_not_apply(tmp_path, capsys):
                                 lambda p: p.replace(" BTF_KFUNCS_START(generic_btf_ids)\n",
                                                     " BTF_KFUNCS_START(other_btf_ids)\n")))
     assert main(["review", "--repo", repo, "--mbox", str(mbox), "--base", "v6.12", "--today", "2025-03-01",
-                 "--from", BOT, "--tree-name", "bpf-next"]) == 1
+                 "--from", BOT, "--tree-name", "bpf-next"]) == 2  # no patch applied; the reply is drafted
     (raw,) = outbox(tmp_path / "state" / "outbox").values()
     check_snapshot("review-cli-unapplied", mail_text(raw, tmp_path))
 

@@ -12,6 +12,7 @@ import email.utils
 import email.policy
 import gzip
 import http.server
+import json
 import mailbox
 import os
 import re
@@ -152,7 +153,9 @@ def test_patch_that_does_not_apply_is_judged_from_its_diff_text(tmp_path, capsys
     (tmp_path / "one.mbox").write_text(mail)
     rc, out, err = review(capsys, "--repo", str(tmp_path / "linux"), "--mbox", str(tmp_path / "one.mbox"),
                           "--today", TODAY, "--from", BOT)
-    assert rc == 1, out + err
+    # no patch applied: exit 2 (the series was not judged), said in one line after the output
+    assert rc == 2, out + err
+    assert re.fullmatch(r"policybot: review: no patch of the series applied on [0-9a-f]{12}\n", err), err
     assert "[PATCH] bpf: drop bpf_bar: could not apply 1/1 on " in out
     assert "violation[KFUNC_REMOVED]: bpf_bar" in out
     (f,) = outbox_files(tmp_path / "state" / "outbox")
@@ -506,6 +509,49 @@ def test_hostile_five_megabyte_patch(tmp_path, capsys):
     assert outbox_files(tmp_path / "state" / "outbox") == []
 
 
+def test_plain_format_patch_output_without_message_ids(tmp_path, capsys):
+    """`git format-patch` as a maintainer runs it (no --thread: no Message-ID): reviewed, with ids
+    made from each patch that stay the same from run to run and name no list message; the reply
+    goes to the author only and claims no thread."""
+    build_tree(tmp_path / "linux")
+    g = clone(tmp_path / "linux", tmp_path / "work", git_env(), "x")
+    g.commit({"kernel/bpf/helpers.c": kernel({**BASE_KFUNCS, "bpf_new": FOO})}, "bpf: add bpf_new")
+    g.commit({"kernel/bpf/helpers.c": kernel({"bpf_bar": FOO, "bpf_new": FOO})}, "bpf: drop bpf_foo")
+    names = g("format-patch", "--cover-letter", "--base=v6.1", "-o", str(tmp_path / "out"), "v6.1..HEAD").split()
+    mails = [Path(n).read_text() for n in names]
+    assert len(mails) == 3 and not any(re.search(r"^Message-I[dD]:", m, re.M | re.I) for m in mails)
+    assert all(re.match(r"From [0-9a-f]{40} Mon Sep 17 00:00:00 2001\n", m) for m in mails)
+    (tmp_path / "series.mbox").write_text("".join(mails))
+    args = ("--repo", str(tmp_path / "linux"), "--mbox", str(tmp_path / "series.mbox"), "--today", TODAY,
+            "--from", BOT)
+    rc, out, err = review(capsys, *args, "--format", "json")
+    assert rc == 1, out + err
+    data = json.loads(out)
+    ids = [p["msgid"] for p in data["patches"]]
+    assert [p["applied"] for p in data["patches"]] == [True, True]
+    assert len(set(ids)) == 2 and all(re.fullmatch(r"format-patch\.[0-9a-f]{32}@policybot\.invalid", i) for i in ids)
+    (f,) = outbox_files(tmp_path / "state" / "outbox")
+    msg = parse_mail(f)
+    assert addrs(msg, "To") == ["jane@example.com"] and msg["Cc"] is None  # nobody else saw the patch
+    assert msg["In-Reply-To"] is None and msg["References"] is None  # no list thread to claim
+    assert subject_of(f.read_text()) == "Re: [PATCH 2/2] bpf: drop bpf_foo"
+    assert any(n.startswith("reply to patch 2/2: to its author only") for n in data["notes"]), data["notes"]
+    # the same ids on the next run: what was drafted is not drafted again
+    rc2, out2, _ = review(capsys, *args, "--format", "json")
+    assert rc2 == 1 and [p["msgid"] for p in json.loads(out2)["patches"]] == ids
+    assert json.loads(out2)["drafted"] == [] and len(outbox_files(tmp_path / "state" / "outbox")) == 1
+
+
+def test_a_patch_mail_from_the_list_keeps_its_thread(tmp_path, capsys):
+    """The same patch with its Message-ID (format-patch --thread): the reply joins the list thread."""
+    mail = single_patch(tmp_path, DROP_FOO, "bpf: drop bpf_foo")
+    rc, out, err = run_one(capsys, tmp_path, mail)
+    assert rc == 1, out + err
+    (f,) = outbox_files(tmp_path / "state" / "outbox")
+    msg = parse_mail(f)
+    assert msg["In-Reply-To"] == msgid_of(mail) and "bpf@vger.kernel.org" in addrs(msg, "Cc")
+
+
 def test_hostile_binary_patch(tmp_path, capsys):
     blob = bytes(range(256)) * 64
     mail = single_patch(tmp_path, {"firmware/blob.bin": blob, **DROP_FOO}, "bpf: drop bpf_foo, add a blob",
@@ -513,9 +559,9 @@ def test_hostile_binary_patch(tmp_path, capsys):
     assert "GIT binary patch" in mail
     rc, out, err = run_one(capsys, tmp_path, mail)
     no_traceback(out, err)
-    assert rc == 1, out + err  # the kfunc change is judged whether or not the blob applies
-    assert "violation[KFUNC_REMOVED]: bpf_foo" in out
-    assert re.search(r"^\[PATCH\] bpf: drop bpf_foo, add a blob: (applied|could not apply 1/1 on )", out, re.M)
+    assert "violation[KFUNC_REMOVED]: bpf_foo" in out  # judged whether or not the blob applies
+    how = re.search(r"^\[PATCH\] bpf: drop bpf_foo, add a blob: (applied|could not apply 1/1 on )", out, re.M)
+    assert rc == (1 if how.group(1) == "applied" else 2), out + err
     (f,) = outbox_files(tmp_path / "state" / "outbox")
     check_body(parse_mail(f).get_content())
 
@@ -558,7 +604,7 @@ def test_hostile_paths_climbing_out_of_the_tree(tmp_path, capsys):
     assert "diff --git a/../../x b/../../x" in mail
     rc, out, err = run_one(capsys, tmp_path, mail)
     no_traceback(out, err)
-    assert rc == 0, out + err
+    assert rc == 2, out + err  # its one patch did not apply
     assert "[PATCH] docs: escape: could not apply 1/1 on " in out
     assert "outside the tree" in out and "../../x" in out
     assert not (tmp_path / "x").exists() and not (tmp_path.parent / "x").exists()
@@ -1155,3 +1201,34 @@ def test_a_known_to_the_tree_unknown_to_policybot_flag_is_asked_quoting_its_defi
     body = parse_mail(f).get_content()
     assert f"include/linux/btf.h:{line} defines it:\n> #define KF_MYSTERY (1 << 25) /* a mystery */\n" in body
     assert 'KF_MYSTERY = "tightening"' in body
+
+
+# -- a day of list traffic: a series that touches no kfunc code is skipped (the inbox job) ---------
+
+def _series_of(tmp_path, mail: str):
+    from policybot.mail import b4wrap
+    msgs = b4wrap.read_messages(data=mail.encode(), state_dir=tmp_path / "state")
+    return b4wrap.series_from_messages(msgs, tmp_path / "state")
+
+
+@pytest.mark.parametrize("files, skipped", [
+    ({"kernel/bpf/verifier.c": VERIFIER.replace("verifier_line3;", "verifier_three;")}, True),  # no kfunc code
+    ({"kernel/bpf/new.c": "int plain(void) { return 0; }\n"}, True),  # a new .c file without kfunc code
+    ({"kernel/bpf/helpers.c": kernel({**BASE_KFUNCS, "bpf_new": FOO})}, False),  # a file the inventory reads
+    ({"kernel/bpf/new.c": "__bpf_kfunc int bpf_x(void) { return 0; }\n"}, False),  # says kfunc: may add one
+    ({"kernel/bpf/verifier.c": VERIFIER + "/* see the kfunc docs */\n"}, False),  # ... in any .c file
+    ({"README": "Linux kernel\nmore\n"}, False),  # not a .c file: a header, Kbuild, the manifest may matter
+])
+def test_a_series_that_cannot_matter_is_skipped(tmp_path, files, skipped):
+    from policybot.app.series import review_series
+    from policybot.kernel.scanner import Scanner
+    from policybot.policy.audit import Auditor
+    from policybot.policy.config import Policy
+    import datetime as dt
+    series = _series_of(tmp_path, single_patch(tmp_path, files, "bpf: a change"))
+    repo = pygit2.Repository(str(tmp_path / "linux"))
+    auditor = Auditor(repo, Scanner(repo), Policy(), dt.date(2025, 3, 1))
+    (r,) = review_series(auditor, series, "v6.1", skip_unrelated=True).reviews
+    assert (r.skipped, r.applied) == (skipped, not skipped)
+    (full,) = review_series(auditor, series, "v6.1").reviews  # `policybot review` applies every patch
+    assert (full.skipped, full.applied) == (False, True)

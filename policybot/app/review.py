@@ -199,7 +199,8 @@ def _series_key(raw: bytes, limits: Limits) -> str:
     return h.hexdigest()
 
 
-def review(auditor: Auditor, series: Series, replies: ReplySettings, base: str | None, branch: str) -> Reviewed:
+def review(auditor: Auditor, series: Series, replies: ReplySettings, base: str | None, branch: str,
+           skip_unrelated: bool = False) -> Reviewed:
     """The series judged patch by patch, and a reply drafted for each patch with findings. The
     replies of the patches judged first are drafted while a long series' second half is judged
     (series.review_series' ``on_judged``)."""
@@ -245,7 +246,8 @@ def review(auditor: Auditor, series: Series, replies: ReplySettings, base: str |
                 refused.append(Refused(d.subject, str(e)))
 
     result = review_series(auditor, series, base, branch, scratch_dir=auditor.scanner.cache.state_dir / "scratch",
-                           max_patch_bytes=replies.limits.max_patch_bytes, on_judged=draft)
+                           max_patch_bytes=replies.limits.max_patch_bytes, on_judged=draft,
+                           skip_unrelated=skip_unrelated)
     return Reviewed(result, queued, refused)
 
 

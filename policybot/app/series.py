@@ -36,6 +36,7 @@ class PatchReview:
     problem: str = ""  # why it did not apply ("" if it did)
     findings: list[Finding] = field(default_factory=list)
     files: tuple[str, ...] = ()  # paths the patch touches
+    skipped: bool = False  # not applied nor judged: its series touches no kfunc code (review_series)
 
 
 @dataclass
@@ -72,12 +73,32 @@ def choose_base(repo: pygit2.Repository, series: Series, base_rev: str | None, b
     return resolve(repo, branch), branch, "branch"
 
 
+# a +/- line of a diff saying what the scanner's first test looks for (not a ---/+++ file line)
+_KFUNC_LINE = re.compile(r"^(?!\+\+\+ |--- )[-+].*(?:kfunc|KFUNC)", re.M)
+
+
+def cannot_matter(scanner: Scanner, base_tree: pygit2.Tree, patches: list[Patch]) -> bool:
+    """Whether no patch of a series can change the inventory, told from the diffs alone: each
+    touches only .c files the base's inventory does not read (scanner.relevant_paths) and adds
+    or removes no line saying kfunc or KFUNC (the scanner's first test of a .c file). A header,
+    a Kbuild or Kconfig file, the manifest or anything else that is not .c may matter."""
+    relevant = scanner.relevant_paths(base_tree)
+    for patch in patches:
+        files = patch_files(patch.diff)
+        if not files or any(not f.endswith(".c") or f in relevant for f in files) or _KFUNC_LINE.search(patch.diff):
+            return False
+    return True
+
+
 def review_series(auditor: Auditor, series: Series, base_rev: str | None = None, branch: str = "HEAD",
                   scratch_dir=None, max_patch_bytes: int | None = None,
-                  on_judged: Callable[[ReviewResult], None] | None = None) -> ReviewResult:
+                  on_judged: Callable[[ReviewResult], None] | None = None,
+                  skip_unrelated: bool = False) -> ReviewResult:
     """The series' findings, patch by patch. ``on_judged`` is given the patches in order as
     they are judged (all at once, or a long series' first half while its second is judged),
-    each time as a ReviewResult of those patches that shares the notes of the whole."""
+    each time as a ReviewResult of those patches that shares the notes of the whole. With
+    ``skip_unrelated`` (the inbox job: a day of list traffic), a series that cannot_matter is
+    neither applied nor judged: its patches are ``skipped``."""
     repo, scanner, today = auditor.repo, auditor.scanner, auditor.today
     for patch in series.patches:
         if max_patch_bytes and len(patch.diff) > max_patch_bytes:
@@ -90,6 +111,9 @@ def review_series(auditor: Auditor, series: Series, base_rev: str | None = None,
     if series.missing:
         notes.append("patches missing from the series: " + ", ".join(f"{i}/{len(series.patches) + len(series.missing)}"
                                                                       for i in series.missing))
+    if skip_unrelated and cannot_matter(scanner, base_commit.tree, series.patches):
+        skipped = [PatchReview(p, False, "", [], patch_files(p.diff), skipped=True) for p in series.patches]
+        return ReviewResult(series, base_name, str(base_commit.id), how, skipped, notes)
     base_inv = scanner.inventory_of_commit(base_commit, base_name)
     promises = auditor.promises_at(base_inv, base_commit, today)
     steps = _steps(base_commit.tree, series.patches, notes)

@@ -340,7 +340,7 @@ class Runner:
                                                              limits.max_message_bytes)
                     except InputError:
                         continue  # a discussion, not a series
-                    reviewed = review(auditor, series, replies, None, self.head_ref(tree))
+                    reviewed = review(auditor, series, replies, None, self.head_ref(tree), skip_unrelated=True)
                     summary.queued += reviewed.queued
                     # one unusable address must not hide the others
                     summary.failures += [RunFailure(f"reply {r.subject!r}", r.reason) for r in reviewed.refused]

@@ -240,17 +240,26 @@ class Maintainers:
     def for_patch(self, text: str, is_dir: IsDir | None = None) -> Recipients:
         """What ``get_maintainer.pl --nogit --nogit-fallback`` gives for a patch file's ``text``
         (the module's docstring: its files, then its keywords)."""
-        files, intro, changed = patch_lines(text)
-        order = self._file_sections(files, is_dir)
+        return self.for_patches([text], is_dir=is_dir)
+
+    def for_patches(self, texts: list[str], paths: list[str] = (), is_dir: IsDir | None = None) -> Recipients:
+        """What the script gives for several patch files and ``paths`` in one run: every file
+        they name, sorted, then the sections whose keywords any of their lines match."""
+        files, lines = list(paths), []
+        for text in texts:
+            named, intro, changed = patch_lines(text)
+            files += named
+            lines += intro + changed
+        order = self._file_sections(sorted(set(files)), is_dir)
         # a keyword is first looked for in all the lines at once (a line's match is a match there,
         # ^ and $ at each line), and only then line by line: a 5 MB patch costs 66 searches, not 7 million
-        joined = "\n".join(intro + changed)
+        joined = "\n".join(lines)
         hits = []
         for i, section in enumerate(self.sections):
             for tvi, pattern in section.keywords:
                 regex = _keyword_regex(pattern)
                 if regex is not None and _keyword_regex(pattern, re.MULTILINE).search(joined) and \
-                        any(regex.search(ln) for ln in (*intro, *changed)):
+                        any(regex.search(ln) for ln in lines):
                     hits.append((str(tvi), i))
         return self._recipients(order + [i for _, i in sorted(hits)])
 

@@ -186,7 +186,7 @@ def series_from_messages(msgs: list[email.message.EmailMessage], state_dir=None,
     mbx = b4.LoreMailbox()
     ignored = []
     for msg in msgs:
-        msgid = header_text(msg, "Message-ID")
+        msgid = header_text(msg, "Message-ID") or _local_msgid(msg)
         if not msgid:
             ignored.append(f"{header_text(msg, 'Subject')[:60] or '(no subject)'}: no Message-ID")
             continue
@@ -219,6 +219,41 @@ def series_from_messages(msgs: list[email.message.EmailMessage], state_dir=None,
         m = re.search(r"^base-commit:\s*([0-9a-f]{7,40})\s*$", cover.commit_message, re.M)
         base = m.group(1) if m else None
     return Series(lser.revision, lser.subject or "", author, cover, patches, base, missing, ignored)
+
+
+LOCAL_MSGID_DOMAIN = "policybot.invalid"  # RFC 2606: no mail is ever delivered there
+_PATCH_SUBJECT = re.compile(r"\[[^]]*PATCH", re.I)
+
+
+def _local_msgid(msg) -> str:
+    """A Message-ID for a patch mail that has none (plain ``git format-patch`` output), set on
+    ``msg``: the same for the same mail on every run (a hash of its From, Date, Subject and body:
+    the commit message and diff), in LOCAL_MSGID_DOMAIN so that it is never taken for a
+    message of the list (is_local_msgid). "" for a message that is no patch mail."""
+    import hashlib
+    subject = header_text(msg, "Subject")
+    body = _body_bytes(msg)
+    if not (_PATCH_SUBJECT.search(subject) or _DIFF_START.search(body.decode("utf-8", "replace"))):
+        return ""
+    h = hashlib.sha256()
+    for part in (header_text(msg, "From"), header_text(msg, "Date"), subject):
+        h.update(part.encode("utf-8", "replace") + b"\0")
+    h.update(body)
+    msgid = f"format-patch.{h.hexdigest()[:32]}@{LOCAL_MSGID_DOMAIN}"
+    msg["Message-ID"] = f"<{msgid}>"
+    return msgid
+
+
+def _body_bytes(msg) -> bytes:
+    payload = msg.get_payload(decode=True) if not msg.is_multipart() else None
+    if isinstance(payload, bytes):
+        return payload
+    return str(msg.get_payload()).encode("utf-8", "surrogateescape")
+
+
+def is_local_msgid(msgid: str) -> bool:
+    """Whether ``msgid`` was made here for a mail that had none (it names no list message)."""
+    return msgid.strip().strip("<>").lower().endswith("@" + LOCAL_MSGID_DOMAIN)
 
 
 def message_size(msg) -> int:

@@ -15,7 +15,7 @@ from ..model.findings import Finding
 from ..model.vocabulary import severity
 from ..templating import environment
 from ..render.findings import users_text
-from .b4wrap import format_address
+from .b4wrap import format_address, is_local_msgid
 from .quote import Hunk, hunks_naming, parse_hunks, quote_for, quote_hunk
 
 if TYPE_CHECKING:
@@ -235,8 +235,14 @@ def review_mails(result, *, tree: str, list_addr: str, recipients_for, is_mailed
             policy_url=policy_url, applied=r.applied, apply_problem=r.problem or "")
         # the patch's author, never a Reply-To: a sender must not steer the bot's mail elsewhere
         author = format_address(p.author_name, p.author_email)
-        must = ([series_author] if series_author else []) + list(recipients_for(p)) + [list_addr]
-        cc, left_out = capped_recipients(author, must, list(p.to) + list(p.cc), max_recipients, max_thread_cc)
+        local = is_local_msgid(p.msgid)
+        if local:  # format-patch output never mailed to a list: nobody else has seen it, no thread to join
+            cc, left_out = [], 0
+            result.notes.append(f"reply to patch {p.counter}/{p.expected}: to its author only (the patch "
+                                "has no Message-ID: it is not a list message)")
+        else:
+            must = ([series_author] if series_author else []) + list(recipients_for(p)) + [list_addr]
+            cc, left_out = capped_recipients(author, must, list(p.to) + list(p.cc), max_recipients, max_thread_cc)
         if left_out:
             bounds = f"limits.max_recipients = {max_recipients}" + \
                 (f", limits.max_thread_cc = {max_thread_cc}" if max_thread_cc is not None else "")
@@ -245,7 +251,8 @@ def review_mails(result, *, tree: str, list_addr: str, recipients_for, is_mailed
         keys = list(dict.fromkeys(k for _, ks in todo for k in ks if not is_mailed(k)))  # each key is mailed once
         out.append(MailDraft("review", [author], cc, subject(env, "review", p.subject), body,
                              f"review:{key_part(p.msgid)}:{','.join(sorted(keys))}", keys,
-                             in_reply_to=p.msgid, references=list(p.references) + [p.msgid]))
+                             in_reply_to=None if local else p.msgid,
+                             references=[] if local else list(p.references) + [p.msgid]))
     return out
 
 
