@@ -29,6 +29,7 @@ import audit as audit_bench  # noqa: E402
 import census as census_bench  # noqa: E402
 import check as check_bench  # noqa: E402
 import config as config_bench  # noqa: E402
+import day as day_bench  # noqa: E402
 import history as history_bench  # noqa: E402
 import inventory as inventory_bench  # noqa: E402
 import review as review_bench  # noqa: E402
@@ -36,7 +37,7 @@ import benchlib  # noqa: E402
 from benchlib import ROOT, kernel_repo, median, warm_bytecode  # noqa: E402
 
 QUIET_GREP_S = 1.2  # git grep of the reference on the quiet machine (docs/performance.md; 1.09-1.73 s when issue 15 measured it)
-GROUPS = ("inventory", "audit", "review", "check", "history", "config", "census")
+GROUPS = ("inventory", "audit", "review", "check", "history", "config", "census", "day")
 PERFORMANCE = ROOT / "docs" / "performance.md"  # the page whose table --readme rewrites
 BEGIN = "<!-- bench:begin: bench/run.py --readme rewrites this table of docs/performance.md -->"
 END = "<!-- bench:end -->"
@@ -90,6 +91,17 @@ def measure(repo: str, runs: int, only: set[str], history_repo: str | None = Non
         r = review_bench.measure(repo, "v6.12", runs)
         rows.append(seconds_row("`review` of the 20-patch series on v6.12, warm", median(r["warm"]), grep, 0.6))
         rows.append(Row("the same review, cold", median(r["cold"]), "s", "cold inventory", cold, 1.5, "≤ 1.5×"))
+    if "day" in only:
+        d = day_bench.measure(repo, runs=1)
+        day = median(d["day"])
+        c = d["counts"]
+        rows.append(Row(f"a day of list traffic: {d['mails']} mails ({d['kfunc']} change a kfunc) reviewed on "
+                        f"two trees, warm ({c['skipped']} of {c['patches']} skipped)", day, "s",
+                        "`git apply --cached --check` of each on each tree", statistics.median(d["apply"]),
+                        float("inf"), f"< {day_bench.DAY_TARGET_S:g} s", day_bench.DAY_TARGET_S))
+        rows.append(Row(f"a week: {day_bench.WEEK_TREES} trees (branches) audited against v7.2 in one process, warm",
+                        median(d["week"]), "s", "one cold inventory of v7.2",
+                        median(d["cold"]), 2.0, "≤ 2×"))
     if "check" in only:
         with tempfile.TemporaryDirectory() as tmp:
             try:

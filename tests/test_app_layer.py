@@ -40,7 +40,7 @@ def test_cli_review_and_inbox_job_draft_identical_mail(tmp_path, capsys):
     assert DATE.sub(b"Date: -", by_job[name]) == DATE.sub(b"Date: -", by_cli[name])
     # the way forward, not the rule's bare hint: the CLI's text is the one both mail
     text = " ".join(by_job[name].decode().split())  # unwrapped
-    assert "Please keep bpf_foo as it is and add the new behaviour as a new kfunc" in text
+    assert "Please do not remove bpf_foo yet: deprecate it first" in text
 
 
 def judged_from_diff_text(tmp_path, flags_after: str) -> list[tuple[str, str]]:

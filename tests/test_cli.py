@@ -70,3 +70,58 @@ def test_errors_are_one_line_exit_2(argv, message, capsys):
 def test_no_command_prints_help(capsys):
     assert main([]) == 2
     assert "COMMAND" in capsys.readouterr().out
+
+
+# -- --repo defaults to the repository the current directory is in, as git finds it -----------------
+
+def _checkout_with_a_break(tmp_path) -> Path:
+    """A non-bare checkout: v6.8 has bpf_foo (declared stable), v6.9 (HEAD) removes it."""
+    from kit.trees import FOO, HELPERS, kernel, pair
+    b = pair(tmp_path, {HELPERS: kernel({"bpf_foo": FOO, "bpf_bar": FOO})}, {HELPERS: kernel({"bpf_bar": FOO})},
+             level="stable")
+    b.checkout()
+    assert (tmp_path / "repo" / "kernel" / "bpf" / "helpers.c").is_file()  # a work tree to stand in
+    return tmp_path / "repo"
+
+
+def _audit(capsys, *argv) -> tuple[int, str, str]:
+    capsys.readouterr()
+    rc = main(["audit", "--base", "v6.8", "--rev", "HEAD", "--today", "2024-03-10", *argv])
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+def test_repo_defaults_to_the_enclosing_checkout(tmp_path, capsys, monkeypatch):
+    repo = _checkout_with_a_break(tmp_path)
+    explicit = _audit(capsys, "--repo", str(repo))
+    assert explicit[0] == 1 and "KFUNC_REMOVED" in explicit[1] and "bpf_foo" in explicit[1]
+    monkeypatch.chdir(repo / "kernel" / "bpf")  # a subdirectory, as a maintainer stands in it
+    assert _audit(capsys) == explicit
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("GIT_DIR", "repo/.git")  # git's own override, relative to the current directory
+    assert _audit(capsys) == explicit
+
+
+def test_repo_outside_any_repository_is_one_line_exit_2(tmp_path, capsys, monkeypatch):
+    (tmp_path / "plain" / "sub").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path / "plain" / "sub")
+    monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path))  # /tmp's parents are nobody's checkout
+    rc, out, err = _audit(capsys)
+    assert rc == 2 and out == ""
+    assert err == f"policybot: {tmp_path / 'plain' / 'sub'}: not in a git repository (give --repo PATH)\n"
+
+
+def test_repo_default_only_where_a_repository_is_needed(tmp_path, capsys, monkeypatch):
+    """inventory --btf (a compiled kernel only) does not cross-check against the directory it runs in."""
+    from policybot.cli import options
+    repo = _checkout_with_a_break(tmp_path)
+    monkeypatch.chdir(repo / "kernel")
+    parser = build_parser()
+    for argv, expected in ((["inventory", "--btf", "vmlinux"], None), (["inventory"], str(repo)),
+                           (["check", "x.bpf.o", "--btf", "vmlinux"], None),
+                           (["check", "x.bpf.o", "--rev", "v6.9"], str(repo)),
+                           (["maintainers", "Makefile"], str(repo)), (["review", "--mbox", "x"], str(repo)),
+                           (["history"], str(repo)), (["audit", "--repo", "/elsewhere"], "/elsewhere")):
+        args = parser.parse_args(argv)
+        options.default_repo(args)
+        assert args.repo == expected, argv

@@ -445,7 +445,8 @@ def test_check_btf(run, sample):
 
 # -- errors: one line on stderr, exit status 2 ------------------------------------------------------
 
-def test_errors(run, sample):
+def test_errors(run, sample, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # in no git repository: --repo has no default
     assert run("inventory", "--rev", "v6.2") == 2
     assert run("audit", "--repo", sample.repo, "--base", "v6.1", "--rev", "v9.9") == 2
     assert run("audit", "--repo", sample.repo, "--rev", "v6.2", "--today", "2023-13-01") == 2

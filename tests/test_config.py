@@ -123,3 +123,16 @@ def test_propose_and_ledger_settings_are_read(tmp_path):
     path.write_text('[propose]\nmin_users = 3\nmin_unchanged_releases = 6\n[ledger]\npaths = ["tools/bpf/"]\n')
     p = load_policy(str(path))
     assert (p.propose_min_users, p.propose_min_unchanged_releases, p.ledger_paths) == (3, 6, ("tools/bpf/",))
+
+
+def test_semantics_answers_are_read_and_bad_ones_named_by_line(tmp_path):
+    """[semantics]: the operator's answer for a flag or suffix policybot does not know."""
+    from policybot.policy.config import load_policy
+    path = tmp_path / "policy.toml"
+    path.write_text('[semantics]\nKF_SPINLOCK_SAFE = "neutral"\n__const_map = "tightening"\n')
+    assert load_policy(str(path)).semantics == {"KF_SPINLOCK_SAFE": "neutral", "__const_map": "tightening"}
+    for bad, why in (('KF_X = "maybe"', "must be 'tightening', 'relaxing', 'neutral'"),
+                     ('bpf_foo = "neutral"', "not a KF_\\* flag nor an argument suffix")):
+        path.write_text(f"# answers\n[semantics]\n{bad}\n")
+        with pytest.raises(ConfigError, match=f"{path}:3: semantics\\.\\w+: {why}"):
+            load_policy(str(path))

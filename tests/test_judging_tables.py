@@ -71,7 +71,7 @@ FLAG_DIRECTIONS = {  # flag: (adding, removing)
 MESSAGES = {
     "T": ("KFUNC_FLAGS_TIGHTENED", "violation", "programs that verified before may be rejected"),
     "R": ("KFUNC_FLAGS_RELAXED", "info", "compatible"),
-    "?": ("KFUNC_NEEDS_REVIEW", "warning", "policybot does not know what the verifier does with this flag"),
+    "?": ("KFUNC_NEEDS_REVIEW", "notice", "policybot does not know what the verifier does with this flag"),
 }
 
 
@@ -112,7 +112,7 @@ def test_trusted_args_default_from_7_0(tmp_path):
     no_sleep_h = re.sub(r"#define KF_SLEEPABLE .*\n", "", BTF_H)
     b = pair(tmp_path / "2", {HELPERS: kernel({"bpf_foo": (FOO, "KF_SLEEPABLE")}), MANIFEST: STABLE},
              {HELPERS: kernel({"bpf_foo": FOO}), "include/linux/btf.h": no_sleep_h})
-    assert triples(audit(b)) == [("KFUNC_NEEDS_REVIEW", "bpf_foo", "warning")]
+    assert triples(audit(b)) == [("KFUNC_NEEDS_REVIEW", "bpf_foo", "notice")]
 
 
 # -- declaration sources: manifest > kernel-doc > KF_DEPRECATED > overlay (policy.md) ---------------

@@ -79,23 +79,25 @@ REVIEW_BASE = {"include/linux/btf.h": BTF_H, "MAINTAINERS": MAINTAINERS,
                MANIFEST: manifest(bpf_foo="stable", bpf_bar="stable", bpf_baz="stable")}
 
 
-def patch_mail(tmp_path: Path, head_files: dict, subject: str, msgid: str, diff_edit=None) -> bytes:
-    """A `git format-patch`-shaped mail of the change from REVIEW_BASE to ``head_files``."""
+def patch_mail(tmp_path: Path, head_files: dict, subject: str, msgid: str, diff_edit=None, base=None,
+               author: str = "") -> bytes:
+    """A `git format-patch`-shaped mail of the change from REVIEW_BASE (or ``base``) to ``head_files``,
+    sent by Jane; ``author``, another's patch, is its in-body From line."""
     scratch = HistoryBuilder(tmp_path / f"scratch-{msgid}", bare=True)
-    first = scratch.commit(REVIEW_BASE, "base", "2024-11-17T12:00:00")
+    first = scratch.commit(base or REVIEW_BASE, "base", "2024-11-17T12:00:00")
     second = scratch.commit(head_files, "change", "2025-02-27T12:00:00")
     patch = scratch.repo.diff(first, second).patch
     if diff_edit:
         patch = diff_edit(patch)
     return (f"From: Jane Developer <jane@example.com>\nTo: {LIST}\nCc: Song Liu <song@kernel.org>\n"
             f"Subject: {subject}\nDate: Thu, 27 Feb 2025 10:00:00 +0000\n"
-            f"Message-ID: <{msgid}>\n\nRework the kfuncs.\n\n"
+            f"Message-ID: <{msgid}>\n\n{f'From: {author}' + chr(10) + chr(10) if author else ''}Rework the kfuncs.\n\n"
             f"Signed-off-by: Jane Developer <jane@example.com>\n---\n{patch}-- \n2.43.0\n").encode()
 
 
-def review_tree(tmp_path: Path) -> str:
+def review_tree(tmp_path: Path, base=None) -> str:
     b = HistoryBuilder(tmp_path / "linux")
-    b.commit(REVIEW_BASE, "Linux 6.12", "2024-11-17T12:00:00")
+    b.commit(base or REVIEW_BASE, "Linux 6.12", "2024-11-17T12:00:00")
     b.tag("v6.12")
     return str(tmp_path / "linux")
 
@@ -124,9 +126,47 @@ def test_review_reply_to_a_patch_that_does_not_apply(tmp_path, capsys):
                                 lambda p: p.replace(" BTF_KFUNCS_START(generic_btf_ids)\n",
                                                     " BTF_KFUNCS_START(other_btf_ids)\n")))
     assert main(["review", "--repo", repo, "--mbox", str(mbox), "--base", "v6.12", "--today", "2025-03-01",
-                 "--from", BOT, "--tree-name", "bpf-next"]) == 1
+                 "--from", BOT, "--tree-name", "bpf-next"]) == 2  # no patch applied; the reply is drafted
     (raw,) = outbox(tmp_path / "state" / "outbox").values()
     check_snapshot("review-cli-unapplied", mail_text(raw, tmp_path))
+
+
+# every way forward but the tightening's and the signature's (review-cli has those): bpf_foo renamed,
+# bpf_bar (whose declaration names bpf_baz instead, and which a selftest and a sample call) removed,
+# a flag policybot does not know given to bpf_baz, with the verifier hunk that acts on it, and a
+# suffix it does not know on a new kfunc's parameter;
+# the patch is Bob's, sent by Jane
+VERIFIER_C = "".join(f"int verifier_line{i};\n" for i in range(30))
+FAMILIES_BASE = {**REVIEW_BASE, "kernel/bpf/verifier.c": VERIFIER_C, "kernel/bpf/btf.c": "int btf_line;\n",
+                 "kernel/bpf/helpers.c": kernel({"bpf_foo": FOO, "bpf_bar": WIDER, "bpf_baz": FOO,
+                                                 "bpf_qux": "int|struct bpf_map *map"}),
+                 "tools/testing/selftests/bpf/progs/bar.c": "int x(void) { return bpf_bar(0, 0); }\n",
+                 "samples/bpf/bar_user.c": "/* calls bpf_bar */\n",
+                 "tools/other.c": "int bpf_barn;\n",  # another name: not a user
+                 MANIFEST: "kfuncs:\n  bpf_foo:\n    stability: stable\n  bpf_bar:\n    stability: stable\n"
+                           "    replacement: bpf_baz\n  bpf_baz:\n    stability: stable\n"
+                           "  bpf_qux:\n    stability: stable\n"}
+FAMILIES = {"kernel/bpf/helpers.c": kernel({"bpf_foo_new": FOO, "bpf_baz": (FOO, "KF_TEST_NEW"),
+                                            "bpf_qux": "int|struct bpf_map *map__const_map"}),
+            "include/linux/btf.h": BTF_H + "#define KF_TEST_NEW (1 << 20) /* for tests */\n",
+            "kernel/bpf/verifier.c": VERIFIER_C.replace("int verifier_line6;\n", "int verifier_line6;\n"
+                                                      "\tif ((meta->kfunc_flags & KF_TEST_NEW) && !perfmon_capable())\n"
+                                                      "\t\treturn -EPERM;\n")
+                                      .replace("int verifier_line25;\n", "int verifier_line25;\n"
+                                               "\tif (btf_param_match_suffix(btf, arg, \"__const_map\"))\n"
+                                               "\t\treturn KF_ARG_CONST_MAP;\n")}
+
+
+def test_review_reply_of_every_way_forward(tmp_path, capsys):
+    repo = review_tree(tmp_path, FAMILIES_BASE)
+    mbox = tmp_path / "in.mbox"
+    mbox.write_bytes(patch_mail(tmp_path, {**FAMILIES_BASE, **FAMILIES}, "[PATCH bpf-next] bpf: rework kfuncs",
+                                "20250227100000.3-1-jane@example.com", base=FAMILIES_BASE,
+                                author="Bob Other <bob@example.org>"))
+    assert main(["review", "--repo", repo, "--mbox", str(mbox), "--base", "v6.12", "--today", "2025-03-01",
+                 "--from", BOT, "--tree-name", "bpf-next"]) == 1
+    (raw,) = outbox(tmp_path / "state" / "outbox").values()
+    check_snapshot("review-cli-families", mail_text(raw, tmp_path))
 
 
 def test_review_reply_from_the_weekly_runner(tmp_path, capsys):
@@ -278,7 +318,7 @@ def test_every_snapshot_is_checked():
 
 
 ALL_SNAPSHOTS = (
-    "review-cli", "review-cli-unapplied", "review-runner",
+    "review-cli", "review-cli-unapplied", "review-runner", "review-cli-families",
     "report-baseline", "report-findings", "report-deprecation", "report-unchanged-expiring",
     "operator-fetch-failed",
     "notice-cli-stable", "notice-cli-unstable-no-replacement", "notice-grouped",

@@ -11,7 +11,8 @@ import pytest
 
 from policybot.errors import InputError
 from policybot.gitbuild import HistoryBuilder
-from policybot.kernel.maintainers import load_maintainers, parse_maintainers
+from policybot.kernel.maintainers import patch_lines, load_maintainers, parse_maintainers
+from kit.realtree import get_maintainer, maintainers_checkout, patch_mail
 
 BPF = """\
 BPF [CORE]
@@ -236,27 +237,6 @@ RULE_FILES = [
     "fs/smb/client/cifsfs.c",                                       # R: with comments, moderated
     "README",                                                       # THE REST only
 ]
-TIE_SORT = "\tforeach my $line (sort {$hash{$b} <=> $hash{$a}} keys %hash) {"
-TIE_SORT_STABLE = "\tforeach my $line (sort {$hash{$b} <=> $hash{$a} || $a <=> $b} keys %hash) {"
-
-
-def _extract(repo, tree, root, files):
-    """Only what get_maintainer.pl reads, plus every directory: it tests F:
-    patterns with -d, so directories must exist for it to see them."""
-    def walk(t, prefix):
-        for e in t:
-            if e.type_str == "tree":
-                os.makedirs(root / prefix / e.name, exist_ok=True)
-                walk(repo[e.id], f"{prefix}{e.name}/")
-    walk(tree, "")
-    for path in ["MAINTAINERS", ".mailmap", "scripts/get_maintainer.pl", *files]:
-        (root / path).write_bytes(repo[tree[path].id].data)
-    script = (root / "scripts/get_maintainer.pl").read_text(encoding="utf-8")
-    assert script.count(TIE_SORT) == 1, "get_maintainer.pl changed: revisit the tie-order patch"
-    (root / "scripts/get_maintainer_stable.pl").write_text(
-        script.replace(TIE_SORT, TIE_SORT_STABLE), encoding="utf-8")
-
-
 def _perl(root, script, path):
     out = subprocess.run(["perl", f"scripts/{script}", *GM_ARGS, path], cwd=root,
                          capture_output=True, check=True, encoding="utf-8")
@@ -276,7 +256,7 @@ def test_same_as_get_maintainer_pl_for_every_kfunc_file(kernel_repo, kernel_stat
     files += RULE_FILES
     tree = resolve(repo, "v6.12").tree
     root = tmp_path / "linux"
-    _extract(repo, tree, root, files)
+    maintainers_checkout(repo, tree, root, files)
     ours = load_maintainers(repo, tree)
 
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
@@ -294,3 +274,172 @@ def test_same_as_get_maintainer_pl_for_every_kfunc_file(kernel_repo, kernel_stat
     assert "Christian Brauner <brauner@kernel.org>" in stable["drivers/android/binder.c"]
     assert '"Arve Hjønnevåg" <arve@android.com>' in stable["drivers/android/binder.c"]
     assert stable["README"] == ["linux-kernel@vger.kernel.org"]
+
+
+FLAG_EDITS = {  # a flag added to btf.h and tested in verifier.c
+    "include/linux/btf.h": ("#define KF_RCU_PROTECTED", "#define KF_RCU_PROTECTED (1 << 11) /* kfunc should be "
+                            "protected by rcu cs when they are invoked */\n#define KF_TEST_ONLY (1 << 30) /* test */"),
+    "kernel/bpf/verifier.c": ("return meta->kfunc_flags & KF_RCU_PROTECTED;",
+                              "\treturn meta->kfunc_flags & (KF_RCU_PROTECTED | KF_TEST_ONLY);"),
+}
+
+
+@pytest.mark.realtree
+def test_a_patch_gets_what_get_maintainer_pl_gives_for_it(kernel_repo, tmp_path):
+    """issue 25: a reply to a patch adding a flag to btf.h and verifier.c is copied to exactly
+    what ``get_maintainer.pl --nogit --nogit-fallback PATCH`` lists for that patch (its files and
+    its K: keywords), read from the real 7.2 script and tree."""
+    from policybot.kernel.gitrepo import open_repo, resolve
+    from policybot.mail.b4wrap import read_messages, series_from_messages
+
+    repo = open_repo(kernel_repo)
+    tree = resolve(repo, "v7.2").tree
+    root = tmp_path / "linux"
+    maintainers_checkout(repo, tree, root, [])
+    mail = patch_mail(kernel_repo, "v7.2", FLAG_EDITS, "bpf: add KF_TEST_ONLY")
+    (tmp_path / "flag.patch").write_text(mail)
+    args = ["--no-tree", "--nogit", "--nogit-fallback", "--norolestats", str(tmp_path / "flag.patch")]
+    (patch,) = series_from_messages(read_messages(data=mail.encode(), state_dir=tmp_path / "s"),
+                                    tmp_path / "s", "flag.patch", 0).patches
+    got = load_maintainers(repo, tree).for_patch(patch.as_patch_file()).all()
+    assert got == get_maintainer(root, *args) and sorted(got) == sorted(get_maintainer(root, *args, stable=False))
+    # more than the files a finding names: the verifier's reviewers come with verifier.c
+    ours_for_btf_h = load_maintainers(repo, tree).for_files(["include/linux/btf.h"]).all()
+    assert set(got) > set(ours_for_btf_h)
+
+
+def test_a_patch_adds_the_sections_its_keywords_match_after_its_files():
+    """get_maintainer.pl on a patch: K: regexes match the intro (headers, message, diffstat) and
+    the changed lines only, never context lines; their sections come after the files'."""
+    text = BPF + "\n" + section("XDP", "M:\tXdp Person <xdp@example.org>", "K:\t(?:\\b|_)xdp(?:\\b|_)") \
+        + "\n" + section("PIDFD", "M:\tPid Person <pid@example.org>", "K:\t(?i)pidfd") + "\n" + THE_REST
+    m = parse_maintainers(text)
+    diff = ("diff --git a/kernel/bpf/core.c b/kernel/bpf/core.c\n--- a/kernel/bpf/core.c\n+++ b/kernel/bpf/core.c\n"
+            "@@ -1,3 +1,3 @@\n int xdp_context;\n-int a;\n+int b;\n")
+    assert m.for_patch("Subject: [PATCH] bpf: tidy\n\n" + diff).all() == [
+        "Alexei Starovoitov <ast@kernel.org>", "Martin KaFai Lau <martin.lau@linux.dev>",
+        "Daniel Borkmann <daniel@iogearbox.net>", "bpf@vger.kernel.org", "linux-kernel@vger.kernel.org"]
+    got = m.for_patch("Subject: [PATCH] bpf: tidy for xdp\n\n" + diff.replace("+int b;", "+int PIDFD_b;")).all()
+    # the K: lines are the script's 10th and 13th type/value lines (indices 9 and 12): Perl sorts
+    # them as strings, "12" before "9"
+    assert got[3:5] == ["Pid Person <pid@example.org>", "Xdp Person <xdp@example.org>"]
+    assert "Xdp Person <xdp@example.org>" not in m.for_patch(diff.replace("Subject", "X")).all()  # context line
+
+
+# -- a patch file, read as get_maintainer.pl reads one -------------------------------------------
+
+def _patch_on_7_2(kernel_repo, work):
+    """`git format-patch` of a commit on v7.2 (in a repository borrowing the real tree's objects):
+    it changes kernel/bpf/helpers.c and net/core/filter.c, adds a driver file (--- /dev/null) and
+    renames a selftest; its subject and +lines say "bpf" (BPF [GENERAL]'s K: line)."""
+    repo = pygit2.init_repository(str(work), bare=True)
+    (work / "objects" / "info" / "alternates").write_text(os.path.join(kernel_repo, "objects") + "\n")
+    base = pygit2.Repository(kernel_repo).revparse_single("v7.2").peel(pygit2.Commit)
+    index = pygit2.Index()
+    index.read_tree(base.tree)
+
+    def put(path, data):
+        index.add(pygit2.IndexEntry(path, repo.create_blob(data), pygit2.enums.FileMode.BLOB))
+    for path in ("kernel/bpf/helpers.c", "net/core/filter.c"):
+        put(path, repo[base.tree[path].id].data + b"\n/* bpf: a comment */\n")
+    put("drivers/net/ethernet/intel/ice/ice_kfunc_new.c", b"// SPDX-License-Identifier: GPL-2.0\nint x;\n")
+    old = "tools/testing/selftests/bpf/progs/kfunc_call_test.c"
+    put(old.replace("kfunc_call_test", "kfunc_call_renamed"), repo[base.tree[old].id].data)
+    index.remove(old)
+    sig = pygit2.Signature("Jane Developer", "jane@example.com", 1740823200, 0)
+    commit = repo.create_commit(None, sig, sig, "bpf: touch a few files\n\nSo that a PIDFD user sees it.\n\nSigned-off-by: Jane Developer "
+                                "<jane@example.com>\n", index.write_tree(repo), [base.id])
+    out = subprocess.run(["git", "-C", str(work), "format-patch", "-M", "-1", "--stdout", str(commit)],
+                         capture_output=True, check=True, env={**os.environ, "GIT_CONFIG_GLOBAL": os.devnull})
+    return out.stdout
+
+
+@pytest.mark.realtree
+def test_a_patch_file_same_as_get_maintainer_pl(kernel_repo, tmp_path, capsys):
+    from policybot.cli import main
+    patch = tmp_path / "x.patch"
+    patch.write_bytes(_patch_on_7_2(kernel_repo, tmp_path / "work.git"))
+    text = patch.read_text()
+    assert "--- /dev/null" in text and "rename from tools/testing/selftests/bpf/progs/kfunc_call_test.c" in text
+    repo = pygit2.Repository(kernel_repo)
+    root = tmp_path / "linux"
+    maintainers_checkout(repo, repo.revparse_single("v7.2").peel(pygit2.Commit).tree, root, [])
+    args = ["--no-tree", "--nogit", "--nogit-fallback", "--norolestats", str(patch)]
+    want = subprocess.run(["perl", "scripts/get_maintainer_stable.pl", *args], cwd=root, capture_output=True,
+                          check=True, encoding="utf-8").stdout.splitlines()
+    plain = subprocess.run(["perl", "scripts/get_maintainer.pl", *args], cwd=root, capture_output=True,
+                           check=True, encoding="utf-8").stdout.splitlines()
+    capsys.readouterr()
+    assert main(["maintainers", "--repo", kernel_repo, "--rev", "v7.2", str(patch)]) == 0
+    got = capsys.readouterr().out.splitlines()
+    assert got == want and sorted(got) == sorted(plain)
+    # beyond the files' own sections: the BPF keyword, the networking and Intel driver people
+    assert "bpf@vger.kernel.org" in got and "netdev@vger.kernel.org" in got
+    assert "intel-wired-lan@lists.osuosl.org" in got and len(got) > 10
+    assert "Christian Brauner <brauner@kernel.org>" in got  # (.mailmap) PIDFD API's K: (?i)pidfd, in the message
+    # the file names alone (no patch) give fewer: the patch's keywords count
+    capsys.readouterr()
+    files = ["kernel/bpf/helpers.c", "net/core/filter.c"]
+    assert main(["maintainers", "--repo", kernel_repo, "--rev", "v7.2", *files]) == 0
+    assert set(capsys.readouterr().out.splitlines()) < set(got)
+
+
+def test_a_path_no_revision_has_is_refused(tmp_path, capsys):
+    from policybot.cli import main
+    b = HistoryBuilder(tmp_path / "repo")
+    b.commit({"MAINTAINERS": BPF + "\n" + THE_REST, "kernel/bpf/gone.c": "x\n", "kernel/bpf/core.c": "y\n"},
+             "one", "2024-01-01T00:00:00")
+    b.tag("v1")
+    b.commit({"kernel/bpf/gone.c": None}, "gone", "2024-02-01T00:00:00")
+    repo = str(tmp_path / "repo")
+    capsys.readouterr()
+    assert main(["maintainers", "--repo", repo, "kernel/bpf/nope.c"]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err == (f"policybot: kernel/bpf/nope.c: no such path in {repo} (at HEAD nor at any "
+                                 "branch or tag), and not a patch\n")
+    # a path of another revision (deleted since) and a directory are paths
+    assert main(["maintainers", "--repo", repo, "kernel/bpf/gone.c", "kernel/bpf"]) == 0
+    assert capsys.readouterr().out.splitlines()[0] == "Alexei Starovoitov <ast@kernel.org>"
+    # a file on disk that is no patch is refused too
+    (tmp_path / "notes.txt").write_text("just words\n")
+    assert main(["maintainers", "--repo", repo, str(tmp_path / "notes.txt")]) == 2
+    assert "not a patch" in capsys.readouterr().err
+
+
+KEYWORDS = """\
+BPF [GENERAL]
+M:	B <b@x.org>
+F:	kernel/bpf/
+K:	(?:\\b|_)bpf(?:\\b|_)
+""" + "".join(f"\nFILLER {i}\nM:	F{i} <f{i}@x.org>\nF:	filler{i}/\n" for i in range(3)) + """
+PIDFD API
+M:	P <p@x.org>
+K:	(?i)pidfd
+""" + THE_REST
+
+
+def test_a_patch_is_read_as_get_maintainer_pl_reads_one():
+    maint = parse_maintainers(KEYWORDS)
+    # the script's own line indices (every line but blank and comment ones): "15" sorts before "3"
+    assert [(tvi, s.name) for s in maint.sections for tvi, _ in s.keywords] == [(3, "BPF [GENERAL]"),
+                                                                                (15, "PIDFD API")]
+    patch = ("From 0123 Mon Sep 17 00:00:00 2001\nSubject: [PATCH] net: a change\n\n"
+             "Nothing about the keywords here.\n---\n"
+             "diff --git a/net/new.c b/net/new.c\nnew file mode 100644\n--- /dev/null\n+++ b/net/new.c\n"
+             "@@ -0,0 +1 @@\n+int x;\n"
+             "diff --git a/tools/old.c b/tools/new.c\nsimilarity index 90%\nrename from tools/old.c\n"
+             "rename to tools/new.c\n"
+             "diff --git a/kernel/x.c b/kernel/x.c\n--- a/kernel/x.c\n+++ b/kernel/x.c\n@@ -1,3 +1,3 @@\n"
+             " context says pidfd and bpf_x\n-old\n+new\n")
+    assert patch_lines(patch)[0] == ["dev/null", "kernel/x.c", "net/new.c", "tools/new.c", "tools/old.c"]
+    # every file is THE REST's; a keyword on a context line of the diff does not count
+    assert maint.for_patch(patch).all() == ["linux-kernel@vger.kernel.org"]
+    # on a + line it does, (?i) and all
+    assert maint.for_patch(patch.replace("+new\n", "+new PIDFD\n")).all() == [
+        "P <p@x.org>", "linux-kernel@vger.kernel.org"]
+    # and anywhere before the diff; keyword sections come in the script's (string) order of their lines
+    both = patch.replace("Nothing about", "bpf: about").replace("+new\n", "+new PIDFD\n")
+    assert maint.for_patch(both).all() == ["P <p@x.org>", "B <b@x.org>", "linux-kernel@vger.kernel.org"]
+    # several patches and paths in one run: every file, then every keyword
+    assert maint.for_patches([patch, both], ["kernel/bpf/core.c"]).all() == [
+        "B <b@x.org>", "P <p@x.org>", "linux-kernel@vger.kernel.org"]

@@ -94,7 +94,7 @@ def result(kernel_repo, kernel_state, v612_stable):
 
 
 def test_every_real_break_and_nothing_else_is_a_violation(result):
-    violations = {(f.rule, f.kfunc) for f in result.findings if f.verdict == "violation"}
+    violations = {(f.rule, k) for f in result.findings if f.verdict == "violation" for k in f.members}
     expected = REAL_BREAKS | {("KFUNC_RENAMED", old) for old in RENAMES}
     assert violations == expected, violations ^ expected
     for f in result.findings:
@@ -273,14 +273,21 @@ def test_cli_json_keeps_the_list_and_text_shows_the_cause_once(kernel_repo, kern
     js = subprocess.run(args + ["--format", "json"], capture_output=True, text=True)
     assert js.returncode == 1, js.stderr
     doc = json.loads(js.stdout)
-    assert doc["counts"]["violation"] == len(REAL_BREAKS) + len(RENAMES)
+    # bpf_session_is_return and bpf_session_cookie took the same (void *ctx): one cause, one finding
+    assert doc["counts"]["violation"] == len(REAL_BREAKS) + len(RENAMES) - 1
     (default,) = [f for f in doc["findings"] if f["rule"] == "KFUNC_DEFAULT_CHANGED"]
     assert "bbr_init" in default["kfuncs"] and len(default["kfuncs"]) > 20
     text = subprocess.run(args, capture_output=True, text=True)
     assert text.stdout.count("[KFUNC_DEFAULT_CHANGED]") == 1
     line = next(ln for ln in text.stdout.splitlines() if "[KFUNC_DEFAULT_CHANGED]" in ln)
+    # located in 6.12 (7.2 has no KF_TRUSTED_ARGS): the line is 7.2's where the definition was, the
+    # line of the next flag (the comment above it stayed), and it says where 6.12 defined it
     defined = at(kernel_repo, "v6.12", "include/linux/btf.h", "#define KF_TRUSTED_ARGS")
-    assert line.startswith(f"{defined}: warning[KFUNC_DEFAULT_CHANGED]: {len(default['kfuncs'])} kfuncs: ")
+    there = at(kernel_repo, "v7.2", "include/linux/btf.h", "#define KF_SLEEPABLE")
+    assert line.startswith(f"{there}: warning[KFUNC_DEFAULT_CHANGED]: {len(default['kfuncs'])} kfuncs: ")
+    assert line.endswith(f" (was {defined} in v6.12)")
+    assert (default["tree"], default["revision"], default["location"], default["hunk"]) == (
+        "base", "v6.12", defined, there)
 
 
 def _show(kernel_repo, rev: str, path: str) -> str:
@@ -332,7 +339,7 @@ def test_a_registration_gained_in_another_file_is_not_a_move(result):
 
 def test_messages_say_parameter_in_the_singular_and_what_signature_is_the_same(result):
     # 6.12 bpf_trace.c:3475 bpf_session_is_return(void) -> 7.2 :3419 bpf_session_is_return(void *ctx)
-    (f,) = [f for f in result.findings if f.rule == "KFUNC_PARAM_ADDED" and f.kfunc == "bpf_session_is_return"]
+    (f,) = [f for f in result.findings if f.rule == "KFUNC_PARAM_ADDED" and "bpf_session_is_return" in f.members]
     assert f.message == "takes 1 parameter instead of 0: (void) became (void *ctx)"
     (r,) = [f for f in result.findings if f.rule == "KFUNC_RENAMED" and f.kfunc == "scx_bpf_dispatch"]
     assert r.message == "renamed to scx_bpf_dsq_insert (same BPF-visible signature, same set)"
@@ -349,5 +356,41 @@ def test_u32_to_s32_is_signedness_not_width(result, kernel_repo):
     # widths that do change stay a review: 6.12 helpers.c bpf_dynptr_adjust(..., u32 start, u32 end),
     # 7.2 helpers.c:3174 (..., u64 start, u64 end)
     widths = [f for f in result.findings if f.rule == "KFUNC_NEEDS_REVIEW" and "(integer width)" in f.message]
-    assert {f.kfunc for f in widths} == {"bpf_dynptr_slice", "bpf_dynptr_slice_rdwr", "bpf_dynptr_adjust",
-                                         "bpf_dynptr_size"}
+    assert {k for f in widths for k in f.members} == {"bpf_dynptr_slice", "bpf_dynptr_slice_rdwr",
+                                                      "bpf_dynptr_adjust", "bpf_dynptr_size"}
+
+
+def test_the_dynptr_widening_is_one_finding(result, kernel_repo):
+    # one cause, u32 -> u64, reaching 7 places of 4 kfuncs (6.12 kernel/bpf/helpers.c -> 7.2 helpers.c:3051,
+    # :3141, :3174, and bpf_dynptr_size's __u32 return -> u64): one finding, not 7
+    (f,) = [f for f in result.findings if f.rule == "KFUNC_NEEDS_REVIEW" and "(integer width)" in f.message]
+    assert f.members == ("bpf_dynptr_adjust", "bpf_dynptr_size", "bpf_dynptr_slice", "bpf_dynptr_slice_rdwr")
+    assert f.cause == "width:u32->u64"
+    assert str(f.location) == at(kernel_repo, "v7.2", "kernel/bpf/helpers.c",
+                                 "__bpf_kfunc void *bpf_dynptr_slice(const struct bpf_dynptr *p, u64 offset,")
+    assert f.message == (
+        "bpf_dynptr_adjust: parameter 2 (start) changed from 'u32' to 'u64' (integer width), parameter 3 (end) "
+        "changed from 'u32' to 'u64' (integer width); bpf_dynptr_size: return type '__u32' became 'u64' "
+        "(integer width); bpf_dynptr_slice: parameter 2 (offset) changed from 'u32' to 'u64' (integer width), "
+        "parameter 4 (buffer__szk) changed from 'u32' to 'u64' (integer width); bpf_dynptr_slice_rdwr: "
+        "parameter 2 (offset) changed from 'u32' to 'u64' (integer width), parameter 4 (buffer__szk) changed "
+        "from 'u32' to 'u64' (integer width)")
+
+
+def test_the_session_kfuncs_gaining_ctx_is_one_finding(result):
+    # 6.12 bpf_trace.c bpf_session_is_return(void) and bpf_session_cookie(void) -> 7.2 both (void *ctx)
+    (f,) = [f for f in result.findings if f.rule == "KFUNC_PARAM_ADDED"]
+    assert f.members == ("bpf_session_cookie", "bpf_session_is_return") and f.verdict == "violation"
+
+
+def test_a_removed_kfunc_points_at_its_place_in_72(result, kernel_repo):
+    # 6.12 helpers.c:3163 listed bpf_wq_set_callback_impl after bpf_wq_init; 7.2 helpers.c:4917 lists
+    # bpf_wq_init, then (:4918) bpf_wq_set_callback where the old entry was
+    (f,) = [f for f in result.findings if f.rule == "KFUNC_REMOVED" and f.kfunc == "bpf_wq_set_callback_impl"]
+    assert str(f.base_location) == at(kernel_repo, "v6.12", "kernel/bpf/helpers.c",
+                                      "BTF_ID_FLAGS(func, bpf_wq_set_callback_impl)")
+    assert f.where == at(kernel_repo, "v7.2", "kernel/bpf/helpers.c", "BTF_ID_FLAGS(func, bpf_wq_set_callback,")
+    assert (f.tree, f.base_rev, f.was) == ("base", "v6.12", f"{f.base_location} in v6.12")
+    # 6.12 tcp_bbr.c:1163 bbr_cwnd_event, after bbr_undo_cwnd; 7.2 :1164 bbr_cwnd_event_tx_start there
+    (bbr,) = [f for f in result.findings if f.rule == "KFUNC_REMOVED" and f.kfunc == "bbr_cwnd_event"]
+    assert bbr.where == at(kernel_repo, "v7.2", "net/ipv4/tcp_bbr.c", "BTF_ID_FLAGS(func, bbr_cwnd_event_tx_start)")

@@ -8,9 +8,11 @@ HTTP server, and hostile input that must give one line or a clean review.
 from __future__ import annotations
 
 import email
+import email.utils
 import email.policy
 import gzip
 import http.server
+import json
 import mailbox
 import os
 import re
@@ -151,7 +153,9 @@ def test_patch_that_does_not_apply_is_judged_from_its_diff_text(tmp_path, capsys
     (tmp_path / "one.mbox").write_text(mail)
     rc, out, err = review(capsys, "--repo", str(tmp_path / "linux"), "--mbox", str(tmp_path / "one.mbox"),
                           "--today", TODAY, "--from", BOT)
-    assert rc == 1, out + err
+    # no patch applied: exit 2 (the series was not judged), said in one line after the output
+    assert rc == 2, out + err
+    assert re.fullmatch(r"policybot: review: no patch of the series applied on [0-9a-f]{12}\n", err), err
     assert "[PATCH] bpf: drop bpf_bar: could not apply 1/1 on " in out
     assert "violation[KFUNC_REMOVED]: bpf_bar" in out
     (f,) = outbox_files(tmp_path / "state" / "outbox")
@@ -505,6 +509,49 @@ def test_hostile_five_megabyte_patch(tmp_path, capsys):
     assert outbox_files(tmp_path / "state" / "outbox") == []
 
 
+def test_plain_format_patch_output_without_message_ids(tmp_path, capsys):
+    """`git format-patch` as a maintainer runs it (no --thread: no Message-ID): reviewed, with ids
+    made from each patch that stay the same from run to run and name no list message; the reply
+    goes to the author only and claims no thread."""
+    build_tree(tmp_path / "linux")
+    g = clone(tmp_path / "linux", tmp_path / "work", git_env(), "x")
+    g.commit({"kernel/bpf/helpers.c": kernel({**BASE_KFUNCS, "bpf_new": FOO})}, "bpf: add bpf_new")
+    g.commit({"kernel/bpf/helpers.c": kernel({"bpf_bar": FOO, "bpf_new": FOO})}, "bpf: drop bpf_foo")
+    names = g("format-patch", "--cover-letter", "--base=v6.1", "-o", str(tmp_path / "out"), "v6.1..HEAD").split()
+    mails = [Path(n).read_text() for n in names]
+    assert len(mails) == 3 and not any(re.search(r"^Message-I[dD]:", m, re.M | re.I) for m in mails)
+    assert all(re.match(r"From [0-9a-f]{40} Mon Sep 17 00:00:00 2001\n", m) for m in mails)
+    (tmp_path / "series.mbox").write_text("".join(mails))
+    args = ("--repo", str(tmp_path / "linux"), "--mbox", str(tmp_path / "series.mbox"), "--today", TODAY,
+            "--from", BOT)
+    rc, out, err = review(capsys, *args, "--format", "json")
+    assert rc == 1, out + err
+    data = json.loads(out)
+    ids = [p["msgid"] for p in data["patches"]]
+    assert [p["applied"] for p in data["patches"]] == [True, True]
+    assert len(set(ids)) == 2 and all(re.fullmatch(r"format-patch\.[0-9a-f]{32}@policybot\.invalid", i) for i in ids)
+    (f,) = outbox_files(tmp_path / "state" / "outbox")
+    msg = parse_mail(f)
+    assert addrs(msg, "To") == ["jane@example.com"] and msg["Cc"] is None  # nobody else saw the patch
+    assert msg["In-Reply-To"] is None and msg["References"] is None  # no list thread to claim
+    assert subject_of(f.read_text()) == "Re: [PATCH 2/2] bpf: drop bpf_foo"
+    assert any(n.startswith("reply to patch 2/2: to its author only") for n in data["notes"]), data["notes"]
+    # the same ids on the next run: what was drafted is not drafted again
+    rc2, out2, _ = review(capsys, *args, "--format", "json")
+    assert rc2 == 1 and [p["msgid"] for p in json.loads(out2)["patches"]] == ids
+    assert json.loads(out2)["drafted"] == [] and len(outbox_files(tmp_path / "state" / "outbox")) == 1
+
+
+def test_a_patch_mail_from_the_list_keeps_its_thread(tmp_path, capsys):
+    """The same patch with its Message-ID (format-patch --thread): the reply joins the list thread."""
+    mail = single_patch(tmp_path, DROP_FOO, "bpf: drop bpf_foo")
+    rc, out, err = run_one(capsys, tmp_path, mail)
+    assert rc == 1, out + err
+    (f,) = outbox_files(tmp_path / "state" / "outbox")
+    msg = parse_mail(f)
+    assert msg["In-Reply-To"] == msgid_of(mail) and "bpf@vger.kernel.org" in addrs(msg, "Cc")
+
+
 def test_hostile_binary_patch(tmp_path, capsys):
     blob = bytes(range(256)) * 64
     mail = single_patch(tmp_path, {"firmware/blob.bin": blob, **DROP_FOO}, "bpf: drop bpf_foo, add a blob",
@@ -512,9 +559,9 @@ def test_hostile_binary_patch(tmp_path, capsys):
     assert "GIT binary patch" in mail
     rc, out, err = run_one(capsys, tmp_path, mail)
     no_traceback(out, err)
-    assert rc == 1, out + err  # the kfunc change is judged whether or not the blob applies
-    assert "violation[KFUNC_REMOVED]: bpf_foo" in out
-    assert re.search(r"^\[PATCH\] bpf: drop bpf_foo, add a blob: (applied|could not apply 1/1 on )", out, re.M)
+    assert "violation[KFUNC_REMOVED]: bpf_foo" in out  # judged whether or not the blob applies
+    how = re.search(r"^\[PATCH\] bpf: drop bpf_foo, add a blob: (applied|could not apply 1/1 on )", out, re.M)
+    assert rc == (1 if how.group(1) == "applied" else 2), out + err
     (f,) = outbox_files(tmp_path / "state" / "outbox")
     check_body(parse_mail(f).get_content())
 
@@ -557,7 +604,7 @@ def test_hostile_paths_climbing_out_of_the_tree(tmp_path, capsys):
     assert "diff --git a/../../x b/../../x" in mail
     rc, out, err = run_one(capsys, tmp_path, mail)
     no_traceback(out, err)
-    assert rc == 0, out + err
+    assert rc == 2, out + err  # its one patch did not apply
     assert "[PATCH] docs: escape: could not apply 1/1 on " in out
     assert "outside the tree" in out and "../../x" in out
     assert not (tmp_path / "x").exists() and not (tmp_path.parent / "x").exists()
@@ -984,3 +1031,204 @@ def test_review_copies_the_list_of_its_configuration(tmp_path, capsys):
     (f,) = outbox_files(tmp_path / "s2" / "outbox")
     cc = [a.lower() for a in addrs(parse_mail(f), "Cc")]
     assert "other@example.org" in cc and "kfunc-list@example.org" not in cc
+
+
+def test_each_reply_greets_and_addresses_its_own_patch_author(tmp_path, capsys):
+    """issue 25: a series Jane sends holds a patch Bob wrote (git format-patch writes his in-body
+    From line): its reply greets Bob and goes to him, Jane, the series' author, in Cc; Jane's own
+    patch's reply greets her."""
+    build_tree(tmp_path / "linux")
+    g = clone(tmp_path / "linux", tmp_path / "work", git_env(), "x")
+    g.commit({"kernel/bpf/helpers.c": kernel({"bpf_bar": FOO})}, "bpf: drop bpf_foo")
+    (g.work / "kernel/bpf/helpers.c").write_text(kernel({}))
+    g("commit", "-qam", "bpf: drop bpf_bar\n\nSigned-off-by: Bob Other <bob@example.org>",
+      "--author", "Bob Other <bob@example.org>")
+    mails = format_patch(g, tmp_path / "p", "--from=Jane Developer <jane@example.com>")
+    assert "\nFrom: Bob Other <bob@example.org>\n" in mails[-1]  # the in-body From line
+    rc, out, err = run_one(capsys, tmp_path, "\n".join(mails))
+    assert rc == 1, out + err
+    replies = {subject_of(f.read_text()): parse_mail(f) for f in outbox_files(tmp_path / "state" / "outbox")}
+    jane = next(m for s, m in replies.items() if "drop bpf_foo" in s)
+    bob = next(m for s, m in replies.items() if "drop bpf_bar" in s)
+    assert addrs(jane, "To") == ["jane@example.com"] and prose(jane).startswith("Hi Jane,")
+    assert addrs(bob, "To") == ["bob@example.org"] and prose(bob).startswith("Hi Bob,")
+    assert "jane@example.com" in [a.lower() for a in addrs(bob, "Cc")]
+    assert "jane@example.com" not in [a.lower() for a in addrs(jane, "Cc")]  # she is its To
+
+
+FLAG_VERIFIER = VERIFIER.replace("int verifier_line20;\n", "int verifier_line20;\n"
+                                 "\tif ((meta->kfunc_flags & KF_TEST_NEW) && !perfmon_capable())\n"
+                                 "\t\treturn -EPERM;\n")
+
+
+def _new_flag_patch(tmp_path: Path, version: int, run: str = "") -> str:
+    """A patch that defines KF_TEST_NEW in btf.h, gives it to the stable bpf_foo, and checks it in
+    verifier.c: v1 and v2 of the same series (other Message-IDs)."""
+    g = clone(tmp_path / "linux", tmp_path / f"work{version}{run}", git_env(), f"v{version}")
+    g.commit({"include/linux/btf.h": BTF_H + "#define KF_TEST_NEW (1 << 20) /* for tests */\n",
+              "kernel/bpf/verifier.c": FLAG_VERIFIER,
+              "kernel/bpf/helpers.c": kernel({"bpf_foo": (FOO, "KF_TEST_NEW"), "bpf_bar": FOO})},
+             "bpf: add KF_TEST_NEW")
+    (mail,) = format_patch(g, tmp_path / f"p{version}{run}", "--no-cover-letter", f"-v{version}")
+    return mail
+
+
+def test_an_unknown_flag_is_asked_once_as_a_notice_question(tmp_path, capsys):
+    """issue 25: a flag policybot does not know is one notice question, quoting the patch's
+    definition and its verifier hunk (what the flag makes the verifier do), each hunk once; v2 of
+    the series does not ask again; the operator's [semantics] answer turns it into a judgement."""
+    build_tree(tmp_path / "linux")
+    rc, out, err = run_one(capsys, tmp_path, _new_flag_patch(tmp_path, 1))
+    assert "notice[KFUNC_NEEDS_REVIEW]" in out and "drafted 1 mail" in out, out + err
+    (f,) = outbox_files(tmp_path / "state" / "outbox")
+    body = parse_mail(f).get_content()
+    assert "NOTICE KFUNC_NEEDS_REVIEW" in body and "WARNING" not in body
+    assert body.count("> +#define KF_TEST_NEW (1 << 20) /* for tests */\n") == 1
+    assert body.count("> +\t\treturn -EPERM;\n") == 1
+    headers = [ln for ln in body.split("\n") if ln.startswith("> @@")]
+    assert len(headers) == len(set(headers)) == 2  # btf.h (the finding's and the definition), verifier.c: once each
+    text = prose(parse_mail(f))
+    assert "kernel/bpf/verifier.c makes the verifier refuse a call of a kfunc with KF_TEST_NEW (-EPERM) " \
+           "unless perfmon_capable()" in text
+    assert "does it make the verifier reject programs it accepted (tightening)" in text
+    assert 'KF_TEST_NEW = "tightening"' in body
+    # v2 of the series: the question was asked
+    rc, out, err = run_one(capsys, tmp_path, _new_flag_patch(tmp_path, 2))
+    assert "notice[KFUNC_NEEDS_REVIEW]" in out and "drafted 0 mails" in out, out + err
+    # the operator's answer: relaxing is info, and no mail
+    policy = tmp_path / "policy.toml"
+    policy.write_text('[semantics]\nKF_TEST_NEW = "relaxing"\n')
+    rc, out, err = run_one(capsys, tmp_path, _new_flag_patch(tmp_path, 1, "r"), "--policy", str(policy),
+                           "--state-dir", str(tmp_path / "s2"))
+    assert "KFUNC_NEEDS_REVIEW" not in out and "info[KFUNC_FLAGS_RELAXED]" in out and "drafted 0 mails" in out, out
+    # tightening: judged as a tightening of a stable kfunc, with the tightening's way forward
+    policy.write_text('[semantics]\nKF_TEST_NEW = "tightening"\n')
+    rc, out, err = run_one(capsys, tmp_path, _new_flag_patch(tmp_path, 1, "t"), "--policy", str(policy),
+                           "--state-dir", str(tmp_path / "s3"))
+    assert "violation[KFUNC_FLAGS_TIGHTENED]" in out and "drafted 1 mail" in out, out
+    (f,) = outbox_files(tmp_path / "s3" / "outbox")
+    assert "Programs that load today must keep loading" in prose(parse_mail(f))
+
+
+REAL_FLAG_EDITS = {
+    "include/linux/btf.h": ("#define KF_IMPLICIT_ARGS", "#define KF_IMPLICIT_ARGS (1 << 16) /* kfunc has implicit "
+                            "arguments supplied by the verifier */\n#define KF_TEST_NEW (1 << 17) /* for tests */"),
+    "kernel/bpf/helpers.c": ("BTF_ID_FLAGS(func, bpf_task_acquire, KF_ACQUIRE | KF_RCU | KF_RET_NULL)",
+                             "BTF_ID_FLAGS(func, bpf_task_acquire, KF_ACQUIRE | KF_RCU | KF_RET_NULL | KF_TEST_NEW)"),
+    "kernel/bpf/verifier.c": ("return meta->kfunc_flags & KF_RCU_PROTECTED;",
+                              "\treturn meta->kfunc_flags & (KF_RCU_PROTECTED | KF_TEST_NEW);"),
+}
+
+
+@pytest.mark.realtree
+def test_an_unknown_flag_on_the_real_tree_is_a_notice_question_until_answered(kernel_repo, tmp_path, capsys):
+    """issue 25 on the real 7.2 tree: a patch defining KF_TEST_NEW and giving it to the stable
+    bpf_task_acquire is one notice question quoting the definition; after the operator's
+    ``[semantics] KF_TEST_NEW = "relaxing"`` it is info, and nothing is mailed."""
+    from kit.realtree import get_maintainer, maintainers_checkout, patch_mail
+    mbox = tmp_path / "flag.mbox"
+    mbox.write_text(patch_mail(kernel_repo, "v7.2", REAL_FLAG_EDITS, "bpf: add KF_TEST_NEW"))
+    (tmp_path / "overlay.yaml").write_text("kfuncs:\n  bpf_task_acquire:\n    stability: stable\n")
+    policy = tmp_path / "policy.toml"
+    policy.write_text(f'[declarations]\noverlay = "{tmp_path / "overlay.yaml"}"\n')
+    args = ["--repo", kernel_repo, "--mbox", str(mbox), "--base", "v7.2", "--today", TODAY, "--from", BOT,
+            "--policy", str(policy)]
+    rc, out, err = review(capsys, *args, "--state-dir", str(tmp_path / "s1"))
+    asked = [ln for ln in out.split("\n") if "KFUNC_NEEDS_REVIEW" in ln]
+    assert len(asked) == 1 and "notice[KFUNC_NEEDS_REVIEW]" in asked[0] and "KF_TEST_NEW" in asked[0], out + err
+    (f,) = outbox_files(tmp_path / "s1" / "outbox")
+    body = parse_mail(f).get_content()
+    assert body.count("> +#define KF_TEST_NEW (1 << 17) /* for tests */\n") == 1
+    assert body.count("> +\treturn meta->kfunc_flags & (KF_RCU_PROTECTED | KF_TEST_NEW);\n") == 1
+    # copied to exactly what the tree's get_maintainer.pl lists for the patch, and the list it went to
+    repo = pygit2.Repository(kernel_repo)
+    maintainers_checkout(repo, repo.revparse_single("v7.2").peel(pygit2.Tree), tmp_path / "linux", [])
+    listed = get_maintainer(tmp_path / "linux", "--no-tree", "--nogit", "--nogit-fallback", "--norolestats",
+                            str(mbox))
+    assert len(listed) > 5
+    want = {email.utils.parseaddr(a)[1].lower() for a in listed} | {"bpf@vger.kernel.org"}
+    assert sorted(a.lower() for a in addrs(parse_mail(f), "Cc")) == sorted(want - {"jane@example.com"})
+    assert "NOTICE KFUNC_NEEDS_REVIEW" in body and "WARNING" not in body
+    assert 'KF_TEST_NEW = "tightening"' in body
+    policy.write_text(policy.read_text() + '\n[semantics]\nKF_TEST_NEW = "relaxing"\n')
+    rc, out, err = review(capsys, *args, "--state-dir", str(tmp_path / "s2"))
+    assert "KFUNC_NEEDS_REVIEW" not in out and "info[KFUNC_FLAGS_RELAXED]" in out, out + err
+    assert "drafted 0 mails" in out
+
+
+def test_a_removal_names_the_replacement_a_deprecation_warning_names(tmp_path, capsys):
+    """issue 25: the kfunc's own body warns "bpf_foo is deprecated, use bpf_bar() instead": the
+    reply to its removal names bpf_bar, and lists the files under tools/ that still call bpf_foo."""
+    b = build_tree(tmp_path / "linux")
+    warned = kernel(BASE_KFUNCS).replace(
+        "__bpf_kfunc int bpf_foo(struct task_struct *p, u32 flags)\n{\n",
+        "__bpf_kfunc int bpf_foo(struct task_struct *p, u32 flags)\n{\n"
+        '\tpr_warn_once("bpf_foo is deprecated, use bpf_bar() instead\\n");\n', 1)
+    assert "pr_warn_once" in warned
+    b.commit({"kernel/bpf/helpers.c": warned, "tools/testing/selftests/bpf/progs/foo.c": "int f(void) "
+              "{ return bpf_foo(0, 0); }\n", "tools/lib/other.c": "int bpf_foo_like;\n"},
+             "bpf: warn about bpf_foo", "2023-01-02T12:00:00")
+    b.tag("v6.1.1")
+    g = clone(tmp_path / "linux", tmp_path / "work", git_env(), "x")
+    g("reset", "-q", "--hard", "v6.1.1")
+    (g.work / "kernel/bpf/helpers.c").write_text(kernel({"bpf_bar": FOO}))
+    g("commit", "-qam", "bpf: drop bpf_foo\n\nSigned-off-by: Jane Developer <jane@example.com>")
+    mail = g("format-patch", "--stdout", "--thread", "-1", "HEAD")
+    rc, out, err = run_one(capsys, tmp_path, mail, "--base", "v6.1.1")
+    assert rc == 1, out + err
+    (f,) = outbox_files(tmp_path / "state" / "outbox")
+    text = prose(parse_mail(f))
+    assert "Its callers can move to bpf_bar meanwhile." in text
+    assert "These files of v6.1.1 name bpf_foo and would have to change with it: " \
+           "tools/testing/selftests/bpf/progs/foo.c Thanks," in text
+
+
+def test_a_known_to_the_tree_unknown_to_policybot_flag_is_asked_quoting_its_define(tmp_path, capsys):
+    """A flag the base's btf.h already defines, new on a stable kfunc: the question quotes the
+    base's #define line (the patch has no hunk defining it)."""
+    b = build_tree(tmp_path / "linux")
+    btf_h = BTF_H + "#define KF_MYSTERY (1 << 25) /* a mystery */\n"
+    b.commit({"include/linux/btf.h": btf_h}, "btf: KF_MYSTERY", "2023-01-02T12:00:00")
+    b.tag("v6.1.1")
+    line = btf_h.count("\n")
+    g = clone(tmp_path / "linux", tmp_path / "work", git_env(), "x")
+    g("reset", "-q", "--hard", "v6.1.1")
+    g.commit({"kernel/bpf/helpers.c": kernel({"bpf_foo": (FOO, "KF_MYSTERY"), "bpf_bar": FOO})}, "bpf: mystery")
+    mail = g("format-patch", "--stdout", "--thread", "-1", "HEAD")
+    rc, out, err = run_one(capsys, tmp_path, mail, "--base", "v6.1.1")
+    assert "notice[KFUNC_NEEDS_REVIEW]" in out and "drafted 1 mail" in out, out + err
+    (f,) = outbox_files(tmp_path / "state" / "outbox")
+    body = parse_mail(f).get_content()
+    assert f"include/linux/btf.h:{line} defines it:\n> #define KF_MYSTERY (1 << 25) /* a mystery */\n" in body
+    assert 'KF_MYSTERY = "tightening"' in body
+
+
+# -- a day of list traffic: a series that touches no kfunc code is skipped (the inbox job) ---------
+
+def _series_of(tmp_path, mail: str):
+    from policybot.mail import b4wrap
+    msgs = b4wrap.read_messages(data=mail.encode(), state_dir=tmp_path / "state")
+    return b4wrap.series_from_messages(msgs, tmp_path / "state")
+
+
+@pytest.mark.parametrize("files, skipped", [
+    ({"kernel/bpf/verifier.c": VERIFIER.replace("verifier_line3;", "verifier_three;")}, True),  # no kfunc code
+    ({"kernel/bpf/new.c": "int plain(void) { return 0; }\n"}, True),  # a new .c file without kfunc code
+    ({"kernel/bpf/helpers.c": kernel({**BASE_KFUNCS, "bpf_new": FOO})}, False),  # a file the inventory reads
+    ({"kernel/bpf/new.c": "__bpf_kfunc int bpf_x(void) { return 0; }\n"}, False),  # says kfunc: may add one
+    ({"kernel/bpf/verifier.c": VERIFIER + "/* see the kfunc docs */\n"}, False),  # ... in any .c file
+    ({"README": "Linux kernel\nmore\n"}, False),  # not a .c file: a header, Kbuild, the manifest may matter
+])
+def test_a_series_that_cannot_matter_is_skipped(tmp_path, files, skipped):
+    from policybot.app.series import review_series
+    from policybot.kernel.scanner import Scanner
+    from policybot.policy.audit import Auditor
+    from policybot.policy.config import Policy
+    import datetime as dt
+    series = _series_of(tmp_path, single_patch(tmp_path, files, "bpf: a change"))
+    repo = pygit2.Repository(str(tmp_path / "linux"))
+    auditor = Auditor(repo, Scanner(repo), Policy(), dt.date(2025, 3, 1))
+    (r,) = review_series(auditor, series, "v6.1", skip_unrelated=True).reviews
+    assert (r.skipped, r.applied) == (skipped, not skipped)
+    (full,) = review_series(auditor, series, "v6.1").reviews  # `policybot review` applies every patch
+    assert (full.skipped, full.applied) == (False, True)

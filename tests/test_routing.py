@@ -23,6 +23,10 @@ from kit.trees import FOO, HELPERS, kernel
 from kit.weekly import BASE_KFUNCS, LIST, W02, WIDER, Upstream, report_subject, run_config
 
 NEXT_KFUNCS = {**BASE_KFUNCS, "bpf_next1": FOO}
+# a hunk of kernel/bpf/helpers.c whose lines no tree has (it applies nowhere)
+WIDGET = ("diff --git a/kernel/bpf/helpers.c b/kernel/bpf/helpers.c\n--- a/kernel/bpf/helpers.c\n"
+          "+++ b/kernel/bpf/helpers.c\n@@ -1,3 +1,3 @@\n /* the widget */\n-__bpf_kfunc int bpf_widget(void)\n"
+          "+__bpf_kfunc long bpf_widget(void)\n {\n")
 
 
 class TwoTrees:
@@ -77,7 +81,7 @@ def outbox(state_dir: Path) -> dict:
 def test_routing_beside_the_real_7_2_tree(tmp_path, capsys, kernel_repo):
     """The real v7.2 tree (tag bpf) beside a small bpf-next whose head is a series' base: the
     base-commit and the tag send their series to bpf-next, never to 7.2; a series for neither
-    (a hunk 7.2's net/core/dev.c does not have) is a skip. The inbox job alone: no tree is audited."""
+    (a hunk 7.2's kernel/bpf/helpers.c does not have) is a skip. The inbox job alone: no tree is audited."""
     w = TwoTrees(tmp_path)
     config, state_dir = run_config(tmp_path, w.up.path, [
         {"name": "linux-7.2", "repo": kernel_repo, "branch": "v7.2", "tags": ["bpf"]},
@@ -89,9 +93,7 @@ def test_routing_beside_the_real_7_2_tree(tmp_path, capsys, kernel_repo):
            {k: v for k, v in NEXT_KFUNCS.items() if k != "bpf_next1"}, base=w.next_head)
     w.post("[PATCH bpf-next] bpf: drop bpf_foo", "r2", BASE_KFUNCS,
            {k: v for k, v in BASE_KFUNCS.items() if k != "bpf_foo"})
-    w.post_diff("[PATCH net-next] net: tune the widget", "r3",
-                "diff --git a/net/core/dev.c b/net/core/dev.c\n--- a/net/core/dev.c\n+++ b/net/core/dev.c\n"
-                "@@ -1,3 +1,3 @@\n no such line\n-int policybot_widget;\n+long policybot_widget;\n nor this\n")
+    w.post_diff("[PATCH net-next] net: tune the widget", "r3", WIDGET)
     rc, out, err = run(capsys, config, W02, "--job", "review")
     assert rc == 0, (out, err)
     lines = sorted(ln for ln in out.splitlines() if ln.startswith(("reviewed: ", "skipped: ")))
@@ -122,10 +124,12 @@ def test_each_series_goes_to_the_tree_it_was_written_for(tmp_path, capsys):
            {k: v for k, v in BASE_KFUNCS.items() if k != "bpf_foo"})
     # 3: no base, no tag: the trees whose head it applies to, each with its own findings
     w.post("[PATCH] bpf: widen bpf_bar", "s3", BASE_KFUNCS, {**BASE_KFUNCS, "bpf_bar": WIDER})
-    # 4: a tag no tree has, a file no tree has: a skip
-    w.post_diff("[PATCH net-next] net: tune the widget", "s4",
-                "diff --git a/net/core/widget.c b/net/core/widget.c\n--- a/net/core/widget.c\n"
-                "+++ b/net/core/widget.c\n@@ -1,3 +1,3 @@\n int a;\n-int b;\n+long b;\n int c;\n")
+    # 4: a tag no tree has, a kfunc's lines no tree has: a skip
+    w.post_diff("[PATCH net-next] net: tune the widget", "s4", WIDGET)
+    # 5: the same, but touching no kfunc (a driver's .c file): list traffic, not worth a skip
+    w.post_diff("[PATCH net-next] net: fix a driver", "s5",
+                "diff --git a/drivers/net/dummy.c b/drivers/net/dummy.c\n--- a/drivers/net/dummy.c\n"
+                "+++ b/drivers/net/dummy.c\n@@ -1,3 +1,3 @@\n int a;\n-int b;\n+long b;\n int c;\n")
     rc, out, err = run(capsys, w.config, W02)
     assert rc == 0, (out, err)
     lines = out.splitlines()
@@ -139,7 +143,9 @@ def test_each_series_goes_to_the_tree_it_was_written_for(tmp_path, capsys):
     assert not any(ln.startswith("reviewed: stable: [PATCH bpf-next]") for ln in lines)
     assert ("skipped: [PATCH net-next] net: tune the widget: its subject tag net-next names no tree; "
             "it applies to no tree's head") in lines, out
-    assert "inbox: 3 series reviewed (bpf-next: 3, stable: 1), 1 skipped" in lines, out
+    assert "inbox: 3 series reviewed (bpf-next: 3, stable: 1), 1 skipped, 1 for no tree and touching no kfunc" \
+        in lines, out
+    assert not any("fix a driver" in ln for ln in lines if not ln.startswith("inbox: "))
     # the reply to 1 is bpf-next's, judged at next's head
     mails = outbox(w.state_dir)
     reply = body(mails["Re: [PATCH] bpf: drop bpf_next1"])

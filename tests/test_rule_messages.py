@@ -35,7 +35,7 @@ FAMILY = {
     "DECLARATION_UNKNOWN_KFUNC": "declaration", "DECLARATION_CONFLICT": "declaration",
     "DECLARATION_INVALID": "declaration",
     "EXTERN_MISSING": "object", "EXTERN_INCOMPATIBLE": "object", "EXTERN_UNRESOLVED": "object",
-    "EXTERN_DEPRECATED": "object", "EXTERN_WITHOUT_BTF": "object",
+    "EXTERN_DEPRECATED": "object", "EXTERN_WITHOUT_BTF": "object", "EXTERN_DEAD_FALLBACK": "object",
     "LEDGER_DUE": "ledger", "LEDGER_OVERDUE": "ledger", "LEDGER_FUTURE": "ledger", "LEDGER_WITHDRAWN": "ledger",
 }
 
@@ -95,6 +95,7 @@ FIELDS = {
                           "removal": _EXTERN_DEPRECATED | {"removal"},
                           "replacement_removal": _EXTERN_DEPRECATED | {"removal", "replacement"}},
     "EXTERN_WITHOUT_BTF": {"": {"symbol"}},
+    "EXTERN_DEAD_FALLBACK": {"": {"count", "extern", "reasons"}},
 }
 
 
@@ -217,7 +218,7 @@ def test_flags_judged_from_the_diff_text(tmp_path):
     judged = " (judged from the diff text: the patch does not apply)"
     assert got == [
         ("KFUNC_FLAGS_TIGHTENED", "violation", "flags +KF_SLEEPABLE" + judged),
-        ("KFUNC_NEEDS_REVIEW", "warning",
+        ("KFUNC_NEEDS_REVIEW", "notice",
          "flags +KF_MYSTERY: policybot does not know what the verifier does with this flag" + judged)]
 
 

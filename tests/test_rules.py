@@ -178,8 +178,8 @@ def test_rule_kfunc_param_annotation_tightened(tmp_path, level, verdict):
                          "parameter 2 'flags' became 'flags__k': the verifier now requires a known constant")
 
 
-@levels(unstable="info", stable="warning", expired="warning", deprecating="warning",
-        deprecated="warning", deprecated_due="info")
+@levels(unstable="info", stable="notice", expired="notice", deprecating="notice",
+        deprecated="notice", deprecated_due="info")
 def test_rule_kfunc_needs_review(tmp_path, level, verdict):
     got, loc = signature_change(tmp_path, level, "int|struct task_struct *p, u64 flags")
     assert got == expect("KFUNC_NEEDS_REVIEW", verdict, loc,

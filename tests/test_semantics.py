@@ -228,14 +228,14 @@ def test_unknown_flag_and_suffix_get_one_finding_each(tmp_path):
     assert ("include/linux/btf.h:13 (v6.2): \"The verifier checks that the caller holds the kfunc's lock "
             "for the whole call.\"") in flag.message
     assert str(flag.location) == "include/linux/btf.h:13"  # NEW_FLAG sits before #endif here
-    assert flag.members == ("bpf_a", "bpf_b") and flag.verdict == "warning"  # stable kfuncs carry it
+    assert flag.members == ("bpf_a", "bpf_b") and flag.verdict == "notice"  # stable kfuncs carry it: a question
     assert "__locked" in suffix.message and str(suffix.location) == "kernel/bpf/verifier.c:18"
     assert "An argument named __locked must point to an object whose lock the program holds" in suffix.message
     assert suffix.members == ("bpf_c",)
     # nothing else: the per-kfunc flag and suffix changes are that one finding's
     assert [f for f in result.findings if f not in review] == []
     text = render_text(result)
-    assert "kernel/bpf/verifier.c:18: warning[KFUNC_NEEDS_REVIEW]: 1 kfunc: the verifier matches an " \
+    assert "kernel/bpf/verifier.c:18: notice[KFUNC_NEEDS_REVIEW]: 1 kfunc: the verifier matches an " \
            "argument suffix policybot does not know: __locked" in text
     assert text.count("KF_HOLDS_LOCK") == 1 and "    kfuncs: bpf_a, bpf_b\n" in text
 
@@ -289,9 +289,14 @@ def test_suffix_renamed_lists_only_the_kfuncs_that_took_the_new_name(tmp_path):
     at = NULLABLE_VERIFIER[:NULLABLE_VERIFIER.index('"__nullable"')].count("\n") + 1
     assert str(renamed.location) == f"kernel/bpf/verifier.c:{at}"  # where the head matches __nullable
     assert "__opt" in renamed.message and "__nullable" in renamed.message
-    # the ones that did not take it are each a finding of their own: their parameter lost its meaning
-    assert sorted((f.rule, f.kfunc) for f in result.findings if f is not renamed) == [
-        ("KFUNC_PARAM_ANNOTATION_TIGHTENED", "bpf_elsewhere"), ("KFUNC_PARAM_ANNOTATION_TIGHTENED", "bpf_kept")]
+    # the ones that did not take it lost the meaning of their parameter: that one change (a
+    # parameter no longer nullable) is one finding listing both
+    (lost,) = [f for f in result.findings if f is not renamed]
+    assert (lost.rule, lost.members, lost.cause) == ("KFUNC_PARAM_ANNOTATION_TIGHTENED",
+                                                     ("bpf_elsewhere", "bpf_kept"), "suffix:__nullable->-")
+    assert lost.message == ("bpf_elsewhere: parameter 1 'buf__opt' became 'buf': the verifier now no longer accepts "
+                            "what '__nullable' allowed; bpf_kept: parameter 1 'buf__opt' became 'buf__opt': the "
+                            "verifier now no longer accepts what '__nullable' allowed")
 
 
 # -- defaults: a flag that leaves btf.h --------------------------------------------------------

@@ -116,3 +116,10 @@ class Context:
         (``check`` and the cold prefetch stay fast): the rule paths.state_dir applies."""
         from ..paths import state_dir
         return str(state_dir(self.overrides.state_dir) / name)
+
+
+def enclosing_repo() -> str:
+    """The repository a command reads when it is given none: the one the current directory is
+    in, as git finds it (kernel/gitrepo.py)."""
+    from ..kernel.gitrepo import enclosing_repo as found
+    return found()

@@ -58,11 +58,13 @@ def release_key(name: str) -> tuple[int, ...]:
 
 
 def releases_for(repo: pygit2.Repository, tags_glob: str = "v*", history: ReleaseCalendar | None = None,
-                 upto: str | None = None) -> list[Release]:
+                 upto: str | None = None, since: str | None = None) -> list[Release]:
     """Release tags (v<major>.<minor>, no -rc) matching ``tags_glob``, oldest version first;
-    with ``upto``, only those that are this revision or its ancestors."""
+    with ``upto``, only those that are this revision or its ancestors; with ``since`` (a
+    release tag), only that release and the later ones."""
     rels = (history or ReleaseCalendar(repo)).releases()
-    out = sorted((r for r in rels if fnmatch.fnmatchcase(r.name, tags_glob)),
+    out = sorted((r for r in rels if fnmatch.fnmatchcase(r.name, tags_glob)
+                  and (since is None or release_key(r.name) >= release_key(since))),
                  key=lambda r: (release_key(r.name), r.date))
     if upto is not None:
         tip = resolve(repo, upto).id
@@ -127,17 +129,18 @@ def _facet_events(a: Kfunc, b: Kfunc, la: str, lb: str, changes: list[Change],
 
 def kfunc_history(repo: pygit2.Repository, scanner: Scanner, tags_glob: str = "v*",
                   policy: Policy | None = None, include_tests: bool | None = None,
-                  upto: str | None = None) -> Histories:
+                  upto: str | None = None, since: str | None = None) -> Histories:
     """The history of every kfunc over the release tags matching ``tags_glob``, sorted by name.
 
     ``policy`` gives the manifest path and overlay (declared levels) and, unless
     ``include_tests`` says otherwise, whether test kfuncs count (default: no).
-    ``upto``: only releases that are this revision or its ancestors.
+    ``upto``: only releases that are this revision or its ancestors; ``since``: only this
+    release tag and the later ones.
     """
     policy = policy or Policy()
     if include_tests is None:
         include_tests = policy.include_tests
-    releases = releases_for(repo, tags_glob, ReleaseCalendar(repo, scanner.cache), upto)
+    releases = releases_for(repo, tags_glob, ReleaseCalendar(repo, scanner.cache), upto, since)
     overlay = read_overlay(policy)
     scanner.read_ahead([repo[r.commit].tree for r in releases], f"{len(releases)} releases")
     linked = _linked(repo, scanner, releases)
@@ -154,7 +157,7 @@ def kfunc_history(repo: pygit2.Repository, scanner: Scanner, tags_glob: str = "v
         changes: dict[str, list[Change]] = {}
         renames: dict[str, str] = {}  # old name -> new name
         if prev_inv is not None:
-            for c in diff(prev_inv, inv, include_tests):
+            for c in diff(prev_inv, inv, include_tests, policy.semantics):
                 if c.rule == "KFUNC_RENAMED" and c.new_name:
                     renames[c.kfunc] = c.new_name
                 elif c.rule != "KFUNC_REMOVED":

@@ -29,6 +29,18 @@ CHANGES = ("signature", "flags", "prog_types")
 _SUCCESSOR = (re.compile(r"(.+)_v\d+"), re.compile(r"(.+)___v\d+"), re.compile(r"(.+)\d"))
 
 
+def successors_of(names) -> dict[str, str]:
+    """NAME -> the first (by name) of ``names`` that is NAME_vN, NAME___vN or NAME and a digit:
+    one pass over the names, each read as each of the three."""
+    successors: dict[str, str] = {}
+    for name in sorted(names):
+        for suffix in _SUCCESSOR:
+            m = suffix.fullmatch(name)
+            if m:
+                successors.setdefault(m[1], name)
+    return successors
+
+
 def propose(ctx: Context, rev: str, tags_glob: str = "v*") -> Proposal:
     auditor, policy = ctx.auditor, ctx.policy
     repo, scanner = auditor.repo, auditor.scanner
@@ -47,14 +59,7 @@ def propose(ctx: Context, rev: str, tags_glob: str = "v*") -> Proposal:
     for row in kept_rows(ctx.state):
         if row.use.in_tree:
             inside.setdefault(row.use.kfunc, set()).add(row.use.user)
-    # NAME -> the first (by name) of the revision's kfuncs that is NAME_vN, NAME___vN or NAME
-    # and a digit: one pass over the names, each read as each of the three
-    successors: dict[str, str] = {}
-    for name in sorted(inv.kfuncs):
-        for suffix in _SUCCESSOR:
-            m = suffix.fullmatch(name)
-            if m:
-                successors.setdefault(m[1], name)
+    successors = successors_of(inv.kfuncs)
     out = Proposal(rev, str(commit.id), policy.manifest, policy.propose_min_users,
                    policy.propose_min_unchanged_releases, policy.propose_write)
     for k in inv.selected(policy.include_tests):

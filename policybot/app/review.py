@@ -199,7 +199,8 @@ def _series_key(raw: bytes, limits: Limits) -> str:
     return h.hexdigest()
 
 
-def review(auditor: Auditor, series: Series, replies: ReplySettings, base: str | None, branch: str) -> Reviewed:
+def review(auditor: Auditor, series: Series, replies: ReplySettings, base: str | None, branch: str,
+           skip_unrelated: bool = False) -> Reviewed:
     """The series judged patch by patch, and a reply drafted for each patch with findings. The
     replies of the patches judged first are drafted while a long series' second half is judged
     (series.review_series' ``on_judged``)."""
@@ -213,12 +214,13 @@ def review(auditor: Auditor, series: Series, replies: ReplySettings, base: str |
     sender = email.utils.parseaddr(series.author)[1]  # whose patches: replies to them are capped per day
 
     def draft(judged: ReviewResult) -> None:
+        where = Forward(auditor, judged.base_commit, judged.base_rev)
         drafts = review_mails(judged, tree=replies.tree, list_addr=replies.list_addr,
-                              recipients_for=lambda files: (maint(judged.base_commit).for_files(files).all()
-                                                            if files and maint(judged.base_commit) else []),
+                              recipients_for=lambda patch: (maint(judged.base_commit).for_patch(patch.as_patch_file())
+                                                            .all() if maint(judged.base_commit) else []),
                               is_mailed=replies.outbox.is_mailed,
                               forward_for=lambda f: way_forward(replies.env, f, auditor.calendar, auditor.policy,
-                                                                auditor.today),
+                                                                auditor.today, where),
                               min_verdict=replies.min_verdict, env=replies.env,
                               own_addr=replies.mail.sender.addr_spec, own_msgid_domain=replies.mail.msgid_domain,
                               max_recipients=replies.limits.max_recipients,
@@ -244,7 +246,8 @@ def review(auditor: Auditor, series: Series, replies: ReplySettings, base: str |
                 refused.append(Refused(d.subject, str(e)))
 
     result = review_series(auditor, series, base, branch, scratch_dir=auditor.scanner.cache.state_dir / "scratch",
-                           max_patch_bytes=replies.limits.max_patch_bytes, on_judged=draft)
+                           max_patch_bytes=replies.limits.max_patch_bytes, on_judged=draft,
+                           skip_unrelated=skip_unrelated)
     return Reviewed(result, queued, refused)
 
 
@@ -256,10 +259,100 @@ def queue(outbox: Outbox, mail: MailConfig, draft: MailDraft, tree: str | None) 
     return [str(msg["Message-ID"])] if outbox.queue(msg, draft.keys, draft.kind, tree) else []
 
 
-def way_forward(env: jinja2.Environment, f: Finding, calendar: ReleaseCalendar, policy: Policy, today: dt.date) -> str:
-    """What the patch's author can do instead: the rule's hint, or for a broken kfunc promise
-    how to keep it (and when the old kfunc may go)."""
-    if not f.rule.startswith("KFUNC_") or f.verdict not in (Verdict.VIOLATION, Verdict.WARNING):
+@dataclass
+class Forward:
+    """What the way forward of a review's replies reads in the base tree: in-tree users of a
+    kfunc, the replacement its source names, the definition of a flag or suffix."""
+    auditor: Auditor
+    base_commit: str
+    base_rev: str
+
+    @functools.cached_property
+    def tree(self):
+        return self.auditor.repo[self.base_commit].tree
+
+    def users(self, kfunc: str, own: Finding) -> list[str]:
+        """Files under kernel/, tools/ and samples/ of the base naming ``kfunc``, but its own files."""
+        from ..kernel.grep import IN_TREE_USERS, files_naming
+        mine = {loc.path for loc in (own.base_location, own.head_location) if loc}
+        named = files_naming(self.auditor.repo.path, str(self.tree.id), [kfunc], IN_TREE_USERS)[kfunc]
+        return [p for p in named if p not in mine]
+
+    def replacement(self, f: Finding) -> str:
+        """The kfunc the declaration, the base's kernel-doc ("Deprecated: use bpf_x()") or a
+        deprecation warning in the kfunc's body (``pr_warn_once("... deprecated, use bpf_x")``) names."""
+        from ..model.inventory import KernelDoc
+        if f.promise and f.promise.declaration.replacement:
+            return f.promise.declaration.replacement
+        k = self.auditor.scanner.inventory(self.base_commit).kfuncs.get(f.kfunc)
+        if not (k and k.definition):
+            return ""
+        if k.definition.doc and k.definition.doc.replacement:
+            return k.definition.doc.replacement
+        loc = k.definition.location
+        try:
+            text = self.auditor.repo[self.tree[loc.path].id].data.decode("utf-8", "replace")
+        except KeyError:
+            return ""
+        body = "\n".join(text.split("\n")[loc.line - 1:]).split("\n}\n", 1)[0]
+        warnings = [w for w in re.findall(r'"((?:[^"\\\n]|\\.)*)"', body) if "deprecat" in w.lower()]
+        named = (KernelDoc(0, "", deprecated=w).replacement for w in warnings)
+        return next((r for r in named if r and r != f.kfunc), "")
+
+    def definitions(self, names: list[str]) -> list[dict]:
+        """Each name's definition in the base: the ``#define KF_X`` line of btf.h, or the verifier
+        line that matches the suffix; a name the base does not define (the patch does) gives none."""
+        from ..kernel.semantics import BTF_H, SUFFIX_FILES
+        out = []
+        for name in names:
+            # a flag's #define, or its enum line; a suffix's string in the verifier
+            pattern = re.compile(rf"#\s*define\s+{re.escape(name)}\b|^\s*{re.escape(name)}\s*(?:=|,)"
+                                 if name.startswith("KF_") else rf'"{re.escape(name)}"')
+            for path in (BTF_H,) if name.startswith("KF_") else SUFFIX_FILES:
+                try:
+                    text = self.auditor.repo[self.tree[path].id].data.decode("utf-8", "replace")
+                except KeyError:
+                    continue
+                hit = next(((i, ln) for i, ln in enumerate(text.split("\n"), 1) if pattern.search(ln)), None)
+                if hit:
+                    out.append({"where": f"{path}:{hit[0]}", "text": hit[1].strip()})
+                    break
+        return out
+
+
+_TIGHTENING = {"KFUNC_PARAM_ANNOTATION_TIGHTENED", "KFUNC_FLAGS_TIGHTENED", "KFUNC_PROG_TYPE_DROPPED",
+               "KFUNC_FILTER_ADDED", "KFUNC_CONFIG_GUARD_ADDED"}
+
+
+def way_of(f: Finding) -> str:
+    """Which way forward a finding's reply proposes (templates/way-forward.txt.j2), "" for its hint."""
+    from ..mail.drafts import question_names
+    from ..policy.rules import catalogue
+    if question_names(f):
+        return "question"
+    if f.verdict not in (Verdict.VIOLATION, Verdict.WARNING) or f.rule not in catalogue():
+        return ""
+    if f.rule in _TIGHTENING:
+        return "tightening"
+    if f.rule == "KFUNC_RENAMED":
+        return "rename"
+    family = catalogue()[f.rule].family
+    return {"removal": "removal", "signature": "signature"}.get(str(family), "")
+
+
+def way_forward(env: jinja2.Environment, f: Finding, calendar: ReleaseCalendar, policy: Policy, today: dt.date,
+                where: Forward | None = None) -> str:
+    """What the patch's author can do instead: for a broken kfunc promise, the way of its kind
+    of change (and when the old kfunc may go); for a flag or suffix policybot does not know, the
+    question; else the rule's hint."""
+    from ..mail.drafts import question_names
+    way = way_of(f)
+    if not way:
         return f.hint
-    return render(env, "way-forward.txt.j2", rule=f.rule, kfunc=f.kfunc,
-                  removal=str(calendar.earliest_removal(today, policy, f.promise))).strip()
+    names = question_names(f)
+    users = where.users(f.kfunc, f) if where and way in ("removal", "rename") and f.kfunc else []
+    replacement = where.replacement(f) if where and way == "removal" and f.kfunc else ""
+    removal = str(calendar.earliest_removal(today, policy, f.promise)) if way != "question" else ""
+    return render(env, "way-forward.txt.j2", way=way, rule=f.rule, kfunc=f.kfunc, removal=removal,
+                  base=where.base_rev if where else "", replacement=replacement, users=users, names=names,
+                  definitions=where.definitions(names) if where and names else []).strip()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable
 
 import pygit2
@@ -19,9 +19,10 @@ from ..errors import InputError
 from ..kernel.apply import PatchDoesNotApply, ScratchRepo
 from ..kernel.flags import flag_effect, parse_flags
 from ..kernel.gitrepo import resolve
-from ..model.inventory import Inventory
+from ..model.inventory import Inventory, Location
 from ..kernel.scanner import Scanner
 from ..mail.b4wrap import Patch, Series
+from ..mail.quote import parse_hunks
 from ..model.findings import Finding
 from ..policy.audit import ACK_TRAILER, Auditor
 from ..policy.judge import Ack
@@ -35,6 +36,7 @@ class PatchReview:
     problem: str = ""  # why it did not apply ("" if it did)
     findings: list[Finding] = field(default_factory=list)
     files: tuple[str, ...] = ()  # paths the patch touches
+    skipped: bool = False  # not applied nor judged: its series touches no kfunc code (review_series)
 
 
 @dataclass
@@ -71,12 +73,32 @@ def choose_base(repo: pygit2.Repository, series: Series, base_rev: str | None, b
     return resolve(repo, branch), branch, "branch"
 
 
+# a +/- line of a diff saying what the scanner's first test looks for (not a ---/+++ file line)
+_KFUNC_LINE = re.compile(r"^(?!\+\+\+ |--- )[-+].*(?:kfunc|KFUNC)", re.M)
+
+
+def cannot_matter(scanner: Scanner, base_tree: pygit2.Tree, patches: list[Patch]) -> bool:
+    """Whether no patch of a series can change the inventory, told from the diffs alone: each
+    touches only .c files the base's inventory does not read (scanner.relevant_paths) and adds
+    or removes no line saying kfunc or KFUNC (the scanner's first test of a .c file). A header,
+    a Kbuild or Kconfig file, the manifest or anything else that is not .c may matter."""
+    relevant = scanner.relevant_paths(base_tree)
+    for patch in patches:
+        files = patch_files(patch.diff)
+        if not files or any(not f.endswith(".c") or f in relevant for f in files) or _KFUNC_LINE.search(patch.diff):
+            return False
+    return True
+
+
 def review_series(auditor: Auditor, series: Series, base_rev: str | None = None, branch: str = "HEAD",
                   scratch_dir=None, max_patch_bytes: int | None = None,
-                  on_judged: Callable[[ReviewResult], None] | None = None) -> ReviewResult:
+                  on_judged: Callable[[ReviewResult], None] | None = None,
+                  skip_unrelated: bool = False) -> ReviewResult:
     """The series' findings, patch by patch. ``on_judged`` is given the patches in order as
     they are judged (all at once, or a long series' first half while its second is judged),
-    each time as a ReviewResult of those patches that shares the notes of the whole."""
+    each time as a ReviewResult of those patches that shares the notes of the whole. With
+    ``skip_unrelated`` (the inbox job: a day of list traffic), a series that cannot_matter is
+    neither applied nor judged: its patches are ``skipped``."""
     repo, scanner, today = auditor.repo, auditor.scanner, auditor.today
     for patch in series.patches:
         if max_patch_bytes and len(patch.diff) > max_patch_bytes:
@@ -89,6 +111,9 @@ def review_series(auditor: Auditor, series: Series, base_rev: str | None = None,
     if series.missing:
         notes.append("patches missing from the series: " + ", ".join(f"{i}/{len(series.patches) + len(series.missing)}"
                                                                       for i in series.missing))
+    if skip_unrelated and cannot_matter(scanner, base_commit.tree, series.patches):
+        skipped = [PatchReview(p, False, "", [], patch_files(p.diff), skipped=True) for p in series.patches]
+        return ReviewResult(series, base_name, str(base_commit.id), how, skipped, notes)
     base_inv = scanner.inventory_of_commit(base_commit, base_name)
     promises = auditor.promises_at(base_inv, base_commit, today)
     steps = _steps(base_commit.tree, series.patches, notes)
@@ -252,22 +277,42 @@ def judge_diff_text(auditor: Auditor, patch: Patch, inv: Inventory, promises) ->
     added: dict[str, str] = {}
     for sign, name, flags in _ENTRY_LINE.findall(patch.diff):
         (removed if sign == "-" else added)[name] = flags or ""
+    places = _entry_places(patch.diff)
     out = []
     for name, old_flags in removed.items():
         kfunc = inv.kfuncs.get(name)
         if kfunc is None or (kfunc.test and not auditor.policy.include_tests):
             continue
         if name not in added:
-            out.append(auditor.judge.finding("KFUNC_REMOVED", name, render_message("KFUNC_REMOVED", "diff_text"),
-                                       kfunc.location, None, promises.get(name)))
+            f = auditor.judge.finding("KFUNC_REMOVED", name, render_message("KFUNC_REMOVED", "diff_text"),
+                                      kfunc.location, None, promises.get(name))
+            out.append(f and replace(f, hunk=places.get(("-", name))))
             continue
         a, b = set(parse_flags(old_flags)), set(parse_flags(added[name]))
-        deltas = [(f"+{x}", flag_effect(x, added=True)) for x in sorted(b - a)] + \
-                 [(f"-{x}", flag_effect(x, added=False)) for x in sorted(a - b)]
+        answers = auditor.policy.semantics
+        deltas = [(f"+{x}", flag_effect(x, added=True, answers=answers)) for x in sorted(b - a)] + \
+                 [(f"-{x}", flag_effect(x, added=False, answers=answers)) for x in sorted(a - b)]
         for rule, effect, variant in (("KFUNC_FLAGS_TIGHTENED", "breaking", "diff_text"),
                                       ("KFUNC_NEEDS_REVIEW", "review", "flags_diff_text")):
             mine = [d for d, e in deltas if e == effect]
             if mine:
                 out.append(auditor.judge.finding(rule, name, render_message(rule, variant, deltas=" ".join(mine)),
-                                           kfunc.location, None, promises.get(name)))
-    return [f for f in out if f]
+                                           kfunc.location, places.get(("+", name)), promises.get(name)))
+    return [replace(f, base_rev=inv.rev) for f in out if f]
+
+
+def _entry_places(diff_text: str) -> dict[tuple[str, str], Location]:
+    """Where the patch's hunks put each set entry it adds ("+", name) or removes ("-", name), on
+    the side of the patched file: a removed line is at the line that follows it there."""
+    out: dict[tuple[str, str], Location] = {}
+    for h in parse_hunks(diff_text):
+        for i, (text, _, new) in enumerate(h.lines):
+            m = _ENTRY_LINE.match(text)
+            if not m:
+                continue
+            if m.group(1) == "-":
+                new = next((ln[2] for ln in h.lines[i + 1:] if ln[2] is not None), None) or \
+                    next((ln[2] + 1 for ln in reversed(h.lines[:i]) if ln[2] is not None), None)
+            if new is not None:
+                out.setdefault((m.group(1), m.group(2)), Location(h.path, new))
+    return out

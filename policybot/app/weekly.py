@@ -88,6 +88,7 @@ class RunSummary:
     send_failed: list[SendFailure] = field(default_factory=list)
     reviewed: list[SeriesReviewed] = field(default_factory=list)  # an entry per series and tree
     skipped: list[RunFailure] = field(default_factory=list)  # inbox series no configured tree is for
+    unrelated: int = 0  # inbox series for no configured tree that cannot touch a kfunc either
     failures: list[RunFailure] = field(default_factory=list)  # what failed this run
     census: int | None = None  # uses the census found, when the config has census sources
     checked: list[str] = field(default_factory=list)  # patches given a patchwork check this run
@@ -463,6 +464,7 @@ class Runner:
         The patchwork checks (``checks``, when configured) are those of the first tree it went to."""
         from .review import ReplySettings, review
         from .routing import route, series_subject
+        from .series import cannot_matter
         from ..mail import b4wrap
         limits = self.cfg.limits
         try:
@@ -473,6 +475,9 @@ class Runner:
         title = series_subject(series)
         found = route(series, heads, self.state.state_dir / "scratch")
         if not found.heads:
+            if heads and cannot_matter(Scanner(heads[0].repo, self.state.cache), heads[0].commit.tree, series.patches):
+                summary.unrelated += 1  # list traffic no kfunc promise can be about: not worth a skip
+                return
             self.state.record_failure(SKIPPED, key_part(_msgid(thread[0])), f"{title}: {found.why}", self.today)
             summary.skipped.append(RunFailure(title, found.why))
             return
@@ -480,7 +485,8 @@ class Runner:
             tree = head.tree
             replies = ReplySettings(self.outbox, self.cfg.mail, tree.name, self.cfg.mail.list_addr,
                                     self.cfg.review_min_verdict, self.env, limits)
-            reviewed = review(self.auditor(tree, head.repo), series, replies, None, self.head_ref(tree))
+            reviewed = review(self.auditor(tree, head.repo), series, replies, None, self.head_ref(tree),
+                              skip_unrelated=True)
             summary.queued += reviewed.queued
             # one unusable address must not hide the others
             summary.failures += [RunFailure(f"reply {r.subject!r}", r.reason) for r in reviewed.refused]

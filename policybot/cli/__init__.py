@@ -20,11 +20,11 @@ import sys
 
 from .. import __version__
 from ..errors import PolicybotError
-from .options import EPILOG, close_contexts
+from .options import EPILOG, close_contexts, default_repo
 
 # in the order `policybot --help` lists them
 COMMANDS = ("inventory", "audit", "review", "maintainers", "run", "schedule", "doctor", "notice", "outbox",
-            "state", "history", "report", "check", "census", "propose", "rules", "explain")
+            "state", "history", "report", "check", "compat", "census", "propose", "rules", "explain")
 
 
 def _module(name: str):
@@ -70,6 +70,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         try:
+            default_repo(args)
             return _module(args.command).execute(args) or 0
         finally:
             close_contexts()

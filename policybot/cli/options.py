@@ -37,15 +37,30 @@ def state_options(p: argparse.ArgumentParser) -> None:
                         "(default: the config's [state] url, $POLICYBOT_DB or a SQLite file in the state dir)")
 
 
-def repo_options(p: argparse.ArgumentParser, rev: bool = True, repo_required: bool = True) -> None:
-    p.add_argument("--repo", required=repo_required, metavar="PATH",
-                   help="kernel git repository, bare or not (no checkout is needed)")
+def repo_options(p: argparse.ArgumentParser, rev: bool = True, repo_needed=True) -> None:
+    """``--repo`` and the options reading a repository. Without ``--repo``, a command whose
+    ``repo_needed(args)`` is true reads the git repository the current directory is in (as
+    git finds it); one run outside any repository is an error (default_repo)."""
+    p.add_argument("--repo", metavar="PATH",
+                   help="kernel git repository, bare or not (no checkout is needed; default: the "
+                        "repository the current directory is in, as git finds it)")
+    p.set_defaults(repo_needed=repo_needed)
     if rev:
         p.add_argument("--rev", default="HEAD", metavar="REV",
                        help="revision to read: branch, tag, sha, HEAD~3 (default: HEAD)")
     state_options(p)
     p.add_argument("--verify-objects", action="store_true",
                    help="let libgit2 re-hash every object it reads (slower; for untrusted repositories)")
+
+
+def default_repo(args) -> None:
+    """``args.repo`` from the current directory when the command needs a repository and none
+    was given (repo_options)."""
+    needed = getattr(args, "repo_needed", False)
+    if getattr(args, "repo", None) or not (needed(args) if callable(needed) else needed):
+        return
+    from ..app.context import enclosing_repo
+    args.repo = enclosing_repo()
 
 
 def policy_option(p: argparse.ArgumentParser, what: str = "") -> None:

@@ -9,6 +9,8 @@ import re
 # (btf/compat.text_shape): words dropped from a type, and names that are plain integers.
 QUALIFIERS = {"const", "volatile", "__user", "__rcu", "__iomem", "__percpu", "__kernel",
               "__force", "__nocast", "__restrict", "restrict", "__must_check", "__bitwise", "struct_group"}
+# the source's annotations for sparse and the compiler that vmlinux.h does not define
+ANNOTATIONS = QUALIFIERS - {"const", "volatile", "restrict", "struct_group"}
 INT_WORDS = {"char", "short", "int", "long", "signed", "unsigned", "bool", "_Bool"}
 INT_TYPEDEF = re.compile(r"^(__)?[us](8|16|32|64|128)$|^(__)?(le|be)(16|32|64)$|"
                          r"^(u?int(8|16|32|64|ptr)_t|s?size_t|ptrdiff_t|loff_t|off_t|gfp_t|"

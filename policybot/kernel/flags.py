@@ -12,6 +12,7 @@ before: "breaking" (fewer programs verify), "compatible", or "review".
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Mapping
 
 
 @dataclass(frozen=True)
@@ -58,12 +59,29 @@ FLAGS: dict[str, FlagInfo] = {f.name: f for f in (
              "docs/maintainers.md: Declarations, source 3)", "compatible", "compatible"),
 )}
 
-def flag_effect(flag: str, added: bool) -> str:
+# The answers an operator may record for a name policybot does not know (the policy's
+# [semantics] table): what adding the flag (or the suffix to a parameter) does to programs.
+ANSWERS = ("tightening", "relaxing", "neutral")
+
+
+def answered_effect(answer: str, added: bool) -> str:
+    """The effect of adding (or removing) a name the operator answered for: a tightening breaks
+    callers when added, a relaxing when removed; a neutral name never does."""
+    if answer == "tightening":
+        return "breaking" if added else "compatible"
+    if answer == "relaxing":
+        return "compatible" if added else "breaking"
+    return "compatible"
+
+
+def flag_effect(flag: str, added: bool, answers: Mapping[str, str] | None = None) -> str:
     """What adding (or removing) ``flag`` does to programs that loaded before: "breaking",
-    "compatible", or "review" (a flag policybot does not know). The one classifier."""
+    "compatible", or "review" (a flag neither policybot nor the operator's ``answers``, the
+    policy's [semantics], know). The one classifier."""
     info = FLAGS.get(flag)
     if info is None:
-        return "review"
+        answer = (answers or {}).get(flag)
+        return answered_effect(answer, added) if answer else "review"
     return info.adding if added else info.removing
 
 

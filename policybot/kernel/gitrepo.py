@@ -20,6 +20,25 @@ def open_repo(path: str | os.PathLike) -> pygit2.Repository:
     return repo
 
 
+def enclosing_repo(cwd: str | os.PathLike | None = None) -> str:
+    """The git repository the current directory is in, found as git finds it: ``$GIT_DIR`` when
+    set, else the nearest ``.git`` upwards (stopping at ``$GIT_CEILING_DIRECTORIES`` and at a
+    file system boundary). A checkout's top directory, or a bare repository's own path."""
+    cwd = os.fspath(cwd if cwd is not None else os.getcwd())
+    found = os.environ.get("GIT_DIR")
+    if found:
+        found = os.path.join(cwd, found)
+    else:
+        found = pygit2.discover_repository(cwd, False, os.environ.get("GIT_CEILING_DIRECTORIES", ""))
+    if not found:
+        raise InputError(f"{cwd}: not in a git repository (give --repo PATH)")
+    try:
+        repo = pygit2.Repository(found, pygit2.enums.RepositoryOpenFlag.NO_SEARCH)
+    except (pygit2.GitError, KeyError, ValueError):
+        raise InputError(f"{found}: not a git repository (give --repo PATH)") from None
+    return (repo.workdir or repo.path).rstrip("/") or "/"
+
+
 def resolve(repo: pygit2.Repository, rev: str) -> pygit2.Commit:
     """A branch, tag, sha or ``HEAD~3`` to the commit it names."""
     where = repo.path.rstrip("/")

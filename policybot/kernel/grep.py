@@ -23,16 +23,19 @@ class GrepCandidates:
     """
 
     def __init__(self, git_dir: str, tree_id: str, words: tuple[bytes, ...], threads: int = 2,
-                 env_extra: dict[str, str] | None = None):
+                 env_extra: dict[str, str] | None = None, pathspecs: tuple[str, ...] = ("*.c",),
+                 whole_words: bool = False):
         self.tree_id, self.words = tree_id, words
         env = {**_git_env(), **(env_extra or {})}
         # small pack windows: git maps the whole pack otherwise (peak RSS 370 MB instead of 170 MB on 6.12)
         cmd = ["git", "--no-replace-objects", "-c", "core.packedGitWindowSize=16m", "-c", "core.packedGitLimit=64m",
                "--git-dir", git_dir, "grep", "--no-color", "-l", "-z", "-F", f"--threads={threads}"]
+        if whole_words:
+            cmd.append("-w")
         for word in words:
             cmd += ["-e", word.decode()]
         try:
-            self.proc = subprocess.Popen(cmd + [tree_id, "--", "*.c"], stdout=subprocess.PIPE,
+            self.proc = subprocess.Popen(cmd + [tree_id, "--", *pathspecs], stdout=subprocess.PIPE,
                                          stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, env=env)
         except OSError:  # no git: every blob is read here
             self.proc = None
@@ -158,18 +161,16 @@ def take_prefetched(tree_id, words: tuple[bytes, ...]) -> GrepCandidates | None:
     return found
 
 
-def files_naming(git_dir: str, tree_id: str, words: list[str], threads: int = 2) -> dict[str, list[str]]:
-    """word -> the .c files of the tree ``tree_id`` that hold it as a whole word (`git grep -w`):
-    where a function of that name may be defined. Nothing when git cannot run."""
-    out: dict[str, list[str]] = {w: [] for w in words}
-    for word in words:
-        cmd = ["git", "--no-replace-objects", "--git-dir", git_dir, "grep", "--no-color", "-l", "-z", "-w", "-F",
-               f"--threads={threads}", "-e", word, tree_id, "--", "*.c"]
-        try:
-            r = subprocess.run(cmd, capture_output=True, env=_git_env(), stdin=subprocess.DEVNULL, check=False)
-        except OSError:
-            return out
-        prefix = (tree_id + ":").encode()
-        out[word] = [p[len(prefix):].decode("utf-8", "surrogateescape") if p.startswith(prefix) else
-                     p.decode("utf-8", "surrogateescape") for p in r.stdout.split(b"\0") if p]
+IN_TREE_USERS = ("kernel/", "tools/", "samples/")  # where a kfunc's in-tree callers and special cases live
+
+
+def files_naming(git_dir: str, tree_id: str, names: list[str],
+                 pathspecs: tuple[str, ...] = ("*.c",)) -> dict[str, list[str]]:
+    """name -> the files of the tree ``tree_id`` under ``pathspecs`` that hold it as a whole word
+    (git grep -lw), sorted: where a function of that name may be defined (.c files), or the
+    in-tree users of a kfunc (IN_TREE_USERS). Nothing for a name when git cannot run."""
+    out = {}
+    for name in names:
+        g = GrepCandidates(git_dir, tree_id, (name.encode(),), pathspecs=pathspecs, whole_words=True)
+        out[name] = sorted(g.listed())
     return out

@@ -29,10 +29,26 @@ What get_maintainer.pl does, and so what this does:
   fallback, which is off).
 - ``.mailmap`` rewrites addresses; the chief penguin (Linus, THE REST's
   ``M:``) is never added.
+
+Given a *patch* (``get_maintainer.pl --nogit --nogit-fallback PATCH``, what a
+contributor runs before sending), ``for_patch`` does what the script does:
+
+- the files are every path its ``diff --git a/X b/Y``, ``--- a/X``,
+  ``+++ b/Y``, ``rename from/to`` and ``mode change`` lines name (the first
+  directory of a ---/+++ path dropped, so ``/dev/null`` is ``dev/null``),
+  sorted, each once, and looked up as above;
+- then ``K:`` keywords (Perl ``/x`` regexes): before the first ---/+++ line
+  (mail headers, commit message, diffstat) any line that is not a file line
+  may match, after it only changed (``+``/``-``) lines; the sections of the
+  matching ``K:`` lines are added after the files' in the script's order (the
+  ``K:`` lines' indices sorted as strings, as Perl's default ``sort`` does).
+- Not done: ``Fixes:`` commits' signers (the script needs a git checkout for
+  them) and the addresses a ``.yaml`` binding writes in itself.
 """
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 from typing import Callable
@@ -173,6 +189,7 @@ class Section:
     entries: list[tuple[str, str]] = field(default_factory=list)  # (type letter, value)
     files: list[tuple[str, object]] = field(default_factory=list)  # ("F", _Glob) / ("N", regex)
     excludes: list[_Glob] = field(default_factory=list)
+    keywords: list[tuple[int, str]] = field(default_factory=list)  # (index of the K: line in the script, regex)
 
     def depth_for(self, path: str, is_dir: IsDir) -> int | None:
         """The depth this section matches ``path`` at, or None."""
@@ -218,37 +235,72 @@ class Maintainers:
         return self.sections[min(hits, key=lambda h: (-h[0], h[1]))[1]].name if hits else ""
 
     def for_files(self, paths: list[str], is_dir: IsDir | None = None) -> Recipients:
+        return self._recipients(self._file_sections(paths, is_dir))
+
+    def for_patch(self, text: str, is_dir: IsDir | None = None) -> Recipients:
+        """What ``get_maintainer.pl --nogit --nogit-fallback`` gives for a patch file's ``text``
+        (the module's docstring: its files, then its keywords)."""
+        return self.for_patches([text], is_dir=is_dir)
+
+    def for_patches(self, texts: list[str], paths: list[str] = (), is_dir: IsDir | None = None) -> Recipients:
+        """What the script gives for several patch files and ``paths`` in one run: every file
+        they name, sorted, then the sections whose keywords any of their lines match."""
+        files, lines = list(paths), []
+        for text in texts:
+            named, intro, changed = patch_lines(text)
+            files += named
+            lines += intro + changed
+        order = self._file_sections(sorted(set(files)), is_dir)
+        # a keyword is first looked for in all the lines at once (a line's match is a match there,
+        # ^ and $ at each line), and only then line by line: a 5 MB patch costs 66 searches, not 7 million
+        joined = "\n".join(lines)
+        hits = []
+        for i, section in enumerate(self.sections):
+            for tvi, pattern in section.keywords:
+                regex = _keyword_regex(pattern)
+                if regex is not None and _keyword_regex(pattern, re.MULTILINE).search(joined) and \
+                        any(regex.search(ln) for ln in lines):
+                    hits.append((str(tvi), i))
+        return self._recipients(order + [i for _, i in sorted(hits)])
+
+    def _file_sections(self, paths: list[str], is_dir: IsDir | None) -> list[int]:
+        """The sections each path matches, deepest first, path after path (repeats kept)."""
         is_dir = is_dir or self.is_dir or (lambda _p: False)
-        people: list[tuple[str, str, str]] = []   # (M/R/L, name, address)
-        lists: list[tuple[str, str, str]] = []
-        names: set[str] = set()
-        addresses: set[str] = set()
-        list_addresses: set[str] = set()
+        order: list[int] = []
         for path in paths:
             path = _canonical(path, is_dir)
             hits = [(d, i) for i in self._candidates(path)
                     if (d := self.sections[i].depth_for(path, is_dir)) is not None]
             # deepest first; the script leaves ties in Perl hash order (random per
             # run), here they keep MAINTAINERS order
-            for _depth, i in sorted(hits, key=lambda h: (-h[0], h[1])):
-                for kind, value in self.sections[i].entries:
-                    if kind == "L":
-                        address, extra = (value.split(None, 1) + ["", ""])[:2]
-                        if "<" in value:  # "L: Team <addr>": the script would take "Team"
-                            address = _parse_email(value)[1] or address
-                        if (not address or "subscribers-only" in extra
-                                or address.lower() in list_addresses):
-                            continue
-                        list_addresses.add(address.lower())
-                        lists.append(("L", "", address))
-                    elif kind in "MR":
-                        name, address = _parse_email(value)
-                        if not address or name.lower() in names or address.lower() in addresses:
-                            continue
-                        if name:
-                            names.add(name.lower())
-                        addresses.add(address.lower())
-                        people.append((kind, name, address))
+            order += [i for _depth, i in sorted(hits, key=lambda h: (-h[0], h[1]))]
+        return order
+
+    def _recipients(self, order: list[int]) -> Recipients:
+        people: list[tuple[str, str, str]] = []   # (M/R/L, name, address)
+        lists: list[tuple[str, str, str]] = []
+        names: set[str] = set()
+        addresses: set[str] = set()
+        list_addresses: set[str] = set()
+        for i in order:
+            for kind, value in self.sections[i].entries:
+                if kind == "L":
+                    address, extra = (value.split(None, 1) + ["", ""])[:2]
+                    if "<" in value:  # "L: Team <addr>": the script would take "Team"
+                        address = _parse_email(value)[1] or address
+                    if (not address or "subscribers-only" in extra
+                            or address.lower() in list_addresses):
+                        continue
+                    list_addresses.add(address.lower())
+                    lists.append(("L", "", address))
+                elif kind in "MR":
+                    name, address = _parse_email(value)
+                    if not address or name.lower() in names or address.lower() in addresses:
+                        continue
+                    if name:
+                        names.add(name.lower())
+                    addresses.add(address.lower())
+                    people.append((kind, name, address))
         return self._finish(people, lists)
 
     def _candidates(self, path: str) -> list[int]:
@@ -291,6 +343,50 @@ class Maintainers:
         return out
 
 
+_PATCH_FILE = (re.compile(r"^ mode change [0-7]+ => [0-7]+ (\S+)\s*$"), re.compile(r"^rename (?:from|to) (\S+)\s*$"),
+               re.compile(r"^diff --git a/(\S+) b/(\S+)\s*$"))
+_FIXES = re.compile(r"^Fixes:\s+[0-9a-fA-F]{6,40}")
+_OLD_NEW = re.compile(r"^(?:\+\+\+|---)\s+(\S+)")
+_RANGE = re.compile(r"^@@ -\d+,\d+")
+
+
+def patch_lines(text: str) -> tuple[list[str], list[str], list[str]]:
+    """A patch file read as get_maintainer.pl reads it: the files it names (sorted, once each),
+    the lines before its first ---/+++ line that keywords may match (all but file lines), and
+    the changed lines after it."""
+    files: list[str] = []
+    intro: list[str] = []
+    changed: list[str] = []
+    in_patch = False
+    for line in text.split("\n"):
+        if m := next((m for r in _PATCH_FILE if (m := r.match(line))), None):
+            files += [g for g in m.groups()]
+        elif _FIXES.match(line):
+            continue  # the script asks git for the signers of the commit it fixes; not here
+        elif m := _OLD_NEW.match(line):
+            files.append(re.sub(r"^[^/]*/", "", m.group(1)))
+            in_patch = True
+        elif _RANGE.match(line):
+            continue
+        elif not in_patch:
+            intro.append(line)
+        elif line[:1] in "+-" and line:
+            changed.append(line[1:])
+    return sorted(set(files)), intro, changed
+
+
+@functools.lru_cache(maxsize=None)
+def _keyword_regex(pattern: str, flags: int = 0) -> re.Pattern | None:
+    """A K: value as Python reads a Perl /x regex; None when Python cannot read it. Perl's
+    ``(?i)`` inside a pattern runs to its end: a scoped group here."""
+    if pattern.startswith("(?i)"):
+        pattern = f"(?i:{pattern[4:]})"
+    try:
+        return re.compile(pattern, re.VERBOSE | flags)
+    except re.error:
+        return None
+
+
 def _canonical(path: str, is_dir: IsDir) -> str:
     path = re.sub(r"/+", "/", path)
     while path.startswith("./"):
@@ -310,17 +406,22 @@ def parse_maintainers(text: str, path: str = "MAINTAINERS", mailmap: str = "") -
     or ignored; only a regex that cannot compile is an error."""
     sections: list[Section] = []
     header, header_line, current = "", 0, None
+    tvi = 0  # the index get_maintainer.pl gives the line (its @typevalue): it orders keyword matches
     for lineno, line in enumerate(text.split("\n"), 1):
         m = _FIELD.match(line)
         if not m:
             if line.strip() and not line.lstrip().startswith("#"):
                 header, header_line, current = line.strip(), lineno, None
+                tvi += 1
             continue
         kind, value = m.groups()
+        tvi += 1
         if current is None:
             current = Section(header, header_line or lineno)
             sections.append(current)
         current.entries.append((kind, value))
+        if kind == "K":
+            current.keywords.append((tvi - 1, value))
         try:
             if kind in "FX":
                 glob = _Glob(value, value.count("/"), not _NOT_PLAIN.search(value))

@@ -146,6 +146,7 @@ class Scanner:
         self._headers: dict[tuple[str, str], tuple[bytes, dict | None]] = {}  # (oid, path) -> data, macros
         self._texts: dict[str, bytes] = {}  # blobs searched for a definition elsewhere, by oid
         self._plain_c: dict = {}  # blob id -> whether a .c blob includes no other .c file (_same_build)
+        self._relevant_paths: dict[str, frozenset[str]] = {}  # tree id -> relevant_paths
         self.stats = _new_stats()
 
     # -- public -----------------------------------------------------------------
@@ -165,6 +166,14 @@ class Scanner:
         inv.commit, inv.rev = commit_id, rev
         inv.stats = dict(self.stats)
         return inv
+
+    def relevant_paths(self, tree: pygit2.Tree) -> frozenset[str]:
+        """The .c files of ``tree`` the inventory reads (those its first test keeps: they say
+        kfunc or KFUNC), remembered by tree for this scanner's life."""
+        key = str(tree.id)
+        if key not in self._relevant_paths:
+            self._relevant_paths[key] = frozenset(r.path for r in self._relevant_files(tree, key))
+        return self._relevant_paths[key]
 
     def build_reader(self, tree: pygit2.Tree) -> BuildReader:
         """The build conditions of ``tree``: the last tree's reader, memos and all, when the

@@ -62,6 +62,17 @@ class Patch:
     date: str
     reply_trailers: tuple[Trailer, ...] = ()  # each trailer a reply gave the patch, with its sender
     automated: str = ""  # why this is mail from a machine (RFC 3834, a DSN), "" when it is not
+    # who sent the mail (its From header): the author above, unless the body starts with the
+    # author's own "From:" line, as git format-patch writes it for a patch by someone else
+    sender_name: str = ""
+    sender_email: str = ""
+    preamble: str = ""  # the body before the diff: commit message, "---", notes and diffstat
+
+    def as_patch_file(self) -> str:
+        """The patch as ``git format-patch`` wrote it, as far as the mail tells (get_maintainer.pl
+        reads the headers' and the commit message's words too)."""
+        sender = format_address(self.sender_name or self.author_name, self.sender_email or self.author_email)
+        return f"From: {sender}\nSubject: {self.subject}\n\n{self.preamble}{self.diff}"
 
 
 @dataclass
@@ -175,7 +186,7 @@ def series_from_messages(msgs: list[email.message.EmailMessage], state_dir=None,
     mbx = b4.LoreMailbox()
     ignored = []
     for msg in msgs:
-        msgid = header_text(msg, "Message-ID")
+        msgid = header_text(msg, "Message-ID") or _local_msgid(msg)
         if not msgid:
             ignored.append(f"{header_text(msg, 'Subject')[:60] or '(no subject)'}: no Message-ID")
             continue
@@ -202,12 +213,47 @@ def series_from_messages(msgs: list[email.message.EmailMessage], state_dir=None,
             continue
         patches.append(_patch(b4, lmsg))
     cover = _patch(b4, lser.patches[0]) if lser.patches and lser.patches[0] is not None else None
-    author = f"{lser.fromname} <{lser.fromemail}>" if lser.fromemail else ""
+    author = format_address(lser.fromname or "", lser.fromemail) if lser.fromemail else ""
     base = lser.base_commit
     if base is None and cover is not None:
         m = re.search(r"^base-commit:\s*([0-9a-f]{7,40})\s*$", cover.commit_message, re.M)
         base = m.group(1) if m else None
     return Series(lser.revision, lser.subject or "", author, cover, patches, base, missing, ignored)
+
+
+LOCAL_MSGID_DOMAIN = "policybot.invalid"  # RFC 2606: no mail is ever delivered there
+_PATCH_SUBJECT = re.compile(r"\[[^]]*PATCH", re.I)
+
+
+def _local_msgid(msg) -> str:
+    """A Message-ID for a patch mail that has none (plain ``git format-patch`` output), set on
+    ``msg``: the same for the same mail on every run (a hash of its From, Date, Subject and body:
+    the commit message and diff), in LOCAL_MSGID_DOMAIN so that it is never taken for a
+    message of the list (is_local_msgid). "" for a message that is no patch mail."""
+    import hashlib
+    subject = header_text(msg, "Subject")
+    body = _body_bytes(msg)
+    if not (_PATCH_SUBJECT.search(subject) or _DIFF_START.search(body.decode("utf-8", "replace"))):
+        return ""
+    h = hashlib.sha256()
+    for part in (header_text(msg, "From"), header_text(msg, "Date"), subject):
+        h.update(part.encode("utf-8", "replace") + b"\0")
+    h.update(body)
+    msgid = f"format-patch.{h.hexdigest()[:32]}@{LOCAL_MSGID_DOMAIN}"
+    msg["Message-ID"] = f"<{msgid}>"
+    return msgid
+
+
+def _body_bytes(msg) -> bytes:
+    payload = msg.get_payload(decode=True) if not msg.is_multipart() else None
+    if isinstance(payload, bytes):
+        return payload
+    return str(msg.get_payload()).encode("utf-8", "surrogateescape")
+
+
+def is_local_msgid(msgid: str) -> bool:
+    """Whether ``msgid`` was made here for a mail that had none (it names no list message)."""
+    return msgid.strip().strip("<>").lower().endswith("@" + LOCAL_MSGID_DOMAIN)
 
 
 def message_size(msg) -> int:
@@ -285,12 +331,24 @@ def _addresses(msg, header: str) -> tuple[str, ...]:
     return tuple(out)
 
 
+_IN_BODY_FROM = re.compile(r"\A\s*From:[ \t]*(.+?)[ \t]*\n")
+
+
+def _in_body_author(body: str) -> tuple[str, str] | None:
+    """The author's "From:" line that opens a body (git format-patch, for another's patch), or None."""
+    m = _IN_BODY_FROM.match(body)
+    if not m:
+        return None
+    name, addr = email.utils.parseaddr(_decoded(m.group(1)))
+    return (_clean(name) or _clean(addr), _clean(addr)) if "@" in addr else None
+
+
 def _patch(b4, lmsg) -> Patch:
     msg = lmsg.msg
     body = lmsg.body or ""
     diff = ""
     m = _DIFF_START.search(body)
-    commit_message = body[:m.start()] if m else body
+    preamble = commit_message = body[:m.start()] if m else body
     if m:
         rest = body[m.start():]
         sig = _SIG.search(rest)
@@ -309,10 +367,13 @@ def _patch(b4, lmsg) -> Patch:
         if getattr(t, "name", None) and source is not None and source is not lmsg:
             replies.append(Trailer(_clean(str(t.name)), _clean(str(t.value)), _clean(source.fromemail or "")))
     reply_to = _addresses(msg, "Reply-To")
+    sender = (_clean(lmsg.fromname or ""), _clean(lmsg.fromemail or ""))
+    author = _in_body_author(body) or sender
     return Patch(
         msgid=_clean(lmsg.msgid), subject=_clean(lmsg.full_subject), counter=lmsg.counter,
-        expected=lmsg.expected, revision=lmsg.revision, author_name=_clean(lmsg.fromname or ""),
-        author_email=_clean(lmsg.fromemail or ""), reply_to=reply_to[0] if reply_to else "",
+        expected=lmsg.expected, revision=lmsg.revision, author_name=author[0],
+        author_email=author[1], sender_name=sender[0], sender_email=sender[1], preamble=preamble if m else "",
+        reply_to=reply_to[0] if reply_to else "",
         to=_addresses(msg, "To"), cc=_addresses(msg, "Cc"),
         references=tuple(_clean(r) for r in lmsg.references), diff=diff,
         commit_message=commit_message, trailers=tuple(trailers), date=header_text(msg, "Date"),

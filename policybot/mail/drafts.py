@@ -6,6 +6,7 @@ mail/outbox.py queues and delivers it.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -14,8 +15,8 @@ from ..model.findings import Finding
 from ..model.vocabulary import severity
 from ..templating import environment
 from ..render.findings import users_text
-from .b4wrap import format_address
-from .quote import parse_hunks, quote_for
+from .b4wrap import format_address, is_local_msgid
+from .quote import Hunk, hunks_naming, parse_hunks, quote_for, quote_hunk
 
 if TYPE_CHECKING:
     import jinja2
@@ -83,7 +84,8 @@ def first_name(name: str) -> str:
     return parts[0] if parts and "@" not in parts[0] else ""
 
 
-def finding_view(f: Finding, quote: list[str], forward: str) -> dict:
+def finding_view(f: Finding, quote: list[str], forward: str, extra: list[list[str]] | None = None,
+                 effects: list[dict] | None = None) -> dict:
     """What review.txt.j2 says of one finding (the sentences are the template's)."""
     p = f.promise
     declared = None
@@ -99,8 +101,58 @@ def finding_view(f: Finding, quote: list[str], forward: str) -> dict:
     return {"rule": f.rule, "kfunc": f.kfunc, "kfuncs": list(f.members) if f.grouped else [],
             "verdict": f.verdict, "message": f.message,
             "ack": f.ack.to_json() if f.ack else None, "quote": quote, "declared": declared, "since": since,
-            "ends": ends, "forward": forward,
+            "ends": ends, "forward": forward, "extra": extra or [], "effects": effects or [],
             "users": users_text(f)}
+
+
+FLAG_RULES = ("KFUNC_FLAGS_TIGHTENED", "KFUNC_FLAGS_RELAXED", "KFUNC_NEEDS_REVIEW")
+DEFINING_FILES = ("include/linux/btf.h",)  # where a patch defines a KF_* flag
+VERIFIER_FILES = ("kernel/bpf/verifier.c", "kernel/bpf/btf.c")  # where it says what one does
+_QUESTION_CAUSES = ("new-flag", "new-suffix", "flags")
+_ERRNO = re.compile(r"\breturn\s+-(E[A-Z0-9]+)\b")
+_GUARD = re.compile(r"!\s*(\w*capable\s*\([^()]*\))")
+
+
+def names_of(f: Finding) -> list[str]:
+    """The KF_* flags or argument suffixes a finding is about, read from its cause
+    ("new-flag:KF_X", "new-suffix:__x", "flags:+KF_A -KF_B"); [] for any other."""
+    kind, _, rest = f.cause.partition(":")
+    if kind in ("new-flag", "new-suffix", "retired-flag", "retired-suffix"):
+        return [rest]
+    return [d.lstrip("+-") for d in rest.split()] if kind == "flags" else []
+
+
+def question_names(f: Finding) -> list[str]:
+    """The names a finding asks about: a flag or suffix neither policybot nor the operator knows."""
+    return names_of(f) if f.rule == "KFUNC_NEEDS_REVIEW" and f.cause.partition(":")[0] in _QUESTION_CAUSES else []
+
+
+def verifier_effect(h: Hunk, name: str) -> dict:
+    """What the patch's own verifier hunk makes ``name`` do, where its added lines say it plainly:
+    the errors it returns, and the capability check that lets a program through."""
+    added = "\n".join(ln[0][1:] for ln in h.lines if ln[0].startswith("+"))
+    return {"name": name, "path": h.path, "errors": sorted(set(_ERRNO.findall(added))),
+            "guard": next(iter(_GUARD.findall(added)), "")}
+
+
+def flag_quotes(f: Finding, hunks: list[Hunk], quoted: set[int], max_lines: int) -> tuple[list[list[str]], list[dict]]:
+    """For a finding about flags or suffixes: the patch's hunks that define them (btf.h) and that
+    make the verifier act on them (verifier.c, btf.c), each quoted once per mail, and what those
+    verifier hunks say the flag does."""
+    blocks, effects = [], []
+    if f.rule not in FLAG_RULES:
+        return blocks, effects
+    for name in names_of(f):
+        for files in (DEFINING_FILES, VERIFIER_FILES):
+            for at in hunks_naming(hunks, name, files):
+                if files is VERIFIER_FILES:
+                    effect = verifier_effect(hunks[at[0]], name)
+                    if effect["errors"]:
+                        effects.append(effect)
+                block = quote_hunk(hunks, at, max_lines=max_lines, quoted=quoted)
+                if block:
+                    blocks.append(block)
+    return blocks, effects
 
 
 def worth_mailing(f: Finding, min_verdict: str) -> bool:
@@ -143,6 +195,16 @@ def capped_recipients(author: str, first: list[str], rest: list[str], limit: int
     return kept_cc, len(cc) - len(kept_cc)
 
 
+def finding_keys(f: Finding, msgid: str, tree: str) -> list[str]:
+    """What a finding's reply is about, for the once-only record: one key per member (a group a
+    new member joins, its allowlist entry expired, is new); a question about a name once per
+    tree, whatever series or version of it asks again."""
+    names = question_names(f)
+    if names:
+        return [f"question:{key_part(tree)}:{n}" for n in names]
+    return [f"review:{key_part(msgid)}:{f.rule}:{m}" for m in (f.members or (f.kfunc,))]
+
+
 def review_mails(result, *, tree: str, list_addr: str, recipients_for, is_mailed, forward_for,
                  min_verdict: str = "notice", env: jinja2.Environment | None = None,
                  policy_url: str = "", own_addr: str = "", own_msgid_domain: str = "",
@@ -150,17 +212,16 @@ def review_mails(result, *, tree: str, list_addr: str, recipients_for, is_mailed
                  max_thread_cc: int | None = None) -> list[MailDraft]:
     """One reply per patch with findings not mailed before; none for a clean patch.
 
-    ``recipients_for(files) -> list[str]`` gives maintainers and lists,
-    ``is_mailed(key) -> bool`` says what went out already, ``forward_for(finding)``
-    writes the way forward.
+    ``recipients_for(patch) -> list[str]`` gives maintainers and lists (get_maintainer.pl's
+    for the patch), ``is_mailed(key) -> bool`` says what went out already, ``forward_for(finding)``
+    writes the way forward. The reply goes to the patch's own author, the series' author in Cc.
     """
     env = env or template_env()
     out = []
+    series_author = getattr(result.series, "author", "") if getattr(result, "series", None) else ""
     for r in result.reviews:
         p = r.patch
-        # one key per member: a group a new member joins (its allowlist entry expired) is new
-        todo = [(f, [f"review:{key_part(p.msgid)}:{f.rule}:{m}" for m in (f.members or (f.kfunc,))])
-                for f in r.findings if worth_mailing(f, min_verdict)]
+        todo = [(f, finding_keys(f, p.msgid, tree)) for f in r.findings if worth_mailing(f, min_verdict)]
         todo = [(f, ks) for f, ks in todo if not all(is_mailed(k) for k in ks)]
         if not todo:
             continue
@@ -168,24 +229,40 @@ def review_mails(result, *, tree: str, list_addr: str, recipients_for, is_mailed
         if why:
             result.notes.append(f"not replying to patch {p.counter}/{p.expected}: {why}")
             continue
-        hunks = parse_hunks(p.diff)
-        views = [finding_view(f, quote_for(f, hunks, max_lines=max_quote_lines), forward_for(f)) for f, _ in todo]
         body = render(env, "review.txt.j2",
             first_name=first_name(p.author_name), tree=tree, base=result.base_rev,
-            base_commit=result.base_commit, patch=p, findings=views, policy_url=policy_url,
-            applied=r.applied, apply_problem=r.problem or "")
+            base_commit=result.base_commit, patch=p, findings=_views(p, todo, forward_for, max_quote_lines),
+            policy_url=policy_url, applied=r.applied, apply_problem=r.problem or "")
         # the patch's author, never a Reply-To: a sender must not steer the bot's mail elsewhere
         author = format_address(p.author_name, p.author_email)
-        kfunc_files = sorted({loc.path for f, _ in todo for loc in (f.base_location, f.head_location) if loc})
-        cc, left_out = capped_recipients(author, list(recipients_for(kfunc_files)) + [list_addr],
-                                         list(p.to) + list(p.cc), max_recipients, max_thread_cc)
+        local = is_local_msgid(p.msgid)
+        if local:  # format-patch output never mailed to a list: nobody else has seen it, no thread to join
+            cc, left_out = [], 0
+            result.notes.append(f"reply to patch {p.counter}/{p.expected}: to its author only (the patch "
+                                "has no Message-ID: it is not a list message)")
+        else:
+            must = ([series_author] if series_author else []) + list(recipients_for(p)) + [list_addr]
+            cc, left_out = capped_recipients(author, must, list(p.to) + list(p.cc), max_recipients, max_thread_cc)
         if left_out:
             bounds = f"limits.max_recipients = {max_recipients}" + \
                 (f", limits.max_thread_cc = {max_thread_cc}" if max_thread_cc is not None else "")
             result.notes.append(f"reply to patch {p.counter}/{p.expected}: {left_out} recipients of the patch "
                                 f"left out ({bounds})")
-        keys = [k for _, ks in todo for k in ks if not is_mailed(k)]  # each key is mailed once
+        keys = list(dict.fromkeys(k for _, ks in todo for k in ks if not is_mailed(k)))  # each key is mailed once
         out.append(MailDraft("review", [author], cc, subject(env, "review", p.subject), body,
                              f"review:{key_part(p.msgid)}:{','.join(sorted(keys))}", keys,
-                             in_reply_to=p.msgid, references=list(p.references) + [p.msgid]))
+                             in_reply_to=None if local else p.msgid,
+                             references=[] if local else list(p.references) + [p.msgid]))
     return out
+
+
+def _views(p, todo, forward_for, max_quote_lines: int) -> list[dict]:
+    """The findings of one reply, each hunk of the patch quoted once in it."""
+    hunks = parse_hunks(p.diff)
+    quoted: set[int] = set()
+    views = []
+    for f, _ in todo:
+        quote = quote_for(f, hunks, max_lines=max_quote_lines, quoted=quoted)
+        extra, effects = flag_quotes(f, hunks, quoted, max_quote_lines)
+        views.append(finding_view(f, quote, forward_for(f), extra, effects))
+    return views

@@ -61,33 +61,62 @@ def _quoted(text: str) -> str:
     return f"> {text[:QUOTED_LINE_CHARS]}" + (" [...]" if len(text) > QUOTED_LINE_CHARS else "")
 
 
-def quote_for(f: Finding, hunks: list[Hunk], context: int = 3, max_lines: int = 40) -> list[str]:
+def quote_for(f: Finding, hunks: list[Hunk], context: int = 3, max_lines: int = 40,
+              quoted: set[int] | None = None) -> list[str]:
     """The ``> ``-quoted lines of the hunk that causes ``f``, trimmed around the change
-    and to ``max_lines`` lines of at most QUOTED_LINE_CHARS characters."""
-    out = _quote_lines(f, hunks, context)
+    and to ``max_lines`` lines of at most QUOTED_LINE_CHARS characters. A hunk whose index is
+    in ``quoted`` (a mail quotes each hunk once) gives []; the one quoted is added to it."""
+    at = _locate(f, hunks)
+    return quote_hunk(hunks, at, context, max_lines, quoted) if at else []
+
+
+def quote_hunk(hunks: list[Hunk], at: tuple[int, int], context: int = 3, max_lines: int = 40,
+               quoted: set[int] | None = None) -> list[str]:
+    """Hunk ``at[0]`` quoted around its line ``at[1]`` (see quote_for)."""
+    if quoted is not None:
+        if at[0] in quoted:
+            return []
+        quoted.add(at[0])
+    out = _quote_lines(hunks[at[0]], at[1], context)
     if len(out) > max_lines:
         out = out[:max_lines - 1] + [f"> [ ... skip {len(out) - max_lines + 1} lines ... ]"]
     return out
 
 
-def _quote_lines(f: Finding, hunks: list[Hunk], context: int) -> list[str]:
+def hunks_naming(hunks: list[Hunk], word: str, paths: tuple[str, ...]) -> list[tuple[int, int]]:
+    """Each hunk of a file in ``paths`` whose added or removed lines name ``word`` (a whole word):
+    (hunk index, the first such line)."""
+    pattern = re.compile(rf"(?<![\w]){re.escape(word)}(?![\w])")
+    out = []
+    for i, h in enumerate(hunks):
+        if h.path in paths:
+            idx = next((j for j, ln in enumerate(h.lines) if ln[0][:1] in "+-" and pattern.search(ln[0])), None)
+            if idx is not None:
+                out.append((i, idx))
+    return out
+
+
+def _locate(f: Finding, hunks: list[Hunk]) -> tuple[int, int] | None:
     for loc, side in ((f.head_location, 2), (f.base_location, 1)):
         if loc is None:
             continue
-        for h in hunks:
+        for i, h in enumerate(hunks):
             if h.path != loc.path:
                 continue
-            idx = next((i for i, ln in enumerate(h.lines) if ln[side] == loc.line), None)
-            if idx is None:
-                continue
-            changed = [i for i, ln in enumerate(h.lines) if ln[0][:1] in "+-"]
-            near = [i for i in changed if abs(i - idx) <= context] or [idx]
-            lo, hi = max(0, min(near) - context), min(len(h.lines), max(near) + context + 1)
-            out = [_quoted(h.header)]
-            if lo > 0:
-                out.append(f"> [ ... skip {lo} lines ... ]")
-            out += [_quoted(ln[0]) for ln in h.lines[lo:hi]]
-            if hi < len(h.lines):
-                out.append(f"> [ ... skip {len(h.lines) - hi} lines ... ]")
-            return out
-    return []
+            idx = next((j for j, ln in enumerate(h.lines) if ln[side] == loc.line), None)
+            if idx is not None:
+                return i, idx
+    return None
+
+
+def _quote_lines(h: Hunk, idx: int, context: int) -> list[str]:
+    changed = [i for i, ln in enumerate(h.lines) if ln[0][:1] in "+-"]
+    near = [i for i in changed if abs(i - idx) <= context] or [idx]
+    lo, hi = max(0, min(near) - context), min(len(h.lines), max(near) + context + 1)
+    out = [_quoted(h.header)]
+    if lo > 0:
+        out.append(f"> [ ... skip {lo} lines ... ]")
+    out += [_quoted(ln[0]) for ln in h.lines[lo:hi]]
+    if hi < len(h.lines):
+        out.append(f"> [ ... skip {len(h.lines) - hi} lines ... ]")
+    return out

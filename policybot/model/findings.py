@@ -45,7 +45,7 @@ class Finding:
     kfunc: str
     verdict: Verdict
     message: str
-    location: Location | None  # head location where there is one, else base
+    location: Location | None  # head location where there is one, else base (``tree`` says which)
     base_location: Location | None
     head_location: Location | None
     promise: Promise | None
@@ -57,6 +57,12 @@ class Finding:
     object: str = ""  # check: the BPF object
     target: str = ""  # check: the kernel it was checked against
     users: tuple[KnownUser, ...] = ()  # out-of-tree programs known to call the kfunc (policybot census)
+    called: tuple[str, ...] = ()  # a grouped finding: the members that ``users`` call
+    # a finding located only in the base (a removed kfunc): the line of the head where the removed
+    # lines were (the patch's hunk), a real place of the tree the user has; None when there is none
+    hunk: Location | None = None
+    base_rev: str = ""  # the revisions the locations are in ("v7.2", "v7.2+3" for a series' patch 3)
+    head_rev: str = ""
 
     @property
     def acknowledged(self) -> str:
@@ -77,9 +83,38 @@ class Finding:
         return bool(self.kfuncs) or (bool(self.cause) and not self.kfunc)
 
     @property
+    def tree(self) -> str:
+        """Which tree ``location`` is in: "head", "base", or "" (none, or check's object)."""
+        if self.head_location is not None:
+            return "head"
+        return "base" if self.base_location is not None else ""
+
+    @property
+    def in_base(self) -> bool:
+        """Located only in the base: its line is not a place of the head the user has checked out."""
+        return self.tree == "base"
+
+    @property
     def where(self) -> str:
-        """Where it points: file:line, else (check) the object."""
+        """Where it points, as a place of the tree the user has (the head): its file:line; for a
+        finding located only in the base, the line of the head where its lines were (``hunk``),
+        else its base file:line followed by " (in BASE)", which editors do not take for a place
+        of their checkout; else (check) the object."""
+        if self.in_base:
+            return str(self.hunk) if self.hunk else f"{self.base_location} (in {_rev_name(self.base_rev)})"
         return str(self.location) if self.location else self.object
+
+    @property
+    def was(self) -> str:
+        """Where a finding located in the base was, when ``where`` is its head hunk: "kernel/bpf/x.c:10 in v6.12"."""
+        return f"{self.base_location} in {_rev_name(self.base_rev)}" if self.in_base and self.hunk else ""
+
+
+def _rev_name(rev: str) -> str:
+    """A revision as a line names it: a commit id by its first 12 digits (as git's short ids)."""
+    if not rev:
+        return "base"
+    return rev[:12] if len(rev) == 40 and all(c in "0123456789abcdef" for c in rev) else rev
 
 
 @dataclass

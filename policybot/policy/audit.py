@@ -189,7 +189,7 @@ class Auditor:
         # every note again each week
         before = {e.note.key: e.status for e in base_ledger}
         changed = [e for e in ledger if before.get(e.note.key) != e.status]
-        findings = self._finish(findings + self._ledger_findings(changed, head, promises), head)
+        findings = self._finish(findings + self._ledger_findings(changed, head, promises), head, base)
         return AuditResult(base, head, findings, notes, promises, ledger)
 
     # -- the ledger of dated promises -------------------------------------------------
@@ -271,7 +271,7 @@ class Auditor:
         findings = [self.judge.problem(p) for p in head_problems
                     if (p.rule, p.kfunc, p.message) not in known
                     and not (p.rule == "DECLARATION_UNKNOWN_KFUNC" and p.kfunc in base.kfuncs)]
-        for change in diff(base, head, self.policy.include_tests):
+        for change in diff(base, head, self.policy.include_tests, self.policy.semantics):
             if not change.kfunc and not change.kfuncs:  # a tree-level change no kfunc carries
                 f = self.judge.finding(change.rule, "", change.message, change.base, change.head, None)
                 if f:
@@ -284,11 +284,11 @@ class Auditor:
                     rule, message = "DEPRECATED_REMOVED_EARLY", render_message("DEPRECATED_REMOVED_EARLY")
                 f = self.judge.finding(rule, name, message, change.base, change.head, promise)
                 if f:
-                    f = replace(f, cause=change.cause, kfuncs=(name,) if change.kfuncs else ())
+                    f = replace(f, cause=change.cause, kfuncs=(name,) if change.kfuncs else (), hunk=change.hunk)
                     findings.append(self._acknowledge(f, acks, base, head))
         findings = group_by_cause(findings)
         findings += self._lifecycle(base_decls, head_decls, promises, head, as_of)
-        return self._finish(findings, head)
+        return self._finish(findings, head, base)
 
     def _lifecycle(self, base_decls, head_decls, promises, head: Inventory, as_of: dt.date) -> list[Finding]:
         out = []
@@ -376,16 +376,22 @@ class Auditor:
         rec = maint.for_files(files)
         return {address_key(m) for m in rec.maintainers}
 
-    def _finish(self, findings: list[Finding], head: Inventory) -> list[Finding]:
+    def _finish(self, findings: list[Finding], head: Inventory, base: Inventory | None = None) -> list[Finding]:
+        """The findings in order, each naming the revisions its locations are in."""
         def key(f: Finding):
-            loc = f.location
+            loc = f.hunk if f.in_base and f.hunk else f.location  # the place the line shows
             return (-severity(f.verdict), loc.path if loc else "", loc.line if loc else 0, f.rule, f.kfunc)
-        return sorted(findings, key=key)
+        named = [replace(f, base_rev=f.base_rev or (base.rev if base else ""), head_rev=f.head_rev or head.rev)
+                 for f in findings]
+        return sorted(named, key=key)
 
 
 def group_by_cause(findings: list[Finding]) -> list[Finding]:
     """One finding per cause: those of one rule and cause (acknowledged or not) become one,
-    listing every kfunc, at the verdict of its worst member and with that member's promise."""
+    listing every kfunc. The judge judged each kfunc by its own promise; the group takes the
+    verdict of its worst member, with that member's promise (a break of one stable kfunc is a
+    violation even when the others are unstable). Members whose messages differ (one type
+    change reaching several parameters or kfuncs) keep each its own, prefixed by the kfunc."""
     groups: dict[tuple, list[Finding]] = {}
     out: list[Finding] = []
     for f in findings:
@@ -398,17 +404,30 @@ def group_by_cause(findings: list[Finding]) -> list[Finding]:
         if len(members) == 1 and not tree_level:
             out.append(members[0])
             continue
-        names = tuple(sorted({n for f in members for n in f.members}))
-        worst = max(members, key=lambda f: severity(f.verdict))
-        first = min(members, key=lambda f: (str(f.location), f.kfunc))
-        notes = tuple(dict.fromkeys(n for f in members for n in f.notes))
-        users = tuple({u.user: u for f in members for u in f.users}.values())
-        location = worst.location if tree_level else first.location
-        out.append(replace(worst, kfunc=worst.kfunc, kfuncs=names, notes=notes, users=users,
-                           location=location, base_location=first.base_location if not tree_level
-                           else worst.base_location, head_location=first.head_location if not tree_level
-                           else worst.head_location))
+        out.append(_grouped(members, tree_level))
     return out
+
+
+def _grouped(members: list[Finding], tree_level: bool) -> Finding:
+    names = tuple(sorted({n for f in members for n in f.members}))
+    worst = max(members, key=lambda f: severity(f.verdict))
+    first = min(members, key=lambda f: (f.location.path, f.location.line, f.kfunc) if f.location
+                else ("", 0, f.kfunc))
+    notes = tuple(dict.fromkeys(n for f in members for n in f.notes))
+    users = tuple({u.user: u for f in members for u in f.users}.values())
+    called = tuple(sorted({f.kfunc for f in members if f.users and f.kfunc}))
+    ordered = sorted(members, key=lambda f: (f.kfunc, f.location.line if f.location else 0))
+    message = worst.message
+    if len({f.message for f in members}) > 1:
+        per_kfunc: dict[str, list[str]] = {}
+        for f in ordered:
+            per_kfunc.setdefault(f.kfunc, []).append(f.message)
+        parts = {k: ", ".join(dict.fromkeys(m)) for k, m in per_kfunc.items()}
+        message = "; ".join(parts.values() if len(parts) == 1 else (f"{k}: {m}" for k, m in parts.items()))
+    pick = worst if tree_level else first
+    return replace(worst, kfunc=worst.kfunc, kfuncs=names if len(names) > 1 or tree_level else (),
+                   notes=notes, users=users, called=called, message=message, location=pick.location,
+                   base_location=pick.base_location, head_location=pick.head_location, hunk=pick.hunk)
 
 
 def _status(note: DatedNote, current: tuple[int, int] | None) -> LedgerStatus:

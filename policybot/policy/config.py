@@ -64,6 +64,11 @@ class Policy:
     propose_min_users: int = 2
     propose_min_unchanged_releases: int = 4
     propose_write: str = "manifest"  # or "kernel-doc": how the series declares (the tree's own way)
+    # `policybot compat`: kfunc -> the C body its wrapper runs when no variant it can bridge exists
+    compat_fallbacks: dict[str, str] = field(default_factory=dict)
+    # [semantics]: the operator's answer for a KF_* flag or argument suffix policybot does not
+    # know: "tightening", "relaxing" or "neutral" (kernel/flags.py ANSWERS)
+    semantics: dict[str, str] = field(default_factory=dict)
 
 
 def parse_window(text, where: str) -> Window:
@@ -192,9 +197,42 @@ def _read_propose_and_ledger(p: Policy, data: dict, path, text: str) -> None:
         p.ledger_paths = tuple(value)
 
 
+def _read_compat(p: Policy, data: dict, path, text: str) -> None:
+    """[compat."KFUNC"] fallback = "C statements": the body of KFUNC's wrapper where the kernel
+    has no variant the wrapper can call as it is (`policybot compat`)."""
+    compat = data.get("compat", {})
+    if not isinstance(compat, dict):
+        raise ConfigError(f"{path}:{line_of(text, 'compat')}: 'compat' must be a table of kfuncs")
+    for name, table in compat.items():
+        header = f'compat."{name}"'
+        where = f"{path}:{line_of(text, 'fallback', header)}: compat.{name}"
+        if not isinstance(table, dict):
+            raise ConfigError(f"{where}: must be a table ([{header}] fallback = \"...\")")
+        for key, value in table.items():
+            if key != "fallback":
+                raise ConfigError(f"{path}:{line_of(text, key, header)}: compat.{name}.{key}: "
+                                  "unknown key (known: fallback)")
+            p.compat_fallbacks[name] = _string(value, f"{where}.fallback")
+
+def _read_semantics(p: Policy, data: dict, path, text: str) -> None:
+    """[semantics]: ``KF_X = "tightening"`` (or ``"__suffix" = ...``), the operator's answer to
+    policybot's question about a flag or suffix it does not know."""
+    from ..kernel.flags import ANSWERS
+    table = data.get("semantics", {})
+    if not isinstance(table, dict):
+        raise ConfigError(f"{path}:{line_of(text, 'semantics')}: 'semantics' must be a table ([semantics])")
+    for name, answer in table.items():
+        where = f"{path}:{line_of(text, name, 'semantics')}: semantics.{name}"
+        if not re.fullmatch(r"KF_[A-Z0-9_]+|__[a-z0-9_]+", name):
+            raise ConfigError(f"{where}: not a KF_* flag nor an argument suffix (__name)")
+        if answer not in ANSWERS:
+            raise ConfigError(f"{where}: must be {', '.join(repr(a) for a in ANSWERS)}, got {answer!r}")
+        p.semantics[name] = answer
+
+
 def policy_from_dict(data: dict, path: str, text: str = "") -> Policy:
     p = Policy(path=path)
-    known = {"windows", "declarations", "audit", "allow", "verdicts", "ledger", "propose"}
+    known = {"windows", "declarations", "audit", "allow", "verdicts", "ledger", "propose", "compat", "semantics"}
     for key in data:
         if key not in known:
             raise ConfigError(f"{path}:{line_of(text, key)}: unknown "
@@ -237,6 +275,8 @@ def policy_from_dict(data: dict, path: str, text: str = "") -> Policy:
         else:
             raise ConfigError(f"{where}: unknown key (known: include_tests, expiring_horizon)")
     _read_propose_and_ledger(p, data, path, text)
+    _read_compat(p, data, path, text)
+    _read_semantics(p, data, path, text)
     for rule, verdict in data.get("verdicts", {}).items():
         where = f"{path}:{line_of(text, rule, 'verdicts')}: verdicts.{rule}"
         if rule not in catalogue():

@@ -13,10 +13,12 @@ from dataclasses import dataclass, field
 from typing import Iterator, Mapping
 
 from ..kernel.ctype import INT_WORDS, QUALIFIERS, type_shape
-from ..kernel.flags import FLAGS, IMPLICIT_PARAM_STRUCTS, SUFFIXES, flag_effect, same_suffix
+from ..kernel.flags import FLAGS, IMPLICIT_PARAM_STRUCTS, SUFFIXES, answered_effect, flag_effect, same_suffix
 from ..model.inventory import Inventory, Kfunc, Location, Param
 from ..kernel.semantics import BTF_H
 from .rules import DEFAULT_VARIANT, render_message
+
+Answers = Mapping[str, str] | None  # the policy's [semantics]: name -> kernel/flags.py ANSWERS
 
 
 @dataclass(frozen=True)
@@ -31,6 +33,7 @@ class Change:
     # one cause that touches many kfuncs: changes with the same rule and cause are one finding
     cause: str = ""
     kfuncs: tuple[str, ...] = ()  # a tree-level change (kfunc ""): the kfuncs it touches
+    hunk: Location | None = None  # a change located in the base only: where its lines were in the head
 
     @property
     def message(self) -> str:
@@ -118,33 +121,37 @@ def _retired(base: Inventory, head: Inventory, kind: str) -> set[str]:
     return a - b if a is not None and b is not None else set()
 
 
-def _new_unknown(base: Inventory, head: Inventory, kind: str) -> set[str]:
-    """Names the head tree defines anew that policybot does not know."""
+def _new_unknown(base: Inventory, head: Inventory, kind: str, answers: Answers = None) -> set[str]:
+    """Names the head tree defines anew that neither policybot nor the operator (``answers``, the
+    policy's [semantics]) knows."""
     a, b = _defined(base, kind), _defined(head, kind)
     known = FLAGS if kind == "flag" else SUFFIXES
-    return {n for n in b - a if n not in known} if a is not None and b is not None else set()
+    return {n for n in b - a if n not in known and n not in (answers or {})} \
+        if a is not None and b is not None else set()
 
 
 def retired_flags(base: Inventory, head: Inventory) -> set[str]:
     return _retired(base, head, "flag")
 
 
-def new_unknown_flags(base: Inventory, head: Inventory) -> set[str]:
-    return _new_unknown(base, head, "flag")
+def new_unknown_flags(base: Inventory, head: Inventory, answers: Answers = None) -> set[str]:
+    return _new_unknown(base, head, "flag", answers)
 
 
 def retired_suffixes(base: Inventory, head: Inventory) -> set[str]:
     return _retired(base, head, "suffix")
 
 
-def new_unknown_suffixes(base: Inventory, head: Inventory) -> set[str]:
-    return _new_unknown(base, head, "suffix")
+def new_unknown_suffixes(base: Inventory, head: Inventory, answers: Answers = None) -> set[str]:
+    return _new_unknown(base, head, "suffix", answers)
 
 
-def diff(base: Inventory, head: Inventory, include_tests: bool = False) -> Iterator[Change]:
+def diff(base: Inventory, head: Inventory, include_tests: bool = False, answers: Answers = None) -> Iterator[Change]:
+    """The changes from ``base`` to ``head``; ``answers`` (the policy's [semantics]) say what the
+    flags and suffixes policybot does not know do, as the operator recorded it."""
     old = {k.name: k for k in base.selected(include_tests)}
     new = {k.name: k for k in head.selected(include_tests)}
-    yield from semantics_changes(base, head, old, new)
+    yield from semantics_changes(base, head, old, new, answers)
     yield from removed_and_renamed(old, new, base, head)
     # each detector compares the kfunc's two records read in their trees' meaning: with the
     # same meaning (a patch that leaves btf.h and the verifier alone), equal records differ in nothing
@@ -153,8 +160,8 @@ def diff(base: Inventory, head: Inventory, include_tests: bool = False) -> Itera
         a, b = old[name], new[name]
         if same_meaning and a == b:
             continue
-        yield from signature_changes(a, b, base, head)
-        yield from flag_changes(a, b, base, head)
+        yield from signature_changes(a, b, base, head, answers)
+        yield from flag_changes(a, b, base, head, answers)
         yield from prog_type_changes(a, b)
         yield from filter_changes(a, b)
         yield from guard_changes(a, b)
@@ -174,55 +181,111 @@ def removed_and_renamed(old: dict[str, Kfunc], new: dict[str, Kfunc],
             yield _change("KFUNC_RENAMED", name, "old", {"new_name": twin.name},
                           k.location, twin.location, new_name=twin.name)
         else:
-            yield _change("KFUNC_REMOVED", name, "registry", {}, k.location, None)
+            yield _change("KFUNC_REMOVED", name, "registry", {}, k.location, None,
+                          hunk=removal_point(k, old, new))
+
+
+def removal_point(k: Kfunc, old: dict[str, Kfunc], new: dict[str, Kfunc]) -> Location | None:
+    """Where in the head the removed kfunc's registration line was (where a diff's hunk shows
+    it removed, or replaced): the line after the head's line of the entry that preceded it in
+    its set in the base, else the line of the entry that followed it, else the set's first
+    entry in the head (entries that replaced it). None when the head has no entry of that set
+    in that file."""
+    m = k.memberships[0]
+    siblings = sorted((n.location.line, name) for name, o in old.items() if name in new
+                      for n in o.memberships if n.set_name == m.set_name and n.location.path == m.location.path)
+
+    def head_line(name: str) -> int | None:
+        return next((n.location.line for n in new[name].memberships
+                     if n.set_name == m.set_name and n.location.path == m.location.path), None)
+
+    before = [head_line(name) for line, name in reversed(siblings) if line < m.location.line]
+    after = [head_line(name) for line, name in siblings if line > m.location.line]
+    if (line := next((x for x in before if x is not None), None)) is not None:
+        return Location(m.location.path, line + 1)
+    if (line := next((x for x in after if x is not None), None)) is not None:
+        return Location(m.location.path, line)
+    # no entry of the base survived: the set's entries in the head replaced them there
+    lines = [n.location.line for o in new.values() for n in o.memberships
+             if n.set_name == m.set_name and n.location.path == m.location.path]
+    return Location(m.location.path, min(lines)) if lines else None
+
+
+def _type_cause(kind: str, old: str, new: str) -> str:
+    """The cause of a type change: the same change of type is one cause, whichever kfunc, parameter
+    or return value it reaches (integers by width and sign: '__u32' -> 'u64' is 'u32->u64')."""
+    def name(text: str) -> str:
+        k = int_kind(text)
+        return f"{'s' if k[1] else 'u'}{k[0]}" if k else re.sub(r"\s+", " ", text.strip())
+    return f"{kind}:{name(old)}->{name(new)}"
 
 
 def signature_changes(a: Kfunc, b: Kfunc, base: Inventory | None = None,
-                      head: Inventory | None = None) -> Iterator[Change]:
+                      head: Inventory | None = None, answers: Answers = None) -> Iterator[Change]:
+    """One change per edit of the prototype. A parameter added or removed is the one change of
+    the parameter list: its message shows both lists, and comparing the parameters by position
+    past the edit would report the same edit again as retyped parameters."""
     if not (a.definition and b.definition):
         return
     loc_a, loc_b = a.definition.location, b.definition.location
     pa, pb = bpf_params(a, base), bpf_params(b, head)
     if len(pa) != len(pb):
         rule = "KFUNC_PARAM_ADDED" if len(pb) > len(pa) else "KFUNC_PARAM_REMOVED"
+        old, new = _plist(pa), _plist(pb)
         yield _change(rule, a.name, DEFAULT_VARIANT, {"count": len(pb), "s": "s" if len(pb) != 1 else "",
-                      "old_count": len(pa), "old_params": _plist(pa), "new_params": _plist(pb)}, loc_a, loc_b)
+                      "old_count": len(pa), "old_params": old, "new_params": new}, loc_a, loc_b,
+                      cause=f"params:({old})->({new})")
     ra, rb = a.definition.signature.return_type, b.definition.signature.return_type
     verdict = compare_types(ra, rb)
     types = {"old": ra, "new": rb}
     if verdict == "changed":
-        yield _change("KFUNC_RETURN_TYPE_CHANGED", a.name, DEFAULT_VARIANT, types, loc_a, loc_b)
+        yield _change("KFUNC_RETURN_TYPE_CHANGED", a.name, DEFAULT_VARIANT, types, loc_a, loc_b,
+                      cause=_type_cause("type", ra, rb))
     elif verdict == "int-width":
-        yield _change("KFUNC_NEEDS_REVIEW", a.name, "return_width", types, loc_a, loc_b)
+        yield _change("KFUNC_NEEDS_REVIEW", a.name, "return_width", types, loc_a, loc_b,
+                      cause=_type_cause("width", ra, rb))
     elif verdict == "signedness":
-        yield _change("KFUNC_SIGNEDNESS_CHANGED", a.name, "return", types, loc_a, loc_b)
+        yield _change("KFUNC_SIGNEDNESS_CHANGED", a.name, "return", types, loc_a, loc_b,
+                      cause=_type_cause("sign", ra, rb))
+    if len(pa) == len(pb):
+        yield from _param_changes(a, pa, pb, base, head, loc_a, loc_b, answers)
+
+
+def _param_changes(a: Kfunc, pa: tuple[Param, ...], pb: tuple[Param, ...], base: Inventory | None,
+                   head: Inventory | None, loc_a: Location, loc_b: Location,
+                   answers: Answers = None) -> Iterator[Change]:
+    """The parameters of a list of the same length, compared one by one."""
     # unknown suffixes whose coming or going is one tree-level change (semantics_changes)
-    tree_level = {s for s in new_unknown_suffixes(base, head) | retired_suffixes(base, head)
+    tree_level = {s for s in new_unknown_suffixes(base, head, answers) | retired_suffixes(base, head)
                   if s not in SUFFIXES} if base and head else set()
     for i, (x, y) in enumerate(zip(pa, pb), 1):
         verdict = compare_types(x.type, y.type)
         param = {"index": i, "name": y.name or x.name, "old": x.type, "new": y.type}
         if verdict == "changed":
-            yield _change("KFUNC_PARAM_TYPE_CHANGED", a.name, DEFAULT_VARIANT, param, loc_a, loc_b)
+            yield _change("KFUNC_PARAM_TYPE_CHANGED", a.name, DEFAULT_VARIANT, param, loc_a, loc_b,
+                          cause=_type_cause("type", x.type, y.type))
         elif verdict == "int-width":
-            yield _change("KFUNC_NEEDS_REVIEW", a.name, "param_width", param, loc_a, loc_b)
+            yield _change("KFUNC_NEEDS_REVIEW", a.name, "param_width", param, loc_a, loc_b,
+                          cause=_type_cause("width", x.type, y.type))
         elif verdict == "signedness":
-            yield _change("KFUNC_SIGNEDNESS_CHANGED", a.name, "param", param, loc_a, loc_b)
+            yield _change("KFUNC_SIGNEDNESS_CHANGED", a.name, "param", param, loc_a, loc_b,
+                          cause=_type_cause("sign", x.type, y.type))
         ra_, rb_ = x.suffix, y.suffix  # as each revision's verifier matches them (the scanner reads it)
         if rb_ in tree_level or ra_ in tree_level or _renamed_suffix(ra_, rb_, base, head):
             continue
         sa, sb = same_suffix(ra_), same_suffix(rb_)
         if sa == sb:
             continue
-        added = SUFFIXES[sb].adding if sb in SUFFIXES else ("compatible" if not sb else "review")
-        removed = SUFFIXES[sa].removing if sa in SUFFIXES else ("compatible" if not sa else "review")
+        added, removed = _suffix_effect(sb, True, answers), _suffix_effect(sa, False, answers)
         names = {"index": i, "old_name": x.name, "new_name": y.name}
         if "breaking" in (added, removed):
             variant = _SUFFIX_EFFECT.get(sb, "narrower")
             yield _change("KFUNC_PARAM_ANNOTATION_TIGHTENED", a.name, variant,
-                          names | ({"old_suffix": sa} if variant == "narrower" else {}), loc_a, loc_b)
+                          names | ({"old_suffix": sa} if variant == "narrower" else {}), loc_a, loc_b,
+                          cause=f"suffix:{sa or '-'}->{sb or '-'}")
         elif "review" in (added, removed) or (sa and sb):
-            yield _change("KFUNC_NEEDS_REVIEW", a.name, "annotation", names, loc_a, loc_b)
+            yield _change("KFUNC_NEEDS_REVIEW", a.name, "annotation", names, loc_a, loc_b,
+                          cause=f"suffix:{sa or '-'}->{sb or '-'}")
 
 
 def _renamed_suffix(old: str, new: str, base: Inventory | None, head: Inventory | None) -> bool:
@@ -241,10 +304,20 @@ _SUFFIX_EFFECT = {"__k": "known_constant", "__szk": "known_constant", "__str": "
                   "__uninit": "uninitialised"}
 
 
-def flag_changes(a: Kfunc, b: Kfunc, base: Inventory, head: Inventory) -> Iterator[Change]:
+def _suffix_effect(suffix: str, added: bool, answers: Answers) -> str:
+    """What a parameter gaining (or losing) ``suffix`` does: policybot's table, else the operator's answer."""
+    if not suffix:
+        return "compatible"
+    if suffix in SUFFIXES:
+        return SUFFIXES[suffix].adding if added else SUFFIXES[suffix].removing
+    answer = (answers or {}).get(suffix)
+    return answered_effect(answer, added) if answer else "review"
+
+
+def flag_changes(a: Kfunc, b: Kfunc, base: Inventory, head: Inventory, answers: Answers = None) -> Iterator[Change]:
     # a flag the head tree no longer defines, or a new one policybot does not know,
     # is one tree-level change (semantics_changes), not one per kfunc
-    tree_level = retired_flags(base, head) | new_unknown_flags(base, head) | {"KF_DEPRECATED"}
+    tree_level = retired_flags(base, head) | new_unknown_flags(base, head, answers) | {"KF_DEPRECATED"}
     fa, fb = set(a.flags) - tree_level, set(b.flags) - tree_level
     tight, relaxed, review, unread = [], [], [], []
     for sign, flags, inv in (("+", sorted(fb - fa), head), ("-", sorted(fa - fb), base)):
@@ -252,7 +325,7 @@ def flag_changes(a: Kfunc, b: Kfunc, base: Inventory, head: Inventory) -> Iterat
             if inv.semantics is not None and inv.semantics.enforced(flag) is False:
                 unread.append(f"{sign}{flag}")  # the verifier of that tree never tests it
                 continue
-            effect = flag_effect(flag, added=sign == "+")
+            effect = flag_effect(flag, added=sign == "+", answers=answers)
             {"breaking": tight, "compatible": relaxed}.get(effect, review).append(f"{sign}{flag}")
     loc_a, loc_b = a.location, b.location
 
@@ -382,8 +455,26 @@ def trust_checked_params(k: Kfunc, inv: Inventory) -> tuple[Param, ...]:
     return tuple(out)
 
 
+def _definition_point(d, sb, sh, kind: str) -> Location | None:
+    """Where in the head a definition the base had (``d``, a flag or a suffix: ``kind``) was: the
+    head's line of the definition that followed it in its file in the base (the comment above a
+    definition may stay when the definition goes), else the line after the one that preceded
+    it. None when none of its file's definitions survives."""
+    def places(sem) -> dict[str, Location]:
+        names = sem.flag_names if kind == "flag" else sem.suffix_names
+        defs = {n: (sem.flag(n) if kind == "flag" else sem.suffix(n)) for n in names}
+        return {n: x.location for n, x in defs.items() if x.location.path == d.location.path}
+    now, was = places(sh), places(sb)
+    mine = sorted((loc.line, n) for n, loc in was.items() if n in now)
+    nxt = [now[n].line for line, n in mine if line > d.location.line]
+    if nxt:
+        return Location(d.location.path, nxt[0])
+    prev = [now[n].line for line, n in reversed(mine) if line < d.location.line]
+    return Location(d.location.path, prev[0] + 1) if prev else None
+
+
 def semantics_changes(base: Inventory, head: Inventory, old: dict[str, Kfunc],
-                      new: dict[str, Kfunc]) -> Iterator[Change]:
+                      new: dict[str, Kfunc], answers: Answers = None) -> Iterator[Change]:
     """Flags and suffixes the trees define differently: each one change listing the kfuncs it touches."""
     sb, sh = base.semantics, head.semantics
     if sb is None or sh is None:
@@ -400,13 +491,14 @@ def semantics_changes(base: Inventory, head: Inventory, old: dict[str, Kfunc],
             if hit:
                 yield _change("KFUNC_DEFAULT_CHANGED", "", DEFAULT_VARIANT,
                               was | {"meaning": info.meaning, "exempt": ", ".join(info.default_exempt)},
-                              d.location, None, cause=f"default:{flag}", kfuncs=hit)
+                              d.location, None, cause=f"default:{flag}", kfuncs=hit,
+                              hunk=_definition_point(d, sb, sh, "flag"))
         else:
             hit = tuple(n for n in kept if flag in old[n].flags)
             if hit:
                 yield _change("KFUNC_NEEDS_REVIEW", "", "retired_flag", was, d.location, None,
-                              cause=f"retired-flag:{flag}", kfuncs=hit)
-    for flag in sorted(new_unknown_flags(base, head)):
+                              cause=f"retired-flag:{flag}", kfuncs=hit, hunk=_definition_point(d, sb, sh, "flag"))
+    for flag in sorted(new_unknown_flags(base, head, answers)):
         d = sh.flag(flag)
         hit = tuple(sorted(n for n, k in new.items() if flag in k.flags))
         fields = {"flag": flag, "definition": _quote(d.location, d.comment, head.rev)}
@@ -430,8 +522,9 @@ def semantics_changes(base: Inventory, head: Inventory, old: dict[str, Kfunc],
                               d.location, to.location, cause=f"suffix:{suffix}->{info.same_as}", kfuncs=hit)
         elif carried:
             yield _change("KFUNC_NEEDS_REVIEW", "", "retired_suffix", was, d.location, None,
-                          cause=f"retired-suffix:{suffix}", kfuncs=tuple(carried))
-    for suffix in sorted(new_unknown_suffixes(base, head)):
+                          cause=f"retired-suffix:{suffix}", kfuncs=tuple(carried),
+                          hunk=_definition_point(d, sb, sh, "suffix"))
+    for suffix in sorted(new_unknown_suffixes(base, head, answers)):
         d = sh.suffix(suffix)
         hit = tuple(sorted(n for n, k in new.items() if k.definition
                            and any(p.suffix == suffix for p in bpf_params(k, head))))

@@ -20,6 +20,7 @@ FORMATS: dict[str, dict[str, str]] = {
               "sarif": "sarif:audit"},
     "review": {"text": "review:text", "json": "review:json_text", "sarif": "sarif:review"},
     "check": {"text": "check:text", "json": "check:json_lines", "sarif": "sarif:check"},
+    "compat": {"c": "compat:header"},
     "history": {"table": "history:table", "json": "history:json_text", "csv": "history:csv_text"},
     "page": {"json": "page:json_text", "html": "page:html"},
     "census": {"text": "census:run_text", "json": "census:run_json", "csv": "census:run_csv"},

@@ -70,7 +70,8 @@ def markdown(r: AuditResult) -> str:
         for f in r.findings:
             verdict = f.verdict + (" (acknowledged)" if f.acknowledged else "")
             who = ", ".join(f"`{n}`" for n in f.members)
-            cells = [verdict, f"`{f.rule}`", who, f"`{f.location}`" if f.location else "",
+            where = (f"`{f.where}`" if f.where else "") + (f" (was `{f.was}`)" if f.was else "")
+            cells = [verdict, f"`{f.rule}`", who, where,
                      f.message, promise_text(f.promise)]
             out.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
     return "\n".join(out) + "\n"

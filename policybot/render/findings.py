@@ -34,12 +34,14 @@ def finding_line(f: Finding, with_target: bool = False) -> str:
         what = f"{len(f.members)} kfunc{'s' if len(f.members) != 1 else ''}: {what}"
     ack = f" (acknowledged: {f.acknowledged})" if f.acknowledged else ""
     on = f" [{f.target}]" if with_target and f.target else ""
-    return f"{loc}{f.verdict}[{f.rule}]: {what}{ack}{on}"
+    was = f" (was {f.was})" if f.was else ""
+    return f"{loc}{f.verdict}[{f.rule}]: {what}{was}{ack}{on}"
 
 
 def users_text(f: Finding) -> str:
     """What the finding says of its kfunc's known users (policy/rules.toml: users), "" for none."""
-    return users_sentence(f.rule, f.kfunc, tuple(u.text() for u in f.users)) if f.users else ""
+    kfunc = ", ".join(f.called) or f.kfunc  # a grouped finding: the members its users call
+    return users_sentence(f.rule, kfunc, tuple(u.text() for u in f.users)) if f.users else ""
 
 
 def finding_json(f: Finding) -> dict:
@@ -51,6 +53,11 @@ def finding_json(f: Finding) -> dict:
         "location": str(f.location) if f.location else None,
         "base_location": str(f.base_location) if f.base_location else None,
         "head_location": str(f.head_location) if f.head_location else None,
+        # which tree ``location`` is in, and that tree's revision; ``hunk``: for a finding located
+        # in the base only, the line of the head where its lines were (None when there is none)
+        "tree": f.tree or None,
+        "revision": (f.head_rev if f.tree == "head" else f.base_rev) or None,
+        "hunk": str(f.hunk) if f.hunk else None,
         "acknowledged": f.acknowledged or None,
         "ack": f.ack.to_json() if f.ack else None,
         "notes": list(f.notes),

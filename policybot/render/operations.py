@@ -23,14 +23,15 @@ def run_text(ran) -> str:
     out += [f"reviewed: {s.tree}: {s.subject} (by {s.how}): {_counts(s.counts)}; "
             f"{s.replies} repl{'y' if s.replies == 1 else 'ies'}" for s in summary.reviewed]
     out += [f"skipped: {s.what}: {s.reason}" for s in summary.skipped]
-    if summary.reviewed or summary.skipped:  # the inbox in one line: series, trees, skips
+    if summary.reviewed or summary.skipped or summary.unrelated:  # the inbox in one line: series, trees, skips
         per_tree: dict[str, int] = {}
         for s in summary.reviewed:
             per_tree[s.tree] = per_tree.get(s.tree, 0) + 1
         series = len({s.subject for s in summary.reviewed})
         out.append(f"inbox: {series} series reviewed" +
                    (f" ({', '.join(f'{t}: {n}' for t, n in sorted(per_tree.items()))})" if per_tree else "") +
-                   f", {len(summary.skipped)} skipped")
+                   f", {len(summary.skipped)} skipped" +
+                   (f", {summary.unrelated} for no tree and touching no kfunc" if summary.unrelated else ""))
     out += [f"failed: {failure.what}: {failure.reason}" for failure in summary.failures]
     if summary.checked:
         out.append(f"patchwork: {len(summary.checked)} check{'s' if len(summary.checked) != 1 else ''} posted")

@@ -17,7 +17,7 @@ def text(reviewed) -> str:
     result, series, queued = reviewed.result, reviewed.result.series, reviewed.queued
     out = [f"policybot: note: {note}" for note in result.notes + _unsent(reviewed)]
     for r in result.reviews:
-        status = "applied" if r.applied else \
+        status = "applied" if r.applied else "skipped: the series touches no kfunc code" if r.skipped else \
             f"could not apply {r.patch.counter}/{r.patch.expected} on {result.base_rev}: {r.problem}"
         out.append(f"{r.patch.subject}: {status}")
         for f in r.findings:
@@ -45,7 +45,7 @@ def json_text(reviewed) -> str:
                                 "author": series.author, "missing": series.missing},
         "base": {"rev": result.base_rev, "commit": result.base_commit, "how": result.base_how},
         "notes": result.notes + _unsent(reviewed),
-        "patches": [{"msgid": r.patch.msgid, "subject": r.patch.subject, "applied": r.applied,
+        "patches": [{"msgid": r.patch.msgid, "subject": r.patch.subject, "applied": r.applied, "skipped": r.skipped,
                      "problem": r.problem or None, "files": list(r.files),
                      "findings": [finding_json(f) for f in r.findings]} for r in result.reviews],
         "drafted": reviewed.queued, "outbox": str(reviewed.outbox),

@@ -31,6 +31,7 @@ class Result:
     suppressed: str = ""  # why, when the finding is acknowledged
     users: tuple[str, ...] = ()  # the kfunc's known users ("bpfilter 0.6.0 (strong)")
     users_text: str = ""  # the sentence about them
+    logical: str = ""  # no line of the head to point at: the kfunc, as a logical location beside the file
 
 
 def render(results: list[Result]) -> str:
@@ -68,6 +69,8 @@ def _result(r: Result, index: dict[str, int]) -> dict:
         if r.line:
             loc["region"] = {"startLine": r.line}
         out["locations"] = [{"physicalLocation": loc}]
+        if r.logical:
+            out["locations"][0]["logicalLocations"] = [{"name": r.logical, "kind": "function"}]
     if r.suppressed:
         out["suppressions"] = [{"kind": "external", "justification": r.suppressed}]
     return out
@@ -83,17 +86,32 @@ def _uri(path: str) -> str:
     return Path(path).as_posix()
 
 
+def _place(f) -> tuple[str | None, int | None, str, str]:
+    """Where a result points in the checkout (the head): (path, line, what the message adds,
+    logical). A finding located in the base only points at the head's line where its lines were
+    (the hunk that removed them) and says where it was; without such a line it claims no line of
+    the head: its file without a region (GitHub rejects a whole upload for one result without
+    an artifact), the kfunc as a logical location, and the base's place in its message."""
+    if not f.in_base:
+        return (f.location.path, f.location.line, "", "") if f.location else (None, None, "", "")
+    if f.hunk:
+        return f.hunk.path, f.hunk.line, f" (was {f.was})", ""
+    return f.base_location.path, None, f" (at {f.where})", f.kfunc or (f.members[0] if f.members else "")
+
+
 def _results(findings) -> list[Result]:
     """A finding points at its file and line; a check finding without line info at its object."""
     out = []
     for f in findings:
-        loc = f.location
+        path, line, said, logical = _place(f)
         if f.object:
-            what, path = f"{f.message} [{f.target}]", loc.path if loc else f.object
+            what, path = f"{f.message} [{f.target}]", path or f.object
+        elif f.grouped:  # one cause: every kfunc it reaches
+            what = f"{', '.join(f.members)}: {f.message}" if f.members else f.message
         else:
-            what, path = f"{f.kfunc} {f.message}" if f.kfunc else f.message, loc.path if loc else None
-        out.append(Result(f.rule, f.verdict, what, path, loc.line if loc else None, f.acknowledged,
-                          tuple(u.text() for u in f.users), users_text(f)))
+            what = f"{f.kfunc} {f.message}" if f.kfunc else f.message
+        out.append(Result(f.rule, f.verdict, what + said, path, line, f.acknowledged,
+                          tuple(u.text() for u in f.users), users_text(f), logical))
     return out
 
 

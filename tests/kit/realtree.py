@@ -335,3 +335,57 @@ def debian_packages(where, *packages: str, suite: str = "sid") -> dict:
         found[name] = deb
     assert set(found) == set(packages), found
     return found
+
+
+def patch_mail(repo: str, rev: str, edits: dict[str, tuple[str, str]], subject: str,
+               author: str = "Jane Developer <jane@example.com>", msgid: str = "real-1@example.com") -> str:
+    """A ``git format-patch``-shaped mail changing ``rev``'s files: ``edits`` maps a path to
+    (the text of the one line to change, its replacement lines); the diff is made with difflib
+    from ``git show`` (no policybot code)."""
+    import difflib
+    diff, stat = "", ""
+    for path, (line, new) in edits.items():
+        old = list(_lines(repo, rev, path))
+        i = _only(repo, rev, path, line) - 1
+        head = old[:i] + new.split("\n") + old[i + 1:]
+        body = "".join(f"{ln}\n" for ln in difflib.unified_diff(old, head, f"a/{path}", f"b/{path}", n=3,
+                                                                  lineterm=""))
+        diff += f"diff --git a/{path} b/{path}\nindex 1111111..2222222 100644\n{body}"
+        stat += f" {path} | 1 +\n"
+    return (f"From 0123456789abcdef0123456789abcdef01234567 Mon Sep 17 00:00:00 2001\nFrom: {author}\n"
+            f"Date: Sun, 2 Mar 2025 10:00:00 +0000\nSubject: [PATCH bpf-next] {subject}\nMessage-Id: <{msgid}>\n"
+            f"To: bpf@vger.kernel.org\n\nThe change.\n\nSigned-off-by: {author}\n---\n{stat}\n{diff}-- \n2.39.5\n")
+
+
+# -- scripts/get_maintainer.pl of a real tree ---------------------------------------------
+
+TIE_SORT = "\tforeach my $line (sort {$hash{$b} <=> $hash{$a}} keys %hash) {"
+TIE_SORT_STABLE = "\tforeach my $line (sort {$hash{$b} <=> $hash{$a} || $a <=> $b} keys %hash) {"
+
+
+def maintainers_checkout(repo, tree, root: Path, files) -> None:
+    """What scripts/get_maintainer.pl of ``tree`` (a pygit2 tree of ``repo``) reads, written under
+    ``root``: MAINTAINERS, .mailmap, the script, ``files``, and every directory (it tests F:
+    patterns with -d, so directories must exist for it to see them). Beside the script,
+    get_maintainer_stable.pl breaks ties of equally deep sections by MAINTAINERS order, as
+    policybot does (the script leaves them in Perl hash order, which changes from run to run)."""
+    def walk(t, prefix):
+        for e in t:
+            if e.type_str == "tree":
+                os.makedirs(root / prefix / e.name, exist_ok=True)
+                walk(repo[e.id], f"{prefix}{e.name}/")
+    walk(tree, "")
+    for path in ["MAINTAINERS", ".mailmap", "scripts/get_maintainer.pl", *files]:
+        (root / path).write_bytes(repo[tree[path].id].data)
+    script = (root / "scripts/get_maintainer.pl").read_text(encoding="utf-8")
+    assert script.count(TIE_SORT) == 1, "get_maintainer.pl changed: revisit the tie-order patch"
+    (root / "scripts/get_maintainer_stable.pl").write_text(
+        script.replace(TIE_SORT, TIE_SORT_STABLE), encoding="utf-8")
+
+
+def get_maintainer(root: Path, *args: str, stable: bool = True) -> list[str]:
+    """The lines scripts/get_maintainer.pl (its tie-stable copy unless ``stable`` is False) prints
+    for ``args`` in a maintainers_checkout at ``root``."""
+    script = "get_maintainer_stable.pl" if stable else "get_maintainer.pl"
+    return subprocess.run(["perl", f"scripts/{script}", *args], cwd=root, capture_output=True, check=True,
+                          encoding="utf-8").stdout.splitlines()

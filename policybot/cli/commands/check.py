@@ -38,9 +38,9 @@ def add(sub) -> None:
     p.add_argument("objects", nargs="+", metavar="OBJ.bpf.o",
                    help="compiled BPF objects (clang -target bpf -g), or executables, shared libraries and "
                         "Debian packages (.deb): every BPF object embedded in them (libbpf skeletons) is checked")
-    options.repo_options(p, rev=False, repo_required=False)
+    options.repo_options(p, rev=False, repo_needed=lambda a: bool(a.rev or a.releases))
     p.add_argument("--rev", action="append", default=[], metavar="REV",
-                   help="a source revision to check against (repeatable; needs --repo)")
+                   help="a source revision of --repo to check against (repeatable)")
     p.add_argument("--releases", metavar="GLOB", help="also every release tag matching GLOB, e.g. 'v6.*'")
     p.add_argument("--btf", action="append", metavar="FILE",
                    help="check against a compiled kernel: vmlinuz, vmlinux or raw BTF; repeat for its "
@@ -58,8 +58,6 @@ def execute(args) -> int:
     from ...model.vocabulary import fails
     from ...render import render
     fail_on = options.fail_on(args)
-    if (args.rev or args.releases) and not args.repo:
-        raise PolicybotError("check: --rev and --releases need --repo PATH")
     if not args.btf and not (args.rev or args.releases):
         raise PolicybotError("check: give a target: --repo PATH --rev REV (or --releases GLOB), or --btf FILE")
     run = check(options.context(args), args.objects, args.rev, args.releases, args.btf)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import sys
 
-from ...errors import PolicybotError
 from .. import options
 
 
@@ -22,7 +21,7 @@ def add(sub) -> None:
                "  path:line: note[code]: message\n"
                "With --btf and --repo, a kfunc the BTF tags but the source inventory lacks is\n"
                "an error[scanner-miss] (exit status 1).\n")
-    options.repo_options(p, repo_required=False)
+    options.repo_options(p, repo_needed=lambda a: not a.btf)
     p.add_argument("--btf", action="append", metavar="FILE",
                    help="list the kfuncs a compiled kernel carries (BTF decl tag bpf_kfunc): a vmlinuz, "
                         "vmlinux or raw BTF such as /sys/kernel/btf/vmlinux; repeat for its modules (.ko). "
@@ -43,8 +42,6 @@ def execute(args) -> int:
             return 0
         sys.stderr.write(cross_check_lines(kernel, cc))
         return 1 if cc.scanner_misses else 0
-    if not args.repo:
-        raise PolicybotError("inventory: give --repo PATH (a source tree) or --btf FILE (a compiled kernel)")
     from ...app.inventory import inventory
     inv = inventory(ctx, args.rev)
     sys.stdout.write(render("inventory", args.format, inv, include_tests=args.include_tests))

@@ -9,10 +9,14 @@ def add(sub) -> None:
     p = options.command(
         sub, "maintainers", help="who gets mail about a file (as scripts/get_maintainer.pl)",
         description="Print the maintainers, reviewers and lists that MAINTAINERS assigns to the "
-                    "files, in get_maintainer.pl's order (--nogit --nogit-fallback --norolestats).",
-        epilog="example:\n  policybot maintainers --repo ~/linux --rev v6.12 kernel/bpf/helpers.c\n")
+                    "files, in get_maintainer.pl's order (--nogit --nogit-fallback --norolestats). "
+                    "A patch file (a .patch, git format-patch output, an mbox) is read as the script "
+                    "reads one: the paths it touches and the K: keywords it matches. A path that no "
+                    "branch or tag has, and that is no patch, is refused.",
+        epilog="examples:\n  policybot maintainers --repo ~/linux --rev v6.12 kernel/bpf/helpers.c\n"
+               "  cd ~/linux && policybot maintainers 0001-bpf-add-a-kfunc.patch\n")
     options.repo_options(p)
-    p.add_argument("files", nargs="+", metavar="FILE", help="paths in the tree")
+    p.add_argument("files", nargs="+", metavar="FILE", help="paths in the tree, or patch files")
 
 
 def execute(args) -> int:

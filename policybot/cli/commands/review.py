@@ -18,7 +18,11 @@ def add(sub) -> None:
         epilog="examples:\n  b4 mbox -o- <msgid> | policybot review --repo ~/linux -\n"
                "  policybot review --repo linux.git --mbox series.mbox --base bpf-next/master\n"
                "  policybot review --repo linux.git --msgid 20260101.1234-1-dev@example.org --send\n"
-               "  policybot review --repo linux.git --config policybot.toml --patchwork-series 1234\n")
+               "  policybot review --repo linux.git --config policybot.toml --patchwork-series 1234\n"
+               "\nexit status: 0 nothing at or above --fail-on, 1 findings at or above it (default:\n"
+               "violation), 2 bad input, or no patch of the series applied on its base (what the\n"
+               "diffs' text shows is still printed and replied), or the patchwork checks could\n"
+               "not be posted (the replies are in the outbox)\n")
     options.repo_options(p, rev=False)
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--mbox", metavar="FILE", help="an mbox (or a single saved message)")
@@ -58,4 +62,9 @@ def execute(args) -> int:
     reviewed = review_command(ctx, source, args.base, args.branch, args.list_addr, args.tree_name, args.send)
     sys.stdout.write(render("review", args.format, reviewed))
     raise_if_failed(reviewed.checks)  # the replies are in the outbox, the findings printed
-    return 1 if fails([f.verdict for f in reviewed.result.findings() if f.counts], fail_on) else 0
+    result = reviewed.result
+    if not any(r.applied for r in result.reviews):
+        # what the diffs' text shows was said above; the series itself was not judged
+        print(f"policybot: review: no patch of the series applied on {result.base_rev}", file=sys.stderr)
+        return 2
+    return 1 if fails([f.verdict for f in result.findings() if f.counts], fail_on) else 0

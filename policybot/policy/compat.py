@@ -1,0 +1,218 @@
+"""The entries of a compat header (``policybot compat``), decided from data: each release's
+BPF-visible prototypes, the renames of the history, the successors propose finds, and the
+promises declared for each kfunc; then a self-check of the externs against each release.
+
+A lineage is a chain of names (a kfunc and the names it had before it was renamed, or for a
+successor ``NAME___v2`` the chain of ``NAME`` and then itself). In each release the newest name of
+the chain that the release has is the one a program calls there; consecutive releases with the
+same name and prototype are one variant. A lineage with one variant over the whole range needs
+nothing. Every variant gets a weak extern ``KFUNC___vN`` (libbpf drops the suffix after the last
+``___``, so the kernel is asked for KFUNC itself; N counts the prototypes KFUNC had in the range).
+
+The wrapper takes the newest variant's prototype. An older variant is reached directly (same
+prototype), with casts (same number of parameters, integers for integers and pointers for
+pointers), or not at all: an argument added or removed, a parameter or return type of another
+kind, a value returned where there was none. Then the wrapper is left out, unless the operator's
+policy file gives a fallback body for the kfunc (``[compat."NAME"] fallback = "..."``).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Iterable
+
+from ..btf.compat import incompatibility, text_shape
+from ..kernel.ctype import ANNOTATIONS
+from ..model.census import essential_name
+from ..model.check import Shape, Target
+from ..model.compat import Bridge, CParam, DeadExtern, Entry, EntryKind, Promise, Prototype, Variant
+
+# a release's BPF-visible prototypes by kfunc
+Prototypes = dict[str, Prototype]
+
+
+_ANNOTATION = re.compile(r"\b(?:" + "|".join(sorted(ANNOTATIONS)) + r")\b\s*")
+
+
+def c_type(text: str) -> str:
+    """A source type as a program against vmlinux.h writes it: without ``__user``, ``__rcu``..."""
+    return re.sub(r"\s+", " ", _ANNOTATION.sub("", text)).replace(" *", "*").replace("*", " *", 1).strip() \
+        if _ANNOTATION.search(text) else text
+
+
+def _norm(ctype: str) -> str:
+    return re.sub(r"\s+", " ", ctype.replace("*", " * ")).strip()
+
+
+def _key(proto: Prototype) -> tuple[str, tuple[str, ...]]:
+    return _norm(proto.return_type), tuple(_norm(p.type) for p in proto.params)
+
+
+def chains(renamed_from: dict[str, str], successors: dict[str, str], names: Iterable[str]) -> dict[str, list[str]]:
+    """Newest name -> its chain of names, oldest first. ``renamed_from``: new -> old (history);
+    ``successors``: NAME -> NAME___v2 (propose); ``names``: every kfunc of the range."""
+    renamed_to = {old: new for new, old in renamed_from.items()}
+    out: dict[str, list[str]] = {}
+    for name in sorted(set(names)):
+        if name in renamed_to:
+            continue  # not the newest name of its chain
+        chain = [name]
+        while chain[0] in renamed_from and renamed_from[chain[0]] not in chain:
+            chain.insert(0, renamed_from[chain[0]])
+        out[name] = chain
+    for base, succ in successors.items():
+        if succ in out and base in out and base != succ and base not in out[succ]:
+            out[succ] = [*out[base], *out[succ]]
+    return out
+
+
+def variants_of(chain: list[str], releases: list[str], protos: dict[str, Prototypes],
+                promises: dict[str, dict[str, Promise]], numbering: dict[str, list]) -> list[Variant]:
+    """The chain's variants, oldest first. ``numbering``: kfunc -> its prototypes in the order
+    first seen (shared by every lineage, so that one extern name is one prototype)."""
+    eras: list[tuple[str, tuple, list[str]]] = []
+    for rel in releases:
+        have = [n for n in chain if n in protos[rel]]
+        if not have:
+            eras.append(("", (), [rel]))
+            continue
+        name = have[-1]
+        key = (name, _key(protos[rel][name]))
+        if eras and (eras[-1][0], eras[-1][1]) == key:
+            eras[-1][2].append(rel)
+        else:
+            eras.append((key[0], key[1], [rel]))
+    out = []
+    for i, (name, key, rels) in enumerate(eras):
+        if not name:
+            continue
+        seen = numbering.setdefault(name, [])
+        if key not in seen:
+            seen.append(key)
+        proto = protos[rels[-1]][name]
+        ret = c_type(proto.return_type)
+        params = tuple(CParam(c_type(p.type), p.name or f"arg{j}") for j, p in enumerate(proto.params, 1))
+        after = releases.index(rels[-1]) + 1
+        nxt = releases[after] if after < len(releases) else None
+        gone = nxt if nxt and name not in protos[nxt] else None
+        changed = nxt if nxt and not gone else None
+        promise = promises.get(rels[-1], {}).get(name, Promise("unstable"))
+        out.append(Variant(name, f"{name}___v{seen.index(key) + 1}", ret, params, tuple(rels), promise,
+                           gone, changed))
+    return out
+
+
+def bridge(new: Variant, old: Variant) -> Variant:
+    """``old`` with how the wrapper of ``new``'s prototype reaches it."""
+    n, o = len(new.params), len(old.params)
+    if n != o:
+        if n > o:
+            extra = ", ".join(p.c_text for p in new.params[o:])
+            why = (f"{new.kfunc} takes {extra} beyond the {o} parameter{'s' if o != 1 else ''} of {old.kfunc}"
+                   f" ({old.span}): an added argument has no neutral value to drop")
+        else:
+            extra = ", ".join(p.c_text for p in old.params[n:])
+            why = (f"{old.kfunc} ({old.span}) takes {extra} that {new.kfunc} does not:"
+                   f" a removed argument has no value to pass")
+        return _with(old, Bridge.NONE, why)
+    args, how = [], Bridge.DIRECT
+    for i, (a, b) in enumerate(zip(new.params, old.params), 1):
+        if _norm(a.type) == _norm(b.type):
+            args.append(a.name)
+            continue
+        if not _castable(a.type, b.type):
+            return _with(old, Bridge.NONE, f"parameter {i} is {b.type} in {old.kfunc} ({old.span}) "
+                                           f"and {a.type} in {new.kfunc}: a cast would change its meaning")
+        args.append(f"({b.type}){a.name}")
+        how = Bridge.CAST
+    call = f"{old.extern}({', '.join(args)})"
+    if new.void:
+        return _with(old, how, "", call)
+    if old.void:
+        return _with(old, Bridge.NONE, f"{old.kfunc} ({old.span}) returns nothing and {new.kfunc} "
+                                       f"returns {new.return_type}: no value can be made up")
+    if _norm(new.return_type) != _norm(old.return_type):
+        if not _castable(new.return_type, old.return_type):
+            return _with(old, Bridge.NONE, f"{old.kfunc} returns {old.return_type} and {new.kfunc} returns "
+                                           f"{new.return_type}: a cast would change its meaning")
+        return _with(old, Bridge.CAST, "", f"({new.return_type}){call}")
+    return _with(old, how, "", call)
+
+
+def _castable(a: str, b: str) -> bool:
+    ka, kb = text_shape(a).kind, text_shape(b).kind
+    return ka == kb and ka in ("int", "ptr")
+
+
+def _with(v: Variant, how: Bridge, why: str, call: str = "") -> Variant:
+    from dataclasses import replace
+    return replace(v, bridge=how, why=why, call=call)
+
+
+def entry(chain: list[str], variants: list[Variant], releases: list[str], replaces: str | None,
+          fallback: str | None) -> Entry | None:
+    """The header's entry for one lineage (``variants`` oldest first), or None when nothing
+    differs across the range."""
+    if not variants or (len(variants) == 1 and variants[0].releases == tuple(releases)):
+        return None
+    newest = variants[-1]
+    newest = _with(newest, Bridge.DIRECT, "", f"{newest.extern}({', '.join(p.name for p in newest.params)})")
+    older = [bridge(newest, v) for v in reversed(variants[:-1])]
+    names = {v.kfunc for v in variants}
+    if replaces:
+        kind = EntryKind.SUCCESSOR
+    elif len(names) > 1:
+        kind = EntryKind.RENAMED
+    elif len(variants) > 1:
+        kind = EntryKind.PROTOTYPE
+    elif variants[0].first != releases[0]:
+        kind = EntryKind.ADDED
+    else:
+        kind = EntryKind.REMOVED
+    old_names = tuple(n for n in chain if n != newest.kfunc and n in names)
+    blocked = [v.why for v in older if v.bridge == Bridge.NONE]
+    if kind in (EntryKind.ADDED, EntryKind.REMOVED):
+        blocked.append(_unavailable(newest, releases))
+    if blocked and fallback is None:
+        return Entry(newest.kfunc, kind, (newest, *older), old_names, replaces, False, "; ".join(blocked))
+    # without a fallback the oldest variant is called unconditionally (a kernel older than the
+    # range has none of them, and libbpf refuses the call there)
+    return Entry(newest.kfunc, kind, (newest, *older), old_names, replaces, True, "", fallback,
+                 checked_last=fallback is not None)
+
+
+def _unavailable(v: Variant, releases: list[str]) -> str:
+    if v.first != releases[0]:
+        before = releases[:releases.index(v.first)]
+        span = before[0] if len(before) == 1 else f"{before[0]}..{before[-1]}"
+        return f"{v.kfunc} is not in {span}: nothing else does its work"
+    return f"{v.kfunc} is gone from {v.gone_in}: nothing else does its work"
+
+
+# -- the self-check --------------------------------------------------------------------------
+
+def _shape(ret: str, params: Iterable[str]) -> Shape:
+    return Shape("proto", text_shape(ret), tuple(text_shape(p) for p in params))
+
+
+def self_check(externs: list[Variant], targets: list[Target]) -> list[DeadExtern]:
+    """The header's externs against every release: a strong one must resolve on each, a weak
+    one on at least one (libbpf's flavor and prototype rules, as ``check`` applies them)."""
+    dead = []
+    for v in externs:
+        name, weak = v.extern, v.weak
+        kfunc = essential_name(name)
+        mine = _shape(v.return_type, (p.type for p in v.params))
+        reasons = []
+        for t in targets:
+            tk = t.kfuncs.get(kfunc)
+            if tk is None:
+                reasons.append(f"{t.name}: {kfunc} is not a kfunc of {t.name}")
+                continue
+            why = incompatibility(mine, tk.shape or _shape(tk.return_type, tk.param_types))
+            if why:
+                reasons.append(f"{t.name}: {why}")
+        resolved = len(targets) - len(reasons)
+        if (weak and resolved == 0) or (not weak and reasons):
+            dead.append(DeadExtern(name, kfunc, weak, tuple(reasons)))
+    return dead
