@@ -107,3 +107,71 @@ def test_a_group_keeps_the_users_of_each_kfunc(tmp_path):
     assert f.members == ("bpf_a", "bpf_b") and f.kfunc == "bpf_a"  # the worst: bpf_a is stable
     assert f.users == (user,) and f.called == ("bpf_b",)
     assert users_text(f) == "Known users of bpf_b: scx_tool 1.0 (strong)."
+
+
+# -- removals, renames and flag edits: one finding per set, file or delta -----------------------------
+
+OTHER = "kernel/bpf/other.c"
+
+
+def other_set(kfuncs: dict) -> str:
+    """A second file with its own set (other_btf_ids)."""
+    return kernel(kfuncs).replace("generic_", "other_")
+
+
+def test_three_kfuncs_removed_from_one_set_in_one_patch_are_one_finding(tmp_path):
+    # one patch deleting the BTF_ID_FLAGS lines of three stable bpf_cgroup_* kfuncs in one hunk
+    base = {"bpf_cgroup_a": "int|void", "bpf_cgroup_b": "int|void", "bpf_cgroup_c": "int|void", "bpf_keep": "int|void"}
+    result, src = run(tmp_path, base, {"bpf_keep": "int|void"},
+                      {"bpf_cgroup_a": "stable", "bpf_cgroup_b": "stable", "bpf_cgroup_c": "stable"})
+    base_src = kernel(base)
+    assert rows(result) == [("KFUNC_REMOVED", ("bpf_cgroup_a", "bpf_cgroup_b", "bpf_cgroup_c"), "violation",
+                             f"{HELPERS}:{line_of(base_src, 'BTF_ID_FLAGS(func, bpf_cgroup_a)')}",
+                             "is no longer in any registered kfunc set")]
+    (f,) = result.findings
+    assert f.cause == f"removed:{HELPERS}:generic_btf_ids"
+    assert f.grouped and f.kfunc == "bpf_cgroup_a"
+
+
+def test_kfuncs_removed_from_two_sets_are_two_findings(tmp_path):
+    base_a = {"bpf_a1": "int|void", "bpf_a2": "int|void", "bpf_keep": "int|void"}
+    base_b = {"bpf_b1": "int|void", "bpf_b2": "int|void", "bpf_keep_b": "int|void"}
+    b = pair(tmp_path, {HELPERS: kernel(base_a), OTHER: other_set(base_b), MANIFEST: manifest(bpf_a1="stable")},
+             {HELPERS: kernel({"bpf_keep": "int|void"}), OTHER: other_set({"bpf_keep_b": "int|void"})})
+    result = audit(b)
+    assert rows(result) == [
+        ("KFUNC_REMOVED", ("bpf_a1", "bpf_a2"), "violation",
+         f"{HELPERS}:{line_of(kernel(base_a), 'BTF_ID_FLAGS(func, bpf_a1)')}", "is no longer in any registered kfunc set"),
+        ("KFUNC_REMOVED", ("bpf_b1", "bpf_b2"), "info",
+         f"{OTHER}:{line_of(other_set(base_b), 'BTF_ID_FLAGS(func, bpf_b1)')}", "is no longer in any registered kfunc set")]
+
+
+def test_renames_in_one_set_are_one_finding(tmp_path):
+    # as 6.12 -> 7.2 renamed scx_bpf_dispatch* to scx_bpf_dsq_insert* (tests/test_realtree_audit_7x.py)
+    result, src = run(tmp_path, {"bpf_dispatch": "int|u32 x", "bpf_dispatch_vtime": "int|void *p"},
+                      {"bpf_dsq_insert": "int|u32 x", "bpf_dsq_insert_vtime": "int|void *p"},
+                      {"bpf_dispatch": "stable"})
+    base_src = kernel({"bpf_dispatch": "int|u32 x", "bpf_dispatch_vtime": "int|void *p"})
+    assert rows(result) == [("KFUNC_RENAMED", ("bpf_dispatch", "bpf_dispatch_vtime"), "violation",
+                             f"{HELPERS}:{line_of(base_src, 'BTF_ID_FLAGS(func, bpf_dispatch)')}",
+                             "bpf_dispatch: renamed to bpf_dsq_insert (same BPF-visible signature, same set); "
+                             "bpf_dispatch_vtime: renamed to bpf_dsq_insert_vtime (same BPF-visible signature, "
+                             "same set)")]
+
+
+def test_two_flag_edits_with_the_same_delta_are_one_finding(tmp_path):
+    base = {"bpf_a": ("int|void", "KF_SLEEPABLE"), "bpf_b": ("int|void", "KF_SLEEPABLE")}
+    result, src = run(tmp_path, base, {"bpf_a": "int|void", "bpf_b": "int|void"}, {"bpf_a": "stable"})
+    assert rows(result) == [("KFUNC_FLAGS_RELAXED", ("bpf_a", "bpf_b"), "info",
+                             f"{HELPERS}:{line_of(src, 'BTF_ID_FLAGS(func, bpf_a)')}",
+                             "flags -KF_SLEEPABLE: compatible")]
+
+
+def test_flag_edits_with_different_deltas_are_two_findings(tmp_path):
+    base = {"bpf_a": ("int|void", "KF_SLEEPABLE"), "bpf_b": ("int|void", "KF_SLEEPABLE | KF_FASTCALL")}
+    result, src = run(tmp_path, base, {"bpf_a": "int|void", "bpf_b": "int|void"}, {})
+    assert rows(result) == [
+        ("KFUNC_FLAGS_RELAXED", ("bpf_a",), "info", f"{HELPERS}:{line_of(src, 'BTF_ID_FLAGS(func, bpf_a)')}",
+         "flags -KF_SLEEPABLE: compatible"),
+        ("KFUNC_FLAGS_RELAXED", ("bpf_b",), "info", f"{HELPERS}:{line_of(src, 'BTF_ID_FLAGS(func, bpf_b)')}",
+         "flags -KF_FASTCALL -KF_SLEEPABLE: compatible")]

@@ -179,10 +179,18 @@ def removed_and_renamed(old: dict[str, Kfunc], new: dict[str, Kfunc],
         if twin:
             added.remove(twin)
             yield _change("KFUNC_RENAMED", name, "old", {"new_name": twin.name},
-                          k.location, twin.location, new_name=twin.name)
+                          k.location, twin.location, new_name=twin.name, cause=_registry_cause("renamed", k, False))
         else:
             yield _change("KFUNC_REMOVED", name, "registry", {}, k.location, None,
-                          hunk=removal_point(k, old, new))
+                          hunk=removal_point(k, old, new), cause=_registry_cause("removed", k, True))
+
+
+def _registry_cause(kind: str, k: Kfunc, by_set: bool) -> str:
+    """The cause of a removal (``by_set``: the kfuncs removed from the same sets are one) or of a
+    rename (the kfuncs renamed in the same registration files are one: a renamed family such as
+    scx_bpf_dispatch* spans the sets of its file)."""
+    where = sorted({f"{m.location.path}:{m.set_name}" if by_set else m.location.path for m in k.memberships})
+    return f"{kind}:{','.join(where)}"
 
 
 def removal_point(k: Kfunc, old: dict[str, Kfunc], new: dict[str, Kfunc]) -> Location | None:
@@ -328,10 +336,12 @@ def flag_changes(a: Kfunc, b: Kfunc, base: Inventory, head: Inventory, answers: 
             effect = flag_effect(flag, added=sign == "+", answers=answers)
             {"breaking": tight, "compatible": relaxed}.get(effect, review).append(f"{sign}{flag}")
     loc_a, loc_b = a.location, b.location
+    # one edit of the kfunc's flags is one cause, whatever each flag does: the kfuncs given the
+    # same whole delta are one finding per rule (two findings of one rule for one kfunc are one)
+    cause = "flags:" + " ".join(sorted(tight + relaxed + unread + review, key=lambda d: (d[0] != "+", d[1:])))
 
     def change(rule: str, deltas: list[str], variant: str) -> Change:
-        return _change(rule, a.name, variant, {"deltas": " ".join(deltas)}, loc_a, loc_b,
-                       cause=f"flags:{' '.join(deltas)}")
+        return _change(rule, a.name, variant, {"deltas": " ".join(deltas)}, loc_a, loc_b, cause=cause)
 
     if tight:
         yield change("KFUNC_FLAGS_TIGHTENED", tight, "registry")
