@@ -403,8 +403,12 @@ def test_base_not_ancestor_is_said(tmp_path):
 
 
 def test_overlay_most_specific_entry_wins(tmp_path):
-    b = history(tmp_path, {"kernel/bpf/helpers.c": kernel({"bpf_foo": FOO, "bpf_bar": FOO, "bpf_baz": FOO})},
-                {"kernel/bpf/helpers.c": kernel({})})
+    # each kfunc in a set of its own: three removals, three causes, each judged by its own entry
+    def own(name: str, kfuncs: dict) -> str:
+        return kernel(kfuncs).replace("generic_", f"{name}_")
+    names = ("bpf_foo", "bpf_bar", "bpf_baz")
+    b = history(tmp_path, {f"kernel/bpf/{n}.c": own(n, {n: FOO}) for n in names},
+                {f"kernel/bpf/{n}.c": own(n, {}) for n in names})
     (tmp_path / "overlay.yaml").write_text(
         'paths:\n  "kernel/bpf/":\n    stability: stable\n'
         'kfuncs:\n  "bpf_ba*":\n    stability: deprecating\n  bpf_baz:\n    stability: unstable\n')

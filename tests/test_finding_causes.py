@@ -111,11 +111,8 @@ def test_a_group_keeps_the_users_of_each_kfunc(tmp_path):
 
 # -- removals, renames and flag edits: one finding per set, file or delta -----------------------------
 
-OTHER = "kernel/bpf/other.c"
-
-
 def other_set(kfuncs: dict) -> str:
-    """A second file with its own set (other_btf_ids)."""
+    """kernel/bpf/helpers.c's text with another set (other_btf_ids), to append to the first."""
     return kernel(kfuncs).replace("generic_", "other_")
 
 
@@ -134,16 +131,18 @@ def test_three_kfuncs_removed_from_one_set_in_one_patch_are_one_finding(tmp_path
 
 
 def test_kfuncs_removed_from_two_sets_are_two_findings(tmp_path):
+    # two sets of one file (generic_btf_ids, other_btf_ids), two kfuncs removed from each
     base_a = {"bpf_a1": "int|void", "bpf_a2": "int|void", "bpf_keep": "int|void"}
     base_b = {"bpf_b1": "int|void", "bpf_b2": "int|void", "bpf_keep_b": "int|void"}
-    b = pair(tmp_path, {HELPERS: kernel(base_a), OTHER: other_set(base_b), MANIFEST: manifest(bpf_a1="stable")},
-             {HELPERS: kernel({"bpf_keep": "int|void"}), OTHER: other_set({"bpf_keep_b": "int|void"})})
+    base_src = kernel(base_a) + other_set(base_b)
+    b = pair(tmp_path, {HELPERS: base_src, MANIFEST: manifest(bpf_a1="stable")},
+             {HELPERS: kernel({"bpf_keep": "int|void"}) + other_set({"bpf_keep_b": "int|void"})})
     result = audit(b)
     assert rows(result) == [
         ("KFUNC_REMOVED", ("bpf_a1", "bpf_a2"), "violation",
-         f"{HELPERS}:{line_of(kernel(base_a), 'BTF_ID_FLAGS(func, bpf_a1)')}", "is no longer in any registered kfunc set"),
+         f"{HELPERS}:{line_of(base_src, 'BTF_ID_FLAGS(func, bpf_a1)')}", "is no longer in any registered kfunc set"),
         ("KFUNC_REMOVED", ("bpf_b1", "bpf_b2"), "info",
-         f"{OTHER}:{line_of(other_set(base_b), 'BTF_ID_FLAGS(func, bpf_b1)')}", "is no longer in any registered kfunc set")]
+         f"{HELPERS}:{line_of(base_src, 'BTF_ID_FLAGS(func, bpf_b1)')}", "is no longer in any registered kfunc set")]
 
 
 def test_renames_in_one_set_are_one_finding(tmp_path):

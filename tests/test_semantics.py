@@ -404,9 +404,11 @@ def test_rename_that_gained_const_or_implicit_args_is_one_rename(tmp_path):
     b.tag("v6.1")
     b.commit({"kernel/bpf/helpers.c": kernel(head)}, "head", "2023-02-19T12:00:00")
     b.tag("v6.2")
-    got = {(f.rule, f.kfunc, f.message) for f in _audit(b).findings}
-    assert got == {("KFUNC_RENAMED", "bpf_old", "renamed to bpf_new (same BPF-visible signature, same set)"),
-                   ("KFUNC_RENAMED", "bpf_old2", "renamed to bpf_new2 (same BPF-visible signature, same set)")}
+    got = {(f.rule, f.members, f.message) for f in _audit(b).findings}
+    # two renames in one set: one finding (one cause) naming each rename
+    assert got == {("KFUNC_RENAMED", ("bpf_old", "bpf_old2"),
+                    "bpf_old: renamed to bpf_new (same BPF-visible signature, same set); "
+                    "bpf_old2: renamed to bpf_new2 (same BPF-visible signature, same set)")}
 
 
 def test_semantics_are_cached_by_blob_ids_across_processes(tmp_path):
