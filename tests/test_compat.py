@@ -19,8 +19,9 @@ import pytest
 from policybot.cli import main
 from policybot.gitbuild import HistoryBuilder
 from policybot.model.check import Target, TargetKfunc
-from policybot.model.compat import CParam, Promise, Variant
+from policybot.model.compat import CompatHeader, CParam, Entry, EntryKind, Promise, Variant
 from policybot.policy.compat import self_check
+from policybot.render.compat import dead_lines
 from kit.bpf import compile_bpf, flavorless, undefined_symbols
 from kit.trees import BTF_H, kernel
 
@@ -204,3 +205,64 @@ def test_a_bad_fallback_note_or_kfuncs_file_is_one_line_and_nothing_written(caps
     rc, out, err = compat(capsys, tree, tmp_path, "--kfuncs", str(tmp_path / "nowhere.bpf.c"))
     assert (rc, out) == (2, "")
     assert str(tmp_path / "nowhere.bpf.c") in err and len(err.strip().splitlines()) == 1
+
+
+# a kfunc the range's first release lacks, changed later (added in v6.9, widened in v6.10), and a
+# lineage renamed after it was added (bpf_late_old in v6.9, bpf_late_new in v6.10): v6.8 has none
+# of their variants, so a wrapper's untested last resort would be refused there
+LATE = {"v6.8": {"bpf_keep": "void|u64 x"},
+        "v6.9": {"bpf_keep": "void|u64 x", "bpf_late": "int|u32 x", "bpf_late_old": "int|struct task_struct *p"},
+        "v6.10": {"bpf_keep": "void|u64 x", "bpf_late": "long|u64 x", "bpf_late_new": "int|struct task_struct *p"}}
+
+
+@pytest.fixture(scope="module")
+def late_tree(tmp_path_factory):
+    b = HistoryBuilder(tmp_path_factory.mktemp("late") / "repo")
+    for i, (tag, kfuncs) in enumerate(LATE.items()):
+        b.commit({"include/linux/btf.h": BTF_H, "kernel/bpf/helpers.c": kernel(kfuncs)}, tag,
+                 f"2024-0{2 * i + 1}-07T12:00:00")
+        b.tag(tag)
+    return b.repo.workdir
+
+
+def test_a_kfunc_the_first_release_lacks_gets_no_untested_last_resort(capsys, late_tree, tmp_path):
+    rc = main(["compat", "--repo", late_tree, "--releases", "v6.8..v6.10", "--state-dir", str(tmp_path / "state")])
+    out = capsys.readouterr()
+    assert (rc, out.err) == (0, "")
+    late = block(out.out, "bpf_late")
+    assert "bpf_late: its prototype changed within the range.\n * Not in v6.8: no variant of it is there." in late
+    assert "__compat_bpf_late" not in late and "#define bpf_late(" not in late
+    assert "No wrapper for bpf_late: bpf_late is not in v6.8: nothing else does its work." in late
+    assert "extern int bpf_late___v1(u32 x) __ksym __weak;" in late
+    renamed = block(out.out, "bpf_late_new")
+    assert "renamed within the range (earlier names: bpf_late_old).\n * Not in v6.8: no variant of it is there." in renamed
+    assert "__compat_bpf_late_new" not in renamed
+    assert ("No wrapper for bpf_late_new: none of bpf_late_old, bpf_late_new is in v6.8: "
+            "nothing else does its work.") in renamed
+    # with the operator's fallback, the wrapper tests every variant before it
+    policy = tmp_path / "policy.toml"
+    policy.write_text('[compat."bpf_late"]\nfallback = "return -1;"\n')
+    assert main(["compat", "--repo", late_tree, "--releases", "v6.8..v6.10", "--state-dir", str(tmp_path / "state"),
+                 "--policy", str(policy)]) == 0
+    late = block(capsys.readouterr().out, "bpf_late")
+    body = late[late.index("__compat_bpf_late("):]
+    assert re.search(r"if \(bpf_ksym_exists\(bpf_late___v2\)\) \{\s*return bpf_late___v2\(x\);\s*\}\s*"
+                     r"if \(bpf_ksym_exists\(bpf_late___v1\)\) \{\s*return \(long\)bpf_late___v1\(\(u32\)x\);\s*\}"
+                     r"\s*/\*[^*]*\*/\s*return -1;\s*\}", body), body
+
+
+def test_self_check_reports_an_untested_call_that_resolves_on_no_variant_of_a_release():
+    one = TargetKfunc("bpf_late", "int bpf_late(u32 x)", None, "int", ("u32",))
+    targets = [Target("v6.8", "source", {}), Target("v6.9", "source", {"bpf_late": one})]
+    v1 = Variant("bpf_late", "bpf_late___v1", "int", (CParam("u32", "x"),), ("v6.9",), Promise("unstable"),
+                 call="bpf_late___v1(x)")
+    untested = Entry("bpf_late", EntryKind.PROTOTYPE, (v1,), wrapper=True, checked_last=False)
+    dead = self_check([v1], targets, [untested])
+    assert [(d.extern, d.untested, d.reasons) for d in dead] == [
+        ("bpf_late___v1", "__compat_bpf_late", ("v6.8: none of bpf_late___v1 resolves",))]
+    header = CompatHeader("linux.git", "v6.8", "v6.9", ("v6.8", "v6.9"), [untested], dead=dead)
+    assert dead_lines(header) == ("compat: bpf_late___v1: called untested by __compat_bpf_late, yet some release "
+                                  "has none of its variants (v6.8: none of bpf_late___v1 resolves)\n")
+    # tested before its call (a fallback follows), or every release has a variant: nothing to say
+    assert self_check([v1], targets, [dataclasses.replace(untested, checked_last=True)]) == []
+    assert self_check([v1], targets[1:], [untested]) == []

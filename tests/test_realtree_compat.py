@@ -105,3 +105,20 @@ def test_the_header_says_why_a_successor_has_no_wrapper(header):
     assert re.search(r"extern bool scx_bpf_dsq_move_to_local___v2___v1\(u64 dsq_id, u64 enq_flags\) "
                      r"__ksym __weak;", entry), entry
     assert "No wrapper for scx_bpf_dsq_move_to_local___v2: scx_bpf_dsq_move_to_local___v2 takes u64 enq_flags" in entry
+
+
+def test_kfuncs_v6_1_lacks_get_no_wrapper_over_v6_1_to_v7_2(kernel_repo, kernel_state):
+    # v6.1 registers neither bpf_dynptr_size (6.12 has it as __u32, 7.2 as u64) nor any scx_bpf_*:
+    # a wrapper's untested call to the oldest variant would be refused on v6.1
+    old = registered(kernel_repo, "v6.1")
+    assert "bpf_dynptr_size" not in old and "bpf_dynptr_size" in registered(kernel_repo, "v6.12")
+    assert not {name for name in old if name.startswith("scx_bpf_")}
+    r = subprocess.run([sys.executable, "-m", "policybot", "compat", "--repo", kernel_repo, "--releases", "v6.1..v7.2",
+                        "--state-dir", str(kernel_state.state_dir)], capture_output=True, text=True)
+    assert (r.returncode, r.stderr) == (0, ""), r.stderr
+    for name in ("bpf_dynptr_size", "scx_bpf_dsq_move_to_local"):
+        entry = r.stdout[r.stdout.index(f" * {name}: "):]
+        entry = entry[:re.search(r"\n/\*\n \* \w+: ", entry).start()]
+        assert "\n * Not in v6.1: no variant of it is there." in entry, entry
+        assert f"__compat_{name}" not in entry and f"No wrapper for {name}: " in entry, entry
+    assert "#define scx_bpf_consume(" not in r.stdout

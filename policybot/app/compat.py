@@ -86,7 +86,7 @@ def compat(ctx: Context, releases: str, kfunc_files: list[str]) -> CompatHeader:
     header = CompatHeader(ctx.repo_path, first, last, tuple(names), filtered_by=tuple(kfunc_files))
     header.entries = _entries(history, protos, promises, names, policy.compat_fallbacks, used)
     externs = {v.extern: v for e in header.entries for v in e.variants}
-    header.dead = self_check([v for _, v in sorted(externs.items())], targets)
+    header.dead = self_check([v for _, v in sorted(externs.items())], targets, header.entries)
     return header
 
 

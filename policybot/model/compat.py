@@ -104,6 +104,7 @@ class Entry:
     why_no_wrapper: str = ""
     fallback: str | None = None  # the operator's body (policy file [compat."NAME"]), when used
     checked_last: bool = True  # False: the oldest variant is called without bpf_ksym_exists()
+    lacking: tuple[str, ...] = ()  # the releases of the range with none of its variants, as runs
 
     @property
     def newest(self) -> Variant:
@@ -112,12 +113,14 @@ class Entry:
 
 @dataclass(frozen=True)
 class DeadExtern:
-    """A weak extern of the header that resolves on none of the releases, or a strong one
-    that does not resolve on one of them: the self-check's findings."""
+    """A weak extern of the header that resolves on none of the releases, a strong one that
+    does not resolve on one of them, or the last resort a wrapper calls untested while on some
+    release none of the wrapper's variants resolves: the self-check's findings."""
     extern: str
     kfunc: str
     weak: bool
     reasons: tuple[str, ...]  # per release: why not
+    untested: str = ""  # the wrapper that calls it untested, when no variant resolves on some release
 
 
 @dataclass
