@@ -13,6 +13,7 @@ import dataclasses
 import json
 import re
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -266,3 +267,36 @@ def test_self_check_reports_an_untested_call_that_resolves_on_no_variant_of_a_re
     # tested before its call (a fallback follows), or every release has a variant: nothing to say
     assert self_check([v1], targets, [dataclasses.replace(untested, checked_last=True)]) == []
     assert self_check([v1], targets[1:], [untested]) == []
+
+
+def test_kfuncs_reads_objects_as_check_does_inside_a_program_and_a_package(capsys, tree, tmp_path):
+    (tmp_path / "vmlinux.h").write_text(VMLINUX)
+    src = tmp_path / "old.bpf.c"
+    src.write_text('#include "vmlinux.h"\n#include <bpf/bpf_helpers.h>\n'
+                   "extern int bpf_old_name(struct task_struct *p) __ksym;\n"
+                   'char LICENSE[] SEC("license") = "GPL";\n'
+                   'SEC("tp_btf/task_newtask")\nint prog(unsigned long long *ctx)\n{\n'
+                   "\treturn bpf_old_name((void *)ctx[0]);\n}\n")
+    obj = compile_bpf(src, tmp_path / "old.bpf.o").read_bytes()
+    host = Path("/bin/true").read_bytes()
+    program = tmp_path / "pkg" / "usr" / "sbin" / "prog"
+    program.parent.mkdir(parents=True)
+    program.write_bytes(host + b"\0" * (-len(host) % 8) + obj)  # a skeleton's object, after the host's bytes
+    (tmp_path / "pkg" / "DEBIAN").mkdir()
+    (tmp_path / "pkg" / "DEBIAN" / "control").write_text(
+        "Package: prog\nVersion: 1.0\nArchitecture: all\nMaintainer: t <t@example.org>\nDescription: t\n")
+    deb = tmp_path / "prog_1.0_all.deb"
+    subprocess.run(["dpkg-deb", "--root-owner-group", "-Zxz", "--build", str(tmp_path / "pkg"), str(deb)],
+                   check=True, capture_output=True)
+    for given in (program, deb):
+        rc, header, err = compat(capsys, tree, tmp_path, "--kfuncs", str(given))
+        assert (rc, err) == (0, ""), given
+        assert sorted(set(re.findall(r"^/\*\n \* (\w+): ", header, re.M))) == ["bpf_new_name"], given
+    # a program without BPF objects, and a file that is neither C source nor has objects: one line
+    junk = tmp_path / "junk.bin"
+    junk.write_bytes(bytes(range(256)) * 4)
+    for given, said in (("/bin/true", "policybot: /bin/true: no BPF object in it"),
+                        (str(junk), f"policybot: {junk}: neither a BPF C source nor a file with BPF objects in it "
+                                    "(a BPF object, an executable or shared library, a Debian package)")):
+        rc, out, err = compat(capsys, tree, tmp_path, "--kfuncs", given)
+        assert (rc, out, err.strip()) == (2, "", said)
