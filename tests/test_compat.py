@@ -211,9 +211,13 @@ def test_a_bad_fallback_note_or_kfuncs_file_is_one_line_and_nothing_written(caps
 # a kfunc the range's first release lacks, changed later (added in v6.9, widened in v6.10), and a
 # lineage renamed after it was added (bpf_late_old in v6.9, bpf_late_new in v6.10): v6.8 has none
 # of their variants, so a wrapper's untested last resort would be refused there
-LATE = {"v6.8": {"bpf_keep": "void|u64 x"},
-        "v6.9": {"bpf_keep": "void|u64 x", "bpf_late": "int|u32 x", "bpf_late_old": "int|struct task_struct *p"},
-        "v6.10": {"bpf_keep": "void|u64 x", "bpf_late": "long|u64 x", "bpf_late_new": "int|struct task_struct *p"}}
+# v6.10 also adds an argument in the middle of bpf_mid, and bpf_succ___v2 beside bpf_succ (which stays)
+MID, MID2 = "int|struct task_struct *p, u64 flags", "int|struct task_struct *p, u32 ack, u64 flags"
+LATE = {"v6.8": {"bpf_keep": "void|u64 x", "bpf_mid": MID, "bpf_succ": "int|u64 x"},
+        "v6.9": {"bpf_keep": "void|u64 x", "bpf_late": "int|u32 x", "bpf_late_old": "int|struct task_struct *p",
+                 "bpf_mid": MID, "bpf_succ": "int|u64 x"},
+        "v6.10": {"bpf_keep": "void|u64 x", "bpf_late": "long|u64 x", "bpf_late_new": "int|struct task_struct *p",
+                  "bpf_mid": MID2, "bpf_succ": "int|u64 x", "bpf_succ___v2": "int|u64 x"}}
 
 
 @pytest.fixture(scope="module")
@@ -300,3 +304,18 @@ def test_kfuncs_reads_objects_as_check_does_inside_a_program_and_a_package(capsy
                                     "(a BPF object, an executable or shared library, a Debian package)")):
         rc, out, err = compat(capsys, tree, tmp_path, "--kfuncs", given)
         assert (rc, out, err.strip()) == (2, "", said)
+
+
+def test_the_header_names_added_parameters_and_changes_as_they_are(capsys, late_tree, tmp_path):
+    rc = main(["compat", "--repo", late_tree, "--releases", "v6.8..v6.10", "--state-dir", str(tmp_path / "state")])
+    header = capsys.readouterr().out
+    assert rc == 0
+    # the argument added between the two kept is the one said, not the trailing ones
+    assert ("No wrapper for bpf_mid: bpf_mid takes u32 ack beyond the 2 parameters of bpf_mid (v6.8..v6.9): "
+            "an added argument has no neutral value to drop.") in block(header, "bpf_mid")
+    # bpf_succ keeps its prototype in v6.10, where the successor takes over: no change to say
+    succ = block(header, "bpf_succ___v2")
+    assert "added beside bpf_succ, which it replaces." in succ
+    assert " * bpf_succ___v1: bpf_succ as v6.8..v6.9 have it, unstable, with no promise.\n" in succ
+    # every struct a prototype names is declared at file scope, once
+    assert header.count("\nstruct task_struct;\n") == 1

@@ -136,3 +136,16 @@ class CompatHeader:
     @property
     def guard(self) -> str:
         return "__POLICYBOT_COMPAT_H"
+
+    @property
+    def tagged_types(self) -> list[str]:
+        """Every ``struct X`` and ``union X`` a prototype of the header names, sorted: declared at
+        file scope (a type only a module defines is not in vmlinux.h, and in a prototype clang
+        scopes it to that prototype)."""
+        import re
+        found = set()
+        for e in self.entries:
+            for v in e.variants:
+                for text in (v.return_type, *(p.type for p in v.params)):
+                    found.update(f"{kind} {name}" for kind, name in re.findall(r"\b(struct|union)\s+(\w+)", text))
+        return sorted(found)

@@ -98,7 +98,9 @@ def variants_of(chain: list[str], releases: list[str], protos: dict[str, Prototy
         after = releases.index(rels[-1]) + 1
         nxt = releases[after] if after < len(releases) else None
         gone = nxt if nxt and name not in protos[nxt] else None
-        changed = nxt if nxt and not gone else None
+        # the era may end because a newer name of the chain takes over: only another prototype
+        # of this name is a change
+        changed = nxt if nxt and not gone and _key(protos[nxt][name]) != key else None
         promise = promises.get(rels[-1], {}).get(name, Promise("unstable"))
         out.append(Variant(name, f"{name}___v{seen.index(key) + 1}", ret, params, tuple(rels), promise,
                            gone, changed))
@@ -110,11 +112,11 @@ def bridge(new: Variant, old: Variant) -> Variant:
     n, o = len(new.params), len(old.params)
     if n != o:
         if n > o:
-            extra = ", ".join(p.c_text for p in new.params[o:])
+            extra = ", ".join(p.c_text for p in _beyond(new.params, old.params))
             why = (f"{new.kfunc} takes {extra} beyond the {o} parameter{'s' if o != 1 else ''} of {old.kfunc}"
                    f" ({old.span}): an added argument has no neutral value to drop")
         else:
-            extra = ", ".join(p.c_text for p in old.params[n:])
+            extra = ", ".join(p.c_text for p in _beyond(old.params, new.params))
             why = (f"{old.kfunc} ({old.span}) takes {extra} that {new.kfunc} does not:"
                    f" a removed argument has no value to pass")
         return _with(old, Bridge.NONE, why)
@@ -140,6 +142,17 @@ def bridge(new: Variant, old: Variant) -> Variant:
                                            f"{new.return_type}: a cast would change its meaning")
         return _with(old, Bridge.CAST, "", f"({new.return_type}){call}")
     return _with(old, how, "", call)
+
+
+def _beyond(more: tuple[CParam, ...], fewer: tuple[CParam, ...]) -> list[CParam]:
+    """The parameters of ``more`` that ``fewer`` lacks: by name when every name of ``fewer`` is
+    in ``more`` in the same order (an argument added in the middle), else the trailing ones."""
+    names = [p.name for p in more]
+    at = [names.index(p.name) if p.name in names else -1 for p in fewer]
+    if len(set(names)) == len(names) and -1 not in at and at == sorted(at):
+        kept = {p.name for p in fewer}
+        return [p for p in more if p.name not in kept]
+    return list(more[len(fewer):])
 
 
 def _castable(a: str, b: str) -> bool:
