@@ -13,14 +13,16 @@ import dataclasses
 import json
 import re
 import subprocess
+from pathlib import Path
 
 import pytest
 
 from policybot.cli import main
 from policybot.gitbuild import HistoryBuilder
 from policybot.model.check import Target, TargetKfunc
-from policybot.model.compat import CParam, Promise, Variant
+from policybot.model.compat import CompatHeader, CParam, Entry, EntryKind, Promise, Variant
 from policybot.policy.compat import self_check
+from policybot.render.compat import dead_lines
 from kit.bpf import compile_bpf, flavorless, undefined_symbols
 from kit.trees import BTF_H, kernel
 
@@ -204,3 +206,116 @@ def test_a_bad_fallback_note_or_kfuncs_file_is_one_line_and_nothing_written(caps
     rc, out, err = compat(capsys, tree, tmp_path, "--kfuncs", str(tmp_path / "nowhere.bpf.c"))
     assert (rc, out) == (2, "")
     assert str(tmp_path / "nowhere.bpf.c") in err and len(err.strip().splitlines()) == 1
+
+
+# a kfunc the range's first release lacks, changed later (added in v6.9, widened in v6.10), and a
+# lineage renamed after it was added (bpf_late_old in v6.9, bpf_late_new in v6.10): v6.8 has none
+# of their variants, so a wrapper's untested last resort would be refused there
+# v6.10 also adds an argument in the middle of bpf_mid, and bpf_succ___v2 beside bpf_succ (which stays)
+MID, MID2 = "int|struct task_struct *p, u64 flags", "int|struct task_struct *p, u32 ack, u64 flags"
+LATE = {"v6.8": {"bpf_keep": "void|u64 x", "bpf_mid": MID, "bpf_succ": "int|u64 x"},
+        "v6.9": {"bpf_keep": "void|u64 x", "bpf_late": "int|u32 x", "bpf_late_old": "int|struct task_struct *p",
+                 "bpf_mid": MID, "bpf_succ": "int|u64 x"},
+        "v6.10": {"bpf_keep": "void|u64 x", "bpf_late": "long|u64 x", "bpf_late_new": "int|struct task_struct *p",
+                  "bpf_mid": MID2, "bpf_succ": "int|u64 x", "bpf_succ___v2": "int|u64 x"}}
+
+
+@pytest.fixture(scope="module")
+def late_tree(tmp_path_factory):
+    b = HistoryBuilder(tmp_path_factory.mktemp("late") / "repo")
+    for i, (tag, kfuncs) in enumerate(LATE.items()):
+        b.commit({"include/linux/btf.h": BTF_H, "kernel/bpf/helpers.c": kernel(kfuncs)}, tag,
+                 f"2024-0{2 * i + 1}-07T12:00:00")
+        b.tag(tag)
+    return b.repo.workdir
+
+
+def test_a_kfunc_the_first_release_lacks_gets_no_untested_last_resort(capsys, late_tree, tmp_path):
+    rc = main(["compat", "--repo", late_tree, "--releases", "v6.8..v6.10", "--state-dir", str(tmp_path / "state")])
+    out = capsys.readouterr()
+    assert (rc, out.err) == (0, "")
+    late = block(out.out, "bpf_late")
+    assert "bpf_late: its prototype changed within the range.\n * Not in v6.8: no variant of it is there." in late
+    assert "__compat_bpf_late" not in late and "#define bpf_late(" not in late
+    assert "No wrapper for bpf_late: bpf_late is not in v6.8: nothing else does its work." in late
+    assert "extern int bpf_late___v1(u32 x) __ksym __weak;" in late
+    renamed = block(out.out, "bpf_late_new")
+    assert "renamed within the range (earlier names: bpf_late_old).\n * Not in v6.8: no variant of it is there." in renamed
+    assert "__compat_bpf_late_new" not in renamed
+    assert ("No wrapper for bpf_late_new: none of bpf_late_old, bpf_late_new is in v6.8: "
+            "nothing else does its work.") in renamed
+    # with the operator's fallback, the wrapper tests every variant before it
+    policy = tmp_path / "policy.toml"
+    policy.write_text('[compat."bpf_late"]\nfallback = "return -1;"\n')
+    assert main(["compat", "--repo", late_tree, "--releases", "v6.8..v6.10", "--state-dir", str(tmp_path / "state"),
+                 "--policy", str(policy)]) == 0
+    late = block(capsys.readouterr().out, "bpf_late")
+    body = late[late.index("__compat_bpf_late("):]
+    assert re.search(r"if \(bpf_ksym_exists\(bpf_late___v2\)\) \{\s*return bpf_late___v2\(x\);\s*\}\s*"
+                     r"if \(bpf_ksym_exists\(bpf_late___v1\)\) \{\s*return \(long\)bpf_late___v1\(\(u32\)x\);\s*\}"
+                     r"\s*/\*[^*]*\*/\s*return -1;\s*\}", body), body
+
+
+def test_self_check_reports_an_untested_call_that_resolves_on_no_variant_of_a_release():
+    one = TargetKfunc("bpf_late", "int bpf_late(u32 x)", None, "int", ("u32",))
+    targets = [Target("v6.8", "source", {}), Target("v6.9", "source", {"bpf_late": one})]
+    v1 = Variant("bpf_late", "bpf_late___v1", "int", (CParam("u32", "x"),), ("v6.9",), Promise("unstable"),
+                 call="bpf_late___v1(x)")
+    untested = Entry("bpf_late", EntryKind.PROTOTYPE, (v1,), wrapper=True, checked_last=False)
+    dead = self_check([v1], targets, [untested])
+    assert [(d.extern, d.untested, d.reasons) for d in dead] == [
+        ("bpf_late___v1", "__compat_bpf_late", ("v6.8: none of bpf_late___v1 resolves",))]
+    header = CompatHeader("linux.git", "v6.8", "v6.9", ("v6.8", "v6.9"), [untested], dead=dead)
+    assert dead_lines(header) == ("compat: bpf_late___v1: called untested by __compat_bpf_late, yet some release "
+                                  "has none of its variants (v6.8: none of bpf_late___v1 resolves)\n")
+    # tested before its call (a fallback follows), or every release has a variant: nothing to say
+    assert self_check([v1], targets, [dataclasses.replace(untested, checked_last=True)]) == []
+    assert self_check([v1], targets[1:], [untested]) == []
+
+
+def test_kfuncs_reads_objects_as_check_does_inside_a_program_and_a_package(capsys, tree, tmp_path):
+    (tmp_path / "vmlinux.h").write_text(VMLINUX)
+    src = tmp_path / "old.bpf.c"
+    src.write_text('#include "vmlinux.h"\n#include <bpf/bpf_helpers.h>\n'
+                   "extern int bpf_old_name(struct task_struct *p) __ksym;\n"
+                   'char LICENSE[] SEC("license") = "GPL";\n'
+                   'SEC("tp_btf/task_newtask")\nint prog(unsigned long long *ctx)\n{\n'
+                   "\treturn bpf_old_name((void *)ctx[0]);\n}\n")
+    obj = compile_bpf(src, tmp_path / "old.bpf.o").read_bytes()
+    host = Path("/bin/true").read_bytes()
+    program = tmp_path / "pkg" / "usr" / "sbin" / "prog"
+    program.parent.mkdir(parents=True)
+    program.write_bytes(host + b"\0" * (-len(host) % 8) + obj)  # a skeleton's object, after the host's bytes
+    (tmp_path / "pkg" / "DEBIAN").mkdir()
+    (tmp_path / "pkg" / "DEBIAN" / "control").write_text(
+        "Package: prog\nVersion: 1.0\nArchitecture: all\nMaintainer: t <t@example.org>\nDescription: t\n")
+    deb = tmp_path / "prog_1.0_all.deb"
+    subprocess.run(["dpkg-deb", "--root-owner-group", "-Zxz", "--build", str(tmp_path / "pkg"), str(deb)],
+                   check=True, capture_output=True)
+    for given in (program, deb):
+        rc, header, err = compat(capsys, tree, tmp_path, "--kfuncs", str(given))
+        assert (rc, err) == (0, ""), given
+        assert sorted(set(re.findall(r"^/\*\n \* (\w+): ", header, re.M))) == ["bpf_new_name"], given
+    # a program without BPF objects, and a file that is neither C source nor has objects: one line
+    junk = tmp_path / "junk.bin"
+    junk.write_bytes(bytes(range(256)) * 4)
+    for given, said in (("/bin/true", "policybot: /bin/true: no BPF object in it"),
+                        (str(junk), f"policybot: {junk}: neither a BPF C source nor a file with BPF objects in it "
+                                    "(a BPF object, an executable or shared library, a Debian package)")):
+        rc, out, err = compat(capsys, tree, tmp_path, "--kfuncs", given)
+        assert (rc, out, err.strip()) == (2, "", said)
+
+
+def test_the_header_names_added_parameters_and_changes_as_they_are(capsys, late_tree, tmp_path):
+    rc = main(["compat", "--repo", late_tree, "--releases", "v6.8..v6.10", "--state-dir", str(tmp_path / "state")])
+    header = capsys.readouterr().out
+    assert rc == 0
+    # the argument added between the two kept is the one said, not the trailing ones
+    assert ("No wrapper for bpf_mid: bpf_mid takes u32 ack beyond the 2 parameters of bpf_mid (v6.8..v6.9): "
+            "an added argument has no neutral value to drop.") in block(header, "bpf_mid")
+    # bpf_succ keeps its prototype in v6.10, where the successor takes over: no change to say
+    succ = block(header, "bpf_succ___v2")
+    assert "added beside bpf_succ, which it replaces." in succ
+    assert " * bpf_succ___v1: bpf_succ as v6.8..v6.9 have it, unstable, with no promise.\n" in succ
+    # every struct a prototype names is declared at file scope, once
+    assert header.count("\nstruct task_struct;\n") == 1

@@ -6,7 +6,9 @@ against both releases.
 The renames are written here as the kernel's own tools/sched_ext/include/scx/compat.bpf.h
 (7.2) bridges them, and held to what each release registers (``git grep BTF_ID_FLAGS``), not to
 policybot's reading; weak and strong come from the object's symbol table (readelf), and the
-essential names from libbpf's flavor rule written again (kit.bpf.flavorless).
+essential names from libbpf's flavor rule written again (kit.bpf.flavorless). The header for
+v6.1..v7.2 (v6.1 has no sched_ext) gives no wrapper to what v6.1 lacks, and compiles with
+-Wall -Werror.
 """
 
 import json
@@ -105,3 +107,41 @@ def test_the_header_says_why_a_successor_has_no_wrapper(header):
     assert re.search(r"extern bool scx_bpf_dsq_move_to_local___v2___v1\(u64 dsq_id, u64 enq_flags\) "
                      r"__ksym __weak;", entry), entry
     assert "No wrapper for scx_bpf_dsq_move_to_local___v2: scx_bpf_dsq_move_to_local___v2 takes u64 enq_flags" in entry
+
+
+
+@pytest.fixture(scope="module")
+def header_from_6_1(kernel_repo, kernel_state):
+    r = subprocess.run([sys.executable, "-m", "policybot", "compat", "--repo", kernel_repo, "--releases", "v6.1..v7.2",
+                        "--state-dir", str(kernel_state.state_dir)], capture_output=True, text=True)
+    assert (r.returncode, r.stderr) == (0, ""), r.stderr  # the self-check found no dead extern or untested call
+    return r.stdout
+
+
+def test_kfuncs_v6_1_lacks_get_no_wrapper_over_v6_1_to_v7_2(kernel_repo, header_from_6_1):
+    # v6.1 registers neither bpf_dynptr_size (6.12 has it as __u32, 7.2 as u64) nor any scx_bpf_*:
+    # a wrapper's untested call to the oldest variant would be refused on v6.1
+    old = registered(kernel_repo, "v6.1")
+    assert "bpf_dynptr_size" not in old and "bpf_dynptr_size" in registered(kernel_repo, "v6.12")
+    assert not {name for name in old if name.startswith("scx_bpf_")}
+    for name in ("bpf_dynptr_size", "scx_bpf_dsq_move_to_local"):
+        entry = header_from_6_1[header_from_6_1.index(f" * {name}: "):]
+        entry = entry[:re.search(r"\n/\*\n \* \w+: ", entry).start()]
+        assert "\n * Not in v6.1: no variant of it is there." in entry, entry
+        assert f"__compat_{name}" not in entry and f"No wrapper for {name}: " in entry, entry
+    assert "#define scx_bpf_consume(" not in header_from_6_1
+
+
+def test_the_header_compiles_with_werror_against_7_2s_vmlinux_h(header_from_6_1, extracted, tmp_path):
+    # struct bpf_fou_encap is defined by a module (fou), not in vmlinux.h: without a file-scope
+    # declaration clang scopes it to the prototype naming it (-Wvisibility)
+    vmlinux = subprocess.run([bpftool(), "btf", "dump", "file", str(extracted["7.2"]), "format", "c"], check=True,
+                             capture_output=True, text=True).stdout
+    assert "struct bpf_fou_encap {" not in vmlinux and "struct bpf_fou_encap *" in header_from_6_1
+    (tmp_path / "sys").mkdir()
+    (tmp_path / "sys" / "vmlinux.h").write_text(vmlinux)  # a system header: its own warnings are not ours
+    (tmp_path / "compat.h").write_text(header_from_6_1)
+    src = tmp_path / "strict.bpf.c"
+    src.write_text('#include <vmlinux.h>\n#include <bpf/bpf_helpers.h>\n#include "compat.h"\n'
+                   'char LICENSE[] SEC("license") = "GPL";\n')
+    compile_bpf(src, tmp_path / "strict.bpf.o", "-isystem", str(tmp_path / "sys"), "-Werror", "-Wall")

@@ -31,24 +31,38 @@ def parse_range(text: str) -> tuple[str, str]:
 
 
 def used_names(paths: list[str]) -> set[str]:
-    """The kfunc names the given BPF C sources and objects name: the externs an object leaves
-    to libbpf (their essential names), and in a C source its ksym externs and every identifier
-    (a call through this header names the kfunc itself)."""
+    """The kfunc names the given BPF C sources and files with BPF objects name: the externs each
+    object leaves to libbpf (their essential names; objects read as ``check`` and the census read
+    them: a .bpf.o, those an executable or shared library embeds, those of a Debian package's
+    files), and in a C source its ksym externs and every identifier (a call through this header
+    names the kfunc itself). Any other file is bad input."""
     import re
 
     from ..bounded import read_input
-    from ..btf.program import read_object
     from ..model.census import essential_name
     from ..usage.csource import ksym_externs
+    from ..usage.embedded import file_kind
+    from .check import read_objects
     out: set[str] = set()
     for path in paths:
-        data = read_input(path)
-        if data[:4] == b"\x7fELF":
-            out |= {e.kfunc for e in read_object(path).externs}
+        if file_kind(path) != "other":
+            out |= {e.kfunc for obj in read_objects(path, []) for e in obj.externs}
             continue
+        data = read_input(path)
+        if b"\0" in data or not _utf8(data):
+            raise InputError(f"{path}: neither a BPF C source nor a file with BPF objects in it "
+                             f"(a BPF object, an executable or shared library, a Debian package)")
         out |= {essential_name(e.name) for e in ksym_externs(data)}
-        out |= set(re.findall(r"\b[A-Za-z_]\w*\b", data.decode("utf-8", "replace")))
+        out |= set(re.findall(r"\b[A-Za-z_]\w*\b", data.decode("utf-8")))
     return out
+
+
+def _utf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def _prototypes(scanner, repo, rel, include_tests: bool) -> dict[str, Prototype]:
@@ -86,7 +100,7 @@ def compat(ctx: Context, releases: str, kfunc_files: list[str]) -> CompatHeader:
     header = CompatHeader(ctx.repo_path, first, last, tuple(names), filtered_by=tuple(kfunc_files))
     header.entries = _entries(history, protos, promises, names, policy.compat_fallbacks, used)
     externs = {v.extern: v for e in header.entries for v in e.variants}
-    header.dead = self_check([v for _, v in sorted(externs.items())], targets)
+    header.dead = self_check([v for _, v in sorted(externs.items())], targets, header.entries)
     return header
 
 

@@ -104,6 +104,7 @@ class Entry:
     why_no_wrapper: str = ""
     fallback: str | None = None  # the operator's body (policy file [compat."NAME"]), when used
     checked_last: bool = True  # False: the oldest variant is called without bpf_ksym_exists()
+    lacking: tuple[str, ...] = ()  # the releases of the range with none of its variants, as runs
 
     @property
     def newest(self) -> Variant:
@@ -112,12 +113,14 @@ class Entry:
 
 @dataclass(frozen=True)
 class DeadExtern:
-    """A weak extern of the header that resolves on none of the releases, or a strong one
-    that does not resolve on one of them: the self-check's findings."""
+    """A weak extern of the header that resolves on none of the releases, a strong one that
+    does not resolve on one of them, or the last resort a wrapper calls untested while on some
+    release none of the wrapper's variants resolves: the self-check's findings."""
     extern: str
     kfunc: str
     weak: bool
     reasons: tuple[str, ...]  # per release: why not
+    untested: str = ""  # the wrapper that calls it untested, when no variant resolves on some release
 
 
 @dataclass
@@ -133,3 +136,16 @@ class CompatHeader:
     @property
     def guard(self) -> str:
         return "__POLICYBOT_COMPAT_H"
+
+    @property
+    def tagged_types(self) -> list[str]:
+        """Every ``struct X`` and ``union X`` a prototype of the header names, sorted: declared at
+        file scope (a type only a module defines is not in vmlinux.h, and in a prototype clang
+        scopes it to that prototype)."""
+        import re
+        found = set()
+        for e in self.entries:
+            for v in e.variants:
+                for text in (v.return_type, *(p.type for p in v.params)):
+                    found.update(f"{kind} {name}" for kind, name in re.findall(r"\b(struct|union)\s+(\w+)", text))
+        return sorted(found)

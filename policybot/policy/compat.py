@@ -12,8 +12,11 @@ nothing. Every variant gets a weak extern ``KFUNC___vN`` (libbpf drops the suffi
 The wrapper takes the newest variant's prototype. An older variant is reached directly (same
 prototype), with casts (same number of parameters, integers for integers and pointers for
 pointers), or not at all: an argument added or removed, a parameter or return type of another
-kind, a value returned where there was none. Then the wrapper is left out, unless the operator's
-policy file gives a fallback body for the kfunc (``[compat."NAME"] fallback = "..."``).
+kind, a value returned where there was none. A release of the range with no variant at all (the
+kfunc added within the range, or renamed or changed after the range's first release lacked it)
+has nothing to call either. Then the wrapper is left out, unless the operator's policy file
+gives a fallback body for the kfunc (``[compat."NAME"] fallback = "..."``): an untested last
+resort is only for a lineage that every release of the range has.
 """
 
 from __future__ import annotations
@@ -95,7 +98,9 @@ def variants_of(chain: list[str], releases: list[str], protos: dict[str, Prototy
         after = releases.index(rels[-1]) + 1
         nxt = releases[after] if after < len(releases) else None
         gone = nxt if nxt and name not in protos[nxt] else None
-        changed = nxt if nxt and not gone else None
+        # the era may end because a newer name of the chain takes over: only another prototype
+        # of this name is a change
+        changed = nxt if nxt and not gone and _key(protos[nxt][name]) != key else None
         promise = promises.get(rels[-1], {}).get(name, Promise("unstable"))
         out.append(Variant(name, f"{name}___v{seen.index(key) + 1}", ret, params, tuple(rels), promise,
                            gone, changed))
@@ -107,11 +112,11 @@ def bridge(new: Variant, old: Variant) -> Variant:
     n, o = len(new.params), len(old.params)
     if n != o:
         if n > o:
-            extra = ", ".join(p.c_text for p in new.params[o:])
+            extra = ", ".join(p.c_text for p in _beyond(new.params, old.params))
             why = (f"{new.kfunc} takes {extra} beyond the {o} parameter{'s' if o != 1 else ''} of {old.kfunc}"
                    f" ({old.span}): an added argument has no neutral value to drop")
         else:
-            extra = ", ".join(p.c_text for p in old.params[n:])
+            extra = ", ".join(p.c_text for p in _beyond(old.params, new.params))
             why = (f"{old.kfunc} ({old.span}) takes {extra} that {new.kfunc} does not:"
                    f" a removed argument has no value to pass")
         return _with(old, Bridge.NONE, why)
@@ -137,6 +142,17 @@ def bridge(new: Variant, old: Variant) -> Variant:
                                            f"{new.return_type}: a cast would change its meaning")
         return _with(old, Bridge.CAST, "", f"({new.return_type}){call}")
     return _with(old, how, "", call)
+
+
+def _beyond(more: tuple[CParam, ...], fewer: tuple[CParam, ...]) -> list[CParam]:
+    """The parameters of ``more`` that ``fewer`` lacks: by name when every name of ``fewer`` is
+    in ``more`` in the same order (an argument added in the middle), else the trailing ones."""
+    names = [p.name for p in more]
+    at = [names.index(p.name) if p.name in names else -1 for p in fewer]
+    if len(set(names)) == len(names) and -1 not in at and at == sorted(at):
+        kept = {p.name for p in fewer}
+        return [p for p in more if p.name not in kept]
+    return list(more[len(fewer):])
 
 
 def _castable(a: str, b: str) -> bool:
@@ -171,14 +187,37 @@ def entry(chain: list[str], variants: list[Variant], releases: list[str], replac
         kind = EntryKind.REMOVED
     old_names = tuple(n for n in chain if n != newest.kfunc and n in names)
     blocked = [v.why for v in older if v.bridge == Bridge.NONE]
+    covered = {r for v in variants for r in v.releases}
+    lacking = spans([r for r in releases if r not in covered], releases)
     if kind in (EntryKind.ADDED, EntryKind.REMOVED):
         blocked.append(_unavailable(newest, releases))
+    elif lacking:  # as for a kfunc added within the range: those releases have nothing to call
+        blocked.append(_lacking([n for n in chain if n in names], lacking))
+    variants = (newest, *older)
     if blocked and fallback is None:
-        return Entry(newest.kfunc, kind, (newest, *older), old_names, replaces, False, "; ".join(blocked))
-    # without a fallback the oldest variant is called unconditionally (a kernel older than the
-    # range has none of them, and libbpf refuses the call there)
-    return Entry(newest.kfunc, kind, (newest, *older), old_names, replaces, True, "", fallback,
-                 checked_last=fallback is not None)
+        return Entry(newest.kfunc, kind, variants, old_names, replaces, False, "; ".join(blocked), lacking=lacking)
+    # every release of the range has a variant: without a fallback the oldest is called
+    # unconditionally (a kernel older than the range has none of them, and libbpf refuses the call)
+    return Entry(newest.kfunc, kind, variants, old_names, replaces, True, "", fallback,
+                 checked_last=fallback is not None, lacking=lacking)
+
+
+def spans(some: list[str], releases: list[str]) -> tuple[str, ...]:
+    """``some`` of ``releases`` as runs of consecutive releases: ``v6.1``, ``v6.2..v6.11``."""
+    runs: list[list[str]] = []
+    for rel in some:
+        if runs and releases.index(runs[-1][-1]) + 1 == releases.index(rel):
+            runs[-1].append(rel)
+        else:
+            runs.append([rel])
+    return tuple(r[0] if len(r) == 1 else f"{r[0]}..{r[-1]}" for r in runs)
+
+
+def _lacking(names: list[str], lacking: tuple[str, ...]) -> str:
+    where = ", ".join(lacking)
+    if len(names) == 1:
+        return f"{names[0]} is not in {where}: nothing else does its work"
+    return f"none of {', '.join(names)} is in {where}: nothing else does its work"
 
 
 def _unavailable(v: Variant, releases: list[str]) -> str:
@@ -195,24 +234,35 @@ def _shape(ret: str, params: Iterable[str]) -> Shape:
     return Shape("proto", text_shape(ret), tuple(text_shape(p) for p in params))
 
 
-def self_check(externs: list[Variant], targets: list[Target]) -> list[DeadExtern]:
+def _unresolved(v: Variant, t: Target) -> str:
+    """Why ``v``'s extern does not resolve on ``t``, or "" when it does."""
+    kfunc = essential_name(v.extern)
+    tk = t.kfuncs.get(kfunc)
+    if tk is None:
+        return f"{kfunc} is not a kfunc of {t.name}"
+    mine = _shape(v.return_type, (p.type for p in v.params))
+    return incompatibility(mine, tk.shape or _shape(tk.return_type, tk.param_types)) or ""
+
+
+def self_check(externs: list[Variant], targets: list[Target], entries: Iterable[Entry] = ()) -> list[DeadExtern]:
     """The header's externs against every release: a strong one must resolve on each, a weak
-    one on at least one (libbpf's flavor and prototype rules, as ``check`` applies them)."""
+    one on at least one (libbpf's flavor and prototype rules, as ``check`` applies them); and a
+    wrapper that calls its oldest variant untested must have a variant that resolves on each
+    release (else the untested call is refused there)."""
     dead = []
     for v in externs:
-        name, weak = v.extern, v.weak
-        kfunc = essential_name(name)
-        mine = _shape(v.return_type, (p.type for p in v.params))
-        reasons = []
-        for t in targets:
-            tk = t.kfuncs.get(kfunc)
-            if tk is None:
-                reasons.append(f"{t.name}: {kfunc} is not a kfunc of {t.name}")
-                continue
-            why = incompatibility(mine, tk.shape or _shape(tk.return_type, tk.param_types))
-            if why:
-                reasons.append(f"{t.name}: {why}")
+        reasons = [f"{t.name}: {why}" for t in targets if (why := _unresolved(v, t))]
         resolved = len(targets) - len(reasons)
-        if (weak and resolved == 0) or (not weak and reasons):
-            dead.append(DeadExtern(name, kfunc, weak, tuple(reasons)))
+        if (v.weak and resolved == 0) or (not v.weak and reasons):
+            dead.append(DeadExtern(v.extern, essential_name(v.extern), v.weak, tuple(reasons)))
+    for e in entries:
+        called = [v for v in e.variants if v.bridge != Bridge.NONE]
+        if not e.wrapper or e.checked_last or not called:
+            continue
+        reasons = [f"{t.name}: none of {', '.join(v.extern for v in called)} resolves"
+                   for t in targets if all(_unresolved(v, t) for v in called)]
+        if reasons:
+            last = called[-1]
+            dead.append(DeadExtern(last.extern, essential_name(last.extern), last.weak, tuple(reasons),
+                                   untested=f"__compat_{e.name}"))
     return dead

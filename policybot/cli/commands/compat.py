@@ -27,7 +27,9 @@ def add(sub) -> None:
     p.add_argument("--releases", required=True, metavar="A..B",
                    help="the oldest and newest release tags the header must load on, e.g. v6.12..v7.2")
     p.add_argument("--kfuncs", nargs="+", default=[], metavar="FILE|OBJ",
-                   help="only the kfuncs these BPF C sources or compiled objects name")
+                   help="only the kfuncs these BPF C sources name, or the BPF objects in these files "
+                        "(a .bpf.o, an executable or shared library that embeds some, a Debian package; "
+                        "read as `check` reads them)")
     options.policy_option(p, "fallbacks of wrappers ([compat]), manifest path and overlay")
     options.today_option(p)
 
