@@ -191,14 +191,14 @@ def test_json_and_the_exit_status_without_a_config(tmp_path, capsys, monkeypatch
     assert "give --config FILE or set $POLICYBOT_CONFIG" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("token", ["maintainer", "unknown"])
+@pytest.mark.parametrize("token", ["maintainer", "unknown", "stranger"])
 def test_the_patchwork_token_is_tried_and_nothing_posted(tmp_path, capsys, smtp_server, patchwork_server, token):
     """Against the real patchwork server: a token it accepts is ok, one it does not know is the
     problem, named with the key to fix (Patchwork.verify posts nothing)."""
-    from kit.patchwork import PROJECT
+    from kit.patchwork import BOT_USER, PROJECT
     pw = patchwork_server
     secret = tmp_path / "pw-token"
-    secret.write_text((pw.token if token == "maintainer" else "0" * 40) + "\n")
+    secret.write_text({"maintainer": pw.token, "unknown": "0" * 40, "stranger": pw.stranger_token}[token] + "\n")
     secret.chmod(0o600)
     store, port = smtp_server()
     bot = Bot(tmp_path, mail=smtp(port),
@@ -206,7 +206,11 @@ def test_the_patchwork_token_is_tried_and_nothing_posted(tmp_path, capsys, smtp_
     rc, lines = doctor(capsys, bot)
     if token == "maintainer":
         assert rc == 0, lines
-        assert line_of(lines, "patchwork") == f"ok       patchwork: {pw.url}: token accepted, project 'bpf'"
+        assert line_of(lines, "patchwork") == (f"ok       patchwork: {pw.url}: token accepted, project 'bpf', "
+                                               f"which its user {BOT_USER!r} maintains")
+    elif token == "stranger":  # accepted, but its checks would be refused: it maintains nothing
+        assert rc == 1 and problems(lines) == [line_of(lines, "patchwork")]
+        assert "the token's user maintains no part of project 'bpf'" in line_of(lines, "patchwork")
     else:
         assert rc == 1
         assert problems(lines) == [line_of(lines, "patchwork")]

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from kit.mail import BOT, outbox_files, parse_mail
-from kit.patchwork import PROJECT, STATES, checks, four_patch_series
+from kit.patchwork import BOT_USER, PROJECT, STATES, checks, four_patch_series
 from kit.series import TODAY, msgid_of, review
 
 CONTEXT = "policybot-kfuncs"
@@ -112,7 +112,12 @@ def test_verify_accepts_a_maintainers_token_and_names_what_it_refuses(patchwork_
     """What `policybot doctor` can ask: the token and the project, nothing posted."""
     from policybot.mail.patchwork import Patchwork, PatchworkError
     pw = patchwork_server
-    assert Patchwork(pw.url, PROJECT, pw.token).verify() == f"{pw.url}: token accepted, project 'bpf'"
+    assert Patchwork(pw.url, PROJECT, pw.token).verify() == (f"{pw.url}: token accepted, project 'bpf', which "
+                                                            f"its user {BOT_USER!r} maintains")
+    # a token the server accepts, of a user who maintains nothing: every check it posts would be refused
+    with pytest.raises(PatchworkError, match="the token's user maintains no part of project 'bpf'") as e:
+        Patchwork(pw.url, PROJECT, pw.stranger_token).verify()
+    assert e.value.refused
     with pytest.raises(PatchworkError, match=r"HTTP 403 \(Invalid token.\): refused") as e:
         Patchwork(pw.url, PROJECT, "0" * 40).verify()
     assert e.value.refused

@@ -143,13 +143,26 @@ class Patchwork(HttpClient):
         return answer.data
 
     def verify(self) -> str:
-        """Whether the token is accepted and the project exists (for `policybot doctor`): a
-        line saying so, or a PatchworkError. Posts nothing."""
+        """Whether the token is accepted, the project exists and the token's user maintains it
+        (patchwork takes checks from a project's maintainers, besides a patch's submitter and
+        delegate), for `policybot doctor`: a line saying so, or a PatchworkError. Posts nothing."""
         if not self.token:
             raise PatchworkError(f"{self.url}: no token (patchwork.token_file)")
         self.request_json(self.api("users/", per_page="1"))  # only an accepted token may list users
         project = self.request_json(self.api(f"projects/{urllib.parse.quote(self.project, safe='')}/"))
-        return f"{self.url}: token accepted, project {project.get('link_name', self.project)!r}"
+        name = project.get("link_name", self.project) if isinstance(project, dict) else self.project
+        maintainers = project.get("maintainers") if isinstance(project, dict) else None
+        for m in (maintainers if isinstance(maintainers, list) else [])[:MAX_MAINTAINERS_ASKED]:
+            # the API shows a user's settings to that user alone: the maintainer whose settings show is the token's
+            if isinstance(m, dict) and isinstance(m.get("id"), int) and \
+                    "settings" in (self.request_json(self.api(f"users/{m['id']}/")) or {}):
+                return f"{self.url}: token accepted, project {name!r}, which its user {m.get('username')!r} maintains"
+        raise PatchworkError(f"{self.url}: the token's user maintains no part of project {name!r}: the server "
+                             "would refuse its checks (patchwork.token_file: a token of one of the project's "
+                             "maintainers)", 403)
+
+
+MAX_MAINTAINERS_ASKED = 100  # one request each: a bound for a project listing thousands
 
 
 def _why(status: int, data: bytes) -> str:

@@ -30,6 +30,7 @@ TARBALL_ENV = "POLICYBOT_PATCHWORK_TARBALL"
 TARBALL = "patchwork-3.2.1.tar.gz"
 VENV_ENV = "POLICYBOT_PATCHWORK_VENV"
 PROJECT, LIST_ID, LIST_ADDR = "bpf", "bpf.vger.kernel.org", "bpf@vger.kernel.org"
+BOT_USER = "policybot"  # the user whose token may post checks: a maintainer of PROJECT
 HOW_TO_GET = (f"set {TARBALL_ENV} to patchwork v3.2.1's source (in a clone of github.com/getpatchwork/patchwork: "
               f"git archive --prefix=patchwork-3.2.1/ -o {TARBALL} v3.2.1)")
 
@@ -43,7 +44,7 @@ from django.contrib.auth.models import User
 from patchwork.models import Project
 from rest_framework.authtoken.models import Token
 project = Project.objects.create(linkname={PROJECT!r}, name="BPF", listid={LIST_ID!r}, listemail={LIST_ADDR!r})
-bot = User.objects.create_user("policybot", "policybot@example.org", "unused")
+bot = User.objects.create_user({BOT_USER!r}, "policybot@example.org", "unused")
 bot.profile.maintainer_projects.add(project)
 stranger = User.objects.create_user("stranger", "stranger@example.org", "unused")
 print(Token.objects.create(user=bot).key, Token.objects.create(user=stranger).key)
