@@ -247,3 +247,27 @@ def test_a_server_down_is_said_once_per_run_and_recorded_for_every_patch(tmp_pat
     assert op["To"] == "ops@example.org" and "patchwork http://127.0.0.1:" in op.get_content()
     failed = {f.key for f in State(state_dir=bot.state_dir).failures() if f.kind == "patchwork"}
     assert failed == {"20240205100000.1-1-jane@example.com", "20240205110000.1-1-jane@example.com"}
+
+
+def test_a_series_from_patchwork_keeps_its_cover_letter_and_so_its_base(patchwork_server, tmp_path, capsys):
+    """Patchwork's series mbox lacks the cover letter, and with it the base-commit line: read from
+    the series' cover_letter, the series is judged on v6.1 as its mbox is, not on the tree's
+    HEAD (a commit past v6.1 that 4/4 conflicts with)."""
+    from kit.series import build_tree
+    tree = build_tree(tmp_path / "linux")
+    pw = patchwork_server
+    mails, cfg = setup(tmp_path, pw, "seven@example.com")
+    tree.commit({"README": "Linux kernel\n\nMoved on.\n"}, "README: move on", "2023-01-01T00:00:00")
+    (patch,) = pw.api(f"patches/?project={PROJECT}&msgid={msgid_of(mails[1]).strip('<>')}")
+    series_id = patch["series"][0]["id"]
+    assert pw.api(f"series/{series_id}/")["cover_letter"]["msgid"] == msgid_of(mails[0])
+
+    def judged(*src: str) -> list[str]:
+        rc, out, err = run_review(capsys, tmp_path, cfg, *src)
+        assert rc == 1 and err == "", err
+        return [line.split("; drafted")[0] for line in out.splitlines() if not line.startswith("patchwork:")]
+
+    from_mbox = judged("--mbox", str(tmp_path / "series.mbox"))
+    v61 = str(tree.repo.revparse_single("v6.1").peel(1).id)
+    assert f"base-commit: {v61}" in mails[0] and from_mbox[-1] == f"review of 'bpf: kfunc work' (v1, 4 patches) on {v61[:12]}: 2 findings", from_mbox
+    assert judged("--patchwork-series", str(series_id)) == from_mbox
