@@ -271,3 +271,23 @@ def test_a_series_from_patchwork_keeps_its_cover_letter_and_so_its_base(patchwor
     v61 = str(tree.repo.revparse_single("v6.1").peel(1).id)
     assert f"base-commit: {v61}" in mails[0] and from_mbox[-1] == f"review of 'bpf: kfunc work' (v1, 4 patches) on {v61[:12]}: 2 findings", from_mbox
     assert judged("--patchwork-series", str(series_id)) == from_mbox
+
+
+def test_a_patch_whose_only_reply_is_a_question_points_at_it(patchwork_server, tmp_path, capsys):
+    """A lone patch that gives the stable bpf_foo a flag policybot does not know: the reply asks
+    about the flag (keyed by the tree and the flag, not the patch), and the check points at it."""
+    from kit.series import single_patch
+    from kit.trees import BTF_H, FOO, kernel
+    pw = patchwork_server
+    mail = single_patch(tmp_path, {"include/linux/btf.h": BTF_H + "#define KF_TEST_NEW (1 << 20) /* for tests */\n",
+                                   "kernel/bpf/helpers.c": kernel({"bpf_foo": (FOO, "KF_TEST_NEW"), "bpf_bar": FOO})},
+                        "bpf: add KF_TEST_NEW", addr="eight@example.com")
+    (tmp_path / "patch.eml").write_text(mail)
+    pw.parsemail(tmp_path / "patch.eml")
+    cfg = write_config(tmp_path, pw.token, pw.url)
+    rc, out, err = run_review(capsys, tmp_path, cfg, "--mbox", str(tmp_path / "patch.eml"))
+    assert "notice[KFUNC_NEEDS_REVIEW]" in out and "patchwork: 1 check posted" in out, out + err
+    (reply,) = replies_by_patch(tmp_path).items()
+    assert reply[0] == msgid_of(mail)
+    (check,) = checks(pw, msgid_of(mail))
+    assert check["state"] == "success" and check["target_url"] == f"{ARCHIVE}/{reply[1].strip('<>')}/"

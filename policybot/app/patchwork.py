@@ -95,7 +95,7 @@ def post_checks(target: CheckTarget, result: ReviewResult, outbox: Outbox, state
     while todo and not down:
         review = todo[0]
         msgid = review.patch.msgid
-        reply = outbox.reply_about(f"review:{key_part(msgid)}:")
+        reply = outbox.reply_to(msgid, f"review:{key_part(msgid)}:")
         check = patch_check(review, result.base_rev, target, reply)
         try:
             patch = target.client.patch_by_msgid(msgid)
