@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import mailbox
+import re
 import urllib.request
 from pathlib import Path
 
@@ -291,3 +292,32 @@ def test_a_patch_whose_only_reply_is_a_question_points_at_it(patchwork_server, t
     assert reply[0] == msgid_of(mail)
     (check,) = checks(pw, msgid_of(mail))
     assert check["state"] == "success" and check["target_url"] == f"{ARCHIVE}/{reply[1].strip('<>')}/"
+
+
+def test_two_reviews_at_once_post_each_check_once(patchwork_server, tmp_path, capsys):
+    """Three `policybot review` processes on one state, started together (the series judged once
+    before, without [patchwork], so all reach the checks at once), three times over with a new
+    context each time: each patch gets one check of each context."""
+    import os
+    import subprocess
+    import sys
+    pw = patchwork_server
+    mails, cfg = setup(tmp_path, pw, "nine@example.com")
+    bare = tmp_path / "bare.toml"
+    bare.write_text(cfg.read_text().split("[patchwork]")[0])
+    rc, out, err = run_review(capsys, tmp_path, bare)
+    assert rc == 1 and "patchwork" not in out, err
+    args = [sys.executable, "-m", "policybot", "review", "--repo", str(tmp_path / "linux"), "--mbox",
+            str(tmp_path / "series.mbox"), "--config", str(cfg), "--today", TODAY]
+    env = dict(os.environ, POLICYBOT_STATE_DIR=str(tmp_path / "state"))
+    patches = [msgid_of(m) for m in mails[1:]]
+    for attempt in range(3):
+        cfg.write_text(cfg.read_text().replace(f'context = "{CONTEXT}{attempt or ""}"', f'context = "{CONTEXT}{attempt + 1}"'))
+        runs = [subprocess.Popen(args, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                for _ in range(3)]
+        outs = [r.communicate(timeout=300) for r in runs]
+        assert [r.returncode for r in runs] == [1, 1, 1], outs
+        said = [re.search(r"^patchwork: (\d+) checks? posted, (\d+) unchanged$", o, re.M) for o, _ in outs]
+        assert all(said) and [sum(int(m[i]) for m in said) for i in (1, 2)] == [4, 8], outs
+    for p in patches:
+        assert sorted(c["context"] for c in checks(pw, p)) == [f"{CONTEXT}{i}" for i in (1, 2, 3)], p

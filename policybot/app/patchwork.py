@@ -18,7 +18,9 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from ..errors import PolicybotError
 from ..mail.drafts import key_part, render
+from ..mail.outbox import SEND_LOCK_WAIT
 from ..mail.patchwork import CheckPost, Patchwork, PatchworkError
 from ..model.vocabulary import Verdict
 
@@ -84,6 +86,13 @@ def patch_check(review: PatchReview, base: str, target: CheckTarget, reply_msgid
                      url if len(url) <= MAX_URL else "")
 
 
+def _synced(client: Patchwork, patch: int, check: CheckPost, state: State) -> bool:
+    """``sync_check`` under the state's send lock: two runs on one state (a review and the
+    weekly run, or two reviews) read the newest check and post one in turn, never both."""
+    with state.lock("send", wait=SEND_LOCK_WAIT):
+        return client.sync_check(patch, check)
+
+
 def post_checks(target: CheckTarget, result: ReviewResult, outbox: Outbox, state: State,
                 today: dt.date, down: str = "") -> CheckReport:
     """One check per patch of ``result`` (the replies drafted already). The first error
@@ -101,11 +110,11 @@ def post_checks(target: CheckTarget, result: ReviewResult, outbox: Outbox, state
             patch = target.client.patch_by_msgid(msgid)
             if patch is None:
                 report.unknown.append(msgid)
-            elif target.client.sync_check(patch, check):
+            elif _synced(target.client, patch, check, state):
                 report.posted.append(msgid)
             else:
                 report.unchanged.append(msgid)
-        except PatchworkError as e:
+        except PolicybotError as e:  # the server's answer, or the lock not had in time
             report.failure = str(e)
             break
         state.clear_failure(FAILURE_KIND, key_part(msgid))
