@@ -1056,6 +1056,21 @@ def test_each_reply_greets_and_addresses_its_own_patch_author(tmp_path, capsys):
     assert "jane@example.com" not in [a.lower() for a in addrs(jane, "Cc")]  # she is its To
 
 
+def test_the_sender_of_a_lone_forwarded_patch_is_in_cc(tmp_path, capsys):
+    """Jane sends, alone (no cover letter), a patch Bob Other wrote (its in-body From line): the
+    reply goes to Bob and greets him, Jane, who sent it, in Cc."""
+    mail = single_patch(tmp_path, DROP_FOO, "bpf: drop bpf_foo", name="Bob Other", addr="bob@example.org",
+                        extra=("--from=Jane Developer <jane@example.com>",))
+    assert mail.startswith("From ") and "\nFrom: Jane Developer <jane@example.com>\n" in mail
+    assert "\nFrom: Bob Other <bob@example.org>\n" in mail
+    rc, out, err = run_one(capsys, tmp_path, mail)
+    assert rc == 1, out + err
+    (f,) = outbox_files(tmp_path / "state" / "outbox")
+    reply = parse_mail(f)
+    assert addrs(reply, "To") == ["bob@example.org"] and prose(reply).startswith("Hi Bob,")
+    assert "jane@example.com" in [a.lower() for a in addrs(reply, "Cc")]
+
+
 FLAG_VERIFIER = VERIFIER.replace("int verifier_line20;\n", "int verifier_line20;\n"
                                  "\tif ((meta->kfunc_flags & KF_TEST_NEW) && !perfmon_capable())\n"
                                  "\t\treturn -EPERM;\n")
