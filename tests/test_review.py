@@ -1247,3 +1247,20 @@ def test_a_series_that_cannot_matter_is_skipped(tmp_path, files, skipped):
     assert (r.skipped, r.applied) == (skipped, not skipped)
     (full,) = review_series(auditor, series, "v6.1").reviews  # `policybot review` applies every patch
     assert (full.skipped, full.applied) == (False, True)
+
+
+@pytest.mark.parametrize("sender, to, hi", [
+    ("Dr. Bob Baker <bob@example.org>", '"Dr. Bob Baker" <bob@example.org>', "Hi Bob,"),
+    ("Prof Mrs Ann Lee <bob@example.org>", "Prof Mrs Ann Lee <bob@example.org>", "Hi Ann,"),
+    ("bob@example.org", "bob@example.org", "Hi,"),
+    ('"bob@example.org" <bob@example.org>', "bob@example.org", "Hi,"),
+])
+def test_a_reply_greets_no_honorific_and_names_no_bare_address(tmp_path, capsys, sender, to, hi):
+    mail = single_patch(tmp_path, DROP_FOO, "bpf: drop bpf_foo")
+    mail = mail.replace("\nFrom: Jane Developer <jane@example.com>\n", f"\nFrom: {sender}\n", 1)
+    rc, out, err = run_one(capsys, tmp_path, mail)
+    assert rc == 1, out + err
+    (f,) = outbox_files(tmp_path / "state" / "outbox")
+    reply = parse_mail(f)
+    assert reply["To"] == to
+    assert prose(reply).startswith(hi), prose(reply)[:80]
