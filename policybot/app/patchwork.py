@@ -5,7 +5,10 @@ our context read first, and a check posted only when its state or URL would chan
 pending check never replaces a conclusive one (we post none). The state is the patch's
 most severe finding that counts: a violation fails, a warning warns, anything less (or
 nothing) is a success; a patch that does not apply is a warning. The check points at our
-reply in the list's archive (``[inbox] url``/MSGID), or nowhere when there is no reply.
+reply in the list's archive (``[inbox] url``/MSGID): a review, or a reply that only asks
+about a flag (found by its In-Reply-To), or nowhere when there is no reply. The newest check
+is read and the new one posted under the state's send lock: two runs on one state never
+post a check twice.
 
 A refused token, a 4xx or a server down is a failure recorded in the state (kind
 ``patchwork``, the patch's Message-ID) for each patch left without its check, and said in
