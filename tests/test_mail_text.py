@@ -103,3 +103,15 @@ def test_notice_takes_the_replacement_from_the_kernel_doc(tmp_path, capsys):
     body = " ".join(m.get_payload(decode=True).decode().split())
     assert "Please move to bpf_foo2." in body and "bpf_ksym_exists(bpf_foo2)" in body
     assert "No replacement has been named yet" not in body
+
+
+def test_a_quote_says_skip_1_line_and_skip_2_lines():
+    """A hunk quoted around its one change, 3 lines of context: 1 line left out before it, 2 after."""
+    from policybot.mail.quote import parse_hunks, quote_hunk
+    before, after = [f" a{i}" for i in range(4)], [f" b{i}" for i in range(5)]
+    diff = ("diff --git a/f.c b/f.c\n--- a/f.c\n+++ b/f.c\n@@ -1,9 +1,9 @@\n"
+            + "\n".join(before + ["-old", "+new"] + after) + "\n")
+    (hunk,) = parse_hunks(diff)
+    out = quote_hunk([hunk], (0, 4))
+    assert out[1] == "> [ ... skip 1 line ... ]" and out[-1] == "> [ ... skip 2 lines ... ]", out
+    assert out[2:-1] == [">  a1", ">  a2", ">  a3", "> -old", "> +new", ">  b0", ">  b1", ">  b2"]

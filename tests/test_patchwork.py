@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import mailbox
+import re
 import urllib.request
 from pathlib import Path
 
@@ -252,3 +253,76 @@ def test_a_server_down_is_said_once_per_run_and_recorded_for_every_patch(tmp_pat
     assert op["To"] == "ops@example.org" and "patchwork http://127.0.0.1:" in op.get_content()
     failed = {f.key for f in State(state_dir=bot.state_dir).failures() if f.kind == "patchwork"}
     assert failed == {"20240205100000.1-1-jane@example.com", "20240205110000.1-1-jane@example.com"}
+
+
+def test_a_series_from_patchwork_keeps_its_cover_letter_and_so_its_base(patchwork_server, tmp_path, capsys):
+    """Patchwork's series mbox lacks the cover letter, and with it the base-commit line: read from
+    the series' cover_letter, the series is judged on v6.1 as its mbox is, not on the tree's
+    HEAD (a commit past v6.1 that 4/4 conflicts with)."""
+    from kit.series import build_tree
+    tree = build_tree(tmp_path / "linux")
+    pw = patchwork_server
+    mails, cfg = setup(tmp_path, pw, "seven@example.com")
+    tree.commit({"README": "Linux kernel\n\nMoved on.\n"}, "README: move on", "2023-01-01T00:00:00")
+    (patch,) = pw.api(f"patches/?project={PROJECT}&msgid={msgid_of(mails[1]).strip('<>')}")
+    series_id = patch["series"][0]["id"]
+    assert pw.api(f"series/{series_id}/")["cover_letter"]["msgid"] == msgid_of(mails[0])
+
+    def judged(*src: str) -> list[str]:
+        rc, out, err = run_review(capsys, tmp_path, cfg, *src)
+        assert rc == 1 and err == "", err
+        return [line.split("; drafted")[0] for line in out.splitlines() if not line.startswith("patchwork:")]
+
+    from_mbox = judged("--mbox", str(tmp_path / "series.mbox"))
+    v61 = str(tree.repo.revparse_single("v6.1").peel(1).id)
+    assert f"base-commit: {v61}" in mails[0] and from_mbox[-1] == f"review of 'bpf: kfunc work' (v1, 4 patches) on {v61[:12]}: 2 findings", from_mbox
+    assert judged("--patchwork-series", str(series_id)) == from_mbox
+
+
+def test_a_patch_whose_only_reply_is_a_question_points_at_it(patchwork_server, tmp_path, capsys):
+    """A lone patch that gives the stable bpf_foo a flag policybot does not know: the reply asks
+    about the flag (keyed by the tree and the flag, not the patch), and the check points at it."""
+    from kit.series import single_patch
+    from kit.trees import BTF_H, FOO, kernel
+    pw = patchwork_server
+    mail = single_patch(tmp_path, {"include/linux/btf.h": BTF_H + "#define KF_TEST_NEW (1 << 20) /* for tests */\n",
+                                   "kernel/bpf/helpers.c": kernel({"bpf_foo": (FOO, "KF_TEST_NEW"), "bpf_bar": FOO})},
+                        "bpf: add KF_TEST_NEW", addr="eight@example.com")
+    (tmp_path / "patch.eml").write_text(mail)
+    pw.parsemail(tmp_path / "patch.eml")
+    cfg = write_config(tmp_path, pw.token, pw.url)
+    rc, out, err = run_review(capsys, tmp_path, cfg, "--mbox", str(tmp_path / "patch.eml"))
+    assert "notice[KFUNC_NEEDS_REVIEW]" in out and "patchwork: 1 check posted" in out, out + err
+    (reply,) = replies_by_patch(tmp_path).items()
+    assert reply[0] == msgid_of(mail)
+    (check,) = checks(pw, msgid_of(mail))
+    assert check["state"] == "success" and check["target_url"] == f"{ARCHIVE}/{reply[1].strip('<>')}/"
+
+
+def test_two_reviews_at_once_post_each_check_once(patchwork_server, tmp_path, capsys):
+    """Three `policybot review` processes on one state, started together (the series judged once
+    before, without [patchwork], so all reach the checks at once), three times over with a new
+    context each time: each patch gets one check of each context."""
+    import os
+    import subprocess
+    import sys
+    pw = patchwork_server
+    mails, cfg = setup(tmp_path, pw, "nine@example.com")
+    bare = tmp_path / "bare.toml"
+    bare.write_text(cfg.read_text().split("[patchwork]")[0])
+    rc, out, err = run_review(capsys, tmp_path, bare)
+    assert rc == 1 and "patchwork" not in out, err
+    args = [sys.executable, "-m", "policybot", "review", "--repo", str(tmp_path / "linux"), "--mbox",
+            str(tmp_path / "series.mbox"), "--config", str(cfg), "--today", TODAY]
+    env = dict(os.environ, POLICYBOT_STATE_DIR=str(tmp_path / "state"))
+    patches = [msgid_of(m) for m in mails[1:]]
+    for attempt in range(3):
+        cfg.write_text(cfg.read_text().replace(f'context = "{CONTEXT}{attempt or ""}"', f'context = "{CONTEXT}{attempt + 1}"'))
+        runs = [subprocess.Popen(args, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                for _ in range(3)]
+        outs = [r.communicate(timeout=300) for r in runs]
+        assert [r.returncode for r in runs] == [1, 1, 1], outs
+        said = [re.search(r"^patchwork: (\d+) checks? posted, (\d+) unchanged$", o, re.M) for o, _ in outs]
+        assert all(said) and [sum(int(m[i]) for m in said) for i in (1, 2)] == [4, 8], outs
+    for p in patches:
+        assert sorted(c["context"] for c in checks(pw, p)) == [f"{CONTEXT}{i}" for i in (1, 2, 3)], p

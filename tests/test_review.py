@@ -1057,6 +1057,21 @@ def test_each_reply_greets_and_addresses_its_own_patch_author(tmp_path, capsys):
     assert "jane@example.com" not in [a.lower() for a in addrs(jane, "Cc")]  # she is its To
 
 
+def test_the_sender_of_a_lone_forwarded_patch_is_in_cc(tmp_path, capsys):
+    """Jane sends, alone (no cover letter), a patch Bob Other wrote (its in-body From line): the
+    reply goes to Bob and greets him, Jane, who sent it, in Cc."""
+    mail = single_patch(tmp_path, DROP_FOO, "bpf: drop bpf_foo", name="Bob Other", addr="bob@example.org",
+                        extra=("--from=Jane Developer <jane@example.com>",))
+    assert mail.startswith("From ") and "\nFrom: Jane Developer <jane@example.com>\n" in mail
+    assert "\nFrom: Bob Other <bob@example.org>\n" in mail
+    rc, out, err = run_one(capsys, tmp_path, mail)
+    assert rc == 1, out + err
+    (f,) = outbox_files(tmp_path / "state" / "outbox")
+    reply = parse_mail(f)
+    assert addrs(reply, "To") == ["bob@example.org"] and prose(reply).startswith("Hi Bob,")
+    assert "jane@example.com" in [a.lower() for a in addrs(reply, "Cc")]
+
+
 FLAG_VERIFIER = VERIFIER.replace("int verifier_line20;\n", "int verifier_line20;\n"
                                  "\tif ((meta->kfunc_flags & KF_TEST_NEW) && !perfmon_capable())\n"
                                  "\t\treturn -EPERM;\n")
@@ -1233,3 +1248,20 @@ def test_a_series_that_cannot_matter_is_skipped(tmp_path, files, skipped):
     assert (r.skipped, r.applied) == (skipped, not skipped)
     (full,) = review_series(auditor, series, "v6.1").reviews  # `policybot review` applies every patch
     assert (full.skipped, full.applied) == (False, True)
+
+
+@pytest.mark.parametrize("sender, to, hi", [
+    ("Dr. Bob Baker <bob@example.org>", '"Dr. Bob Baker" <bob@example.org>', "Hi Bob,"),
+    ("Prof Mrs Ann Lee <bob@example.org>", "Prof Mrs Ann Lee <bob@example.org>", "Hi Ann,"),
+    ("bob@example.org", "bob@example.org", "Hi,"),
+    ('"bob@example.org" <bob@example.org>', "bob@example.org", "Hi,"),
+])
+def test_a_reply_greets_no_honorific_and_names_no_bare_address(tmp_path, capsys, sender, to, hi):
+    mail = single_patch(tmp_path, DROP_FOO, "bpf: drop bpf_foo")
+    mail = mail.replace("\nFrom: Jane Developer <jane@example.com>\n", f"\nFrom: {sender}\n", 1)
+    rc, out, err = run_one(capsys, tmp_path, mail)
+    assert rc == 1, out + err
+    (f,) = outbox_files(tmp_path / "state" / "outbox")
+    reply = parse_mail(f)
+    assert reply["To"] == to
+    assert prose(reply).startswith(hi), prose(reply)[:80]

@@ -5,7 +5,10 @@ our context read first, and a check posted only when its state or URL would chan
 pending check never replaces a conclusive one (we post none). The state is the patch's
 most severe finding that counts: a violation fails, a warning warns, anything less (or
 nothing) is a success; a patch that does not apply is a warning. The check points at our
-reply in the list's archive (``[inbox] url``/MSGID), or nowhere when there is no reply.
+reply in the list's archive (``[inbox] url``/MSGID): a review, or a reply that only asks
+about a flag (found by its In-Reply-To), or nowhere when there is no reply. The newest check
+is read and the new one posted under the state's send lock: two runs on one state never
+post a check twice.
 
 A refused token, a 4xx or a server down is a failure recorded in the state (kind
 ``patchwork``, the patch's Message-ID) for each patch left without its check, and said in
@@ -18,7 +21,9 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from ..errors import PolicybotError
 from ..mail.drafts import key_part, render
+from ..mail.outbox import SEND_LOCK_WAIT
 from ..mail.patchwork import CheckPost, Patchwork, PatchworkError
 from ..model.vocabulary import Verdict
 
@@ -84,6 +89,13 @@ def patch_check(review: PatchReview, base: str, target: CheckTarget, reply_msgid
                      url if len(url) <= MAX_URL else "")
 
 
+def _synced(client: Patchwork, patch: int, check: CheckPost, state: State) -> bool:
+    """``sync_check`` under the state's send lock: two runs on one state (a review and the
+    weekly run, or two reviews) read the newest check and post one in turn, never both."""
+    with state.lock("send", wait=SEND_LOCK_WAIT):
+        return client.sync_check(patch, check)
+
+
 def post_checks(target: CheckTarget, result: ReviewResult, outbox: Outbox, state: State,
                 today: dt.date, down: str = "") -> CheckReport:
     """One check per patch of ``result`` (the replies drafted already). The first error
@@ -95,17 +107,17 @@ def post_checks(target: CheckTarget, result: ReviewResult, outbox: Outbox, state
     while todo and not down:
         review = todo[0]
         msgid = review.patch.msgid
-        reply = outbox.reply_about(f"review:{key_part(msgid)}:")
+        reply = outbox.reply_to(msgid, f"review:{key_part(msgid)}:")
         check = patch_check(review, result.base_rev, target, reply)
         try:
             patch = target.client.patch_by_msgid(msgid)
             if patch is None:
                 report.unknown.append(msgid)
-            elif target.client.sync_check(patch, check):
+            elif _synced(target.client, patch, check, state):
                 report.posted.append(msgid)
             else:
                 report.unchanged.append(msgid)
-        except PatchworkError as e:
+        except PolicybotError as e:  # the server's answer, or the lock not had in time
             report.failure = str(e)
             break
         state.clear_failure(FAILURE_KIND, key_part(msgid))

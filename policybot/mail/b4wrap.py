@@ -279,6 +279,8 @@ def format_address(name: str, addr: str) -> str:
     unquoted, and a comma in one then splits the address in two.
     """
     name = _clean(name)
+    if name.strip().strip('"').lower() == addr.strip().lower():  # a bare address: no display name
+        name = ""
     try:
         return str(email.headerregistry.Address(display_name=name, addr_spec=addr))
     except (ValueError, IndexError, email.errors.HeaderParseError):

@@ -76,11 +76,16 @@ def draft_message(config, draft: MailDraft):
         raise ConfigError(f"the {draft.kind} mail template produced an unsafe mail: {e}") from None
 
 
+HONORIFICS = ("dr", "prof", "mr", "ms", "mrs")  # never a first name
+
+
 def first_name(name: str) -> str:
     name = name.strip().strip('"')
     if "," in name:  # "Doe, John"
         name = name.split(",", 1)[1]
     parts = name.split()
+    while len(parts) > 1 and parts[0].lower().rstrip(".") in HONORIFICS:  # "Dr. Bob Baker": Bob
+        parts = parts[1:]
     return parts[0] if parts and "@" not in parts[0] else ""
 
 

@@ -77,6 +77,34 @@ class Outbox:
         with self.state.engine.connect() as conn:
             return conn.execute(q).scalar()
 
+    def reply_to(self, patch_msgid: str, key_prefix: str) -> str | None:
+        """Our newest reply to the patch ``patch_msgid``, whatever it is about: one with a key
+        starting with ``key_prefix`` (a review: ``review:MSGID:``), else one whose keys are
+        only questions (``question:TREE:NAME``: once per tree, the patch not in the key) and
+        whose In-Reply-To is the patch. None when there is none."""
+        found = self.reply_about(key_prefix)
+        if found is not None:
+            return found
+        import email.parser
+        import email.policy
+        import sqlalchemy as sa
+        from ..schema import mailed_keys, mails
+        q = (sa.select(mails.c.msgid, mails.c.path, mails.c.created).distinct()
+             .join(mailed_keys, mailed_keys.c.msgid == mails.c.msgid)
+             .where(mailed_keys.c.key.startswith("question:", autoescape=True))
+             .order_by(mails.c.created.desc(), mails.c.msgid.desc()))
+        want = f"<{patch_msgid.strip().strip('<>')}>"
+        with self.state.engine.connect() as conn:
+            rows = list(conn.execute(q))
+        for row in rows:
+            try:
+                head = email.parser.BytesHeaderParser(policy=email.policy.default).parsebytes(self._read(row))
+            except OSError:
+                continue  # a draft gone from the outbox: it can be pointed at no more
+            if str(head.get("In-Reply-To", "")).strip() == want:
+                return row.msgid
+        return None
+
     def pending(self) -> list:
         import sqlalchemy as sa
         from ..schema import mails

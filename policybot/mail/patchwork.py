@@ -18,7 +18,7 @@ import urllib.parse
 from dataclasses import dataclass
 
 from .. import bounded
-from .http import HttpClient, HttpError, HttpLimits
+from .http import HttpClient, HttpError, HttpLimits, origin
 
 API = "/api/1.3"
 STATES = ("pending", "success", "warning", "fail")  # a check's states, as patchwork names them
@@ -132,10 +132,29 @@ class Patchwork(HttpClient):
         return self.request_json(self.api(f"series/{int(series_id)}/"))
 
     def series_mbox(self, series_id: int) -> bytes:
-        """The mbox of a series (its patches, as the server's ``mbox`` URL gives them)."""
-        url = self.series(series_id).get("mbox")
+        """The mbox of a series: its cover letter (the series' ``cover_letter`` has its own
+        ``mbox`` URL; the series' ``mbox`` lacks it, and with it the base-commit line), then
+        its patches, as the server's ``mbox`` URLs give them."""
+        where = self.api(f"series/{int(series_id)}/")
+        series = self.series(series_id)
+        url = series.get("mbox")
         if not isinstance(url, str) or not url:
-            raise PatchworkError(f"{self.api(f'series/{int(series_id)}/')}: no mbox URL in the answer")
+            raise PatchworkError(f"{where}: no mbox URL in the answer")
+        cover = series.get("cover_letter")
+        cover_url = cover.get("mbox") if isinstance(cover, dict) else None
+        if cover is not None and (not isinstance(cover_url, str) or not cover_url):
+            raise PatchworkError(f"{where}: a cover letter without an mbox URL")
+        patches = self.get_mbox(url)
+        if not cover_url:
+            return patches
+        letter = self.get_mbox(cover_url)
+        return letter + (b"" if letter.endswith(b"\n") else b"\n") + b"\n" + patches
+
+    def get_mbox(self, url: str) -> bytes:
+        """What ``url`` (an mbox URL an answer gave: on this server only) answers with a 2xx."""
+        parts = urllib.parse.urlsplit(url)
+        if parts.scheme not in ("http", "https") or origin(parts) != self.origin:
+            raise PatchworkError(f"{url}: outside {self.url}: not read")
         answer = self.follow("GET", url)
         if not 200 <= answer.status < 300:
             raise PatchworkError(f"{answer.url}: HTTP {answer.status}{_why(answer.status, answer.data)}",

@@ -79,7 +79,7 @@ def quote_hunk(hunks: list[Hunk], at: tuple[int, int], context: int = 3, max_lin
         quoted.add(at[0])
     out = _quote_lines(hunks[at[0]], at[1], context)
     if len(out) > max_lines:
-        out = out[:max_lines - 1] + [f"> [ ... skip {len(out) - max_lines + 1} lines ... ]"]
+        out = out[:max_lines - 1] + [_skip(len(out) - max_lines + 1)]
     return out
 
 
@@ -115,8 +115,13 @@ def _quote_lines(h: Hunk, idx: int, context: int) -> list[str]:
     lo, hi = max(0, min(near) - context), min(len(h.lines), max(near) + context + 1)
     out = [_quoted(h.header)]
     if lo > 0:
-        out.append(f"> [ ... skip {lo} lines ... ]")
+        out.append(_skip(lo))
     out += [_quoted(ln[0]) for ln in h.lines[lo:hi]]
     if hi < len(h.lines):
-        out.append(f"> [ ... skip {len(h.lines) - hi} lines ... ]")
+        out.append(_skip(len(h.lines) - hi))
     return out
+
+
+def _skip(n: int) -> str:
+    """The line a quote has in place of ``n`` lines it leaves out."""
+    return f"> [ ... skip {n} line{'' if n == 1 else 's'} ... ]"
