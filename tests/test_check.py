@@ -497,3 +497,17 @@ def test_an_address_use_of_a_function_the_tree_lacks_is_missing(capsys, tmp_path
     assert (e["status"], e["uses"], e["reason"]) == ("missing", "address",
                                                      "bpf_fentry_test1 is no kernel function of v6.1")
     assert docs["v6.1"]["loads"] is False
+
+
+def test_an_input_without_objects_does_not_stop_the_others(capsys, tree, objs, tmp_path):
+    """/bin/true carries no BPF object: it is said in one line, the object given after it is still
+    checked and its findings rendered, and the run exits 2 (it could not do all it was asked)."""
+    text = tmp_path / "notes.txt"
+    text.write_text("not an object\n")
+    rc, out, err = run(capsys, "check", "/bin/true", str(objs["needs_gone"]), str(text), "--repo", tree,
+                       "--rev", "v6.2")
+    assert rc == 2
+    assert "violation[EXTERN_MISSING]: bpf_gone" in out
+    lines = err.splitlines()
+    assert lines[0] == "policybot: /bin/true: no BPF object in it"
+    assert len(lines) == 2 and str(text) in lines[1]

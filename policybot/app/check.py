@@ -22,8 +22,17 @@ def check(ctx: Context, objects: list[str], revs: list[str], releases: str | Non
     from ..policy.judge import Judge
     from .census import known_users
     from .inventory import compiled_kernel
+    from ..errors import InputError, PolicybotError
     problems: list[str] = []
-    read = [o for path in objects for o in read_objects(path, problems)]
+    bad: list[str] = []
+    read = []
+    for path in objects:
+        try:
+            read += read_objects(path, problems)
+        except PolicybotError as e:
+            bad.append(str(e))  # one bad input never stops the rest
+    if bad and not read:
+        raise InputError("; ".join(bad))
     addressed = frozenset(e.kfunc for o in read for e in o.externs if e.address_only)
     targets = []
     if revs or releases:
@@ -35,13 +44,14 @@ def check(ctx: Context, objects: list[str], revs: list[str], releases: str | Non
         targets = [btf_target(kernel, targets[0] if targets else None, fmodret)]
     judge = Judge(ctx.policy, ctx.today or dt.date.today(), known_users(ctx.state))
     results = [check_object(o, t, judge) for o in read for t in targets]
-    return CheckRun(tuple(results), tuple(dead_fallbacks(results, judge)), tuple(problems))
+    return CheckRun(tuple(results), tuple(dead_fallbacks(results, judge)), tuple(problems), tuple(bad))
 
 
 def read_objects(path: str, problems: list[str]) -> list[BpfObject]:
     """The BPF objects of one file: itself (a .bpf.o), or those embedded in an executable, a shared
     library or the files of a Debian package (usage/embedded.py, as census reads them). An
-    embedded object that cannot be read is said in ``problems``; a file with none is bad input."""
+    embedded object that cannot be read is said in ``problems``; a file with none is bad input
+    (check() says it and checks the other files)."""
     from ..btf.program import read_object, read_object_bytes
     from ..errors import InputError, PolicybotError
     from ..usage.embedded import file_kind, objects_in_file

@@ -167,6 +167,7 @@ class CheckRun:
     results: tuple[CheckResult, ...]
     findings: tuple[Finding, ...] = ()  # about an object over all its targets
     problems: tuple[str, ...] = ()  # embedded objects that could not be read
+    bad_inputs: tuple[str, ...] = ()  # inputs not checked (no BPF object, not an ELF, ...): one line each
 
     def all_findings(self) -> list[Finding]:
         return [f for v in self.results for f in v.findings] + list(self.findings)

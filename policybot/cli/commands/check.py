@@ -62,4 +62,9 @@ def execute(args) -> int:
         raise PolicybotError("check: give a target: --repo PATH --rev REV (or --releases GLOB), or --btf FILE")
     run = check(options.context(args), args.objects, args.rev, args.releases, args.btf)
     sys.stdout.write(render("check", args.format, run, **({"fail_on": fail_on} if args.format == "sarif" else {})))
+    from .. import terminal_safe
+    for line in run.bad_inputs:  # checked the rest; the run still could not do all it was asked
+        sys.stderr.write(f"policybot: {terminal_safe(line)}\n")
+    if run.bad_inputs:
+        return 2
     return 1 if fails([f.verdict for f in run.all_findings()], fail_on) else 0
