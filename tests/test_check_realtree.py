@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from kit.bpf import SOURCES, compile_bpf, cut_objects
-from kit.btf import dump, tagged_kfuncs
+from kit.btf import dump, dump_types, tagged_kfuncs
 from kit.realtree import debian_packages
 from policybot.cli import main
 
@@ -34,7 +34,7 @@ def check(capsys, *args: str) -> list[dict]:
 @pytest.fixture(scope="module")
 def objs(tmp_path_factory):
     out = tmp_path_factory.mktemp("objs")
-    return {n: compile_bpf(SOURCES / f"{n}.bpf.c", out / f"{n}.bpf.o") for n in ("func_address", "fmodret_call")}
+    return {n: compile_bpf(SOURCES / f"{n}.bpf.c", out / f"{n}.bpf.o") for n in ("func_address", "fmodret_call", "func_address_mismatch")}
 
 
 def test_the_7_2_schedulers_have_no_dead_fallback(schedulers, kernel_repo, kernel_state, capsys):
@@ -103,6 +103,26 @@ def test_an_address_use_loads_on_every_source_release(objs, kernel_repo, kernel_
         (e,) = d["externs"]
         assert (e["name"], e["uses"], e["status"]) == ("bpf_fentry_test1", "address", "ok"), d["target"]
         assert d["loads"] is True, d["target"]
+
+
+def test_an_address_use_prototype_is_compared_on_a_compiled_kernel(objs, binaries, extracted, kernel_repo,
+                                                                   kernel_state, capsys):
+    """bpf_fentry_test2 has two parameters in the 7.2 kernel's BTF (bpftool); the object declares
+    four and only loads its address: libbpf compares every function extern's prototype, so the
+    compiled kernel and the source revision it was built from both say incompatible."""
+    types = dump_types(dump(extracted["7.2"]))
+    (func,) = [rest for kind, name, rest in types.values() if kind == "FUNC" and name == "bpf_fentry_test2"]
+    proto = types[int(re.search(r"type_id=(\d+)", func)[1])]
+    assert proto[0] == "FUNC_PROTO" and "vlen=2" in proto[2]
+    obj = str(objs["func_address_mismatch"])
+    state = ["--state-dir", str(kernel_state.state_dir)]
+    (src,) = check(capsys, obj, "--repo", kernel_repo, "--rev", "v7.2", *state)
+    for _ in range(2):  # cold, then from the cache
+        (btf,) = check(capsys, obj, "--btf", str(binaries["7.2"]["vmlinuz"]), *state)
+        for d in (src, btf):
+            (e,) = d["externs"]
+            assert (e["name"], e["uses"], e["status"]) == ("bpf_fentry_test2", "address", "incompatible"), d["target"]
+            assert d["loads"] is False
 
 
 def test_a_call_of_a_test_only_tagged_function_does_not_load(objs, binaries, extracted, kernel_repo, kernel_state,

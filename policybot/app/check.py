@@ -39,7 +39,7 @@ def check(ctx: Context, objects: list[str], revs: list[str], releases: str | Non
         targets = source_targets(ctx.repo_path, revs, releases, ctx.policy, lambda: ctx.auditor, ctx.today,
                                  cache_dir=ctx.cache_path("check"), functions=addressed)
     if btf:
-        kernel, cross = compiled_kernel(ctx, btf, revs[0] if revs else None)
+        kernel, cross = compiled_kernel(ctx, btf, revs[0] if revs else None, addressed)
         fmodret = tuple(cross.fmodret_only) if cross else ()
         targets = [btf_target(kernel, targets[0] if targets else None, fmodret)]
     judge = Judge(ctx.policy, ctx.today or dt.date.today(), known_users(ctx.state))

@@ -192,6 +192,8 @@ def btf_target(kernel: CompiledKernel, policy_from: Target | None = None,
                              location=f"{k.origin} [btf {k.btf_id}]", callable=n not in fmodret_only)
               for n, k in kernel.kfuncs.items()}
     functions = {n: TargetKfunc(n, n + "(...)", None, location="btf") for n in kernel.functions}
+    functions |= {n: TargetKfunc(n, p.prototype, p.shape, location=f"{p.origin} [btf {p.btf_id}]")
+                  for n, p in kernel.prototypes.items()}
     not_built = {n: k.guards for n, k in src.items() if n not in kernel.kfuncs}
     return Target(kernel.name, "btf", kfuncs, policy_from.policy if policy_from else {},
                   policy_from.first_release if policy_from else {}, declared=policy_from is not None,
