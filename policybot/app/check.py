@@ -17,6 +17,7 @@ def check(ctx: Context, objects: list[str], revs: list[str], releases: str | Non
     what it lacks and which tagged functions it does not let programs call from the first source
     target). Objects are read first: bad input fails before any tree is read. Then what only
     all the targets together tell: weak externs that resolve on none (dead fallbacks)."""
+    from ..btf.kconfig import config_beside
     from ..model.check import CheckRun
     from ..policy.check import btf_target, check as check_object, dead_fallbacks, source_targets
     from ..policy.judge import Judge
@@ -41,7 +42,7 @@ def check(ctx: Context, objects: list[str], revs: list[str], releases: str | Non
     if btf:
         kernel, cross = compiled_kernel(ctx, btf, revs[0] if revs else None, addressed)
         fmodret = tuple(cross.fmodret_only) if cross else ()
-        targets = [btf_target(kernel, targets[0] if targets else None, fmodret)]
+        targets = [btf_target(kernel, targets[0] if targets else None, fmodret, config_beside(btf[0]))]
     judge = Judge(ctx.policy, ctx.today or dt.date.today(), known_users(ctx.state))
     results = [check_object(o, t, judge) for o in read for t in targets]
     return CheckRun(tuple(results), tuple(dead_fallbacks(results, judge)), tuple(problems), tuple(bad))

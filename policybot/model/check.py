@@ -128,6 +128,9 @@ class Target:
     # a compiled kernel checked with its source: kfuncs of the source this build left out
     # (name -> the source's config guards of it, () for none)
     not_built: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    not_built_in: dict[str, str] = field(default_factory=dict)  # name -> the source file defining it
+    # the config this build was made with (option -> y, m, n, value), None: not known
+    build_config: dict[str, str] | None = None
     source: str = ""  # the source revision a compiled kernel's policy comes from
 
 

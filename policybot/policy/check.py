@@ -15,6 +15,7 @@ import fnmatch
 import hashlib
 import json
 import os
+import re
 import tempfile
 from dataclasses import replace
 from pathlib import Path
@@ -116,13 +117,22 @@ def resolve(ext: Extern, target: Target, obj: BpfObject) -> tuple[ExternStatus, 
 
 def _missing_reason(name: str, target: Target) -> str:
     """Why a kfunc is not there: with the source a compiled kernel was built from, the config
-    guards of the source's kfunc that this build left out."""
+    guards of the source's kfunc. With the build's config, which of them it left out or built
+    as a module (whose .ko was not given); without it, that it needs them, no more."""
     if name not in target.not_built:
         return f"{name} is not a kfunc of {target.name}"
     guards = target.not_built[name]
-    if guards:
-        return (f"{name} is not a kfunc of {target.name}: {target.source} has it behind "
-                f"{' && '.join(guards)}, which this build did not set")
+    head = f"{name} is not a kfunc of {target.name}: {target.source} has it behind {' && '.join(guards)}"
+    config = target.build_config
+    if guards and config is None:
+        return f"{head} (not built in, or in a module not given)"
+    values = {g: config.get(g, "n") for g in guards if re.fullmatch(r"CONFIG_\w+", g)} if config else {}
+    if unset := [g for g, v in values.items() if v == "n"]:
+        return f"{head}, which this build did not set ({', '.join(unset)})"
+    if module := [g for g, v in values.items() if v == "m"]:
+        where = target.not_built_in.get(name, "")
+        return (f"{head}; this build has {module[0]}=m: it is in a module"
+                + (f" (built from {where})" if where else "") + ", give its .ko with --btf")
     return (f"{name} is not a kfunc of {target.name}, though {target.source} has it with no config guard "
             f"that explains its absence")
 
@@ -181,7 +191,7 @@ def _source_shape(tk: TargetKfunc, obj: BpfObject) -> Shape:
 # -- targets --------------------------------------------------------------------------
 
 def btf_target(kernel: CompiledKernel, policy_from: Target | None = None,
-               fmodret_only: tuple[str, ...] = ()) -> Target:
+               fmodret_only: tuple[str, ...] = (), config: dict[str, str] | None = None) -> Target:
     """A compiled kernel; flags, program types and policy from a source target when given, and
     what that source says this build lacks (``not_built``: the source's kfuncs missing here, with
     their config guards) or tags without letting programs call it (``fmodret_only``). An
@@ -195,9 +205,11 @@ def btf_target(kernel: CompiledKernel, policy_from: Target | None = None,
     functions |= {n: TargetKfunc(n, p.prototype, p.shape, location=f"{p.origin} [btf {p.btf_id}]")
                   for n, p in kernel.prototypes.items()}
     not_built = {n: k.guards for n, k in src.items() if n not in kernel.kfuncs}
+    not_built_in = {n: src[n].location.rsplit(":", 1)[0] for n in not_built if src[n].location}
     return Target(kernel.name, "btf", kfuncs, policy_from.policy if policy_from else {},
                   policy_from.first_release if policy_from else {}, declared=policy_from is not None,
-                  functions=functions, not_built=not_built, source=policy_from.name if policy_from else "")
+                  functions=functions, not_built=not_built, source=policy_from.name if policy_from else "",
+                  not_built_in=not_built_in, build_config=config)
 
 
 def source_targets(repo_path: str, revs: list[str], releases_glob: str | None, policy: Policy,
