@@ -511,3 +511,10 @@ def test_an_input_without_objects_does_not_stop_the_others(capsys, tree, objs, t
     lines = err.splitlines()
     assert lines[0] == "policybot: /bin/true: no BPF object in it"
     assert len(lines) == 2 and str(text) in lines[1]
+
+
+def test_a_bpf_object_is_no_kernel(capsys, objs):
+    """A BPF object (ET_REL, no .modinfo) given as --btf is refused in one line, not read as a kernel."""
+    rc, out, err = run(capsys, "check", str(objs["kfunc_user"]), "--btf", str(objs["guarded"]))
+    assert rc == 2 and out == "" and len(err.splitlines()) == 1
+    assert f"{objs['guarded']}: a BPF object, not a kernel" in err

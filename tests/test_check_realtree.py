@@ -158,6 +158,18 @@ def test_a_kfunc_of_a_module_is_said_to_be_in_a_module_when_the_config_is_known(
     assert {e["name"]: e["status"] for e in given["externs"]} == {"bpf_skb_ct_lookup": "ok", "bpf_ct_release": "ok"}
 
 
+def test_a_second_kernel_is_no_module(objs, binaries, kernel_state, capsys):
+    """A module's BTF is split over vmlinux's: the 7.2 vmlinuz given after the 6.12 one is refused,
+    in one line, not merged into 6.12 as a module."""
+    second = str(binaries["7.2"]["vmlinuz"])
+    capsys.readouterr()
+    rc = main(["check", str(objs["func_address"]), "--btf", str(binaries["6.12"]["vmlinuz"]), "--btf", second,
+               "--state-dir", str(kernel_state.state_dir)])
+    cap = capsys.readouterr()
+    assert rc == 2 and cap.out == "" and len(cap.err.splitlines()) == 1
+    assert f"{second}: not a kernel module" in cap.err
+
+
 def test_a_call_of_a_test_only_tagged_function_does_not_load(objs, binaries, extracted, kernel_repo, kernel_state,
                                                               capsys):
     """bpf_modify_return_test is tagged bpf_kfunc in the 7.2 kernel's BTF (bpftool), but its set is

@@ -23,6 +23,7 @@ from .compat import Shape, btf_shape
 from .. import bounded
 from .container import load
 from .reader import Btf
+from ..errors import InputError
 from .types import Kind
 
 KFUNC_TAG = "bpf_kfunc"
@@ -93,11 +94,16 @@ def read_kernel(vmlinux: str | os.PathLike, modules: tuple[str, ...] = (),
             return cached
     names = set(wanted) | (set(cached.prototypes) if cached else set())
     base = load(vmlinux)
+    if base.elf_kind == "object":
+        raise InputError(f"{vmlinux}: a BPF object, not a kernel: the first --btf is a vmlinuz, vmlinux or raw BTF")
     table = kfuncs_of(base.btf, "vmlinux")
     functions = {base.btf.type(i).name for i in base.btf.ids_of_kind(Kind.FUNC)}
     protos = prototypes_of(base.btf, "vmlinux", names - set(table))
     for m in modules:
         mod = load(m, base=base.btf)
+        if mod.elf_kind not in ("module", "raw"):  # a module's BTF is split over vmlinux's; this one is not
+            raise InputError(f"{m}: not a kernel module (a .ko, whose BTF is split over vmlinux's): only the "
+                             f"first --btf is a kernel")
         for name, k in kfuncs_of(mod.btf, Path(m).name).items():
             table.setdefault(name, k)
         functions |= {mod.btf.type(i).name for i in mod.btf.ids_of_kind(Kind.FUNC)}
