@@ -170,6 +170,27 @@ def test_a_second_kernel_is_no_module(objs, binaries, kernel_state, capsys):
     assert f"{second}: not a kernel module" in cap.err
 
 
+def test_sarif_of_a_compiled_kernel_does_not_depend_on_how_its_path_is_written(objs, binaries, kernel_state,
+                                                                               tmp_path, monkeypatch, capsys):
+    """vmlinuz612, ./vmlinuz612 and its absolute path (another directory: another machine) are one
+    kernel: one code-scanning category and the same fingerprints."""
+    here, there = tmp_path / "here", tmp_path / "x"
+    for d in (here, there):
+        d.mkdir()
+        (d / "vmlinuz612").symlink_to(binaries["6.12"]["vmlinuz"])
+    monkeypatch.chdir(here)
+    seen = []
+    for kernel in ("vmlinuz612", "./vmlinuz612", str(there / "vmlinuz612")):
+        capsys.readouterr()
+        assert main(["check", str(objs["ct"]), "--btf", kernel, "--format", "sarif",
+                     "--state-dir", str(kernel_state.state_dir)]) == 1
+        (r,) = json.loads(capsys.readouterr().out)["runs"]
+        assert len(r["results"]) == 2  # the two conntrack kfuncs, missing without nf_conntrack.ko
+        seen.append((r["automationDetails"]["id"], [x["partialFingerprints"] for x in r["results"]]))
+    assert seen[0] == seen[1] == seen[2]
+    assert "/" not in seen[0][0].removeprefix("policybot/check/").rstrip("/")
+
+
 def test_a_call_of_a_test_only_tagged_function_does_not_load(objs, binaries, extracted, kernel_repo, kernel_state,
                                                               capsys):
     """bpf_modify_return_test is tagged bpf_kfunc in the 7.2 kernel's BTF (bpftool), but its set is

@@ -54,6 +54,15 @@ class CompiledKernel:
     # make 12 MB of JSON and seconds of work, for the few an object names.
     prototypes: dict[str, CompiledKfunc] = field(default_factory=dict)
 
+    def ident(self) -> str:
+        """The same for the same kernel however its path is written and on any machine: the
+        first file's name and a digest of what it carries (kfuncs with prototypes, functions)."""
+        h = hashlib.sha256()
+        for k in self.kfuncs.values():
+            h.update(f"{k.name}\0{k.prototype}\0{k.origin}\n".encode())
+        h.update("\0".join(sorted(self.functions)).encode())
+        return f"{Path(self.name).name}-{h.hexdigest()[:12]}"
+
 
 def kfuncs_of(btf: Btf, origin: str) -> dict[str, CompiledKfunc]:
     out = {}

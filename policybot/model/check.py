@@ -131,6 +131,7 @@ class Target:
     not_built_in: dict[str, str] = field(default_factory=dict)  # name -> the source file defining it
     # the config this build was made with (option -> y, m, n, value), None: not known
     build_config: dict[str, str] | None = None
+    ident: str = ""  # stable across path spellings and machines (SARIF category, fingerprints); "": name
     source: str = ""  # the source revision a compiled kernel's policy comes from
 
 

@@ -209,7 +209,7 @@ def btf_target(kernel: CompiledKernel, policy_from: Target | None = None,
     return Target(kernel.name, "btf", kfuncs, policy_from.policy if policy_from else {},
                   policy_from.first_release if policy_from else {}, declared=policy_from is not None,
                   functions=functions, not_built=not_built, source=policy_from.name if policy_from else "",
-                  not_built_in=not_built_in, build_config=config)
+                  not_built_in=not_built_in, build_config=config, ident=kernel.ident())
 
 
 def source_targets(repo_path: str, revs: list[str], releases_glob: str | None, policy: Policy,

@@ -148,12 +148,14 @@ def check(run, fail_on: str = "violation") -> str:
     verdicts) only when ``fail_on`` asks for them."""
     keep = _kept(fail_on)
     runs: dict[str, list] = {}
+    # a compiled kernel by what it is, not by how its path was written
+    idents = {v.target.name: v.target.ident or v.target.name for v in run.results}
     for v in run.results:
-        runs.setdefault(v.target.name, []).extend(f for f in v.findings if keep(f.verdict))
+        runs.setdefault(idents[v.target.name], []).extend(f for f in v.findings if keep(f.verdict))
     if run.findings:
         runs.setdefault("all-targets", []).extend(f for f in run.findings if keep(f.verdict))
     doc = json.loads(render([]))
-    doc["runs"] = [_check_run(target, findings) for target, findings in runs.items()]
+    doc["runs"] = [_check_run(target, findings, idents) for target, findings in runs.items()]
     return json.dumps(doc, indent=2) + "\n"
 
 
@@ -165,13 +167,13 @@ def _kept(fail_on: str):
     return lambda verdict: severity(verdict) >= floor
 
 
-def _check_run(target: str, findings: list) -> dict:
+def _check_run(target: str, findings: list, idents: dict[str, str]) -> dict:
     results = _results(findings)
     body = json.loads(render(results))["runs"][0]
     body["automationDetails"] = {"id": f"policybot/check/{target}/"}
     for out, f in zip(body["results"], findings):
         out["partialFingerprints"] = {"policybotFinding/v1": fingerprint(
-            f.rule, _uri(f.object) if f.object else "", f.kfunc or "", f.target or target)}
+            f.rule, _uri(f.object) if f.object else "", f.kfunc or "", idents.get(f.target, f.target or target))}
     return body
 
 
