@@ -381,9 +381,12 @@ def test_a_weak_flavor_that_resolves_on_no_target_is_a_dead_fallback(capsys, tre
         assert e["bpf_foo___v2"]["status"] == "incompatible" and e["bpf_foo___v2"]["dead_fallback"] is True
         assert e["bpf_new___v2"]["dead_fallback"] is False
     assert by_name(docs["v6.2"])["bpf_new___v2"]["status"] == "ok"
+    decl = line_of(src, "bpf_foo___v2(struct task_struct *p")
+    for d in docs.values():  # the finding itself, with the declaration's line, in each line of the object
+        (f,) = [f for f in d["findings"] if f["rule"] == "EXTERN_DEAD_FALLBACK"]
+        assert (f["extern"], f["verdict"], f["location"]) == ("bpf_foo___v2", "warning", f"{src}:{decl}")
     rc, out, _ = run(capsys, "check", str(obj), "--repo", tree, "--rev", "v6.1", "--rev", "v6.2", "--fail-on", "never")
     # at the declaration (the object's DWARF), not at the call
-    decl = line_of(src, "bpf_foo___v2(struct task_struct *p")
     assert decl != line_of(src, "return bpf_foo___v2(")
     dead = [line for line in out.splitlines() if "warning[EXTERN_DEAD_FALLBACK]" in line]
     assert dead == [f"{src}:{decl}: warning[EXTERN_DEAD_FALLBACK]: bpf_foo___v2 (kfunc bpf_foo): weak, and resolves "
