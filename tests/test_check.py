@@ -486,6 +486,13 @@ def test_objects_inside_a_program_and_a_package(capsys, tree, objs, tmp_path):
                      "--fail-on", "never")
     assert [json.loads(line)["object"] for line in out.splitlines()] == [
         f"{deb.name}:usr/sbin/prog@{at_gone:#x}", f"{deb.name}:usr/sbin/prog@{at_guarded:#x}"]
+    # SARIF names the object and the package that holds it
+    rc, out, _ = run(capsys, "check", str(deb), "--repo", tree, "--rev", "v6.2", "--format", "sarif")
+    doc = validate(out)
+    (result,) = [r for run_ in doc["runs"] for r in run_["results"] if r["ruleId"] == "EXTERN_MISSING"]
+    assert {"name": f"{deb.name}:usr/sbin/prog@{at_gone:#x}", "kind": "module"} in \
+        result["locations"][0]["logicalLocations"]
+    assert result["properties"]["container"] == str(deb)
     # a program that carries none is bad input, said in one line
     rc, out, err = run(capsys, "check", "/bin/true", "--repo", tree, "--rev", "v6.2")
     assert rc == 2 and out == "" and err.strip() == "policybot: /bin/true: no BPF object in it"

@@ -53,6 +53,8 @@ def read_objects(path: str, problems: list[str]) -> list[BpfObject]:
     library or the files of a Debian package (usage/embedded.py, as census reads them). An
     embedded object that cannot be read is said in ``problems``; a file with none is bad input
     (check() says it and checks the other files)."""
+    from dataclasses import replace
+
     from ..btf.program import read_object, read_object_bytes
     from ..errors import InputError, PolicybotError
     from ..usage.embedded import file_kind, objects_in_file
@@ -61,7 +63,7 @@ def read_objects(path: str, problems: list[str]) -> list[BpfObject]:
     out = []
     for where, data in objects_in_file(path, problems):
         try:
-            out.append(read_object_bytes(data, where))
+            out.append(replace(read_object_bytes(data, where), container=path))
         except PolicybotError as e:
             problems.append(str(e))
     if not out:

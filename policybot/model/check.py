@@ -76,6 +76,7 @@ class BpfObject:
     # cannot open such an object ("failed to find BTF for extern")
     undescribed: tuple[str, ...]
     source: bytes | None = None  # the object's bytes when it was cut out of a program or package
+    container: str = ""  # the file given that holds it (a program, a library, a .deb); "": given itself
 
 
 STATUSES = tuple(ExternStatus)
