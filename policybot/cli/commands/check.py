@@ -44,7 +44,9 @@ def add(sub) -> None:
     p.add_argument("--releases", metavar="GLOB", help="also every release tag matching GLOB, e.g. 'v6.*'")
     p.add_argument("--btf", action="append", metavar="FILE",
                    help="check against a compiled kernel: vmlinuz, vmlinux or raw BTF; repeat for its "
-                        "modules (.ko). With --repo/--rev, the first --rev gives flags and policy")
+                        "modules (.ko). With --repo/--rev, the first --rev gives flags and policy; with "
+                        "config-REL beside vmlinuz-REL (as in /boot), why a kfunc is missing names the "
+                        "options the build left out or built as modules")
     options.policy_option(p)
     options.fail_on_option(p)
     options.format_option(p, "check", "text (default; a matrix extern x target with several targets), json "
