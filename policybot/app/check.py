@@ -42,7 +42,8 @@ def check(ctx: Context, objects: list[str], revs: list[str], releases: str | Non
     if btf:
         kernel, cross = compiled_kernel(ctx, btf, revs[0] if revs else None, addressed)
         fmodret = tuple(cross.fmodret_only) if cross else ()
-        targets = [btf_target(kernel, targets[0] if targets else None, fmodret, config_beside(btf[0]))]
+        targets = [btf_target(kernel, targets[0] if targets else None, fmodret, config_beside(btf[0]),
+                              cross.modules if cross else None)]
     judge = Judge(ctx.policy, ctx.today or dt.date.today(), known_users(ctx.state))
     results = [check_object(o, t, judge) for o in read for t in targets]
     return CheckRun(tuple(results), tuple(dead_fallbacks(results, judge)), tuple(problems), tuple(bad))

@@ -187,5 +187,7 @@ class CrossCheck:
     # register_btf_fmodret_id_set: attachable by fmod_ret programs, not callable
     fmodret_only: dict[str, str]  # name -> the set entry's location
     not_built: tuple[str, ...]  # in the source inventory, not in this kernel's BTF
+    # of those, the module (NAME.ko) their file is linked into when built as one (the Makefile's word)
+    modules: dict[str, str] = field(default_factory=dict)
 
 

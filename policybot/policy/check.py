@@ -131,6 +131,8 @@ def _missing_reason(name: str, target: Target) -> str:
         return f"{head}, which this build did not set ({', '.join(unset)})"
     if module := [g for g, v in values.items() if v == "m"]:
         where = target.not_built_in.get(name, "")
+        if where.endswith(".ko"):
+            return f"{head}; this build has {module[0]}=m: it is in module {where}, give its .ko with --btf"
         return (f"{head}; this build has {module[0]}=m: it is in a module"
                 + (f" (built from {where})" if where else "") + ", give its .ko with --btf")
     return (f"{name} is not a kfunc of {target.name}, though {target.source} has it with no config guard "
@@ -191,7 +193,8 @@ def _source_shape(tk: TargetKfunc, obj: BpfObject) -> Shape:
 # -- targets --------------------------------------------------------------------------
 
 def btf_target(kernel: CompiledKernel, policy_from: Target | None = None,
-               fmodret_only: tuple[str, ...] = (), config: dict[str, str] | None = None) -> Target:
+               fmodret_only: tuple[str, ...] = (), config: dict[str, str] | None = None,
+               modules: dict[str, str] | None = None) -> Target:
     """A compiled kernel; flags, program types and policy from a source target when given, and
     what that source says this build lacks (``not_built``: the source's kfuncs missing here, with
     their config guards) or tags without letting programs call it (``fmodret_only``). An
@@ -206,6 +209,7 @@ def btf_target(kernel: CompiledKernel, policy_from: Target | None = None,
                   for n, p in kernel.prototypes.items()}
     not_built = {n: k.guards for n, k in src.items() if n not in kernel.kfuncs}
     not_built_in = {n: src[n].location.rsplit(":", 1)[0] for n in not_built if src[n].location}
+    not_built_in |= {n: m for n, m in (modules or {}).items() if n in not_built}
     return Target(kernel.name, "btf", kfuncs, policy_from.policy if policy_from else {},
                   policy_from.first_release if policy_from else {}, declared=policy_from is not None,
                   functions=functions, not_built=not_built, source=policy_from.name if policy_from else "",
@@ -424,5 +428,29 @@ def cross_check(kernel: CompiledKernel, scanner, rev: str) -> CrossCheck:
                 for e in s.entries:
                     if e.name in only_btf:
                         fmodret.setdefault(e.name, f"{path}:{e.line}")
-    return CrossCheck(rev, inv.commit, tuple(n for n in only_btf if n not in fmodret), fmodret,
-                      tuple(sorted(n for n in inv.kfuncs if n not in kernel.kfuncs)))
+    not_built = tuple(sorted(n for n in inv.kfuncs if n not in kernel.kfuncs))
+    return CrossCheck(rev, inv.commit, tuple(n for n in only_btf if n not in fmodret), fmodret, not_built,
+                      _modules_of(scanner, commit, {n: str(inv.kfuncs[n].location).rsplit(":", 1)[0]
+                                                    for n in not_built}))
+
+
+def _modules_of(scanner, commit, files: dict[str, str]) -> dict[str, str]:
+    """The module each kfunc's file is linked into when built as one (its directory's Makefile:
+    ``NAME-y += file.o`` or ``NAME-$(CONFIG_X) += file.o`` puts it in NAME.ko, ``obj-$(CONFIG_X)
+    += file.o`` makes it file.ko); a name the Makefile does not say is left out."""
+    makefiles: dict[str, str] = {}
+    out = {}
+    for name, path in files.items():
+        d, _, base = path.rpartition("/")
+        if d not in makefiles:
+            try:
+                makefiles[d] = scanner.read(commit.tree[f"{d}/Makefile"].id).decode("utf-8", "replace")
+            except (KeyError, AttributeError):
+                makefiles[d] = ""
+        obj = base.rsplit(".", 1)[0] + ".o"
+        for m in re.finditer(r"^([\w-]+?)-(?:y|objs|\$\(CONFIG_\w+\))\s*[:+]?=(.*)$",
+                             makefiles[d].replace("\\\n", " "), re.M):
+            if obj in m[2].split():
+                out[name] = (obj[:-2] if m[1] == "obj" else m[1]) + ".ko"
+                break
+    return out
