@@ -381,9 +381,12 @@ def test_a_weak_flavor_that_resolves_on_no_target_is_a_dead_fallback(capsys, tre
         assert e["bpf_foo___v2"]["status"] == "incompatible" and e["bpf_foo___v2"]["dead_fallback"] is True
         assert e["bpf_new___v2"]["dead_fallback"] is False
     assert by_name(docs["v6.2"])["bpf_new___v2"]["status"] == "ok"
+    decl = line_of(src, "bpf_foo___v2(struct task_struct *p")
+    for d in docs.values():  # the finding itself, with the declaration's line, in each line of the object
+        (f,) = [f for f in d["findings"] if f["rule"] == "EXTERN_DEAD_FALLBACK"]
+        assert (f["extern"], f["verdict"], f["location"]) == ("bpf_foo___v2", "warning", f"{src}:{decl}")
     rc, out, _ = run(capsys, "check", str(obj), "--repo", tree, "--rev", "v6.1", "--rev", "v6.2", "--fail-on", "never")
     # at the declaration (the object's DWARF), not at the call
-    decl = line_of(src, "bpf_foo___v2(struct task_struct *p")
     assert decl != line_of(src, "return bpf_foo___v2(")
     dead = [line for line in out.splitlines() if "warning[EXTERN_DEAD_FALLBACK]" in line]
     assert dead == [f"{src}:{decl}: warning[EXTERN_DEAD_FALLBACK]: bpf_foo___v2 (kfunc bpf_foo): weak, and resolves "
@@ -483,6 +486,13 @@ def test_objects_inside_a_program_and_a_package(capsys, tree, objs, tmp_path):
                      "--fail-on", "never")
     assert [json.loads(line)["object"] for line in out.splitlines()] == [
         f"{deb.name}:usr/sbin/prog@{at_gone:#x}", f"{deb.name}:usr/sbin/prog@{at_guarded:#x}"]
+    # SARIF names the object and the package that holds it
+    rc, out, _ = run(capsys, "check", str(deb), "--repo", tree, "--rev", "v6.2", "--format", "sarif")
+    doc = validate(out)
+    (result,) = [r for run_ in doc["runs"] for r in run_["results"] if r["ruleId"] == "EXTERN_MISSING"]
+    assert {"name": f"{deb.name}:usr/sbin/prog@{at_gone:#x}", "kind": "module"} in \
+        result["locations"][0]["logicalLocations"]
+    assert result["properties"]["container"] == str(deb)
     # a program that carries none is bad input, said in one line
     rc, out, err = run(capsys, "check", "/bin/true", "--repo", tree, "--rev", "v6.2")
     assert rc == 2 and out == "" and err.strip() == "policybot: /bin/true: no BPF object in it"
@@ -497,3 +507,24 @@ def test_an_address_use_of_a_function_the_tree_lacks_is_missing(capsys, tmp_path
     assert (e["status"], e["uses"], e["reason"]) == ("missing", "address",
                                                      "bpf_fentry_test1 is no kernel function of v6.1")
     assert docs["v6.1"]["loads"] is False
+
+
+def test_an_input_without_objects_does_not_stop_the_others(capsys, tree, objs, tmp_path):
+    """/bin/true carries no BPF object: it is said in one line, the object given after it is still
+    checked and its findings rendered, and the run exits 2 (it could not do all it was asked)."""
+    text = tmp_path / "notes.txt"
+    text.write_text("not an object\n")
+    rc, out, err = run(capsys, "check", "/bin/true", str(objs["needs_gone"]), str(text), "--repo", tree,
+                       "--rev", "v6.2")
+    assert rc == 2
+    assert "violation[EXTERN_MISSING]: bpf_gone" in out
+    lines = err.splitlines()
+    assert lines[0] == "policybot: /bin/true: no BPF object in it"
+    assert len(lines) == 2 and str(text) in lines[1]
+
+
+def test_a_bpf_object_is_no_kernel(capsys, objs):
+    """A BPF object (ET_REL, no .modinfo) given as --btf is refused in one line, not read as a kernel."""
+    rc, out, err = run(capsys, "check", str(objs["kfunc_user"]), "--btf", str(objs["guarded"]))
+    assert rc == 2 and out == "" and len(err.splitlines()) == 1
+    assert f"{objs['guarded']}: a BPF object, not a kernel" in err

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from kit.bpf import SOURCES, compile_bpf, cut_objects
-from kit.btf import dump, tagged_kfuncs
+from kit.btf import dump, dump_types, tagged_kfuncs
 from kit.realtree import debian_packages
 from policybot.cli import main
 
@@ -34,7 +34,7 @@ def check(capsys, *args: str) -> list[dict]:
 @pytest.fixture(scope="module")
 def objs(tmp_path_factory):
     out = tmp_path_factory.mktemp("objs")
-    return {n: compile_bpf(SOURCES / f"{n}.bpf.c", out / f"{n}.bpf.o") for n in ("func_address", "fmodret_call")}
+    return {n: compile_bpf(SOURCES / f"{n}.bpf.c", out / f"{n}.bpf.o") for n in ("func_address", "fmodret_call", "func_address_mismatch", "ct")}
 
 
 def test_the_7_2_schedulers_have_no_dead_fallback(schedulers, kernel_repo, kernel_state, capsys):
@@ -76,15 +76,16 @@ def test_debians_6_12_kernel_lacks_sched_ext_by_its_config(schedulers, binaries,
     for e in missing:
         if e["kfunc"] in in_source:
             named += 1
-            assert e["reason"] == (f"{e['kfunc']} is not a kfunc of {kernel}: v6.12 has it behind {guard}, which "
-                                   "this build did not set"), e
+            # the vmlinuz alone does not say its config: the reason claims no more than the source does
+            assert e["reason"] == (f"{e['kfunc']} is not a kfunc of {kernel}: v6.12 has it behind {guard} (not "
+                                   "built in, or in a module not given)"), e
         else:  # a later release's kfunc (scx_bpf_dsq_insert is 6.13's): the source has nothing to say
             assert e["reason"] == f"{e['kfunc']} is not a kfunc of {kernel}", e
     assert named >= 5
     capsys.readouterr()
     main(["check", str(schedulers["simple"]), "--btf", str(binaries["6.12"]["vmlinuz"]), "--repo", kernel_repo,
           "--rev", "v6.12", "--state-dir", str(kernel_state.state_dir), "--fail-on", "never"])
-    assert f"v6.12 has it behind {guard}, which this build did not set" in capsys.readouterr().out
+    assert f"v6.12 has it behind {guard} (not built in, or in a module not given)" in capsys.readouterr().out
 
 
 def test_an_address_use_loads_on_every_source_release(objs, kernel_repo, kernel_state, capsys):
@@ -103,6 +104,98 @@ def test_an_address_use_loads_on_every_source_release(objs, kernel_repo, kernel_
         (e,) = d["externs"]
         assert (e["name"], e["uses"], e["status"]) == ("bpf_fentry_test1", "address", "ok"), d["target"]
         assert d["loads"] is True, d["target"]
+
+
+def test_an_address_use_prototype_is_compared_on_a_compiled_kernel(objs, binaries, extracted, kernel_repo,
+                                                                   kernel_state, capsys):
+    """bpf_fentry_test2 has two parameters in the 7.2 kernel's BTF (bpftool); the object declares
+    four and only loads its address: libbpf compares every function extern's prototype, so the
+    compiled kernel and the source revision it was built from both say incompatible."""
+    types = dump_types(dump(extracted["7.2"]))
+    (func,) = [rest for kind, name, rest in types.values() if kind == "FUNC" and name == "bpf_fentry_test2"]
+    proto = types[int(re.search(r"type_id=(\d+)", func)[1])]
+    assert proto[0] == "FUNC_PROTO" and "vlen=2" in proto[2]
+    obj = str(objs["func_address_mismatch"])
+    state = ["--state-dir", str(kernel_state.state_dir)]
+    (src,) = check(capsys, obj, "--repo", kernel_repo, "--rev", "v7.2", *state)
+    # a cached table of this kernel made for another object (bpf_fentry_test1's prototype) lacks
+    # bpf_fentry_test2's: the kernel is read again for it, then the cache has it
+    check(capsys, str(objs["func_address"]), "--btf", str(binaries["7.2"]["vmlinuz"]), *state)
+    for _ in range(2):
+        (btf,) = check(capsys, obj, "--btf", str(binaries["7.2"]["vmlinuz"]), *state)
+        for d in (src, btf):
+            (e,) = d["externs"]
+            assert (e["name"], e["uses"], e["status"]) == ("bpf_fentry_test2", "address", "incompatible"), d["target"]
+            assert d["loads"] is False
+
+
+def test_a_kfunc_of_a_module_is_said_to_be_in_a_module_when_the_config_is_known(objs, binaries, kernel_repo,
+                                                                               kernel_state, tmp_path, capsys):
+    """Debian's 6.12 builds CONFIG_NF_CONNTRACK as a module (the package's /boot/config-*): the
+    conntrack kfuncs are in nf_conntrack.ko. Without the config the reason claims nothing of the
+    build; with it (config-REL beside vmlinuz-REL, as /boot has them) it names the module option;
+    with the .ko given they resolve."""
+    kernel = Path(binaries["6.12"]["vmlinuz"])
+    deb = kernel.parent.parent / "debs" / (kernel.parent / "complete").read_text().strip()
+    listing = subprocess.run(["dpkg-deb", "-c", str(deb)], check=True, capture_output=True, text=True).stdout
+    (name,) = re.findall(r"\./boot/(config-\S+)", listing)
+    tar = subprocess.run(["dpkg-deb", "--fsys-tarfile", str(deb)], check=True, capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(tmp_path), f"./boot/{name}"], input=tar, check=True)
+    assert "\nCONFIG_NF_CONNTRACK=m\n" in (tmp_path / "boot" / name).read_text()
+    makefile = subprocess.run(["git", "-C", kernel_repo, "show", "v6.12:net/netfilter/Makefile"], check=True,
+                              capture_output=True, text=True).stdout
+    assert re.search(r"^nf_conntrack-\S+ \+= nf_conntrack_bpf\.o$", makefile, re.M)
+    beside = tmp_path / "boot" / name.replace("config-", "vmlinuz-")
+    beside.symlink_to(kernel)
+    state = ["--repo", kernel_repo, "--rev", "v6.12", "--state-dir", str(kernel_state.state_dir)]
+    (unknown,) = check(capsys, str(objs["ct"]), "--btf", str(kernel), *state)
+    (known,) = check(capsys, str(objs["ct"]), "--btf", str(beside), *state)
+    for d in (unknown, known):
+        assert {e["name"]: e["status"] for e in d["externs"]} == {"bpf_skb_ct_lookup": "missing",
+                                                                   "bpf_ct_release": "missing"}
+    for e in unknown["externs"]:
+        assert e["reason"].endswith("CONFIG_NF_CONNTRACK (not built in, or in a module not given)"), e
+        assert "did not set" not in e["reason"]
+    for e in known["externs"]:
+        # net/netfilter/Makefile links nf_conntrack_bpf.o into nf_conntrack (git grep)
+        assert e["reason"].endswith("this build has CONFIG_NF_CONNTRACK=m: it is in module nf_conntrack.ko, "
+                                    "give its .ko with --btf"), e
+    (ko,) = [k for k in binaries["6.12"]["ko"] if k.name == "nf_conntrack.ko"]
+    (given,) = check(capsys, str(objs["ct"]), "--btf", str(beside), "--btf", str(ko), *state)
+    assert {e["name"]: e["status"] for e in given["externs"]} == {"bpf_skb_ct_lookup": "ok", "bpf_ct_release": "ok"}
+
+
+def test_a_second_kernel_is_no_module(objs, binaries, kernel_state, capsys):
+    """A module's BTF is split over vmlinux's: the 7.2 vmlinuz given after the 6.12 one is refused,
+    in one line, not merged into 6.12 as a module."""
+    second = str(binaries["7.2"]["vmlinuz"])
+    capsys.readouterr()
+    rc = main(["check", str(objs["func_address"]), "--btf", str(binaries["6.12"]["vmlinuz"]), "--btf", second,
+               "--state-dir", str(kernel_state.state_dir)])
+    cap = capsys.readouterr()
+    assert rc == 2 and cap.out == "" and len(cap.err.splitlines()) == 1
+    assert f"{second}: not a kernel module" in cap.err
+
+
+def test_sarif_of_a_compiled_kernel_does_not_depend_on_how_its_path_is_written(objs, binaries, kernel_state,
+                                                                               tmp_path, monkeypatch, capsys):
+    """vmlinuz612, ./vmlinuz612 and its absolute path (another directory: another machine) are one
+    kernel: one code-scanning category and the same fingerprints."""
+    here, there = tmp_path / "here", tmp_path / "x"
+    for d in (here, there):
+        d.mkdir()
+        (d / "vmlinuz612").symlink_to(binaries["6.12"]["vmlinuz"])
+    monkeypatch.chdir(here)
+    seen = []
+    for kernel in ("vmlinuz612", "./vmlinuz612", str(there / "vmlinuz612")):
+        capsys.readouterr()
+        assert main(["check", str(objs["ct"]), "--btf", kernel, "--format", "sarif",
+                     "--state-dir", str(kernel_state.state_dir)]) == 1
+        (r,) = json.loads(capsys.readouterr().out)["runs"]
+        assert len(r["results"]) == 2  # the two conntrack kfuncs, missing without nf_conntrack.ko
+        seen.append((r["automationDetails"]["id"], [x["partialFingerprints"] for x in r["results"]]))
+    assert seen[0] == seen[1] == seen[2]
+    assert "/" not in seen[0][0].removeprefix("policybot/check/").rstrip("/")
 
 
 def test_a_call_of_a_test_only_tagged_function_does_not_load(objs, binaries, extracted, kernel_repo, kernel_state,

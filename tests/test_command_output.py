@@ -66,7 +66,7 @@ class Sample:
     repo: str  # the sample tree, <tmp>/sample-linux
     user: str  # tests/bpf/sample_user.bpf.o, compiled for the sample's kfuncs
     needs_gone: str  # tests/bpf/needs_gone.bpf.o: a strong extern no release has
-    vmlinux: str  # tests/bpf/sample_vmlinux.c compiled: a kernel's BTF with v6.1's kfuncs tagged
+    vmlinux: str  # tests/bpf/sample_vmlinux.c compiled, its .BTF: a kernel's BTF with v6.1's kfuncs tagged
 
 
 def refs(path: Path) -> dict[str, str]:
@@ -99,8 +99,13 @@ def sample(tmp_path_factory) -> Sample:
         for name in ("sample_user.bpf.c", "needs_gone.bpf.c", "sample_vmlinux.c"):
             shutil.copy(BPF_SOURCES / name, src / name)
             objs[name] = str(compile_bpf(src / name, src / (name.removesuffix(".c") + ".o")))
-    return Sample(root, str(root / "sample-linux"), objs["sample_user.bpf.c"], objs["needs_gone.bpf.c"],
-                  objs["sample_vmlinux.c"])
+        # a compiled kernel's BTF is no BPF object (check refuses one): its .BTF alone, raw, as
+        # /sys/kernel/btf/vmlinux is
+        objcopy = shutil.which("llvm-objcopy") or pytest.fail("no llvm-objcopy (Debian: llvm)")
+        raw = src / "sample_vmlinux"
+        subprocess.run([objcopy, f"--dump-section=.BTF={raw}", objs["sample_vmlinux.c"], str(src / "scratch.o")],
+                       check=True)
+    return Sample(root, str(root / "sample-linux"), objs["sample_user.bpf.c"], objs["needs_gone.bpf.c"], str(raw))
 
 
 @pytest.fixture(autouse=True)

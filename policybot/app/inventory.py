@@ -17,12 +17,13 @@ def inventory(ctx: Context, rev: str) -> Inventory:
     return ctx.scanner.inventory(rev)
 
 
-def compiled_kernel(ctx: Context, btf: list[str], cross_check_rev: str | None = None
-                    ) -> tuple[CompiledKernel, CrossCheck | None]:
+def compiled_kernel(ctx: Context, btf: list[str], cross_check_rev: str | None = None,
+                    functions: frozenset[str] = frozenset()) -> tuple[CompiledKernel, CrossCheck | None]:
     """A compiled kernel's kfuncs: its vmlinux/vmlinuz BTF, then any module's split BTF; with
-    ``cross_check_rev``, what the source tree at that revision says of them."""
+    ``cross_check_rev``, what the source tree at that revision says of them; the prototypes of
+    ``functions`` (what objects load the address of)."""
     from ..btf.kfuncs import read_kernel  # only this use case reads ELF and BTF
-    kernel = read_kernel(btf[0], tuple(btf[1:]), cache_dir=ctx.cache_path("btf"))
+    kernel = read_kernel(btf[0], tuple(btf[1:]), cache_dir=ctx.cache_path("btf"), wanted=functions)
     if cross_check_rev is None:
         return kernel, None
     from ..policy.check import cross_check

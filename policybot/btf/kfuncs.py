@@ -16,17 +16,18 @@ import hashlib
 import json
 import os
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .compat import Shape, btf_shape
 from .. import bounded
 from .container import load
 from .reader import Btf
+from ..errors import InputError
 from .types import Kind
 
 KFUNC_TAG = "bpf_kfunc"
-CACHE_VERSION = 2  # 2: every FUNC's name (functions)
+CACHE_VERSION = 3  # 2: every FUNC's name (functions); 3: prototypes of the functions asked for
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,19 @@ class CompiledKernel:
     types: int  # number of types read (vmlinux)
     # every FUNC of its BTF, kfunc or not: what an extern whose address alone is loaded resolves to
     functions: frozenset[str] = frozenset()
+    # the prototypes of the functions (no kfuncs) asked for: those an object loads the address of,
+    # which libbpf compares as it does a kfunc's. Not all of them: 55k FUNCs of a 7.2 vmlinuz
+    # make 12 MB of JSON and seconds of work, for the few an object names.
+    prototypes: dict[str, CompiledKfunc] = field(default_factory=dict)
+
+    def ident(self) -> str:
+        """The same for the same kernel however its path is written and on any machine: the
+        first file's name and a digest of what it carries (kfuncs with prototypes, functions)."""
+        h = hashlib.sha256()
+        for k in self.kfuncs.values():
+            h.update(f"{k.name}\0{k.prototype}\0{k.origin}\n".encode())
+        h.update("\0".join(sorted(self.functions)).encode())
+        return f"{Path(self.name).name}-{h.hexdigest()[:12]}"
 
 
 def kfuncs_of(btf: Btf, origin: str) -> dict[str, CompiledKfunc]:
@@ -63,26 +77,49 @@ def kfuncs_of(btf: Btf, origin: str) -> dict[str, CompiledKfunc]:
     return out
 
 
+def prototypes_of(btf: Btf, origin: str, names: set[str]) -> dict[str, CompiledKfunc]:
+    """The FUNCs of ``names`` in ``btf`` (no tag: ``tag_id`` -1)."""
+    out = {}
+    for i in btf.ids_of_kind(Kind.FUNC):
+        func = btf.type(i)
+        if func.name in names and func.name not in out:
+            out[func.name] = CompiledKfunc(func.name, btf.c_function(func), btf_shape(btf, func.ref), origin,
+                                           func.id, -1)
+    return out
+
+
 def read_kernel(vmlinux: str | os.PathLike, modules: tuple[str, ...] = (),
-                cache_dir: str | os.PathLike | None = None) -> CompiledKernel:
-    """The kfuncs of ``vmlinux`` (a vmlinuz, vmlinux, or raw BTF) and of ``modules`` (.ko)."""
+                cache_dir: str | os.PathLike | None = None, wanted: frozenset[str] = frozenset()
+                ) -> CompiledKernel:
+    """The kfuncs of ``vmlinux`` (a vmlinuz, vmlinux, or raw BTF) and of ``modules`` (.ko), and
+    the prototypes of the functions ``wanted`` (kept in the cache with those asked before)."""
     files = (str(vmlinux),) + tuple(str(m) for m in modules)
     key = None
+    cached = None
     if cache_dir is not None:
         key = _content_key(files)
         cached = _cache_get(Path(cache_dir), key, files)
-        if cached is not None:
+        if cached is not None and not (wanted & cached.functions) - set(cached.kfuncs) - set(cached.prototypes):
             return cached
+    names = set(wanted) | (set(cached.prototypes) if cached else set())
     base = load(vmlinux)
+    if base.elf_kind == "object":
+        raise InputError(f"{vmlinux}: a BPF object, not a kernel: the first --btf is a vmlinuz, vmlinux or raw BTF")
     table = kfuncs_of(base.btf, "vmlinux")
     functions = {base.btf.type(i).name for i in base.btf.ids_of_kind(Kind.FUNC)}
+    protos = prototypes_of(base.btf, "vmlinux", names - set(table))
     for m in modules:
         mod = load(m, base=base.btf)
+        if mod.elf_kind not in ("module", "raw"):  # a module's BTF is split over vmlinux's; this one is not
+            raise InputError(f"{m}: not a kernel module (a .ko, whose BTF is split over vmlinux's): only the "
+                             f"first --btf is a kernel")
         for name, k in kfuncs_of(mod.btf, Path(m).name).items():
             table.setdefault(name, k)
         functions |= {mod.btf.type(i).name for i in mod.btf.ids_of_kind(Kind.FUNC)}
+        for name, k in prototypes_of(mod.btf, Path(m).name, names - set(protos)).items():
+            protos.setdefault(name, k)
     kernel = CompiledKernel(str(vmlinux), files, dict(sorted(table.items())), base.btf.count - 1,
-                            frozenset(functions))
+                            frozenset(functions), {n: k for n, k in sorted(protos.items()) if n not in table})
     if key is not None:
         _cache_put(Path(cache_dir), key, kernel)
     return kernel
@@ -121,18 +158,25 @@ def _cache_get(cache_dir: Path, key: str, files: tuple[str, ...]) -> CompiledKer
         return None
     try:
         d = json.loads((cache_dir / f"{key}.json").read_text())
-        return CompiledKernel(files[0], files, {
-            k["name"]: CompiledKfunc(k["name"], k["prototype"], _shape_from(k["shape"]), k["origin"],
-                                     k["btf_id"], k["tag_id"]) for k in d["kfuncs"]}, d["types"],
-                              frozenset(d["functions"]))
+        return CompiledKernel(files[0], files, _table_from(d["kfuncs"]), d["types"], frozenset(d["functions"]),
+                              _table_from(d["prototypes"]))
     except (OSError, ValueError, KeyError, TypeError, IndexError):
         return None  # no cache, or one we cannot use: read the files
 
 
+def _table_from(rows: list) -> dict[str, CompiledKfunc]:
+    return {k["name"]: CompiledKfunc(k["name"], k["prototype"], _shape_from(k["shape"]), k["origin"],
+                                     k["btf_id"], k["tag_id"]) for k in rows}
+
+
+def _table_json(table: dict[str, CompiledKfunc]) -> list:
+    return [{"name": k.name, "prototype": k.prototype, "shape": _shape_json(k.shape), "origin": k.origin,
+             "btf_id": k.btf_id, "tag_id": k.tag_id} for k in table.values()]
+
+
 def _cache_put(cache_dir: Path, key: str, kernel: CompiledKernel) -> None:
-    data = {"types": kernel.types, "functions": sorted(kernel.functions), "kfuncs": [
-        {"name": k.name, "prototype": k.prototype, "shape": _shape_json(k.shape), "origin": k.origin,
-         "btf_id": k.btf_id, "tag_id": k.tag_id} for k in kernel.kfuncs.values()]}
+    data = {"types": kernel.types, "functions": sorted(kernel.functions), "kfuncs": _table_json(kernel.kfuncs),
+            "prototypes": _table_json(kernel.prototypes)}
     try:
         cache_dir.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=cache_dir, suffix=".tmp")

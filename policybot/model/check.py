@@ -76,6 +76,7 @@ class BpfObject:
     # cannot open such an object ("failed to find BTF for extern")
     undescribed: tuple[str, ...]
     source: bytes | None = None  # the object's bytes when it was cut out of a program or package
+    container: str = ""  # the file given that holds it (a program, a library, a .deb); "": given itself
 
 
 STATUSES = tuple(ExternStatus)
@@ -128,6 +129,10 @@ class Target:
     # a compiled kernel checked with its source: kfuncs of the source this build left out
     # (name -> the source's config guards of it, () for none)
     not_built: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    not_built_in: dict[str, str] = field(default_factory=dict)  # name -> the source file defining it
+    # the config this build was made with (option -> y, m, n, value), None: not known
+    build_config: dict[str, str] | None = None
+    ident: str = ""  # stable across path spellings and machines (SARIF category, fingerprints); "": name
     source: str = ""  # the source revision a compiled kernel's policy comes from
 
 
@@ -167,6 +172,7 @@ class CheckRun:
     results: tuple[CheckResult, ...]
     findings: tuple[Finding, ...] = ()  # about an object over all its targets
     problems: tuple[str, ...] = ()  # embedded objects that could not be read
+    bad_inputs: tuple[str, ...] = ()  # inputs not checked (no BPF object, not an ELF, ...): one line each
 
     def all_findings(self) -> list[Finding]:
         return [f for v in self.results for f in v.findings] + list(self.findings)
@@ -181,5 +187,7 @@ class CrossCheck:
     # register_btf_fmodret_id_set: attachable by fmod_ret programs, not callable
     fmodret_only: dict[str, str]  # name -> the set entry's location
     not_built: tuple[str, ...]  # in the source inventory, not in this kernel's BTF
+    # of those, the module (NAME.ko) their file is linked into when built as one (the Makefile's word)
+    modules: dict[str, str] = field(default_factory=dict)
 
 

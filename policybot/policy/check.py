@@ -15,6 +15,7 @@ import fnmatch
 import hashlib
 import json
 import os
+import re
 import tempfile
 from dataclasses import replace
 from pathlib import Path
@@ -116,13 +117,24 @@ def resolve(ext: Extern, target: Target, obj: BpfObject) -> tuple[ExternStatus, 
 
 def _missing_reason(name: str, target: Target) -> str:
     """Why a kfunc is not there: with the source a compiled kernel was built from, the config
-    guards of the source's kfunc that this build left out."""
+    guards of the source's kfunc. With the build's config, which of them it left out or built
+    as a module (whose .ko was not given); without it, that it needs them, no more."""
     if name not in target.not_built:
         return f"{name} is not a kfunc of {target.name}"
     guards = target.not_built[name]
-    if guards:
-        return (f"{name} is not a kfunc of {target.name}: {target.source} has it behind "
-                f"{' && '.join(guards)}, which this build did not set")
+    head = f"{name} is not a kfunc of {target.name}: {target.source} has it behind {' && '.join(guards)}"
+    config = target.build_config
+    if guards and config is None:
+        return f"{head} (not built in, or in a module not given)"
+    values = {g: config.get(g, "n") for g in guards if re.fullmatch(r"CONFIG_\w+", g)} if config else {}
+    if unset := [g for g, v in values.items() if v == "n"]:
+        return f"{head}, which this build did not set ({', '.join(unset)})"
+    if module := [g for g, v in values.items() if v == "m"]:
+        where = target.not_built_in.get(name, "")
+        if where.endswith(".ko"):
+            return f"{head}; this build has {module[0]}=m: it is in module {where}, give its .ko with --btf"
+        return (f"{head}; this build has {module[0]}=m: it is in a module"
+                + (f" (built from {where})" if where else "") + ", give its .ko with --btf")
     return (f"{name} is not a kfunc of {target.name}, though {target.source} has it with no config guard "
             f"that explains its absence")
 
@@ -181,7 +193,8 @@ def _source_shape(tk: TargetKfunc, obj: BpfObject) -> Shape:
 # -- targets --------------------------------------------------------------------------
 
 def btf_target(kernel: CompiledKernel, policy_from: Target | None = None,
-               fmodret_only: tuple[str, ...] = ()) -> Target:
+               fmodret_only: tuple[str, ...] = (), config: dict[str, str] | None = None,
+               modules: dict[str, str] | None = None) -> Target:
     """A compiled kernel; flags, program types and policy from a source target when given, and
     what that source says this build lacks (``not_built``: the source's kfuncs missing here, with
     their config guards) or tags without letting programs call it (``fmodret_only``). An
@@ -192,10 +205,15 @@ def btf_target(kernel: CompiledKernel, policy_from: Target | None = None,
                              location=f"{k.origin} [btf {k.btf_id}]", callable=n not in fmodret_only)
               for n, k in kernel.kfuncs.items()}
     functions = {n: TargetKfunc(n, n + "(...)", None, location="btf") for n in kernel.functions}
+    functions |= {n: TargetKfunc(n, p.prototype, p.shape, location=f"{p.origin} [btf {p.btf_id}]")
+                  for n, p in kernel.prototypes.items()}
     not_built = {n: k.guards for n, k in src.items() if n not in kernel.kfuncs}
+    not_built_in = {n: src[n].location.rsplit(":", 1)[0] for n in not_built if src[n].location}
+    not_built_in |= {n: m for n, m in (modules or {}).items() if n in not_built}
     return Target(kernel.name, "btf", kfuncs, policy_from.policy if policy_from else {},
                   policy_from.first_release if policy_from else {}, declared=policy_from is not None,
-                  functions=functions, not_built=not_built, source=policy_from.name if policy_from else "")
+                  functions=functions, not_built=not_built, source=policy_from.name if policy_from else "",
+                  not_built_in=not_built_in, build_config=config, ident=kernel.ident())
 
 
 def source_targets(repo_path: str, revs: list[str], releases_glob: str | None, policy: Policy,
@@ -410,5 +428,29 @@ def cross_check(kernel: CompiledKernel, scanner, rev: str) -> CrossCheck:
                 for e in s.entries:
                     if e.name in only_btf:
                         fmodret.setdefault(e.name, f"{path}:{e.line}")
-    return CrossCheck(rev, inv.commit, tuple(n for n in only_btf if n not in fmodret), fmodret,
-                      tuple(sorted(n for n in inv.kfuncs if n not in kernel.kfuncs)))
+    not_built = tuple(sorted(n for n in inv.kfuncs if n not in kernel.kfuncs))
+    return CrossCheck(rev, inv.commit, tuple(n for n in only_btf if n not in fmodret), fmodret, not_built,
+                      _modules_of(scanner, commit, {n: str(inv.kfuncs[n].location).rsplit(":", 1)[0]
+                                                    for n in not_built}))
+
+
+def _modules_of(scanner, commit, files: dict[str, str]) -> dict[str, str]:
+    """The module each kfunc's file is linked into when built as one (its directory's Makefile:
+    ``NAME-y += file.o`` or ``NAME-$(CONFIG_X) += file.o`` puts it in NAME.ko, ``obj-$(CONFIG_X)
+    += file.o`` makes it file.ko); a name the Makefile does not say is left out."""
+    makefiles: dict[str, str] = {}
+    out = {}
+    for name, path in files.items():
+        d, _, base = path.rpartition("/")
+        if d not in makefiles:
+            try:
+                makefiles[d] = scanner.read(commit.tree[f"{d}/Makefile"].id).decode("utf-8", "replace")
+            except (KeyError, AttributeError):
+                makefiles[d] = ""
+        obj = base.rsplit(".", 1)[0] + ".o"
+        for m in re.finditer(r"^([\w-]+?)-(?:y|objs|\$\(CONFIG_\w+\))\s*[:+]?=(.*)$",
+                             makefiles[d].replace("\\\n", " "), re.M):
+            if obj in m[2].split():
+                out[name] = (obj[:-2] if m[1] == "obj" else m[1]) + ".ko"
+                break
+    return out

@@ -40,7 +40,8 @@ def extern_json(r: ExternResult, dead: bool = False) -> dict:
     }
 
 
-def result_json(v: CheckResult, dead: set[tuple[str, str]] = frozenset()) -> dict:
+def result_json(v: CheckResult, dead: set[tuple[str, str]] = frozenset(), about_all: list = ()) -> dict:
+    """``about_all``: the object's findings over all the targets (dead fallbacks), in each of its lines."""
     return {
         "object": v.object.path, "target": v.target.name, "target_kind": v.target.kind,
         "loads": v.loads,
@@ -48,7 +49,7 @@ def result_json(v: CheckResult, dead: set[tuple[str, str]] = frozenset()) -> dic
         "without_btf": list(v.object.undescribed),
         "jit_arches": list(v.target.jit_arches) if v.target.jit_arches is not None else None,
         "findings": [{"rule": f.rule, "verdict": f.verdict, "extern": f.kfunc, "location": f.where,
-                      "message": f.message} for f in v.findings],
+                      "message": f.message} for f in [*v.findings, *about_all]],
     }
 
 
@@ -157,4 +158,5 @@ def json_lines(run: CheckRun) -> str:
     """One JSON object per line, per object and target; an extern that resolves on none of the
     object's targets (two or more) says ``dead_fallback``."""
     dead = {(f.object, f.kfunc) for f in run.findings if f.rule == "EXTERN_DEAD_FALLBACK"}
-    return "".join(json.dumps(result_json(v, dead)) + "\n" for v in run.results)
+    return "".join(json.dumps(result_json(v, dead, [f for f in run.findings if f.object == v.object.path])) + "\n"
+                   for v in run.results)

@@ -148,12 +148,15 @@ def check(run, fail_on: str = "violation") -> str:
     verdicts) only when ``fail_on`` asks for them."""
     keep = _kept(fail_on)
     runs: dict[str, list] = {}
+    # a compiled kernel by what it is, not by how its path was written
+    idents = {v.target.name: v.target.ident or v.target.name for v in run.results}
+    containers = {v.object.path: v.object.container for v in run.results if v.object.container}
     for v in run.results:
-        runs.setdefault(v.target.name, []).extend(f for f in v.findings if keep(f.verdict))
+        runs.setdefault(idents[v.target.name], []).extend(f for f in v.findings if keep(f.verdict))
     if run.findings:
         runs.setdefault("all-targets", []).extend(f for f in run.findings if keep(f.verdict))
     doc = json.loads(render([]))
-    doc["runs"] = [_check_run(target, findings) for target, findings in runs.items()]
+    doc["runs"] = [_check_run(target, findings, idents, containers) for target, findings in runs.items()]
     return json.dumps(doc, indent=2) + "\n"
 
 
@@ -165,13 +168,21 @@ def _kept(fail_on: str):
     return lambda verdict: severity(verdict) >= floor
 
 
-def _check_run(target: str, findings: list) -> dict:
+def _check_run(target: str, findings: list, idents: dict[str, str], containers: dict[str, str]) -> dict:
+    """An object cut out of a program or package is named (logical location, kind "module") and so
+    is the file holding it: the artifact of a result without line info, and a property."""
     results = _results(findings)
     body = json.loads(render(results))["runs"][0]
     body["automationDetails"] = {"id": f"policybot/check/{target}/"}
     for out, f in zip(body["results"], findings):
+        if (container := containers.get(f.object)) and "locations" in out:
+            loc = out["locations"][0]
+            if not f.location:  # no line info: the result points at the file given, not at a made-up path
+                loc["physicalLocation"]["artifactLocation"]["uri"] = _uri(container)
+            loc.setdefault("logicalLocations", []).append({"name": f.object, "kind": "module"})
+            out["properties"]["container"] = _uri(container)
         out["partialFingerprints"] = {"policybotFinding/v1": fingerprint(
-            f.rule, _uri(f.object) if f.object else "", f.kfunc or "", f.target or target)}
+            f.rule, _uri(f.object) if f.object else "", f.kfunc or "", idents.get(f.target, f.target or target))}
     return body
 
 

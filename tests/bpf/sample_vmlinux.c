@@ -2,8 +2,9 @@
 /* A stand-in for a compiled kernel built from the bundled sample tree's v6.1
  * (samples/make_sample.py): its BTF tags the four kfuncs of v6.1 with
  * bpf_kfunc, as pahole does, and has one function that is not a kfunc.
- * Compiled with clang -target bpf -g, the object is an ELF file with a .BTF
- * section, which `policybot inventory --btf` and `check --btf` read as a vmlinux.
+ * Compiled with clang -target bpf -g, the object's .BTF section, dumped raw
+ * (llvm-objcopy), is what `policybot inventory --btf` and `check --btf` read
+ * as a vmlinux (a BPF object itself is refused as a kernel).
  */
 #define __bpf_kfunc __attribute__((btf_decl_tag("bpf_kfunc"))) __attribute__((noinline))
 

@@ -44,7 +44,9 @@ def add(sub) -> None:
     p.add_argument("--releases", metavar="GLOB", help="also every release tag matching GLOB, e.g. 'v6.*'")
     p.add_argument("--btf", action="append", metavar="FILE",
                    help="check against a compiled kernel: vmlinuz, vmlinux or raw BTF; repeat for its "
-                        "modules (.ko). With --repo/--rev, the first --rev gives flags and policy")
+                        "modules (.ko). With --repo/--rev, the first --rev gives flags and policy; with "
+                        "config-REL beside vmlinuz-REL (as in /boot), why a kfunc is missing names the "
+                        "options the build left out or built as modules")
     options.policy_option(p)
     options.fail_on_option(p)
     options.format_option(p, "check", "text (default; a matrix extern x target with several targets), json "
@@ -62,4 +64,9 @@ def execute(args) -> int:
         raise PolicybotError("check: give a target: --repo PATH --rev REV (or --releases GLOB), or --btf FILE")
     run = check(options.context(args), args.objects, args.rev, args.releases, args.btf)
     sys.stdout.write(render("check", args.format, run, **({"fail_on": fail_on} if args.format == "sarif" else {})))
+    from .. import terminal_safe
+    for line in run.bad_inputs:  # checked the rest; the run still could not do all it was asked
+        sys.stderr.write(f"policybot: {terminal_safe(line)}\n")
+    if run.bad_inputs:
+        return 2
     return 1 if fails([f.verdict for f in run.all_findings()], fail_on) else 0
