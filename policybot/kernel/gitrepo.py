@@ -39,6 +39,30 @@ def enclosing_repo(cwd: str | os.PathLike | None = None) -> str:
     return (repo.workdir or repo.path).rstrip("/") or "/"
 
 
+def tree_path(repo: pygit2.Repository, path: str, cwd: str | os.PathLike | None = None) -> str:
+    """``path`` as a path in the tree, as git reads a pathspec: in a checkout's work tree it is
+    relative to the current directory, and an absolute path inside the work tree is made relative
+    to its top. From the top, from outside the checkout, and for a bare repository it is taken as
+    given (relative to the top). Not normalised further when it leaves the work tree."""
+    top = repo.workdir
+    if not top or not path:
+        return path
+    top = os.path.realpath(top)
+    here = os.path.realpath(os.fspath(cwd if cwd is not None else os.getcwd()))
+    if os.path.isabs(path):
+        where = os.path.join(os.path.realpath(os.path.dirname(path)), os.path.basename(path))
+    elif _inside(here, top):
+        where = os.path.join(here, path)
+    else:
+        return path
+    where = os.path.normpath(where)
+    return os.path.relpath(where, top) if _inside(where, top) else path
+
+
+def _inside(path: str, top: str) -> bool:
+    return path == top or path.startswith(top.rstrip(os.sep) + os.sep)
+
+
 def resolve(repo: pygit2.Repository, rev: str) -> pygit2.Commit:
     """A branch, tag, sha or ``HEAD~3`` to the commit it names."""
     where = repo.path.rstrip("/")
