@@ -89,6 +89,15 @@ def remote_branches(repo: pygit2.Repository, url: str) -> dict[str, str]:
     return {h.name[len(prefix):]: str(h.oid) for h in heads if h.name.startswith(prefix)}
 
 
+def missing_branch(url: str, branch: str, branches: dict[str, str]) -> str | None:
+    """What to say when the remote at ``url`` (its ``branches``, remote_branches) has no
+    ``branch``, a [[trees]] table's; None when it has it."""
+    if branch in branches:
+        return None
+    known = ", ".join(sorted(branches)[:10]) or "none"
+    return f"{url} has no branch {branch!r} (fix [[trees]] branch; it has: {known})"
+
+
 class TreePaths:
     """Entries of trees by path, through subtrees kept by id.
 
