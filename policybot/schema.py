@@ -7,6 +7,8 @@ of an SQLite state (a repeated review) never pays for SQLAlchemy.
 
 from __future__ import annotations
 
+import sqlite3
+
 import sqlalchemy as sa
 
 from .errors import ConfigError
@@ -151,12 +153,43 @@ def redact(url: str) -> str:
         return "<invalid url>"
 
 
+# SQLite's errors of the machine, not of policybot's SQL (a syntax error, a missing table or
+# column is an OperationalError too, and a bug): extended codes start with these names
+_SQLITE_ENVIRONMENT = ("SQLITE_READONLY", "SQLITE_PERM", "SQLITE_CANTOPEN", "SQLITE_AUTH", "SQLITE_FULL",
+                       "SQLITE_IOERR", "SQLITE_BUSY", "SQLITE_LOCKED")
+_PERMISSIONS = ("SQLITE_READONLY", "SQLITE_PERM", "SQLITE_CANTOPEN")
+
+
+def environment_error(e: BaseException, where) -> ConfigError | None:
+    """A database error that the machine caused (read-only file, disk full, locked, server gone)
+    as one line naming ``where`` and what to check; None for anything else, a bug to show as
+    it is. No SQL statement is repeated."""
+    if not isinstance(e, sa.exc.OperationalError):
+        return None
+    orig, name = e.orig, getattr(e.orig, "sqlite_errorname", None)
+    if isinstance(orig, sqlite3.Error) and not (name and name.startswith(_SQLITE_ENVIRONMENT)):
+        return None
+    hint = " (check the owner and permissions of the file and of its directory)" \
+        if name and name.startswith(_PERMISSIONS) else ""
+    return ConfigError(f"state database {where}: {' '.join(str(orig).split())}{hint}")
+
+
+def _environment_errors(where):
+    """A handle_error listener: environment_error raised in place of SQLAlchemy's exception."""
+    def listener(context) -> None:
+        if (err := environment_error(context.sqlalchemy_exception, where)) is not None:
+            raise err
+    return listener
+
+
 def open_engine(url: str, where) -> sa.engine.Engine:
-    """An engine on ``url`` with the schema migrated to SCHEMA_VERSION; errors name ``where``."""
+    """An engine on ``url`` with the schema migrated to SCHEMA_VERSION; errors name ``where``,
+    those of the machine in one line (environment_error) for as long as the engine is used."""
     try:
         engine = sa.create_engine(url, future=True)
         if engine.dialect.name == "sqlite":
             sa.event.listen(engine, "connect", _sqlite_pragmas)
+        sa.event.listen(engine, "handle_error", _environment_errors(where))
         migrate(engine, url)
     except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError) as e:
         raise ConfigError(f"state database URL {redact(url)!r}: {e}") from None

@@ -44,13 +44,23 @@ def inspect(url: str | None, state_dir: str | os.PathLike | None) -> tuple[str, 
     from .schema import redact, stored_version
     if url and not url.startswith("sqlite:///"):
         return redact(url), stored_version(url, redact(url))
-    path = Path(url[len("sqlite:///"):].split("?", 1)[0]) if url else resolve_state_dir(state_dir) / "policybot.sqlite"
+    path = sqlite_path(url) if url else resolve_state_dir(state_dir) / "policybot.sqlite"
     if not path.exists():
         return str(path), None
     if not os.access(path, os.R_OK | os.W_OK):
         raise ConfigError(f"state database {path}: not readable and writable by this user")
     from urllib.parse import quote
     return str(path), stored_version(f"sqlite:///file:{quote(str(path))}?mode=ro&uri=true", path)
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The file of an SQLite URL (``sqlite:///PATH``, ``sqlite:///file:PATH?mode=ro&uri=true``),
+    to name in messages; None for another database."""
+    if not url.startswith("sqlite:///"):
+        return None
+    from urllib.parse import unquote
+    path = url[len("sqlite:///"):].split("?", 1)[0]
+    return Path(unquote(path.removeprefix("file:") if "uri=true" in url else path))
 
 
 class State:
@@ -69,7 +79,7 @@ class State:
     def engine(self):
         """The SQLAlchemy engine, the schema migrated: opened on first use."""
         from .schema import open_engine, redact
-        return open_engine(self.url, self.sqlite_file or redact(self.url))
+        return open_engine(self.url, self.sqlite_file or sqlite_path(self.url) or redact(self.url))
 
     def is_mailed(self, key: str) -> bool:
         """Whether ``key`` is in the once-only record (``mailed_keys``).

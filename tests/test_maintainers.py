@@ -406,6 +406,42 @@ def test_a_path_no_revision_has_is_refused(tmp_path, capsys):
     assert "not a patch" in capsys.readouterr().err
 
 
+def test_a_path_is_read_as_git_reads_one_from_where_the_maintainer_stands(tmp_path, capsys, monkeypatch):
+    """In a checkout a path is relative to the current directory; an absolute one inside the work
+    tree is made relative to its top; from the top or from outside, a path is relative to the top."""
+    from policybot.cli import main
+    b = HistoryBuilder(tmp_path / "repo")
+    b.commit({"MAINTAINERS": BPF + "\n" + THE_REST, "kernel/bpf/helpers.c": "x\n", "README": "r\n"},
+             "one", "2024-01-01T00:00:00")
+    b.checkout()
+    top = tmp_path / "repo"
+    bpf = ["Alexei Starovoitov <ast@kernel.org>", "Martin KaFai Lau <martin.lau@linux.dev>",
+           "Daniel Borkmann <daniel@iogearbox.net>", "bpf@vger.kernel.org", "linux-kernel@vger.kernel.org"]
+    rest = ["linux-kernel@vger.kernel.org"]
+
+    def run(*argv):
+        capsys.readouterr()
+        rc = main(["maintainers", *argv])
+        out, err = capsys.readouterr()
+        return rc, out.splitlines(), err
+
+    monkeypatch.chdir(top / "kernel" / "bpf")
+    for arg in ("helpers.c", "../../kernel/bpf/helpers.c", str(top / "kernel" / "bpf" / "helpers.c"),
+                "./helpers.c", "."):
+        assert run(arg) == (0, bpf, ""), arg
+    assert run("../../README") == (0, rest, "")
+    # from a subdirectory a path relative to the top is relative to the subdirectory, as git has it
+    rc, out, err = run("kernel/bpf/helpers.c")
+    assert rc == 2 and err.startswith("policybot: kernel/bpf/helpers.c: no such path in ")
+    # with --repo given, a path is still read from where the maintainer stands inside the checkout
+    assert run("--repo", str(top), "helpers.c") == (0, bpf, "")
+    monkeypatch.chdir(top)
+    assert run("kernel/bpf/helpers.c") == (0, bpf, "")
+    monkeypatch.chdir(tmp_path)  # outside the checkout: relative to the top, as before
+    assert run("--repo", str(top), "kernel/bpf/helpers.c") == (0, bpf, "")
+    assert run("--repo", str(top), str(top / "kernel" / "bpf" / "helpers.c")) == (0, bpf, "")
+
+
 KEYWORDS = """\
 BPF [GENERAL]
 M:	B <b@x.org>

@@ -176,7 +176,12 @@ def test_a_tree_with_a_mistyped_branch_mails_the_operator_alone(tmp_path, capsys
     w = TwoTrees(tmp_path, stable_branch="mastr")
     rc, out, err = run(capsys, w.config, W02)
     assert rc == 2, (out, err)
-    assert "stable: error -" in out and "failed: tree stable: " in out and "mastr" in out, out
+    # said as `doctor` says it, and never "no findings" for a tree that could not be read
+    said = f"{w.up.path} has no branch 'mastr' (fix [[trees]] branch; it has: master, next)"
+    lines = out.splitlines()
+    assert f"stable: fetch-failed -: could not be read ({said})" in lines, out
+    assert f"failed: tree stable: {said}" in lines, out
+    assert "no findings" not in out.split("bpf-next:")[0], out
     assert "bpf-next: baseline " in out, out
     mails = outbox(w.state_dir)
     assert set(mails) == {report_subject("2024-W02", "bpf-next"), "[policybot] 1 problem in the run of 2024-01-08"}
@@ -184,7 +189,7 @@ def test_a_tree_with_a_mistyped_branch_mails_the_operator_alone(tmp_path, capsys
     assert "mastr" not in body(rep) and "could not" not in body(rep).lower()
     op = mails["[policybot] 1 problem in the run of 2024-01-08"]
     assert [a.addr_spec for a in op["To"].addresses] == ["ops@example.org"] and op["Cc"] is None
-    assert "tree stable" in body(op) and "mastr" in flat(body(op))
+    assert "tree stable" in body(op) and "has no branch 'mastr' (fix [[trees]] branch; it has: master, next)" in flat(body(op).replace("| ", ""))
     assert State(state_dir=w.state_dir).failure("tree", "stable") is not None
     # to the list: every mail drafted is a report of the tree that ran
     assert all(LIST not in (m["To"] or "") or m["Subject"].startswith("[REPORT]") for m in mails.values())
@@ -204,3 +209,4 @@ def test_tags_default_to_the_trees_name(tmp_path):
     config, _ = run_config(tmp_path, tmp_path, [{"name": "bpf-next"}, {"name": "net", "tags": ["net", "NET-next"]}])
     cfg = load_config(config)
     assert [t.subject_tags() for t in cfg.trees] == [["bpf-next"], ["net", "net-next"]]
+

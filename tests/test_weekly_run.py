@@ -440,3 +440,32 @@ def test_a_repeated_audit_range_mails_only_the_new_deprecation(tmp_path, capsys)
                                       report_subject("2024-W05")]
     rep = body(next(m for m in bot.mails().values() if m["Subject"] == report_subject("2024-W05")))
     assert "bpf_old" in rep and "bpf_new" in rep  # the report of the range names both
+
+
+def test_a_read_only_state_database_is_one_line_naming_it(tmp_path, capsys):
+    """A state the run may not write (its owner, its permissions): one line naming the database
+    and the cause, no SQL statement, exit 2. Read-only through SQLite's own mode=ro, which root
+    obeys too (chmod would not stop root)."""
+    bot = Bot(tmp_path)
+    assert bot.run(capsys, W02)[0] == 0
+    audited = bot.last_audited()
+    db = bot.state_dir / "policybot.sqlite"
+    url = f"sqlite:///file:{db}?mode=ro&uri=true"
+    bot.upstream.land("bpf: drop bpf_foo", "2024-01-10", kfuncs={k: v for k, v in BASE_KFUNCS.items() if k != "bpf_foo"})
+    rc, out, err = bot.run(capsys, W03, "--db", url)
+    assert rc == 2, (out, err)
+    assert err == (f"policybot: state database {db}: attempt to write a readonly database "
+                   "(check the owner and permissions of the file and of its directory)\n"), err
+    assert bot.last_audited() == audited != bot.upstream.head  # nothing written, the week not lost
+
+
+def test_a_bug_in_the_states_sql_is_not_taken_for_the_machines_fault(tmp_path):
+    """SQLite calls a syntax error and a missing table OperationalError too: those stay as they
+    are (a bug, with its statement), only the machine's faults become one line."""
+    import pytest
+    from policybot.errors import PolicybotError
+    state = State(state_dir=tmp_path)
+    for sql in ("SELEC 1", "SELECT * FROM no_such_table"):
+        with state.engine.connect() as conn, pytest.raises(sa.exc.OperationalError) as raised:
+            conn.exec_driver_sql(sql)
+        assert not isinstance(raised.value, PolicybotError) and sql in str(raised.value)

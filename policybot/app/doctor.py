@@ -31,7 +31,7 @@ def check_config(cfg: Config) -> list[CheckResult]:
 def check_tree(tree: Tree) -> CheckResult:
     """The mirror opens; its branch resolves: on the remote as it is now (nothing fetched), or
     in the repository itself for a tree without a remote."""
-    from ..kernel.gitrepo import open_repo, remote_branches, resolve
+    from ..kernel.gitrepo import missing_branch, open_repo, remote_branches, resolve
     what = f"tree {tree.name}"
     try:
         repo = open_repo(tree.repo)
@@ -48,10 +48,8 @@ def check_tree(tree: Tree) -> CheckResult:
         branches = remote_branches(repo, tree.remote)
     except PolicybotError as e:
         return CheckResult(what, PROBLEM, f"{e} (fix [[trees]] remote, or the network)")
-    if tree.branch not in branches:
-        known = ", ".join(sorted(branches)[:10]) or "none"
-        return CheckResult(what, PROBLEM, f"{tree.remote} has no branch {tree.branch!r} (fix [[trees]] branch; "
-                                          f"it has: {known})")
+    if missing := missing_branch(tree.remote, tree.branch, branches):
+        return CheckResult(what, PROBLEM, missing)
     return CheckResult(what, OK, f"{tree.remote}: {tree.branch} at {branches[tree.branch][:12]}")
 
 

@@ -19,7 +19,7 @@ def maintainers(ctx: Context, rev: str, files: list[str]) -> list[str]:
     path in the tree, or a patch file (a .patch, ``git format-patch`` output, an mbox) read as
     the script reads one: the paths it touches and the K: keywords it matches. A path that no
     revision has (not at ``rev``, nor at any branch or tag) and that is no patch is refused."""
-    from ..kernel.gitrepo import open_repo, resolve
+    from ..kernel.gitrepo import open_repo, resolve, tree_path
     from ..kernel.maintainers import maintainers_at
     repo = open_repo(ctx.repo_path)
     tree = resolve(repo, rev).tree
@@ -29,12 +29,13 @@ def maintainers(ctx: Context, rev: str, files: list[str]) -> list[str]:
     paths: list[str] = []
     patches: list[str] = []
     for arg in files:
-        if _in_tree(tree, arg):
-            paths.append(arg)
+        path = tree_path(repo, arg)
+        if _in_tree(tree, path):
+            paths.append(path)
         elif os.path.isfile(arg) and (text := _patch_text(arg)) is not None:
             patches.append(text)
-        elif _in_some_revision(repo, arg):
-            paths.append(arg)
+        elif _in_some_revision(repo, path):
+            paths.append(path)
         else:
             raise InputError(f"{arg}: no such path in {ctx.repo_path} (at {rev} nor at any branch or tag), "
                              "and not a patch")

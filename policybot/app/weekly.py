@@ -19,7 +19,7 @@ import pygit2
 from .config import Config, Tree
 from ..errors import ConfigError, InputError, describe, processing
 from ..addresses import dedupe
-from ..kernel.gitrepo import describe as git_describe, open_repo, resolve
+from ..kernel.gitrepo import describe as git_describe, missing_branch, open_repo, remote_branches, resolve
 from ..kernel.scanner import Scanner
 from ..mail.drafts import MailDraft, key_part, render, subject, template_env
 from ..mail.outbox import Outbox, SendFailure
@@ -227,6 +227,9 @@ class Runner:
                           "+refs/tags/*:refs/tags/*"])
         except (pygit2.GitError, KeyError, ValueError) as e:
             raise InputError(f"fetching {tree.branch} from {tree.remote} failed ({str(e).strip()})") from None
+        # a branch the remote lacks fetches nothing, silently: said as `doctor` says it
+        if missing := missing_branch(tree.remote, tree.branch, remote_branches(repo, tree.remote)):
+            raise InputError(missing)
 
     def head_ref(self, tree: Tree) -> str:
         return f"refs/remotes/policybot/{tree.branch}" if tree.remote else tree.branch

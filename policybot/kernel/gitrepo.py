@@ -39,6 +39,30 @@ def enclosing_repo(cwd: str | os.PathLike | None = None) -> str:
     return (repo.workdir or repo.path).rstrip("/") or "/"
 
 
+def tree_path(repo: pygit2.Repository, path: str, cwd: str | os.PathLike | None = None) -> str:
+    """``path`` as a path in the tree, as git reads a pathspec: in a checkout's work tree it is
+    relative to the current directory, and an absolute path inside the work tree is made relative
+    to its top. From the top, from outside the checkout, and for a bare repository it is taken as
+    given (relative to the top). Not normalised further when it leaves the work tree."""
+    top = repo.workdir
+    if not top or not path:
+        return path
+    top = os.path.realpath(top)
+    here = os.path.realpath(os.fspath(cwd if cwd is not None else os.getcwd()))
+    if os.path.isabs(path):
+        where = os.path.join(os.path.realpath(os.path.dirname(path)), os.path.basename(path))
+    elif _inside(here, top):
+        where = os.path.join(here, path)
+    else:
+        return path
+    where = os.path.normpath(where)
+    return os.path.relpath(where, top) if _inside(where, top) else path
+
+
+def _inside(path: str, top: str) -> bool:
+    return path == top or path.startswith(top.rstrip(os.sep) + os.sep)
+
+
 def resolve(repo: pygit2.Repository, rev: str) -> pygit2.Commit:
     """A branch, tag, sha or ``HEAD~3`` to the commit it names."""
     where = repo.path.rstrip("/")
@@ -63,6 +87,15 @@ def remote_branches(repo: pygit2.Repository, url: str) -> dict[str, str]:
         raise InputError(f"{url}: cannot list its branches ({' '.join(str(e).split())})") from None
     prefix = "refs/heads/"
     return {h.name[len(prefix):]: str(h.oid) for h in heads if h.name.startswith(prefix)}
+
+
+def missing_branch(url: str, branch: str, branches: dict[str, str]) -> str | None:
+    """What to say when the remote at ``url`` (its ``branches``, remote_branches) has no
+    ``branch``, a [[trees]] table's; None when it has it."""
+    if branch in branches:
+        return None
+    known = ", ".join(sorted(branches)[:10]) or "none"
+    return f"{url} has no branch {branch!r} (fix [[trees]] branch; it has: {known})"
 
 
 class TreePaths:

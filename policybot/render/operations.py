@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 
+from ..model.vocabulary import RunStatus
+
 
 def run_text(ran) -> str:
     """(runner, summary) of ``policybot run``: a line per tree, then reviews, failures, mail."""
@@ -18,7 +20,10 @@ def run_text(ran) -> str:
         for f in t.findings:
             if f.counts:
                 counts[f.verdict] = counts.get(f.verdict, 0) + 1
-        out.append(f"{t.tree}: {t.status} {rng}: {_counts(counts)}" + (f" ({t.detail})" if t.detail else ""))
+        # a tree that could not be read has no findings to count: it says so
+        unread = t.status in (RunStatus.ERROR, RunStatus.FETCH_FAILED) and not t.head
+        what = "could not be read" if unread else _counts(counts)
+        out.append(f"{t.tree}: {t.status} {rng}: {what}" + (f" ({t.detail})" if t.detail else ""))
     # an inbox series: the tree it was judged on, how it was routed there, what was found
     out += [f"reviewed: {s.tree}: {s.subject} (by {s.how}): {_counts(s.counts)}; "
             f"{s.replies} repl{'y' if s.replies == 1 else 'ies'}" for s in summary.reviewed]

@@ -11,7 +11,9 @@ def add(sub) -> None:
         description="Print the maintainers, reviewers and lists that MAINTAINERS assigns to the "
                     "files, in get_maintainer.pl's order (--nogit --nogit-fallback --norolestats). "
                     "A patch file (a .patch, git format-patch output, an mbox) is read as the script "
-                    "reads one: the paths it touches and the K: keywords it matches. A path that no "
+                    "reads one: the paths it touches and the K: keywords it matches. A path is read as "
+                    "git reads one: inside a checkout relative to the current directory (an absolute "
+                    "path inside it too), else relative to the top of the repository. A path that no "
                     "branch or tag has, and that is no patch, is refused.",
         epilog="examples:\n  policybot maintainers --repo ~/linux --rev v6.12 kernel/bpf/helpers.c\n"
                "  cd ~/linux && policybot maintainers 0001-bpf-add-a-kfunc.patch\n")
