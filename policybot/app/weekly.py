@@ -409,6 +409,7 @@ class Runner:
         new = [m for m in msgs if _msgid(m) and key_part(_msgid(m)) not in seen]
         if not new:
             return
+        msgs = self._refuse_hostile(msgs, new, summary)
         new_ids = {_msgid(m) for m in new}
         heads = self._inbox_heads()
         checks = self._check_target(summary)
@@ -427,6 +428,20 @@ class Runner:
                             self.state.record_failure("message", key_part(_msgid(m)), reason, self.today)
                     summary.failures.append(RunFailure(f"thread <{root[:200]}>", reason))
         self.state.mark_seen([key_part(_msgid(m)) for m in new])
+
+    def _refuse_hostile(self, msgs: list, new: list, summary: RunSummary) -> list:
+        """``msgs`` without those b4 must not read (b4wrap.hostile_line); each new one of them
+        is a recorded failure, said in the run, and the others are still reviewed."""
+        from ..mail.b4wrap import hostile_line
+        keep = []
+        for m in msgs:
+            why = hostile_line(m)
+            if not why:
+                keep.append(m)
+            elif any(m is n for n in new):
+                self.state.record_failure("message", key_part(_msgid(m)), why, self.today)
+                summary.failures.append(RunFailure(f"message <{_msgid(m)[:200]}>", why))
+        return keep
 
     def _inbox_messages(self, summary: RunSummary) -> list:
         """The inbox's messages: the Maildir's and the query's (a server that fails is the operator's)."""

@@ -31,6 +31,11 @@ B4_VERSION = "0.16.0"
 DEFAULT_INBOX = "https://lore.kernel.org/all"
 _DIFF_START = re.compile(r"^diff --git ", re.M)
 _SIG = re.compile(r"^-- ?$", re.M)
+# RFC 5322 caps a line at 998 characters. b4 reads every line of a message's text part (the diff's
+# too) for "Name: value" trailers, with regular expressions whose time grows with the cube of a
+# long line's length: a longer line shaped like a trailer is hostile input, refused before b4 sees it
+MAX_TRAILER_LINE = 998
+_TRAILER_SHAPED = re.compile(r"\s*\w\S+:\s+\S")  # b4's find_trailers test, anchored: linear time
 # "Name-Like: value" lines of a commit message (b4 reads a patch's own trailers only for replies)
 _TRAILER = re.compile(r"^([A-Za-z][\w-]*-by|Fixes|Link|Cc):[ \t]*(\S.*?)[ \t]*$", re.M)
 
@@ -190,6 +195,10 @@ def series_from_messages(msgs: list[email.message.EmailMessage], state_dir=None,
         if not msgid:
             ignored.append(f"{header_text(msg, 'Subject')[:60] or '(no subject)'}: no Message-ID")
             continue
+        hostile = hostile_line(msg)
+        if hostile:
+            ignored.append(f"{msgid[:80]}: {hostile}")
+            continue
         size = message_size(msg)
         if max_message_bytes and size > max_message_bytes:
             ignored.append(f"{msgid[:80]}: {size} bytes, over limits.max_message_bytes ({max_message_bytes})")
@@ -219,6 +228,22 @@ def series_from_messages(msgs: list[email.message.EmailMessage], state_dir=None,
         m = re.search(r"^base-commit:\s*([0-9a-f]{7,40})\s*$", cover.commit_message, re.M)
         base = m.group(1) if m else None
     return Series(lser.revision, lser.subject or "", author, cover, patches, base, missing, ignored)
+
+
+def hostile_line(msg) -> str:
+    """Why b4 must not read ``msg``: a line it would read as a trailer longer than
+    MAX_TRAILER_LINE characters (b4 would take minutes over it); "" for a message it may read.
+    Diff lines that add or remove (+, -) are no trailers to b4: those may be as long as they are."""
+    import b4
+    try:
+        body, _charset = b4.LoreMessage.get_payload(msg)
+    except Exception:  # noqa: BLE001 - the list's bytes, decoded by b4; b4 will fail on it too
+        return ""
+    for number, line in enumerate((body or "").split("\n-- \n", 1)[0].split("\n"), 1):
+        if len(line) > MAX_TRAILER_LINE and _TRAILER_SHAPED.match(line.strip("\r")):
+            return (f"line {number} has {len(line)} characters and reads as a trailer "
+                    f"(over {MAX_TRAILER_LINE}, RFC 5322): refused as hostile input")
+    return ""
 
 
 LOCAL_MSGID_DOMAIN = "policybot.invalid"  # RFC 2606: no mail is ever delivered there
