@@ -1233,3 +1233,19 @@ def test_a_series_that_cannot_matter_is_skipped(tmp_path, files, skipped):
     assert (r.skipped, r.applied) == (skipped, not skipped)
     (full,) = review_series(auditor, series, "v6.1").reviews  # `policybot review` applies every patch
     assert (full.skipped, full.applied) == (False, True)
+
+
+def test_review_from_a_linked_worktree(tmp_path, capsys, monkeypatch):
+    """A linked worktree's git directory (.git/worktrees/NAME) holds no objects: the patch is
+    applied on the objects of the repository it belongs to, with --repo and without."""
+    mail = single_patch(tmp_path, DROP_FOO, "bpf: drop bpf_foo")
+    linked = tmp_path / "linked"
+    subprocess.run(["git", "-C", str(tmp_path / "linux"), "worktree", "add", "-q", "--detach", str(linked), "v6.1"],
+                   check=True, env=git_env(), capture_output=True)
+    (tmp_path / "in.mbox").write_text(mail)
+    args = ["--mbox", str(tmp_path / "in.mbox"), "--today", TODAY, "--from", BOT]
+    rc, out, err = review(capsys, "--repo", str(linked), *args)
+    assert rc == 1 and "[PATCH] bpf: drop bpf_foo: applied" in out, out + err
+    monkeypatch.chdir(linked / "kernel")
+    rc, out, err = review(capsys, *args)
+    assert rc == 1 and "[PATCH] bpf: drop bpf_foo: applied" in out, out + err
