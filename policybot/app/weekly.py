@@ -406,6 +406,7 @@ class Runner:
         seen = self.state.seen_messages()
         if retry_failed:
             seen -= {f.key for f in self.failures() if f.kind in ("message", SKIPPED, CHECK_FAILURE)}
+        msgs = self._without_msgid(msgs, seen, summary)
         new = [m for m in msgs if _msgid(m) and key_part(_msgid(m)) not in seen]
         if not new:
             return
@@ -428,6 +429,25 @@ class Runner:
                             self.state.record_failure("message", key_part(_msgid(m)), reason, self.today)
                     summary.failures.append(RunFailure(f"thread <{root[:200]}>", reason))
         self.state.mark_seen([key_part(_msgid(m)) for m in new])
+
+    def _without_msgid(self, msgs: list, seen: set, summary: RunSummary) -> list:
+        """``msgs``, a patch mail without a Message-ID (plain ``git format-patch`` output) given
+        the stand-in id ``review`` gives it; any other message without one is left out, a
+        recorded failure said once (under its stand-in key), never a silent loss."""
+        from ..mail.b4wrap import header_text, local_key, stand_in_msgid
+        keep = []
+        for m in msgs:
+            if stand_in_msgid(m):
+                keep.append(m)
+                continue
+            key = key_part(local_key(m))
+            if key in seen:
+                continue
+            why = "no Message-ID and no patch: not reviewed"
+            self.state.record_failure("message", key, why, self.today)
+            summary.failures.append(RunFailure(f"message {header_text(m, 'Subject')[:80] or '(no subject)'!r}", why))
+            self.state.mark_seen([key])
+        return keep
 
     def _refuse_hostile(self, msgs: list, new: list, summary: RunSummary) -> list:
         """``msgs`` without those b4 must not read (b4wrap.hostile_line); each new one of them

@@ -252,21 +252,33 @@ _PATCH_SUBJECT = re.compile(r"\[[^]]*PATCH", re.I)
 
 def _local_msgid(msg) -> str:
     """A Message-ID for a patch mail that has none (plain ``git format-patch`` output), set on
-    ``msg``: the same for the same mail on every run (a hash of its From, Date, Subject and body:
-    the commit message and diff), in LOCAL_MSGID_DOMAIN so that it is never taken for a
-    message of the list (is_local_msgid). "" for a message that is no patch mail."""
-    import hashlib
+    ``msg``: the same for the same mail on every run (local_key), in LOCAL_MSGID_DOMAIN so that
+    it is never taken for a message of the list (is_local_msgid). "" for a message that is no
+    patch mail."""
     subject = header_text(msg, "Subject")
     body = _body_bytes(msg)
     if not (_PATCH_SUBJECT.search(subject) or _DIFF_START.search(body.decode("utf-8", "replace"))):
         return ""
-    h = hashlib.sha256()
-    for part in (header_text(msg, "From"), header_text(msg, "Date"), subject):
-        h.update(part.encode("utf-8", "replace") + b"\0")
-    h.update(body)
-    msgid = f"format-patch.{h.hexdigest()[:32]}@{LOCAL_MSGID_DOMAIN}"
+    msgid = local_key(msg)
     msg["Message-ID"] = f"<{msgid}>"
     return msgid
+
+
+def local_key(msg) -> str:
+    """The stand-in id of a message without a Message-ID, patch or not: the same for the same
+    mail on every run (a hash of its From, Date, Subject and body: the commit message and diff)."""
+    import hashlib
+    h = hashlib.sha256()
+    for part in (header_text(msg, "From"), header_text(msg, "Date"), header_text(msg, "Subject")):
+        h.update(part.encode("utf-8", "replace") + b"\0")
+    h.update(_body_bytes(msg))
+    return f"format-patch.{h.hexdigest()[:32]}@{LOCAL_MSGID_DOMAIN}"
+
+
+def stand_in_msgid(msg) -> str:
+    """``msg``'s Message-ID; for a patch mail without one the stand-in ``review`` gives it (set
+    on ``msg``); "" for any other message without one."""
+    return header_text(msg, "Message-ID").strip().strip("<>") or _local_msgid(msg)
 
 
 def _body_bytes(msg) -> bytes:
