@@ -225,6 +225,25 @@ def test_inbox_mail_without_a_message_id(tmp_path, capsys):
     assert "reviewed: " not in out and "failed: " not in out, out
 
 
+def test_two_operator_faults_in_one_run_make_one_mail(tmp_path, capsys):
+    """A mistyped branch and SMTP down (a closed port) in one run with --send: one mail to the
+    operator naming both (it waits in the outbox for the next send)."""
+    from kit.mail import free_port
+    w = TwoTrees(tmp_path, stable_branch="mastr")
+    port = free_port()  # nothing listens there
+    w.config.write_text(w.config.read_text().replace(
+        'operator = "ops@example.org"\n',
+        f'operator = "ops@example.org"\nsmtp_host = "127.0.0.1"\nsmtp_port = {port}\nsmtp_security = "none"\n', 1))
+    rc, out, err = run(capsys, w.config, W02, "--send")
+    assert rc == 2 and "failed: tree stable: " in out and f"127.0.0.1:{port}" in out, (out, err)
+    from kit.mail import outbox_mails
+    to_operator = [m for m in outbox_mails(w.state_dir / "outbox").values() if m["Subject"].startswith("[policybot]")]
+    assert [m["Subject"] for m in to_operator] == ["[policybot] 2 problems in the run of 2024-01-08"]
+    text = flat(body(to_operator[0]))
+    assert "tree stable" in text and "mastr" in text, text
+    assert f"sending mail through 127.0.0.1:{port}" in text, text
+
+
 def test_tags_must_be_a_list_of_strings(tmp_path):
     from policybot.errors import ConfigError
     config, _ = run_config(tmp_path, tmp_path, [{"name": "bpf-next"}])

@@ -125,16 +125,24 @@ class Runner:
                 self.review_inbox(summary, retry_failed)
             for tree, outcome in zip(trees, summary.trees):
                 self._finish_tree(tree, outcome, jobs, summary)
-            self.operator_mail(summary)
-            if send if send is not None else self.cfg.mail.send:
-                report = self.outbox.send(self.cfg.mail, retry_failed=retry_failed)
-                summary.sent, summary.send_failed = report.sent, report.failed
-                if report.failed:  # SMTP down or refusing us: the operator's mail waits for the next send
-                    server = f"sending mail through {self.cfg.mail.smtp_host}:{self.cfg.mail.smtp_port}"
-                    summary.failures += [RunFailure(server, error, private=True)
-                                         for error in dict.fromkeys(f.error for f in report.failed)]
-                    self.operator_mail(summary)
+            sending = send if send is not None else self.cfg.mail.send
+            if sending:
+                self._send(summary, retry_failed)
+            # after the send: one mail per run names every fault, SMTP's too
+            if self.operator_mail(summary) and sending and not summary.send_failed:
+                self._send(summary, False)
         return summary
+
+    def _send(self, summary: RunSummary, retry_failed: bool) -> None:
+        """The outbox sent; SMTP down or refusing us is the operator's fault (its mail then waits
+        for the next send)."""
+        report = self.outbox.send(self.cfg.mail, retry_failed=retry_failed)
+        summary.sent += report.sent
+        summary.send_failed += report.failed
+        if report.failed:
+            server = f"sending mail through {self.cfg.mail.smtp_host}:{self.cfg.mail.smtp_port}"
+            summary.failures += [RunFailure(server, error, private=True)
+                                 for error in dict.fromkeys(f.error for f in report.failed)]
 
     def _audit_phase(self, tree: Tree, jobs: tuple[str, ...], summary: RunSummary, retry_failed: bool) -> TreeOutcome:
         """One tree fetched and audited (its notices queued). A tree that fails is recorded with its
@@ -376,13 +384,14 @@ class Runner:
 
     # -- the operator ----------------------------------------------------------------------
 
-    def operator_mail(self, summary: RunSummary) -> None:
+    def operator_mail(self, summary: RunSummary) -> bool:
         """The run's faults of the operator's (a tree that cannot be fetched or read, the inbox
-        server, a census source, SMTP) in one mail to the operator alone, each once a week."""
+        server, a census source, SMTP) in one mail to the operator alone, each once a week.
+        Whether a mail was drafted."""
         todo = [(f, _fault_key(self.week(), f)) for f in dict.fromkeys(summary.failures) if f.private]
         todo = [(f, k) for f, k in todo if not self.outbox.is_mailed(k)]
         if not todo:
-            return
+            return False
         problems = [f for f, _ in todo]
         body = render(self.env, "operator.txt.j2", day=str(self.today), problems=problems,
                       config=self.cfg.path, state_dir=str(self.state.state_dir))
@@ -396,6 +405,8 @@ class Runner:
             raise
         except Exception as e:  # noqa: BLE001 - the faults are in the run's output and recorded
             summary.failures.append(RunFailure("mail to the operator", describe(e)))
+            return False
+        return True
 
     # -- the inbox ------------------------------------------------------------------------
 
