@@ -244,6 +244,21 @@ def test_two_operator_faults_in_one_run_make_one_mail(tmp_path, capsys):
     assert f"sending mail through 127.0.0.1:{port}" in text, text
 
 
+def test_skip_lines_of_a_mail_without_subject_and_of_a_symbolic_base(tmp_path, capsys):
+    """A skipped mail without a Subject is named "(no subject)"; ``base-commit: HEAD~1`` names no
+    commit (no hex-looking piece of it, "EAD", is taken for one)."""
+    w = TwoTrees(tmp_path)
+    w.post_diff("[PATCH net-next] net: tune the widget", "s1", WIDGET, base="HEAD~1")
+    mailbox.Maildir(w.inbox).add(
+        (f"From: Jane Developer <jane@example.com>\nTo: {LIST}\nDate: Mon, 08 Jan 2024 10:00:00 +0000\n"
+         f"Message-ID: <s2@example.com>\n\nThe change.\n---\n{WIDGET}-- \n2.43.0\n").encode())
+    rc, out, err = run(capsys, w.config, W02)
+    skips = sorted(ln for ln in out.splitlines() if ln.startswith("skipped: "))
+    assert skips == ["skipped: (no subject): its subject has no tree tag; it applies to no tree's head",
+                     "skipped: [PATCH net-next] net: tune the widget: its subject tag net-next names no tree; "
+                     "it applies to no tree's head"], out
+
+
 def test_tags_must_be_a_list_of_strings(tmp_path):
     from policybot.errors import ConfigError
     config, _ = run_config(tmp_path, tmp_path, [{"name": "bpf-next"}])

@@ -223,11 +223,21 @@ def series_from_messages(msgs: list[email.message.EmailMessage], state_dir=None,
         patches.append(_patch(b4, lmsg))
     cover = _patch(b4, lser.patches[0]) if lser.patches and lser.patches[0] is not None else None
     author = format_address(lser.fromname or "", lser.fromemail) if lser.fromemail else ""
-    base = lser.base_commit
-    if base is None and cover is not None:
-        m = re.search(r"^base-commit:\s*([0-9a-f]{7,40})\s*$", cover.commit_message, re.M)
-        base = m.group(1) if m else None
-    return Series(lser.revision, lser.subject or "", author, cover, patches, base, missing, ignored)
+    return Series(lser.revision, lser.subject or "", author, cover, patches, _base_commit(lser), missing, ignored)
+
+
+# a whole token of hex digits: b4's own parse takes "EAD" from "base-commit: HEAD~1"
+_BASE_COMMIT = re.compile(r"^base-commit:[ \t]*([0-9a-fA-F]{7,40})[ \t\r]*$", re.M)
+
+
+def _base_commit(lser) -> str | None:
+    """The series' ``base-commit:`` (git format-patch --base writes it), None when no mail of it
+    names one as a commit id."""
+    for lmsg in lser.patches:
+        m = _BASE_COMMIT.search(getattr(lmsg, "body", None) or "") if lmsg is not None else None
+        if m:
+            return m.group(1).lower()
+    return None
 
 
 def hostile_line(msg) -> str:
