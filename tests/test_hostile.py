@@ -759,3 +759,14 @@ def test_a_megabyte_trailer_shaped_line_is_refused_quickly_and_the_rest_reviewed
     with bot.state().engine.connect() as conn:
         from policybot.state import failures
         assert [r.kind for r in conn.execute(sa.select(failures))] == ["message"]
+
+
+def test_review_refuses_a_megabyte_trailer_shaped_line_quickly(tmp_path):
+    from kit.measure import run_policybot
+    mail = single_patch(tmp_path, DROP_FOO, "bpf: drop bpf_foo")
+    (tmp_path / "in.mbox").write_text(mail.replace("\n---\n", "\nbase-commit: " + "a" * 5_000_000 + "\n---\n", 1))
+    r = run_policybot("review", "--repo", str(tmp_path / "linux"), "--mbox", str(tmp_path / "in.mbox"),
+                      "--today", TODAY, "--from", BOT, "--state-dir", str(tmp_path / "state"), timeout=120)
+    assert r.seconds < 30, (r.seconds, r.output[-2000:])
+    assert r.returncode == 2 and r.output.count("\n") == 1 and "Traceback" not in r.output, r.output
+    assert "has 5000013 characters and reads as a trailer" in r.output and "refused as hostile input" in r.output
