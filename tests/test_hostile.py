@@ -727,3 +727,46 @@ def test_inbox_message_with_an_absurd_message_id_is_reviewed_once(tmp_path, caps
     assert rc == 0 and "reviewed: " not in out and "drafted 0 mails" in out, out + err
     (msg,) = bot.mails().values()
     assert msg["In-Reply-To"] is None and all(len(line) <= 998 for line in msg.as_string().split("\n"))
+
+
+def test_a_megabyte_trailer_shaped_line_is_refused_quickly_and_the_rest_reviewed(tmp_path, capsys):
+    """b4's trailer parsing takes minutes over one long "Name: value" line (its time grows with
+    the cube of the line's length): such a mail is refused before b4 reads it, in seconds."""
+    import mailbox
+    from kit.measure import run_policybot
+    from kit.weekly import BASE_KFUNCS, TREE, Bot
+    bot = Bot(tmp_path, extra=f'[inbox]\nmaildir = "{tmp_path / "inbox"}"\n')
+    assert bot.run(capsys, "2024-01-08", "--job", "audit")[0] == 0
+    inbox = mailbox.Maildir(str(tmp_path / "inbox"))
+    healthy = _inbox_patch(tmp_path, bot.upstream.path, "drop bpf_foo",
+                           {k: v for k, v in BASE_KFUNCS.items() if k != "bpf_foo"})
+    hostile = _inbox_patch(tmp_path, bot.upstream.path, "drop bpf_bar",
+                           {k: v for k, v in BASE_KFUNCS.items() if k != "bpf_bar"})
+    hostile = hostile.replace("\n---\n", "\nbase-commit: " + "a" * 5_000_000 + "\n---\n", 1)
+    # a long added line of a generated file is no trailer to b4: that patch is reviewed
+    long_added = _inbox_patch(tmp_path, bot.upstream.path, "generated", BASE_KFUNCS,
+                              extra="/* x: " + "b" * 5000 + " */\n")
+    for m in (hostile, healthy, long_added):
+        inbox.add(m.encode())
+    r = run_policybot("run", "--config", str(bot.config), "--today", "2024-01-15", "--job", "review", timeout=120)
+    assert r.seconds < 30, (r.seconds, r.output[-2000:])
+    assert r.returncode in (0, 1) and "Traceback" not in r.output, r.output[-2000:]
+    assert re.search(r"^failed: message <.*>: line \d+ has 5000013 characters and reads as a trailer", r.output,
+                     re.M), r.output[-2000:]
+    assert re.search(r"^reviewed: .*bpf: drop bpf_foo", r.output, re.M), r.output[-2000:]
+    assert re.search(r"^reviewed: .*bpf: generated", r.output, re.M), r.output[-2000:]
+    assert "drop bpf_bar" not in r.output.replace("failed: message", "")
+    with bot.state().engine.connect() as conn:
+        from policybot.state import failures
+        assert [r.kind for r in conn.execute(sa.select(failures))] == ["message"]
+
+
+def test_review_refuses_a_megabyte_trailer_shaped_line_quickly(tmp_path):
+    from kit.measure import run_policybot
+    mail = single_patch(tmp_path, DROP_FOO, "bpf: drop bpf_foo")
+    (tmp_path / "in.mbox").write_text(mail.replace("\n---\n", "\nbase-commit: " + "a" * 5_000_000 + "\n---\n", 1))
+    r = run_policybot("review", "--repo", str(tmp_path / "linux"), "--mbox", str(tmp_path / "in.mbox"),
+                      "--today", TODAY, "--from", BOT, "--state-dir", str(tmp_path / "state"), timeout=120)
+    assert r.seconds < 30, (r.seconds, r.output[-2000:])
+    assert r.returncode == 2 and r.output.count("\n") == 1 and "Traceback" not in r.output, r.output
+    assert "has 5000013 characters and reads as a trailer" in r.output and "refused as hostile input" in r.output

@@ -1265,3 +1265,19 @@ def test_a_reply_greets_no_honorific_and_names_no_bare_address(tmp_path, capsys,
     reply = parse_mail(f)
     assert reply["To"] == to
     assert prose(reply).startswith(hi), prose(reply)[:80]
+
+
+def test_review_from_a_linked_worktree(tmp_path, capsys, monkeypatch):
+    """A linked worktree's git directory (.git/worktrees/NAME) holds no objects: the patch is
+    applied on the objects of the repository it belongs to, with --repo and without."""
+    mail = single_patch(tmp_path, DROP_FOO, "bpf: drop bpf_foo")
+    linked = tmp_path / "linked"
+    subprocess.run(["git", "-C", str(tmp_path / "linux"), "worktree", "add", "-q", "--detach", str(linked), "v6.1"],
+                   check=True, env=git_env(), capture_output=True)
+    (tmp_path / "in.mbox").write_text(mail)
+    args = ["--mbox", str(tmp_path / "in.mbox"), "--today", TODAY, "--from", BOT]
+    rc, out, err = review(capsys, "--repo", str(linked), *args)
+    assert rc == 1 and "[PATCH] bpf: drop bpf_foo: applied" in out, out + err
+    monkeypatch.chdir(linked / "kernel")
+    rc, out, err = review(capsys, *args)
+    assert rc == 1 and "[PATCH] bpf: drop bpf_foo: applied" in out, out + err

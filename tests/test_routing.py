@@ -197,6 +197,73 @@ def test_a_tree_with_a_mistyped_branch_mails_the_operator_alone(tmp_path, capsys
     assert rc == 2 and len(outbox(w.state_dir)) == 2, out  # the same fault, the same week: not again
 
 
+def test_inbox_mail_without_a_message_id(tmp_path, capsys):
+    """Plain `git format-patch` output saved into the inbox (no Message-ID): reviewed under the
+    stand-in id review gives it, the reply to its author only. Binary junk without one: a failure
+    said and recorded, once."""
+    w = TwoTrees(tmp_path)
+    scratch = HistoryBuilder(tmp_path / "scratch.git", bare=True)
+    first = scratch.commit({HELPERS: kernel(BASE_KFUNCS)}, "before")
+    second = scratch.commit({HELPERS: kernel({k: v for k, v in BASE_KFUNCS.items() if k != "bpf_foo"})}, "after")
+    inbox = mailbox.Maildir(w.inbox)
+    inbox.add(("From 0123456789abcdef0123456789abcdef01234567 Mon Sep 17 00:00:00 2001\n"
+               "From: Jane Developer <jane@example.com>\nDate: Mon, 08 Jan 2024 10:00:00 +0000\n"
+               "Subject: [PATCH bpf-next] bpf: drop bpf_foo\n\nThe change.\n\n"
+               "Signed-off-by: Jane Developer <jane@example.com>\n---\n"
+               f"{scratch.repo.diff(first, second).patch}-- \n2.43.0\n").encode())
+    inbox.add(b"\x00\x01\xff\xfe binary junk \x89PNG\r\n\x1a\n" * 40)
+    rc, out, err = run(capsys, w.config, W02)
+    lines = out.splitlines()
+    assert "reviewed: bpf-next: [PATCH bpf-next] bpf: drop bpf_foo (by tag): 1 violation; 1 reply" in lines, out
+    assert "failed: message '(no subject)': no Message-ID and no patch: not reviewed" in lines, out
+    (reply,) = [m for s, m in outbox(w.state_dir).items() if s.startswith("Re: ")]
+    assert reply["Subject"] == "Re: [PATCH bpf-next] bpf: drop bpf_foo"
+    assert [a.addr_spec for a in reply["To"].addresses] == ["jane@example.com"] and reply["Cc"] is None
+    assert reply["In-Reply-To"] is None
+    from policybot.state import failures
+    import sqlalchemy as sa
+    with State(state_dir=w.state_dir).engine.connect() as conn:
+        rows = [(r.kind, r.reason) for r in conn.execute(sa.select(failures))]
+    assert rows == [("message", "no Message-ID and no patch: not reviewed")], rows
+    # the same inbox next run: nothing reviewed or said again
+    rc, out, err = run(capsys, w.config, W02, "--job", "review")
+    assert "reviewed: " not in out and "failed: " not in out, out
+
+
+def test_two_operator_faults_in_one_run_make_one_mail(tmp_path, capsys):
+    """A mistyped branch and SMTP down (a closed port) in one run with --send: one mail to the
+    operator naming both (it waits in the outbox for the next send)."""
+    from kit.mail import free_port
+    w = TwoTrees(tmp_path, stable_branch="mastr")
+    port = free_port()  # nothing listens there
+    w.config.write_text(w.config.read_text().replace(
+        'operator = "ops@example.org"\n',
+        f'operator = "ops@example.org"\nsmtp_host = "127.0.0.1"\nsmtp_port = {port}\nsmtp_security = "none"\n', 1))
+    rc, out, err = run(capsys, w.config, W02, "--send")
+    assert rc == 2 and "failed: tree stable: " in out and f"127.0.0.1:{port}" in out, (out, err)
+    from kit.mail import outbox_mails
+    to_operator = [m for m in outbox_mails(w.state_dir / "outbox").values() if m["Subject"].startswith("[policybot]")]
+    assert [m["Subject"] for m in to_operator] == ["[policybot] 2 problems in the run of 2024-01-08"]
+    text = flat(body(to_operator[0]))
+    assert "tree stable" in text and "mastr" in text, text
+    assert f"sending mail through 127.0.0.1:{port}" in text, text
+
+
+def test_skip_lines_of_a_mail_without_subject_and_of_a_symbolic_base(tmp_path, capsys):
+    """A skipped mail without a Subject is named "(no subject)"; ``base-commit: HEAD~1`` names no
+    commit (no hex-looking piece of it, "EAD", is taken for one)."""
+    w = TwoTrees(tmp_path)
+    w.post_diff("[PATCH net-next] net: tune the widget", "s1", WIDGET, base="HEAD~1")
+    mailbox.Maildir(w.inbox).add(
+        (f"From: Jane Developer <jane@example.com>\nTo: {LIST}\nDate: Mon, 08 Jan 2024 10:00:00 +0000\n"
+         f"Message-ID: <s2@example.com>\n\nThe change.\n---\n{WIDGET}-- \n2.43.0\n").encode())
+    rc, out, err = run(capsys, w.config, W02)
+    skips = sorted(ln for ln in out.splitlines() if ln.startswith("skipped: "))
+    assert skips == ["skipped: (no subject): its subject has no tree tag; it applies to no tree's head",
+                     "skipped: [PATCH net-next] net: tune the widget: its subject tag net-next names no tree; "
+                     "it applies to no tree's head"], out
+
+
 def test_tags_must_be_a_list_of_strings(tmp_path):
     from policybot.errors import ConfigError
     config, _ = run_config(tmp_path, tmp_path, [{"name": "bpf-next"}])

@@ -54,9 +54,10 @@ def subject_tags(subject: str) -> list[str]:
 
 
 def series_subject(series: Series) -> str:
-    """The full subject of the series' first mail (the cover letter's, else the first patch's)."""
+    """The full subject of the series' first mail (the cover letter's, else the first patch's);
+    "(no subject)" for a mail without one."""
     first = series.cover or (series.patches[0] if series.patches else None)
-    return first.subject if first else series.subject
+    return (first.subject if first else series.subject) or "(no subject)"
 
 
 def contains(head: Head, commit: str) -> bool:

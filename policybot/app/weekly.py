@@ -125,16 +125,24 @@ class Runner:
                 self.review_inbox(summary, retry_failed)
             for tree, outcome in zip(trees, summary.trees):
                 self._finish_tree(tree, outcome, jobs, summary)
-            self.operator_mail(summary)
-            if send if send is not None else self.cfg.mail.send:
-                report = self.outbox.send(self.cfg.mail, retry_failed=retry_failed)
-                summary.sent, summary.send_failed = report.sent, report.failed
-                if report.failed:  # SMTP down or refusing us: the operator's mail waits for the next send
-                    server = f"sending mail through {self.cfg.mail.smtp_host}:{self.cfg.mail.smtp_port}"
-                    summary.failures += [RunFailure(server, error, private=True)
-                                         for error in dict.fromkeys(f.error for f in report.failed)]
-                    self.operator_mail(summary)
+            sending = send if send is not None else self.cfg.mail.send
+            if sending:
+                self._send(summary, retry_failed)
+            # after the send: one mail per run names every fault, SMTP's too
+            if self.operator_mail(summary) and sending and not summary.send_failed:
+                self._send(summary, False)
         return summary
+
+    def _send(self, summary: RunSummary, retry_failed: bool) -> None:
+        """The outbox sent; SMTP down or refusing us is the operator's fault (its mail then waits
+        for the next send)."""
+        report = self.outbox.send(self.cfg.mail, retry_failed=retry_failed)
+        summary.sent += report.sent
+        summary.send_failed += report.failed
+        if report.failed:
+            server = f"sending mail through {self.cfg.mail.smtp_host}:{self.cfg.mail.smtp_port}"
+            summary.failures += [RunFailure(server, error, private=True)
+                                 for error in dict.fromkeys(f.error for f in report.failed)]
 
     def _audit_phase(self, tree: Tree, jobs: tuple[str, ...], summary: RunSummary, retry_failed: bool) -> TreeOutcome:
         """One tree fetched and audited (its notices queued). A tree that fails is recorded with its
@@ -379,13 +387,14 @@ class Runner:
 
     # -- the operator ----------------------------------------------------------------------
 
-    def operator_mail(self, summary: RunSummary) -> None:
+    def operator_mail(self, summary: RunSummary) -> bool:
         """The run's faults of the operator's (a tree that cannot be fetched or read, the inbox
-        server, a census source, SMTP) in one mail to the operator alone, each once a week."""
+        server, a census source, SMTP) in one mail to the operator alone, each once a week.
+        Whether a mail was drafted."""
         todo = [(f, _fault_key(self.week(), f)) for f in dict.fromkeys(summary.failures) if f.private]
         todo = [(f, k) for f, k in todo if not self.outbox.is_mailed(k)]
         if not todo:
-            return
+            return False
         problems = [f for f, _ in todo]
         body = render(self.env, "operator.txt.j2", day=str(self.today), problems=problems,
                       config=self.cfg.path, state_dir=str(self.state.state_dir))
@@ -399,6 +408,8 @@ class Runner:
             raise
         except Exception as e:  # noqa: BLE001 - the faults are in the run's output and recorded
             summary.failures.append(RunFailure("mail to the operator", describe(e)))
+            return False
+        return True
 
     # -- the inbox ------------------------------------------------------------------------
 
@@ -409,9 +420,11 @@ class Runner:
         seen = self.state.seen_messages()
         if retry_failed:
             seen -= {f.key for f in self.failures() if f.kind in ("message", SKIPPED, CHECK_FAILURE)}
+        msgs = self._without_msgid(msgs, seen, summary)
         new = [m for m in msgs if _msgid(m) and key_part(_msgid(m)) not in seen]
         if not new:
             return
+        msgs = self._refuse_hostile(msgs, new, summary)
         new_ids = {_msgid(m) for m in new}
         heads = self._inbox_heads()
         checks = self._check_target(summary)
@@ -430,6 +443,39 @@ class Runner:
                             self.state.record_failure("message", key_part(_msgid(m)), reason, self.today)
                     summary.failures.append(RunFailure(f"thread <{root[:200]}>", reason))
         self.state.mark_seen([key_part(_msgid(m)) for m in new])
+
+    def _without_msgid(self, msgs: list, seen: set, summary: RunSummary) -> list:
+        """``msgs``, a patch mail without a Message-ID (plain ``git format-patch`` output) given
+        the stand-in id ``review`` gives it; any other message without one is left out, a
+        recorded failure said once (under its stand-in key), never a silent loss."""
+        from ..mail.b4wrap import header_text, local_key, stand_in_msgid
+        keep = []
+        for m in msgs:
+            if stand_in_msgid(m):
+                keep.append(m)
+                continue
+            key = key_part(local_key(m))
+            if key in seen:
+                continue
+            why = "no Message-ID and no patch: not reviewed"
+            self.state.record_failure("message", key, why, self.today)
+            summary.failures.append(RunFailure(f"message {header_text(m, 'Subject')[:80] or '(no subject)'!r}", why))
+            self.state.mark_seen([key])
+        return keep
+
+    def _refuse_hostile(self, msgs: list, new: list, summary: RunSummary) -> list:
+        """``msgs`` without those b4 must not read (b4wrap.hostile_line); each new one of them
+        is a recorded failure, said in the run, and the others are still reviewed."""
+        from ..mail.b4wrap import hostile_line
+        keep = []
+        for m in msgs:
+            why = hostile_line(m)
+            if not why:
+                keep.append(m)
+            elif any(m is n for n in new):
+                self.state.record_failure("message", key_part(_msgid(m)), why, self.today)
+                summary.failures.append(RunFailure(f"message <{_msgid(m)[:200]}>", why))
+        return keep
 
     def _inbox_messages(self, summary: RunSummary) -> list:
         """The inbox's messages: the Maildir's and the query's (a server that fails is the operator's)."""

@@ -16,6 +16,7 @@ from pathlib import Path
 import pygit2
 
 from .. import scratch
+from .gitrepo import objects_dir
 
 
 
@@ -46,7 +47,7 @@ class ScratchRepo:
         self.origin = repo
         self.path = scratch.make("apply", parent_dir)
         self.repo = pygit2.init_repository(str(self.path), bare=True)
-        objects = (Path(repo.path) / "objects").resolve()
+        objects = objects_dir(repo)
         # for a scratch repository that borrows this one (a forked child's): its alternate follows it
         (self.path / "objects" / "info" / "alternates").write_text(str(objects) + "\n")
         # its own objects are thrown away on close: stored at zlib's fastest level, not synced

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pygit2
 
@@ -61,6 +62,20 @@ def tree_path(repo: pygit2.Repository, path: str, cwd: str | os.PathLike | None 
 
 def _inside(path: str, top: str) -> bool:
     return path == top or path.startswith(top.rstrip(os.sep) + os.sep)
+
+
+def objects_dir(repo: pygit2.Repository) -> Path:
+    """The directory holding ``repo``'s objects. A linked worktree's git directory
+    (``.git/worktrees/NAME``, pygit2's ``repo.path``) has none of its own: its ``commondir``
+    file names the main git directory (relative to the worktree's), as git reads it."""
+    git_dir = Path(repo.path)
+    try:
+        common = (git_dir / "commondir").read_text().strip()
+    except (FileNotFoundError, NotADirectoryError):
+        common = ""
+    except (OSError, UnicodeDecodeError) as e:
+        raise InputError(f"{git_dir / 'commondir'}: cannot read: {e}") from None
+    return ((git_dir / common) if common else git_dir).resolve() / "objects"
 
 
 def resolve(repo: pygit2.Repository, rev: str) -> pygit2.Commit:

@@ -31,6 +31,11 @@ B4_VERSION = "0.16.0"
 DEFAULT_INBOX = "https://lore.kernel.org/all"
 _DIFF_START = re.compile(r"^diff --git ", re.M)
 _SIG = re.compile(r"^-- ?$", re.M)
+# RFC 5322 caps a line at 998 characters. b4 reads every line of a message's text part (the diff's
+# too) for "Name: value" trailers, with regular expressions whose time grows with the cube of a
+# long line's length: a longer line shaped like a trailer is hostile input, refused before b4 sees it
+MAX_TRAILER_LINE = 998
+_TRAILER_SHAPED = re.compile(r"\s*\w\S+:\s+\S")  # b4's find_trailers test, anchored: linear time
 # "Name-Like: value" lines of a commit message (b4 reads a patch's own trailers only for replies)
 _TRAILER = re.compile(r"^([A-Za-z][\w-]*-by|Fixes|Link|Cc):[ \t]*(\S.*?)[ \t]*$", re.M)
 
@@ -190,6 +195,10 @@ def series_from_messages(msgs: list[email.message.EmailMessage], state_dir=None,
         if not msgid:
             ignored.append(f"{header_text(msg, 'Subject')[:60] or '(no subject)'}: no Message-ID")
             continue
+        hostile = hostile_line(msg)
+        if hostile:
+            ignored.append(f"{msgid[:80]}: {hostile}")
+            continue
         size = message_size(msg)
         if max_message_bytes and size > max_message_bytes:
             ignored.append(f"{msgid[:80]}: {size} bytes, over limits.max_message_bytes ({max_message_bytes})")
@@ -214,11 +223,37 @@ def series_from_messages(msgs: list[email.message.EmailMessage], state_dir=None,
         patches.append(_patch(b4, lmsg))
     cover = _patch(b4, lser.patches[0]) if lser.patches and lser.patches[0] is not None else None
     author = format_address(lser.fromname or "", lser.fromemail) if lser.fromemail else ""
-    base = lser.base_commit
-    if base is None and cover is not None:
-        m = re.search(r"^base-commit:\s*([0-9a-f]{7,40})\s*$", cover.commit_message, re.M)
-        base = m.group(1) if m else None
-    return Series(lser.revision, lser.subject or "", author, cover, patches, base, missing, ignored)
+    return Series(lser.revision, lser.subject or "", author, cover, patches, _base_commit(lser), missing, ignored)
+
+
+# a whole token of hex digits: b4's own parse takes "EAD" from "base-commit: HEAD~1"
+_BASE_COMMIT = re.compile(r"^base-commit:[ \t]*([0-9a-fA-F]{7,40})[ \t\r]*$", re.M)
+
+
+def _base_commit(lser) -> str | None:
+    """The series' ``base-commit:`` (git format-patch --base writes it), None when no mail of it
+    names one as a commit id."""
+    for lmsg in lser.patches:
+        m = _BASE_COMMIT.search(getattr(lmsg, "body", None) or "") if lmsg is not None else None
+        if m:
+            return m.group(1).lower()
+    return None
+
+
+def hostile_line(msg) -> str:
+    """Why b4 must not read ``msg``: a line it would read as a trailer longer than
+    MAX_TRAILER_LINE characters (b4 would take minutes over it); "" for a message it may read.
+    Diff lines that add or remove (+, -) are no trailers to b4: those may be as long as they are."""
+    import b4
+    try:
+        body, _charset = b4.LoreMessage.get_payload(msg)
+    except Exception:  # noqa: BLE001 - the list's bytes, decoded by b4; b4 will fail on it too
+        return ""
+    for number, line in enumerate((body or "").split("\n-- \n", 1)[0].split("\n"), 1):
+        if len(line) > MAX_TRAILER_LINE and _TRAILER_SHAPED.match(line.strip("\r")):
+            return (f"line {number} has {len(line)} characters and reads as a trailer "
+                    f"(over {MAX_TRAILER_LINE}, RFC 5322): refused as hostile input")
+    return ""
 
 
 LOCAL_MSGID_DOMAIN = "policybot.invalid"  # RFC 2606: no mail is ever delivered there
@@ -227,21 +262,33 @@ _PATCH_SUBJECT = re.compile(r"\[[^]]*PATCH", re.I)
 
 def _local_msgid(msg) -> str:
     """A Message-ID for a patch mail that has none (plain ``git format-patch`` output), set on
-    ``msg``: the same for the same mail on every run (a hash of its From, Date, Subject and body:
-    the commit message and diff), in LOCAL_MSGID_DOMAIN so that it is never taken for a
-    message of the list (is_local_msgid). "" for a message that is no patch mail."""
-    import hashlib
+    ``msg``: the same for the same mail on every run (local_key), in LOCAL_MSGID_DOMAIN so that
+    it is never taken for a message of the list (is_local_msgid). "" for a message that is no
+    patch mail."""
     subject = header_text(msg, "Subject")
     body = _body_bytes(msg)
     if not (_PATCH_SUBJECT.search(subject) or _DIFF_START.search(body.decode("utf-8", "replace"))):
         return ""
-    h = hashlib.sha256()
-    for part in (header_text(msg, "From"), header_text(msg, "Date"), subject):
-        h.update(part.encode("utf-8", "replace") + b"\0")
-    h.update(body)
-    msgid = f"format-patch.{h.hexdigest()[:32]}@{LOCAL_MSGID_DOMAIN}"
+    msgid = local_key(msg)
     msg["Message-ID"] = f"<{msgid}>"
     return msgid
+
+
+def local_key(msg) -> str:
+    """The stand-in id of a message without a Message-ID, patch or not: the same for the same
+    mail on every run (a hash of its From, Date, Subject and body: the commit message and diff)."""
+    import hashlib
+    h = hashlib.sha256()
+    for part in (header_text(msg, "From"), header_text(msg, "Date"), header_text(msg, "Subject")):
+        h.update(part.encode("utf-8", "replace") + b"\0")
+    h.update(_body_bytes(msg))
+    return f"format-patch.{h.hexdigest()[:32]}@{LOCAL_MSGID_DOMAIN}"
+
+
+def stand_in_msgid(msg) -> str:
+    """``msg``'s Message-ID; for a patch mail without one the stand-in ``review`` gives it (set
+    on ``msg``); "" for any other message without one."""
+    return header_text(msg, "Message-ID").strip().strip("<>") or _local_msgid(msg)
 
 
 def _body_bytes(msg) -> bytes:
