@@ -197,6 +197,24 @@ def test_a_tree_with_a_mistyped_branch_mails_the_operator_alone(tmp_path, capsys
     assert rc == 2 and len(outbox(w.state_dir)) == 2, out  # the same fault, the same week: not again
 
 
+def test_a_tree_that_cannot_be_read_without_a_remote_mails_the_operator_alone(tmp_path, capsys):
+    """A tree read from a local repository (no remote) whose branch does not resolve ends in
+    error before any audit: no report of it to the list (an empty week would say nothing of the
+    fault, a report of it would make it public), one mail to mail.operator."""
+    up = Upstream(tmp_path / "upstream.git")
+    config, state_dir = run_config(tmp_path, up.path, [{"name": "local", "repo": str(up.path), "branch": "mastr"},
+                                                       {"name": "bpf-next"}])
+    head, *trees = config.read_text().split("[[trees]]\n")
+    trees = ["".join(ln for ln in t.splitlines(True) if not ln.startswith("remote = ")) if 'name = "local"' in t
+             else t for t in trees]  # the local tree reads its repository as it is
+    config.write_text("[[trees]]\n".join([head, *trees]))
+    rc, out, err = run(capsys, config, W02)
+    assert rc == 2, (out, err)
+    mails = outbox(state_dir)
+    assert set(mails) == {report_subject("2024-W02", "bpf-next"), "[policybot] 1 problem in the run of 2024-01-08"}, out
+    assert "tree local" in body(mails["[policybot] 1 problem in the run of 2024-01-08"])
+
+
 def test_inbox_mail_without_a_message_id(tmp_path, capsys):
     """Plain `git format-patch` output saved into the inbox (no Message-ID): reviewed under the
     stand-in id review gives it, the reply to its author only. Binary junk without one: a failure
