@@ -9,12 +9,11 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
 from pathlib import Path
 
 import pytest
 
-from kit.bpf import SOURCES, compile_bpf, extern_symbols, flavorless
+from kit.bpf import SOURCES, build_deb, compile_bpf, extern_symbols, flavorless
 from kit.measure import run_policybot
 from policybot.cli import main
 from policybot.usage.csource import ksym_externs, references, wrappers
@@ -129,20 +128,6 @@ def test_an_object_and_the_same_object_embedded_in_a_host(tmp_path, capsys, kfun
         rows = [u for v in kept(capsys).values() for u in v["uses"] if u["source"] == f"path:{source}"]
         assert {(u["kfunc"], u["strength"] == "weak") for u in rows} == expected
         assert {u["user"] for u in rows} == {user} and {u["location"] for u in rows} == {location}
-
-
-def build_deb(root: Path, name: str, version: str, files: dict[str, bytes]) -> Path:
-    """A real package, built with dpkg-deb."""
-    pkg = root / f"{name}-pkg"
-    (pkg / "DEBIAN").mkdir(parents=True)
-    (pkg / "DEBIAN" / "control").write_text(f"Package: {name}\nVersion: {version}\nArchitecture: amd64\n"
-                                            f"Maintainer: Test <t@example.org>\nDescription: test\n")
-    for path, data in files.items():
-        (pkg / path).parent.mkdir(parents=True, exist_ok=True)
-        (pkg / path).write_bytes(data)
-    out = root / f"{name}_{version}_amd64.deb"
-    subprocess.run(["dpkg-deb", "--build", "-Zxz", str(pkg), str(out)], check=True, capture_output=True)
-    return out
 
 
 def test_a_debian_package_is_read_without_installing(tmp_path, capsys, kfunc_user_object):

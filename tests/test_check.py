@@ -15,7 +15,7 @@ import pytest
 
 from policybot.cli import main
 from policybot.gitbuild import HistoryBuilder
-from kit.bpf import SOURCES, compile_bpf, line_of
+from kit.bpf import SOURCES, build_deb, compile_bpf, line_of
 from kit.sarif import validate
 from kit.trees import BTF_H, MANIFEST, kernel
 
@@ -466,8 +466,7 @@ def test_objects_inside_a_program_and_a_package(capsys, tree, objs, tmp_path):
     host_bytes = Path("/bin/true").read_bytes()
     gone, guarded = objs["needs_gone"].read_bytes(), objs["guarded"].read_bytes()
     pad = b"\0" * (-len(host_bytes) % 8)
-    program = tmp_path / "pkg" / "usr" / "sbin" / "prog"
-    program.parent.mkdir(parents=True)
+    program = tmp_path / "prog"
     program.write_bytes(host_bytes + pad + gone + guarded)
     at_gone, at_guarded = len(host_bytes) + len(pad), len(host_bytes) + len(pad) + len(gone)
     rc, out, _ = run(capsys, "check", str(program), "--repo", tree, "--rev", "v6.2", "--format", "json",
@@ -476,12 +475,7 @@ def test_objects_inside_a_program_and_a_package(capsys, tree, objs, tmp_path):
     assert [(d["object"], d["loads"]) for d in lines] == [(f"{program}@{at_gone:#x}", False),
                                                           (f"{program}@{at_guarded:#x}", True)]
     assert by_name(lines[0])["bpf_gone"]["status"] == "missing"
-    (tmp_path / "pkg" / "DEBIAN").mkdir()
-    (tmp_path / "pkg" / "DEBIAN" / "control").write_text(
-        "Package: prog\nVersion: 1.0\nArchitecture: all\nMaintainer: t <t@example.org>\nDescription: t\n")
-    deb = tmp_path / "prog_1.0_all.deb"
-    subprocess.run(["dpkg-deb", "--root-owner-group", "-Zxz", "--build", str(tmp_path / "pkg"), str(deb)],
-                   check=True, capture_output=True)
+    deb = build_deb(tmp_path, "prog", "1.0", {"usr/sbin/prog": program.read_bytes()})
     rc, out, _ = run(capsys, "check", str(deb), "--repo", tree, "--rev", "v6.2", "--format", "json",
                      "--fail-on", "never")
     assert [json.loads(line)["object"] for line in out.splitlines()] == [

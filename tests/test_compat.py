@@ -12,7 +12,6 @@ bpf_kind take a pointer where it took a u64 (no wrapper either), and leaves bpf_
 import dataclasses
 import json
 import re
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -23,7 +22,7 @@ from policybot.model.check import Target, TargetKfunc
 from policybot.model.compat import CompatHeader, CParam, Entry, EntryKind, Promise, Variant
 from policybot.policy.compat import self_check
 from policybot.render.compat import dead_lines
-from kit.bpf import compile_bpf, flavorless, undefined_symbols
+from kit.bpf import build_deb, compile_bpf, flavorless, undefined_symbols
 from kit.trees import BTF_H, kernel
 
 BASE = {"bpf_old_name": "int|struct task_struct *p", "bpf_width": "int|u32 x",
@@ -283,15 +282,9 @@ def test_kfuncs_reads_objects_as_check_does_inside_a_program_and_a_package(capsy
                    "\treturn bpf_old_name((void *)ctx[0]);\n}\n")
     obj = compile_bpf(src, tmp_path / "old.bpf.o").read_bytes()
     host = Path("/bin/true").read_bytes()
-    program = tmp_path / "pkg" / "usr" / "sbin" / "prog"
-    program.parent.mkdir(parents=True)
+    program = tmp_path / "prog"
     program.write_bytes(host + b"\0" * (-len(host) % 8) + obj)  # a skeleton's object, after the host's bytes
-    (tmp_path / "pkg" / "DEBIAN").mkdir()
-    (tmp_path / "pkg" / "DEBIAN" / "control").write_text(
-        "Package: prog\nVersion: 1.0\nArchitecture: all\nMaintainer: t <t@example.org>\nDescription: t\n")
-    deb = tmp_path / "prog_1.0_all.deb"
-    subprocess.run(["dpkg-deb", "--root-owner-group", "-Zxz", "--build", str(tmp_path / "pkg"), str(deb)],
-                   check=True, capture_output=True)
+    deb = build_deb(tmp_path, "prog", "1.0", {"usr/sbin/prog": program.read_bytes()})
     for given in (program, deb):
         rc, header, err = compat(capsys, tree, tmp_path, "--kfuncs", str(given))
         assert (rc, err) == (0, ""), given

@@ -21,7 +21,8 @@ tests/conftest.py, built from the helpers here.
             (Upstream), the operator's mirror, config and state (Bot), the Mondays, a
             patch mail for the inbox job
   crash     WRAPPER: a policybot process killed with SIGKILL at an exact point
-  bpf       compiling the BPF programs of tests/bpf/ with clang; a line of their sources;
+  bpf       compiling the BPF programs of tests/bpf/ with clang; a line of their sources; a
+            Debian package holding programs (build_deb);
             libbpf's flavor rule and readelf's symbols, without policybot
   sarif     SARIF checked against the OASIS 2.1.0 schema a PyPI package ships (validate)
   btf       Debian's compiled kernels (scripts/kernel-binaries), read with bpftool

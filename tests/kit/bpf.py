@@ -88,3 +88,18 @@ def cut_objects(data: bytes) -> list[bytes]:
         else:
             pos = data.find(b"\x7fELF", pos + 1)
     return out
+
+
+def build_deb(root: Path, name: str, version: str, files: dict[str, bytes]) -> Path:
+    """A real package holding ``files`` (path in the package -> bytes), built with dpkg-deb."""
+    pkg = root / f"{name}-pkg"
+    (pkg / "DEBIAN").mkdir(parents=True)
+    (pkg / "DEBIAN" / "control").write_text(f"Package: {name}\nVersion: {version}\nArchitecture: amd64\n"
+                                            f"Maintainer: Test <t@example.org>\nDescription: test\n")
+    for path, data in files.items():
+        (pkg / path).parent.mkdir(parents=True, exist_ok=True)
+        (pkg / path).write_bytes(data)
+    out = root / f"{name}_{version}_amd64.deb"
+    subprocess.run(["dpkg-deb", "--root-owner-group", "--build", "-Zxz", str(pkg), str(out)], check=True,
+                   capture_output=True)
+    return out
