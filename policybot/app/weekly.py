@@ -214,10 +214,9 @@ class Runner:
         try:
             repo = open_repo(tree.repo)
             if tree.remote and ask_remote:
-                heads = repo.remotes.create_anonymous(tree.remote).list_heads()
-                found = [str(h.oid) for h in heads if h.name == f"refs/heads/{tree.branch}"]
-                if found:
-                    return found[0]
+                head = remote_branches(repo, tree.remote).get(tree.branch)
+                if head:
+                    return head
             return str(resolve(repo, self.head_ref(tree)).id)
         except Exception:  # noqa: BLE001 - no head to name is an answer here
             return None
